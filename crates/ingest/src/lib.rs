@@ -1,0 +1,2 @@
+//! Thin async drivers around the telemetry decoders.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Deterministic traffic generator (see the crate description).
+#![forbid(unsafe_code)]
