@@ -9,7 +9,9 @@
 
 pub mod packet;
 pub mod record;
+pub mod spread;
 pub mod stats;
+pub mod summary;
 
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
