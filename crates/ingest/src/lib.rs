@@ -1,2 +1,13 @@
-//! Thin async drivers around the telemetry decoders.
+//! Thin async drivers around the telemetry decoders: UDP collectors for sFlow, NetFlow and IPFIX,
+//! live packet capture from an interface, and pcap streams from any reader (standard input).
+//!
+//! Drivers own the sockets, the clock and the tasks; all protocol logic stays in
+//! `rampart-telemetry`, so what runs here is I/O and bookkeeping only.
+
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "live-capture")]
+pub mod live;
+pub mod udp;
+
+pub use udp::{CollectorKind, DatagramDecoder, UdpCollector, UdpCollectorReport};

@@ -1,0 +1,295 @@
+//! UDP collectors: one socket per protocol, datagrams decoded as they arrive, record batches
+//! handed to the consumer over a bounded channel.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rampart_telemetry::{Exporter, ExporterStats, TrafficRecord, UnixNanos};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+/// A sans-IO decoder for one export protocol, as the UDP driver sees it.
+pub trait DatagramDecoder: Send + 'static {
+    /// Decodes one datagram from `from` received at `received`, appending records to `out`.
+    fn decode(&mut self, from: IpAddr, datagram: &[u8], received: UnixNanos, out: &mut Vec<TrafficRecord>);
+    /// Per-exporter statistics so far.
+    fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)>;
+}
+
+/// Which protocol a collector speaks (for messages, statistics and default ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectorKind {
+    Sflow,
+    Netflow,
+    Ipfix,
+}
+
+impl CollectorKind {
+    pub fn default_port(self) -> u16 {
+        match self {
+            CollectorKind::Sflow => 6343,
+            CollectorKind::Netflow => 2055,
+            CollectorKind::Ipfix => 4739,
+        }
+    }
+}
+
+impl fmt::Display for CollectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CollectorKind::Sflow => "sFlow",
+            CollectorKind::Netflow => "NetFlow",
+            CollectorKind::Ipfix => "IPFIX",
+        })
+    }
+}
+
+/// Errors opening a collector socket, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another process already listens on the address.
+    #[error(
+        "cannot listen for {kind} on {addr}: the address is already in use (is another collector running? choose another address)"
+    )]
+    InUse { kind: CollectorKind, addr: SocketAddr },
+    /// Ports below 1024 need root or CAP_NET_BIND_SERVICE.
+    #[error(
+        "cannot listen for {kind} on {addr}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    )]
+    Permission { kind: CollectorKind, addr: SocketAddr },
+    /// Any other socket error.
+    #[error("cannot listen for {kind} on {addr}: {source}")]
+    Other { kind: CollectorKind, addr: SocketAddr, source: io::Error },
+}
+
+/// What a collector saw, returned when it stops.
+#[derive(Debug, Clone)]
+pub struct UdpCollectorReport {
+    pub kind: CollectorKind,
+    pub local_addr: SocketAddr,
+    pub exporters: Vec<(Exporter, ExporterStats)>,
+    /// Datagrams the kernel dropped on this socket because the receive buffer was full
+    /// (`/proc/net/udp` drops column), where the OS reports it.
+    pub socket_drops: Option<u64>,
+    /// Effective receive buffer size in bytes.
+    pub receive_buffer: usize,
+}
+
+/// A bound UDP collector, ready to run.
+pub struct UdpCollector {
+    kind: CollectorKind,
+    socket: UdpSocket,
+    decoder: Box<dyn DatagramDecoder>,
+    receive_buffer: usize,
+}
+
+impl fmt::Debug for UdpCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpCollector").field("kind", &self.kind).field("socket", &self.socket).finish()
+    }
+}
+
+/// Receive buffer asked for: bursts of export datagrams (a router flushing its cache) must not
+/// overflow while the collector is busy. The kernel caps it at net.core.rmem_max.
+pub const DEFAULT_RECEIVE_BUFFER: usize = 32 << 20;
+
+/// Largest UDP payload; every export datagram fits.
+const MAX_DATAGRAM: usize = 65_535;
+
+impl UdpCollector {
+    /// Binds `addr` (must be called inside a Tokio runtime).
+    pub fn bind(
+        kind: CollectorKind,
+        addr: SocketAddr,
+        decoder: Box<dyn DatagramDecoder>,
+        receive_buffer: usize,
+    ) -> Result<Self, BindError> {
+        let other = |source: io::Error| match source.kind() {
+            io::ErrorKind::AddrInUse => BindError::InUse { kind, addr },
+            io::ErrorKind::PermissionDenied => BindError::Permission { kind, addr },
+            _ => BindError::Other { kind, addr, source },
+        };
+        let socket =
+            Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(other)?;
+        if addr.is_ipv6() {
+            // Accept IPv4-mapped exporters on an IPv6 wildcard, as operators expect from `[::]`.
+            let _ = socket.set_only_v6(false);
+        }
+        // Best effort: a smaller buffer still works, the report shows what we got.
+        let _ = socket.set_recv_buffer_size(receive_buffer);
+        socket.set_nonblocking(true).map_err(other)?;
+        socket.bind(&addr.into()).map_err(other)?;
+        let receive_buffer = socket.recv_buffer_size().unwrap_or(0);
+        let socket = UdpSocket::from_std(socket.into()).map_err(other)?;
+        Ok(Self { kind, socket, decoder, receive_buffer })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    pub fn kind(&self) -> CollectorKind {
+        self.kind
+    }
+
+    /// Receives and decodes until `stop` turns true, sending each non-empty batch of records to
+    /// `sink`. If the consumer is gone, the collector stops.
+    pub async fn run(
+        mut self,
+        sink: mpsc::Sender<Vec<TrafficRecord>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> io::Result<UdpCollectorReport> {
+        let local_addr = self.socket.local_addr()?;
+        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        let mut batch: Vec<TrafficRecord> = Vec::with_capacity(1024);
+        'outer: loop {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+                ready = self.socket.readable() => {
+                    ready?;
+                    // Drain everything queued before yielding: one wakeup, many datagrams.
+                    let received = now();
+                    for _ in 0..4096 {
+                        match self.socket.try_recv_from(&mut buffer) {
+                            Ok((len, from)) => {
+                                let from = canonical(from.ip());
+                                self.decoder.decode(from, &buffer[..len], received, &mut batch);
+                            }
+                            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                            // ICMP errors reported on UDP sockets are not ours to act on.
+                            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => continue,
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    if !batch.is_empty() {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(1024));
+                        if sink.send(full).await.is_err() {
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(UdpCollectorReport {
+            kind: self.kind,
+            local_addr,
+            exporters: self.decoder.exporter_stats(),
+            socket_drops: socket_drops(local_addr),
+            receive_buffer: self.receive_buffer,
+        })
+    }
+}
+
+fn now() -> UnixNanos {
+    UnixNanos(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
+}
+
+/// IPv4 exporters arriving on a dual-stack socket show up as `::ffff:a.b.c.d`; name them as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Kernel drops for the UDP socket bound to `local`, from /proc/net/udp{,6} (Linux only).
+pub fn socket_drops(local: SocketAddr) -> Option<u64> {
+    let files: &[&str] = if local.is_ipv4() { &["/proc/net/udp"] } else { &["/proc/net/udp6"] };
+    let port = format!("{:04X}", local.port());
+    let mut found = None;
+    for file in files {
+        let Ok(table) = std::fs::read_to_string(file) else { continue };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            let (Some(local_field), Some(drops)) = (fields.get(1), fields.get(12)) else { continue };
+            if local_field.rsplit(':').next() == Some(port.as_str())
+                && let Ok(drops) = drops.parse::<u64>()
+            {
+                *found.get_or_insert(0) += drops;
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts datagrams and echoes one record per datagram whose first byte is the packet count.
+    struct EchoDecoder {
+        stats: ExporterStats,
+    }
+
+    impl DatagramDecoder for EchoDecoder {
+        fn decode(
+            &mut self,
+            from: IpAddr,
+            datagram: &[u8],
+            received: UnixNanos,
+            out: &mut Vec<TrafficRecord>,
+        ) {
+            self.stats.datagrams += 1;
+            self.stats.records += 1;
+            out.push(TrafficRecord {
+                start: received,
+                end: received,
+                src: from,
+                packets: u64::from(datagram.first().copied().unwrap_or(0)),
+                ..TrafficRecord::EMPTY
+            });
+        }
+
+        fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)> {
+            vec![(Exporter::CAPTURE, self.stats.clone())]
+        }
+    }
+
+    #[tokio::test]
+    async fn receives_decodes_and_reports() {
+        let decoder = Box::new(EchoDecoder { stats: ExporterStats::default() });
+        let collector =
+            UdpCollector::bind(CollectorKind::Netflow, "127.0.0.1:0".parse().unwrap(), decoder, 1 << 20)
+                .unwrap();
+        let addr = collector.local_addr().unwrap();
+        let (sink, mut records) = mpsc::channel(64);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(collector.run(sink, stop_rx));
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for count in 1..=10u8 {
+            sender.send_to(&[count], addr).unwrap();
+        }
+        let mut packets = 0;
+        while packets < 55 {
+            for record in records.recv().await.unwrap() {
+                assert_eq!(record.src, IpAddr::from([127, 0, 0, 1]));
+                packets += record.packets;
+            }
+        }
+        stop_tx.send(true).unwrap();
+        let report = task.await.unwrap().unwrap();
+        assert_eq!(report.exporters[0].1.datagrams, 10);
+        assert_eq!(report.socket_drops, Some(0));
+        assert!(report.receive_buffer > 0);
+    }
+
+    #[tokio::test]
+    async fn busy_port_is_named() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let decoder = Box::new(EchoDecoder { stats: ExporterStats::default() });
+        let error = UdpCollector::bind(CollectorKind::Sflow, addr, decoder, 1 << 20).unwrap_err();
+        assert!(matches!(error, BindError::InUse { .. }));
+        assert!(error.to_string().contains(&addr.to_string()), "{error}");
+    }
+}
