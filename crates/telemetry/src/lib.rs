@@ -9,6 +9,7 @@
 
 pub mod packet;
 pub mod record;
+pub mod sflow;
 pub mod stats;
 
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
