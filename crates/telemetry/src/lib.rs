@@ -10,7 +10,9 @@
 pub mod packet;
 pub mod record;
 pub mod sflow;
+pub mod spread;
 pub mod stats;
+pub mod summary;
 
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
