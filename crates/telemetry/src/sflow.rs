@@ -19,6 +19,10 @@ use crate::packet::{self, PacketError};
 use crate::record::{Exporter, Fragment, LinkType, RecordSource, TrafficRecord, UnixNanos};
 use crate::stats::ExporterStats;
 
+/// Maps keyed by wire values; foldhash is fast and randomly seeded per process, and the limits
+/// bound every map's size anyway.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The only datagram version this decoder accepts.
 const SFLOW_VERSION: u32 = 5;
 
@@ -239,11 +243,11 @@ struct SourceState {
 #[derive(Debug, Default)]
 struct AgentTracking {
     sequence: Option<SequenceState>,
-    sources: HashMap<u64, SourceState>,
+    sources: Map<u64, SourceState>,
     /// Set once the agent was seen restarting: sources first seen afterwards count their drops
     /// from zero instead of taking their first value as a baseline.
     restarted: bool,
-    interfaces: HashMap<u32, InterfaceCounters>,
+    interfaces: Map<u32, InterfaceCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -257,7 +261,7 @@ struct AgentState {
 #[derive(Debug)]
 pub struct SflowDecoder {
     limits: SflowLimits,
-    agents: HashMap<Exporter, AgentState>,
+    agents: Map<Exporter, AgentState>,
     unattributed: ExporterStats,
     rejections: CapacityRejections,
     interface_total: usize,
@@ -273,7 +277,7 @@ impl SflowDecoder {
     pub fn new(limits: SflowLimits) -> Self {
         Self {
             limits,
-            agents: HashMap::new(),
+            agents: Map::default(),
             unattributed: ExporterStats::default(),
             rejections: CapacityRejections::default(),
             interface_total: 0,
@@ -1083,6 +1087,141 @@ mod tests {
         assert_eq!(out[1].bytes, 1500);
     }
 
+    /// A raw packet header record (format 1): protocol, frame_length, stripped, header padded to 4.
+    fn raw_header(protocol: u32, frame_length: u32, stripped: u32, header: &[u8]) -> Vec<u8> {
+        let mut body = be(&[protocol, frame_length, stripped, header.len() as u32]);
+        body.extend_from_slice(header);
+        body.resize(body.len().next_multiple_of(4), 0);
+        framed(FLOW_RAW_HEADER, &body)
+    }
+
+    /// IPv4 header (total length `total_len`, TTL 61) + TCP header (51000 -> 80, SYN|ACK).
+    fn ipv4_tcp(total_len: u16) -> Vec<u8> {
+        let [hi, lo] = total_len.to_be_bytes();
+        let mut ip = vec![0x45, 0, hi, lo, 0x12, 0x34, 0x40, 0, 61, 6, 0, 0, 203, 0, 113, 5, 192, 0, 2, 80];
+        ip.extend([0xc7, 0x38, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x12, 0xff, 0xff, 0, 0, 0, 0]);
+        ip
+    }
+
+    fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb];
+        frame.extend(ethertype.to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn raw_ethernet_header_uses_the_ip_length_not_the_frame_length() {
+        // A 1518-byte frame (FCS included, stripped 4) truncated to 64 bytes of header.
+        let mut frame = ethernet(0x0800, &ipv4_tcp(1500));
+        frame.resize(64, 0xab);
+        let raw = raw_header(HEADER_ETHERNET, 1518, 4, &frame);
+        let bytes = datagram(1, &[flow_sample(1, 7, 2048, 0, 7, 9, &[raw])]);
+        let (out, summary) = decode_one(&mut SflowDecoder::default(), &bytes);
+        assert_eq!(summary.errors, 0);
+        let expected = TrafficRecord {
+            start: NOW,
+            end: NOW,
+            src: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80)),
+            protocol: 6,
+            src_port: Some(51000),
+            dst_port: Some(80),
+            tcp_flags: 0x12,
+            icmp: None,
+            fragment: Fragment::None,
+            packets: 1,
+            bytes: 1500,
+            sampling_rate: 2048,
+            ttl: Some(61),
+            packet_len: Some(1500),
+            exporter: Exporter { addr: Some(IpAddr::V4(AGENT)), sub_id: 3 },
+            input_if: Some(7),
+            output_if: Some(9),
+            source: RecordSource::Sflow,
+        };
+        assert_eq!(out, vec![expected]);
+    }
+
+    #[test]
+    fn raw_ethernet_header_with_vlan_tag() {
+        let mut tagged = vec![0x00, 0x64, 0x08, 0x00]; // VLAN 100, then IPv4
+        tagged.extend(ipv4_tcp(40));
+        let raw = raw_header(HEADER_ETHERNET, 62, 4, &ethernet(0x8100, &tagged));
+        let bytes = datagram(1, &[flow_sample(1, 7, 1, 0, 7, 9, &[raw])]);
+        let (out, summary) = decode_one(&mut SflowDecoder::default(), &bytes);
+        assert_eq!(summary.errors, 0);
+        assert_eq!((out[0].bytes, out[0].dst_port), (40, Some(80)));
+    }
+
+    #[test]
+    fn raw_ipv4_and_ipv6_headers() {
+        let raw_v4 = raw_header(HEADER_IPV4, 576, 0, &ipv4_tcp(576)[..34]);
+        // IPv6, payload length 1000, UDP 5353 -> 53, hop limit 7.
+        let mut v6 = vec![0x60, 0, 0, 0, 0x03, 0xe8, 17, 7];
+        v6.extend("2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend("2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend([0x14, 0xe9, 0, 53, 0x03, 0xe8, 0, 0]);
+        let raw_v6 = raw_header(HEADER_IPV6, 1040, 0, &v6);
+        let samples = [flow_sample(1, 7, 1, 0, 7, 9, &[raw_v4]), flow_sample(2, 7, 1, 0, 7, 9, &[raw_v6])];
+        let (out, summary) = decode_one(&mut SflowDecoder::default(), &datagram(1, &samples));
+        assert_eq!(summary.errors, 0);
+        assert_eq!((out[0].bytes, out[0].src_port, out[0].ttl), (576, Some(51000), Some(61)));
+        assert_eq!(
+            (out[1].protocol, out[1].bytes, out[1].dst_port, out[1].ttl),
+            (17, 1040, Some(53), Some(7))
+        );
+        assert_eq!(out[1].src, IpAddr::V6("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn raw_header_is_preferred_over_sampled_ip_and_padding_keeps_framing() {
+        // 54-byte header (padded to 56) before and after a sampled IPv4 record.
+        let frame = ethernet(0x0800, &ipv4_tcp(900));
+        assert_eq!(frame.len() % 4, 2);
+        let ip = sampled_ipv4(64, 17, [1; 4], [2; 4], (1, 2), 0);
+        let switch = framed(1001, &be(&[1, 0, 2, 0]));
+        let samples = [
+            flow_sample(1, 1, 1, 0, 1, 2, &[raw_header(1, 918, 4, &frame), ip.clone(), switch.clone()]),
+            flow_sample(2, 1, 1, 0, 1, 2, &[ip, switch, raw_header(1, 918, 4, &frame)]),
+        ];
+        let (out, summary) = decode_one(&mut SflowDecoder::default(), &datagram(1, &samples));
+        assert_eq!(summary.errors, 0);
+        assert_eq!(out.iter().map(|r| (r.bytes, r.protocol)).collect::<Vec<_>>(), [(900, 6), (900, 6)]);
+    }
+
+    #[test]
+    fn non_ip_raw_header_is_no_record_and_no_error() {
+        let arp = raw_header(HEADER_ETHERNET, 64, 4, &ethernet(0x0806, &[0; 28]));
+        let ip = sampled_ipv4(64, 17, [1; 4], [2; 4], (1, 2), 0);
+        let samples = [
+            flow_sample(1, 1, 1, 0, 1, 2, std::slice::from_ref(&arp)),
+            flow_sample(2, 1, 1, 0, 1, 2, &[arp, ip]),
+        ];
+        let (out, summary) = decode_one(&mut SflowDecoder::default(), &datagram(1, &samples));
+        assert_eq!(summary.errors, 0);
+        assert_eq!(out.len(), 1, "the second sample falls back to its sampled IPv4 record");
+        assert_eq!(out[0].bytes, 64);
+    }
+
+    #[test]
+    fn malformed_raw_header_is_an_error_with_fallback() {
+        let mut bad = ipv4_tcp(100);
+        bad[0] = 0x35; // IP version 3
+        let raw = raw_header(HEADER_IPV4, 100, 0, &bad);
+        let ip = sampled_ipv4(64, 17, [1; 4], [2; 4], (1, 2), 0);
+        let samples = [
+            flow_sample(1, 1, 1, 0, 1, 2, std::slice::from_ref(&raw)),
+            flow_sample(2, 1, 1, 0, 1, 2, &[raw, ip]),
+        ];
+        let mut decoder = SflowDecoder::default();
+        let (out, summary) = decode_one(&mut decoder, &datagram(1, &samples));
+        assert_eq!(out.len(), 1);
+        assert_eq!(summary.errors, 2);
+        assert!(matches!(summary.first_error, Some(SflowError::Packet(_))));
+        assert_eq!(agent_stats(&decoder).decode_errors, 2);
+    }
+
     #[test]
     fn raw_header_with_unsupported_protocol_falls_back_to_sampled_ipv4() {
         // header_protocol 7 (PPP) is not decoded.
@@ -1416,6 +1555,14 @@ mod tests {
                     tcp_sample(3),
                 ],
             )
+        }
+
+        #[test]
+        fn valid_datagram_is_clean() {
+            let mut decoder = SflowDecoder::default();
+            let (out, summary) = decode_one(&mut decoder, &valid_datagram());
+            assert_eq!((out.len(), summary.samples, summary.errors), (3, 4, 0));
+            assert_eq!(decoder.interface_counters().count(), 1);
         }
 
         /// Offsets of every count and length field in `valid_datagram`.
