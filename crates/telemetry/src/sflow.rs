@@ -188,7 +188,8 @@ pub struct CapacityRejections {
     pub agent_datagrams: u64,
     /// Flow samples whose data source was not tracked (its `drops` are not accumulated).
     pub source_samples: u64,
-    /// Generic interface counter records not kept because `max_interface_counters` was reached.
+    /// Generic interface counter records not kept because `max_interface_counters` was reached
+    /// or their agent is not tracked.
     pub interface_counters: u64,
 }
 
@@ -244,9 +245,6 @@ struct SourceState {
 struct AgentTracking {
     sequence: Option<SequenceState>,
     sources: Map<u64, SourceState>,
-    /// Set once the agent was seen restarting: sources first seen afterwards count their drops
-    /// from zero instead of taking their first value as a baseline.
-    restarted: bool,
     interfaces: Map<u32, InterfaceCounters>,
 }
 
@@ -700,9 +698,8 @@ impl DatagramContext<'_> {
         let state = match tracking.sources.entry(header.source) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) if tracked < self.limits.max_sources_per_agent => {
-                // First sight: the counter's history is unknown unless the agent just restarted.
-                let baseline = if tracking.restarted { 0 } else { header.drops };
-                entry.insert(SourceState { last_sequence: header.sequence, last_drops: baseline })
+                // First sight: the counter's history is unknown, its value is only a baseline.
+                entry.insert(SourceState { last_sequence: header.sequence, last_drops: header.drops })
             }
             Entry::Vacant(_) => {
                 self.rejections.source_samples += 1;
@@ -736,7 +733,10 @@ impl DatagramContext<'_> {
     }
 
     fn store_interface_counters(&mut self, counters: InterfaceCounters) {
-        let Some(tracking) = self.tracking.as_deref_mut() else { return };
+        let Some(tracking) = self.tracking.as_deref_mut() else {
+            self.rejections.interface_counters += 1;
+            return;
+        };
         match tracking.interfaces.entry(counters.if_index) {
             Entry::Occupied(mut entry) => {
                 entry.insert(counters);
@@ -751,9 +751,9 @@ impl DatagramContext<'_> {
 }
 
 impl AgentTracking {
-    /// The agent restarted: its sequence numbers and sampler counters start over.
+    /// The agent restarted: the sequence numbers and `drops` counters of its known sources start
+    /// over from zero.
     fn restart(&mut self) {
-        self.restarted = true;
         for source in self.sources.values_mut() {
             *source = SourceState { last_sequence: 0, last_drops: 0 };
         }
@@ -1326,10 +1326,10 @@ mod tests {
         // A late sample is ignored; a counter reset counts from zero.
         decode_one(&mut decoder, &datagram(4, &[sample(1, 1, 50), sample(4, 2, 4)]));
         assert_eq!(agent_stats(&decoder).drops, 12);
-        // After an agent restart, counters count from zero again.
+        // After an agent restart, known counters count from zero again; new ones start a baseline.
         let restart = datagram_with(IpAddr::V4(AGENT), 3, 1, 1_000, &[sample(1, 1, 3), sample(1, 9, 2)]);
         decode_one(&mut decoder, &restart);
-        assert_eq!(agent_stats(&decoder).drops, 17);
+        assert_eq!(agent_stats(&decoder).drops, 15);
     }
 
     fn generic_counters(if_index: u32, in_octets: u64) -> Vec<u8> {
