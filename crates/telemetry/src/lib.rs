@@ -9,6 +9,7 @@
 
 pub mod packet;
 pub mod record;
+pub mod sflow;
 pub mod spread;
 pub mod stats;
 pub mod summary;
