@@ -7,9 +7,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod packet;
 pub mod record;
 pub mod stats;
 
+pub use capture::{
+    CaptureError, CaptureFormat, CaptureReader, CaptureSliceReader, CaptureStats, Frame, Interface,
+};
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
