@@ -14,7 +14,7 @@
 //!   obsolete Packet Blocks; every other block type is skipped.
 //!
 //! Hostile input: lengths are checked before use, no allocation is sized by a wire value beyond
-//! [`MAX_RECORD_LEN`], and a damaged stream ends with an error counted in [`CaptureStats`] after
+//! [`MAX_RECORD_LEN`] (the buffer grows only as data arrives), and a damaged stream ends with an error counted in [`CaptureStats`] after
 //! every frame before the damage was delivered. Input that ends inside a record (a file cut
 //! short, or still being written) ends the stream cleanly with [`CaptureStats::truncated`] set.
 
@@ -60,8 +60,6 @@ const OPT_IF_TSRESOL: u16 = 9;
 const OPT_IF_TSOFFSET: u16 = 14;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
-/// Largest buffer a [`CaptureReader`] will ever hold.
-const MAX_BUFFER_LEN: usize = MAX_RECORD_LEN + PCAP_RECORD_HEADER_LEN;
 
 /// Why a capture could not be opened or read further.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +153,7 @@ impl TimestampScale {
 
 /// One capture interface: the pcap file itself, or a pcapng Interface Description Block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interface {
+pub struct CaptureInterface {
     pub link: LinkType,
     /// Maximum captured bytes per packet; 0 means unlimited.
     pub snaplen: u32,
@@ -167,9 +165,9 @@ pub struct Interface {
     offset_nanos: i128,
 }
 
-impl Interface {
+impl CaptureInterface {
     fn new(link: LinkType, snaplen: u32, tsresol: u8, ts_offset_secs: i64) -> Self {
-        Interface {
+        CaptureInterface {
             link,
             snaplen,
             tsresol,
@@ -287,19 +285,22 @@ impl<R: Read> Source for ReadSource<R> {
         if self.end - self.pos >= need || self.eof {
             return Ok(());
         }
-        if self.pos.saturating_add(need) > self.buf.len() {
+        if self.pos > 0 && self.pos.saturating_add(need) > self.buf.len() {
             // Move the partial record to the front; frames handed out earlier are dead by now
             // (they borrow the reader, which this call borrows mutably).
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
             self.pos = 0;
-            if need > self.buf.len() {
-                // Callers cap `need` at MAX_BUFFER_LEN, so this is bounded.
-                let grown = need.max(self.buf.len().saturating_mul(2)).min(MAX_BUFFER_LEN).max(need);
-                self.buf.resize(grown, 0);
-            }
         }
         while self.end - self.pos < need {
+            if self.end == self.buf.len() {
+                // Grow only as data actually arrives, so a length field alone cannot make the
+                // reader allocate. Callers cap `need` at a record header plus
+                // MAX_RECORD_LEN.
+                let target = self.pos.saturating_add(need);
+                let grown = self.buf.len().saturating_mul(2).min(target).max(self.buf.len() + 1);
+                self.buf.resize(grown, 0);
+            }
             let Some(space) = self.buf.get_mut(self.end..) else { break };
             let room = space.len();
             match self.reader.read(space) {
@@ -398,7 +399,7 @@ struct Parser {
     pcap_frac_nanos: u64,
     pcap_max_caplen: u32,
     /// pcap: one synthesized entry; pcapng: the current section's IDBs.
-    interfaces: Vec<Interface>,
+    interfaces: Vec<CaptureInterface>,
     /// Simple Packet Blocks carry no timestamp: they inherit the previous frame's.
     last_time: UnixNanos,
     stats: CaptureStats,
@@ -432,6 +433,7 @@ impl Parser {
         let version_major = read_u16(header, 4, big_endian);
         let version_minor = read_u16(header, 6, big_endian);
         let snaplen = read_u32(header, 16, big_endian);
+        // thiszone (offset 8) is 0 in practice and ignored by libpcap; sigfigs (12) is unused.
         let link = pcap_link(read_u32(header, 20, big_endian));
         let tsresol = if nanos { 9 } else { 6 };
         src.consume(PCAP_FILE_HEADER_LEN);
@@ -442,7 +444,7 @@ impl Parser {
             big_endian,
             pcap_frac_nanos: if nanos { 1 } else { 1_000 },
             pcap_max_caplen: max_caplen,
-            interfaces: vec![Interface::new(link, snaplen, tsresol, 0)],
+            interfaces: vec![CaptureInterface::new(link, snaplen, tsresol, 0)],
             last_time: UnixNanos(0),
             stats: CaptureStats { bytes_read: PCAP_FILE_HEADER_LEN as u64, ..CaptureStats::default() },
             done: false,
@@ -532,7 +534,7 @@ impl Parser {
                 limit: u64::from(self.pcap_max_caplen),
             });
         }
-        // caplen <= MAX_RECORD_LEN, so this neither overflows nor exceeds MAX_BUFFER_LEN.
+        // caplen <= MAX_RECORD_LEN, so this cannot overflow and the buffer stays bounded.
         let total = PCAP_RECORD_HEADER_LEN + caplen as usize;
         if buffered.len() < total {
             src.fill(total)?;
@@ -698,7 +700,7 @@ impl Parser {
             // Values are padded to 32 bits; each option advances at least 4 bytes.
             options = options.get(4 + len.next_multiple_of(4)..).unwrap_or_default();
         }
-        self.interfaces.push(Interface::new(link, snaplen, tsresol, ts_offset_secs));
+        self.interfaces.push(CaptureInterface::new(link, snaplen, tsresol, ts_offset_secs));
     }
 
     #[cold]
@@ -799,7 +801,7 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// The interfaces of the current pcapng section (for pcap, the file's single link type).
-    pub fn interfaces(&self) -> &[Interface] {
+    pub fn interfaces(&self) -> &[CaptureInterface] {
         &self.parser.interfaces
     }
 
@@ -844,7 +846,7 @@ impl<'a> CaptureSliceReader<'a> {
     }
 
     /// The interfaces of the current pcapng section (for pcap, the file's single link type).
-    pub fn interfaces(&self) -> &[Interface] {
+    pub fn interfaces(&self) -> &[CaptureInterface] {
         &self.parser.interfaces
     }
 

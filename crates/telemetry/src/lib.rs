@@ -13,7 +13,7 @@ pub mod record;
 pub mod stats;
 
 pub use capture::{
-    CaptureError, CaptureFormat, CaptureReader, CaptureSliceReader, CaptureStats, Frame, Interface,
+    CaptureError, CaptureFormat, CaptureInterface, CaptureReader, CaptureSliceReader, CaptureStats, Frame,
 };
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;

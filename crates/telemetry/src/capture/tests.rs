@@ -489,7 +489,7 @@ fn pcapng_sections_interfaces_resolutions_and_skipped_blocks() {
 
 #[test]
 fn timestamp_resolutions() {
-    let ns = |tsresol: u8, units: u64| Interface::new(LinkType::Raw, 0, tsresol, 0).timestamp(units).0;
+    let ns = |tsresol: u8, units: u64| CaptureInterface::new(LinkType::Raw, 0, tsresol, 0).timestamp(units).0;
     assert_eq!(ns(6, 1), 1_000);
     assert_eq!(ns(0, 3), 3_000_000_000);
     assert_eq!(ns(9, 123), 123);
@@ -504,7 +504,8 @@ fn timestamp_resolutions() {
     assert_eq!(ns(0x80 | 127, u64::MAX), 0);
     assert_eq!(ns(0, u64::MAX), u64::MAX); // saturates
     assert_eq!(ns(0x80, u64::MAX), u64::MAX);
-    let shifted = |offset: i64, units: u64| Interface::new(LinkType::Raw, 0, 9, offset).timestamp(units).0;
+    let shifted =
+        |offset: i64, units: u64| CaptureInterface::new(LinkType::Raw, 0, 9, offset).timestamp(units).0;
     assert_eq!(shifted(-1, 500), 0);
     assert_eq!(shifted(-1, 1_000_000_500), 500);
     assert_eq!(shifted(i64::MAX, 0), u64::MAX);
@@ -620,6 +621,16 @@ fn pcapng_large_block_grows_the_stream_buffer() {
     ng.epb(0, 2, &[1; 60], 60);
     let outcome = read_stream(&ng.out, 4096, 1 << 16).unwrap();
     assert_eq!(outcome.frames.len(), 2);
+
+    // A block that only claims to be large does not grow the buffer: input must arrive first.
+    let mut ng = Ng::new(false);
+    put32(&mut ng.out, false, BLOCK_ENHANCED_PACKET);
+    put32(&mut ng.out, false, MAX_RECORD_LEN as u32);
+    ng.out.extend_from_slice(&[0; 100]);
+    let mut reader = CaptureReader::with_buffer_size(&ng.out[..], 4096).unwrap();
+    assert!(reader.next_frame().unwrap().is_none());
+    assert!(reader.stats().truncated);
+    assert_eq!(reader.src.buf.len(), 4096);
     assert_eq!(outcome.frames[0].data.len(), 3 << 20);
     assert!(outcome.frames[0].data.iter().all(|&b| b == 0x55));
     assert_eq!(outcome.frames[1].data, vec![1; 60]);
