@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod packet;
 pub mod record;
 pub mod sflow;
@@ -14,5 +15,8 @@ pub mod spread;
 pub mod stats;
 pub mod summary;
 
+pub use capture::{
+    CaptureError, CaptureFormat, CaptureInterface, CaptureReader, CaptureSliceReader, CaptureStats, Frame,
+};
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
