@@ -130,7 +130,7 @@ impl LiveCapture {
                 Ok(frame) => {
                     stats.datagrams += 1;
                     seen += 1;
-                    if seen % sample_one_in != 0 {
+                    if !seen.is_multiple_of(sample_one_in) {
                         continue;
                     }
                     let ts = frame.header.ts;
@@ -157,6 +157,7 @@ impl LiveCapture {
                     {
                         break;
                     }
+                    std::thread::sleep(IDLE_PAUSE);
                 }
                 Err(error) => {
                     return Err(LiveCaptureError::Read {
