@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod capture_records;
 pub mod packet;
 pub mod record;
 pub mod sflow;
@@ -19,4 +20,6 @@ pub use capture::{
     CaptureError, CaptureFormat, CaptureInterface, CaptureReader, CaptureSliceReader, CaptureStats, Frame,
 };
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
+pub use capture_records::{CaptureDecodeStats, CaptureRecords};
 pub use stats::ExporterStats;
+pub use summary::TrafficSummary;
