@@ -7,9 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod flow;
 pub mod packet;
 pub mod record;
 pub mod stats;
 
+pub use flow::{FlowDecoder, FlowLimits};
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
