@@ -142,3 +142,40 @@ fn softflowd_v9_sampled() {
     let decoded = check("v9_sampled", RecordSource::NetflowV9, 1_000_000_000);
     assert!(decoded.records.iter().all(|r| r.sampling_rate == 5));
 }
+
+/// pmacctd's nfprobe: its export headers carry the wall clock of the run, so record times are
+/// not checked against the capture (IPFIX flowStart/EndMilliseconds are, see below).
+fn check_pmacct(name: &str, source: RecordSource) -> Decoded {
+    let expected = &expected()[name];
+    let decoded = decode_vector(name);
+    let records = &decoded.records;
+    assert_eq!(records.len() as u64, expected["tshark"]["records"].as_u64().unwrap(), "{name} records");
+    assert_eq!(records.iter().map(|r| r.packets).sum::<u64>(), expected["packets"].as_u64().unwrap());
+    assert_eq!(records.iter().map(|r| r.bytes).sum::<u64>(), expected["bytes"].as_u64().unwrap());
+    assert!(records.iter().all(|r| r.source == source && r.start <= r.end));
+    let stats: Vec<_> = decoded.decoder.stats().map(|(_, s)| s.clone()).collect();
+    assert_eq!(stats.len(), 1, "{name}: one exporter");
+    let s = &stats[0];
+    assert_eq!(s.datagrams, expected["datagrams"].as_u64().unwrap());
+    assert_eq!((s.decode_errors, s.sequence_gaps, s.unknown_template_records), (0, 0, 0), "{name}: {s:?}");
+    let tcp = the_tcp_flow(records);
+    assert_eq!((tcp.src_port, tcp.dst_port, tcp.packets, tcp.bytes), (Some(40000), Some(80), 3, 320));
+    decoded
+}
+
+#[test]
+fn pmacct_v9() {
+    check_pmacct("pmacct_v9", RecordSource::NetflowV9);
+}
+
+#[test]
+fn pmacct_ipfix() {
+    let decoded = check_pmacct("pmacct_ipfix", RecordSource::Ipfix);
+    let tcp = the_tcp_flow(&decoded.records);
+    // flowStart/EndMilliseconds come from the capture.
+    assert_eq!(
+        (tcp.start, tcp.end),
+        (UnixNanos(1_700_000_000_250_000_000), UnixNanos(1_700_000_002_250_000_000))
+    );
+    assert_eq!(tcp.tcp_flags, 0x1b);
+}

@@ -6,11 +6,12 @@
 2. Runs softflowd (-r, -a: export times follow the capture) for each export format against a
    UDP socket on 127.0.0.1 and stores the datagrams it sends as <name>.pcap (LINKTYPE_RAW,
    IPv4/UDP from 127.0.0.1, so `tshark -r v9.pcap -d udp.port==2055,cflow` can read them).
+   pmacctd's nfprobe plugin does the same for v9 and IPFIX (pmacct_*.pcap; wall-clock times).
 3. Writes flow_vectors.json with the totals the input holds (what the decoder must report).
 
-Usage: python3 make_flow_vectors.py   (needs softflowd and tshark; run from this directory)
+Usage: python3 make_flow_vectors.py   (needs softflowd, pmacct and tshark; run from this directory)
 """
-import json, socket, struct, subprocess
+import json, os, socket, struct, subprocess
 
 T0 = 1_700_000_000.25
 ETH4 = b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00"
@@ -93,6 +94,31 @@ def capture(args):
     return port, out
 
 
+def capture_pmacct(version):
+    """pmacctd's nfprobe plugin over the same capture. Its export headers use the wall clock,
+    so only counts and fields are meaningful, not times."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    port = sock.getsockname()[1]
+    conf = "/tmp/rampart_pmacct_%d.conf" % port
+    with open(conf, "w") as f:
+        f.write("daemonize: false\npcap_savefile: %s/flow_input.pcap\npcap_savefile_wait: false\n"
+                "plugins: nfprobe\nnfprobe_receiver: 127.0.0.1:%d\nnfprobe_version: %d\n"
+                "aggregate: src_host, dst_host, src_port, dst_port, proto, tos\n" % (os.getcwd(), port, version))
+    proc = subprocess.Popen(["pmacctd", "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = []
+    try:
+        while True:
+            data, _ = sock.recvfrom(65535)
+            out.append(data)
+    except socket.timeout:
+        pass
+    proc.wait(timeout=10)
+    os.unlink(conf)
+    return out
+
+
 def raw_udp(payload, sport, dport):
     u = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
     return ip4([127, 0, 0, 1], [127, 0, 0, 1], 17, u)
@@ -131,6 +157,11 @@ def main():
         port, datagrams = capture(args)
         write_pcap(name + ".pcap", 101, [(T0 + 10, raw_udp(d, 40000, 2055)) for d in datagrams])
         expected[name] = dict(totals(v4 if name == "v5" else pkts), datagrams=len(datagrams), softflowd_args=args)
+        expected[name]["tshark"] = tshark_totals(name + ".pcap")
+    for name, version in (("pmacct_v9", 9), ("pmacct_ipfix", 10)):
+        datagrams = capture_pmacct(version)
+        write_pcap(name + ".pcap", 101, [(T0 + 10, raw_udp(d, 40000, 2055)) for d in datagrams])
+        expected[name] = dict(totals(pkts), datagrams=len(datagrams), pmacct_version=version)
         expected[name]["tshark"] = tshark_totals(name + ".pcap")
     with open("flow_vectors.json", "w") as f:
         json.dump(expected, f, indent=2, sort_keys=True)
