@@ -5,6 +5,10 @@
 //! state per exporter (UDP source address + source id / observation domain), within
 //! [`FlowLimits`]. It is sans-IO: the caller hands it datagrams with their source address.
 //!
+//! Exporter identity: [`Exporter::addr`] is the datagram's source address; [`Exporter::sub_id`]
+//! is the v9 source id, the IPFIX observation domain id, or for v5 `engine_type << 8 |
+//! engine_id` (engines keep separate flow sequences).
+//!
 //! Choices worth knowing:
 //! - Sampling: a rate set with [`FlowDecoder::set_sampling`] wins; otherwise a record's own
 //!   sampling fields, then the rate of the sampler it names (v9 FLOW_SAMPLER_ID / IPFIX

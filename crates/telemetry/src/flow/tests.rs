@@ -830,6 +830,10 @@ fn check_bounded(d: &FlowDecoder, datagram: &[u8], produced: usize) {
     assert!(d.template_fields <= d.limits().max_total_template_fields);
 }
 
+fn total_errors(d: &FlowDecoder) -> u64 {
+    d.stats().map(|(_, s)| s.decode_errors).sum::<u64>() + d.unattributed_stats().decode_errors
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -844,6 +848,8 @@ proptest! {
         let outcome = d.decode(EXPORTER, &bytes, NOW, &mut out);
         prop_assert_eq!(outcome.records, out.len());
         check_bounded(&d, &bytes, out.len());
+        prop_assert_eq!(total_errors(&d), u64::from(outcome.errors));
+        prop_assert_eq!(outcome.errors > 0, outcome.first_error.is_some());
     }
 
     #[test]
@@ -866,11 +872,13 @@ proptest! {
         let mut d = FlowDecoder::default();
         let mut out = Vec::new();
         // Twice: the second pass runs against whatever templates the first one cached.
+        let mut errors = 0;
         for _ in 0..2 {
             out.clear();
-            d.decode(EXPORTER, &bytes, NOW, &mut out);
+            errors += u64::from(d.decode(EXPORTER, &bytes, NOW, &mut out).errors);
             check_bounded(&d, &bytes, out.len());
         }
+        prop_assert_eq!(total_errors(&d), errors);
         for r in &out {
             prop_assert!(r.start <= r.end);
             prop_assert!(r.sampling_rate >= 1);
