@@ -179,3 +179,27 @@ fn pmacct_ipfix() {
     );
     assert_eq!(tcp.tcp_flags, 0x1b);
 }
+
+#[test]
+fn softflowd_ipfix_biflows() {
+    // `-b`: one record per connection, the reverse direction in RFC 5103 reverse elements
+    // (enterprise 29305). Each direction becomes its own record.
+    let expected = &expected()["ipfix_bi"];
+    let decoded = decode_vector("ipfix_bi");
+    let records = &decoded.records;
+    assert_eq!(records.iter().map(|r| r.packets).sum::<u64>(), expected["packets"].as_u64().unwrap());
+    assert_eq!(records.iter().map(|r| r.bytes).sum::<u64>(), expected["bytes"].as_u64().unwrap());
+    let s = decoded.decoder.stats().next().unwrap().1.clone();
+    assert_eq!((s.decode_errors, s.sequence_gaps, s.unknown_template_records), (0, 0, 0), "{s:?}");
+    let tcp = the_tcp_flow(records);
+    assert_eq!((tcp.packets, tcp.bytes, tcp.tcp_flags), (3, 320, 0x1b));
+    let reply = records
+        .iter()
+        .find(|r| r.src == IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)) && r.protocol == 6)
+        .expect("reverse direction");
+    assert_eq!(
+        (reply.src_port, reply.dst_port, reply.packets, reply.bytes),
+        (Some(80), Some(40000), 2, 1080)
+    );
+    assert_eq!(reply.tcp_flags, 0x12 | 0x18);
+}

@@ -108,8 +108,14 @@ fn template_set(
                 outcome.error(FlowError::BadTemplate { template_id });
                 return;
             };
-            let enterprise = element & 0x8000 != 0;
-            at += if enterprise { 8 } else { 4 };
+            let enterprise = if element & 0x8000 != 0 {
+                let pen = read_u32(set, at + 4);
+                at += 8;
+                Some(pen.unwrap_or(0))
+            } else {
+                at += 4;
+                None
+            };
             if keep {
                 shared.specs.push(FieldSpec { id: element & 0x7FFF, len, enterprise, v9_scope: false });
             }

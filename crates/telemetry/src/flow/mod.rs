@@ -25,6 +25,8 @@
 //!   each (the record count cannot be known without the template).
 //! - octetTotalCount/packetTotalCount (used only without delta counters) become deltas per flow
 //!   key over a bounded table ([`FlowLimits::max_total_counter_flows`]).
+//! - RFC 5103 biflows (reverse elements under enterprise 29305, e.g. softflowd `-b`) yield one
+//!   record per direction with traffic; other enterprise-specific elements are skipped.
 //! - flowDirection (61) is not represented: [`TrafficRecord`] has no direction.
 
 mod ipfix;
@@ -545,6 +547,28 @@ impl Default for RecordCounts {
     }
 }
 
+/// Pushes a data record's traffic: its forward direction and, for a biflow, the reverse one
+/// (a biflow's empty forward direction is left out).
+#[inline]
+fn push_records(
+    fields: &FlowFields,
+    context: &record::DatagramContext,
+    sampler_rate: impl Fn(u64) -> Option<u32>,
+    totals: &mut Totals,
+    out: &mut Vec<TrafficRecord>,
+) {
+    let Some(forward) = fields.to_record(context, sampler_rate, totals) else { return };
+    match fields.reverse(&forward) {
+        None => out.push(forward),
+        Some(reverse) => {
+            if forward.packets != 0 || forward.bytes != 0 {
+                out.push(forward);
+            }
+            out.push(reverse);
+        }
+    }
+}
+
 /// Decodes the records of one data set (v9 FlowSet id >= 256, IPFIX set id >= 256).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_data_set(
@@ -582,9 +606,7 @@ pub(crate) fn decode_data_set(
                 out.reserve(set.len() / record_len.max(1));
                 for rec in set.chunks_exact(record_len.max(1)) {
                     fields.read_fixed(&template.ops, rec);
-                    if let Some(r) = fields.to_record(&context, sampler_rate, shared.totals) {
-                        out.push(r);
-                    }
+                    push_records(fields, &context, sampler_rate, shared.totals, out);
                     n += 1;
                 }
             } else {
@@ -594,9 +616,7 @@ pub(crate) fn decode_data_set(
                         break;
                     };
                     rest = rest.get(used..).unwrap_or(&[]);
-                    if let Some(r) = fields.to_record(&context, sampler_rate, shared.totals) {
-                        out.push(r);
-                    }
+                    push_records(fields, &context, sampler_rate, shared.totals, out);
                     n += 1;
                 }
             }

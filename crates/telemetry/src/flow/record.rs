@@ -261,6 +261,40 @@ impl FlowFields {
     }
 }
 
+impl FlowFields {
+    /// The reverse direction of an RFC 5103 biflow (`forward` is this record's forward
+    /// direction), when the record carries reverse counters that are not zero.
+    #[inline]
+    pub(crate) fn reverse(&self, forward: &TrafficRecord) -> Option<TrafficRecord> {
+        let packets = self.get(Field::ReversePackets);
+        let bytes = self.get(Field::ReverseOctets);
+        if packets.unwrap_or(0) == 0 && bytes.unwrap_or(0) == 0 {
+            return None;
+        }
+        let protocol = forward.protocol;
+        let icmp = if is_icmp(protocol) {
+            self.get(Field::ReverseIcmpTypeCode)
+                .map(|tc| IcmpTypeCode { kind: (tc >> 8) as u8, code: tc as u8 })
+        } else {
+            None
+        };
+        Some(TrafficRecord {
+            src: forward.dst,
+            dst: forward.src,
+            src_port: forward.dst_port,
+            dst_port: forward.src_port,
+            tcp_flags: if protocol == 6 { self.get(Field::ReverseTcpFlags).unwrap_or(0) as u8 } else { 0 },
+            icmp,
+            packets: packets.unwrap_or(0),
+            bytes: bytes.unwrap_or(0),
+            ttl: None,
+            input_if: forward.output_if,
+            output_if: forward.input_if,
+            ..*forward
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,10 +55,17 @@ pub(crate) enum Field {
     SamplingSize,
     SamplingPopulation,
     SamplingProbability,
+    ReverseOctets,
+    ReversePackets,
+    ReverseTcpFlags,
+    ReverseIcmpTypeCode,
 }
 
 /// Number of [`Field`] variants (they index [`FlowFields::vals`]).
-pub(crate) const FIELD_COUNT: usize = Field::SamplingProbability as usize + 1;
+pub(crate) const FIELD_COUNT: usize = Field::ReverseIcmpTypeCode as usize + 1;
+
+/// RFC 5103 reverse information elements: the forward element's id under this enterprise.
+pub(crate) const REVERSE_PEN: u32 = 29305;
 const _: () = assert!(FIELD_COUNT <= 64, "FlowFields::seen is a u64 bitmask");
 
 /// IPFIX's marker for a variable-length field (RFC 7011 7).
@@ -117,6 +124,18 @@ impl Field {
         }
     }
 
+    /// Maps an RFC 5103 reverse element (PEN 29305) to what we extract from it: enough to
+    /// report a biflow's reverse direction.
+    pub(crate) fn from_reverse_element(id: u16) -> Field {
+        match id {
+            1 => Field::ReverseOctets,
+            2 => Field::ReversePackets,
+            6 => Field::ReverseTcpFlags,
+            32 | 139 => Field::ReverseIcmpTypeCode,
+            _ => Field::Skip,
+        }
+    }
+
     /// Whether a field of this kind can be read from `len` bytes; a field we cannot read is
     /// skipped rather than misread (RFC 7011 6.2 reduced-size encoding allows any integer
     /// length up to the type's size).
@@ -140,8 +159,9 @@ impl Field {
 pub(crate) struct FieldSpec {
     pub id: u16,
     pub len: u16,
-    /// Enterprise-specific (IPFIX element id with the high bit set): always skipped.
-    pub enterprise: bool,
+    /// Enterprise number of an enterprise-specific element (IPFIX id with the high bit set):
+    /// skipped unless it is an RFC 5103 reverse element.
+    pub enterprise: Option<u32>,
     /// NetFlow v9 options scope field: its type numbers are a separate space (1 = system,
     /// 2 = interface, ...), so it is skipped.
     pub v9_scope: bool,
@@ -191,8 +211,12 @@ impl Template {
         let mut ops = Vec::with_capacity(specs.len());
         let mut offset: usize = 0;
         for spec in specs {
-            let mut field =
-                if spec.enterprise || spec.v9_scope { Field::Skip } else { Field::from_element(spec.id) };
+            let mut field = match spec.enterprise {
+                _ if spec.v9_scope => Field::Skip,
+                None => Field::from_element(spec.id),
+                Some(REVERSE_PEN) => Field::from_reverse_element(spec.id),
+                Some(_) => Field::Skip,
+            };
             if spec.len == VARIABLE_LENGTH && variable {
                 // A variable-length integer or address is not a thing: skip it.
                 field = Field::Skip;
@@ -387,7 +411,7 @@ mod tests {
     use super::*;
 
     fn spec(id: u16, len: u16) -> FieldSpec {
-        FieldSpec { id, len, enterprise: false, v9_scope: false }
+        FieldSpec { id, len, enterprise: None, v9_scope: false }
     }
 
     #[test]

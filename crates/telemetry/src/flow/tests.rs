@@ -493,10 +493,11 @@ fn v9_malformed_sets_are_counted_and_salvaged() {
 
 fn ipfix_template_with_enterprise() -> Vec<u8> {
     // 8 sourceIPv4Address, 12 destinationIPv4Address, enterprise 29305/1 (reverse octets, 8),
-    // 4 protocol, 6 tcpControlBits (2 bytes), 152/153 milliseconds, 1, 2.
+    // enterprise 9/5 (3 bytes, unknown), 4 protocol, 6 tcpControlBits (2 bytes), 152/153
+    // milliseconds, 1, 2.
     let mut t = Vec::new();
     t.extend_from_slice(&400u16.to_be_bytes());
-    t.extend_from_slice(&9u16.to_be_bytes());
+    t.extend_from_slice(&10u16.to_be_bytes());
     for (f, l) in [(8u16, 4u16), (12, 4)] {
         t.extend_from_slice(&f.to_be_bytes());
         t.extend_from_slice(&l.to_be_bytes());
@@ -504,6 +505,9 @@ fn ipfix_template_with_enterprise() -> Vec<u8> {
     t.extend_from_slice(&(0x8000u16 | 1).to_be_bytes());
     t.extend_from_slice(&8u16.to_be_bytes());
     t.extend_from_slice(&29305u32.to_be_bytes());
+    t.extend_from_slice(&(0x8000u16 | 5).to_be_bytes());
+    t.extend_from_slice(&3u16.to_be_bytes());
+    t.extend_from_slice(&9u32.to_be_bytes());
     for (f, l) in [(4u16, 1u16), (6, 2), (152, 8), (153, 8), (1, 8), (2, 8)] {
         t.extend_from_slice(&f.to_be_bytes());
         t.extend_from_slice(&l.to_be_bytes());
@@ -514,6 +518,7 @@ fn ipfix_template_with_enterprise() -> Vec<u8> {
 fn ipfix_record(octets: u64, start_ms: u64, end_ms: u64) -> Vec<u8> {
     let mut r = vec![10, 0, 0, 1, 192, 0, 2, 1];
     r.extend_from_slice(&999u64.to_be_bytes());
+    r.extend_from_slice(&[7, 7, 7]);
     r.push(6);
     r.extend_from_slice(&0x0112u16.to_be_bytes());
     r.extend_from_slice(&start_ms.to_be_bytes());
@@ -534,12 +539,16 @@ fn ipfix_template_and_data_with_enterprise_fields() {
         &[set(2, &ipfix_template_with_enterprise()), set(400, &ipfix_record(1200, start, start + 1500))],
     );
     let (out, outcome) = decode(&mut d, EXPORTER, &msg);
-    assert_eq!((out.len(), outcome.errors), (1, 0));
+    // A biflow (RFC 5103 reverseOctetDeltaCount): both directions.
+    assert_eq!((out.len(), outcome.errors), (2, 0));
     let r = &out[0];
     assert_eq!((r.start, r.end), (UnixNanos(start * 1_000_000), UnixNanos((start + 1500) * 1_000_000)));
     assert_eq!((r.bytes, r.packets, r.tcp_flags), (1200, 3, 0x12));
     assert_eq!((r.src_port, r.dst_port), (None, None));
     assert_eq!((r.exporter.sub_id, r.source), (42, RecordSource::Ipfix));
+    let reverse = &out[1];
+    assert_eq!((reverse.src, reverse.dst), (r.dst, r.src));
+    assert_eq!((reverse.bytes, reverse.packets, reverse.tcp_flags, reverse.start), (999, 0, 0, r.start));
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn template_set(
         shared.specs.extend(field_bytes.chunks_exact(4).map(|f| FieldSpec {
             id: read_u16(f, 0).unwrap_or(0),
             len: read_u16(f, 2).unwrap_or(0),
-            enterprise: false,
+            enterprise: None,
             v9_scope: false,
         }));
         match Template::compile(template_id, TemplateKind::Data, shared.specs, MAX_RECORD_LEN, false) {
@@ -115,7 +115,7 @@ fn options_template_set(
         shared.specs.extend(field_bytes.chunks_exact(4).enumerate().map(|(i, f)| FieldSpec {
             id: read_u16(f, 0).unwrap_or(0),
             len: read_u16(f, 2).unwrap_or(0),
-            enterprise: false,
+            enterprise: None,
             v9_scope: i < scope_len / 4,
         }));
         match Template::compile(template_id, TemplateKind::Options, shared.specs, MAX_RECORD_LEN, false) {

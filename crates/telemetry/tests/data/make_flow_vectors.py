@@ -152,6 +152,7 @@ def main():
                 "first_ns": min(ns(p[0]) for p in ps), "last_ns": max(ns(p[0]) for p in ps)}
     expected = {}
     runs = {"v5": ["-v", "5"], "v9": ["-v", "9"], "ipfix": ["-v", "10"], "ipfix_ms": ["-v", "10", "-A", "milli"],
+            "ipfix_bi": ["-v", "10", "-b"],
             "v9_sampled": ["-v", "9", "-s", "5"]}
     for name, args in runs.items():
         port, datagrams = capture(args)
