@@ -36,6 +36,9 @@ pub(crate) fn uptime_to_ns(boot_ns: i64, export_ns: i64, uptime_ms: u64) -> i64 
     let offset = i64::try_from(uptime_ms).unwrap_or(i64::MAX).saturating_mul(NANOS_PER_MILLI);
     let base = boot_ns.saturating_add(offset);
     let diff = export_ns.saturating_sub(base);
+    if diff.unsigned_abs() < (UPTIME_WRAP_NS / 2) as u64 {
+        return base; // the common case: no wrap between the flow and the export
+    }
     let wraps = diff.saturating_add(UPTIME_WRAP_NS / 2).div_euclid(UPTIME_WRAP_NS);
     base.saturating_add(wraps.saturating_mul(UPTIME_WRAP_NS))
 }
