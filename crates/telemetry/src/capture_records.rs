@@ -38,7 +38,13 @@ impl<R: Read> CaptureRecords<R> {
     /// Reads the capture header; fails with [`CaptureError::NotACapture`] for anything that is
     /// neither pcap nor pcapng.
     pub fn new(reader: R) -> Result<Self, CaptureError> {
-        Ok(Self { reader: CaptureReader::new(reader)?, frames: 0, records: 0, non_ip_frames: 0, undecodable_frames: 0 })
+        Ok(Self {
+            reader: CaptureReader::new(reader)?,
+            frames: 0,
+            records: 0,
+            non_ip_frames: 0,
+            undecodable_frames: 0,
+        })
     }
 
     pub fn format(&self) -> CaptureFormat {
@@ -122,11 +128,17 @@ mod tests {
         assert_eq!(first.start.0, 1_700_000_000_500_000_000);
         assert_eq!(records.by_ref().count(), 1);
         let stats = records.stats();
-        assert_eq!((stats.frames, stats.records, stats.non_ip_frames, stats.undecodable_frames), (4, 2, 1, 1));
+        assert_eq!(
+            (stats.frames, stats.records, stats.non_ip_frames, stats.undecodable_frames),
+            (4, 2, 1, 1)
+        );
     }
 
     #[test]
     fn text_is_not_a_capture() {
-        assert!(matches!(CaptureRecords::new(&b"hello, this is not a capture"[..]), Err(CaptureError::NotACapture)));
+        assert!(matches!(
+            CaptureRecords::new(&b"hello, this is not a capture"[..]),
+            Err(CaptureError::NotACapture)
+        ));
     }
 }

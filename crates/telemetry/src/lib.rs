@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod capture_records;
+pub mod flow;
 pub mod packet;
 pub mod record;
 pub mod sflow;
@@ -19,7 +20,8 @@ pub mod summary;
 pub use capture::{
     CaptureError, CaptureFormat, CaptureInterface, CaptureReader, CaptureSliceReader, CaptureStats, Frame,
 };
-pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use capture_records::{CaptureDecodeStats, CaptureRecords};
+pub use flow::{FlowDecoder, FlowLimits};
+pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
 pub use summary::TrafficSummary;
