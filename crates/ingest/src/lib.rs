@@ -10,4 +10,4 @@
 pub mod live;
 pub mod udp;
 
-pub use udp::{CollectorKind, DatagramDecoder, UdpCollector, UdpCollectorReport};
+pub use udp::{BindError, CollectorKind, UdpCollector, UdpCollectorReport};

@@ -6,18 +6,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rampart_telemetry::{Exporter, ExporterStats, TrafficRecord, UnixNanos};
+use rampart_telemetry::{DatagramDecoder, Exporter, ExporterStats, TrafficRecord, UnixNanos};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
-
-/// A sans-IO decoder for one export protocol, as the UDP driver sees it.
-pub trait DatagramDecoder: Send + 'static {
-    /// Decodes one datagram from `from` received at `received`, appending records to `out`.
-    fn decode(&mut self, from: IpAddr, datagram: &[u8], received: UnixNanos, out: &mut Vec<TrafficRecord>);
-    /// Per-exporter statistics so far.
-    fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)>;
-}
 
 /// Which protocol a collector speaks (for messages, statistics and default ports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -72,6 +64,8 @@ pub struct UdpCollectorReport {
     pub kind: CollectorKind,
     pub local_addr: SocketAddr,
     pub exporters: Vec<(Exporter, ExporterStats)>,
+    /// Datagrams not tied to an exporter (unreadable headers, exporter cap reached).
+    pub unattributed: ExporterStats,
     /// Datagrams the kernel dropped on this socket because the receive buffer was full
     /// (`/proc/net/udp` drops column), where the OS reports it.
     pub socket_drops: Option<u64>,
@@ -162,7 +156,7 @@ impl UdpCollector {
                         match self.socket.try_recv_from(&mut buffer) {
                             Ok((len, from)) => {
                                 let from = canonical(from.ip());
-                                self.decoder.decode(from, &buffer[..len], received, &mut batch);
+                                self.decoder.decode_datagram(from, &buffer[..len], received, &mut batch);
                             }
                             Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                             // ICMP errors reported on UDP sockets are not ours to act on.
@@ -183,6 +177,7 @@ impl UdpCollector {
             kind: self.kind,
             local_addr,
             exporters: self.decoder.exporter_stats(),
+            unattributed: self.decoder.unattributed_stats(),
             socket_drops: socket_drops(local_addr),
             receive_buffer: self.receive_buffer,
         })
@@ -225,6 +220,7 @@ pub fn socket_drops(local: SocketAddr) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_telemetry::DatagramDecoder;
 
     /// Counts datagrams and echoes one record per datagram whose first byte is the packet count.
     struct EchoDecoder {
@@ -232,7 +228,7 @@ mod tests {
     }
 
     impl DatagramDecoder for EchoDecoder {
-        fn decode(
+        fn decode_datagram(
             &mut self,
             from: IpAddr,
             datagram: &[u8],
@@ -252,6 +248,10 @@ mod tests {
 
         fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)> {
             vec![(Exporter::CAPTURE, self.stats.clone())]
+        }
+
+        fn unattributed_stats(&self) -> ExporterStats {
+            ExporterStats::default()
         }
     }
 

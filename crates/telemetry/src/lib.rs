@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod capture_records;
+pub mod datagram;
 pub mod flow;
 pub mod packet;
 pub mod record;
@@ -21,6 +22,7 @@ pub use capture::{
     CaptureError, CaptureFormat, CaptureInterface, CaptureReader, CaptureSliceReader, CaptureStats, Frame,
 };
 pub use capture_records::{CaptureDecodeStats, CaptureRecords};
+pub use datagram::DatagramDecoder;
 pub use flow::{FlowDecoder, FlowLimits};
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;

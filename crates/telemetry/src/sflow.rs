@@ -352,7 +352,7 @@ impl SflowDecoder {
 
     /// Statistics of the datagrams not attributed to a tracked agent: those whose header could
     /// not be decoded, and those from agents beyond [`SflowLimits::max_agents`].
-    pub fn unattributed(&self) -> &ExporterStats {
+    pub fn unattributed_stats(&self) -> &ExporterStats {
         &self.unattributed
     }
 
@@ -1259,8 +1259,8 @@ mod tests {
             assert!(out.is_empty());
             assert_eq!(summary.first_error, Some(error));
         }
-        assert_eq!(decoder.unattributed().datagrams, 4);
-        assert_eq!(decoder.unattributed().decode_errors, 4);
+        assert_eq!(decoder.unattributed_stats().datagrams, 4);
+        assert_eq!(decoder.unattributed_stats().decode_errors, 4);
         assert_eq!(decoder.stats().count(), 0);
     }
 
@@ -1523,8 +1523,8 @@ mod tests {
         }
         assert_eq!(decoder.stats().count(), 2);
         assert_eq!(decoder.rejections().agent_datagrams, 3);
-        assert_eq!(decoder.unattributed().datagrams, 3);
-        assert_eq!(decoder.unattributed().records, 3);
+        assert_eq!(decoder.unattributed_stats().datagrams, 3);
+        assert_eq!(decoder.unattributed_stats().records, 3);
     }
 
     #[test]
@@ -1627,7 +1627,7 @@ mod tests {
                 check_bounds(&full[..cut], &out, &summary);
                 prop_assert!(summary.errors >= 1);
                 let errors: u64 = decoder.stats().map(|(_, s)| s.decode_errors).sum::<u64>()
-                    + decoder.unattributed().decode_errors;
+                    + decoder.unattributed_stats().decode_errors;
                 prop_assert_eq!(errors, u64::from(summary.errors));
             }
 
@@ -1677,7 +1677,7 @@ mod tests {
                 prop_assert!(decoder.stats().count() <= 8);
                 prop_assert!(decoder.interface_counters().count() <= 4);
                 let datagrams: u64 = decoder.stats().map(|(_, s)| s.datagrams).sum::<u64>()
-                    + decoder.unattributed().datagrams;
+                    + decoder.unattributed_stats().datagrams;
                 prop_assert_eq!(datagrams, subs.len() as u64);
             }
         }
