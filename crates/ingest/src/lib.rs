@@ -10,4 +10,7 @@
 pub mod live;
 pub mod udp;
 
+#[cfg(feature = "live-capture")]
+pub use live::{LiveCapture, LiveCaptureConfig, LiveCaptureError, LiveCaptureReport};
+
 pub use udp::{BindError, CollectorKind, UdpCollector, UdpCollectorReport};

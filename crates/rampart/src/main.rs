@@ -1,1 +1,52 @@
-fn main() {}
+//! `rampart`: the one binary. Each subcommand wires library crates together; no protocol logic
+//! lives here.
+
+#![forbid(unsafe_code)]
+
+mod collect;
+//TMP mod generate;
+mod inspect;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rampart: multi-layered DDoS defense. Telemetry in (pcap/pcapng, live capture, sFlow v5,
+/// NetFlow v5/v9, IPFIX), one normalized traffic stream out.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read a pcap or pcapng capture (or `-` for standard input) and report its traffic: totals,
+    /// every destination by bytes, protocols, decoder statistics.
+    Inspect(inspect::InspectArgs),
+    /// Listen for sFlow, NetFlow and IPFIX exports (and optionally capture an interface) for a
+    /// while, then report the traffic they described, per destination, scaled by sampling.
+    Collect(collect::CollectArgs),
+    //TMP1
+    //TMP2
+    //TMP Generate(generate::GenerateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Collect(args) => collect::run(args),
+        //TMP Command::Generate(args) => generate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, with the context chain: "cannot open capture x.pcap: No such file".
+            eprintln!("rampart: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

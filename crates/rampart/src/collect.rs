@@ -1,0 +1,378 @@
+//! `rampart collect`: listen for flow exports (and optionally capture an interface) for a set
+//! time, then report what they described.
+
+use std::io::{self, IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rampart_ingest::udp::DEFAULT_RECEIVE_BUFFER;
+use rampart_ingest::{CollectorKind, UdpCollector, UdpCollectorReport};
+
+use rampart_telemetry::sflow::{SflowDecoder, SflowLimits};
+use rampart_telemetry::{DatagramDecoder, Exporter, ExporterStats, FlowDecoder, FlowLimits, TrafficSummary};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::report::{TrafficReport, exporter_stats_line, group};
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Listen for sFlow v5 on ADDR (default 0.0.0.0:6343 when given without a value). ADDR is
+    /// HOST:PORT, [IPV6]:PORT or a bare PORT (all IPv4 addresses).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "6343")]
+    pub sflow: Option<ListenAddr>,
+    /// Listen for NetFlow v5/v9 on ADDR (default 0.0.0.0:2055 when given without a value).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "2055")]
+    pub netflow: Option<ListenAddr>,
+    /// Listen for IPFIX on ADDR (default 0.0.0.0:4739 when given without a value).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "4739")]
+    pub ipfix: Option<ListenAddr>,
+    /// Also capture packets on this interface (mirror / SPAN port); needs a build with
+    /// `--features live-capture` and root or CAP_NET_RAW.
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Capture filter for --interface, in tcpdump syntax (e.g. "not port 22").
+    #[arg(long, value_name = "FILTER", requires = "interface")]
+    pub bpf: Option<String>,
+    /// Keep one packet in N from --interface; counts are scaled back up by N.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "interface")]
+    pub sample: u32,
+    /// Sampling rate of a NetFlow/IPFIX exporter that does not announce it, as EXPORTER=RATE
+    /// (repeatable). A configured rate wins over what the exporter says.
+    #[arg(long = "sampling", value_name = "EXPORTER=RATE")]
+    pub sampling: Vec<SamplingOverride>,
+    /// How long to collect, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: f64,
+    /// Socket receive buffer per collector, in bytes (capped by net.core.rmem_max).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RECEIVE_BUFFER)]
+    pub receive_buffer: usize,
+    /// Print one JSON object instead of the readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Destinations listed in the readable summary.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+/// A listen address: HOST:PORT or a bare port.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(port) = text.parse::<u16>() {
+            return Ok(ListenAddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)));
+        }
+        text.parse::<SocketAddr>()
+            .map(ListenAddr)
+            .map_err(|_| format!("{text:?} is not HOST:PORT, [IPV6]:PORT or a port number"))
+    }
+}
+
+/// EXPORTER=RATE.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplingOverride {
+    pub exporter: IpAddr,
+    pub rate: u32,
+}
+
+impl FromStr for SamplingOverride {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (exporter, rate) =
+            text.split_once('=').ok_or_else(|| format!("{text:?} is not EXPORTER=RATE"))?;
+        let exporter = exporter.parse().map_err(|_| format!("{exporter:?} is not an IP address"))?;
+        let rate = rate
+            .parse()
+            .ok()
+            .filter(|&r: &u32| r > 0)
+            .ok_or_else(|| format!("{rate:?} is not a rate ≥ 1"))?;
+        Ok(SamplingOverride { exporter, rate })
+    }
+}
+
+/// `decode` section of the collect report.
+#[derive(Debug, Serialize)]
+struct CollectDecode {
+    /// Sum over every exporter of every collector.
+    total: ExporterStats,
+    collectors: Vec<CollectorDecode>,
+}
+
+#[derive(Debug, Serialize)]
+struct CollectorDecode {
+    /// sflow, netflow, ipfix or capture.
+    protocol: String,
+    listen: String,
+    receive_buffer: usize,
+    /// Datagrams the kernel dropped because the socket buffer was full.
+    socket_drops: Option<u64>,
+    unattributed: ExporterStats,
+    exporters: Vec<ExporterDecode>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExporterDecode {
+    exporter: String,
+    #[serde(flatten)]
+    stats: ExporterStats,
+}
+
+pub fn run(args: CollectArgs) -> Result<()> {
+    if !(args.duration > 0.0 && args.duration.is_finite()) {
+        bail!("--duration must be a positive number of seconds, not {}", args.duration);
+    }
+    if args.sflow.is_none() && args.netflow.is_none() && args.ipfix.is_none() && args.interface.is_none() {
+        bail!("nothing to collect from: give at least one of --sflow, --netflow, --ipfix or --interface");
+    }
+    if args.sample == 0 {
+        bail!("--sample must be at least 1");
+    }
+    // One thread: the collectors are I/O-bound and one core keeps up with a million records per
+    // second; the other cores stay free for what consumes the records.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(collect(args))
+}
+
+async fn collect(args: CollectArgs) -> Result<()> {
+    let mut collectors = Vec::new();
+    let flow_decoder = || {
+        let mut decoder = FlowDecoder::new(FlowLimits::default());
+        for sampling in &args.sampling {
+            decoder.set_sampling(sampling.exporter, sampling.rate);
+        }
+        Box::new(decoder) as Box<dyn DatagramDecoder>
+    };
+    let requested = [
+        (CollectorKind::Sflow, args.sflow),
+        (CollectorKind::Netflow, args.netflow),
+        (CollectorKind::Ipfix, args.ipfix),
+    ];
+    for (kind, addr) in requested {
+        let Some(ListenAddr(addr)) = addr else { continue };
+        let decoder: Box<dyn DatagramDecoder> = match kind {
+            CollectorKind::Sflow => Box::new(SflowDecoder::new(SflowLimits::default())),
+            CollectorKind::Netflow | CollectorKind::Ipfix => flow_decoder(),
+        };
+        collectors.push(UdpCollector::bind(kind, addr, decoder, args.receive_buffer)?);
+    }
+    let (sink, mut batches) = mpsc::channel::<Vec<rampart_telemetry::TrafficRecord>>(4096);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let live = start_live_capture(&args, sink.clone())?;
+    let mut tasks = Vec::new();
+    for collector in collectors {
+        let addr = collector.local_addr().context("collector socket")?;
+        if !args.json {
+            eprintln!("listening for {} on {addr}", collector.kind());
+        }
+        tasks.push(tokio::spawn(collector.run(sink.clone(), stop_rx.clone())));
+    }
+    drop(sink);
+
+    let progress = (!args.json && io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("static template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let mut summary = TrafficSummary::new();
+    let mut records: u64 = 0;
+    let deadline = tokio::time::sleep(Duration::from_secs_f64(args.duration));
+    tokio::pin!(deadline);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(batch) => {
+                    records += batch.len() as u64;
+                    for record in &batch {
+                        summary.add(record);
+                    }
+                    if let Some(bar) = &progress {
+                        bar.set_message(format!("{} records, {} packets", group(records), group(summary.total().packets)));
+                    }
+                }
+                None => break,
+            },
+            _ = &mut deadline => break,
+            _ = &mut interrupted => break,
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Some(live) = &live {
+        live.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    // Collectors hand over their last batches as they stop; take those too.
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(100), batches.recv()).await {
+        for record in &batch {
+            summary.add(record);
+        }
+        if Instant::now() > drain_until {
+            break;
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.context("collector task")?.context("collector failed")?);
+    }
+    let live_report = match live {
+        Some(live) => Some(live.finish().await?),
+        None => None,
+    };
+    let decode = decode_section(&reports, live_report);
+    let report = TrafficReport::new(&summary, decode);
+    if args.json {
+        report.print_json().context("cannot write to standard output")?;
+    } else {
+        print_human(&mut io::stdout().lock(), &report, args.top)
+            .context("cannot write to standard output")?;
+    }
+    Ok(())
+}
+
+fn decode_section(reports: &[UdpCollectorReport], live: Option<LiveSummary>) -> CollectDecode {
+    let mut total = ExporterStats::default();
+    let mut collectors = Vec::new();
+    for report in reports {
+        let mut exporters: Vec<ExporterDecode> = report
+            .exporters
+            .iter()
+            .map(|(exporter, stats)| ExporterDecode {
+                exporter: exporter_name(exporter),
+                stats: stats.clone(),
+            })
+            .collect();
+        exporters.sort_by(|a, b| a.exporter.cmp(&b.exporter));
+        for exporter in &exporters {
+            total.absorb(&exporter.stats);
+        }
+        total.absorb(&report.unattributed);
+        total.drops += report.socket_drops.unwrap_or(0);
+        collectors.push(CollectorDecode {
+            protocol: format!("{:?}", report.kind).to_lowercase(),
+            listen: report.local_addr.to_string(),
+            receive_buffer: report.receive_buffer,
+            socket_drops: report.socket_drops,
+            unattributed: report.unattributed.clone(),
+            exporters,
+        });
+    }
+    if let Some(live) = live {
+        total.absorb(&live.stats);
+        collectors.push(CollectorDecode {
+            protocol: "capture".into(),
+            listen: format!("interface {}", live.interface),
+            receive_buffer: 0,
+            socket_drops: Some(live.stats.drops),
+            unattributed: ExporterStats::default(),
+            exporters: vec![ExporterDecode {
+                exporter: format!("interface {}", live.interface),
+                stats: live.stats,
+            }],
+        });
+    }
+    CollectDecode { total, collectors }
+}
+
+fn exporter_name(exporter: &Exporter) -> String {
+    exporter.to_string()
+}
+
+fn print_human(out: &mut impl Write, report: &TrafficReport<CollectDecode>, top: usize) -> io::Result<()> {
+    report.print_human(out, top)?;
+    writeln!(out)?;
+    writeln!(out, "decode       {}", exporter_stats_line(&report.decode.total))?;
+    for collector in &report.decode.collectors {
+        let drops = collector.socket_drops.map(|d| group(d)).unwrap_or_else(|| "unknown".into());
+        writeln!(out, "  {} on {} (socket drops {drops})", collector.protocol, collector.listen)?;
+        for exporter in &collector.exporters {
+            writeln!(out, "    {:<28} {}", exporter.exporter, exporter_stats_line(&exporter.stats))?;
+        }
+        if collector.unattributed.datagrams > 0 {
+            writeln!(out, "    {:<28} {}", "unattributed", exporter_stats_line(&collector.unattributed))?;
+        }
+    }
+    Ok(())
+}
+
+/// What a finished live capture reports.
+#[cfg_attr(not(feature = "live-capture"), allow(dead_code))]
+struct LiveSummary {
+    interface: String,
+    stats: ExporterStats,
+}
+
+/// A live capture running on its own thread.
+#[cfg_attr(not(feature = "live-capture"), allow(dead_code))]
+struct LiveHandle {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    #[cfg(feature = "live-capture")]
+    thread: tokio::task::JoinHandle<
+        Result<rampart_ingest::live::LiveCaptureReport, rampart_ingest::live::LiveCaptureError>,
+    >,
+}
+
+impl LiveHandle {
+    async fn finish(self) -> Result<LiveSummary> {
+        #[cfg(feature = "live-capture")]
+        {
+            let report = self.thread.await.context("capture thread")??;
+            Ok(LiveSummary { interface: report.interface, stats: report.stats })
+        }
+        #[cfg(not(feature = "live-capture"))]
+        {
+            unreachable!("no live capture in this build")
+        }
+    }
+}
+
+#[cfg(feature = "live-capture")]
+fn start_live_capture(
+    args: &CollectArgs,
+    sink: mpsc::Sender<Vec<rampart_telemetry::TrafficRecord>>,
+) -> Result<Option<LiveHandle>> {
+    use rampart_ingest::live::{LiveCapture, LiveCaptureConfig};
+    let Some(interface) = &args.interface else { return Ok(None) };
+    let mut config = LiveCaptureConfig::new(interface.clone());
+    config.bpf_filter = args.bpf.clone();
+    config.sample_one_in = args.sample;
+    let capture = LiveCapture::open(config)?;
+    if !args.json {
+        eprintln!("capturing on {interface}");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || capture.run(sink, stop))
+    };
+    Ok(Some(LiveHandle { stop, thread }))
+}
+
+#[cfg(not(feature = "live-capture"))]
+fn start_live_capture(
+    args: &CollectArgs,
+    _sink: mpsc::Sender<Vec<rampart_telemetry::TrafficRecord>>,
+) -> Result<Option<LiveHandle>> {
+    match &args.interface {
+        None => Ok(None),
+        Some(interface) => bail!(
+            "cannot capture on {interface}: this rampart was built without live capture; rebuild with `cargo build --release --features live-capture` (needs libpcap-dev)"
+        ),
+    }
+}
