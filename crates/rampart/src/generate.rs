@@ -19,7 +19,10 @@ pub struct GenerateArgs {
     pub seed: u64,
     /// Length of the scenario in seconds.
     #[arg(long)]
-    pub duration: Option<u64>,
+    pub duration: Option<f64>,
+    /// Write nanosecond timestamps (default: microsecond pcap).
+    #[arg(long)]
+    pub nanosecond: bool,
     /// Background (benign) packets per second.
     #[arg(long)]
     pub background_pps: Option<u64>,
@@ -42,7 +45,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         return Ok(());
     }
     let scenario = args.scenario.expect("clap requires a scenario unless --list");
-    let mut params = GenParams { seed: args.seed, ..GenParams::default() };
+    let mut params =
+        GenParams { seed: args.seed, nanosecond: args.nanosecond, ..GenParams::for_scenario(scenario) };
     if let Some(duration) = args.duration {
         params.duration_secs = duration;
     }
@@ -55,6 +59,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     params.max_packets = args.max_packets;
     let truth = rampart_trafficgen::generate_to_file(scenario, &params, &args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    eprintln!("wrote {} ({} packets) and its ground truth", args.out.display(), truth.total_packets());
+    eprintln!(
+        "wrote {} and {} ({} packets)",
+        args.out.display(),
+        rampart_trafficgen::truth_path(&args.out).display(),
+        truth.totals.packets
+    );
     Ok(())
 }

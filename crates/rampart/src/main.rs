@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod collect;
-//TMP mod generate;
+mod generate;
 mod inspect;
 mod report;
 
@@ -29,9 +29,9 @@ enum Command {
     /// Listen for sFlow, NetFlow and IPFIX exports (and optionally capture an interface) for a
     /// while, then report the traffic they described, per destination, scaled by sampling.
     Collect(collect::CollectArgs),
-    //TMP1
-    //TMP2
-    //TMP Generate(generate::GenerateArgs),
+    /// Write a deterministic capture of a named traffic scenario, with its ground truth in
+    /// FILE.truth.json. Nothing is sent on any network.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Collect(args) => collect::run(args),
-        //TMP Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
