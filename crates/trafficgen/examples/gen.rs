@@ -1,7 +1,8 @@
 //! `cargo run --release -p rampart-trafficgen --example gen -- SCENARIO OUT.pcap [PARAMS_JSON]`
 //!
-//! Writes OUT.pcap and OUT.pcap.truth.json; PARAMS_JSON is a partial `GenParams` object, e.g.
-//! '{"seed": 7, "attack_pps": 1000000}'. Prints the packet count and the write rate.
+//! Writes OUT.pcap and OUT.pcap.truth.json (OUT `-`: the capture to stdout, no truth file);
+//! PARAMS_JSON is a partial `GenParams` object, e.g. '{"seed": 7, "attack_pps": 1000000}'.
+//! Prints the packet count and the write rate to stderr.
 
 use std::time::Instant;
 
@@ -26,9 +27,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let params: GenParams = serde_json::from_value(params)?;
     let t = Instant::now();
-    let truth = generate_to_file(scenario, &params, out.as_ref())?;
+    let truth = if out == "-" {
+        rampart_trafficgen::generate(scenario, &params, std::io::stdout().lock())?
+    } else {
+        generate_to_file(scenario, &params, out.as_ref())?
+    };
     let secs = t.elapsed().as_secs_f64();
-    println!(
+    eprintln!(
         "{}: {} packets, {} IP bytes, {} attacks in {:.3} s ({:.2} Mpps)",
         scenario,
         truth.totals.packets,

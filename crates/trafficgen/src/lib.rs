@@ -8,6 +8,17 @@
 //! timestamps). The [`GroundTruth`] is counted from the frames as they are written, so its
 //! per-destination, per-protocol and per-attack totals are exact.
 //!
+//! Address plan (documentation ranges only):
+//! - protected networks: 198.51.100.0/24 and 2001:db8:100::/48; web servers are
+//!   198.51.100.10-49 and 2001:db8:100::10-37 on ports 80/443, so the default targets
+//!   (198.51.100.10, 2001:db8:100::10) also receive benign traffic;
+//! - benign clients: 203.0.113.0/24, 192.0.2.0/24 and 2001:db8:200::/48;
+//! - spoofed IPv4 attack sources: anywhere in 1.0.0.0-223.255.255.255 except 127/8;
+//!   IPv6 attack sources: 2001:db8:ffff::/48; reflectors: a fixed random set per seed.
+//!
+//! Frames shorter than 60 bytes are zero-padded as on the wire; byte counts in the truth are
+//! always IP-layer bytes (IPv4 total length, or 40 + payload length for IPv6).
+//!
 //! ```no_run
 //! use rampart_trafficgen::{GenParams, Scenario, generate_to_file};
 //! let params = GenParams { seed: 7, ..GenParams::for_scenario(Scenario::SynFlood) };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::small;
-use rampart_trafficgen::{GenParams, GroundTruth, Scenario, Totals, generate_to_file};
+use rampart_trafficgen::{AmplificationVector, GenParams, GroundTruth, Scenario, Totals, generate_to_file};
 
 fn tshark_available() -> bool {
     Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success())
@@ -138,7 +138,16 @@ fn tshark_sees_no_errors_or_warnings() {
         attack_duration_secs: Some(2.6),
         ..small(22)
     };
-    for s in [Scenario::Mixed, Scenario::BenignWeb, Scenario::BulkOutbound, Scenario::UdpFloodV6] {
+    for s in [
+        Scenario::Mixed,
+        Scenario::BenignWeb,
+        Scenario::BulkOutbound,
+        Scenario::UdpFloodV6,
+        Scenario::IcmpFloodV6,
+        Scenario::CarpetBombingV6,
+        Scenario::Amplification(AmplificationVector::Memcached),
+        Scenario::Amplification(AmplificationVector::Cldap),
+    ] {
         let (path, truth) = generate(&dir.0, s, &p);
         assert!(truth.totals.packets > 1_000);
         let expert = tshark(
