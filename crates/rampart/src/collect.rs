@@ -173,9 +173,8 @@ async fn collect(args: CollectArgs) -> Result<()> {
     let mut tasks = Vec::new();
     for collector in collectors {
         let addr = collector.local_addr().context("collector socket")?;
-        if !args.json {
-            eprintln!("listening for {} on {addr}", collector.kind());
-        }
+        // Always on stderr (never mixed into --json output): scripts wait for this line.
+        eprintln!("listening for {} on {addr}", collector.kind());
         tasks.push(tokio::spawn(collector.run(sink.clone(), stop_rx.clone())));
     }
     drop(sink);
@@ -299,7 +298,7 @@ fn print_human(out: &mut impl Write, report: &TrafficReport<CollectDecode>, top:
     writeln!(out)?;
     writeln!(out, "decode       {}", exporter_stats_line(&report.decode.total))?;
     for collector in &report.decode.collectors {
-        let drops = collector.socket_drops.map(|d| group(d)).unwrap_or_else(|| "unknown".into());
+        let drops = collector.socket_drops.map(group).unwrap_or_else(|| "unknown".into());
         writeln!(out, "  {} on {} (socket drops {drops})", collector.protocol, collector.listen)?;
         for exporter in &collector.exporters {
             writeln!(out, "    {:<28} {}", exporter.exporter, exporter_stats_line(&exporter.stats))?;
@@ -353,9 +352,7 @@ fn start_live_capture(
     config.bpf_filter = args.bpf.clone();
     config.sample_one_in = args.sample;
     let capture = LiveCapture::open(config)?;
-    if !args.json {
-        eprintln!("capturing on {interface}");
-    }
+    eprintln!("capturing on {interface}");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();

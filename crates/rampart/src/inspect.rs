@@ -75,7 +75,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
             Ok(Some(record)) => {
                 summary.add(&record);
                 count += 1;
-                if count % 65_536 == 0
+                if count.is_multiple_of(65_536)
                     && let Some(bar) = &progress
                 {
                     bar.set_position(records.bytes_read());

@@ -1,0 +1,331 @@
+//! Interop with programs this project did not write: the same generated capture, exported as
+//! NetFlow v5/v9/IPFIX by softflowd and as sFlow v5 by pmacct, must give `rampart collect` the
+//! per-destination totals that `rampart inspect` computes from the capture, and `inspect` must
+//! agree with tshark.
+//!
+//! Peers are Debian packages installed by `scripts/test`. With `RAMPART_REQUIRE_PEERS` set (as
+//! CI does) a missing peer fails the test; otherwise it is skipped with a message.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rampart_trafficgen::{GenParams, Scenario};
+use serde_json::Value;
+
+type PerDestination = BTreeMap<IpAddr, (u64, u64)>;
+
+const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// True when `tool` is on PATH; panics instead of skipping when peers are required.
+fn peer_available(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} || test -x /usr/sbin/{tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("RAMPART_REQUIRE_PEERS").is_some() || std::env::var_os("CI").is_some() {
+            panic!("{tool} is required for this interop test but is not installed (run scripts/test)");
+        }
+        eprintln!("SKIPPED: {tool} not installed (scripts/test installs it)");
+    }
+    found
+}
+
+fn tool_path(tool: &str) -> String {
+    let sbin = format!("/usr/sbin/{tool}");
+    if Path::new(&sbin).exists() { sbin } else { tool.to_string() }
+}
+
+/// A small mixed capture (IPv4 and IPv6, TCP, UDP, ICMP, fragments, amplification, carpet
+/// bombing), generated once per test binary.
+fn capture() -> &'static Path {
+    static CAPTURE: OnceLock<PathBuf> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rampart-interop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mixed.pcap");
+        let params = GenParams {
+            seed: 42,
+            background_pps: 150,
+            attack_pps: 600,
+            ..GenParams::for_scenario(Scenario::Mixed)
+        };
+        let padded = dir.join("mixed-padded.pcap");
+        let truth = rampart_trafficgen::generate_to_file(Scenario::Mixed, &params, &padded).unwrap();
+        assert!(truth.totals.packets > 5_000, "capture too small to be a meaningful check");
+        strip_ethernet_padding(&padded, &path);
+        path
+    })
+}
+
+/// Copies a capture, cutting each Ethernet frame to its IP packet's length. softflowd counts a
+/// flow's bytes as the link-layer payload, so the padding of minimum-size Ethernet frames (a
+/// 40-byte ACK travels in 46 bytes) would add up to 6 bytes a packet to its totals, where
+/// Rampart, tshark and the IP header count the IP total length. Without padding the two
+/// definitions coincide and the comparison can be exact.
+fn strip_ethernet_padding(from: &Path, to: &Path) {
+    use rampart_telemetry::{CaptureReader, LinkType, packet};
+    let mut reader = CaptureReader::new(std::fs::File::open(from).unwrap()).unwrap();
+    let mut writer = rampart_trafficgen::PcapWriter::new(
+        std::io::BufWriter::new(std::fs::File::create(to).unwrap()),
+        false,
+    )
+    .unwrap();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        assert_eq!(frame.link, LinkType::Ethernet);
+        let headers = packet::decode(frame.link, frame.data, frame.wire_len).unwrap();
+        let cut = (14 + headers.ip_len as usize).min(frame.data.len());
+        writer.write_packet(frame.time.0, &frame.data[..cut]).unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+/// Destination of the filler packets appended by [`with_flush_tail`].
+const FLUSH_TAIL_DESTINATION: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 254));
+
+/// A copy of the capture followed by 200 small UDP packets to [`FLUSH_TAIL_DESTINATION`].
+/// pmacctd exits at the end of a savefile without sending its last, partly filled sFlow
+/// datagram; the filler makes sure what it drops is not part of the comparison.
+fn with_flush_tail(from: &Path) -> PathBuf {
+    use rampart_telemetry::CaptureReader;
+    let to = from.with_extension("flush-tail.pcap");
+    let mut reader = CaptureReader::new(std::fs::File::open(from).unwrap()).unwrap();
+    let mut writer = rampart_trafficgen::PcapWriter::new(
+        std::io::BufWriter::new(std::fs::File::create(&to).unwrap()),
+        false,
+    )
+    .unwrap();
+    let mut last = 0;
+    while let Some(frame) = reader.next_frame().unwrap() {
+        writer.write_packet(frame.time.0, frame.data).unwrap();
+        last = frame.time.0;
+    }
+    let IpAddr::V4(filler_dst) = FLUSH_TAIL_DESTINATION else { unreachable!() };
+    for i in 0..200u64 {
+        let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1]);
+        frame.extend_from_slice(&filler_dst.octets());
+        frame.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
+        writer.write_packet(last + (i + 1) * 1_000_000, &frame).unwrap();
+    }
+    writer.flush().unwrap();
+    to
+}
+
+fn report_destinations(report: &Value) -> PerDestination {
+    report["destinations"]
+        .as_array()
+        .expect("destinations array")
+        .iter()
+        .map(|d| {
+            let ip: IpAddr = d["ip"].as_str().unwrap().parse().unwrap();
+            (ip, (d["packets"].as_u64().unwrap(), d["bytes"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+fn inspect(path: &Path) -> Value {
+    let output = Command::new(RAMPART).arg("inspect").arg(path).arg("--json").output().unwrap();
+    assert!(output.status.success(), "inspect failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `rampart collect` and returns once it is listening.
+fn start_collect(flag: &str, port: u16, seconds: u32) -> Child {
+    let mut child = Command::new(RAMPART)
+        .args(["collect", flag, &format!("127.0.0.1:{port}"), "--duration", &seconds.to_string(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening for"), "collect did not start: {line}");
+    child
+}
+
+fn finish_collect(child: Child) -> Value {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "collect failed");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Runs a peer to completion, bounded in time; kills it (by its PID) if it overstays.
+fn run_bounded(mut command: Command, limit: Duration) {
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{command:?} failed: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_same_destinations(what: &str, collected: &PerDestination, expected: &PerDestination) {
+    let mut mismatches = Vec::new();
+    for (ip, want) in expected {
+        let got = collected.get(ip).copied().unwrap_or_default();
+        if got != *want {
+            mismatches.push(format!("{ip}: collected {got:?}, capture {want:?}"));
+        }
+    }
+    for ip in collected.keys().filter(|ip| !expected.contains_key(ip)) {
+        mismatches.push(format!("{ip}: collected but absent from the capture"));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{what}: {} of {} destinations differ:\n{}",
+        mismatches.len(),
+        expected.len(),
+        mismatches.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn softflowd_round_trip(version: &str, flag: &str, ipv4_only: bool) {
+    if !peer_available("softflowd") {
+        return;
+    }
+    let path = capture();
+    let mut expected = report_destinations(&inspect(path));
+    if ipv4_only {
+        expected.retain(|ip, _| ip.is_ipv4());
+    }
+    let port = free_udp_port();
+    let collector = start_collect(flag, port, 12);
+    let mut softflowd = Command::new(tool_path("softflowd"));
+    // -a: flow times follow the capture; -d: stay in the foreground and exit when done.
+    softflowd.arg("-r").arg(path).args(["-n", &format!("127.0.0.1:{port}"), "-v", version, "-d", "-a"]);
+    run_bounded(softflowd, Duration::from_secs(60));
+    let report = finish_collect(collector);
+    let total = &report["decode"]["total"];
+    assert_eq!(total["decode_errors"], 0, "decode errors: {report:#}");
+    assert_eq!(total["unknown_template_records"], 0);
+    assert_eq!(total["sequence_gaps"], 0);
+    assert_same_destinations(&format!("softflowd -v {version}"), &report_destinations(&report), &expected);
+}
+
+#[test]
+fn softflowd_netflow_v5_matches_inspect() {
+    // NetFlow v5 carries IPv4 only.
+    softflowd_round_trip("5", "--netflow", true);
+}
+
+#[test]
+fn softflowd_netflow_v9_matches_inspect() {
+    softflowd_round_trip("9", "--netflow", false);
+}
+
+#[test]
+fn softflowd_ipfix_matches_inspect() {
+    softflowd_round_trip("10", "--ipfix", false);
+}
+
+#[test]
+fn pmacct_sflow_matches_inspect() {
+    if !peer_available("pmacctd") {
+        return;
+    }
+    let path = capture();
+    let expected = report_destinations(&inspect(path));
+    let port = free_udp_port();
+    let collector = start_collect("--sflow", port, 15);
+    let path = &with_flush_tail(path);
+    let config = path.with_extension(format!("sfprobe-{port}.conf"));
+    std::fs::write(
+        &config,
+        format!(
+            "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:{port}\nsfprobe_agentip: 127.0.0.1\nsampling_rate: 1\nsnaplen: 128\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let mut pmacctd = Command::new(tool_path("pmacctd"));
+    pmacctd.arg("-f").arg(&config);
+    run_bounded(pmacctd, Duration::from_secs(60));
+    let report = finish_collect(collector);
+    assert_eq!(report["decode"]["total"]["decode_errors"], 0, "decode errors: {report:#}");
+    let mut collected = report_destinations(&report);
+    collected.remove(&FLUSH_TAIL_DESTINATION);
+    assert_same_destinations("pmacct sfprobe", &collected, &expected);
+}
+
+#[test]
+fn inspect_agrees_with_tshark() {
+    if !peer_available("tshark") {
+        return;
+    }
+    let path = capture();
+    let expected = report_destinations(&inspect(path));
+    // One line per frame: IPv4 destination and total length, or IPv6 destination and payload
+    // length. Reassembly off, so each fragment counts as the frame it is.
+    let output = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args([
+            "-n",
+            "-o",
+            "ip.defragment:FALSE",
+            "-o",
+            "ipv6.defragment:FALSE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+        ])
+        .args(["-e", "ip.dst", "-e", "ip.len", "-e", "ipv6.dst", "-e", "ipv6.plen"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "tshark failed: {}", String::from_utf8_lossy(&output.stderr));
+    let mut tshark = PerDestination::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (ip, len) = match fields.as_slice() {
+            [v4, len, "", ""] if !v4.is_empty() => {
+                (v4.parse::<IpAddr>().unwrap(), len.parse::<u64>().unwrap())
+            }
+            ["", "", v6, plen] if !v6.is_empty() => {
+                (v6.parse::<IpAddr>().unwrap(), plen.parse::<u64>().unwrap() + 40)
+            }
+            other => panic!("unexpected tshark line {other:?}"),
+        };
+        let entry = tshark.entry(ip).or_default();
+        entry.0 += 1;
+        entry.1 += len;
+    }
+    assert_same_destinations("tshark", &expected, &tshark);
+}
+
+#[test]
+fn inspect_reads_standard_input() {
+    let path = capture();
+    let from_file = inspect(path);
+    let output = Command::new(RAMPART)
+        .args(["inspect", "-", "--json"])
+        .stdin(std::fs::File::open(path).unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let from_stdin: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(from_stdin["packets"], from_file["packets"]);
+    assert_eq!(report_destinations(&from_stdin), report_destinations(&from_file));
+}
