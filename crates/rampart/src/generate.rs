@@ -29,6 +29,9 @@ pub struct GenerateArgs {
     /// Attack packets per second.
     #[arg(long)]
     pub attack_pps: Option<u64>,
+    /// Store at most N bytes of each frame, like `tcpdump -s N` (true lengths are kept).
+    #[arg(long, value_name = "N")]
+    pub snaplen: Option<u32>,
     /// Stop after this many packets.
     #[arg(long)]
     pub max_packets: Option<u64>,
@@ -57,6 +60,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         params.attack_pps = pps;
     }
     params.max_packets = args.max_packets;
+    params.snaplen = args.snaplen;
     let truth = rampart_trafficgen::generate_to_file(scenario, &params, &args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!(

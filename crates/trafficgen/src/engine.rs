@@ -298,7 +298,11 @@ pub(crate) fn generate<W: Write>(scenario: Scenario, p: &GenParams, out: W) -> R
     let mut noise = vec![0u8; NOISE_LEN];
     Rand::new(p.seed, STREAM_NOISE).fill(&mut noise);
     let mut counters = Counters::new(plan.tags.len());
-    let mut pcap = PcapWriter::new(io::BufWriter::with_capacity(1 << 20, out), p.nanosecond)?;
+    let mut pcap = PcapWriter::with_snaplen(
+        io::BufWriter::with_capacity(1 << 20, out),
+        p.nanosecond,
+        p.snaplen.unwrap_or(crate::pcap::SNAPLEN),
+    )?;
     let cap = p.max_packets.unwrap_or(u64::MAX);
     let truncated = run(&mut plan.sources, &mut pcap, &mut counters, w.capture_end, cap, &noise)?;
     pcap.flush()?;

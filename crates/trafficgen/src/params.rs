@@ -63,6 +63,9 @@ pub struct GenParams {
     /// Share of benign sessions that are IPv6, percent; default 50 for IPv6 scenarios and
     /// `mixed`, 0 otherwise.
     pub ipv6_background_percent: Option<u8>,
+    /// Store at most this many bytes of each frame (the true length stays in the record
+    /// header), as a capture taken with `tcpdump -s N` does; `None` stores frames whole.
+    pub snaplen: Option<u32>,
 }
 
 impl Default for GenParams {
@@ -85,6 +88,7 @@ impl Default for GenParams {
             pulse_on_secs: 3.0,
             pulse_off_secs: 5.0,
             ipv6_background_percent: None,
+            snaplen: None,
         }
     }
 }
@@ -171,6 +175,11 @@ impl GenParams {
         secs_to_ns("pulse_off_secs", self.pulse_off_secs)?;
         if on == 0 {
             return Err(invalid("pulse_on_secs", "must be positive"));
+        }
+        if let Some(snaplen) = self.snaplen
+            && !(64..=crate::pcap::SNAPLEN).contains(&snaplen)
+        {
+            return Err(invalid("snaplen", format!("{snaplen} is not within 64..={}", crate::pcap::SNAPLEN)));
         }
         if let Some(p) = self.ipv6_background_percent
             && p > 100

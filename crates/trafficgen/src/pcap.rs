@@ -18,11 +18,12 @@ pub const RECORD_HEADER_LEN: usize = 16;
 /// Streams Ethernet frames into a classic pcap file (little-endian, version 2.4).
 ///
 /// The writer does no buffering of its own: wrap files in a [`std::io::BufWriter`].
-/// Frames are stored whole (`incl_len == orig_len`).
+/// Frames are stored whole (`incl_len == orig_len`) unless a smaller snaplen was asked for.
 #[derive(Debug)]
 pub struct PcapWriter<W: Write> {
     out: W,
     nanosecond: bool,
+    snaplen: u32,
     packets: u64,
     bytes: u64,
 }
@@ -32,17 +33,24 @@ impl<W: Write> PcapWriter<W> {
     ///
     /// `nanosecond` selects the nanosecond-resolution magic; otherwise timestamps are stored in
     /// microseconds (truncated).
-    pub fn new(mut out: W, nanosecond: bool) -> io::Result<Self> {
+    pub fn new(out: W, nanosecond: bool) -> io::Result<Self> {
+        Self::with_snaplen(out, nanosecond, SNAPLEN)
+    }
+
+    /// Like [`PcapWriter::new`], storing at most `snaplen` bytes of each frame (clamped to
+    /// 1..=[`SNAPLEN`]); the record header keeps the frame's true length.
+    pub fn with_snaplen(mut out: W, nanosecond: bool, snaplen: u32) -> io::Result<Self> {
+        let snaplen = snaplen.clamp(1, SNAPLEN);
         let magic = if nanosecond { MAGIC_NANOS } else { MAGIC_MICROS };
         let mut hdr = [0u8; FILE_HEADER_LEN];
         hdr[0..4].copy_from_slice(&magic.to_le_bytes());
         hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
         hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
         // thiszone (8..12) and sigfigs (12..16) stay zero.
-        hdr[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
+        hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
         hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
         out.write_all(&hdr)?;
-        Ok(Self { out, nanosecond, packets: 0, bytes: FILE_HEADER_LEN as u64 })
+        Ok(Self { out, nanosecond, snaplen, packets: 0, bytes: FILE_HEADER_LEN as u64 })
     }
 
     /// True when the file stores nanosecond timestamps.
@@ -68,15 +76,16 @@ impl<W: Write> PcapWriter<W> {
             .ok()
             .filter(|&l| l <= SNAPLEN)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame longer than snaplen"))?;
+        let stored = len.min(self.snaplen);
         let mut rec = [0u8; RECORD_HEADER_LEN];
         rec[0..4].copy_from_slice(&secs.to_le_bytes());
         rec[4..8].copy_from_slice(&frac.to_le_bytes());
-        rec[8..12].copy_from_slice(&len.to_le_bytes());
+        rec[8..12].copy_from_slice(&stored.to_le_bytes());
         rec[12..16].copy_from_slice(&len.to_le_bytes());
         self.out.write_all(&rec)?;
-        self.out.write_all(frame)?;
+        self.out.write_all(&frame[..stored as usize])?;
         self.packets += 1;
-        self.bytes += (RECORD_HEADER_LEN + frame.len()) as u64;
+        self.bytes += (RECORD_HEADER_LEN as u32 + stored) as u64;
         Ok(())
     }
 
@@ -137,6 +146,17 @@ mod tests {
         let mut w = PcapWriter::new(Vec::new(), false).unwrap();
         assert!(w.write_packet(u64::MAX, &[0; 60]).is_err());
         assert!(w.write_packet(0, &vec![0; SNAPLEN as usize + 1]).is_err());
+    }
+
+    #[test]
+    fn snaplen_cuts_frames_but_keeps_their_length() {
+        let mut w = PcapWriter::with_snaplen(Vec::new(), false, 64).unwrap();
+        w.write_packet(1_000_000_000, &[7; 1514]).unwrap();
+        let buf = w.into_inner();
+        assert_eq!(u32::from_le_bytes(buf[16..20].try_into().unwrap()), 64);
+        assert_eq!(u32::from_le_bytes(buf[32..36].try_into().unwrap()), 64);
+        assert_eq!(u32::from_le_bytes(buf[36..40].try_into().unwrap()), 1514);
+        assert_eq!(buf.len(), 24 + 16 + 64);
         assert_eq!(w.packets(), 0);
         assert_eq!(w.stored_timestamp(1_999), 1_000);
     }

@@ -13,7 +13,8 @@ use rampart_trafficgen::{AmplificationVector, GenParams, GroundTruth, Scenario, 
 /// True when tshark runs; panics instead of skipping when peers are required (CI).
 fn tshark_available() -> bool {
     let available = Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success());
-    if !available && (std::env::var_os("RAMPART_REQUIRE_PEERS").is_some() || std::env::var_os("CI").is_some()) {
+    if !available && (std::env::var_os("RAMPART_REQUIRE_PEERS").is_some() || std::env::var_os("CI").is_some())
+    {
         panic!("tshark is required for this test but is not installed (run scripts/test)");
     }
     available
