@@ -6,6 +6,7 @@
 mod collect;
 mod generate;
 mod inspect;
+mod replay;
 mod report;
 
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     /// Write a deterministic capture of a named traffic scenario, with its ground truth in
     /// FILE.truth.json. Nothing is sent on any network.
     Generate(generate::GenerateArgs),
+    /// Replay a capture as an sFlow v5 agent would export it, paced by the capture's
+    /// timestamps, to one or more collectors.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

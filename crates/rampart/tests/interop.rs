@@ -329,3 +329,26 @@ fn inspect_reads_standard_input() {
     assert_eq!(from_stdin["packets"], from_file["packets"]);
     assert_eq!(report_destinations(&from_stdin), report_destinations(&from_file));
 }
+
+#[test]
+fn replay_as_sflow_matches_inspect() {
+    let path = capture();
+    let expected = report_destinations(&inspect(path));
+    let port = free_udp_port();
+    let collector = start_collect("--sflow", port, 8);
+    let output = Command::new(RAMPART)
+        .arg("replay")
+        .arg(path)
+        .args(["--sflow", &format!("127.0.0.1:{port}"), "--speed", "0"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "replay failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report = finish_collect(collector);
+    let total = &report["decode"]["total"];
+    assert_eq!(
+        (total["decode_errors"].as_u64(), total["sequence_gaps"].as_u64()),
+        (Some(0), Some(0)),
+        "{report:#}"
+    );
+    assert_same_destinations("rampart replay", &report_destinations(&report), &expected);
+}

@@ -14,6 +14,7 @@ pub mod flow;
 pub mod packet;
 pub mod record;
 pub mod sflow;
+pub mod sflow_encode;
 pub mod spread;
 pub mod stats;
 pub mod summary;
