@@ -32,6 +32,12 @@ pub struct GenerateArgs {
     /// Store at most N bytes of each frame, like `tcpdump -s N` (true lengths are kept).
     #[arg(long, value_name = "N")]
     pub snaplen: Option<u32>,
+    /// When the attack starts, in seconds from the beginning of the capture.
+    #[arg(long, value_name = "SECONDS")]
+    pub attack_start: Option<f64>,
+    /// How long the attack lasts, in seconds (default: the scenario's).
+    #[arg(long, value_name = "SECONDS")]
+    pub attack_duration: Option<f64>,
     /// Stop after this many packets.
     #[arg(long)]
     pub max_packets: Option<u64>,
@@ -58,6 +64,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     if let Some(pps) = args.attack_pps {
         params.attack_pps = pps;
+    }
+    if let Some(start) = args.attack_start {
+        params.attack_start_secs = start;
+    }
+    if args.attack_duration.is_some() {
+        params.attack_duration_secs = args.attack_duration;
     }
     params.max_packets = args.max_packets;
     params.snaplen = args.snaplen;
