@@ -146,6 +146,8 @@ mod tests {
         let mut w = PcapWriter::new(Vec::new(), false).unwrap();
         assert!(w.write_packet(u64::MAX, &[0; 60]).is_err());
         assert!(w.write_packet(0, &vec![0; SNAPLEN as usize + 1]).is_err());
+        assert_eq!(w.packets(), 0);
+        assert_eq!(w.stored_timestamp(1_999), 1_000);
     }
 
     #[test]
@@ -157,7 +159,5 @@ mod tests {
         assert_eq!(u32::from_le_bytes(buf[32..36].try_into().unwrap()), 64);
         assert_eq!(u32::from_le_bytes(buf[36..40].try_into().unwrap()), 1514);
         assert_eq!(buf.len(), 24 + 16 + 64);
-        assert_eq!(w.packets(), 0);
-        assert_eq!(w.stored_timestamp(1_999), 1_000);
     }
 }
