@@ -3,10 +3,12 @@
 
 #![forbid(unsafe_code)]
 
+mod attacks;
 mod collect;
 mod generate;
 mod inspect;
 mod report;
+mod run;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,11 @@ enum Command {
     /// Write a deterministic capture of a named traffic scenario, with its ground truth in
     /// FILE.truth.json. Nothing is sent on any network.
     Generate(generate::GenerateArgs),
+    /// Run the detection daemon: listen for flow exports, detect attacks, store them and
+    /// report them (JSON lines on stdout, webhook, Prometheus metrics).
+    Run(run::RunArgs),
+    /// List or show the attacks `rampart run` recorded.
+    Attacks(attacks::AttacksArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Attacks(args) => attacks::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
