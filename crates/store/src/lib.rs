@@ -42,12 +42,12 @@ const ATTACK_EVENTS: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new(
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The data directory could not be created or is not writable.
-    #[error("cannot use data directory {}: {source}", dir.display())]
+    #[error("cannot use data directory {}: {reason}", dir.display())]
     Directory {
         /// The data directory.
         dir: PathBuf,
         /// What the file system said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// There is no store file in the data directory (nothing was ever recorded there).
     #[error("no attack store in {} (no {FILE_NAME}; has `rampart run` used this data directory?)", dir.display())]
@@ -56,20 +56,20 @@ pub enum StoreError {
         dir: PathBuf,
     },
     /// The database file could not be opened, read or written.
-    #[error("attack store {}: {source}", path.display())]
+    #[error("attack store {}: {reason}", path.display())]
     Database {
         /// The store file.
         path: PathBuf,
         /// What redb said.
-        source: redb::Error,
+        reason: redb::Error,
     },
     /// A stored record is not the JSON this version writes.
-    #[error("attack store {}: corrupt record: {source}", path.display())]
+    #[error("attack store {}: corrupt record: {reason}", path.display())]
     Corrupt {
         /// The store file.
         path: PathBuf,
         /// What the JSON parser said.
-        source: serde_json::Error,
+        reason: serde_json::Error,
     },
     /// An event's attack has no unsigned integer `id` field.
     #[error("attack has no numeric `id` field")]
@@ -163,13 +163,13 @@ impl Store {
     /// attacks left ongoing by earlier runs become [`Status::Interrupted`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::Directory { dir: dir.to_owned(), source })?;
+            .map_err(|reason| StoreError::Directory { dir: dir.to_owned(), reason })?;
         let path = dir.join(FILE_NAME);
         // Fail early, with the directory in the message, when it is not writable.
         let probe = dir.join(".rampart-write-test");
         std::fs::write(&probe, b"")
             .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|source| StoreError::Directory { dir: dir.to_owned(), source })?;
+            .map_err(|reason| StoreError::Directory { dir: dir.to_owned(), reason })?;
         let db = redb::Builder::new()
             .set_concurrency_mode(ConcurrencyMode::SingleWriter)
             .create(&path)
@@ -191,7 +191,7 @@ impl Store {
 
     fn start_run(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = |e: redb::Error| StoreError::Database { path: path.clone(), source: e };
+        let err = |e: redb::Error| StoreError::Database { path: path.clone(), reason: e };
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         let run;
         {
@@ -227,7 +227,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let path = self.path.clone();
-        let err = |e: redb::Error| StoreError::Database { path: path.clone(), source: e };
+        let err = |e: redb::Error| StoreError::Database { path: path.clone(), reason: e };
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         let mut stored = Vec::with_capacity(events.len());
         let mut new_ids = Vec::new();
@@ -353,7 +353,7 @@ impl StoreReader {
 }
 
 fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
-    StoreError::Database { path: path.to_owned(), source: e.into() }
+    StoreError::Database { path: path.to_owned(), reason: e.into() }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -363,7 +363,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { path: path.to_owned(), source })
+    serde_json::from_slice(bytes).map_err(|reason| StoreError::Corrupt { path: path.to_owned(), reason })
 }
 
 /// Opens a table for reading; a table that does not exist yet reads as empty (`None`).
