@@ -7,6 +7,7 @@ mod http;
 mod metrics;
 mod webhook;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -159,11 +160,19 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
             eprintln!("metrics on http://{addr}/metrics");
         }
         let shown = metrics.clone();
-        tokio::spawn(http::serve_metrics(
-            listener,
-            Arc::new(move || metrics::render(&shown)),
-            stop_rx.clone(),
-        ))
+        let render = move || {
+            // Kernel drops per socket, read at scrape time (Linux /proc/net/udp).
+            if let Ok(collectors) = shown.collectors.lock() {
+                for collector in collectors.iter() {
+                    let listen = collector.listen.lock().map(|l| *l);
+                    if let Some(drops) = listen.ok().and_then(rampart_ingest::udp::socket_drops) {
+                        collector.socket_drops.store(drops, Ordering::Relaxed);
+                    }
+                }
+            }
+            metrics::render(&shown)
+        };
+        tokio::spawn(http::serve_metrics(listener, Arc::new(render), stop_rx.clone()))
     });
     eprintln!("attack store {} (run {})", store.path().display(), store.run());
 
@@ -298,6 +307,7 @@ fn output_loop(
     stdout: bool,
 ) {
     let mut tally = AttackTally::default();
+    let mut stdout_broken = false;
     while let Ok(batch) = events.recv() {
         let new: Vec<NewEvent> = batch
             .iter()
@@ -324,8 +334,13 @@ fn output_loop(
             let vectors: Vec<String> = event.attack.vectors.iter().map(|v| v.name().to_owned()).collect();
             tally.event(metrics, kind, id, &vectors);
             let line = serde_json::json!({ "event": kind, "attack": attack }).to_string();
-            if stdout {
-                println!("{line}");
+            // A closed stdout (reader gone) must not stop storing and alerting.
+            if stdout && !stdout_broken {
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    stdout_broken = true;
+                    eprintln!("rampart: standard output is closed; events still go to the store");
+                }
             }
             if let Some(queue) = webhook {
                 queue.push(line);

@@ -45,12 +45,13 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(config: &Path, data_dir: &Path) -> Daemon {
+    fn start(config: &Path, data_dir: &Path, extra: &[&str]) -> Daemon {
         let mut child = Command::new(BIN)
             .args(["run", "--sflow", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--config"])
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -198,6 +199,39 @@ fn sflow_datagram(sequence: u32, samples: u32) -> Vec<u8> {
     out
 }
 
+/// A local HTTP server that answers 503 to the first `failures` requests, then 200; sends each
+/// accepted (200) request body on the channel.
+fn webhook_server(failures: usize) -> (String, Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let status = if n < failures { "503 Service Unavailable" } else { "200 OK" };
+            let _ = stream.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+            if n >= failures {
+                let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+    });
+    (url, rx)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rampart-daemon-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -226,8 +260,9 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     std::fs::write(&config, CONFIG).unwrap();
     let data = dir.join("data");
 
-    // Run 1: onset on stdout, in the store, in the metrics; then kill -9.
-    let daemon = Daemon::start(&config, &data);
+    // Run 1: onset on stdout, in the store, in the metrics, at the webhook; then kill -9.
+    let (webhook_url, webhook_bodies) = webhook_server(1);
+    let daemon = Daemon::start(&config, &data, &["--webhook", &webhook_url]);
     let (onset, seen_at, started) = daemon.flood_until("onset");
     assert_udp_flood_onset(&onset);
     assert_eq!(onset["attack"]["id"], 1);
@@ -248,11 +283,16 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     assert!(metrics.contains("\nrampart_active_attacks 1\n"), "{metrics}");
     assert!(metrics.contains("\nrampart_attacks_total{vector=\"udp_flood\"} 1\n"), "{metrics}");
     assert!(metrics.contains("rampart_collector_datagrams_total{collector=\"sflow\""), "{metrics}");
+    // The webhook answered 503 once: the onset arrives on the retry, with the store id.
+    let posted: Value =
+        serde_json::from_str(&webhook_bodies.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!(posted["event"], "onset");
+    assert_eq!(posted["attack"]["id"], 1);
     drop(daemon); // SIGKILL
 
     // Run 2: the attack is still there (interrupted); a new attack gets a new id; SIGTERM ends
     // it cleanly and the end is stored.
-    let daemon = Daemon::start(&config, &data);
+    let daemon = Daemon::start(&config, &data, &[]);
     let listed = attacks_list(&data);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["status"], "interrupted");

@@ -288,7 +288,12 @@ webhook_attempts = 3
 
     #[test]
     fn the_example_file_parses() {
-        let text = include_str!("../../../../config/rampart.example.toml");
-        parse(text, "rampart.example.toml").unwrap();
+        let detection = include_str!("../../../../config/rampart.example.toml");
+        let daemon = include_str!("../../../../config/daemon.example.toml");
+        parse(detection, "rampart.example.toml").unwrap();
+        // Tables after the top-level keys (`protected`), as TOML requires.
+        let (config, detect) = parse(&format!("{detection}\n{daemon}"), "rampart.toml").unwrap();
+        assert_eq!(config, DaemonConfig::default());
+        assert_eq!(detect, parse(detection, "x").unwrap().1);
     }
 }

@@ -20,6 +20,8 @@ pub struct CollectorMetrics {
     /// Live counts, updated per datagram.
     pub datagrams: AtomicU64,
     pub records: AtomicU64,
+    /// Datagrams the kernel dropped on the socket (buffer full), as of the last scrape.
+    pub socket_drops: AtomicU64,
     /// Decoder statistics summed over exporters (and unattributed datagrams), refreshed at most
     /// about once a second while datagrams arrive.
     pub decoder: Mutex<ExporterStats>,
@@ -32,6 +34,7 @@ impl CollectorMetrics {
             listen: Mutex::new(listen),
             datagrams: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            socket_drops: AtomicU64::new(0),
             decoder: Mutex::new(ExporterStats::default()),
         }
     }
@@ -207,6 +210,20 @@ pub fn render(metrics: &Metrics) -> String {
             "rampart_collector_records_total{{{}}} {}",
             label(c),
             c.records.load(Ordering::Relaxed)
+        );
+    }
+    family(
+        &mut out,
+        "rampart_collector_socket_drops_total",
+        "counter",
+        "Datagrams the kernel dropped: socket buffer full.",
+    );
+    for c in &collectors {
+        let _ = writeln!(
+            out,
+            "rampart_collector_socket_drops_total{{{}}} {}",
+            label(c),
+            c.socket_drops.load(Ordering::Relaxed)
         );
     }
     let decoder_counters: [DecoderCounter; 6] = [

@@ -146,8 +146,8 @@ pub struct WebhookSettings {
     pub timeout: Duration,
 }
 
-/// Starts the sender task; returns the queue to push to. The task ends when every
-/// [`WebhookQueue`] is dropped and the queue is empty... or when `stop` fires.
+/// Starts the sender task; returns the queue to push to. The task runs until `stop` fires
+/// (an event being retried is then abandoned).
 pub fn start(
     settings: WebhookSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
