@@ -98,6 +98,8 @@ fn wall_clock() -> UnixNanos {
 
 async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The webhook stops last: it still has the end events to deliver.
+    let (webhook_stop_tx, webhook_stop_rx) = watch::channel(false);
     let mut metrics = Metrics::default();
     let webhook = daemon.webhook.clone().map(|url| {
         webhook::start(
@@ -109,7 +111,7 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
                 backoff_max: Duration::from_secs(30),
                 timeout: Duration::from_secs(5),
             },
-            stop_rx.clone(),
+            webhook_stop_rx,
         )
     });
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
@@ -248,10 +250,11 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     // Give the webhook a moment to deliver the end events.
     if let Some((queue, task)) = webhook {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while queue.stats.queued.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while queue.stats.pending() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        task.abort();
+        let _ = webhook_stop_tx.send(true);
+        let _ = task.await;
     }
     for task in collector_tasks {
         match task.await {

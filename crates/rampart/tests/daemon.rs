@@ -292,7 +292,8 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
 
     // Run 2: the attack is still there (interrupted); a new attack gets a new id; SIGTERM ends
     // it cleanly and the end is stored.
-    let daemon = Daemon::start(&config, &data, &[]);
+    let (webhook_url, webhook_bodies) = webhook_server(0);
+    let daemon = Daemon::start(&config, &data, &["--webhook", &webhook_url]);
     let listed = attacks_list(&data);
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["status"], "interrupted");
@@ -305,6 +306,12 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     let mut daemon = daemon;
     let status = daemon.child.wait().unwrap();
     assert!(status.success(), "{status}");
+    // The end event was delivered to the webhook before the daemon exited.
+    let posted: Vec<Value> = webhook_bodies.try_iter().map(|b| serde_json::from_str(&b).unwrap()).collect();
+    assert_eq!(
+        posted.last().map(|p| (p["event"].clone(), p["attack"]["id"].clone())),
+        Some(("end".into(), 2.into()))
+    );
     let listed = attacks_list(&data);
     assert_eq!(
         listed.iter().map(|a| a["status"].as_str().unwrap()).collect::<Vec<_>>(),

@@ -105,6 +105,15 @@ pub struct WebhookStats {
     pub dropped: AtomicU64,
     /// Events waiting.
     pub queued: AtomicU64,
+    /// Events being delivered (0 or 1).
+    pub in_flight: AtomicU64,
+}
+
+impl WebhookStats {
+    /// Events not yet delivered nor given up.
+    pub fn pending(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// The producer side: cheap, never blocks.
@@ -130,6 +139,7 @@ impl WebhookQueue {
     fn pop(&self) -> Option<String> {
         let mut queue = self.queue.lock().ok()?;
         let body = queue.pop();
+        self.stats.in_flight.store(u64::from(body.is_some()), Ordering::Relaxed);
         self.stats.queued.store(queue.len() as u64, Ordering::Relaxed);
         body
     }
@@ -165,6 +175,7 @@ pub fn start(
                     return;
                 }
                 deliver(&settings, &body, &worker.stats, &mut stop).await;
+                worker.stats.in_flight.store(0, Ordering::Relaxed);
             }
             tokio::select! {
                 _ = worker.notify.notified() => {}
