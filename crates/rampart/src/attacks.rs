@@ -44,6 +44,8 @@ pub fn run(args: AttacksArgs) -> Result<()> {
             if json {
                 serde_json::to_writer_pretty(&mut out, &attacks)?;
                 writeln!(out)?;
+            } else if attacks.is_empty() {
+                writeln!(out, "no attacks recorded in {}", data_dir.display())?;
             } else {
                 print_table(&mut out, &attacks)?;
             }

@@ -108,3 +108,38 @@ proptest! {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Child half of `abort_loses_nothing_committed`: records, then dies without any cleanup.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("RAMPART_STORE_CRASH_DIR") else { return };
+    let mut store = Store::open(Path::new(&dir)).unwrap();
+    store.record(&[event(EventKind::Onset, 1, "192.0.2.77")], 1).unwrap();
+    store.record(&[event(EventKind::Update, 1, "192.0.2.77")], 2).unwrap();
+    std::process::abort();
+}
+
+/// A process that aborts right after `record` returned loses nothing: the re-run test binary
+/// (filtered to `crash_child`) writes and aborts; this process reopens and reads back.
+#[test]
+fn abort_loses_nothing_committed() {
+    let dir = temp_dir("abort");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "tests::crash_child", "--test-threads", "1"])
+        .env("RAMPART_STORE_CRASH_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must die");
+    let mut store = Store::open(&dir).unwrap();
+    assert_eq!(store.run(), 2);
+    let attack = store.attack(1).unwrap().expect("the committed attack");
+    assert_eq!(
+        (attack.status, attack.events, attack.last_event),
+        (Status::Interrupted, 2, EventKind::Update)
+    );
+    assert_eq!(attack.attack["target"], "192.0.2.77");
+    assert_eq!(store.record(&[event(EventKind::Onset, 1, "192.0.2.78")], 3).unwrap()[0].attack_id, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
