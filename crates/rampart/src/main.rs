@@ -3,11 +3,13 @@
 
 #![forbid(unsafe_code)]
 
+mod attacks;
 mod collect;
 mod generate;
 mod inspect;
 mod replay;
 mod report;
+mod run;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,11 @@ enum Command {
     /// Replay a capture as an sFlow v5 agent would export it, paced by the capture's
     /// timestamps, to one or more collectors.
     Replay(replay::ReplayArgs),
+    /// Run the detection daemon: listen for flow exports, detect attacks, store them and
+    /// report them (JSON lines on stdout, webhook, Prometheus metrics).
+    Run(run::RunArgs),
+    /// List or show the attacks `rampart run` recorded.
+    Attacks(attacks::AttacksArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,8 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Attacks(args) => attacks::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

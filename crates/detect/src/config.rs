@@ -1,0 +1,513 @@
+//! Detection configuration: protected networks, host groups, thresholds, aggregation and
+//! lifecycle, read from TOML (see `config/rampart.example.toml`).
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration was rejected. Every message names the file; parse errors also give the
+/// line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is not valid TOML or does not fit the schema (unknown key, wrong type).
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse {
+        /// File name as given by the caller.
+        file: String,
+        /// 1-based line of the offending text.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The TOML parsed but a value is unusable (zero threshold, prefix outside the protected
+    /// networks, duplicate group...).
+    #[error("{file}{}: `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// File name as given by the caller.
+        file: String,
+        /// 1-based line where the value appears, when it could be located.
+        line: Option<usize>,
+        /// Dotted key path, e.g. `group.2.thresholds.pps`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Rate thresholds for one host (or, with only `pps`/`bps` meaningful, one prefix aggregate).
+/// A value of `u64::MAX` disables that counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Thresholds {
+    /// All inbound packets per second.
+    pub pps: u64,
+    /// All inbound IP bits per second.
+    pub bps: u64,
+    /// TCP packets (any flags) per second.
+    pub tcp_pps: u64,
+    /// TCP SYN without ACK.
+    pub tcp_syn_pps: u64,
+    /// TCP ACK without SYN/RST/FIN (ACKs answering the host's own outbound TCP are exempt).
+    pub tcp_ack_pps: u64,
+    /// TCP with RST.
+    pub tcp_rst_pps: u64,
+    /// UDP (non-fragment).
+    pub udp_pps: u64,
+    /// ICMP and ICMPv6.
+    pub icmp_pps: u64,
+    /// Non-initial IP fragments.
+    pub fragment_pps: u64,
+    /// UDP from a known reflector source port (see [`crate::class::AMPLIFICATION_PORTS`]).
+    pub amplification_pps: u64,
+}
+
+impl Thresholds {
+    /// Per-host defaults: high enough that a busy server's normal day stays under them, low
+    /// enough that a flood that hurts a 1 Gbit/s uplink crosses one.
+    pub const HOST_DEFAULT: Thresholds = Thresholds {
+        pps: 20_000,
+        bps: 1_000_000_000,
+        tcp_pps: 20_000,
+        tcp_syn_pps: 10_000,
+        tcp_ack_pps: 10_000,
+        tcp_rst_pps: 10_000,
+        udp_pps: 10_000,
+        icmp_pps: 5_000,
+        fragment_pps: 5_000,
+        amplification_pps: 5_000,
+    };
+
+    /// Per-prefix defaults (`pps` and `bps` only are used for prefixes).
+    pub const PREFIX_DEFAULT: Thresholds =
+        Thresholds { pps: 30_000, bps: 3_000_000_000, ..Thresholds::HOST_DEFAULT };
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds::HOST_DEFAULT
+    }
+}
+
+/// Thresholds as written in TOML: every field optional, missing ones inherit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdsToml {
+    pub pps: Option<u64>,
+    pub mbps: Option<u64>,
+    pub tcp_pps: Option<u64>,
+    pub tcp_syn_pps: Option<u64>,
+    pub tcp_ack_pps: Option<u64>,
+    pub tcp_rst_pps: Option<u64>,
+    pub udp_pps: Option<u64>,
+    pub icmp_pps: Option<u64>,
+    pub fragment_pps: Option<u64>,
+    pub amplification_pps: Option<u64>,
+}
+
+impl ThresholdsToml {
+    /// `self` laid over `base`.
+    pub fn over(&self, base: Thresholds) -> Thresholds {
+        Thresholds {
+            pps: self.pps.unwrap_or(base.pps),
+            bps: self.mbps.map_or(base.bps, |m| m.saturating_mul(1_000_000)),
+            tcp_pps: self.tcp_pps.unwrap_or(base.tcp_pps),
+            tcp_syn_pps: self.tcp_syn_pps.unwrap_or(base.tcp_syn_pps),
+            tcp_ack_pps: self.tcp_ack_pps.unwrap_or(base.tcp_ack_pps),
+            tcp_rst_pps: self.tcp_rst_pps.unwrap_or(base.tcp_rst_pps),
+            udp_pps: self.udp_pps.unwrap_or(base.udp_pps),
+            icmp_pps: self.icmp_pps.unwrap_or(base.icmp_pps),
+            fragment_pps: self.fragment_pps.unwrap_or(base.fragment_pps),
+            amplification_pps: self.amplification_pps.unwrap_or(base.amplification_pps),
+        }
+    }
+
+    fn named(&self) -> [(&'static str, Option<u64>); 10] {
+        [
+            ("pps", self.pps),
+            ("mbps", self.mbps),
+            ("tcp_pps", self.tcp_pps),
+            ("tcp_syn_pps", self.tcp_syn_pps),
+            ("tcp_ack_pps", self.tcp_ack_pps),
+            ("tcp_rst_pps", self.tcp_rst_pps),
+            ("udp_pps", self.udp_pps),
+            ("icmp_pps", self.icmp_pps),
+            ("fragment_pps", self.fragment_pps),
+            ("amplification_pps", self.amplification_pps),
+        ]
+    }
+}
+
+/// A named set of hosts with their own thresholds (e.g. DNS servers that legitimately receive
+/// much UDP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostGroup {
+    pub name: String,
+    pub prefixes: Vec<IpNet>,
+    /// Default host thresholds overlaid with the group's own.
+    pub thresholds: Thresholds,
+}
+
+/// Prefix aggregation (carpet-bombing detection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Aggregation {
+    /// IPv4 aggregate length (default 24).
+    pub ipv4_prefix_len: u8,
+    /// IPv6 aggregate length (default 64).
+    pub ipv6_prefix_len: u8,
+    /// Aggregate thresholds (`pps`, `bps`), on traffic to hosts under their own thresholds.
+    pub thresholds: Thresholds,
+}
+
+/// Attack lifecycle timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Lifecycle {
+    /// A threshold must hold this many consecutive seconds before an onset (default 1).
+    pub onset_secs: u32,
+    /// An attack ends after this many seconds with every threshold held (default 10), so pulse
+    /// waves with shorter gaps stay one attack.
+    pub quiet_secs: u32,
+}
+
+/// Memory bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Hosts tracked per second; traffic to further hosts only feeds their prefix aggregate.
+    pub max_hosts: usize,
+    /// Prefix aggregates per second; further prefixes are not evaluated (counted in stats).
+    pub max_prefixes: usize,
+    /// Concurrent attacks (and threshold candidates) tracked.
+    pub max_attacks: usize,
+}
+
+/// The whole detection configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetectConfig {
+    /// Networks defended. Empty: every destination is a candidate target (inbound).
+    pub protected: Vec<IpNet>,
+    pub groups: Vec<HostGroup>,
+    /// Per-host thresholds for hosts outside every group.
+    pub thresholds: Thresholds,
+    pub aggregation: Aggregation,
+    pub lifecycle: Lifecycle,
+    pub limits: Limits,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            protected: Vec::new(),
+            groups: Vec::new(),
+            thresholds: Thresholds::HOST_DEFAULT,
+            aggregation: Aggregation {
+                ipv4_prefix_len: 24,
+                ipv6_prefix_len: 64,
+                thresholds: Thresholds::PREFIX_DEFAULT,
+            },
+            lifecycle: Lifecycle { onset_secs: 1, quiet_secs: 10 },
+            limits: Limits { max_hosts: 262_144, max_prefixes: 65_536, max_attacks: 4_096 },
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigToml {
+    #[serde(default)]
+    protected: Vec<String>,
+    #[serde(default)]
+    thresholds: ThresholdsToml,
+    #[serde(default)]
+    aggregation: AggregationToml,
+    #[serde(default)]
+    lifecycle: LifecycleToml,
+    #[serde(default)]
+    limits: LimitsToml,
+    #[serde(default)]
+    group: Vec<GroupToml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregationToml {
+    ipv4_prefix_len: Option<u8>,
+    ipv6_prefix_len: Option<u8>,
+    pps: Option<u64>,
+    mbps: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleToml {
+    onset_secs: Option<u32>,
+    quiet_secs: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsToml {
+    max_hosts: Option<usize>,
+    max_prefixes: Option<usize>,
+    max_attacks: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupToml {
+    name: String,
+    prefixes: Vec<String>,
+    #[serde(default)]
+    thresholds: ThresholdsToml,
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Checks that `net` is within one of `protected` (always true when nothing is protected).
+pub(crate) fn within(protected: &[IpNet], net: &IpNet) -> bool {
+    protected.is_empty() || protected.iter().any(|p| p.contains(net))
+}
+
+impl DetectConfig {
+    /// Parses and validates a TOML configuration; `file_name` only labels error messages.
+    pub fn from_toml_str(text: &str, file_name: &str) -> Result<Self, ConfigError> {
+        let raw: ConfigToml = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Parse {
+                file: file_name.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        let invalid = |key: String, needle: Option<&str>, message: String| {
+            let line = needle.and_then(|n| text.find(n)).map(|o| line_col(text, o).0);
+            ConfigError::Invalid { file: file_name.to_owned(), line, key, message }
+        };
+        let parse_net = |key: String, s: &str| -> Result<IpNet, ConfigError> {
+            let net: IpNet = s
+                .parse()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| invalid(key.clone(), Some(s), format!("`{s}` is not an IP prefix")))?;
+            if net.trunc() != net {
+                return Err(invalid(
+                    key,
+                    Some(s),
+                    format!("`{s}` has host bits set (did you mean {}?)", net.trunc()),
+                ));
+            }
+            Ok(net)
+        };
+        let check_thresholds = |path: &str, t: &ThresholdsToml| -> Result<(), ConfigError> {
+            for (name, value) in t.named() {
+                if value == Some(0) {
+                    return Err(invalid(
+                        format!("{path}.{name}"),
+                        Some(&format!("{name} = 0")),
+                        "must be at least 1 (a zero threshold would flag every packet)".into(),
+                    ));
+                }
+            }
+            Ok(())
+        };
+
+        let mut config = DetectConfig::default();
+        for (i, s) in raw.protected.iter().enumerate() {
+            config.protected.push(parse_net(format!("protected.{i}"), s)?);
+        }
+        check_thresholds("thresholds", &raw.thresholds)?;
+        config.thresholds = raw.thresholds.over(Thresholds::HOST_DEFAULT);
+
+        let agg = &raw.aggregation;
+        let agg_toml = ThresholdsToml { pps: agg.pps, mbps: agg.mbps, ..ThresholdsToml::default() };
+        check_thresholds("aggregation", &agg_toml)?;
+        config.aggregation.thresholds = agg_toml.over(Thresholds::PREFIX_DEFAULT);
+        if let Some(len) = agg.ipv4_prefix_len {
+            if !(8..=32).contains(&len) {
+                return Err(invalid(
+                    "aggregation.ipv4_prefix_len".into(),
+                    Some("ipv4_prefix_len"),
+                    format!("{len} is not within 8..=32"),
+                ));
+            }
+            config.aggregation.ipv4_prefix_len = len;
+        }
+        if let Some(len) = agg.ipv6_prefix_len {
+            if !(16..=128).contains(&len) {
+                return Err(invalid(
+                    "aggregation.ipv6_prefix_len".into(),
+                    Some("ipv6_prefix_len"),
+                    format!("{len} is not within 16..=128"),
+                ));
+            }
+            config.aggregation.ipv6_prefix_len = len;
+        }
+
+        let lc = &raw.lifecycle;
+        for (name, value) in [("onset_secs", lc.onset_secs), ("quiet_secs", lc.quiet_secs)] {
+            if let Some(v) = value
+                && !(1..=3600).contains(&v)
+            {
+                return Err(invalid(
+                    format!("lifecycle.{name}"),
+                    Some(name),
+                    format!("{v} is not within 1..=3600 seconds"),
+                ));
+            }
+        }
+        config.lifecycle.onset_secs = lc.onset_secs.unwrap_or(config.lifecycle.onset_secs);
+        config.lifecycle.quiet_secs = lc.quiet_secs.unwrap_or(config.lifecycle.quiet_secs);
+
+        let lim = &raw.limits;
+        for (name, value) in [
+            ("max_hosts", lim.max_hosts),
+            ("max_prefixes", lim.max_prefixes),
+            ("max_attacks", lim.max_attacks),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(format!("limits.{name}"), Some(name), "must be at least 1".into()));
+            }
+        }
+        config.limits.max_hosts = lim.max_hosts.unwrap_or(config.limits.max_hosts);
+        config.limits.max_prefixes = lim.max_prefixes.unwrap_or(config.limits.max_prefixes);
+        config.limits.max_attacks = lim.max_attacks.unwrap_or(config.limits.max_attacks);
+
+        for (i, g) in raw.group.iter().enumerate() {
+            let path = format!("group.{i}");
+            if g.name.trim().is_empty() {
+                return Err(invalid(format!("{path}.name"), None, "must not be empty".into()));
+            }
+            if config.groups.iter().any(|other| other.name == g.name) {
+                return Err(invalid(
+                    format!("{path}.name"),
+                    Some(&g.name),
+                    format!("group `{}` is defined twice", g.name),
+                ));
+            }
+            if g.prefixes.is_empty() {
+                return Err(invalid(
+                    format!("{path}.prefixes"),
+                    Some(&g.name),
+                    "a group needs at least one prefix".into(),
+                ));
+            }
+            let mut prefixes = Vec::with_capacity(g.prefixes.len());
+            for (j, s) in g.prefixes.iter().enumerate() {
+                let net = parse_net(format!("{path}.prefixes.{j}"), s)?;
+                if !within(&config.protected, &net) {
+                    return Err(invalid(
+                        format!("{path}.prefixes.{j}"),
+                        Some(s),
+                        format!("{net} is outside every protected network"),
+                    ));
+                }
+                prefixes.push(net);
+            }
+            check_thresholds(&format!("{path}.thresholds"), &g.thresholds)?;
+            config.groups.push(HostGroup {
+                name: g.name.clone(),
+                prefixes,
+                thresholds: g.thresholds.over(config.thresholds),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Thresholds for `host`: those of the group with the most specific prefix holding it,
+    /// else the defaults.
+    pub fn host_thresholds(&self, host: std::net::IpAddr) -> &Thresholds {
+        let mut best: Option<(u8, &Thresholds)> = None;
+        for group in &self.groups {
+            for net in &group.prefixes {
+                if net.contains(&host) && best.is_none_or(|(len, _)| net.prefix_len() > len) {
+                    best = Some((net.prefix_len(), &group.thresholds));
+                }
+            }
+        }
+        best.map_or(&self.thresholds, |(_, t)| t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        assert_eq!(DetectConfig::from_toml_str("", "x.toml").unwrap(), DetectConfig::default());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../config/rampart.example.toml");
+        let config = DetectConfig::from_toml_str(text, "rampart.example.toml").unwrap();
+        assert_eq!(config.protected.len(), 2);
+        assert_eq!(config.groups.len(), 1);
+        let dns: std::net::IpAddr = "198.51.100.53".parse().unwrap();
+        assert_eq!(config.host_thresholds(dns).udp_pps, 50_000);
+        assert_eq!(config.host_thresholds(dns).tcp_syn_pps, config.thresholds.tcp_syn_pps);
+    }
+
+    #[test]
+    fn parse_error_names_file_line_and_key() {
+        let err =
+            DetectConfig::from_toml_str("protected = []\n[thresholds]\nppss = 5\n", "r.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("r.toml:3:1:"), "{text}");
+        assert!(text.contains("ppss"), "{text}");
+        let err = DetectConfig::from_toml_str("[thresholds]\npps = \"many\"\n", "r.toml").unwrap_err();
+        assert!(err.to_string().starts_with("r.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_are_clear() {
+        let cases = [
+            ("[thresholds]\npps = 0\n", "r.toml:2: `thresholds.pps`: must be at least 1"),
+            ("protected = [\"10.0.0.0/33\"]\n", "r.toml:1: `protected.0`: `10.0.0.0/33` is not an IP prefix"),
+            ("protected = [\"10.0.0.1/8\"]\n", "host bits set (did you mean 10.0.0.0/8?)"),
+            (
+                "protected = [\"10.0.0.0/8\"]\n[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.0/24\"]\n",
+                "r.toml:4: `group.0.prefixes.0`: 192.0.2.0/24 is outside every protected network",
+            ),
+            ("[lifecycle]\nquiet_secs = 0\n", "`lifecycle.quiet_secs`: 0 is not within 1..=3600"),
+            ("[aggregation]\nipv4_prefix_len = 40\n", "`aggregation.ipv4_prefix_len`"),
+        ];
+        for (text, want) in cases {
+            let err = DetectConfig::from_toml_str(text, "r.toml").unwrap_err().to_string();
+            assert!(err.contains(want), "{err} does not contain {want}");
+        }
+    }
+
+    #[test]
+    fn most_specific_group_wins() {
+        let text = "[[group]]\nname = \"wide\"\nprefixes = [\"10.0.0.0/8\"]\nthresholds = { pps = 5 }\n\
+                    [[group]]\nname = \"narrow\"\nprefixes = [\"10.1.0.0/16\"]\nthresholds = { pps = 7 }\n";
+        let config = DetectConfig::from_toml_str(text, "g.toml").unwrap();
+        assert_eq!(config.host_thresholds("10.1.2.3".parse().unwrap()).pps, 7);
+        assert_eq!(config.host_thresholds("10.2.2.3".parse().unwrap()).pps, 5);
+        assert_eq!(config.host_thresholds("11.2.2.3".parse().unwrap()).pps, 20_000);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = DetectConfig::from_toml_str(&text, "p.toml");
+        }
+
+        #[test]
+        fn mutated_example_never_panics(cut in 0usize..2000, byte in proptest::prelude::any::<u8>()) {
+            let text = include_str!("../../../config/rampart.example.toml");
+            let mut bytes = text.as_bytes().to_vec();
+            if let Some(b) = bytes.get_mut(cut) { *b = byte; }
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                let _ = DetectConfig::from_toml_str(&mutated, "p.toml");
+            }
+            let _ = DetectConfig::from_toml_str(text.get(..cut.min(text.len())).unwrap_or(""), "p.toml");
+        }
+    }
+}

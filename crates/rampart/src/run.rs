@@ -1,0 +1,353 @@
+//! `rampart run`: the detection daemon. Collectors feed record batches to one engine task,
+//! which advances the engine by the wall clock; events are stored (durably, with persistent
+//! ids), then printed as JSON lines, queued for the webhook and counted in the metrics.
+
+mod config;
+mod http;
+mod metrics;
+mod webhook;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use rampart_detect::{AttackEvent, DetectConfig, Engine, EventKind};
+use rampart_ingest::{CollectorKind, UdpCollector};
+use rampart_store::{NewEvent, Store};
+use rampart_telemetry::sflow::{SflowDecoder, SflowLimits};
+use rampart_telemetry::{DatagramDecoder, FlowDecoder, FlowLimits, TrafficRecord, UnixNanos};
+use tokio::sync::{mpsc, watch};
+
+use crate::collect::ListenAddr;
+use config::DaemonConfig;
+use metrics::{AttackTally, CollectorMetrics, CountingDecoder, Metrics, RateMeter};
+use webhook::{WebhookQueue, WebhookSettings, WebhookUrl};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML): detection settings plus the daemon's [inputs], [store] and
+    /// [outputs] tables (see config/rampart.example.toml). Without it, the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the attack store lives (default ./rampart-data, or [store] data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Listen for sFlow v5 on ADDR. Giving any of --sflow/--netflow/--ipfix listens on exactly
+    /// those; otherwise the configured inputs (default: all three on their standard ports).
+    #[arg(long, value_name = "ADDR")]
+    pub sflow: Option<ListenAddr>,
+    /// Listen for NetFlow v5/v9 on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    pub netflow: Option<ListenAddr>,
+    /// Listen for IPFIX on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    pub ipfix: Option<ListenAddr>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9108; `off` to
+    /// disable).
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics: Option<String>,
+    /// POST every event as JSON to this http:// URL.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let (mut daemon, detect) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read configuration {}", path.display()))?;
+            config::parse(&text, &path.display().to_string())?
+        }
+        None => (DaemonConfig::default(), DetectConfig::default()),
+    };
+    if args.sflow.is_some() || args.netflow.is_some() || args.ipfix.is_some() {
+        daemon.sflow = args.sflow.map(|a| a.0);
+        daemon.netflow = args.netflow.map(|a| a.0);
+        daemon.ipfix = args.ipfix.map(|a| a.0);
+    }
+    if let Some(dir) = args.data_dir {
+        daemon.data_dir = dir;
+    }
+    if let Some(metrics) = &args.metrics {
+        daemon.metrics =
+            config::parse_optional_addr(metrics).map_err(|e| anyhow::anyhow!("--metrics: {e}"))?;
+    }
+    if let Some(url) = &args.webhook {
+        daemon.webhook = Some(WebhookUrl::parse(url).map_err(|e| anyhow::anyhow!("--webhook: {e}"))?);
+    }
+    if daemon.sflow.is_none() && daemon.netflow.is_none() && daemon.ipfix.is_none() {
+        bail!("no input: every one of sflow, netflow and ipfix is off");
+    }
+    let store = Store::open(&daemon.data_dir)?;
+    // Two workers: collectors and HTTP on one, the engine on the other.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(daemon_main(daemon, detect, store))
+}
+
+fn wall_clock() -> UnixNanos {
+    UnixNanos(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
+}
+
+async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The webhook stops last: it still has the end events to deliver.
+    let (webhook_stop_tx, webhook_stop_rx) = watch::channel(false);
+    let mut metrics = Metrics::default();
+    let webhook = daemon.webhook.clone().map(|url| {
+        webhook::start(
+            WebhookSettings {
+                url,
+                capacity: daemon.webhook_queue,
+                attempts: daemon.webhook_attempts,
+                backoff_base: Duration::from_millis(500),
+                backoff_max: Duration::from_secs(30),
+                timeout: Duration::from_secs(5),
+            },
+            webhook_stop_rx,
+        )
+    });
+    metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
+    let metrics = Arc::new(metrics);
+
+    // Bind everything before announcing anything: a busy port is a clean error.
+    let mut collectors = Vec::new();
+    let requested = [
+        (CollectorKind::Sflow, daemon.sflow),
+        (CollectorKind::Netflow, daemon.netflow),
+        (CollectorKind::Ipfix, daemon.ipfix),
+    ];
+    for (kind, addr) in requested {
+        let Some(addr) = addr else { continue };
+        let inner: Box<dyn DatagramDecoder> = match kind {
+            CollectorKind::Sflow => Box::new(SflowDecoder::new(SflowLimits::default())),
+            CollectorKind::Netflow | CollectorKind::Ipfix => {
+                Box::new(FlowDecoder::new(FlowLimits::default()))
+            }
+        };
+        let counters = Arc::new(CollectorMetrics::new(kind, addr));
+        let decoder = Box::new(CountingDecoder::new(inner, counters.clone()));
+        let collector = UdpCollector::bind(kind, addr, decoder, daemon.receive_buffer)?;
+        let local = collector.local_addr().context("collector socket")?;
+        // The bound address (differs from the requested one for port 0).
+        if let Ok(mut listen) = counters.listen.lock() {
+            *listen = local;
+        }
+        if let Ok(mut all) = metrics.collectors.lock() {
+            all.push(counters);
+        }
+        collectors.push((collector, local));
+    }
+    let metrics_listener = match daemon.metrics {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
+
+    let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
+    let mut collector_tasks = Vec::new();
+    for (collector, local) in collectors {
+        eprintln!("listening for {} on {local}", collector.kind());
+        collector_tasks.push(tokio::spawn(collector.run(sink.clone(), stop_rx.clone())));
+    }
+    drop(sink);
+    let http_task = metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!("metrics on http://{addr}/metrics");
+        }
+        let shown = metrics.clone();
+        let render = move || {
+            // Kernel drops per socket, read at scrape time (Linux /proc/net/udp).
+            if let Ok(collectors) = shown.collectors.lock() {
+                for collector in collectors.iter() {
+                    let listen = collector.listen.lock().map(|l| *l);
+                    if let Some(drops) = listen.ok().and_then(rampart_ingest::udp::socket_drops) {
+                        collector.socket_drops.store(drops, Ordering::Relaxed);
+                    }
+                }
+            }
+            metrics::render(&shown)
+        };
+        tokio::spawn(http::serve_metrics(listener, Arc::new(render), stop_rx.clone()))
+    });
+    eprintln!("attack store {} (run {})", store.path().display(), store.run());
+
+    // Events leave the engine task at once; storing (fsync) happens on a thread of its own.
+    let (events_tx, events_rx) = std::sync::mpsc::channel::<Vec<AttackEvent>>();
+    let output = {
+        let metrics = metrics.clone();
+        let queue = webhook.as_ref().map(|(queue, _)| queue.clone());
+        let stdout = daemon.stdout;
+        std::thread::Builder::new()
+            .name("rampart-output".into())
+            .spawn(move || output_loop(store, events_rx, &metrics, queue.as_ref(), stdout))
+            .context("cannot start the output thread")?
+    };
+
+    let protected = detect.protected.clone();
+    let mut engine = Engine::new(detect);
+    let mut rate = RateMeter::default();
+    let mut tick = tokio::time::interval(daemon.advance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut inputs_open = true;
+    loop {
+        tokio::select! {
+            batch = batches.recv(), if inputs_open => match batch {
+                Some(batch) => {
+                    for record in &batch {
+                        engine.observe(record);
+                        rate.add(record, &protected);
+                    }
+                }
+                None => inputs_open = false,
+            },
+            _ = tick.tick() => {
+                let now = wall_clock();
+                let events = engine.advance(now);
+                if !events.is_empty() {
+                    let _ = events_tx.send(events);
+                }
+                if let Some((pps, bps)) = rate.tick(now) {
+                    metrics.inbound_pps.store(pps, Ordering::Relaxed);
+                    metrics.inbound_bps.store(bps, Ordering::Relaxed);
+                }
+                if let Ok(mut stats) = metrics.engine.lock() {
+                    stats.clone_from(engine.stats());
+                }
+            }
+            signal = &mut shutdown => {
+                eprintln!("{signal}: stopping");
+                break;
+            }
+        }
+    }
+
+    // Stop the collectors, take their last batches, end every ongoing attack.
+    let _ = stop_tx.send(true);
+    let drain_until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(batch)) = tokio::time::timeout_at(drain_until, batches.recv()).await {
+        for record in &batch {
+            engine.observe(record);
+        }
+    }
+    let last = engine.finish();
+    if !last.is_empty() {
+        let _ = events_tx.send(last);
+    }
+    drop(events_tx);
+    let output = tokio::task::spawn_blocking(move || output.join());
+    if !matches!(output.await, Ok(Ok(()))) {
+        eprintln!("rampart: the output thread failed");
+    }
+    // Give the webhook a moment to deliver the end events.
+    if let Some((queue, task)) = webhook {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while queue.stats.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = webhook_stop_tx.send(true);
+        let _ = task.await;
+    }
+    for task in collector_tasks {
+        match task.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => eprintln!("rampart: collector failed: {error}"),
+            Err(error) => eprintln!("rampart: collector task: {error}"),
+        }
+    }
+    if let Some(task) = http_task {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
+    }
+}
+
+fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Onset => "onset",
+        EventKind::Update => "update",
+        EventKind::End => "end",
+    }
+}
+
+/// Stores each batch of events in one durable transaction, then prints, queues and counts
+/// them (with their persistent ids). A failing store does not stop the others.
+fn output_loop(
+    mut store: Store,
+    events: std::sync::mpsc::Receiver<Vec<AttackEvent>>,
+    metrics: &Metrics,
+    webhook: Option<&WebhookQueue>,
+    stdout: bool,
+) {
+    let mut tally = AttackTally::default();
+    let mut stdout_broken = false;
+    while let Ok(batch) = events.recv() {
+        let new: Vec<NewEvent> = batch
+            .iter()
+            .map(|event| NewEvent {
+                kind: match event.kind {
+                    EventKind::Onset => rampart_store::EventKind::Onset,
+                    EventKind::Update => rampart_store::EventKind::Update,
+                    EventKind::End => rampart_store::EventKind::End,
+                },
+                attack: serde_json::to_value(&event.attack).unwrap_or_default(),
+            })
+            .collect();
+        let attacks: Vec<serde_json::Value> = match store.record(&new, wall_clock().0) {
+            Ok(stored) => stored.into_iter().map(|e| e.attack).collect(),
+            Err(error) => {
+                metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("rampart: cannot record {} event(s): {error}", new.len());
+                new.into_iter().map(|e| e.attack).collect()
+            }
+        };
+        for (event, attack) in batch.iter().zip(attacks) {
+            let kind = kind_name(event.kind);
+            let id = attack.get("id").and_then(serde_json::Value::as_u64).unwrap_or(event.attack.id);
+            let vectors: Vec<String> = event.attack.vectors.iter().map(|v| v.name().to_owned()).collect();
+            tally.event(metrics, kind, id, &vectors);
+            let line = serde_json::json!({ "event": kind, "attack": attack }).to_string();
+            // A closed stdout (reader gone) must not stop storing and alerting.
+            if stdout && !stdout_broken {
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    stdout_broken = true;
+                    eprintln!("rampart: standard output is closed; events still go to the store");
+                }
+            }
+            if let Some(queue) = webhook {
+                queue.push(line);
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Daemon settings: the `[inputs]`, `[store]` and `[outputs]` tables of the configuration file.
+//! The rest of the file is the detection configuration, handed to `rampart_detect` with these
+//! tables blanked out line for line, so its error messages keep the file's line numbers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rampart_detect::DetectConfig;
+use serde::Deserialize;
+
+use super::webhook::WebhookUrl;
+use crate::collect::ListenAddr;
+
+/// Tables of the configuration file that belong to the daemon, not to detection.
+pub const DAEMON_TABLES: [&str; 3] = ["inputs", "store", "outputs"];
+
+/// Everything `rampart run` needs besides detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    pub sflow: Option<std::net::SocketAddr>,
+    pub netflow: Option<std::net::SocketAddr>,
+    pub ipfix: Option<std::net::SocketAddr>,
+    /// Socket receive buffer per collector, bytes.
+    pub receive_buffer: usize,
+    /// How often the engine is advanced by the wall clock.
+    pub advance_interval: Duration,
+    pub data_dir: PathBuf,
+    /// Prometheus endpoint; `None` = off.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub webhook: Option<WebhookUrl>,
+    pub webhook_queue: usize,
+    pub webhook_attempts: u32,
+    /// Print events as JSON lines on standard output.
+    pub stdout: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        let any = |port| Some(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+        DaemonConfig {
+            sflow: any(6343),
+            netflow: any(2055),
+            ipfix: any(4739),
+            receive_buffer: rampart_ingest::udp::DEFAULT_RECEIVE_BUFFER,
+            advance_interval: Duration::from_millis(100),
+            data_dir: PathBuf::from("rampart-data"),
+            metrics: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9108))),
+            webhook: None,
+            webhook_queue: 1024,
+            webhook_attempts: 6,
+            stdout: true,
+        }
+    }
+}
+
+/// Why the configuration file was rejected: one line, with file, line and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunConfigError {
+    /// A daemon table does not parse or has an unknown key or a wrong type.
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse { file: String, line: usize, column: usize, message: String },
+    /// A daemon value is unusable.
+    #[error("{file}{}: `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid { file: String, line: Option<usize>, key: String, message: String },
+    /// The detection part was rejected.
+    #[error(transparent)]
+    Detect(#[from] rampart_detect::ConfigError),
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FileToml {
+    inputs: Option<InputsToml>,
+    store: Option<StoreToml>,
+    outputs: Option<OutputsToml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputsToml {
+    sflow: Option<String>,
+    netflow: Option<String>,
+    ipfix: Option<String>,
+    receive_buffer: Option<usize>,
+    advance_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreToml {
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputsToml {
+    metrics: Option<String>,
+    webhook: Option<String>,
+    webhook_queue: Option<usize>,
+    webhook_attempts: Option<u32>,
+    stdout: Option<bool>,
+}
+
+/// Parses a whole configuration file: the daemon tables and the detection configuration.
+pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), RunConfigError> {
+    let raw: FileToml = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        RunConfigError::Parse { file: file.to_owned(), line, column, message: e.message().trim().to_owned() }
+    })?;
+    let invalid = |key: &str, value: &str, message: String| RunConfigError::Invalid {
+        file: file.to_owned(),
+        line: text.find(value).map(|o| line_col(text, o).0),
+        key: key.to_owned(),
+        message,
+    };
+    let mut config = DaemonConfig::default();
+    if let Some(inputs) = raw.inputs {
+        let listed = [&inputs.sflow, &inputs.netflow, &inputs.ipfix];
+        // Listing any input means: exactly the listed ones.
+        if listed.iter().any(|i| i.is_some()) {
+            let listen = |key: &str, value: &Option<String>| -> Result<_, RunConfigError> {
+                match value.as_deref() {
+                    None | Some("off") => Ok(None),
+                    Some(text) => text
+                        .parse::<ListenAddr>()
+                        .map(|a| Some(a.0))
+                        .map_err(|message| invalid(&format!("inputs.{key}"), text, message)),
+                }
+            };
+            config.sflow = listen("sflow", &inputs.sflow)?;
+            config.netflow = listen("netflow", &inputs.netflow)?;
+            config.ipfix = listen("ipfix", &inputs.ipfix)?;
+        }
+        if let Some(bytes) = inputs.receive_buffer {
+            config.receive_buffer = bytes;
+        }
+        if let Some(ms) = inputs.advance_ms {
+            if !(10..=1000).contains(&ms) {
+                return Err(invalid("inputs.advance_ms", "advance_ms", format!("{ms} is not 10 to 1000")));
+            }
+            config.advance_interval = Duration::from_millis(ms);
+        }
+    }
+    if let Some(store) = raw.store
+        && let Some(dir) = store.data_dir
+    {
+        config.data_dir = dir;
+    }
+    if let Some(outputs) = raw.outputs {
+        if let Some(metrics) = outputs.metrics {
+            config.metrics = parse_optional_addr(&metrics)
+                .map_err(|message| invalid("outputs.metrics", &metrics, message))?;
+        }
+        if let Some(url) = outputs.webhook {
+            config.webhook =
+                Some(WebhookUrl::parse(&url).map_err(|message| invalid("outputs.webhook", &url, message))?);
+        }
+        if let Some(queue) = outputs.webhook_queue {
+            if queue == 0 {
+                return Err(invalid("outputs.webhook_queue", "webhook_queue", "must be at least 1".into()));
+            }
+            config.webhook_queue = queue;
+        }
+        if let Some(attempts) = outputs.webhook_attempts {
+            if !(1..=20).contains(&attempts) {
+                return Err(invalid(
+                    "outputs.webhook_attempts",
+                    "webhook_attempts",
+                    format!("{attempts} is not 1 to 20"),
+                ));
+            }
+            config.webhook_attempts = attempts;
+        }
+        if let Some(stdout) = outputs.stdout {
+            config.stdout = stdout;
+        }
+    }
+    let detect = DetectConfig::from_toml_str(&without_daemon_tables(text), file)?;
+    Ok((config, detect))
+}
+
+/// `off` or HOST:PORT / PORT.
+pub fn parse_optional_addr(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse::<ListenAddr>().map(|a| Some(a.0))
+}
+
+/// `text` with the daemon tables' lines (header to the next table header) turned into empty
+/// comments, so line numbers stay. Only `[inputs]`-style headers are recognized; inline or
+/// dotted forms (`inputs.sflow = ...` at top level) stay and the detection parser rejects them
+/// with their line.
+pub fn without_daemon_tables(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            let name = trimmed.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            inside = !trimmed.starts_with("[[") && DAEMON_TABLES.contains(&name);
+        }
+        if inside {
+            out.push('#');
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+protected = ["198.51.100.0/24"]
+
+[inputs]
+sflow = "127.0.0.1:16343"
+advance_ms = 50
+
+[thresholds]
+udp_pps = 1000
+
+[store]
+data_dir = "/var/lib/rampart"
+
+[outputs]
+metrics = "off"
+webhook = "http://127.0.0.1:8080/hook"
+webhook_attempts = 3
+"#;
+
+    #[test]
+    fn splits_daemon_and_detection_tables() {
+        let (daemon, detect) = parse(FILE, "r.toml").unwrap();
+        assert_eq!(daemon.sflow, Some("127.0.0.1:16343".parse().unwrap()));
+        assert_eq!((daemon.netflow, daemon.ipfix), (None, None));
+        assert_eq!(daemon.advance_interval, Duration::from_millis(50));
+        assert_eq!(daemon.data_dir, PathBuf::from("/var/lib/rampart"));
+        assert_eq!(daemon.metrics, None);
+        assert_eq!(daemon.webhook.as_ref().map(|w| w.port), Some(8080));
+        assert_eq!(daemon.webhook_attempts, 3);
+        assert_eq!(detect.thresholds.udp_pps, 1000);
+        assert_eq!(detect.protected.len(), 1);
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let (daemon, detect) = parse("", "r.toml").unwrap();
+        assert_eq!(daemon, DaemonConfig::default());
+        assert_eq!(detect, DetectConfig::default());
+    }
+
+    #[test]
+    fn blanking_keeps_line_numbers() {
+        let blanked = without_daemon_tables(FILE);
+        assert_eq!(blanked.lines().count(), FILE.lines().count());
+        assert!(!blanked.contains("sflow"));
+        assert!(blanked.contains("udp_pps = 1000"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let text = "[inputs]\nsflow = \"127.0.0.1:6343\"\nbogus = 1\n";
+        let error = parse(text, "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:3:"), "{error}");
+        assert!(error.contains("bogus"), "{error}");
+        let text = "[outputs]\nwebhook = \"https://example.net/\"\n";
+        let error = parse(text, "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:2: `outputs.webhook`"), "{error}");
+        // Detection errors keep the original line despite the blanked daemon tables.
+        let text = "[inputs]\nsflow = \"6343\"\n\n[thresholds]\nnope = 1\n";
+        let error = parse(text, "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:5:"), "{error}");
+        let text = "[inputs]\nsflow = \"nowhere\"\n";
+        let error = parse(text, "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:2: `inputs.sflow`"), "{error}");
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let detection = include_str!("../../../../config/rampart.example.toml");
+        let daemon = include_str!("../../../../config/daemon.example.toml");
+        parse(detection, "rampart.example.toml").unwrap();
+        // Tables after the top-level keys (`protected`), as TOML requires.
+        let (config, detect) = parse(&format!("{detection}\n{daemon}"), "rampart.toml").unwrap();
+        assert_eq!(config, DaemonConfig::default());
+        assert_eq!(detect, parse(detection, "x").unwrap().1);
+    }
+}
