@@ -345,6 +345,15 @@ struct AttackSlot {
     reported_vectors: usize,
 }
 
+/// An attack's profile: `kept` covers its seconds over threshold; `staged` collects the
+/// current second, kept only if that second turns out over threshold too (so background
+/// traffic in the quiet tail does not blur the signature).
+#[derive(Debug, Default)]
+struct AttackProfile {
+    kept: Profile,
+    staged: Profile,
+}
+
 /// Engine counters, for operators and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStats {
@@ -379,7 +388,7 @@ pub struct Engine {
     pool: Vec<Bucket>,
     targets: FastMap<Target, TargetState>,
     /// Profiles of reported attacks; `None` = free.
-    profiles: Vec<Option<Box<Profile>>>,
+    profiles: Vec<Option<Box<AttackProfile>>>,
     active_attacks: usize,
     next_id: u64,
     hasher: foldhash::fast::FixedState,
@@ -529,7 +538,7 @@ impl Engine {
                     if slot != NO_SLOT
                         && let Some(Some(profile)) = self.profiles.get_mut(slot as usize)
                     {
-                        profile.add(record, packets, bytes, &self.hasher);
+                        profile.staged.add(record, packets, bytes, &self.hasher);
                     }
                 }
             }
@@ -689,6 +698,11 @@ impl Engine {
                 self.targets.remove(&target);
                 return;
             }
+            if let Some(a) = state.attack
+                && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
+            {
+                p.staged = Profile::default();
+            }
             state.pending_packets = state.pending_packets.saturating_add(m.total);
             state.pending_bytes = state.pending_bytes.saturating_add(m.bytes);
             if second.saturating_sub(state.last_over) >= u64::from(lifecycle.quiet_secs)
@@ -732,6 +746,12 @@ impl Engine {
             state.vectors.clear();
             state.peak_pps = 0;
             state.peak_bps = 0;
+        }
+        if let Some(a) = state.attack
+            && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
+        {
+            let staged = std::mem::take(&mut p.staged);
+            p.kept.merge(&staged);
         }
         state.streak += 1;
         state.last_over = second;
@@ -815,7 +835,7 @@ impl Engine {
             .attack
             .and_then(|a| self.profiles.get(a.slot as usize))
             .and_then(|p| p.as_deref())
-            .unwrap_or(&empty);
+            .map_or(&empty, |p| &p.kept);
         let t = &state.trigger;
         let scope = match target.kind() {
             TargetKind::Host => "host",

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod analyze;
 mod collect;
 mod generate;
 mod inspect;
@@ -32,6 +33,9 @@ enum Command {
     /// Write a deterministic capture of a named traffic scenario, with its ground truth in
     /// FILE.truth.json. Nothing is sent on any network.
     Generate(generate::GenerateArgs),
+    /// Run detection over a pcap or pcapng capture in its own event time and report the
+    /// attacks found: targets, vectors, timing, volume, signatures.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
