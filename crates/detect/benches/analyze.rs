@@ -1,4 +1,4 @@
-//! Decode + detection end to end: a generated `mixed` capture (about 2 M packets: benign web
+//! Decode + detection end to end: a generated `mixed` capture (1.44 M packets: benign web
 //! background at 50 kpps plus a sequence of floods at 150 kpps, snaplen 96) read from the page
 //! cache through `CaptureRecords` into the `Engine`, with `advance` on every record as
 //! `rampart analyze` does. Target: 10 M packets/s/core.

@@ -155,7 +155,9 @@ impl Default for Profile {
 pub const SIGNATURE_COVERAGE: f64 = 0.99;
 
 /// The narrowest filter whose every field matches at least 99 % of the attack's profiled
-/// packets. A `None` field matches anything.
+/// packets (each field on its own: their conjunction may cover a little less). A `None` field
+/// matches anything. Profiled packets are those to the target in the seconds over threshold
+/// after the onset was reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Signature {
     /// Destination: the host (/32, /128) or the attacked prefix.
