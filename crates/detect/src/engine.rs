@@ -659,7 +659,10 @@ impl Engine {
                 self.evaluate(target, second, &m, &crossed, events);
             }
         }
-        for (&prefix_key, agg) in &bucket.overflow {
+        // Sorted so that event order and attack ids never depend on hash order.
+        let mut overflow: Vec<(&u128, &HostSecond)> = bucket.overflow.iter().collect();
+        overflow.sort_unstable_by_key(|(k, _)| **k);
+        for (&prefix_key, agg) in overflow {
             let mut m = Metrics::of_host(agg);
             // Unknown spread over hosts: assume many.
             m.hosts = u64::MAX / 2;
