@@ -345,6 +345,15 @@ struct AttackSlot {
     reported_vectors: usize,
 }
 
+/// An attack's profile: `kept` covers its seconds over threshold; `staged` collects the
+/// current second, kept only if that second turns out over threshold too (so background
+/// traffic in the quiet tail does not blur the signature).
+#[derive(Debug, Default)]
+struct AttackProfile {
+    kept: Profile,
+    staged: Profile,
+}
+
 /// Engine counters, for operators and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStats {
@@ -379,7 +388,7 @@ pub struct Engine {
     pool: Vec<Bucket>,
     targets: FastMap<Target, TargetState>,
     /// Profiles of reported attacks; `None` = free.
-    profiles: Vec<Option<Box<Profile>>>,
+    profiles: Vec<Option<Box<AttackProfile>>>,
     active_attacks: usize,
     next_id: u64,
     hasher: foldhash::fast::FixedState,
@@ -493,7 +502,11 @@ impl Engine {
             Some((b, k, i)) if b == offset && k == host => Some(i),
             _ => self.host_index(offset, host),
         };
-        let ns = record.start.0;
+        // Times as seen in the bucket's own second (late and spread records are clamped).
+        let bucket_start = (open + offset as u64).saturating_mul(UnixNanos::NANOS_PER_SEC);
+        let bucket_end = bucket_start.saturating_add(UnixNanos::NANOS_PER_SEC - 1);
+        let first_ns = record.start.0.clamp(bucket_start, bucket_end);
+        let last_ns = record.end.0.clamp(bucket_start, bucket_end);
         let (class, amp) = classify(record);
         let entry = match index {
             Some(i) => {
@@ -514,8 +527,8 @@ impl Engine {
                 bucket.overflow.entry(prefix).or_insert_with(|| HostSecond::new(prefix))
             }
         };
-        entry.first_ns = entry.first_ns.min(ns);
-        entry.last_ns = entry.last_ns.max(record.end.0);
+        entry.first_ns = entry.first_ns.min(first_ns);
+        entry.last_ns = entry.last_ns.max(last_ns);
         match direction {
             Direction::Inbound => {
                 let c = &mut entry.packets[class.index()];
@@ -529,7 +542,7 @@ impl Engine {
                     if slot != NO_SLOT
                         && let Some(Some(profile)) = self.profiles.get_mut(slot as usize)
                     {
-                        profile.add(record, packets, bytes, &self.hasher);
+                        profile.staged.add(record, packets, bytes, &self.hasher);
                     }
                 }
             }
@@ -646,7 +659,10 @@ impl Engine {
                 self.evaluate(target, second, &m, &crossed, events);
             }
         }
-        for (&prefix_key, agg) in &bucket.overflow {
+        // Sorted so that event order and attack ids never depend on hash order.
+        let mut overflow: Vec<(&u128, &HostSecond)> = bucket.overflow.iter().collect();
+        overflow.sort_unstable_by_key(|(k, _)| **k);
+        for (&prefix_key, agg) in overflow {
             let mut m = Metrics::of_host(agg);
             // Unknown spread over hosts: assume many.
             m.hosts = u64::MAX / 2;
@@ -688,6 +704,11 @@ impl Engine {
             if state.attack.is_none() {
                 self.targets.remove(&target);
                 return;
+            }
+            if let Some(a) = state.attack
+                && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
+            {
+                p.staged = Profile::default();
             }
             state.pending_packets = state.pending_packets.saturating_add(m.total);
             state.pending_bytes = state.pending_bytes.saturating_add(m.bytes);
@@ -732,6 +753,12 @@ impl Engine {
             state.vectors.clear();
             state.peak_pps = 0;
             state.peak_bps = 0;
+        }
+        if let Some(a) = state.attack
+            && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
+        {
+            let staged = std::mem::take(&mut p.staged);
+            p.kept.merge(&staged);
         }
         state.streak += 1;
         state.last_over = second;
@@ -815,7 +842,7 @@ impl Engine {
             .attack
             .and_then(|a| self.profiles.get(a.slot as usize))
             .and_then(|p| p.as_deref())
-            .unwrap_or(&empty);
+            .map_or(&empty, |p| &p.kept);
         let t = &state.trigger;
         let scope = match target.kind() {
             TargetKind::Host => "host",
@@ -861,4 +888,269 @@ impl Engine {
 #[doc(hidden)]
 pub fn source_hash(ip: IpAddr) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5eed).hash_one(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rampart_telemetry::Fragment;
+
+    const T0: u64 = 1_767_225_600;
+
+    fn config(text: &str) -> DetectConfig {
+        DetectConfig::from_toml_str(text, "t.toml").unwrap()
+    }
+
+    fn protected() -> DetectConfig {
+        config("protected = [\"198.51.100.0/24\"]\n[thresholds]\npps = 100\n[aggregation]\npps = 200\n")
+    }
+
+    fn packet(ns: u64, src: [u8; 4], dst: [u8; 4], protocol: u8, flags: u8) -> TrafficRecord {
+        TrafficRecord {
+            start: UnixNanos(ns),
+            end: UnixNanos(ns),
+            src: IpAddr::from(src),
+            dst: IpAddr::from(dst),
+            protocol,
+            src_port: Some(1234),
+            dst_port: Some(80),
+            tcp_flags: flags,
+            packets: 1,
+            bytes: 60,
+            packet_len: Some(60),
+            ..TrafficRecord::EMPTY
+        }
+    }
+
+    /// Feeds `pps` packets per second for `secs` seconds from `first` (unix second) through
+    /// `make(ns, i)`, then finishes; returns every event.
+    fn feed(
+        engine: &mut Engine,
+        first: u64,
+        secs: u64,
+        pps: u64,
+        make: impl Fn(u64, u64) -> TrafficRecord,
+    ) -> Vec<AttackEvent> {
+        let mut events = Vec::new();
+        for s in first..first + secs {
+            for i in 0..pps {
+                let ns = s * 1_000_000_000 + i * (1_000_000_000 / pps);
+                let r = make(ns, i);
+                events.extend(engine.advance(r.start));
+                engine.observe(&r);
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn flood_onset_and_end_after_quiet() {
+        let mut engine = Engine::new(protected());
+        let mut events = feed(&mut engine, T0, 5, 500, |ns, i| {
+            packet(ns, [10, 0, 0, i as u8], [198, 51, 100, 7], 6, 0x02)
+        });
+        // Still ongoing five seconds after the last packet (quiet is 10 s) ...
+        events.extend(engine.advance(UnixNanos::from_secs(T0 + 10)));
+        assert_eq!(events.iter().filter(|e| e.kind == EventKind::End).count(), 0);
+        // ... and over after ten.
+        events.extend(engine.advance(UnixNanos::from_secs(T0 + 16)));
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Onset, EventKind::End]);
+        let a = &events[1].attack;
+        assert_eq!((a.target.as_str(), a.vectors.as_slice()), ("198.51.100.7", &[Vector::SynFlood][..]));
+        assert_eq!((a.start, a.packets, a.peak_pps), (T0 as f64, 2500, 500));
+        assert!(a.end > (T0 + 4) as f64 && a.end < (T0 + 5) as f64);
+        assert_eq!(a.trigger.counter, "pps");
+        assert!(a.explanation.contains("pps 500 > threshold 100"), "{}", a.explanation);
+        assert!(engine.finish().is_empty());
+        assert!(engine.targets.is_empty() && engine.active_attacks == 0);
+    }
+
+    #[test]
+    fn onset_needs_consecutive_seconds() {
+        let mut c = protected();
+        c.lifecycle.onset_secs = 3;
+        let mut engine = Engine::new(c);
+        let make = |ns, _| packet(ns, [10, 0, 0, 1], [198, 51, 100, 7], 17, 0);
+        let mut events = feed(&mut engine, T0, 2, 500, make);
+        events.extend(feed(&mut engine, T0 + 3, 2, 500, make));
+        events.extend(engine.finish());
+        assert!(events.is_empty(), "{events:#?}");
+        let mut events = feed(&mut engine, T0 + 10, 3, 500, make);
+        events.extend(engine.finish());
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].attack.start, (T0 + 10) as f64);
+    }
+
+    #[test]
+    fn outbound_traffic_never_raises_an_attack() {
+        let mut engine = Engine::new(protected());
+        // A protected server uploads 5000 pps to an outside client ...
+        let mut events = feed(&mut engine, T0, 5, 5000, |ns, i| {
+            if i % 3 == 2 {
+                // ... whose ACKs come back at 1667 pps, over the 100 pps threshold, but answer
+                // the upload.
+                packet(ns, [203, 0, 113, 9], [198, 51, 100, 20], 6, 0x10)
+            } else {
+                packet(ns, [198, 51, 100, 20], [203, 0, 113, 9], 6, 0x18)
+            }
+        });
+        events.extend(engine.finish());
+        assert!(events.is_empty(), "{events:#?}");
+        // Transit traffic is ignored.
+        engine.observe(&packet(T0 * 1_000_000_000, [1, 1, 1, 1], [2, 2, 2, 2], 6, 0x02));
+        assert_eq!(engine.stats().transit_records, 1);
+    }
+
+    #[test]
+    fn carpet_bombing_goes_to_the_prefix() {
+        let mut engine = Engine::new(protected());
+        // 50 pps to each of 200 hosts: every host under 100, the /24 at 10 000.
+        let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
+            packet(ns, [10, 0, 0, 1], [198, 51, 100, (i % 200) as u8], 17, 0)
+        });
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        let a = &ends[0].attack;
+        assert_eq!((a.target.as_str(), a.target_kind), ("198.51.100.0/24", TargetKind::Prefix));
+        assert_eq!(a.vectors, [Vector::UdpFlood, Vector::CarpetBombing]);
+        assert_eq!(a.signature.dst_prefix, "198.51.100.0/24");
+        assert_eq!(a.signature.protocol, Some(17));
+    }
+
+    #[test]
+    fn amplification_and_fragments_make_one_vector() {
+        let mut engine = Engine::new(protected());
+        let mut events = feed(&mut engine, T0, 3, 3000, |ns, i| {
+            let mut r = packet(ns, [192, 0, 2, (i % 50) as u8], [198, 51, 100, 9], 17, 0);
+            r.src_port = Some(11211);
+            if i % 3 != 0 {
+                r.fragment = Fragment::NonInitial;
+                r.src_port = None;
+                r.dst_port = None;
+            }
+            r
+        });
+        events.extend(engine.finish());
+        let a = &events.last().unwrap().attack;
+        assert_eq!(a.vectors, [Vector::MemcachedAmplification]);
+        assert!((40..=60).contains(&a.distinct_sources), "{}", a.distinct_sources);
+    }
+
+    #[test]
+    fn flows_are_spread_over_their_duration() {
+        let mut engine = Engine::new(protected());
+        // One flow record: 1000 packets over 10 s is 100 pps, at the threshold, not over.
+        let flow = TrafficRecord {
+            start: UnixNanos::from_secs(T0),
+            end: UnixNanos::from_secs(T0 + 10),
+            packets: 1000,
+            bytes: 60_000,
+            ..packet(0, [10, 0, 0, 1], [198, 51, 100, 7], 17, 0)
+        };
+        engine.observe(&flow);
+        assert!(engine.finish().is_empty());
+        // The same packets in one second are a flood.
+        let mut engine = Engine::new(protected());
+        engine.observe(&TrafficRecord { end: flow.start, ..flow });
+        assert_eq!(engine.finish().len(), 2);
+    }
+
+    #[test]
+    fn host_cap_sends_excess_hosts_to_their_prefix() {
+        let mut c = protected();
+        c.limits.max_hosts = 10;
+        let mut engine = Engine::new(c);
+        let mut events = feed(&mut engine, T0, 2, 10_000, |ns, i| {
+            packet(ns, [10, 0, 0, 1], [198, 51, 100, (i % 250) as u8], 17, 0)
+        });
+        events.extend(engine.finish());
+        assert!(engine.stats().peak_hosts <= 10);
+        assert!(engine.stats().overflow_hosts > 0);
+        assert!(events.iter().any(|e| e.attack.target == "198.51.100.0/24"), "{events:#?}");
+    }
+
+    #[test]
+    fn pulses_with_short_gaps_are_one_attack() {
+        let mut engine = Engine::new(protected());
+        let mut events = Vec::new();
+        for burst in 0..4 {
+            let first = T0 + burst * 8;
+            events.extend(feed(&mut engine, first, 3, 1000, |ns, _| {
+                packet(ns, [10, 0, 0, 1], [198, 51, 100, 7], 17, 0)
+            }));
+        }
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).collect();
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0].attack.packets, 12_000);
+    }
+
+    fn arb_record() -> impl Strategy<Value = TrafficRecord> {
+        (
+            0u64..40,
+            0u64..3_000_000_000,
+            any::<[u8; 4]>(),
+            any::<u8>(),
+            prop_oneof![Just(6u8), Just(17), Just(1), Just(58), any::<u8>()],
+            any::<u8>(),
+            any::<Option<u16>>(),
+            0u64..1000,
+            any::<u64>(),
+            prop_oneof![Just(1u32), any::<u32>()],
+            any::<bool>(),
+        )
+            .prop_map(|(s, dur, src, dst_low, protocol, flags, port, packets, bytes, rate, frag)| {
+                let start = UnixNanos((T0 + s) * 1_000_000_000);
+                TrafficRecord {
+                    start,
+                    end: UnixNanos(start.0 + dur),
+                    src: IpAddr::from(src),
+                    dst: IpAddr::from([198, 51, 100, dst_low]),
+                    protocol,
+                    src_port: port,
+                    dst_port: port.map(|p| p.wrapping_add(1)),
+                    tcp_flags: flags,
+                    fragment: if frag { Fragment::NonInitial } else { Fragment::None },
+                    packets,
+                    bytes,
+                    sampling_rate: rate,
+                    packet_len: u32::try_from(bytes).ok(),
+                    ..TrafficRecord::EMPTY
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any records, in any order, with any counts: no panic, every onset ends, state is
+        /// released and the host cap holds.
+        #[test]
+        fn arbitrary_records_never_panic(records in prop::collection::vec(arb_record(), 0..200), cap in 1usize..20) {
+            let mut c = protected();
+            c.limits.max_hosts = cap;
+            c.limits.max_prefixes = 2;
+            c.limits.max_attacks = 3;
+            let mut engine = Engine::new(c);
+            let mut events = Vec::new();
+            for r in &records {
+                events.extend(engine.advance(r.start));
+                engine.observe(r);
+            }
+            events.extend(engine.finish());
+            let onsets = events.iter().filter(|e| e.kind == EventKind::Onset).count();
+            let ends = events.iter().filter(|e| e.kind == EventKind::End).count();
+            prop_assert_eq!(onsets, ends);
+            prop_assert!(engine.stats().peak_hosts <= cap as u64);
+            prop_assert!(engine.targets.is_empty());
+            prop_assert_eq!(engine.active_attacks, 0);
+            for e in &events {
+                prop_assert!(e.attack.end >= e.attack.start - 1.0);
+                prop_assert!(serde_json::to_string(&e.attack).is_ok());
+            }
+        }
+    }
 }

@@ -97,6 +97,17 @@ impl TopKeys {
     pub fn total(&self) -> u64 {
         self.total
     }
+
+    /// Adds `other`'s slots (its error bounds carry over).
+    pub fn merge(&mut self, other: &TopKeys) {
+        for &(key, count, error) in &other.slots {
+            let before = self.slots.iter().find(|s| s.0 == key).map_or(0, |s| s.2);
+            self.add(key, count);
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.0 == key) {
+                slot.2 = slot.2.max(before).saturating_add(error).min(slot.1);
+            }
+        }
+    }
 }
 
 /// Packet-length histogram bucket width, bytes.
@@ -144,7 +155,9 @@ impl Default for Profile {
 pub const SIGNATURE_COVERAGE: f64 = 0.99;
 
 /// The narrowest filter whose every field matches at least 99 % of the attack's profiled
-/// packets. A `None` field matches anything.
+/// packets (each field on its own: their conjunction may cover a little less). A `None` field
+/// matches anything. Profiled packets are those to the target in the seconds over threshold
+/// after the onset was reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Signature {
     /// Destination: the host (/32, /128) or the attacked prefix.
@@ -204,6 +217,35 @@ impl Profile {
             self.lengths[bucket] = self.lengths[bucket].saturating_add(packets);
             self.packets_with_len = self.packets_with_len.saturating_add(packets);
         }
+    }
+
+    /// Adds `other` (a later stretch of the same attack) into `self`.
+    pub fn merge(&mut self, other: &Profile) {
+        if other.packets == 0 {
+            return;
+        }
+        if self.packets == 0 {
+            self.first_ns = other.first_ns;
+        }
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.last_ns = self.last_ns.max(other.last_ns);
+        for (a, b) in self.sources.registers.iter_mut().zip(other.sources.registers) {
+            *a = (*a).max(b);
+        }
+        self.src_ports.merge(&other.src_ports);
+        self.dst_ports.merge(&other.dst_ports);
+        for (a, b) in self.protocols.iter_mut().zip(other.protocols) {
+            *a = a.saturating_add(b);
+        }
+        for (a, b) in self.tcp_flags.iter_mut().zip(other.tcp_flags) {
+            *a = a.saturating_add(b);
+        }
+        self.non_initial_fragments = self.non_initial_fragments.saturating_add(other.non_initial_fragments);
+        for (a, b) in self.lengths.iter_mut().zip(other.lengths) {
+            *a = a.saturating_add(b);
+        }
+        self.packets_with_len = self.packets_with_len.saturating_add(other.packets_with_len);
     }
 
     pub fn distinct_sources(&self) -> u64 {
@@ -324,6 +366,36 @@ mod tests {
             d.add(if i % 1000 == 0 { i as u16 } else { 123 }, 1);
         }
         assert_eq!(d.dominant(0.99, 10_000), Some(123));
+    }
+
+    #[test]
+    fn merged_profiles_add_up() {
+        let h = hasher();
+        let (mut a, mut b, mut whole) = (Profile::default(), Profile::default(), Profile::default());
+        for i in 0..2000u32 {
+            let r = TrafficRecord {
+                src: IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+                protocol: 17,
+                src_port: Some(123),
+                dst_port: Some((i % 7) as u16),
+                packets: 1,
+                bytes: 100,
+                packet_len: Some(100),
+                ..TrafficRecord::EMPTY
+            };
+            if i % 2 == 0 {
+                a.add(&r, 1, 100, &h)
+            } else {
+                b.add(&r, 1, 100, &h)
+            }
+            whole.add(&r, 1, 100, &h);
+        }
+        a.merge(&b);
+        assert_eq!((a.packets, a.bytes), (whole.packets, whole.bytes));
+        assert_eq!(a.distinct_sources(), whole.distinct_sources());
+        let t = "192.0.2.1/32".parse().unwrap();
+        assert_eq!(a.signature(t), whole.signature(t));
+        assert_eq!(a.top_src_ports(1), whole.top_src_ports(1));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod attacks;
+mod analyze;
 mod collect;
 mod generate;
 mod inspect;
@@ -43,6 +44,9 @@ enum Command {
     Run(run::RunArgs),
     /// List or show the attacks `rampart run` recorded.
     Attacks(attacks::AttacksArgs),
+    /// Run detection over a pcap or pcapng capture in its own event time and report the
+    /// attacks found: targets, vectors, timing, volume, signatures.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Attacks(args) => attacks::run(args),
+        Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,224 @@
+//! `rampart analyze`: a capture through the detection engine, in the capture's event time, to
+//! a list of attacks.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ipnet::IpNet;
+use rampart_detect::{Attack, DetectConfig, Engine, EngineStats, EventKind};
+use rampart_telemetry::{CaptureError, CaptureRecords};
+use serde::Serialize;
+
+use crate::report::group;
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// pcap or pcapng capture; `-` reads standard input.
+    pub file: PathBuf,
+    /// Detection configuration (TOML; see config/rampart.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Protected network (CIDR), repeatable; replaces the config's list. Without any, every
+    /// destination is a candidate target.
+    #[arg(long = "protect", value_name = "CIDR")]
+    pub protect: Vec<String>,
+    /// Per-host threshold, packets per second (all inbound packets).
+    #[arg(long, value_name = "N")]
+    pub threshold_pps: Option<u64>,
+    /// Per-host threshold, megabits per second.
+    #[arg(long, value_name = "N")]
+    pub threshold_mbps: Option<u64>,
+    /// Per-prefix (/24, /64) threshold, packets per second.
+    #[arg(long, value_name = "N")]
+    pub prefix_threshold_pps: Option<u64>,
+    /// Per-prefix threshold, megabits per second.
+    #[arg(long, value_name = "N")]
+    pub prefix_threshold_mbps: Option<u64>,
+    /// Print `{"attacks": [...]}` instead of the readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct AnalyzeJson<'a> {
+    attacks: &'a [Attack],
+}
+
+fn positive(name: &str, value: Option<u64>) -> Result<Option<u64>> {
+    if value == Some(0) {
+        bail!("--{name} must be at least 1");
+    }
+    Ok(value)
+}
+
+fn build_config(args: &AnalyzeArgs) -> Result<DetectConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {name}"))?;
+            DetectConfig::from_toml_str(&text, &name)?
+        }
+        None => DetectConfig::default(),
+    };
+    if !args.protect.is_empty() {
+        config.protected = args
+            .protect
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map(|n| n.trunc())
+                    .with_context(|| format!("--protect {s}: not an IP prefix"))
+            })
+            .collect::<Result<_>>()?;
+    }
+    if let Some(pps) = positive("threshold-pps", args.threshold_pps)? {
+        config.thresholds.pps = pps;
+    }
+    if let Some(mbps) = positive("threshold-mbps", args.threshold_mbps)? {
+        config.thresholds.bps = mbps.saturating_mul(1_000_000);
+    }
+    if let Some(pps) = positive("prefix-threshold-pps", args.prefix_threshold_pps)? {
+        config.aggregation.thresholds.pps = pps;
+    }
+    if let Some(mbps) = positive("prefix-threshold-mbps", args.prefix_threshold_mbps)? {
+        config.aggregation.thresholds.bps = mbps.saturating_mul(1_000_000);
+    }
+    Ok(config)
+}
+
+pub fn run(args: AnalyzeArgs) -> Result<()> {
+    let config = build_config(&args)?;
+    let name = args.file.display().to_string();
+    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.file).with_context(|| format!("cannot open capture {name}"))?)
+    };
+    let mut records = match CaptureRecords::new(io::BufReader::with_capacity(1 << 20, input)) {
+        Ok(records) => records,
+        Err(CaptureError::NotACapture) => bail!("{name} is not a pcap or pcapng capture"),
+        Err(CaptureError::TruncatedHeader) => bail!("{name} is too short to be a capture (header truncated)"),
+        Err(error) => return Err(error).with_context(|| format!("cannot read capture {name}")),
+    };
+    let mut engine = Engine::new(config);
+    let mut attacks: Vec<Attack> = Vec::new();
+    let mut keep = |events: Vec<rampart_detect::AttackEvent>| {
+        attacks.extend(events.into_iter().filter(|e| e.kind == EventKind::End).map(|e| e.attack));
+    };
+    loop {
+        match records.next_record() {
+            Ok(Some(record)) => {
+                keep(engine.advance(record.start));
+                engine.observe(&record);
+            }
+            Ok(None) => break,
+            Err(CaptureError::Io(error)) => {
+                return Err(error).with_context(|| format!("cannot read capture {name}"));
+            }
+            Err(error) => {
+                eprintln!("rampart: warning: {name}: {error}; the records before it were analyzed");
+                break;
+            }
+        }
+    }
+    keep(engine.finish());
+    attacks.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.id.cmp(&b.id)));
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &AnalyzeJson { attacks: &attacks })
+            .context("cannot write to standard output")?;
+        writeln!(out).context("cannot write to standard output")?;
+    } else {
+        print_human(&mut out, &name, &attacks, engine.stats()).context("cannot write to standard output")?;
+    }
+    Ok(())
+}
+
+fn vectors(attack: &Attack) -> String {
+    attack.vectors.iter().map(|v| v.name()).collect::<Vec<_>>().join(",")
+}
+
+fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &EngineStats) -> io::Result<()> {
+    writeln!(out, "capture      {name}")?;
+    writeln!(out, "records      {}", group(stats.records))?;
+    writeln!(out, "attacks      {}", attacks.len())?;
+    if attacks.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:>3}  {:<26} {:<34} {:>17} {:>7} {:>12} {:>10} {:>12}",
+        "id", "target", "vectors", "start", "secs", "peak pps", "peak Mbps", "packets"
+    )?;
+    for a in attacks {
+        writeln!(
+            out,
+            "  {:>3}  {:<26} {:<34} {:>17.3} {:>7.1} {:>12} {:>10.1} {:>12}",
+            a.id,
+            a.target,
+            vectors(a),
+            a.start,
+            a.end - a.start,
+            group(a.peak_pps),
+            a.peak_bps as f64 / 1e6,
+            group(a.packets)
+        )?;
+    }
+    for a in attacks {
+        writeln!(out)?;
+        writeln!(out, "attack {}: {} ({})", a.id, a.target, vectors(a))?;
+        writeln!(out, "  why          {}", a.explanation)?;
+        writeln!(out, "  when         {:.6} to {:.6} ({:.1} s)", a.start, a.end, a.end - a.start)?;
+        writeln!(
+            out,
+            "  volume       {} packets, {} bytes; peak {} pps, {:.1} Mbps",
+            group(a.packets),
+            group(a.bytes),
+            group(a.peak_pps),
+            a.peak_bps as f64 / 1e6
+        )?;
+        writeln!(out, "  sources      ~{} distinct", group(a.distinct_sources))?;
+        let shares = |list: &[rampart_detect::Share<u16>]| {
+            list.iter().map(|s| format!("{} {:.1}%", s.value, s.percent)).collect::<Vec<_>>().join(", ")
+        };
+        writeln!(out, "  src ports    {}", shares(&a.top_src_ports))?;
+        writeln!(out, "  dst ports    {}", shares(&a.top_dst_ports))?;
+        let protocols = a
+            .protocols
+            .iter()
+            .map(|s| format!("{} {:.1}%", s.value, s.percent))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(out, "  protocols    {protocols}")?;
+        let s = &a.signature;
+        let mut fields = vec![format!("dst {}", s.dst_prefix)];
+        if let Some(p) = s.protocol {
+            fields.push(format!("proto {p}"));
+        }
+        if let Some(p) = s.src_port {
+            fields.push(format!("src port {p}"));
+        }
+        if let Some(p) = s.dst_port {
+            fields.push(format!("dst port {p}"));
+        }
+        if let Some(f) = s.tcp_flags {
+            fields.push(format!("tcp flags 0x{f:02x}"));
+        }
+        match s.fragment {
+            Some(true) => fields.push("non-initial fragments".into()),
+            Some(false) => fields.push("not fragments".into()),
+            None => {}
+        }
+        if let Some((lo, hi)) = s.packet_len {
+            fields.push(format!("length {lo}-{hi}"));
+        }
+        writeln!(out, "  signature    {}", fields.join(", "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `rampart analyze` end to end: generated captures in, attacks out.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rampart_trafficgen::{GenParams, Scenario, generate_to_file};
+use serde_json::Value;
+
+const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
+
+fn capture(name: &str, scenario: Scenario, params: &GenParams) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-analyze-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    generate_to_file(scenario, params, &path).unwrap();
+    path
+}
+
+fn analyze(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(RAMPART).arg("analyze").args(args).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn json_lists_the_attacks_of_a_mixed_capture() {
+    let params =
+        GenParams { background_pps: 300, attack_pps: 1500, ..GenParams::for_scenario(Scenario::Mixed) };
+    let path = capture("mixed.pcap", Scenario::Mixed, &params);
+    let (ok, stdout, stderr) = analyze(&[
+        path.to_str().unwrap(),
+        "--json",
+        "--protect",
+        "198.51.100.0/24",
+        "--protect",
+        "2001:db8:100::/48",
+        "--threshold-pps",
+        "500",
+        "--prefix-threshold-pps",
+        "1000",
+    ]);
+    assert!(ok, "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let object = json.as_object().unwrap();
+    assert_eq!(object.keys().collect::<Vec<_>>(), ["attacks"]);
+    let attacks = json["attacks"].as_array().unwrap();
+    let targets: Vec<&str> = attacks.iter().map(|a| a["target"].as_str().unwrap()).collect();
+    for want in ["198.51.100.10", "198.51.100.11", "198.51.100.12", "198.51.100.0/24", "2001:db8:100::10"] {
+        assert!(targets.contains(&want), "{want} missing from {targets:?}");
+    }
+    for a in attacks {
+        for field in
+            ["target", "vectors", "start", "end", "peak_pps", "peak_bps", "packets", "bytes", "signature"]
+        {
+            assert!(a.get(field).is_some(), "{field} missing in {a}");
+        }
+        assert!(a["end"].as_f64().unwrap() >= a["start"].as_f64().unwrap());
+        assert!(a["packets"].as_u64().unwrap() > 0);
+        assert!(!a["vectors"].as_array().unwrap().is_empty());
+    }
+    let carpet = attacks.iter().find(|a| a["target"] == "198.51.100.0/24").unwrap();
+    assert!(carpet["vectors"].as_array().unwrap().iter().any(|v| v == "carpet_bombing"));
+    let syn = attacks.iter().find(|a| a["target"] == "198.51.100.10").unwrap();
+    assert_eq!(syn["vectors"], serde_json::json!(["syn_flood"]));
+    assert_eq!(syn["signature"]["protocol"], 6);
+
+    // The readable report names every attack too.
+    let (ok, stdout, _) =
+        analyze(&[path.to_str().unwrap(), "--threshold-pps", "500", "--prefix-threshold-pps", "1000"]);
+    assert!(ok);
+    assert!(stdout.contains("attack 1: 198.51.100.10 (syn_flood)"), "{stdout}");
+    assert!(stdout.contains("signature    dst 198.51.100.10/32, proto 6, tcp flags 0x02"), "{stdout}");
+}
+
+#[test]
+fn benign_capture_has_no_attacks_and_errors_are_one_line() {
+    let path = capture("benign.pcap", Scenario::BenignWeb, &GenParams::default());
+    let (ok, stdout, stderr) = analyze(&[path.to_str().unwrap(), "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), r#"{"attacks":[]}"#);
+
+    let (ok, _, stderr) = analyze(&["/nonexistent/x.pcap"]);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot open capture /nonexistent/x.pcap"), "{stderr}");
+
+    let bad = path.with_file_name("bad.toml");
+    std::fs::write(&bad, "[thresholds]\npps = 0\n").unwrap();
+    let (ok, _, stderr) = analyze(&[path.to_str().unwrap(), "--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("bad.toml:2: `thresholds.pps`: must be at least 1"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let (ok, _, stderr) = analyze(&[path.to_str().unwrap(), "--protect", "10.0.0.0/99"]);
+    assert!(!ok);
+    assert!(stderr.contains("--protect 10.0.0.0/99"), "{stderr}");
+}
+
+#[test]
+fn example_config_runs() {
+    let path = capture("syn.pcap", Scenario::SynFlood, &GenParams::default());
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/rampart.example.toml");
+    let (ok, stdout, stderr) = analyze(&[path.to_str().unwrap(), "--config", config, "--json"]);
+    assert!(ok, "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let attacks = json["attacks"].as_array().unwrap();
+    assert_eq!(attacks.len(), 1, "{json}");
+    assert_eq!(attacks[0]["target"], "198.51.100.10");
+    assert_eq!(attacks[0]["vectors"], serde_json::json!(["syn_flood"]));
+}
