@@ -12,7 +12,7 @@ use rampart_detect::{Attack, DetectConfig, Engine, EngineStats, EventKind};
 use rampart_telemetry::{CaptureError, CaptureRecords};
 use serde::Serialize;
 
-use crate::report::group;
+use crate::report::{file_progress, group};
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
@@ -37,6 +37,10 @@ pub struct AnalyzeArgs {
     /// Per-prefix threshold, megabits per second.
     #[arg(long, value_name = "N")]
     pub prefix_threshold_mbps: Option<u64>,
+    /// Also write a self-contained HTML report (traffic chart per target, fingerprint of each
+    /// attack) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Print `{"attacks": [...]}` instead of the readable report.
     #[arg(long)]
     pub json: bool,
@@ -94,12 +98,19 @@ fn build_config(args: &AnalyzeArgs) -> Result<DetectConfig> {
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     let config = build_config(&args)?;
     let name = args.file.display().to_string();
-    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+    let from_stdin = args.file.as_os_str() == "-";
+    if from_stdin && args.html.is_some() {
+        bail!("--html reads the capture a second time for its charts: give a file, not standard input");
+    }
+    let (input, size): (Box<dyn Read>, Option<u64>) = if from_stdin {
+        (Box::new(io::stdin().lock()), None)
     } else {
-        Box::new(File::open(&args.file).with_context(|| format!("cannot open capture {name}"))?)
+        let file = File::open(&args.file).with_context(|| format!("cannot open capture {name}"))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
     };
-    let mut records = match CaptureRecords::new(io::BufReader::with_capacity(1 << 20, input)) {
+    let progress = file_progress(size);
+    let mut records = match CaptureRecords::new(input) {
         Ok(records) => records,
         Err(CaptureError::NotACapture) => bail!("{name} is not a pcap or pcapng capture"),
         Err(CaptureError::TruncatedHeader) => bail!("{name} is too short to be a capture (header truncated)"),
@@ -110,11 +121,18 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let mut keep = |events: Vec<rampart_detect::AttackEvent>| {
         attacks.extend(events.into_iter().filter(|e| e.kind == EventKind::End).map(|e| e.attack));
     };
+    let mut count: u64 = 0;
     loop {
         match records.next_record() {
             Ok(Some(record)) => {
                 keep(engine.advance(record.start));
                 engine.observe(&record);
+                count += 1;
+                if count.is_multiple_of(65_536)
+                    && let Some(bar) = &progress
+                {
+                    bar.set_position(records.bytes_read());
+                }
             }
             Ok(None) => break,
             Err(CaptureError::Io(error)) => {
@@ -127,7 +145,13 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         }
     }
     keep(engine.finish());
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
     attacks.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.id.cmp(&b.id)));
+    if let Some(path) = &args.html {
+        write_html(&args.file, &name, &attacks, path)?;
+    }
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &AnalyzeJson { attacks: &attacks })
@@ -136,6 +160,33 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     } else {
         print_human(&mut out, &name, &attacks, engine.stats()).context("cannot write to standard output")?;
     }
+    Ok(())
+}
+
+/// Second pass over the capture for the per-target charts, then the report.
+fn write_html(
+    capture: &std::path::Path,
+    name: &str,
+    attacks: &[Attack],
+    path: &std::path::Path,
+) -> Result<()> {
+    let mut series = crate::html::TargetSeries::new(attacks.iter().map(|a| a.target.as_str()));
+    let file = File::open(capture).with_context(|| format!("cannot open capture {name}"))?;
+    let records = CaptureRecords::new(file).with_context(|| format!("cannot read capture {name}"))?;
+    for record in records {
+        match record {
+            Ok(record) => series.add(&record),
+            // The first pass already reported how the capture ends.
+            Err(_) => break,
+        }
+    }
+    let attacks: Vec<serde_json::Value> = attacks
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .context("cannot serialize attacks")?;
+    let html = crate::html::render(name, &attacks, &series);
+    std::fs::write(path, html).with_context(|| format!("cannot write HTML report {}", path.display()))?;
     Ok(())
 }
 

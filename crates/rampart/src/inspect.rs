@@ -1,16 +1,15 @@
 //! `rampart inspect`: a capture file (or standard input) to a traffic report.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rampart_telemetry::{CaptureDecodeStats, CaptureError, CaptureFormat, CaptureRecords, TrafficSummary};
 use serde::Serialize;
 
-use crate::report::{TrafficReport, group};
+use crate::report::{TrafficReport, file_progress, group};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -35,9 +34,6 @@ struct InspectDecode {
     error: Option<String>,
 }
 
-/// Files larger than this get a progress bar on a terminal.
-const PROGRESS_THRESHOLD: u64 = 32 << 20;
-
 pub fn run(args: InspectArgs) -> Result<()> {
     let name = args.file.display().to_string();
     let (input, size): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
@@ -54,19 +50,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
         Err(error) => return Err(error).with_context(|| format!("cannot read capture {name}")),
     };
     let format = records.format();
-    let progress = match size {
-        Some(size) if size >= PROGRESS_THRESHOLD && io::stderr().is_terminal() => {
-            let bar = ProgressBar::new(size);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-                )
-                .expect("static template"),
-            );
-            Some(bar)
-        }
-        _ => None,
-    };
+    let progress = file_progress(size);
     let mut summary = TrafficSummary::new();
     let mut framing_error = None;
     let mut count: u64 = 0;

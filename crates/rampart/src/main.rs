@@ -3,10 +3,11 @@
 
 #![forbid(unsafe_code)]
 
-mod attacks;
 mod analyze;
+mod attacks;
 mod collect;
 mod generate;
+mod html;
 mod inspect;
 mod replay;
 mod report;

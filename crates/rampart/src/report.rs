@@ -1,7 +1,9 @@
 //! The traffic report printed by `inspect` and `collect`: one JSON object, or a readable summary.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use rampart_telemetry::summary::{DestinationTotals, Totals, protocol_name};
 use rampart_telemetry::{ExporterStats, TrafficSummary};
@@ -70,6 +72,26 @@ impl<D: Serialize> TrafficReport<D> {
         }
         Ok(())
     }
+}
+
+/// Files larger than this get a progress bar on a terminal.
+const PROGRESS_THRESHOLD: u64 = 32 << 20;
+
+/// A byte progress bar for reading a file of `size` bytes, when that is worth showing: a large
+/// file and a terminal on stderr.
+pub fn file_progress(size: Option<u64>) -> Option<ProgressBar> {
+    let size = size.filter(|&s| s >= PROGRESS_THRESHOLD)?;
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(size);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("static template"),
+    );
+    Some(bar)
 }
 
 /// Human summary of one exporter's decoder statistics.

@@ -107,3 +107,23 @@ fn example_config_runs() {
     assert_eq!(attacks[0]["target"], "198.51.100.10");
     assert_eq!(attacks[0]["vectors"], serde_json::json!(["syn_flood"]));
 }
+
+#[test]
+fn html_report_has_a_chart_and_signature_per_attack() {
+    let params = GenParams { background_pps: 300, attack_pps: 3000, ..GenParams::default() };
+    let path = capture("syn-html.pcap", Scenario::SynFlood, &params);
+    let report = path.with_extension("html");
+    let (ok, _, stderr) =
+        analyze(&[path.to_str().unwrap(), "--threshold-pps", "1000", "--html", report.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("Attack 1 on 198.51.100.10: syn_flood"), "{html}");
+    assert_eq!(html.matches("<svg").count(), 2, "a pps and a Mbps chart for the one attack");
+    assert!(html.contains("Mitigation signature"));
+    // Self-contained: nothing fetched from anywhere.
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("<link"));
+
+    let (ok, _, stderr) = analyze(&["-", "--html", report.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("--html"), "{stderr}");
+}

@@ -1,0 +1,311 @@
+//! `analyze --html`: a self-contained report (no scripts, no external assets) with a traffic
+//! chart per attacked target and the fingerprint of each attack.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use rampart_telemetry::TrafficRecord;
+use serde_json::Value;
+
+/// An attack target as a matcher: a host, or a prefix.
+#[derive(Debug, Clone)]
+struct TargetMatcher {
+    label: String,
+    network: IpAddr,
+    prefix_len: u8,
+}
+
+impl TargetMatcher {
+    fn parse(target: &str) -> Option<Self> {
+        let (addr, len) = match target.split_once('/') {
+            Some((addr, len)) => (addr.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
+            None => {
+                let addr = target.parse::<IpAddr>().ok()?;
+                (addr, if addr.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        Some(Self { label: target.to_string(), network: addr, prefix_len: len })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let len = u32::from(self.prefix_len.min(32));
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let len = u32::from(self.prefix_len.min(128));
+                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Per-second inbound packets and bytes towards each attacked target, for the charts.
+#[derive(Debug, Default)]
+pub struct TargetSeries {
+    targets: Vec<TargetMatcher>,
+    /// target index -> second -> (packets, bytes)
+    points: Vec<BTreeMap<u64, (u64, u64)>>,
+}
+
+impl TargetSeries {
+    /// Targets as the attacks name them (`198.51.100.10`, `198.51.100.0/24`); unparsable ones
+    /// are ignored.
+    pub fn new<'a>(targets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut matchers: Vec<TargetMatcher> = Vec::new();
+        for target in targets {
+            if !matchers.iter().any(|m| m.label == target)
+                && let Some(matcher) = TargetMatcher::parse(target)
+            {
+                matchers.push(matcher);
+            }
+        }
+        let points = vec![BTreeMap::new(); matchers.len()];
+        Self { targets: matchers, points }
+    }
+
+    pub fn add(&mut self, record: &TrafficRecord) {
+        for (index, target) in self.targets.iter().enumerate() {
+            if target.contains(record.dst) {
+                let point = self.points[index].entry(record.start.secs()).or_default();
+                point.0 += record.scaled_packets();
+                point.1 += record.scaled_bytes();
+            }
+        }
+    }
+
+    fn series(&self, target: &str) -> Option<&BTreeMap<u64, (u64, u64)>> {
+        self.targets.iter().position(|t| t.label == target).map(|i| &self.points[i])
+    }
+}
+
+/// The whole report as one HTML document.
+pub fn render(capture: &str, attacks: &[Value], series: &TargetSeries) -> String {
+    let mut html = String::with_capacity(64 * 1024);
+    let title = format!("Rampart analysis of {capture}");
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1>",
+        escape(&title),
+        escape(&title)
+    );
+    let _ = write!(html, "<p>{} attack(s) found.</p>", attacks.len());
+    if !attacks.is_empty() {
+        html.push_str("<table><tr><th>#</th><th>target</th><th>vectors</th><th>start</th><th>duration</th><th>peak pps</th><th>peak Mbps</th><th>packets</th><th>bytes</th></tr>");
+        for (i, attack) in attacks.iter().enumerate() {
+            let start = attack["start"].as_f64().unwrap_or(0.0);
+            let end = attack["end"].as_f64().unwrap_or(start);
+            let _ = write!(
+                html,
+                "<tr><td><a href=\"#a{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+                i + 1,
+                escape(attack["target"].as_str().unwrap_or("?")),
+                escape(&vectors(attack)),
+                utc(start),
+                end - start,
+                attack["peak_pps"].as_u64().unwrap_or(0),
+                attack["peak_bps"].as_u64().unwrap_or(0) as f64 / 1e6,
+                attack["packets"].as_u64().unwrap_or(0),
+                attack["bytes"].as_u64().unwrap_or(0),
+            );
+        }
+        html.push_str("</table>");
+    }
+    for (i, attack) in attacks.iter().enumerate() {
+        let target = attack["target"].as_str().unwrap_or("?");
+        let _ = write!(
+            html,
+            "<section id=\"a{i}\"><h2>Attack {} on {}: {}</h2>",
+            i + 1,
+            escape(target),
+            escape(&vectors(attack))
+        );
+        if let Some(explanation) = attack["explanation"].as_str() {
+            let _ = write!(html, "<p>{}</p>", escape(explanation));
+        }
+        if let Some(points) = series.series(target) {
+            let start = attack["start"].as_f64().unwrap_or(0.0);
+            let end = attack["end"].as_f64().unwrap_or(start);
+            html.push_str(&chart("packets per second", points, |p| p.0 as f64, start, end));
+            html.push_str(&chart("megabits per second", points, |p| p.1 as f64 * 8.0 / 1e6, start, end));
+        }
+        let _ = write!(
+            html,
+            "<h3>Mitigation signature</h3><pre>{}</pre><h3>Fingerprint</h3><pre>{}</pre></section>",
+            escape(&serde_json::to_string_pretty(&attack["signature"]).unwrap_or_default()),
+            escape(&serde_json::to_string_pretty(attack).unwrap_or_default())
+        );
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}\
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
+td:nth-child(2),td:nth-child(3){text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto}\
+svg{background:#fafafa;border:1px solid #ddd;margin:.5em 0}.attack{fill:#f4c7c3}.line{fill:none;stroke:#1a5fb4;stroke-width:1.5}";
+
+const WIDTH: f64 = 900.0;
+const HEIGHT: f64 = 180.0;
+const MARGIN: f64 = 50.0;
+
+/// An SVG line chart of one metric over the capture, with the attack window shaded.
+fn chart(
+    title: &str,
+    points: &BTreeMap<u64, (u64, u64)>,
+    metric: impl Fn(&(u64, u64)) -> f64,
+    start: f64,
+    end: f64,
+) -> String {
+    let (Some((&first, _)), Some((&last, _))) = (points.first_key_value(), points.last_key_value()) else {
+        return String::new();
+    };
+    let span = (last - first).max(1) as f64;
+    let max = points.values().map(&metric).fold(0.0, f64::max).max(1e-9);
+    let x = |second: f64| MARGIN + (second - first as f64) / span * (WIDTH - 2.0 * MARGIN);
+    let y = |value: f64| HEIGHT - 20.0 - value / max * (HEIGHT - 40.0);
+    let mut svg = format!("<svg width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" aria-label=\"{title}\">");
+    let (shade_from, shade_to) = (x(start.floor().max(first as f64)), x(end.ceil().min(last as f64)));
+    let _ = write!(
+        svg,
+        "<rect class=\"attack\" x=\"{shade_from:.1}\" y=\"20\" width=\"{:.1}\" height=\"{:.1}\"/>",
+        (shade_to - shade_from).max(1.0),
+        HEIGHT - 40.0
+    );
+    // Seconds without traffic are zero, not interpolated.
+    let mut path = String::new();
+    let mut previous: Option<u64> = None;
+    for (&second, point) in points {
+        if let Some(previous) = previous
+            && second > previous + 1
+        {
+            let _ = write!(
+                path,
+                "{:.1},{:.1} {:.1},{:.1} ",
+                x((previous + 1) as f64),
+                y(0.0),
+                x((second - 1) as f64),
+                y(0.0)
+            );
+        }
+        let _ = write!(path, "{:.1},{:.1} ", x(second as f64), y(metric(point)));
+        previous = Some(second);
+    }
+    let _ = write!(
+        svg,
+        "<polyline class=\"line\" points=\"{path}\"/><text x=\"{MARGIN}\" y=\"14\" font-size=\"12\">{title} (peak {})</text>\
+<text x=\"{MARGIN}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>",
+        human(max),
+        HEIGHT - 4.0,
+        utc(first as f64),
+        WIDTH - MARGIN,
+        HEIGHT - 4.0,
+        utc(last as f64)
+    );
+    svg
+}
+
+fn vectors(attack: &Value) -> String {
+    attack["vectors"]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+fn human(value: f64) -> String {
+    match value {
+        v if v >= 1e9 => format!("{:.2} G", v / 1e9),
+        v if v >= 1e6 => format!("{:.2} M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k", v / 1e3),
+        v => format!("{v:.1}"),
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS.s UTC` (civil-from-days, no time zone database needed).
+fn utc(unix: f64) -> String {
+    let secs = unix.floor() as i64;
+    let tenths = ((unix - unix.floor()) * 10.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{tenths} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_telemetry::UnixNanos;
+
+    #[test]
+    fn prefixes_and_hosts_match() {
+        let prefix = TargetMatcher::parse("198.51.100.0/24").unwrap();
+        assert!(prefix.contains("198.51.100.77".parse().unwrap()));
+        assert!(!prefix.contains("198.51.101.1".parse().unwrap()));
+        let host = TargetMatcher::parse("2001:db8::1").unwrap();
+        assert!(host.contains("2001:db8::1".parse().unwrap()));
+        assert!(!host.contains("2001:db8::2".parse().unwrap()));
+        assert!(TargetMatcher::parse("not an address").is_none());
+    }
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00.0 UTC");
+        assert_eq!(utc(1_767_225_600.5), "2026-01-01 00:00:00.5 UTC");
+    }
+
+    #[test]
+    fn report_is_self_contained_and_escaped() {
+        let mut series = TargetSeries::new(["198.51.100.10"]);
+        for second in 100..110u64 {
+            series.add(&TrafficRecord {
+                start: UnixNanos::from_secs(second),
+                end: UnixNanos::from_secs(second),
+                dst: "198.51.100.10".parse().unwrap(),
+                packets: 1000,
+                bytes: 60_000,
+                ..TrafficRecord::EMPTY
+            });
+        }
+        let attack = serde_json::json!({
+            "target": "198.51.100.10", "vectors": ["syn_flood"], "start": 102.0, "end": 108.0,
+            "peak_pps": 1000, "peak_bps": 480000, "packets": 6000, "bytes": 360000,
+            "explanation": "pps 1000 > 500 <script>", "signature": {"protocol": 6}
+        });
+        let html = render("x<y>.pcap", &[attack], &series);
+        assert!(html.contains("<svg") && html.contains("polyline"));
+        assert!(html.contains("x&lt;y&gt;.pcap") && html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("http"));
+    }
+}
