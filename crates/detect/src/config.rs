@@ -1,6 +1,7 @@
 //! Detection configuration: protected networks, host groups, thresholds, aggregation and
 //! lifecycle, read from TOML (see `config/rampart.example.toml`).
 
+use crate::threat::{ThreatConfig, ThreatLevel, ThreatWindow, parse_utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +191,8 @@ pub struct DetectConfig {
     pub aggregation: Aggregation,
     pub lifecycle: Lifecycle,
     pub limits: Limits,
+    /// Threat level: scales every threshold down while attacks are likely.
+    pub threat: ThreatConfig,
 }
 
 impl Default for DetectConfig {
@@ -205,6 +208,7 @@ impl Default for DetectConfig {
             },
             lifecycle: Lifecycle { onset_secs: 1, quiet_secs: 10 },
             limits: Limits { max_hosts: 262_144, max_prefixes: 65_536, max_attacks: 4_096 },
+            threat: ThreatConfig::default(),
         }
     }
 }
@@ -224,6 +228,28 @@ struct ConfigToml {
     limits: LimitsToml,
     #[serde(default)]
     group: Vec<GroupToml>,
+    #[serde(default)]
+    threat: ThreatToml,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreatToml {
+    level: Option<String>,
+    elevated_percent: Option<u8>,
+    high_percent: Option<u8>,
+    #[serde(default)]
+    window: Vec<ThreatWindowToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreatWindowToml {
+    level: String,
+    from: String,
+    until: String,
+    #[serde(default)]
+    reason: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +440,53 @@ impl DetectConfig {
                 thresholds: g.thresholds.over(config.thresholds),
             });
         }
+
+        let threat = &raw.threat;
+        let level = |key: String, text: &str| {
+            ThreatLevel::parse(text).ok_or_else(|| {
+                invalid(key, Some(text), format!("`{text}` is not a threat level (normal, elevated or high)"))
+            })
+        };
+        if let Some(text) = &threat.level {
+            config.threat.level = level("threat.level".into(), text)?;
+        }
+        for (name, value) in
+            [("elevated_percent", threat.elevated_percent), ("high_percent", threat.high_percent)]
+        {
+            if let Some(v) = value
+                && !(1..=100).contains(&v)
+            {
+                return Err(invalid(
+                    format!("threat.{name}"),
+                    Some(name),
+                    format!("{v} is not within 1..=100"),
+                ));
+            }
+        }
+        config.threat.elevated_percent = threat.elevated_percent.unwrap_or(config.threat.elevated_percent);
+        config.threat.high_percent = threat.high_percent.unwrap_or(config.threat.high_percent);
+        for (i, w) in threat.window.iter().enumerate() {
+            let path = format!("threat.window.{i}");
+            let time = |key: &str, text: &str| {
+                parse_utc(text).ok_or_else(|| {
+                    invalid(
+                        format!("{path}.{key}"),
+                        Some(text),
+                        format!("`{text}` is not a UTC date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)"),
+                    )
+                })
+            };
+            let (from, until) = (time("from", &w.from)?, time("until", &w.until)?);
+            if until <= from {
+                return Err(invalid(format!("{path}.until"), Some(&w.until), "must be after `from`".into()));
+            }
+            config.threat.windows.push(ThreatWindow {
+                level: level(format!("{path}.level"), &w.level)?,
+                from,
+                until,
+                reason: w.reason.clone(),
+            });
+        }
         Ok(config)
     }
 
@@ -475,6 +548,16 @@ mod tests {
             ),
             ("[lifecycle]\nquiet_secs = 0\n", "`lifecycle.quiet_secs`: 0 is not within 1..=3600"),
             ("[aggregation]\nipv4_prefix_len = 40\n", "`aggregation.ipv4_prefix_len`"),
+            ("[threat]\nlevel = \"panic\"\n", "r.toml:2: `threat.level`: `panic` is not a threat level"),
+            ("[threat]\nhigh_percent = 0\n", "`threat.high_percent`: 0 is not within 1..=100"),
+            (
+                "[[threat.window]]\nlevel = \"high\"\nfrom = \"2026-12-10\"\nuntil = \"next week\"\n",
+                "r.toml:4: `threat.window.0.until`: `next week` is not a UTC date",
+            ),
+            (
+                "[[threat.window]]\nlevel = \"high\"\nfrom = \"2026-12-10\"\nuntil = \"2026-12-09\"\n",
+                "`threat.window.0.until`: must be after `from`",
+            ),
         ];
         for (text, want) in cases {
             let err = DetectConfig::from_toml_str(text, "r.toml").unwrap_err().to_string();

@@ -397,7 +397,24 @@ pub struct Engine {
     stats: EngineStats,
 }
 
+/// "; threat level high (vote on sanctions): thresholds at 50 %" when the level was raised.
+fn threat_note(threat: &crate::threat::ThreatConfig, second: u64) -> String {
+    let (level, window) = threat.level_at(second);
+    if level == crate::threat::ThreatLevel::Normal {
+        return String::new();
+    }
+    let reason =
+        window.filter(|w| !w.reason.is_empty()).map(|w| format!(" ({})", w.reason)).unwrap_or_default();
+    format!("; threat level {}{reason}: thresholds at {} %", level.name(), threat.percent(level))
+}
+
 impl Engine {
+    /// Sets the threat level outside scheduled windows (an operator raising sensitivity by
+    /// hand); it applies from the next second closed.
+    pub fn set_threat_level(&mut self, level: crate::threat::ThreatLevel) {
+        self.config.threat.level = level;
+    }
+
     pub fn new(config: DetectConfig) -> Self {
         let protected = config.protected.iter().map(net_key).collect();
         let v4_prefix_mask = mask(96 + u32::from(config.aggregation.ipv4_prefix_len));
@@ -638,6 +655,8 @@ impl Engine {
                 prefixes.push((target, *m));
             }
         };
+        // A raised threat level scales every threshold down for this second.
+        let percent = self.config.threat.percent(self.config.threat.level_at(second).0);
         for host in &bucket.hosts {
             let m = Metrics::of_host(host);
             if m.total == 0 {
@@ -648,6 +667,13 @@ impl Engine {
                 &self.config.thresholds
             } else {
                 self.config.host_thresholds(ip_of(host.key))
+            };
+            let scaled;
+            let thresholds = if percent == 100 {
+                thresholds
+            } else {
+                scaled = thresholds.scaled(percent);
+                &scaled
             };
             let crossed = m.crossed_host(thresholds);
             let host_attack = self.targets.get(&target).is_some_and(|s| s.attack.is_some());
@@ -669,7 +695,7 @@ impl Engine {
             m.max_host = 0;
             add_prefix(self, self.prefix_of(prefix_key), &m);
         }
-        let prefix_thresholds = self.config.aggregation.thresholds;
+        let prefix_thresholds = self.config.aggregation.thresholds.scaled(percent);
         for (target, m) in &prefixes {
             let crossed = m.crossed_prefix(&prefix_thresholds);
             if !crossed.is_empty() || self.targets.contains_key(target) {
@@ -857,7 +883,7 @@ impl Engine {
             t.since,
             self.config.lifecycle.onset_secs,
             if self.config.lifecycle.onset_secs == 1 { "" } else { "s" }
-        );
+        ) + &threat_note(&self.config.threat, t.since);
         Attack {
             id: state.attack.map_or(0, |a| a.id),
             target: target.name(),
@@ -942,6 +968,33 @@ mod tests {
             }
         }
         events
+    }
+
+    #[test]
+    fn threat_windows_and_manual_level_scale_thresholds() {
+        // 70 pps against a 100 pps threshold: quiet at normal, an attack at high (50 %).
+        let window = String::from(
+            "protected = [\"198.51.100.0/24\"]\n[thresholds]\npps = 100\n[aggregation]\npps = 200\n\
+             [[threat.window]]\nlevel = \"high\"\nfrom = \"2026-01-01T00:00:10Z\"\n\
+             until = \"2026-01-01T00:00:20Z\"\nreason = \"vote on sanctions\"\n",
+        );
+        let flood = |ns, i: u64| packet(ns, [10, 0, 0, i as u8], [198, 51, 100, 7], 17, 0);
+        let mut engine = Engine::new(config(&window));
+        assert!(feed(&mut engine, T0, 5, 70, flood).is_empty(), "outside the window: under threshold");
+        let mut engine = Engine::new(config(&window));
+        let events = feed(&mut engine, T0 + 12, 5, 70, flood);
+        assert_eq!(events.first().map(|e| e.kind), Some(EventKind::Onset));
+        let explanation = &events[0].attack.explanation;
+        assert!(explanation.contains("pps 70 > threshold 50"), "{explanation}");
+        assert!(
+            explanation.contains("threat level high (vote on sanctions): thresholds at 50 %"),
+            "{explanation}"
+        );
+
+        let mut engine = Engine::new(protected());
+        engine.set_threat_level(crate::threat::ThreatLevel::Elevated);
+        let events = feed(&mut engine, T0, 5, 80, flood);
+        assert!(events[0].attack.explanation.contains("threshold 70"), "{}", events[0].attack.explanation);
     }
 
     #[test]

@@ -28,9 +28,11 @@ pub mod class;
 pub mod config;
 pub mod engine;
 pub mod profile;
+pub mod threat;
 
 pub use attack::{Attack, AttackEvent, Direction, EventKind, TargetKind, Trigger};
 pub use class::{AMPLIFICATION_PORTS, Class, Vector, classify};
 pub use config::{Aggregation, ConfigError, DetectConfig, HostGroup, Lifecycle, Limits, Thresholds};
 pub use engine::{Engine, EngineStats};
 pub use profile::{Share, Signature};
+pub use threat::{ThreatConfig, ThreatLevel, ThreatWindow};

@@ -37,6 +37,10 @@ pub struct AnalyzeArgs {
     /// Per-prefix threshold, megabits per second.
     #[arg(long, value_name = "N")]
     pub prefix_threshold_mbps: Option<u64>,
+    /// Threat level outside the configuration's scheduled windows: normal, elevated or high
+    /// (raised levels scale every threshold down).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_threat_level)]
+    pub threat_level: Option<rampart_detect::ThreatLevel>,
     /// Also write a self-contained HTML report (traffic chart per target, fingerprint of each
     /// attack) to this file.
     #[arg(long, value_name = "FILE")]
@@ -92,7 +96,15 @@ fn build_config(args: &AnalyzeArgs) -> Result<DetectConfig> {
     if let Some(mbps) = positive("prefix-threshold-mbps", args.prefix_threshold_mbps)? {
         config.aggregation.thresholds.bps = mbps.saturating_mul(1_000_000);
     }
+    if let Some(level) = args.threat_level {
+        config.threat.level = level;
+    }
     Ok(config)
+}
+
+fn parse_threat_level(text: &str) -> Result<rampart_detect::ThreatLevel, String> {
+    rampart_detect::ThreatLevel::parse(text)
+        .ok_or_else(|| format!("{text:?} is not normal, elevated or high"))
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
