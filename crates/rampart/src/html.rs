@@ -226,26 +226,10 @@ fn human(value: f64) -> String {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS.s UTC` (civil-from-days, no time zone database needed).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS.s UTC`.
 fn utc(unix: f64) -> String {
-    let secs = unix.floor() as i64;
-    let tenths = ((unix - unix.floor()) * 10.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{tenths} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let tenths = if unix.is_finite() { ((unix - unix.floor()) * 10.0) as u8 } else { 0 };
+    format!("{}.{tenths} UTC", crate::report::unix_time(unix))
 }
 
 fn escape(text: &str) -> String {
