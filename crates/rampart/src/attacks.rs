@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::report::unix_time;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use rampart_store::{StoreReader, StoredAttack};
 use serde_json::Value;
+
+use crate::report::unix_time;
 
 #[derive(Debug, Args)]
 pub struct AttacksArgs {
