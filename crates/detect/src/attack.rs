@@ -78,6 +78,12 @@ pub struct Attack {
     pub top_src_ports: Vec<Share<u16>>,
     pub top_dst_ports: Vec<Share<u16>>,
     pub protocols: Vec<Share<u8>>,
+    /// TCP flag combinations of the attack's TCP packets (flags byte), heaviest first.
+    pub tcp_flags: Vec<Share<u8>>,
+    /// Most frequent TTL / hop-limit values, heaviest first.
+    pub ttls: Vec<Share<u8>>,
+    /// Packet lengths (IP total length) in 16-byte buckets, `value` = the bucket's first length.
+    pub packet_lengths: Vec<Share<u32>>,
     /// Narrowest filter covering at least 99 % of the attack's profiled traffic.
     pub signature: Signature,
 }

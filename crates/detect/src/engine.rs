@@ -905,6 +905,9 @@ impl Engine {
             top_src_ports: profile.top_src_ports(TOP_N),
             top_dst_ports: profile.top_dst_ports(TOP_N),
             protocols: profile.protocol_mix(),
+            tcp_flags: profile.tcp_flag_mix(TOP_N),
+            ttls: profile.ttl_distribution(TOP_N),
+            packet_lengths: profile.length_distribution(),
             signature: profile.signature(target.net()),
         }
     }
@@ -1016,6 +1019,10 @@ mod tests {
         assert!(a.end > (T0 + 4) as f64 && a.end < (T0 + 5) as f64);
         assert_eq!(a.trigger.counter, "pps");
         assert!(a.explanation.contains("pps 500 > threshold 100"), "{}", a.explanation);
+        // Fingerprint distributions: all SYN, all 60 bytes (the 48..63 bucket), no TTL known.
+        assert_eq!(a.tcp_flags.iter().map(|s| (s.value, s.percent)).collect::<Vec<_>>(), [(0x02, 100.0)]);
+        assert_eq!(a.packet_lengths.iter().map(|s| (s.value, s.percent)).collect::<Vec<_>>(), [(48, 100.0)]);
+        assert!(a.ttls.is_empty());
         assert!(engine.finish().is_empty());
         assert!(engine.targets.is_empty() && engine.active_attacks == 0);
     }

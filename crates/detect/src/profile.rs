@@ -127,6 +127,7 @@ pub struct Profile {
     dst_ports: TopKeys,
     protocols: [u64; 256],
     tcp_flags: [u64; 256],
+    ttls: [u64; 256],
     non_initial_fragments: u64,
     lengths: [u64; LEN_BUCKETS],
     packets_with_len: u64,
@@ -144,6 +145,7 @@ impl Default for Profile {
             dst_ports: TopKeys::default(),
             protocols: [0; 256],
             tcp_flags: [0; 256],
+            ttls: [0; 256],
             non_initial_fragments: 0,
             lengths: [0; LEN_BUCKETS],
             packets_with_len: 0,
@@ -205,6 +207,10 @@ impl Profile {
             let f = &mut self.tcp_flags[usize::from(record.tcp_flags)];
             *f = f.saturating_add(packets);
         }
+        if let Some(ttl) = record.ttl {
+            let t = &mut self.ttls[usize::from(ttl)];
+            *t = t.saturating_add(packets);
+        }
         if record.fragment == Fragment::NonInitial {
             self.non_initial_fragments = self.non_initial_fragments.saturating_add(packets);
         }
@@ -241,6 +247,9 @@ impl Profile {
         for (a, b) in self.tcp_flags.iter_mut().zip(other.tcp_flags) {
             *a = a.saturating_add(b);
         }
+        for (a, b) in self.ttls.iter_mut().zip(other.ttls) {
+            *a = a.saturating_add(b);
+        }
         self.non_initial_fragments = self.non_initial_fragments.saturating_add(other.non_initial_fragments);
         for (a, b) in self.lengths.iter_mut().zip(other.lengths) {
             *a = a.saturating_add(b);
@@ -267,12 +276,37 @@ impl Profile {
 
     /// Protocols by packets, descending.
     pub fn protocol_mix(&self) -> Vec<Share<u8>> {
-        let mut mix: Vec<_> = (0..=255u8)
-            .filter(|&p| self.protocols[usize::from(p)] > 0)
-            .map(|p| (p, self.protocols[usize::from(p)]))
+        self.heaviest(&self.protocols, usize::MAX)
+    }
+
+    /// TCP flag combinations (the whole flags byte) of TCP packets, by packets, descending.
+    pub fn tcp_flag_mix(&self, n: usize) -> Vec<Share<u8>> {
+        self.heaviest(&self.tcp_flags, n)
+    }
+
+    /// The most frequent TTL / hop-limit values (spoofed floods spread them; a reflector or a
+    /// botnet behind one path concentrates them).
+    pub fn ttl_distribution(&self, n: usize) -> Vec<Share<u8>> {
+        self.heaviest(&self.ttls, n)
+    }
+
+    /// Packet lengths in 16-byte buckets (value = first length of the bucket), ascending.
+    pub fn length_distribution(&self) -> Vec<Share<u32>> {
+        (0..LEN_BUCKETS)
+            .filter(|&b| self.lengths[b] > 0)
+            .map(|b| self.share(b as u32 * LEN_BUCKET, self.lengths[b]))
+            .collect()
+    }
+
+    /// The `n` heaviest byte values of a histogram, by packets descending (ties: by value).
+    fn heaviest(&self, histogram: &[u64; 256], n: usize) -> Vec<Share<u8>> {
+        let mut mix: Vec<(u8, u64)> = (0..=255u8)
+            .filter(|&v| histogram[usize::from(v)] > 0)
+            .map(|v| (v, histogram[usize::from(v)]))
             .collect();
         mix.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        mix.into_iter().map(|(p, c)| self.share(p, c)).collect()
+        mix.truncate(n);
+        mix.into_iter().map(|(v, c)| self.share(v, c)).collect()
     }
 
     pub fn signature(&self, target: IpNet) -> Signature {

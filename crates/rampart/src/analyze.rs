@@ -202,6 +202,11 @@ fn write_html(
     Ok(())
 }
 
+/// "80 57.4%, 443 30.4%": each value (as `label` writes it) with its share of the packets.
+fn shares<K: Copy>(list: &[rampart_detect::Share<K>], label: impl Fn(K) -> String) -> String {
+    list.iter().map(|s| format!("{} {:.1}%", label(s.value), s.percent)).collect::<Vec<_>>().join(", ")
+}
+
 fn vectors(attack: &Attack) -> String {
     attack.vectors.iter().map(|v| v.name()).collect::<Vec<_>>().join(",")
 }
@@ -247,18 +252,18 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             a.peak_bps as f64 / 1e6
         )?;
         writeln!(out, "  sources      ~{} distinct", group(a.distinct_sources))?;
-        let shares = |list: &[rampart_detect::Share<u16>]| {
-            list.iter().map(|s| format!("{} {:.1}%", s.value, s.percent)).collect::<Vec<_>>().join(", ")
-        };
-        writeln!(out, "  src ports    {}", shares(&a.top_src_ports))?;
-        writeln!(out, "  dst ports    {}", shares(&a.top_dst_ports))?;
-        let protocols = a
-            .protocols
-            .iter()
-            .map(|s| format!("{} {:.1}%", s.value, s.percent))
-            .collect::<Vec<_>>()
-            .join(", ");
-        writeln!(out, "  protocols    {protocols}")?;
+        writeln!(out, "  src ports    {}", shares(&a.top_src_ports, |v| v.to_string()))?;
+        writeln!(out, "  dst ports    {}", shares(&a.top_dst_ports, |v| v.to_string()))?;
+        writeln!(out, "  protocols    {}", shares(&a.protocols, |v| v.to_string()))?;
+        if !a.tcp_flags.is_empty() {
+            writeln!(out, "  tcp flags    {}", shares(&a.tcp_flags, |v| format!("0x{v:02x}")))?;
+        }
+        if !a.ttls.is_empty() {
+            writeln!(out, "  ttl          {}", shares(&a.ttls, |v| v.to_string()))?;
+        }
+        if !a.packet_lengths.is_empty() {
+            writeln!(out, "  lengths      {}", shares(&a.packet_lengths, |v| format!("{v}-{}", v + 15)))?;
+        }
         let s = &a.signature;
         let mut fields = vec![format!("dst {}", s.dst_prefix)];
         if let Some(p) = s.protocol {
