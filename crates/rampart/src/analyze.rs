@@ -2,17 +2,18 @@
 //! a list of attacks.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
 use rampart_detect::{Attack, DetectConfig, Engine, EngineStats, EventKind};
-use rampart_telemetry::{CaptureError, CaptureRecords};
+use rampart_telemetry::CaptureRecords;
 use serde::Serialize;
 
-use crate::report::{file_progress, group};
+use crate::capture_input::CaptureInput;
+use crate::report::group;
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
@@ -109,57 +110,24 @@ fn parse_threat_level(text: &str) -> Result<rampart_detect::ThreatLevel, String>
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     let config = build_config(&args)?;
-    let name = args.file.display().to_string();
-    let from_stdin = args.file.as_os_str() == "-";
-    if from_stdin && args.html.is_some() {
+    if args.file.as_os_str() == "-" && args.html.is_some() {
         bail!("--html reads the capture a second time for its charts: give a file, not standard input");
     }
-    let (input, size): (Box<dyn Read>, Option<u64>) = if from_stdin {
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        let file = File::open(&args.file).with_context(|| format!("cannot open capture {name}"))?;
-        let size = file.metadata().ok().map(|m| m.len());
-        (Box::new(file), size)
-    };
-    let progress = file_progress(size);
-    let mut records = match CaptureRecords::new(input) {
-        Ok(records) => records,
-        Err(CaptureError::NotACapture) => bail!("{name} is not a pcap or pcapng capture"),
-        Err(CaptureError::TruncatedHeader) => bail!("{name} is too short to be a capture (header truncated)"),
-        Err(error) => return Err(error).with_context(|| format!("cannot read capture {name}")),
-    };
+    let mut input = CaptureInput::open(&args.file)?;
+    let name = input.name.clone();
     let mut engine = Engine::new(config);
     let mut attacks: Vec<Attack> = Vec::new();
     let mut keep = |events: Vec<rampart_detect::AttackEvent>| {
         attacks.extend(events.into_iter().filter(|e| e.kind == EventKind::End).map(|e| e.attack));
     };
-    let mut count: u64 = 0;
-    loop {
-        match records.next_record() {
-            Ok(Some(record)) => {
-                keep(engine.advance(record.start));
-                engine.observe(&record);
-                count += 1;
-                if count.is_multiple_of(65_536)
-                    && let Some(bar) = &progress
-                {
-                    bar.set_position(records.bytes_read());
-                }
-            }
-            Ok(None) => break,
-            Err(CaptureError::Io(error)) => {
-                return Err(error).with_context(|| format!("cannot read capture {name}"));
-            }
-            Err(error) => {
-                eprintln!("rampart: warning: {name}: {error}; the records before it were analyzed");
-                break;
-            }
-        }
+    let framing_error = input.for_each(|record| {
+        keep(engine.advance(record.start));
+        engine.observe(record);
+    })?;
+    if let Some(error) = framing_error {
+        eprintln!("rampart: warning: {name}: {error}; the records before it were analyzed");
     }
     keep(engine.finish());
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
     attacks.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.id.cmp(&b.id)));
     if let Some(path) = &args.html {
         write_html(&args.file, &name, &attacks, path)?;

@@ -1,15 +1,15 @@
 //! `rampart inspect`: a capture file (or standard input) to a traffic report.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use rampart_telemetry::{CaptureDecodeStats, CaptureError, CaptureFormat, CaptureRecords, TrafficSummary};
+use rampart_telemetry::{CaptureDecodeStats, CaptureFormat, TrafficSummary};
 use serde::Serialize;
 
-use crate::report::{TrafficReport, file_progress, group};
+use crate::capture_input::CaptureInput;
+use crate::report::{TrafficReport, group};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -35,50 +35,12 @@ struct InspectDecode {
 }
 
 pub fn run(args: InspectArgs) -> Result<()> {
-    let name = args.file.display().to_string();
-    let (input, size): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        let file = File::open(&args.file).with_context(|| format!("cannot open capture {name}"))?;
-        let size = file.metadata().ok().map(|m| m.len());
-        (Box::new(file), size)
-    };
-    let mut records = match CaptureRecords::new(input) {
-        Ok(records) => records,
-        Err(CaptureError::NotACapture) => bail!("{name} is not a pcap or pcapng capture"),
-        Err(CaptureError::TruncatedHeader) => bail!("{name} is too short to be a capture (header truncated)"),
-        Err(error) => return Err(error).with_context(|| format!("cannot read capture {name}")),
-    };
-    let format = records.format();
-    let progress = file_progress(size);
+    let mut input = CaptureInput::open(&args.file)?;
+    let format = input.records.format();
     let mut summary = TrafficSummary::new();
-    let mut framing_error = None;
-    let mut count: u64 = 0;
-    loop {
-        match records.next_record() {
-            Ok(Some(record)) => {
-                summary.add(&record);
-                count += 1;
-                if count.is_multiple_of(65_536)
-                    && let Some(bar) = &progress
-                {
-                    bar.set_position(records.bytes_read());
-                }
-            }
-            Ok(None) => break,
-            Err(CaptureError::Io(error)) => {
-                return Err(error).with_context(|| format!("cannot read capture {name}"));
-            }
-            Err(error) => {
-                framing_error = Some(error.to_string());
-                break;
-            }
-        }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    let stats = records.stats();
+    let framing_error = input.for_each(|record| summary.add(record))?;
+    let stats = input.records.stats();
+    let name = input.name;
     if let Some(error) = &framing_error {
         eprintln!(
             "rampart: warning: {name}: {error}; the {} frames before it were counted",

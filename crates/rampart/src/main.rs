@@ -5,6 +5,7 @@
 
 mod analyze;
 mod attacks;
+mod capture_input;
 mod collect;
 mod generate;
 mod html;

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use rampart_telemetry::CaptureReader;
 use rampart_telemetry::sflow_encode::SflowEncoder;
-use rampart_telemetry::{CaptureError, CaptureReader};
 
+use crate::capture_input::capture_error;
 use crate::report::group;
 
 #[derive(Debug, Args)]
@@ -48,11 +49,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     }
     let name = args.file.display().to_string();
     let file = File::open(&args.file).with_context(|| format!("cannot open capture {name}"))?;
-    let mut reader = match CaptureReader::new(file) {
-        Ok(reader) => reader,
-        Err(CaptureError::NotACapture) => bail!("{name} is not a pcap or pcapng capture"),
-        Err(error) => return Err(error).with_context(|| format!("cannot read capture {name}")),
-    };
+    let mut reader = CaptureReader::new(file).map_err(|error| capture_error(&name, error))?;
     let socket = UdpSocket::bind(if args.sflow[0].is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
         .context("cannot open a UDP socket")?;
     let mut encoder = SflowEncoder::new(args.agent, 0);

@@ -25,42 +25,31 @@ pub trait DatagramDecoder: Send + 'static {
     fn unattributed_stats(&self) -> ExporterStats;
 }
 
-impl DatagramDecoder for SflowDecoder {
-    fn decode_datagram(
-        &mut self,
-        from: IpAddr,
-        datagram: &[u8],
-        received: UnixNanos,
-        out: &mut Vec<TrafficRecord>,
-    ) {
-        self.decode(from, datagram, received, out);
-    }
+/// Both decoders expose the same inherent `decode`, `stats` and `unattributed_stats`; the trait
+/// only forwards to them.
+macro_rules! forward_datagram_decoder {
+    ($decoder:ty) => {
+        impl DatagramDecoder for $decoder {
+            fn decode_datagram(
+                &mut self,
+                from: IpAddr,
+                datagram: &[u8],
+                received: UnixNanos,
+                out: &mut Vec<TrafficRecord>,
+            ) {
+                self.decode(from, datagram, received, out);
+            }
 
-    fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)> {
-        self.stats().map(|(exporter, stats)| (*exporter, stats.clone())).collect()
-    }
+            fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)> {
+                self.stats().map(|(exporter, stats)| (*exporter, stats.clone())).collect()
+            }
 
-    fn unattributed_stats(&self) -> ExporterStats {
-        SflowDecoder::unattributed_stats(self).clone()
-    }
+            fn unattributed_stats(&self) -> ExporterStats {
+                <$decoder>::unattributed_stats(self).clone()
+            }
+        }
+    };
 }
 
-impl DatagramDecoder for FlowDecoder {
-    fn decode_datagram(
-        &mut self,
-        from: IpAddr,
-        datagram: &[u8],
-        received: UnixNanos,
-        out: &mut Vec<TrafficRecord>,
-    ) {
-        self.decode(from, datagram, received, out);
-    }
-
-    fn exporter_stats(&self) -> Vec<(Exporter, ExporterStats)> {
-        self.stats().map(|(exporter, stats)| (*exporter, stats.clone())).collect()
-    }
-
-    fn unattributed_stats(&self) -> ExporterStats {
-        FlowDecoder::unattributed_stats(self).clone()
-    }
-}
+forward_datagram_decoder!(SflowDecoder);
+forward_datagram_decoder!(FlowDecoder);
