@@ -406,6 +406,22 @@ struct Parser {
     done: bool,
 }
 
+/// A pcapng block's total length, checked: at least `min`, a multiple of 4, within the cap.
+fn checked_block_len(len32: u32, min: usize, offset: u64) -> Result<usize, CaptureError> {
+    let len = len32 as usize;
+    if len > MAX_RECORD_LEN {
+        return Err(CaptureError::RecordTooLarge {
+            offset,
+            len: u64::from(len32),
+            limit: MAX_RECORD_LEN as u64,
+        });
+    }
+    if len < min || !len.is_multiple_of(4) {
+        return Err(CaptureError::BadBlockLength { offset, len: len32 });
+    }
+    Ok(len)
+}
+
 impl Parser {
     /// Detects the format and consumes the file header (pcap) or first section header (pcapng).
     fn open<S: Source>(src: &mut S) -> Result<Parser, CaptureError> {
@@ -571,17 +587,7 @@ impl Parser {
             }
             let offset = self.stats.bytes_read;
             let len32 = read_u32(head, 4, be);
-            let len = len32 as usize;
-            if len > MAX_RECORD_LEN {
-                return Err(CaptureError::RecordTooLarge {
-                    offset,
-                    len: u64::from(len32),
-                    limit: MAX_RECORD_LEN as u64,
-                });
-            }
-            if len < BLOCK_MIN_LEN || !len.is_multiple_of(4) {
-                return Err(CaptureError::BadBlockLength { offset, len: len32 });
-            }
+            let len = checked_block_len(len32, BLOCK_MIN_LEN, offset)?;
             if buffered.len() < len {
                 src.fill(len)?;
             }
@@ -720,17 +726,7 @@ impl Parser {
             _ => return Err(CaptureError::BadByteOrderMagic { offset }),
         };
         let len32 = read_u32(head, 4, big_endian);
-        let len = len32 as usize;
-        if len > MAX_RECORD_LEN {
-            return Err(CaptureError::RecordTooLarge {
-                offset,
-                len: u64::from(len32),
-                limit: MAX_RECORD_LEN as u64,
-            });
-        }
-        if len < SECTION_HEADER_MIN_LEN || !len.is_multiple_of(4) {
-            return Err(CaptureError::BadBlockLength { offset, len: len32 });
-        }
+        let len = checked_block_len(len32, SECTION_HEADER_MIN_LEN, offset)?;
         src.fill(len)?;
         let buffered = src.buffered();
         let Some(block) = buffered.get(..len) else {
