@@ -1,6 +1,7 @@
 //! Detection configuration: protected networks, host groups, thresholds, aggregation and
 //! lifecycle, read from TOML (see `config/rampart.example.toml`).
 
+use crate::baseline::BaselineConfig;
 use crate::threat::{ThreatConfig, ThreatLevel, ThreatWindow, parse_utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,8 @@ pub struct Thresholds {
     pub fragment_pps: u64,
     /// UDP from a known reflector source port (see [`crate::class::AMPLIFICATION_PORTS`]).
     pub amplification_pps: u64,
+    /// New flows per second (TCP: SYNs; other protocols: 5-tuples not seen in the last minute).
+    pub new_flows: u64,
 }
 
 impl Thresholds {
@@ -76,12 +79,41 @@ impl Thresholds {
         icmp_pps: 5_000,
         fragment_pps: 5_000,
         amplification_pps: 5_000,
+        new_flows: 20_000,
     };
 
-    /// Per-prefix defaults (`pps` and `bps` only are used for prefixes).
+    /// Per-prefix defaults (`pps`, `bps` and `new_flows` only are used for aggregates).
     pub const PREFIX_DEFAULT: Thresholds =
-        Thresholds { pps: 30_000, bps: 3_000_000_000, ..Thresholds::HOST_DEFAULT };
+        Thresholds { pps: 30_000, bps: 3_000_000_000, new_flows: 30_000, ..Thresholds::HOST_DEFAULT };
+
+    /// IPv6 wide-prefix (/48) defaults.
+    pub const WIDE_DEFAULT: Thresholds =
+        Thresholds { pps: 100_000, bps: 10_000_000_000, new_flows: 100_000, ..Thresholds::HOST_DEFAULT };
+
+    /// Whole protected network defaults.
+    pub const NETWORK_DEFAULT: Thresholds =
+        Thresholds { pps: 300_000, bps: 30_000_000_000, new_flows: 300_000, ..Thresholds::HOST_DEFAULT };
+
+    /// Per-host outbound defaults: a protected host flooding, or abused as a reflector. TCP
+    /// data and ACKs of established connections are normal outbound traffic, so only SYN,
+    /// RST, UDP, ICMP, fragments and reflector-port replies have tight limits.
+    pub const OUTBOUND_DEFAULT: Thresholds = Thresholds {
+        pps: 100_000,
+        bps: 10_000_000_000,
+        tcp_pps: DISABLED,
+        tcp_syn_pps: 5_000,
+        tcp_ack_pps: DISABLED,
+        tcp_rst_pps: 50_000,
+        udp_pps: 20_000,
+        icmp_pps: 10_000,
+        fragment_pps: 5_000,
+        amplification_pps: 2_000,
+        new_flows: 20_000,
+    };
 }
+
+/// A threshold that never triggers.
+pub const DISABLED: u64 = u64::MAX;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -103,6 +135,7 @@ pub struct ThresholdsToml {
     pub icmp_pps: Option<u64>,
     pub fragment_pps: Option<u64>,
     pub amplification_pps: Option<u64>,
+    pub new_flows: Option<u64>,
 }
 
 impl ThresholdsToml {
@@ -119,10 +152,11 @@ impl ThresholdsToml {
             icmp_pps: self.icmp_pps.unwrap_or(base.icmp_pps),
             fragment_pps: self.fragment_pps.unwrap_or(base.fragment_pps),
             amplification_pps: self.amplification_pps.unwrap_or(base.amplification_pps),
+            new_flows: self.new_flows.unwrap_or(base.new_flows),
         }
     }
 
-    fn named(&self) -> [(&'static str, Option<u64>); 10] {
+    fn named(&self) -> [(&'static str, Option<u64>); 11] {
         [
             ("pps", self.pps),
             ("mbps", self.mbps),
@@ -134,18 +168,54 @@ impl ThresholdsToml {
             ("icmp_pps", self.icmp_pps),
             ("fragment_pps", self.fragment_pps),
             ("amplification_pps", self.amplification_pps),
+            ("new_flows", self.new_flows),
         ]
+    }
+}
+
+/// What Rampart may do about an attack on a host or group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Report and hand the signature to mitigation (the default).
+    #[default]
+    Mitigate,
+    /// Report only: never mitigate automatically (e.g. hosts whose traffic must never be
+    /// filtered by a machine).
+    Alert,
+    /// Do not detect at all (e.g. a honeypot or a scrubbing range); the traffic still counts
+    /// in group rates.
+    Ignore,
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Option<Policy> {
+        match text {
+            "mitigate" => Some(Policy::Mitigate),
+            "alert" => Some(Policy::Alert),
+            "ignore" => Some(Policy::Ignore),
+            _ => None,
+        }
     }
 }
 
 /// A named set of hosts with their own thresholds (e.g. DNS servers that legitimately receive
 /// much UDP).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostGroup {
     pub name: String,
     pub prefixes: Vec<IpNet>,
     /// Default host thresholds overlaid with the group's own.
     pub thresholds: Thresholds,
+    /// Default outbound thresholds overlaid with the group's own.
+    pub outbound: Thresholds,
+    /// Thresholds on the group's total inbound traffic (hosts under their own thresholds),
+    /// when set.
+    pub aggregate: Option<Thresholds>,
+    pub policy: Policy,
+    /// "Alert at N times normal" for the group's hosts and the group itself; `None`: the
+    /// `[baseline]` factor.
+    pub baseline_factor: Option<f64>,
 }
 
 /// Prefix aggregation (carpet-bombing detection).
@@ -155,8 +225,14 @@ pub struct Aggregation {
     pub ipv4_prefix_len: u8,
     /// IPv6 aggregate length (default 64).
     pub ipv6_prefix_len: u8,
-    /// Aggregate thresholds (`pps`, `bps`), on traffic to hosts under their own thresholds.
+    /// Aggregate thresholds (`pps`, `bps`, `new_flows`), on traffic to hosts under their own
+    /// thresholds.
     pub thresholds: Thresholds,
+    /// Second IPv6 level: the /64 aggregates (under their thresholds) of each /48; 0 = off.
+    pub ipv6_wide_prefix_len: u8,
+    pub wide_thresholds: Thresholds,
+    /// Each protected network as a whole (the aggregates under their thresholds).
+    pub network_thresholds: Thresholds,
 }
 
 /// Attack lifecycle timing.
@@ -178,21 +254,30 @@ pub struct Limits {
     pub max_prefixes: usize,
     /// Concurrent attacks (and threshold candidates) tracked.
     pub max_attacks: usize,
+    /// Entries of the new-flow table (8 bytes each; a power of two). Flows beyond it evict
+    /// others, which then count as new again.
+    pub flow_table: usize,
 }
 
 /// The whole detection configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectConfig {
     /// Networks defended. Empty: every destination is a candidate target (inbound).
     pub protected: Vec<IpNet>,
     pub groups: Vec<HostGroup>,
     /// Per-host thresholds for hosts outside every group.
     pub thresholds: Thresholds,
+    /// Per-host outbound thresholds for hosts outside every group.
+    pub outbound: Thresholds,
+    /// Policy of hosts outside every group and of prefix aggregates.
+    pub policy: Policy,
     pub aggregation: Aggregation,
     pub lifecycle: Lifecycle,
     pub limits: Limits,
     /// Threat level: scales every threshold down while attacks are likely.
     pub threat: ThreatConfig,
+    /// Learned baselines ("N times normal").
+    pub baseline: BaselineConfig,
 }
 
 impl Default for DetectConfig {
@@ -201,14 +286,25 @@ impl Default for DetectConfig {
             protected: Vec::new(),
             groups: Vec::new(),
             thresholds: Thresholds::HOST_DEFAULT,
+            outbound: Thresholds::OUTBOUND_DEFAULT,
+            policy: Policy::Mitigate,
             aggregation: Aggregation {
                 ipv4_prefix_len: 24,
                 ipv6_prefix_len: 64,
                 thresholds: Thresholds::PREFIX_DEFAULT,
+                ipv6_wide_prefix_len: 48,
+                wide_thresholds: Thresholds::WIDE_DEFAULT,
+                network_thresholds: Thresholds::NETWORK_DEFAULT,
             },
             lifecycle: Lifecycle { onset_secs: 1, quiet_secs: 10 },
-            limits: Limits { max_hosts: 262_144, max_prefixes: 65_536, max_attacks: 4_096 },
+            limits: Limits {
+                max_hosts: 262_144,
+                max_prefixes: 65_536,
+                max_attacks: 4_096,
+                flow_table: 1 << 20,
+            },
             threat: ThreatConfig::default(),
+            baseline: BaselineConfig::default(),
         }
     }
 }
@@ -221,6 +317,9 @@ struct ConfigToml {
     #[serde(default)]
     thresholds: ThresholdsToml,
     #[serde(default)]
+    outbound: ThresholdsToml,
+    policy: Option<String>,
+    #[serde(default)]
     aggregation: AggregationToml,
     #[serde(default)]
     lifecycle: LifecycleToml,
@@ -230,6 +329,26 @@ struct ConfigToml {
     group: Vec<GroupToml>,
     #[serde(default)]
     threat: ThreatToml,
+    #[serde(default)]
+    baseline: BaselineToml,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineToml {
+    enabled: Option<bool>,
+    factor: Option<f64>,
+    percentile: Option<u8>,
+    slot_secs: Option<u64>,
+    day_weight: Option<f64>,
+    recent_secs: Option<u64>,
+    warmup_secs: Option<u64>,
+    min_slot_secs: Option<u64>,
+    expire_secs: Option<u64>,
+    max_keys: Option<usize>,
+    min_pps: Option<u64>,
+    min_mbps: Option<u64>,
+    min_new_flows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +378,14 @@ struct AggregationToml {
     ipv6_prefix_len: Option<u8>,
     pps: Option<u64>,
     mbps: Option<u64>,
+    new_flows: Option<u64>,
+    ipv6_wide_prefix_len: Option<u8>,
+    wide_pps: Option<u64>,
+    wide_mbps: Option<u64>,
+    wide_new_flows: Option<u64>,
+    network_pps: Option<u64>,
+    network_mbps: Option<u64>,
+    network_new_flows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +401,7 @@ struct LimitsToml {
     max_hosts: Option<usize>,
     max_prefixes: Option<usize>,
     max_attacks: Option<usize>,
+    flow_table: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +411,11 @@ struct GroupToml {
     prefixes: Vec<String>,
     #[serde(default)]
     thresholds: ThresholdsToml,
+    #[serde(default)]
+    outbound: ThresholdsToml,
+    aggregate: Option<ThresholdsToml>,
+    policy: Option<String>,
+    baseline_factor: Option<f64>,
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -296,6 +429,34 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Checks that `net` is within one of `protected` (always true when nothing is protected).
 pub(crate) fn within(protected: &[IpNet], net: &IpNet) -> bool {
     protected.is_empty() || protected.iter().any(|p| p.contains(net))
+}
+
+/// The `[baseline]` section over the defaults.
+fn self_baseline(
+    raw: &BaselineToml,
+    invalid: &impl Fn(String, Option<&str>, String) -> ConfigError,
+) -> Result<BaselineConfig, ConfigError> {
+    let mut b = BaselineConfig::default();
+    b.enabled = raw.enabled.unwrap_or(b.enabled);
+    b.factor = raw.factor.unwrap_or(b.factor);
+    b.percentile = raw.percentile.unwrap_or(b.percentile);
+    b.slot_secs = raw.slot_secs.unwrap_or(b.slot_secs);
+    b.day_weight = raw.day_weight.unwrap_or(b.day_weight);
+    b.recent_secs = raw.recent_secs.unwrap_or(b.recent_secs);
+    b.warmup_secs = raw.warmup_secs.unwrap_or(b.warmup_secs);
+    b.min_slot_secs = raw.min_slot_secs.unwrap_or(b.min_slot_secs);
+    b.expire_secs = raw.expire_secs.unwrap_or(b.expire_secs);
+    b.max_keys = raw.max_keys.unwrap_or(b.max_keys);
+    b.min_pps = raw.min_pps.unwrap_or(b.min_pps);
+    b.min_bps = raw.min_mbps.map_or(b.min_bps, |m| m.saturating_mul(1_000_000));
+    b.min_flows = raw.min_new_flows.unwrap_or(b.min_flows);
+    b.validate().map_err(|message| {
+        // The validator names the field first ("factor: ...").
+        let field = message.split(':').next().unwrap_or("").trim().to_owned();
+        let field = if field == "min_bps" { "min_mbps".to_owned() } else { field };
+        invalid(format!("baseline.{field}"), Some(&format!("{field} =")), message)
+    })?;
+    Ok(b)
 }
 
 impl DetectConfig {
@@ -347,11 +508,42 @@ impl DetectConfig {
         }
         check_thresholds("thresholds", &raw.thresholds)?;
         config.thresholds = raw.thresholds.over(Thresholds::HOST_DEFAULT);
+        check_thresholds("outbound", &raw.outbound)?;
+        config.outbound = raw.outbound.over(Thresholds::OUTBOUND_DEFAULT);
+        let policy = |key: String, text: &str| {
+            Policy::parse(text).ok_or_else(|| {
+                invalid(key, Some(text), format!("`{text}` is not a policy (mitigate, alert or ignore)"))
+            })
+        };
+        if let Some(text) = &raw.policy {
+            config.policy = policy("policy".into(), text)?;
+        }
 
         let agg = &raw.aggregation;
-        let agg_toml = ThresholdsToml { pps: agg.pps, mbps: agg.mbps, ..ThresholdsToml::default() };
-        check_thresholds("aggregation", &agg_toml)?;
-        config.aggregation.thresholds = agg_toml.over(Thresholds::PREFIX_DEFAULT);
+        let levels = [
+            ("", (agg.pps, agg.mbps, agg.new_flows), Thresholds::PREFIX_DEFAULT),
+            ("wide_", (agg.wide_pps, agg.wide_mbps, agg.wide_new_flows), Thresholds::WIDE_DEFAULT),
+            ("network_", (agg.network_pps, agg.network_mbps, agg.network_new_flows), Thresholds::NETWORK_DEFAULT),
+        ];
+        let mut level_thresholds = Vec::with_capacity(levels.len());
+        for (prefix, (pps, mbps, new_flows), default) in levels {
+            for (name, value) in [("pps", pps), ("mbps", mbps), ("new_flows", new_flows)] {
+                if value == Some(0) {
+                    let key = format!("{prefix}{name}");
+                    return Err(invalid(
+                        format!("aggregation.{key}"),
+                        Some(&format!("{key} = 0")),
+                        "must be at least 1 (a zero threshold would flag every packet)".into(),
+                    ));
+                }
+            }
+            level_thresholds.push(ThresholdsToml { pps, mbps, new_flows, ..ThresholdsToml::default() }.over(default));
+        }
+        if let [prefix, wide, network] = level_thresholds[..] {
+            config.aggregation.thresholds = prefix;
+            config.aggregation.wide_thresholds = wide;
+            config.aggregation.network_thresholds = network;
+        }
         if let Some(len) = agg.ipv4_prefix_len {
             if !(8..=32).contains(&len) {
                 return Err(invalid(
@@ -371,6 +563,21 @@ impl DetectConfig {
                 ));
             }
             config.aggregation.ipv6_prefix_len = len;
+        }
+        if let Some(len) = agg.ipv6_wide_prefix_len {
+            if len != 0 && !(16..config.aggregation.ipv6_prefix_len).contains(&len) {
+                return Err(invalid(
+                    "aggregation.ipv6_wide_prefix_len".into(),
+                    Some("ipv6_wide_prefix_len"),
+                    format!(
+                        "{len} must be 0 (off) or within 16..{} (shorter than ipv6_prefix_len)",
+                        config.aggregation.ipv6_prefix_len
+                    ),
+                ));
+            }
+            config.aggregation.ipv6_wide_prefix_len = len;
+        } else if config.aggregation.ipv6_wide_prefix_len >= config.aggregation.ipv6_prefix_len {
+            config.aggregation.ipv6_wide_prefix_len = 0;
         }
 
         let lc = &raw.lifecycle;
@@ -401,6 +608,16 @@ impl DetectConfig {
         config.limits.max_hosts = lim.max_hosts.unwrap_or(config.limits.max_hosts);
         config.limits.max_prefixes = lim.max_prefixes.unwrap_or(config.limits.max_prefixes);
         config.limits.max_attacks = lim.max_attacks.unwrap_or(config.limits.max_attacks);
+        if let Some(entries) = lim.flow_table {
+            if !entries.is_power_of_two() || !(1024..=1 << 28).contains(&entries) {
+                return Err(invalid(
+                    "limits.flow_table".into(),
+                    Some("flow_table"),
+                    format!("{entries} must be a power of two within 1024..=268435456"),
+                ));
+            }
+            config.limits.flow_table = entries;
+        }
 
         for (i, g) in raw.group.iter().enumerate() {
             let path = format!("group.{i}");
@@ -434,12 +651,36 @@ impl DetectConfig {
                 prefixes.push(net);
             }
             check_thresholds(&format!("{path}.thresholds"), &g.thresholds)?;
+            check_thresholds(&format!("{path}.outbound"), &g.outbound)?;
+            if let Some(aggregate) = &g.aggregate {
+                check_thresholds(&format!("{path}.aggregate"), aggregate)?;
+            }
+            if let Some(factor) = g.baseline_factor
+                && !(factor > 1.0 && factor <= 1000.0)
+            {
+                return Err(invalid(
+                    format!("{path}.baseline_factor"),
+                    Some("baseline_factor"),
+                    format!("{factor} is not within 1 (exclusive)..=1000"),
+                ));
+            }
             config.groups.push(HostGroup {
                 name: g.name.clone(),
                 prefixes,
                 thresholds: g.thresholds.over(config.thresholds),
+                outbound: g.outbound.over(config.outbound),
+                aggregate: g.aggregate.map(|a| a.over(Thresholds::PREFIX_DEFAULT)),
+                policy: match &g.policy {
+                    Some(text) => policy(format!("{path}.policy"), text)?,
+                    None => config.policy,
+                },
+                baseline_factor: g.baseline_factor,
             });
         }
+        if config.groups.len() > usize::from(u16::MAX) {
+            return Err(invalid("group".into(), None, "at most 65535 groups".into()));
+        }
+        config.baseline = self_baseline(&raw.baseline, &invalid)?;
 
         let threat = &raw.threat;
         let level = |key: String, text: &str| {
@@ -490,18 +731,23 @@ impl DetectConfig {
         Ok(config)
     }
 
-    /// Thresholds for `host`: those of the group with the most specific prefix holding it,
-    /// else the defaults.
-    pub fn host_thresholds(&self, host: std::net::IpAddr) -> &Thresholds {
-        let mut best: Option<(u8, &Thresholds)> = None;
-        for group in &self.groups {
+    /// Index of the group with the most specific prefix holding `host`.
+    pub fn group_of(&self, host: std::net::IpAddr) -> Option<usize> {
+        let mut best: Option<(u8, usize)> = None;
+        for (i, group) in self.groups.iter().enumerate() {
             for net in &group.prefixes {
                 if net.contains(&host) && best.is_none_or(|(len, _)| net.prefix_len() > len) {
-                    best = Some((net.prefix_len(), &group.thresholds));
+                    best = Some((net.prefix_len(), i));
                 }
             }
         }
-        best.map_or(&self.thresholds, |(_, t)| t)
+        best.map(|(_, i)| i)
+    }
+
+    /// Thresholds for `host`: those of the group with the most specific prefix holding it,
+    /// else the defaults.
+    pub fn host_thresholds(&self, host: std::net::IpAddr) -> &Thresholds {
+        self.group_of(host).and_then(|i| self.groups.get(i)).map_or(&self.thresholds, |g| &g.thresholds)
     }
 }
 
@@ -519,10 +765,25 @@ mod tests {
         let text = include_str!("../../../config/rampart.example.toml");
         let config = DetectConfig::from_toml_str(text, "rampart.example.toml").unwrap();
         assert_eq!(config.protected.len(), 2);
-        assert_eq!(config.groups.len(), 1);
+        assert_eq!(config.groups.len(), 2);
         let dns: std::net::IpAddr = "198.51.100.53".parse().unwrap();
         assert_eq!(config.host_thresholds(dns).udp_pps, 50_000);
         assert_eq!(config.host_thresholds(dns).tcp_syn_pps, config.thresholds.tcp_syn_pps);
+        assert_eq!(config.groups[0].outbound.amplification_pps, 20_000);
+        assert_eq!(config.groups[0].outbound.tcp_syn_pps, 5_000);
+        let web = &config.groups[1];
+        assert_eq!((web.policy, web.baseline_factor), (Policy::Alert, Some(4.0)));
+        assert_eq!(web.aggregate.map(|a| (a.pps, a.bps)), Some((40_000, 2_000_000_000)));
+        assert_eq!(config.aggregation.ipv6_wide_prefix_len, 48);
+        assert_eq!(config.aggregation.network_thresholds.pps, 300_000);
+        assert_eq!(config.limits.flow_table, 1 << 20);
+        assert!(config.baseline.enabled);
+        // Every value the example writes is the default (the example documents them).
+        let mut defaults = DetectConfig::default();
+        defaults.protected = config.protected.clone();
+        defaults.groups = config.groups.clone();
+        defaults.threat = config.threat.clone();
+        assert_eq!(config, defaults);
     }
 
     #[test]
@@ -547,6 +808,23 @@ mod tests {
                 "r.toml:4: `group.0.prefixes.0`: 192.0.2.0/24 is outside every protected network",
             ),
             ("[lifecycle]\nquiet_secs = 0\n", "`lifecycle.quiet_secs`: 0 is not within 1..=3600"),
+            ("[outbound]\nudp_pps = 0\n", "r.toml:2: `outbound.udp_pps`: must be at least 1"),
+            ("policy = \"drop\"\n", "r.toml:1: `policy`: `drop` is not a policy (mitigate, alert or ignore)"),
+            ("[aggregation]\nwide_pps = 0\n", "r.toml:2: `aggregation.wide_pps`: must be at least 1"),
+            ("[aggregation]\nipv6_wide_prefix_len = 64\n", "`aggregation.ipv6_wide_prefix_len`: 64 must be 0 (off)"),
+            ("[limits]\nflow_table = 1000\n", "`limits.flow_table`: 1000 must be a power of two"),
+            (
+                "[[group]]\nname = \"a\"\nprefixes = [\"10.0.0.0/8\"]\npolicy = \"maybe\"\n",
+                "r.toml:4: `group.0.policy`: `maybe` is not a policy",
+            ),
+            (
+                "[[group]]\nname = \"a\"\nprefixes = [\"10.0.0.0/8\"]\nbaseline_factor = 0.5\n",
+                "r.toml:4: `group.0.baseline_factor`: 0.5 is not within",
+            ),
+            (
+                "[[group]]\nname = \"a\"\nprefixes = [\"10.0.0.0/8\"]\naggregate = { pps = 0 }\n",
+                "`group.0.aggregate.pps`: must be at least 1",
+            ),
             ("[aggregation]\nipv4_prefix_len = 40\n", "`aggregation.ipv4_prefix_len`"),
             ("[threat]\nlevel = \"panic\"\n", "r.toml:2: `threat.level`: `panic` is not a threat level"),
             ("[threat]\nhigh_percent = 0\n", "`threat.high_percent`: 0 is not within 1..=100"),

@@ -1,6 +1,7 @@
-//! The detection engine: records in, per-second per-host and per-prefix counters, threshold
-//! checks, attack lifecycle events out. Time is the records' event time; `advance` closes
-//! seconds, nothing here reads a clock.
+//! The detection engine: records in, per-second counters per protected host (inbound and
+//! outbound), aggregates per prefix, IPv6 wide prefix, protected network and host group,
+//! static and learned thresholds, attack lifecycle events out. Time is the records' event
+//! time; `advance` closes seconds, nothing here reads a clock.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -12,9 +13,11 @@ use rampart_telemetry::{TrafficRecord, UnixNanos};
 use serde::Serialize;
 
 use crate::attack::{Attack, AttackEvent, Direction, EventKind, TargetKind, Trigger};
-use crate::class::{AMPLIFICATION_PORTS, Class, Vector, classify};
-use crate::config::{DetectConfig, Thresholds};
-use crate::profile::Profile;
+use crate::baseline::{Baseline, BaselineError, BaselineTable, Sample};
+use crate::class::{AMPLIFICATION_PORTS, Class, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Vector, classify};
+use crate::config::{DetectConfig, Policy, Thresholds};
+use crate::flows::NewFlows;
+use crate::profile::{Collateral, Profile, Signature};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -25,6 +28,17 @@ const NO_SLOT: u32 = u32::MAX;
 const AMP: usize = AMPLIFICATION_PORTS.len();
 /// Top ports and protocols listed per attack.
 const TOP_N: usize = 5;
+/// Baseline maintenance (eviction) period, seconds.
+const MAINTAIN_EVERY_SECS: u64 = 60;
+
+/// Profile slots of one host: the attacks its packets feed.
+const SLOT_HOST: usize = 0;
+const SLOT_PREFIX: usize = 1;
+const SLOT_WIDE: usize = 2;
+const SLOT_NETWORK: usize = 3;
+const SLOT_GROUP: usize = 4;
+const SLOT_OUTBOUND: usize = 5;
+const SLOTS: usize = 6;
 
 /// An address as a u128: IPv6 as is, IPv4 as its IPv4-mapped IPv6 form.
 #[inline]
@@ -53,17 +67,59 @@ fn mask(len: u32) -> u128 {
     if len == 0 { 0 } else { u128::MAX << (128 - len.min(128)) }
 }
 
-/// A network as (address key, mask) in the u128 space.
-fn net_key(net: &IpNet) -> (u128, u128) {
+/// A network as (address key, mask, length) in the u128 space.
+fn net_key(net: &IpNet) -> (u128, u128, u8) {
     match net {
         IpNet::V4(n) => {
-            let m = mask(96 + u32::from(n.prefix_len()));
-            (key_of(IpAddr::V4(n.network())) & m, m)
+            let len = 96 + n.prefix_len();
+            let m = mask(u32::from(len));
+            (key_of(IpAddr::V4(n.network())) & m, m, len)
         }
         IpNet::V6(n) => {
             let m = mask(u32::from(n.prefix_len()));
-            (u128::from(n.network()) & m, m)
+            (u128::from(n.network()) & m, m, n.prefix_len())
         }
+    }
+}
+
+/// One direction of one host's traffic in one second. Packet counters are u32 (a host
+/// receiving 4 billion packets in a second saturates, still far over any threshold) to keep
+/// the per-host state small.
+#[derive(Debug, Clone, Copy, Default)]
+struct DirCounters {
+    packets: [u32; Class::COUNT],
+    amp: [u32; AMP],
+    bytes: u64,
+    flows: u32,
+}
+
+#[inline]
+fn add_u32(counter: &mut u32, n: u64) {
+    *counter = counter.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+}
+
+impl DirCounters {
+    #[inline]
+    fn add(&mut self, class: Class, amp: Option<usize>, packets: u64, bytes: u64, flows: u64) {
+        if let Some(c) = self.packets.get_mut(class.index()) {
+            add_u32(c, packets);
+        }
+        if let Some(a) = amp.and_then(|a| self.amp.get_mut(a)) {
+            add_u32(a, packets);
+        }
+        self.bytes = self.bytes.saturating_add(bytes);
+        add_u32(&mut self.flows, flows);
+    }
+
+    fn tcp(&self) -> u64 {
+        [Class::TcpSyn, Class::TcpAck, Class::TcpRst, Class::TcpOther]
+            .into_iter()
+            .map(|c| u64::from(self.packets[c.index()]))
+            .sum()
+    }
+
+    fn total(&self) -> u64 {
+        self.packets.iter().map(|&p| u64::from(p)).sum()
     }
 }
 
@@ -71,29 +127,23 @@ fn net_key(net: &IpNet) -> (u128, u128) {
 #[derive(Debug, Clone)]
 struct HostSecond {
     key: u128,
-    packets: [u64; Class::COUNT],
-    amp: [u64; AMP],
-    bytes: u64,
-    out_packets: u64,
-    out_tcp: u64,
+    inbound: DirCounters,
+    outbound: DirCounters,
     first_ns: u64,
     last_ns: u64,
-    /// Attack slots profiling this host's inbound packets: host attack, prefix attack.
-    slots: [u32; 2],
+    /// Attacks profiling this host's packets, by `SLOT_*`.
+    slots: [u32; SLOTS],
 }
 
 impl HostSecond {
     fn new(key: u128) -> Self {
         HostSecond {
             key,
-            packets: [0; Class::COUNT],
-            amp: [0; AMP],
-            bytes: 0,
-            out_packets: 0,
-            out_tcp: 0,
+            inbound: DirCounters::default(),
+            outbound: DirCounters::default(),
             first_ns: u64::MAX,
             last_ns: 0,
-            slots: [NO_SLOT; 2],
+            slots: [NO_SLOT; SLOTS],
         }
     }
 }
@@ -103,7 +153,7 @@ impl HostSecond {
 struct Bucket {
     index: FastMap<u128, u32>,
     hosts: Vec<HostSecond>,
-    /// Hosts beyond `max_hosts`, summed per prefix.
+    /// Hosts beyond `max_hosts`, summed per prefix (inbound only).
     overflow: FastMap<u128, HostSecond>,
 }
 
@@ -115,39 +165,74 @@ impl Bucket {
     }
 }
 
-/// One second of a target's inbound traffic, as evaluated.
+/// A counter over its limit: (counter, value, threshold, learned baseline).
+type Crossing = (&'static str, u64, u64, Option<f64>);
+
+/// Counter names of one aggregate level.
+struct LevelNames {
+    pps: &'static str,
+    bps: &'static str,
+    new_flows: &'static str,
+}
+
+const PREFIX_NAMES: LevelNames =
+    LevelNames { pps: "prefix_pps", bps: "prefix_bps", new_flows: "prefix_new_flows" };
+const WIDE_NAMES: LevelNames =
+    LevelNames { pps: "wide_prefix_pps", bps: "wide_prefix_bps", new_flows: "wide_prefix_new_flows" };
+const NETWORK_NAMES: LevelNames =
+    LevelNames { pps: "network_pps", bps: "network_bps", new_flows: "network_new_flows" };
+const GROUP_NAMES: LevelNames = LevelNames { pps: "group_pps", bps: "group_bps", new_flows: "group_new_flows" };
+
+/// One second of a target's traffic in one direction, as evaluated.
 #[derive(Debug, Clone, Copy, Default)]
 struct Metrics {
     packets: [u64; Class::COUNT],
     amp: [u64; AMP],
-    /// Inbound packets and bytes after the ACK exemption.
+    /// Packets and bytes after the ACK exemption.
     total: u64,
     bytes: u64,
+    flows: u64,
     first_ns: u64,
     last_ns: u64,
-    /// Prefix aggregates: hosts contributing and the busiest one's packets.
+    /// Aggregates: hosts contributing and the busiest one's packets.
     hosts: u64,
     max_host: u64,
 }
 
 impl Metrics {
-    fn of_host(h: &HostSecond) -> Metrics {
-        let mut packets = h.packets;
-        // ACKs answering the host's own outbound TCP (uploads, downloads by clients) are the
-        // other half of a legitimate transfer, not a flood.
-        let exempt = packets[Class::TcpAck.index()].min(h.out_tcp);
+    /// `d`'s counters; ACKs up to `answered_tcp` (the TCP packets the host itself sent the
+    /// other way) are the other half of a legitimate transfer, not a flood.
+    fn of(d: &DirCounters, answered_tcp: u64, first_ns: u64, last_ns: u64) -> Metrics {
+        let mut packets = [0u64; Class::COUNT];
+        for (p, &c) in packets.iter_mut().zip(&d.packets) {
+            *p = u64::from(c);
+        }
+        let mut amp = [0u64; AMP];
+        for (a, &c) in amp.iter_mut().zip(&d.amp) {
+            *a = u64::from(c);
+        }
+        let exempt = packets[Class::TcpAck.index()].min(answered_tcp);
         packets[Class::TcpAck.index()] -= exempt;
         let total = packets.iter().sum::<u64>();
         Metrics {
             packets,
-            amp: h.amp,
+            amp,
             total,
-            bytes: h.bytes,
-            first_ns: h.first_ns,
-            last_ns: h.last_ns,
+            bytes: d.bytes,
+            flows: u64::from(d.flows),
+            first_ns,
+            last_ns,
             hosts: 1,
             max_host: total,
         }
+    }
+
+    fn inbound(h: &HostSecond) -> Metrics {
+        Metrics::of(&h.inbound, h.outbound.tcp(), h.first_ns, h.last_ns)
+    }
+
+    fn outbound(h: &HostSecond) -> Metrics {
+        Metrics::of(&h.outbound, h.inbound.tcp(), h.first_ns, h.last_ns)
     }
 
     fn merge(&mut self, other: &Metrics) {
@@ -159,6 +244,7 @@ impl Metrics {
         }
         self.total = self.total.saturating_add(other.total);
         self.bytes = self.bytes.saturating_add(other.bytes);
+        self.flows = self.flows.saturating_add(other.flows);
         self.first_ns = self.first_ns.min(other.first_ns);
         self.last_ns = self.last_ns.max(other.last_ns);
         self.hosts = self.hosts.saturating_add(other.hosts);
@@ -180,12 +266,23 @@ impl Metrics {
         self.bytes.saturating_mul(8)
     }
 
-    /// Host counters over their thresholds: (counter, value, threshold).
-    fn crossed_host(&self, t: &Thresholds) -> Vec<(&'static str, u64, u64)> {
+    fn sample(&self) -> Sample {
+        Sample {
+            pps: self.total,
+            bps: self.bps(),
+            flows: self.flows,
+            classes: self.packets,
+            amplification: self.amp.iter().sum(),
+        }
+    }
+
+    /// Host counters over their thresholds.
+    fn crossed_host(&self, t: &Thresholds) -> Vec<Crossing> {
         let amp: u64 = self.amp.iter().sum();
         [
             ("pps", self.total, t.pps),
             ("bps", self.bps(), t.bps),
+            ("new_flows", self.flows, t.new_flows),
             ("tcp_pps", self.tcp(), t.tcp_pps),
             ("tcp_syn_pps", self.class(Class::TcpSyn), t.tcp_syn_pps),
             ("tcp_ack_pps", self.class(Class::TcpAck), t.tcp_ack_pps),
@@ -197,25 +294,47 @@ impl Metrics {
         ]
         .into_iter()
         .filter(|&(_, value, threshold)| value > threshold)
+        .map(|(counter, value, threshold)| (counter, value, threshold, None))
         .collect()
     }
 
-    /// Prefix counters over threshold, when no single host carries half the traffic (else it
-    /// is that host's business, not carpet bombing).
-    fn crossed_prefix(&self, t: &Thresholds) -> Vec<(&'static str, u64, u64)> {
-        if self.hosts < 2 || self.max_host.saturating_mul(2) > self.total {
+    /// Whether many hosts share the traffic: no single host carries half of it (else it is
+    /// that host's business, not carpet bombing).
+    fn spread_over_hosts(&self) -> bool {
+        self.hosts >= 2 && self.max_host.saturating_mul(2) <= self.total
+    }
+
+    /// Aggregate counters over threshold, when the traffic is spread over hosts.
+    fn crossed_aggregate(&self, t: &Thresholds, names: &LevelNames) -> Vec<Crossing> {
+        if !self.spread_over_hosts() {
             return Vec::new();
         }
-        [("prefix_pps", self.total, t.pps), ("prefix_bps", self.bps(), t.bps)]
+        [(names.pps, self.total, t.pps), (names.bps, self.bps(), t.bps), (names.new_flows, self.flows, t.new_flows)]
             .into_iter()
             .filter(|&(_, value, threshold)| value > threshold)
+            .map(|(counter, value, threshold)| (counter, value, threshold, None))
             .collect()
+    }
+
+    /// Counters over `factor` times the learned normal (and over the absolute floors, so a
+    /// host going from 2 to 10 packets per second is not an attack).
+    fn crossed_baseline(&self, b: &Baseline, factor: f64, floors: (u64, u64, u64)) -> Vec<Crossing> {
+        let limit = |normal: f64, floor: u64| (normal * factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64;
+        [
+            ("pps_vs_baseline", self.total, b.pps, floors.0),
+            ("bps_vs_baseline", self.bps(), b.bps, floors.1),
+            ("new_flows_vs_baseline", self.flows, b.flows, floors.2),
+        ]
+        .into_iter()
+        .map(|(counter, value, normal, floor)| (counter, value, limit(normal, floor), Some(normal)))
+        .filter(|&(_, value, threshold, _)| value > threshold)
+        .collect()
     }
 
     /// Vectors explaining this second: classes whose own counter crossed, and the class(es)
     /// making up the bulk of the traffic; reflector ports turn UDP and fragments into the
     /// amplification vector.
-    fn vectors(&self, crossed: &[(&'static str, u64, u64)], into: &mut BTreeSet<Vector>) {
+    fn vectors(&self, crossed: &[Crossing], into: &mut BTreeSet<Vector>) {
         let mut v = BTreeSet::new();
         let tcp = self.tcp();
         let dominant_tcp = || {
@@ -224,7 +343,7 @@ impl Metrics {
                 .find(|&c| self.class(c).saturating_mul(2) >= tcp.max(1))
                 .map_or(Vector::TcpFlood, Class::vector)
         };
-        for &(counter, _, _) in crossed {
+        for &(counter, _, _, _) in crossed {
             match counter {
                 "tcp_pps" => {
                     v.insert(dominant_tcp());
@@ -284,30 +403,83 @@ impl Metrics {
     }
 }
 
+/// What an attack is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Target {
-    key: u128,
-    /// Prefix length in the u128 space (128 for a host).
-    len: u8,
+enum Target {
+    /// Inbound traffic to one host.
+    Host(u128),
+    /// Inbound traffic to the hosts of a prefix: (network key, length in the u128 space).
+    Prefix(u128, u8),
+    /// Inbound traffic to a host group (index into the configuration's groups).
+    Group(u16),
+    /// Outbound traffic from one protected host.
+    Outbound(u128),
+}
+
+/// A network in the u128 space as an [`IpNet`].
+fn net_of(key: u128, len: u8) -> IpNet {
+    match ip_of(key) {
+        IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, len.saturating_sub(96)).unwrap_or_default()),
+        IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, len).unwrap_or_default()),
+    }
+}
+
+fn host_net(key: u128) -> IpNet {
+    net_of(key, 128)
 }
 
 impl Target {
     fn kind(self) -> TargetKind {
-        if self.len == 128 { TargetKind::Host } else { TargetKind::Prefix }
-    }
-
-    fn net(self) -> IpNet {
-        match ip_of(self.key) {
-            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, self.len.saturating_sub(96)).unwrap_or_default()),
-            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, self.len).unwrap_or_default()),
+        match self {
+            Target::Host(_) | Target::Outbound(_) => TargetKind::Host,
+            Target::Prefix(..) => TargetKind::Prefix,
+            Target::Group(_) => TargetKind::Group,
         }
     }
 
-    fn name(self) -> String {
-        match self.kind() {
-            TargetKind::Host => ip_of(self.key).to_string(),
-            TargetKind::Prefix => self.net().to_string(),
+    fn direction(self) -> Direction {
+        if let Target::Outbound(_) = self { Direction::Outbound } else { Direction::Inbound }
+    }
+
+    fn slot(self, config: &DetectConfig) -> usize {
+        match self {
+            Target::Host(_) => SLOT_HOST,
+            Target::Outbound(_) => SLOT_OUTBOUND,
+            Target::Group(_) => SLOT_GROUP,
+            Target::Prefix(key, len) => {
+                let agg = &config.aggregation;
+                let first = if is_v4_key(key) { 96 + agg.ipv4_prefix_len } else { agg.ipv6_prefix_len };
+                if len == first {
+                    SLOT_PREFIX
+                } else if !is_v4_key(key) && len == agg.ipv6_wide_prefix_len {
+                    SLOT_WIDE
+                } else {
+                    SLOT_NETWORK
+                }
+            }
         }
+    }
+}
+
+/// Packets, bits and new flows per second, in and out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficRates {
+    pub inbound_pps: u64,
+    pub inbound_bps: u64,
+    pub inbound_flows: u64,
+    pub outbound_pps: u64,
+    pub outbound_bps: u64,
+    pub outbound_flows: u64,
+}
+
+impl TrafficRates {
+    fn add(&mut self, h: &HostSecond) {
+        self.inbound_pps = self.inbound_pps.saturating_add(h.inbound.total());
+        self.inbound_bps = self.inbound_bps.saturating_add(h.inbound.bytes.saturating_mul(8));
+        self.inbound_flows = self.inbound_flows.saturating_add(u64::from(h.inbound.flows));
+        self.outbound_pps = self.outbound_pps.saturating_add(h.outbound.total());
+        self.outbound_bps = self.outbound_bps.saturating_add(h.outbound.bytes.saturating_mul(8));
+        self.outbound_flows = self.outbound_flows.saturating_add(u64::from(h.outbound.flows));
     }
 }
 
@@ -372,15 +544,28 @@ pub struct EngineStats {
     /// Most hosts tracked in one second.
     pub peak_hosts: u64,
     pub attacks: u64,
+    /// Hosts and groups with a learned baseline.
+    pub baseline_keys: u64,
+    /// Hosts not baselined because the baseline table was full.
+    pub baseline_untracked: u64,
+}
+
+/// The baseline key of a group: a hash of its name in 100::/64 (RFC 6666, discard-only, never
+/// a protected host), so a restored baseline follows the group even if the configuration
+/// reorders groups.
+fn group_baseline_key(name: &str) -> u128 {
+    (0x0100u128 << 112) | u128::from(foldhash::fast::FixedState::with_seed(0x9e0).hash_one(name))
 }
 
 /// Detection engine. See the crate documentation.
 #[derive(Debug)]
 pub struct Engine {
     config: DetectConfig,
-    protected: Vec<(u128, u128)>,
+    /// Protected networks: (key, mask, length).
+    protected: Vec<(u128, u128, u8)>,
     v4_prefix_mask: u128,
     v6_prefix_mask: u128,
+    v6_wide_mask: u128,
     /// First second not yet closed (`None` before any input).
     open: Option<u64>,
     /// `buckets[i]` holds second `open + i`.
@@ -394,6 +579,12 @@ pub struct Engine {
     hasher: foldhash::fast::FixedState,
     /// Fast path: the last (bucket, host key, index) touched.
     last: Option<(usize, u128, u32)>,
+    flows: NewFlows,
+    baselines: BaselineTable<u128>,
+    group_keys: Vec<u128>,
+    /// Rates of the last closed second: every protected host, and per group.
+    total_rates: TrafficRates,
+    group_rates: Vec<TrafficRates>,
     stats: EngineStats,
 }
 
@@ -409,21 +600,18 @@ fn threat_note(threat: &crate::threat::ThreatConfig, second: u64) -> String {
 }
 
 impl Engine {
-    /// Sets the threat level outside scheduled windows (an operator raising sensitivity by
-    /// hand); it applies from the next second closed.
-    pub fn set_threat_level(&mut self, level: crate::threat::ThreatLevel) {
-        self.config.threat.level = level;
-    }
-
     pub fn new(config: DetectConfig) -> Self {
         let protected = config.protected.iter().map(net_key).collect();
-        let v4_prefix_mask = mask(96 + u32::from(config.aggregation.ipv4_prefix_len));
-        let v6_prefix_mask = mask(u32::from(config.aggregation.ipv6_prefix_len));
+        let agg = &config.aggregation;
+        let v4_prefix_mask = mask(96 + u32::from(agg.ipv4_prefix_len));
+        let v6_prefix_mask = mask(u32::from(agg.ipv6_prefix_len));
+        let v6_wide_mask = mask(u32::from(agg.ipv6_wide_prefix_len));
+        let group_keys = config.groups.iter().map(|g| group_baseline_key(&g.name)).collect();
         Engine {
-            config,
             protected,
             v4_prefix_mask,
             v6_prefix_mask,
+            v6_wide_mask,
             open: None,
             buckets: VecDeque::new(),
             pool: Vec::new(),
@@ -433,8 +621,20 @@ impl Engine {
             next_id: 1,
             hasher: foldhash::fast::FixedState::with_seed(0x5eed),
             last: None,
+            flows: NewFlows::new(config.limits.flow_table),
+            baselines: BaselineTable::new(config.baseline.clone()),
+            group_keys,
+            total_rates: TrafficRates::default(),
+            group_rates: vec![TrafficRates::default(); config.groups.len()],
             stats: EngineStats::default(),
+            config,
         }
+    }
+
+    /// Sets the threat level outside scheduled windows (an operator raising sensitivity by
+    /// hand); it applies from the next second closed.
+    pub fn set_threat_level(&mut self, level: crate::threat::ThreatLevel) {
+        self.config.threat.level = level;
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -445,6 +645,33 @@ impl Engine {
         &self.stats
     }
 
+    /// Rates of the last closed second over every protected host.
+    pub fn rates(&self) -> TrafficRates {
+        self.total_rates
+    }
+
+    /// Rates of the last closed second per host group, in configuration order.
+    pub fn group_rates(&self) -> impl Iterator<Item = (&str, TrafficRates)> {
+        self.config.groups.iter().map(|g| g.name.as_str()).zip(self.group_rates.iter().copied())
+    }
+
+    /// The learned baselines, serialized for persistence across restarts.
+    pub fn baseline_snapshot(&self) -> Vec<u8> {
+        self.baselines.snapshot()
+    }
+
+    /// Replaces the learned baselines with a snapshot from [`Engine::baseline_snapshot`].
+    pub fn restore_baselines(&mut self, bytes: &[u8]) -> Result<(), BaselineError> {
+        self.baselines = BaselineTable::restore(self.config.baseline.clone(), bytes)?;
+        self.stats.baseline_keys = self.baselines.len() as u64;
+        Ok(())
+    }
+
+    /// The learned normal traffic of `host` at unix second `second`, once warmed up.
+    pub fn baseline_of(&self, host: IpAddr, second: u64) -> Option<Baseline> {
+        self.baselines.baseline(key_of(host), second)
+    }
+
     /// Approximate bytes of state per host tracked in one second (counters plus index entry).
     pub const fn bytes_per_tracked_host() -> usize {
         std::mem::size_of::<HostSecond>() + std::mem::size_of::<(u128, u32)>() + 1
@@ -452,16 +679,31 @@ impl Engine {
 
     #[inline]
     fn is_protected(&self, key: u128) -> bool {
-        self.protected.iter().any(|&(net, m)| key & m == net)
+        self.protected.iter().any(|&(net, m, _)| key & m == net)
     }
 
+    /// The first aggregate level of a host: its /24 or /64.
     #[inline]
     fn prefix_of(&self, key: u128) -> Target {
         if is_v4_key(key) {
-            Target { key: key & self.v4_prefix_mask, len: 96 + self.config.aggregation.ipv4_prefix_len }
+            Target::Prefix(key & self.v4_prefix_mask, 96 + self.config.aggregation.ipv4_prefix_len)
         } else {
-            Target { key: key & self.v6_prefix_mask, len: self.config.aggregation.ipv6_prefix_len }
+            Target::Prefix(key & self.v6_prefix_mask, self.config.aggregation.ipv6_prefix_len)
         }
+    }
+
+    /// The aggregate above a prefix of length `len`: the IPv6 wide prefix, else the protected
+    /// network holding it (when that is wider).
+    fn parent_of(&self, key: u128, len: u8) -> Option<Target> {
+        let wide = self.config.aggregation.ipv6_wide_prefix_len;
+        if !is_v4_key(key) && wide > 0 && wide < len {
+            return Some(Target::Prefix(key & self.v6_wide_mask, wide));
+        }
+        self.protected
+            .iter()
+            .filter(|&&(net, m, net_len)| key & m == net && net_len < len)
+            .min_by_key(|&&(_, _, net_len)| std::cmp::Reverse(net_len))
+            .map(|&(net, _, net_len)| Target::Prefix(net, net_len))
     }
 
     /// Counts one record. Inbound when its destination is protected (or nothing is), outbound
@@ -482,19 +724,24 @@ impl Engine {
         };
         let rate = u64::from(record.sampling_rate.max(1));
         let first = record.start.secs();
+        let new_flows = self.flows.count(record, first);
         if record.end.secs() <= first {
-            self.add(first, host, direction, record, record.scaled_packets(), record.scaled_bytes());
+            let (p, b) = (record.scaled_packets(), record.scaled_bytes());
+            self.add(first, host, direction, record, p, b, new_flows);
         } else {
+            let mut flows = new_flows;
             for share in spread_per_second(record) {
                 if share.packets > 0 || share.bytes > 0 {
                     let (p, b) = (share.packets.saturating_mul(rate), share.bytes.saturating_mul(rate));
-                    self.add(share.second, host, direction, record, p, b);
+                    // A flow is new once, in its first second.
+                    self.add(share.second, host, direction, record, p, b, std::mem::take(&mut flows));
                 }
             }
         }
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         second: u64,
@@ -503,6 +750,7 @@ impl Engine {
         record: &TrafficRecord,
         packets: u64,
         bytes: u64,
+        flows: u64,
     ) {
         let open = *self.open.get_or_insert(second);
         let offset = if second < open {
@@ -534,7 +782,12 @@ impl Engine {
                 }
             }
             None => {
-                let prefix = self.prefix_of(host).key;
+                // Overflow hosts only feed their prefix's inbound aggregate.
+                if direction == Direction::Outbound {
+                    self.stats.dropped_shares += 1;
+                    return;
+                }
+                let Target::Prefix(prefix, _) = self.prefix_of(host) else { return };
                 let max_prefixes = self.config.limits.max_prefixes;
                 let Some(bucket) = self.buckets.get_mut(offset) else { return };
                 if bucket.overflow.len() >= max_prefixes && !bucket.overflow.contains_key(&prefix) {
@@ -546,28 +799,16 @@ impl Engine {
         };
         entry.first_ns = entry.first_ns.min(first_ns);
         entry.last_ns = entry.last_ns.max(last_ns);
-        match direction {
-            Direction::Inbound => {
-                let c = &mut entry.packets[class.index()];
-                *c = c.saturating_add(packets);
-                entry.bytes = entry.bytes.saturating_add(bytes);
-                if let Some(a) = amp {
-                    entry.amp[a] = entry.amp[a].saturating_add(packets);
-                }
-                let slots = entry.slots;
-                for slot in slots {
-                    if slot != NO_SLOT
-                        && let Some(Some(profile)) = self.profiles.get_mut(slot as usize)
-                    {
-                        profile.staged.add(record, packets, bytes, &self.hasher);
-                    }
-                }
-            }
-            Direction::Outbound => {
-                entry.out_packets = entry.out_packets.saturating_add(packets);
-                if record.protocol == crate::class::PROTO_TCP {
-                    entry.out_tcp = entry.out_tcp.saturating_add(packets);
-                }
+        let outbound = direction == Direction::Outbound;
+        let counters = if outbound { &mut entry.outbound } else { &mut entry.inbound };
+        counters.add(class, amp, packets, bytes, flows);
+        let slots = entry.slots;
+        let profiled = if outbound { &slots[SLOT_OUTBOUND..] } else { &slots[..SLOT_OUTBOUND] };
+        for &slot in profiled {
+            if slot != NO_SLOT
+                && let Some(Some(profile)) = self.profiles.get_mut(slot as usize)
+            {
+                profile.staged.add(record, packets, bytes, outbound, &self.hasher);
             }
         }
     }
@@ -585,8 +826,7 @@ impl Engine {
         }
         let mut entry = HostSecond::new(host);
         if self.active_attacks > 0 {
-            let slot_of = |t: Target| self.targets.get(&t).and_then(|s| s.attack).map_or(NO_SLOT, |a| a.slot);
-            entry.slots = [slot_of(Target { key: host, len: 128 }), slot_of(self.prefix_of(host))];
+            entry.slots = self.profile_slots(host);
         }
         let bucket = self.buckets.get_mut(offset)?;
         let i = u32::try_from(bucket.hosts.len()).ok()?;
@@ -594,6 +834,25 @@ impl Engine {
         bucket.index.insert(host, i);
         self.stats.peak_hosts = self.stats.peak_hosts.max(bucket.hosts.len() as u64);
         Some(i)
+    }
+
+    /// The attacks a host's packets feed, by `SLOT_*`.
+    fn profile_slots(&self, host: u128) -> [u32; SLOTS] {
+        let slot_of = |t: Target| self.targets.get(&t).and_then(|s| s.attack).map_or(NO_SLOT, |a| a.slot);
+        let mut slots = [NO_SLOT; SLOTS];
+        slots[SLOT_HOST] = slot_of(Target::Host(host));
+        slots[SLOT_OUTBOUND] = slot_of(Target::Outbound(host));
+        let mut level = Some(self.prefix_of(host));
+        while let Some(target @ Target::Prefix(key, len)) = level {
+            slots[target.slot(&self.config)] = slot_of(target);
+            level = self.parent_of(key, len);
+        }
+        if !self.config.groups.is_empty()
+            && let Some(g) = self.config.group_of(ip_of(host))
+        {
+            slots[SLOT_GROUP] = slot_of(Target::Group(g as u16));
+        }
+        slots
     }
 
     /// Closes every whole second before `now` and returns the events they produced.
@@ -639,75 +898,209 @@ impl Engine {
         events
     }
 
+    /// `Some(true)` under attack, `Some(false)` a candidate, `None` untracked.
+    fn tracked(&self, target: Target) -> Option<bool> {
+        self.targets.get(&target).map(|s| s.attack.is_some())
+    }
+
+    /// The "N times normal" factor for a group (or the default), scaled by the threat level:
+    /// at 50 % a factor of 3 becomes 2.
+    fn baseline_factor(&self, group: Option<usize>, percent: u8) -> f64 {
+        let factor = group
+            .and_then(|g| self.config.groups.get(g))
+            .and_then(|g| g.baseline_factor)
+            .unwrap_or(self.config.baseline.factor);
+        1.0 + (factor - 1.0) * f64::from(percent) / 100.0
+    }
+
+    fn baseline_floors(&self, percent: u8) -> (u64, u64, u64) {
+        let b = &self.config.baseline;
+        let scale = |v: u64| (u128::from(v) * u128::from(percent) / 100) as u64;
+        (scale(b.min_pps), scale(b.min_bps), scale(b.min_flows))
+    }
+
     fn close_second(&mut self, second: u64, events: &mut Vec<AttackEvent>) {
         self.last = None;
         let bucket = self.buckets.pop_front().unwrap_or_default();
+        // A raised threat level scales every threshold (and baseline factor) down.
+        let percent = self.config.threat.percent(self.config.threat.level_at(second).0);
+        let scale = |t: &Thresholds| if percent == 100 { *t } else { t.scaled(percent) };
+        let default_in = scale(&self.config.thresholds);
+        let default_out = scale(&self.config.outbound);
+        let group_limits: Vec<(Thresholds, Thresholds, Policy, f64)> = self
+            .config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (scale(&g.thresholds), scale(&g.outbound), g.policy, self.baseline_factor(Some(i), percent)))
+            .collect();
+        let default_factor = self.baseline_factor(None, percent);
+        let floors = self.baseline_floors(percent);
+        let baselines_on = self.config.baseline.enabled;
+
         let mut evaluated: BTreeSet<Target> = BTreeSet::new();
-        let mut prefixes: Vec<(Target, Metrics)> = Vec::new();
-        let mut prefix_index: FastMap<Target, usize> = FastMap::default();
-        let mut add_prefix = |this: &Self, target: Target, m: &Metrics| {
-            if let Some(&i) = prefix_index.get(&target) {
-                if let Some((_, agg)) = prefixes.get_mut(i) {
+        let mut level: Vec<(Target, Metrics)> = Vec::new();
+        let mut level_index: FastMap<Target, usize> = FastMap::default();
+        let max_prefixes = self.config.limits.max_prefixes;
+        let add_to = |level: &mut Vec<(Target, Metrics)>,
+                      index: &mut FastMap<Target, usize>,
+                      target: Target,
+                      m: &Metrics| {
+            if let Some(&i) = index.get(&target) {
+                if let Some((_, agg)) = level.get_mut(i) {
                     agg.merge(m);
                 }
-            } else if prefixes.len() < this.config.limits.max_prefixes {
-                prefix_index.insert(target, prefixes.len());
-                prefixes.push((target, *m));
+            } else if level.len() < max_prefixes {
+                index.insert(target, level.len());
+                level.push((target, *m));
             }
         };
-        // A raised threat level scales every threshold down for this second.
-        let percent = self.config.threat.percent(self.config.threat.level_at(second).0);
+        let mut group_totals: Vec<Option<Metrics>> = vec![None; self.config.groups.len()];
+        let mut total_rates = TrafficRates::default();
+        let mut group_rates = vec![TrafficRates::default(); self.config.groups.len()];
+
         for host in &bucket.hosts {
-            let m = Metrics::of_host(host);
-            if m.total == 0 {
+            total_rates.add(host);
+            let group = if self.config.groups.is_empty() { None } else { self.config.group_of(ip_of(host.key)) };
+            let (thresholds_in, thresholds_out, policy, factor) = match group.and_then(|g| group_limits.get(g)) {
+                Some(&(t_in, t_out, policy, factor)) => (t_in, t_out, policy, factor),
+                None => (default_in, default_out, self.config.policy, default_factor),
+            };
+            if let Some(rates) = group.and_then(|g| group_rates.get_mut(g)) {
+                rates.add(host);
+            }
+            if policy == Policy::Ignore {
                 continue;
             }
-            let target = Target { key: host.key, len: 128 };
-            let thresholds = if self.config.groups.is_empty() {
-                &self.config.thresholds
-            } else {
-                self.config.host_thresholds(ip_of(host.key))
+            let inbound = Metrics::inbound(host);
+            let target = Target::Host(host.key);
+            let tracked = self.tracked(target);
+            if inbound.total > 0 {
+                let mut crossed = inbound.crossed_host(&thresholds_in);
+                let learned = if baselines_on { self.baselines.baseline(host.key, second) } else { None };
+                if let Some(b) = &learned {
+                    crossed.extend(inbound.crossed_baseline(b, factor, floors));
+                }
+                // Under its thresholds and not under attack: feeds the aggregates.
+                if crossed.is_empty() && tracked != Some(true) {
+                    add_to(&mut level, &mut level_index, self.prefix_of(host.key), &inbound);
+                    if let Some(total) = group.and_then(|g| group_totals.get_mut(g)) {
+                        total.get_or_insert_with(Metrics::default).merge(&inbound);
+                    }
+                }
+                if baselines_on && crossed.is_empty() && tracked.is_none() {
+                    self.baselines.learn(host.key, second, &inbound.sample());
+                }
+                if !crossed.is_empty() || tracked.is_some() {
+                    evaluated.insert(target);
+                    self.evaluate(target, second, &inbound, &crossed, events);
+                }
+            }
+            if host.outbound.total() > 0 {
+                let outbound = Metrics::outbound(host);
+                let target = Target::Outbound(host.key);
+                let crossed = outbound.crossed_host(&thresholds_out);
+                if !crossed.is_empty() || self.targets.contains_key(&target) {
+                    evaluated.insert(target);
+                    self.evaluate(target, second, &outbound, &crossed, events);
+                }
+            }
+        }
+        self.total_rates = total_rates;
+        self.group_rates = group_rates;
+
+        // Sorted so that event order and attack ids never depend on hash order.
+        let mut overflow: Vec<(&u128, &HostSecond)> = bucket.overflow.iter().collect();
+        overflow.sort_unstable_by_key(|(k, _)| **k);
+        for (&prefix_key, agg) in overflow {
+            let mut m = Metrics::inbound(agg);
+            // Unknown spread over hosts: assume many.
+            m.hosts = u64::MAX / 2;
+            m.max_host = 0;
+            add_to(&mut level, &mut level_index, self.prefix_of(prefix_key), &m);
+        }
+
+        // Aggregate levels: /24 or /64, then the IPv6 wide prefix, then the protected network.
+        // Each level gets only the traffic of the level below that is under its thresholds and
+        // not under attack, so one carpet bombing is reported once, at the narrowest level
+        // that sees it.
+        let agg = self.config.aggregation;
+        let level_limits = [
+            (scale(&agg.thresholds), &PREFIX_NAMES),
+            (scale(&agg.wide_thresholds), &WIDE_NAMES),
+            (scale(&agg.network_thresholds), &NETWORK_NAMES),
+        ];
+        while !level.is_empty() {
+            let mut next: Vec<(Target, Metrics)> = Vec::new();
+            let mut next_index: FastMap<Target, usize> = FastMap::default();
+            for (target, m) in std::mem::take(&mut level) {
+                let slot = target.slot(&self.config);
+                let (limits, names) = match slot {
+                    SLOT_PREFIX => level_limits[0],
+                    SLOT_WIDE => level_limits[1],
+                    _ => level_limits[2],
+                };
+                let crossed = m.crossed_aggregate(&limits, names);
+                let tracked = self.tracked(target);
+                if !crossed.is_empty() || tracked.is_some() {
+                    evaluated.insert(target);
+                    self.evaluate(target, second, &m, &crossed, events);
+                }
+                if crossed.is_empty()
+                    && tracked != Some(true)
+                    && let Target::Prefix(key, len) = target
+                    && let Some(parent) = self.parent_of(key, len)
+                {
+                    add_to(&mut next, &mut next_index, parent, &m);
+                }
+            }
+            level = next;
+        }
+
+        for (g, total) in group_totals.into_iter().enumerate() {
+            let Some(m) = total else { continue };
+            let target = Target::Group(g as u16);
+            let Some(group) = self.config.groups.get(g) else { continue };
+            let mut crossed = match &group.aggregate {
+                Some(limits) => m.crossed_aggregate(&scale(limits), &GROUP_NAMES),
+                None => Vec::new(),
             };
-            let scaled;
-            let thresholds = if percent == 100 {
-                thresholds
-            } else {
-                scaled = thresholds.scaled(percent);
-                &scaled
-            };
-            let crossed = m.crossed_host(thresholds);
-            let host_attack = self.targets.get(&target).is_some_and(|s| s.attack.is_some());
-            if crossed.is_empty() && !host_attack {
-                add_prefix(self, self.prefix_of(host.key), &m);
+            let key = self.group_keys.get(g).copied().unwrap_or_default();
+            if baselines_on {
+                if let Some(b) = self.baselines.baseline(key, second) {
+                    let factor = group_limits.get(g).map_or(default_factor, |l| l.3);
+                    crossed.extend(m.crossed_baseline(&b, factor, floors).into_iter().map(
+                        |(counter, value, threshold, normal)| {
+                            let counter = match counter {
+                                "pps_vs_baseline" => "group_pps_vs_baseline",
+                                "bps_vs_baseline" => "group_bps_vs_baseline",
+                                _ => "group_new_flows_vs_baseline",
+                            };
+                            (counter, value, threshold, normal)
+                        },
+                    ));
+                }
+                if crossed.is_empty() && !self.targets.contains_key(&target) {
+                    self.baselines.learn(key, second, &m.sample());
+                }
             }
             if !crossed.is_empty() || self.targets.contains_key(&target) {
                 evaluated.insert(target);
                 self.evaluate(target, second, &m, &crossed, events);
             }
         }
-        // Sorted so that event order and attack ids never depend on hash order.
-        let mut overflow: Vec<(&u128, &HostSecond)> = bucket.overflow.iter().collect();
-        overflow.sort_unstable_by_key(|(k, _)| **k);
-        for (&prefix_key, agg) in overflow {
-            let mut m = Metrics::of_host(agg);
-            // Unknown spread over hosts: assume many.
-            m.hosts = u64::MAX / 2;
-            m.max_host = 0;
-            add_prefix(self, self.prefix_of(prefix_key), &m);
-        }
-        let prefix_thresholds = self.config.aggregation.thresholds.scaled(percent);
-        for (target, m) in &prefixes {
-            let crossed = m.crossed_prefix(&prefix_thresholds);
-            if !crossed.is_empty() || self.targets.contains_key(target) {
-                evaluated.insert(*target);
-                self.evaluate(*target, second, m, &crossed, events);
-            }
-        }
+
         let mut silent: Vec<Target> =
             self.targets.keys().filter(|t| !evaluated.contains(t)).copied().collect();
         silent.sort();
         for target in silent {
             self.evaluate(target, second, &Metrics::default(), &[], events);
+        }
+        if baselines_on && second.is_multiple_of(MAINTAIN_EVERY_SECS) {
+            self.baselines.maintain(second);
+            let stats = self.baselines.stats();
+            self.stats.baseline_keys = stats.keys as u64;
+            self.stats.baseline_untracked = stats.untracked;
         }
         let mut bucket = bucket;
         bucket.clear();
@@ -721,7 +1114,7 @@ impl Engine {
         target: Target,
         second: u64,
         m: &Metrics,
-        crossed: &[(&'static str, u64, u64)],
+        crossed: &[Crossing],
         events: &mut Vec<AttackEvent>,
     ) {
         let lifecycle = self.config.lifecycle;
@@ -749,13 +1142,14 @@ impl Engine {
             self.stats.dropped_candidates += 1;
             return;
         }
-        let (counter, value, threshold) = crossed[0];
+        let (counter, value, threshold, baseline) = crossed[0];
+        let trigger = Trigger { counter, value, threshold, baseline, since: second };
         let state = self.targets.entry(target).or_insert_with(|| TargetState {
             streak: 0,
             first_over: second,
             first_ns: m.first_ns,
             last_over: second,
-            trigger: Trigger { counter, value, threshold, since: second },
+            trigger: trigger.clone(),
             packets: 0,
             bytes: 0,
             pending_packets: 0,
@@ -773,7 +1167,7 @@ impl Engine {
             state.streak = 0;
             state.first_over = second;
             state.first_ns = m.first_ns;
-            state.trigger = Trigger { counter, value, threshold, since: second };
+            state.trigger = trigger;
             state.packets = 0;
             state.bytes = 0;
             state.vectors.clear();
@@ -797,7 +1191,7 @@ impl Engine {
         state.current_bps = m.bps();
         state.peak_pps = state.peak_pps.max(m.total);
         state.peak_bps = state.peak_bps.max(m.bps());
-        if target.kind() == TargetKind::Prefix {
+        if matches!(target, Target::Prefix(..) | Target::Group(_)) && m.spread_over_hosts() {
             state.vectors.insert(Vector::CarpetBombing);
         }
         m.vectors(crossed, &mut state.vectors);
@@ -862,6 +1256,14 @@ impl Engine {
         event
     }
 
+    fn target_name(&self, target: Target) -> String {
+        match target {
+            Target::Host(key) | Target::Outbound(key) => ip_of(key).to_string(),
+            Target::Prefix(key, len) => net_of(key, len).to_string(),
+            Target::Group(g) => self.config.groups.get(usize::from(g)).map_or_else(String::new, |g| g.name.clone()),
+        }
+    }
+
     fn snapshot(&self, target: Target, state: &TargetState) -> Attack {
         let empty = Profile::default();
         let profile = state
@@ -869,26 +1271,67 @@ impl Engine {
             .and_then(|a| self.profiles.get(a.slot as usize))
             .and_then(|p| p.as_deref())
             .map_or(&empty, |p| &p.kept);
+        let group = match target {
+            Target::Group(g) => Some(usize::from(g)),
+            Target::Host(key) | Target::Outbound(key) => self.config.group_of(ip_of(key)),
+            Target::Prefix(..) => None,
+        };
+        let group = group.and_then(|g| self.config.groups.get(g));
+        let outbound = target.direction() == Direction::Outbound;
         let t = &state.trigger;
-        let scope = match target.kind() {
-            TargetKind::Host => "host",
-            TargetKind::Prefix => "prefix (hosts each under their own thresholds)",
+        let scope = match target {
+            Target::Host(_) => "host".to_owned(),
+            Target::Outbound(_) => "traffic sent by the protected host".to_owned(),
+            Target::Prefix(..) => match target.slot(&self.config) {
+                SLOT_PREFIX => "prefix (hosts each under their own thresholds)".to_owned(),
+                SLOT_WIDE => "wide prefix (prefixes each under their own thresholds)".to_owned(),
+                _ => "protected network (prefixes each under their own thresholds)".to_owned(),
+            },
+            Target::Group(_) => format!(
+                "group `{}` (hosts each under their own thresholds)",
+                group.map_or("", |g| g.name.as_str())
+            ),
+        };
+        let limit = match t.baseline {
+            Some(normal) => format!("{} ({:.0}/s learned normal, {:.1}x)", t.threshold, normal, t.threshold as f64 / normal.max(1.0)),
+            None => format!("threshold {}", t.threshold),
         };
         let explanation = format!(
-            "inbound {} {} > threshold {} for {} since unix second {} ({} consecutive second{} needed)",
+            "{} {} {} > {limit} for {scope} since unix second {} ({} consecutive second{} needed)",
+            if outbound { "outbound" } else { "inbound" },
             t.counter,
             t.value,
-            t.threshold,
-            scope,
             t.since,
             self.config.lifecycle.onset_secs,
             if self.config.lifecycle.onset_secs == 1 { "" } else { "s" }
         ) + &threat_note(&self.config.threat, t.since);
+        let mut signature = match (target, group) {
+            (Target::Group(_), Some(g)) => {
+                let first = g.prefixes.first().copied().unwrap_or_default();
+                let mut s = profile.signature(first, false);
+                s.dst_prefix = g.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+                s
+            }
+            (Target::Host(key) | Target::Outbound(key), _) => profile.signature(host_net(key), outbound),
+            (Target::Prefix(key, len), _) => profile.signature(net_of(key, len), false),
+            (Target::Group(_), None) => profile.signature(IpNet::default(), false),
+        };
+        let baseline_key = match target {
+            Target::Host(key) => Some(key),
+            Target::Group(g) => self.group_keys.get(usize::from(g)).copied(),
+            _ => None,
+        };
+        signature.collateral = baseline_key
+            .filter(|_| self.config.baseline.enabled)
+            .and_then(|key| self.baselines.baseline(key, state.first_over))
+            .map(|b| collateral(&signature, &b));
         Attack {
             id: state.attack.map_or(0, |a| a.id),
-            target: target.name(),
+            target: self.target_name(target),
             target_kind: target.kind(),
-            direction: Direction::Inbound,
+            direction: target.direction(),
+            group: group.map(|g| g.name.clone()),
+            policy: group.map_or(self.config.policy, |g| g.policy),
             vectors: state.vectors.iter().copied().collect(),
             start: UnixNanos(state.first_ns.max(state.first_over.saturating_mul(UnixNanos::NANOS_PER_SEC)))
                 .as_secs_f64(),
@@ -901,16 +1344,57 @@ impl Engine {
             bytes: state.bytes,
             explanation,
             trigger: state.trigger.clone(),
-            distinct_sources: profile.distinct_sources(),
+            distinct_sources: if outbound { 1 } else { profile.distinct_remotes() },
+            distinct_destinations: outbound.then(|| profile.distinct_remotes()),
+            top_src_prefixes: if outbound { Vec::new() } else { profile.top_remote_prefixes(TOP_N) },
+            top_dst_prefixes: if outbound { profile.top_remote_prefixes(TOP_N) } else { Vec::new() },
             top_src_ports: profile.top_src_ports(TOP_N),
             top_dst_ports: profile.top_dst_ports(TOP_N),
             protocols: profile.protocol_mix(),
             tcp_flags: profile.tcp_flag_mix(TOP_N),
             ttls: profile.ttl_distribution(TOP_N),
             packet_lengths: profile.length_distribution(),
-            signature: profile.signature(target.net()),
+            sample_headers: profile.samples().to_vec(),
+            signature,
         }
     }
+}
+
+/// How much of a target's normal traffic `signature` would also match: its learned per-class
+/// levels in the classes the signature's protocol, TCP flags and fragment fields admit (and,
+/// for a reflector source port, the normal reflector-port traffic). Destination ports are not
+/// learned per host, so this is an upper bound.
+fn collateral(signature: &Signature, b: &Baseline) -> Collateral {
+    let admits = |c: Class| -> bool {
+        let protocol_ok = match (c, signature.protocol) {
+            (_, None) | (Class::Fragment, _) => true,
+            (Class::TcpSyn | Class::TcpAck | Class::TcpRst | Class::TcpOther, Some(p)) => p == PROTO_TCP,
+            (Class::Udp, Some(p)) => p == PROTO_UDP,
+            (Class::Icmp, Some(p)) => p == PROTO_ICMP || p == PROTO_ICMPV6,
+            (Class::Other, Some(p)) => ![PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6].contains(&p),
+        };
+        let fragment_ok = match signature.fragment {
+            Some(true) => c == Class::Fragment,
+            Some(false) => c != Class::Fragment,
+            None => true,
+        };
+        let flags_ok = match signature.tcp_flags {
+            Some(flags) if matches!(c, Class::TcpSyn | Class::TcpAck | Class::TcpRst | Class::TcpOther) => {
+                let record = TrafficRecord { protocol: PROTO_TCP, tcp_flags: flags, ..TrafficRecord::EMPTY };
+                classify(&record).0 == c
+            }
+            _ => true,
+        };
+        protocol_ok && fragment_ok && flags_ok
+    };
+    let normal: f64 = b.classes.iter().sum();
+    let mut matching: f64 = Class::ALL.into_iter().filter(|&c| admits(c)).map(|c| b.classes[c.index()]).sum();
+    if signature.src_port.is_some_and(|p| crate::class::amplification_index(p).is_some()) {
+        matching = matching.min(b.amplification);
+    }
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let percent = if normal > 0.0 { 100.0 * matching / normal } else { 0.0 };
+    Collateral { baseline_pps: round(normal), matching_pps: round(matching), percent: round(percent) }
 }
 
 /// The hasher used for source addresses, exposed for tests of determinism.
@@ -1146,6 +1630,165 @@ mod tests {
         let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).collect();
         assert_eq!(ends.len(), 1);
         assert_eq!(ends[0].attack.packets, 12_000);
+    }
+
+    #[test]
+    fn a_protected_host_flooding_out_is_an_outbound_attack() {
+        let mut engine = Engine::new(protected());
+        let mut events = feed(&mut engine, T0, 3, 8000, |ns, i| {
+            let mut r = packet(ns, [198, 51, 100, 66], [203, 0, 113, 10], 6, 0x02);
+            r.src_port = Some((1024 + i) as u16);
+            r.dst_port = Some(443);
+            r
+        });
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        let a = ends[0];
+        assert_eq!((a.target.as_str(), a.direction), ("198.51.100.66", Direction::Outbound));
+        assert_eq!(a.vectors, [Vector::SynFlood]);
+        assert!(a.explanation.starts_with("outbound tcp_syn_pps 8000 > threshold 5000"), "{}", a.explanation);
+        assert_eq!(a.signature.src_prefix.as_deref(), Some("198.51.100.66/32"));
+        assert_eq!(a.signature.dst_prefix, "203.0.113.0/24");
+        assert_eq!((a.signature.dst_port, a.signature.tcp_flags), (Some(443), Some(0x02)));
+        assert_eq!((a.distinct_sources, a.distinct_destinations), (1, Some(1)));
+        assert_eq!(a.top_dst_prefixes[0].value, "203.0.113.0/24");
+        assert!(a.top_src_prefixes.is_empty());
+    }
+
+    #[test]
+    fn a_protected_dns_server_abused_as_reflector_is_outbound_amplification() {
+        // Default thresholds: 3000 queries/s in are normal for a DNS server, 3000 large
+        // replies/s from port 53 out are over the outbound amplification limit (2000).
+        let mut engine = Engine::new(config("protected = [\"198.51.100.0/24\"]\n"));
+        let mut events = feed(&mut engine, T0, 3, 6000, |ns, i| {
+            if i % 2 == 0 {
+                let mut q = packet(ns, [203, 0, 113, 77], [198, 51, 100, 53], 17, 0);
+                q.dst_port = Some(53);
+                q
+            } else {
+                let mut r = packet(ns, [198, 51, 100, 53], [203, 0, 113, 77], 17, 0);
+                (r.src_port, r.dst_port, r.bytes, r.packet_len) = (Some(53), Some(4444), 1400, Some(1400));
+                r
+            }
+        });
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        let a = ends[0];
+        assert_eq!((a.target.as_str(), a.direction), ("198.51.100.53", Direction::Outbound));
+        assert_eq!(a.vectors, [Vector::DnsAmplification]);
+        assert_eq!(a.trigger.counter, "amplification_pps");
+        assert_eq!(a.signature.src_port, Some(53));
+    }
+
+    #[test]
+    fn new_flows_per_second_have_their_own_threshold() {
+        let mut c = config(
+            "protected = [\"198.51.100.0/24\"]\n[thresholds]\npps = 100000\nudp_pps = 100000\nnew_flows = 300\n",
+        );
+        c.lifecycle.onset_secs = 2;
+        let mut engine = Engine::new(c.clone());
+        // 500 UDP packets per second, each from a new source port: 500 new flows per second.
+        let mut events = feed(&mut engine, T0, 4, 500, |ns, i| {
+            let mut r = packet(ns, [203, 0, 113, 1], [198, 51, 100, 9], 17, 0);
+            r.src_port = Some((ns / 1_000_000_000 * 1000 + i) as u16);
+            r
+        });
+        events.extend(engine.finish());
+        assert_eq!(events.first().map(|e| e.attack.trigger.counter), Some("new_flows"), "{events:#?}");
+        assert!(events[0].attack.explanation.contains("new_flows 500 > threshold 300"));
+        // The same packets in one long-lived flow: no new flows after the first.
+        let mut engine = Engine::new(c);
+        let mut events = feed(&mut engine, T0, 4, 500, |ns, _| packet(ns, [203, 0, 113, 1], [198, 51, 100, 9], 17, 0));
+        events.extend(engine.finish());
+        assert!(events.is_empty(), "{events:#?}");
+    }
+
+    #[test]
+    fn ipv6_carpet_bombing_over_many_64s_goes_to_the_48() {
+        let c = config(
+            "protected = [\"2001:db8:100::/48\"]\n[thresholds]\npps = 100\n\
+             [aggregation]\npps = 200\nwide_pps = 1000\n",
+        );
+        let mut engine = Engine::new(c);
+        // 100 pps to each of 100 /64s (one host each): every /64 under 200, the /48 at 10 000.
+        let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
+            let dst: IpAddr = format!("2001:db8:100:{:x}::1", i % 100).parse().unwrap();
+            TrafficRecord { dst, src: "2001:db8:ffff::1".parse().unwrap(), ..packet(ns, [0; 4], [0; 4], 17, 0) }
+        });
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        assert_eq!((ends[0].target.as_str(), ends[0].target_kind), ("2001:db8:100::/48", TargetKind::Prefix));
+        assert_eq!(ends[0].trigger.counter, "wide_prefix_pps");
+        assert!(ends[0].vectors.contains(&Vector::CarpetBombing));
+    }
+
+    #[test]
+    fn carpet_bombing_over_many_24s_goes_to_the_protected_network() {
+        let c = config(
+            "protected = [\"198.51.0.0/16\"]\n[thresholds]\npps = 100\n[aggregation]\npps = 1000\nnetwork_pps = 5000\n",
+        );
+        let mut engine = Engine::new(c);
+        // 50 pps to each of 200 hosts spread over 20 /24s: each /24 at 500, the /16 at 10 000.
+        let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
+            packet(ns, [203, 0, 113, 1], [198, 51, (i % 20) as u8, (i % 200 / 20) as u8 + 1], 17, 0)
+        });
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        assert_eq!(ends[0].target, "198.51.0.0/16");
+        assert_eq!(ends[0].trigger.counter, "network_pps");
+        assert!(ends[0].explanation.contains("for protected network"), "{}", ends[0].explanation);
+    }
+
+    #[test]
+    fn groups_have_aggregates_policies_and_rates() {
+        let text = "protected = [\"198.51.100.0/24\"]\n[thresholds]\npps = 100\n[aggregation]\npps = 100000\n\
+                    [[group]]\nname = \"web\"\nprefixes = [\"198.51.100.0/28\"]\npolicy = \"alert\"\n\
+                    aggregate = { pps = 500 }\n\
+                    [[group]]\nname = \"honeypot\"\nprefixes = [\"198.51.100.128/25\"]\npolicy = \"ignore\"\n";
+        let mut engine = Engine::new(config(text));
+        // 80 pps to each of the 16 web hosts (group total 1280), and 5000 pps at one honeypot.
+        let mut events = feed(&mut engine, T0, 3, 6280, |ns, i| {
+            let dst = if i < 1280 { [198, 51, 100, (i % 16) as u8] } else { [198, 51, 100, 200] };
+            packet(ns, [203, 0, 113, 1], dst, 17, 0)
+        });
+        let rates: Vec<_> = engine.group_rates().map(|(n, r)| (n.to_owned(), r.inbound_pps)).collect();
+        assert_eq!(rates, [("web".to_owned(), 1280), ("honeypot".to_owned(), 5000)]);
+        assert_eq!(engine.rates().inbound_pps, 6280);
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        let a = ends[0];
+        assert_eq!((a.target.as_str(), a.target_kind, a.policy), ("web", TargetKind::Group, Policy::Alert));
+        assert_eq!(a.group.as_deref(), Some("web"));
+        assert_eq!(a.trigger.counter, "group_pps");
+        assert_eq!(a.signature.dst_prefix, "198.51.100.0/28");
+        assert!(a.vectors.contains(&Vector::CarpetBombing));
+    }
+
+    #[test]
+    fn packet_sources_carry_sample_headers_and_flows_do_not() {
+        let mut engine = Engine::new(protected());
+        let mut events = feed(&mut engine, T0, 3, 500, |ns, _| {
+            TrafficRecord { ttl: Some(52), ..packet(ns, [203, 0, 113, 5], [198, 51, 100, 7], 6, 0x02) }
+        });
+        events.extend(engine.finish());
+        let a = &events.last().unwrap().attack;
+        assert_eq!(a.sample_headers.len(), crate::profile::MAX_SAMPLES);
+        assert_eq!(
+            a.sample_headers[0].to_string(),
+            "203.0.113.5:1234 > 198.51.100.7:80 proto 6 flags 0x02 ttl 52 len 60"
+        );
+        let mut engine = Engine::new(protected());
+        let mut events = feed(&mut engine, T0, 3, 500, |ns, _| TrafficRecord {
+            source: rampart_telemetry::RecordSource::Ipfix,
+            ..packet(ns, [203, 0, 113, 5], [198, 51, 100, 7], 6, 0x02)
+        });
+        events.extend(engine.finish());
+        assert!(events.last().unwrap().attack.sample_headers.is_empty());
     }
 
     fn arb_record() -> impl Strategy<Value = TrafficRecord> {

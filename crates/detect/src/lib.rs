@@ -24,15 +24,18 @@
 #![forbid(unsafe_code)]
 
 pub mod attack;
+pub mod baseline;
 pub mod class;
 pub mod config;
 pub mod engine;
+pub mod flows;
 pub mod profile;
 pub mod threat;
 
 pub use attack::{Attack, AttackEvent, Direction, EventKind, TargetKind, Trigger};
 pub use class::{AMPLIFICATION_PORTS, Class, Vector, classify};
-pub use config::{Aggregation, ConfigError, DetectConfig, HostGroup, Lifecycle, Limits, Thresholds};
-pub use engine::{Engine, EngineStats};
-pub use profile::{Share, Signature};
+pub use baseline::{Baseline, BaselineConfig};
+pub use config::{Aggregation, ConfigError, DetectConfig, HostGroup, Lifecycle, Limits, Policy, Thresholds};
+pub use engine::{Engine, EngineStats, TrafficRates};
+pub use profile::{Collateral, PacketSample, Share, Signature};
 pub use threat::{ThreatConfig, ThreatLevel, ThreatWindow};

@@ -2,9 +2,10 @@
 //! while the attack is ongoing (top ports, protocol mix, distinct sources, signature).
 
 use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
-use rampart_telemetry::{Fragment, TrafficRecord};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rampart_telemetry::{Fragment, RecordSource, TrafficRecord};
 use serde::Serialize;
 
 /// HyperLogLog with 2^8 registers (about 6.5 % standard error, 256 bytes).
@@ -54,19 +55,25 @@ impl DistinctCounter {
     }
 }
 
-/// Space-Saving heavy hitters over `u16` keys with `K` slots: every key with more than n/K
-/// occurrences is kept, with a count at most n/K too high (`error` bounds it).
-#[derive(Debug, Clone, Default)]
-pub struct TopKeys {
-    slots: Vec<(u16, u64, u64)>,
+/// Space-Saving heavy hitters with `K` slots: every key with more than n/K occurrences is kept,
+/// with a count at most n/K too high (`error` bounds it).
+#[derive(Debug, Clone)]
+pub struct TopKeys<T = u16> {
+    slots: Vec<(T, u64, u64)>,
     total: u64,
 }
 
-impl TopKeys {
+impl<T> Default for TopKeys<T> {
+    fn default() -> Self {
+        TopKeys { slots: Vec::new(), total: 0 }
+    }
+}
+
+impl<T: Copy + Eq + Ord> TopKeys<T> {
     const K: usize = 32;
 
     #[inline]
-    pub fn add(&mut self, key: u16, weight: u64) {
+    pub fn add(&mut self, key: T, weight: u64) {
         self.total = self.total.saturating_add(weight);
         if let Some(slot) = self.slots.iter_mut().find(|s| s.0 == key) {
             slot.1 = slot.1.saturating_add(weight);
@@ -83,14 +90,14 @@ impl TopKeys {
     }
 
     /// The `n` heaviest keys, heaviest first, with their estimated counts.
-    pub fn top(&self, n: usize) -> Vec<(u16, u64)> {
+    pub fn top(&self, n: usize) -> Vec<(T, u64)> {
         let mut slots = self.slots.clone();
         slots.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         slots.into_iter().take(n).map(|(k, c, _)| (k, c)).collect()
     }
 
     /// The key holding at least `share` of all weight for certain (lower bound), if any.
-    pub fn dominant(&self, share: f64, of: u64) -> Option<u16> {
+    pub fn dominant(&self, share: f64, of: u64) -> Option<T> {
         self.slots.iter().find(|s| of > 0 && (s.1 - s.2) as f64 >= share * of as f64).map(|s| s.0)
     }
 
@@ -99,7 +106,7 @@ impl TopKeys {
     }
 
     /// Adds `other`'s slots (its error bounds carry over).
-    pub fn merge(&mut self, other: &TopKeys) {
+    pub fn merge(&mut self, other: &TopKeys<T>) {
         for &(key, count, error) in &other.slots {
             let before = self.slots.iter().find(|s| s.0 == key).map_or(0, |s| s.2);
             self.add(key, count);
@@ -122,7 +129,9 @@ pub struct Profile {
     pub bytes: u64,
     pub first_ns: u64,
     pub last_ns: u64,
-    sources: DistinctCounter,
+    /// Remote side: sources of inbound traffic, destinations of outbound traffic.
+    remotes: DistinctCounter,
+    remote_prefixes: TopKeys<RemotePrefix>,
     src_ports: TopKeys,
     dst_ports: TopKeys,
     protocols: [u64; 256],
@@ -131,6 +140,7 @@ pub struct Profile {
     non_initial_fragments: u64,
     lengths: [u64; LEN_BUCKETS],
     packets_with_len: u64,
+    samples: Vec<PacketSample>,
 }
 
 impl Default for Profile {
@@ -140,7 +150,8 @@ impl Default for Profile {
             bytes: 0,
             first_ns: 0,
             last_ns: 0,
-            sources: DistinctCounter::default(),
+            remotes: DistinctCounter::default(),
+            remote_prefixes: TopKeys::default(),
             src_ports: TopKeys::default(),
             dst_ports: TopKeys::default(),
             protocols: [0; 256],
@@ -149,7 +160,95 @@ impl Default for Profile {
             non_initial_fragments: 0,
             lengths: [0; LEN_BUCKETS],
             packets_with_len: 0,
+            samples: Vec::new(),
         }
+    }
+}
+
+/// Packet headers kept per attack (from packet sources: captures, sFlow raw headers).
+pub const MAX_SAMPLES: usize = 5;
+
+/// A remote address's prefix (IPv4 /24, IPv6 /48), as an ordered key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RemotePrefix(IpAddr);
+
+impl RemotePrefix {
+    fn of(ip: IpAddr) -> Self {
+        RemotePrefix(match ip {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & 0xffff_ff00)),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & (u128::MAX << 80))),
+        })
+    }
+
+    fn net(self) -> IpNet {
+        match self.0 {
+            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, 24).unwrap_or_default()),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, 48).unwrap_or_default()),
+        }
+    }
+}
+
+/// The decoded headers of one attack packet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacketSample {
+    /// Unix seconds.
+    pub time: f64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    /// TCP flags byte (0 when not TCP).
+    pub tcp_flags: u8,
+    pub ttl: Option<u8>,
+    /// IP total length.
+    pub length: Option<u32>,
+    /// Non-initial fragment.
+    pub fragment: bool,
+    /// 1 in N sampling of the source.
+    pub sampling_rate: u32,
+}
+
+impl PacketSample {
+    fn of(record: &TrafficRecord) -> Self {
+        PacketSample {
+            time: record.start.as_secs_f64(),
+            src: record.src,
+            dst: record.dst,
+            protocol: record.protocol,
+            src_port: record.src_port,
+            dst_port: record.dst_port,
+            tcp_flags: record.tcp_flags,
+            ttl: record.ttl,
+            length: record.packet_len,
+            fragment: record.fragment == Fragment::NonInitial,
+            sampling_rate: record.sampling_rate,
+        }
+    }
+}
+
+impl std::fmt::Display for PacketSample {
+    /// `203.0.113.5:1234 > 198.51.100.7:80 proto 6 flags 0x02 ttl 52 len 60`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = |ip: IpAddr, port: Option<u16>| match (ip, port) {
+            (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
+            (a, Some(p)) => format!("{a}:{p}"),
+            (a, None) => a.to_string(),
+        };
+        write!(f, "{} > {} proto {}", end(self.src, self.src_port), end(self.dst, self.dst_port), self.protocol)?;
+        if self.protocol == crate::class::PROTO_TCP {
+            write!(f, " flags {:#04x}", self.tcp_flags)?;
+        }
+        if let Some(ttl) = self.ttl {
+            write!(f, " ttl {ttl}")?;
+        }
+        if let Some(len) = self.length {
+            write!(f, " len {len}")?;
+        }
+        if self.fragment {
+            f.write_str(" fragment")?;
+        }
+        Ok(())
     }
 }
 
@@ -162,7 +261,11 @@ pub const SIGNATURE_COVERAGE: f64 = 0.99;
 /// after the onset was reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Signature {
-    /// Destination: the host (/32, /128) or the attacked prefix.
+    /// Source: the protected host sending an outbound attack; `None` (any) for inbound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_prefix: Option<String>,
+    /// Destination: the host (/32, /128) or the attacked prefix; for an outbound attack the
+    /// remote prefix receiving 99 % of it, else `0.0.0.0/0` / `::/0`.
     pub dst_prefix: String,
     pub protocol: Option<u8>,
     pub src_port: Option<u16>,
@@ -175,6 +278,22 @@ pub struct Signature {
     pub packet_len: Option<(u32, u32)>,
     /// Packets the signature was computed from.
     pub sampled_packets: u64,
+    /// How much of the target's normal traffic the signature would also match, when the
+    /// target has a learned baseline.
+    pub collateral: Option<Collateral>,
+}
+
+/// Estimated legitimate traffic a signature would also drop: the target's learned per-class
+/// levels (recent, outside attacks) in the classes the signature matches. Ports other than
+/// reflector source ports are not tracked per host, so this is an upper bound.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Collateral {
+    /// The target's normal inbound packets per second.
+    pub baseline_pps: f64,
+    /// Of which the signature would match at most.
+    pub matching_pps: f64,
+    /// `matching_pps` as a percentage of `baseline_pps`.
+    pub percent: f64,
 }
 
 /// A key and its share of the attack's profiled packets.
@@ -186,15 +305,29 @@ pub struct Share<K> {
 }
 
 impl Profile {
+    /// Adds `packets` and `bytes` of `record`; `outbound` when the protected side is its source
+    /// (the remote side is then the destination).
     #[inline]
-    pub fn add(&mut self, record: &TrafficRecord, packets: u64, bytes: u64, hasher: &impl BuildHasher) {
+    pub fn add(
+        &mut self,
+        record: &TrafficRecord,
+        packets: u64,
+        bytes: u64,
+        outbound: bool,
+        hasher: &impl BuildHasher,
+    ) {
         if self.packets == 0 {
             self.first_ns = record.start.0;
         }
         self.packets = self.packets.saturating_add(packets);
         self.bytes = self.bytes.saturating_add(bytes);
         self.last_ns = self.last_ns.max(record.end.0);
-        self.sources.insert_hash(hasher.hash_one(record.src));
+        let remote = if outbound { record.dst } else { record.src };
+        self.remotes.insert_hash(hasher.hash_one(remote));
+        self.remote_prefixes.add(RemotePrefix::of(remote), packets);
+        if self.samples.len() < MAX_SAMPLES && matches!(record.source, RecordSource::Pcap | RecordSource::Sflow) {
+            self.samples.push(PacketSample::of(record));
+        }
         if let Some(port) = record.src_port {
             self.src_ports.add(port, packets);
         }
@@ -236,9 +369,12 @@ impl Profile {
         self.packets = self.packets.saturating_add(other.packets);
         self.bytes = self.bytes.saturating_add(other.bytes);
         self.last_ns = self.last_ns.max(other.last_ns);
-        for (a, b) in self.sources.registers.iter_mut().zip(other.sources.registers) {
+        for (a, b) in self.remotes.registers.iter_mut().zip(other.remotes.registers) {
             *a = (*a).max(b);
         }
+        self.remote_prefixes.merge(&other.remote_prefixes);
+        let room = MAX_SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(other.samples.iter().take(room).cloned());
         self.src_ports.merge(&other.src_ports);
         self.dst_ports.merge(&other.dst_ports);
         for (a, b) in self.protocols.iter_mut().zip(other.protocols) {
@@ -257,8 +393,19 @@ impl Profile {
         self.packets_with_len = self.packets_with_len.saturating_add(other.packets_with_len);
     }
 
-    pub fn distinct_sources(&self) -> u64 {
-        self.sources.estimate()
+    /// Estimated distinct remote addresses (sources inbound, destinations outbound).
+    pub fn distinct_remotes(&self) -> u64 {
+        self.remotes.estimate()
+    }
+
+    /// Heaviest remote prefixes (IPv4 /24, IPv6 /48).
+    pub fn top_remote_prefixes(&self, n: usize) -> Vec<Share<String>> {
+        self.remote_prefixes.top(n).into_iter().map(|(k, c)| self.share(k.net().to_string(), c)).collect()
+    }
+
+    /// Headers of the first packets profiled (packet sources only).
+    pub fn samples(&self) -> &[PacketSample] {
+        &self.samples
     }
 
     fn share<K>(&self, value: K, packets: u64) -> Share<K> {
@@ -309,7 +456,9 @@ impl Profile {
         mix.into_iter().map(|(v, c)| self.share(v, c)).collect()
     }
 
-    pub fn signature(&self, target: IpNet) -> Signature {
+    /// The signature of inbound traffic to `target`, or (`outbound`) of traffic from `target`
+    /// to whichever remote prefix carries 99 % of it (else anywhere).
+    pub fn signature(&self, target: IpNet, outbound: bool) -> Signature {
         let n = self.packets;
         let covers = |count: u64| n > 0 && count as f64 >= SIGNATURE_COVERAGE * n as f64;
         let protocol = (0..=255u8).find(|&p| covers(self.protocols[usize::from(p)]));
@@ -325,8 +474,19 @@ impl Profile {
         } else {
             None
         };
+        let (src_prefix, dst_prefix) = if outbound {
+            let any = match target {
+                IpNet::V4(_) => "0.0.0.0/0",
+                IpNet::V6(_) => "::/0",
+            };
+            let victim = self.remote_prefixes.dominant(SIGNATURE_COVERAGE, n);
+            (Some(target.to_string()), victim.map_or_else(|| any.to_owned(), |v| v.net().to_string()))
+        } else {
+            (None, target.to_string())
+        };
         Signature {
-            dst_prefix: target.to_string(),
+            src_prefix,
+            dst_prefix,
             protocol,
             src_port: self.src_ports.dominant(SIGNATURE_COVERAGE, n),
             dst_port: self.dst_ports.dominant(SIGNATURE_COVERAGE, n),
@@ -334,6 +494,7 @@ impl Profile {
             fragment,
             packet_len: self.length_range(),
             sampled_packets: n,
+            collateral: None,
         }
     }
 
@@ -418,17 +579,17 @@ mod tests {
                 ..TrafficRecord::EMPTY
             };
             if i % 2 == 0 {
-                a.add(&r, 1, 100, &h)
+                a.add(&r, 1, 100, false, &h)
             } else {
-                b.add(&r, 1, 100, &h)
+                b.add(&r, 1, 100, false, &h)
             }
-            whole.add(&r, 1, 100, &h);
+            whole.add(&r, 1, 100, false, &h);
         }
         a.merge(&b);
         assert_eq!((a.packets, a.bytes), (whole.packets, whole.bytes));
-        assert_eq!(a.distinct_sources(), whole.distinct_sources());
+        assert_eq!(a.distinct_remotes(), whole.distinct_remotes());
         let t = "192.0.2.1/32".parse().unwrap();
-        assert_eq!(a.signature(t), whole.signature(t));
+        assert_eq!(a.signature(t, false), whole.signature(t, false));
         assert_eq!(a.top_src_ports(1), whole.top_src_ports(1));
     }
 
@@ -450,15 +611,15 @@ mod tests {
                 packet_len: Some(40 + i % 20),
                 ..TrafficRecord::EMPTY
             };
-            p.add(&r, 1, 60, &h);
+            p.add(&r, 1, 60, false, &h);
         }
-        let s = p.signature("198.51.100.10/32".parse().unwrap());
+        let s = p.signature("198.51.100.10/32".parse().unwrap(), false);
         assert_eq!(
             (s.protocol, s.dst_port, s.src_port, s.tcp_flags, s.fragment),
             (Some(6), Some(80), None, Some(2), Some(false))
         );
         assert_eq!(s.packet_len, Some((32, 63)));
-        let e = p.distinct_sources();
+        let e = p.distinct_remotes();
         assert!((900..=1100).contains(&e), "{e}");
         assert_eq!(p.protocol_mix()[0].percent, 100.0);
     }

@@ -103,6 +103,7 @@ impl Thresholds {
             icmp_pps: scale(self.icmp_pps),
             fragment_pps: scale(self.fragment_pps),
             amplification_pps: scale(self.amplification_pps),
+            new_flows: scale(self.new_flows),
         }
     }
 }

@@ -34,6 +34,7 @@ fn ended(events: &[AttackEvent]) -> Vec<&Attack> {
 fn target_matches(attack: &Attack, truth_target: &str) -> bool {
     match attack.target_kind {
         TargetKind::Host => attack.target == truth_target,
+        TargetKind::Group => false,
         TargetKind::Prefix => {
             let net: IpNet = attack.target.parse().unwrap();
             let truth_net: IpNet =

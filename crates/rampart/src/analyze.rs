@@ -150,7 +150,12 @@ fn write_html(
     attacks: &[Attack],
     path: &std::path::Path,
 ) -> Result<()> {
-    let mut series = crate::html::TargetSeries::new(attacks.iter().map(|a| a.target.as_str()));
+    let attacks: Vec<serde_json::Value> = attacks
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .context("cannot serialize attacks")?;
+    let mut series = crate::html::TargetSeries::new(&attacks);
     let file = File::open(capture).with_context(|| format!("cannot open capture {name}"))?;
     let records = CaptureRecords::new(file).with_context(|| format!("cannot read capture {name}"))?;
     for record in records {
@@ -160,23 +165,23 @@ fn write_html(
             Err(_) => break,
         }
     }
-    let attacks: Vec<serde_json::Value> = attacks
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()
-        .context("cannot serialize attacks")?;
     let html = crate::html::render(name, &attacks, &series);
     std::fs::write(path, html).with_context(|| format!("cannot write HTML report {}", path.display()))?;
     Ok(())
 }
 
 /// "80 57.4%, 443 30.4%": each value (as `label` writes it) with its share of the packets.
-fn shares<K: Copy>(list: &[rampart_detect::Share<K>], label: impl Fn(K) -> String) -> String {
-    list.iter().map(|s| format!("{} {:.1}%", label(s.value), s.percent)).collect::<Vec<_>>().join(", ")
+fn shares<K: Clone>(list: &[rampart_detect::Share<K>], label: impl Fn(K) -> String) -> String {
+    list.iter().map(|s| format!("{} {:.1}%", label(s.value.clone()), s.percent)).collect::<Vec<_>>().join(", ")
 }
 
 fn vectors(attack: &Attack) -> String {
     attack.vectors.iter().map(|v| v.name()).collect::<Vec<_>>().join(",")
+}
+
+/// A unit enum's JSON name (`inbound`, `host`, `mitigate`).
+fn json_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &EngineStats) -> io::Result<()> {
@@ -209,6 +214,14 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
     for a in attacks {
         writeln!(out)?;
         writeln!(out, "attack {}: {} ({})", a.id, a.target, vectors(a))?;
+        let group_note = a.group.as_ref().map(|g| format!(", group {g}")).unwrap_or_default();
+        writeln!(
+            out,
+            "  scope        {} {}{group_note}, policy {}",
+            json_name(&a.direction),
+            json_name(&a.target_kind),
+            json_name(&a.policy)
+        )?;
         writeln!(out, "  why          {}", a.explanation)?;
         writeln!(out, "  when         {:.6} to {:.6} ({:.1} s)", a.start, a.end, a.end - a.start)?;
         writeln!(
@@ -219,7 +232,16 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             group(a.peak_pps),
             a.peak_bps as f64 / 1e6
         )?;
-        writeln!(out, "  sources      ~{} distinct", group(a.distinct_sources))?;
+        match a.distinct_destinations {
+            Some(d) => writeln!(out, "  destinations ~{} distinct", group(d))?,
+            None => writeln!(out, "  sources      ~{} distinct", group(a.distinct_sources))?,
+        }
+        if !a.top_src_prefixes.is_empty() {
+            writeln!(out, "  src prefixes {}", shares(&a.top_src_prefixes, |v| v))?;
+        }
+        if !a.top_dst_prefixes.is_empty() {
+            writeln!(out, "  dst prefixes {}", shares(&a.top_dst_prefixes, |v| v))?;
+        }
         writeln!(out, "  src ports    {}", shares(&a.top_src_ports, |v| v.to_string()))?;
         writeln!(out, "  dst ports    {}", shares(&a.top_dst_ports, |v| v.to_string()))?;
         writeln!(out, "  protocols    {}", shares(&a.protocols, |v| v.to_string()))?;
@@ -232,8 +254,12 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
         if !a.packet_lengths.is_empty() {
             writeln!(out, "  lengths      {}", shares(&a.packet_lengths, |v| format!("{v}-{}", v + 15)))?;
         }
+        for sample in &a.sample_headers {
+            writeln!(out, "  packet       {sample}")?;
+        }
         let s = &a.signature;
-        let mut fields = vec![format!("dst {}", s.dst_prefix)];
+        let mut fields: Vec<String> = s.src_prefix.iter().map(|p| format!("src {p}")).collect();
+        fields.push(format!("dst {}", s.dst_prefix));
         if let Some(p) = s.protocol {
             fields.push(format!("proto {p}"));
         }
@@ -255,6 +281,13 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             fields.push(format!("length {lo}-{hi}"));
         }
         writeln!(out, "  signature    {}", fields.join(", "))?;
+        if let Some(c) = &s.collateral {
+            writeln!(
+                out,
+                "  collateral   at most {:.0} of the target's normal {:.0} pps ({:.1}%) also match",
+                c.matching_pps, c.baseline_pps, c.percent
+            )?;
+        }
     }
     Ok(())
 }

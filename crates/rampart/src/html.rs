@@ -8,28 +8,27 @@ use std::net::IpAddr;
 use rampart_telemetry::TrafficRecord;
 use serde_json::Value;
 
-/// An attack target as a matcher: a host, or a prefix.
+/// One network of an attack target.
 #[derive(Debug, Clone)]
-struct TargetMatcher {
-    label: String,
-    network: IpAddr,
+struct Network {
+    addr: IpAddr,
     prefix_len: u8,
 }
 
-impl TargetMatcher {
-    fn parse(target: &str) -> Option<Self> {
-        let (addr, len) = match target.split_once('/') {
+impl Network {
+    fn parse(text: &str) -> Option<Self> {
+        let (addr, len) = match text.split_once('/') {
             Some((addr, len)) => (addr.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
             None => {
-                let addr = target.parse::<IpAddr>().ok()?;
+                let addr = text.parse::<IpAddr>().ok()?;
                 (addr, if addr.is_ipv4() { 32 } else { 128 })
             }
         };
-        Some(Self { label: target.to_string(), network: addr, prefix_len: len })
+        Some(Self { addr, prefix_len: len })
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
+        match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let len = u32::from(self.prefix_len.min(32));
                 let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
@@ -45,7 +44,41 @@ impl TargetMatcher {
     }
 }
 
-/// Per-second inbound packets and bytes towards each attacked target, for the charts.
+/// An attack target as a matcher: its networks (a host, a prefix, a group's prefixes) and
+/// the direction of its traffic.
+#[derive(Debug, Clone)]
+struct TargetMatcher {
+    label: String,
+    networks: Vec<Network>,
+    outbound: bool,
+}
+
+impl TargetMatcher {
+    /// From an attack as JSON: outbound attacks chart what the host sent, group attacks
+    /// their prefixes (the signature's destination).
+    fn of(attack: &Value) -> Option<Self> {
+        let outbound = attack["direction"] == "outbound";
+        let networks = if attack["target_kind"] == "group" {
+            attack["signature"]["dst_prefix"].as_str()?.split(',').filter_map(Network::parse).collect()
+        } else {
+            vec![Network::parse(attack["target"].as_str()?)?]
+        };
+        Some(Self { label: series_label(attack), networks, outbound })
+    }
+
+    fn matches(&self, record: &TrafficRecord) -> bool {
+        let ip = if self.outbound { record.src } else { record.dst };
+        self.networks.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// The key of an attack's series: its direction and target.
+fn series_label(attack: &Value) -> String {
+    format!("{} {}", attack["direction"].as_str().unwrap_or("inbound"), attack["target"].as_str().unwrap_or("?"))
+}
+
+/// Per-second packets and bytes of each attacked target (inbound to it, or sent by it for
+/// outbound attacks), for the charts.
 #[derive(Debug, Default)]
 pub struct TargetSeries {
     targets: Vec<TargetMatcher>,
@@ -54,13 +87,12 @@ pub struct TargetSeries {
 }
 
 impl TargetSeries {
-    /// Targets as the attacks name them (`198.51.100.10`, `198.51.100.0/24`); unparsable ones
-    /// are ignored.
-    pub fn new<'a>(targets: impl IntoIterator<Item = &'a str>) -> Self {
+    /// The targets of `attacks` (as JSON); targets without an address are ignored.
+    pub fn new(attacks: &[Value]) -> Self {
         let mut matchers: Vec<TargetMatcher> = Vec::new();
-        for target in targets {
-            if !matchers.iter().any(|m| m.label == target)
-                && let Some(matcher) = TargetMatcher::parse(target)
+        for attack in attacks {
+            if let Some(matcher) = TargetMatcher::of(attack)
+                && !matchers.iter().any(|m| m.label == matcher.label)
             {
                 matchers.push(matcher);
             }
@@ -71,7 +103,7 @@ impl TargetSeries {
 
     pub fn add(&mut self, record: &TrafficRecord) {
         for (index, target) in self.targets.iter().enumerate() {
-            if target.contains(record.dst) {
+            if target.matches(record) {
                 let point = self.points[index].entry(record.start.secs()).or_default();
                 point.0 += record.scaled_packets();
                 point.1 += record.scaled_bytes();
@@ -79,8 +111,9 @@ impl TargetSeries {
         }
     }
 
-    fn series(&self, target: &str) -> Option<&BTreeMap<u64, (u64, u64)>> {
-        self.targets.iter().position(|t| t.label == target).map(|i| &self.points[i])
+    fn series(&self, attack: &Value) -> Option<&BTreeMap<u64, (u64, u64)>> {
+        let label = series_label(attack);
+        self.targets.iter().position(|t| t.label == label).map(|i| &self.points[i])
     }
 }
 
@@ -128,7 +161,7 @@ pub fn render(capture: &str, attacks: &[Value], series: &TargetSeries) -> String
         if let Some(explanation) = attack["explanation"].as_str() {
             let _ = write!(html, "<p>{}</p>", escape(explanation));
         }
-        if let Some(points) = series.series(target) {
+        if let Some(points) = series.series(attack) {
             let start = attack["start"].as_f64().unwrap_or(0.0);
             let end = attack["end"].as_f64().unwrap_or(start);
             html.push_str(&chart("packets per second", points, |p| p.0 as f64, start, end));
@@ -254,13 +287,36 @@ mod tests {
 
     #[test]
     fn prefixes_and_hosts_match() {
-        let prefix = TargetMatcher::parse("198.51.100.0/24").unwrap();
+        let prefix = Network::parse("198.51.100.0/24").unwrap();
         assert!(prefix.contains("198.51.100.77".parse().unwrap()));
         assert!(!prefix.contains("198.51.101.1".parse().unwrap()));
-        let host = TargetMatcher::parse("2001:db8::1").unwrap();
+        let host = Network::parse("2001:db8::1").unwrap();
         assert!(host.contains("2001:db8::1".parse().unwrap()));
         assert!(!host.contains("2001:db8::2".parse().unwrap()));
-        assert!(TargetMatcher::parse("not an address").is_none());
+        assert!(Network::parse("not an address").is_none());
+    }
+
+    #[test]
+    fn series_follow_direction_and_group_prefixes() {
+        let record = |src: [u8; 4], dst: [u8; 4]| TrafficRecord {
+            src: IpAddr::from(src),
+            dst: IpAddr::from(dst),
+            packets: 1,
+            bytes: 100,
+            ..TrafficRecord::EMPTY
+        };
+        let attacks = [
+            serde_json::json!({"target": "198.51.100.66", "direction": "outbound", "target_kind": "host"}),
+            serde_json::json!({"target": "web", "direction": "inbound", "target_kind": "group",
+                "signature": {"dst_prefix": "198.51.100.0/28,198.51.100.64/28"}}),
+        ];
+        let mut series = TargetSeries::new(&attacks);
+        series.add(&record([198, 51, 100, 66], [203, 0, 113, 1]));
+        series.add(&record([203, 0, 113, 1], [198, 51, 100, 66]));
+        series.add(&record([203, 0, 113, 1], [198, 51, 100, 70]));
+        series.add(&record([203, 0, 113, 1], [198, 51, 100, 2]));
+        assert_eq!(series.series(&attacks[0]).map(|p| p[&0]), Some((1, 100)));
+        assert_eq!(series.series(&attacks[1]).map(|p| p[&0]), Some((3, 300)));
     }
 
     #[test]
@@ -271,7 +327,12 @@ mod tests {
 
     #[test]
     fn report_is_self_contained_and_escaped() {
-        let mut series = TargetSeries::new(["198.51.100.10"]);
+        let attack = serde_json::json!({
+            "target": "198.51.100.10", "vectors": ["syn_flood"], "start": 102.0, "end": 108.0,
+            "peak_pps": 1000, "peak_bps": 480000, "packets": 6000, "bytes": 360000,
+            "explanation": "pps 1000 > 500 <script>", "signature": {"protocol": 6}
+        });
+        let mut series = TargetSeries::new(std::slice::from_ref(&attack));
         for second in 100..110u64 {
             series.add(&TrafficRecord {
                 start: UnixNanos::from_secs(second),
@@ -282,11 +343,6 @@ mod tests {
                 ..TrafficRecord::EMPTY
             });
         }
-        let attack = serde_json::json!({
-            "target": "198.51.100.10", "vectors": ["syn_flood"], "start": 102.0, "end": 108.0,
-            "peak_pps": 1000, "peak_bps": 480000, "packets": 6000, "bytes": 360000,
-            "explanation": "pps 1000 > 500 <script>", "signature": {"protocol": 6}
-        });
         let html = render("x<y>.pcap", &[attack], &series);
         assert!(html.contains("<svg") && html.contains("polyline"));
         assert!(html.contains("x&lt;y&gt;.pcap") && html.contains("&lt;script&gt;"));

@@ -2,6 +2,7 @@
 //! which advances the engine by the wall clock; events are stored (durably, with persistent
 //! ids), then printed as JSON lines, queued for the webhook and counted in the metrics.
 
+mod baselines;
 mod config;
 mod http;
 mod metrics;
@@ -192,6 +193,14 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
 
     let protected = detect.protected.clone();
     let mut engine = Engine::new(detect);
+    if engine.config().baseline.enabled {
+        baselines::load(&mut engine, &daemon.data_dir);
+    }
+    let mut save_baselines = tokio::time::interval_at(
+        tokio::time::Instant::now() + baselines::SAVE_EVERY,
+        baselines::SAVE_EVERY,
+    );
+    save_baselines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rate = RateMeter::default();
     let mut tick = tokio::time::interval(daemon.advance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,6 +231,21 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
                 if let Ok(mut stats) = metrics.engine.lock() {
                     stats.clone_from(engine.stats());
                 }
+                if let Ok(mut traffic) = metrics.traffic.lock() {
+                    traffic.0 = engine.rates();
+                    traffic.1.clear();
+                    traffic.1.extend(engine.group_rates().map(|(name, rates)| (name.to_owned(), rates)));
+                }
+            }
+            _ = save_baselines.tick(), if engine.config().baseline.enabled => {
+                // Serialized here, written off the engine task.
+                let snapshot = engine.baseline_snapshot();
+                let dir = daemon.data_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = baselines::save(&dir, &snapshot) {
+                        eprintln!("rampart: cannot save baselines in {}: {e}", dir.display());
+                    }
+                });
             }
             signal = &mut shutdown => {
                 eprintln!("{signal}: stopping");
@@ -241,6 +265,15 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     let last = engine.finish();
     if !last.is_empty() {
         let _ = events_tx.send(last);
+    }
+    if engine.config().baseline.enabled {
+        let snapshot = engine.baseline_snapshot();
+        let dir = daemon.data_dir.clone();
+        match tokio::task::spawn_blocking(move || baselines::save(&dir, &snapshot)).await {
+            Ok(Ok(())) => eprintln!("baselines saved in {}", baselines::path(&daemon.data_dir).display()),
+            Ok(Err(e)) => eprintln!("rampart: cannot save baselines in {}: {e}", daemon.data_dir.display()),
+            Err(e) => eprintln!("rampart: baseline saver: {e}"),
+        }
     }
     drop(events_tx);
     let output = tokio::task::spawn_blocking(move || output.join());

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rampart_detect::EngineStats;
+use rampart_detect::{EngineStats, TrafficRates};
 use rampart_ingest::CollectorKind;
 use rampart_telemetry::{DatagramDecoder, Exporter, ExporterStats, TrafficRecord, UnixNanos};
 
@@ -53,7 +53,14 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     pub inbound_pps: AtomicU64,
     pub inbound_bps: AtomicU64,
+    /// Rates of the engine's last closed second: all protected hosts, then each group.
+    pub traffic: Mutex<(TrafficRates, Vec<(String, TrafficRates)>)>,
     pub webhook: Option<Arc<WebhookStats>>,
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Tracks which vectors each ongoing attack has been counted for, and the active count.
@@ -297,6 +304,39 @@ pub fn render(metrics: &Metrics) -> String {
         "Inbound IP bits in the last whole second (sampling-scaled).",
     );
     let _ = writeln!(out, "rampart_inbound_bits_per_second {}", metrics.inbound_bps.load(Ordering::Relaxed));
+    let (all, groups) = metrics.traffic.lock().map(|t| t.clone()).unwrap_or_default();
+    let scopes: Vec<(String, TrafficRates)> = std::iter::once(("all".to_owned(), all))
+        .chain(groups.into_iter().map(|(name, rates)| (format!("group:{name}"), rates)))
+        .collect();
+    type RateGetter = fn(&TrafficRates) -> (u64, u64);
+    let rate_families: [(&str, &str, RateGetter); 3] = [
+        ("packets", "Packets", |r| (r.inbound_pps, r.outbound_pps)),
+        ("bits", "IP bits", |r| (r.inbound_bps, r.outbound_bps)),
+        ("new_flows", "New flows", |r| (r.inbound_flows, r.outbound_flows)),
+    ];
+    for (name, what, get) in rate_families {
+        let metric = format!("rampart_traffic_{name}_per_second");
+        let help = format!(
+            "{what} per second to (inbound) and from (outbound) protected hosts in the engine's last closed \
+             second, for all of them (scope=\"all\") and per host group (sampling-scaled)."
+        );
+        family(&mut out, &metric, "gauge", &help);
+        for (scope, rates) in &scopes {
+            let (inbound, outbound) = get(rates);
+            let scope = label_value(scope);
+            let _ = writeln!(out, "{metric}{{scope=\"{scope}\",direction=\"inbound\"}} {inbound}");
+            let _ = writeln!(out, "{metric}{{scope=\"{scope}\",direction=\"outbound\"}} {outbound}");
+        }
+    }
+    family(&mut out, "rampart_baseline_keys", "gauge", "Hosts and groups with a learned baseline.");
+    let _ = writeln!(out, "rampart_baseline_keys {}", engine.baseline_keys);
+    family(
+        &mut out,
+        "rampart_baseline_untracked_total",
+        "counter",
+        "Hosts not baselined because the baseline table was full.",
+    );
+    let _ = writeln!(out, "rampart_baseline_untracked_total {}", engine.baseline_untracked);
     if let Some(webhook) = &metrics.webhook {
         let webhook_counters = [
             ("delivered", "Events delivered to the webhook.", &webhook.delivered),
@@ -350,10 +390,23 @@ mod tests {
         assert!(text.contains(
             "rampart_decoder_decode_errors_total{collector=\"sflow\",listen=\"127.0.0.1:6343\"} 2\n"
         ));
+        assert!(text.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<u64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn group_rates_are_labelled_and_escaped() {
+        let metrics = Metrics::default();
+        let web = TrafficRates { inbound_pps: 1280, outbound_bps: 8_000, ..TrafficRates::default() };
+        *metrics.traffic.lock().unwrap() = (web, vec![("web \"front\"".to_owned(), web)]);
+        let text = render(&metrics);
+        assert!(text.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"} 1280\n"));
+        assert!(text.contains(
+            "rampart_traffic_bits_per_second{scope=\"group:web \\\"front\\\"\",direction=\"outbound\"} 8000\n"
+        ), "{text}");
     }
 
     #[test]

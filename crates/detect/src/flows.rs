@@ -1,0 +1,147 @@
+//! New-flow counting in fixed memory.
+//!
+//! TCP needs no state: a SYN without ACK opens a connection (for flow records, whose flags are
+//! the OR of every packet's, a SYN bit means the flow began inside the record). Other protocols
+//! have no handshake, so a 5-tuple is new when it was not seen in the last
+//! [`FLOW_IDLE_SECS`]. The table is direct-mapped: one 8-byte slot per hash bucket holding a
+//! 32-bit fingerprint and the second last seen. A collision evicts the older flow, which then
+//! counts as new once more: memory stays fixed under a flood of millions of spoofed tuples,
+//! and such a flood is all new flows anyway.
+
+use std::hash::BuildHasher;
+
+use rampart_telemetry::{Fragment, RecordSource, TrafficRecord};
+
+use crate::class::{PROTO_TCP, TCP_ACK, TCP_SYN};
+
+/// A non-TCP 5-tuple idle for longer than this starts a new flow.
+pub const FLOW_IDLE_SECS: u32 = 60;
+
+/// The table of recently seen non-TCP flows.
+#[derive(Debug)]
+pub struct NewFlows {
+    slots: Vec<u64>,
+    mask: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl NewFlows {
+    /// A table of `entries` slots (rounded up to a power of two, at least 1).
+    pub fn new(entries: usize) -> Self {
+        let entries = entries.max(1).next_power_of_two();
+        NewFlows {
+            slots: vec![0; entries],
+            mask: entries - 1,
+            hasher: foldhash::fast::FixedState::with_seed(0xf10e),
+        }
+    }
+
+    /// Bytes of the table.
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<u64>()
+    }
+
+    /// New flows `record` starts at `second`, scaled by its sampling rate (a sampled new flow
+    /// stands for `rate` of them).
+    #[inline]
+    pub fn count(&mut self, record: &TrafficRecord, second: u64) -> u64 {
+        let rate = u64::from(record.sampling_rate.max(1));
+        let is_flow = matches!(record.source, RecordSource::NetflowV5 | RecordSource::NetflowV9 | RecordSource::Ipfix);
+        if record.protocol == PROTO_TCP && record.fragment != Fragment::NonInitial {
+            let syn = record.tcp_flags & TCP_SYN != 0;
+            return if is_flow {
+                if syn { rate } else { 0 }
+            } else if syn && record.tcp_flags & TCP_ACK == 0 {
+                record.packets.saturating_mul(rate)
+            } else {
+                0
+            };
+        }
+        let hash = self.hasher.hash_one((record.src, record.dst, record.protocol, record.src_port, record.dst_port));
+        let index = (hash as usize) & self.mask;
+        // Fingerprint from the bits the index did not use; never 0 so an empty slot never matches.
+        let fingerprint = ((hash >> 32) as u32) | 1;
+        let now = second as u32;
+        let Some(slot) = self.slots.get_mut(index) else { return 0 };
+        let (seen_fingerprint, seen_at) = ((*slot >> 32) as u32, *slot as u32);
+        let known = seen_fingerprint == fingerprint && now.wrapping_sub(seen_at) <= FLOW_IDLE_SECS;
+        // Keep the latest time: flows may arrive a little out of order.
+        let latest = if known && seen_at.wrapping_sub(now) < FLOW_IDLE_SECS { seen_at } else { now };
+        *slot = (u64::from(fingerprint) << 32) | u64::from(latest);
+        if known { 0 } else { rate }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    fn udp(src: [u8; 4], port: u16) -> TrafficRecord {
+        TrafficRecord {
+            src: IpAddr::from(src),
+            dst: IpAddr::from([198, 51, 100, 1]),
+            protocol: 17,
+            src_port: Some(port),
+            dst_port: Some(53),
+            packets: 1,
+            bytes: 80,
+            ..TrafficRecord::EMPTY
+        }
+    }
+
+    #[test]
+    fn udp_tuples_are_new_once_per_idle_period() {
+        let mut t = NewFlows::new(1 << 16);
+        let r = udp([203, 0, 113, 1], 5000);
+        assert_eq!(t.count(&r, 100), 1);
+        assert_eq!(t.count(&r, 100), 0);
+        assert_eq!(t.count(&r, 150), 0);
+        // Seen at 150: still known at 210, new again after a minute of silence.
+        assert_eq!(t.count(&r, 210), 0);
+        assert_eq!(t.count(&r, 271), 1);
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 5001), 271), 1);
+        assert_eq!(t.count(&TrafficRecord { sampling_rate: 100, ..udp([203, 0, 113, 2], 1) }, 271), 100);
+    }
+
+    #[test]
+    fn tcp_counts_syns_without_state() {
+        let mut t = NewFlows::new(1024);
+        let syn = TrafficRecord { protocol: 6, tcp_flags: 0x02, ..udp([203, 0, 113, 1], 1) };
+        assert_eq!(t.count(&syn, 1), 1);
+        assert_eq!(t.count(&syn, 1), 1, "every SYN opens a connection attempt");
+        assert_eq!(t.count(&TrafficRecord { tcp_flags: 0x12, ..syn }, 1), 0, "SYN-ACK answers one");
+        assert_eq!(t.count(&TrafficRecord { tcp_flags: 0x10, ..syn }, 1), 0);
+        // A flow record whose OR-ed flags hold SYN began inside the record.
+        let flow = TrafficRecord { tcp_flags: 0x1b, packets: 40, source: RecordSource::Ipfix, ..syn };
+        assert_eq!(t.count(&flow, 1), 1);
+        assert_eq!(t.count(&TrafficRecord { tcp_flags: 0x18, ..flow }, 1), 0);
+    }
+
+    #[test]
+    fn a_spoofed_flood_keeps_memory_fixed() {
+        let mut t = NewFlows::new(4096);
+        let bytes = t.bytes();
+        let mut new = 0;
+        for i in 0..1_000_000u32 {
+            new += t.count(&udp(i.to_be_bytes(), (i % 65_536) as u16), 7);
+        }
+        assert_eq!(t.bytes(), bytes);
+        assert!(new >= 999_000, "{new}");
+    }
+
+    proptest! {
+        #[test]
+        fn never_more_than_the_scaled_packets(
+            records in prop::collection::vec((any::<[u8; 4]>(), any::<u16>(), any::<u8>(), any::<u8>(), 0u64..5, 1u32..1000, 0u64..400), 0..300)
+        ) {
+            let mut t = NewFlows::new(64);
+            for (src, port, protocol, flags, packets, rate, second) in records {
+                let r = TrafficRecord { protocol, tcp_flags: flags, packets, sampling_rate: rate, ..udp(src, port) };
+                let n = t.count(&r, second);
+                prop_assert!(n <= packets.max(1) * u64::from(rate));
+            }
+        }
+    }
+}
