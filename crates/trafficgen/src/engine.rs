@@ -5,13 +5,15 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::GenError;
 use crate::params::{
-    DEFAULT_BULK_SERVER, DEFAULT_TARGET_V4, DEFAULT_TARGET_V6, GenParams, Window, secs_to_ns,
+    DEFAULT_BULK_SERVER, DEFAULT_COMPROMISED_HOST, DEFAULT_DNS_SERVER, DEFAULT_TARGET_V4, DEFAULT_TARGET_V6,
+    DNS_ABUSE_VICTIM, GenParams, OUTBOUND_SYN_VICTIM, Window, secs_to_ns,
 };
 use crate::pcap::{LINKTYPE_ETHERNET, PcapWriter};
 use crate::rng::Rand;
 use crate::scenario::{AmplificationVector, Scenario};
 use crate::source::bulk::{BULK_CLIENT, Bulk};
 use crate::source::flood::{Flood, FloodKind, FloodSpec, Targets};
+use crate::source::outbound::{Outbound, OutboundKind, OutboundSpec};
 use crate::source::web::{CLIENT_PREFIXES, SERVER_PREFIXES, Web};
 use crate::source::{NOISE_LEN, Source};
 use crate::truth::{
@@ -22,16 +24,21 @@ use crate::wire::{self, BUF_LEN};
 
 /// Most attack entries a plan may create (pulse waves create one per burst).
 const MAX_ATTACK_ENTRIES: u64 = 100_000;
-/// Random streams: 0 = payload noise, 1 = web, 2 = bulk, 16.. = floods.
+/// Random streams: 0 = payload noise, 1 = web, 2 = bulk, 3 = outbound attack, 16.. = floods.
 const STREAM_NOISE: u64 = 0;
 const STREAM_WEB: u64 = 1;
 const STREAM_BULK: u64 = 2;
+const STREAM_OUTBOUND: u64 = 3;
 const STREAM_FLOOD: u64 = 16;
 
 #[derive(Debug, Clone)]
 struct AttackInfo {
     vector: AttackVector,
+    direction: Direction,
+    /// The protected side: attacked host or prefix (inbound), sending host (outbound).
     target: String,
+    /// The outside victim of an outbound attack.
+    victim: Option<String>,
     ip_version: u8,
     ip_protocol: u8,
     source_port: Option<u16>,
@@ -125,7 +132,9 @@ impl Plan {
         };
         let info = AttackInfo {
             vector,
+            direction: Direction::Inbound,
             target: target_str,
+            victim: None,
             ip_version: if ph.v6 { 6 } else { 4 },
             ip_protocol,
             source_port,
@@ -159,6 +168,53 @@ impl Plan {
         self.sources.push(Source::Flood(Box::new(Flood::new(p.seed, stream, spec))));
         Ok(())
     }
+
+    /// The attack of `outbound_syn_flood` or `dns_reflector_abuse`, sent from `p.target` (or the
+    /// scenario's default protected host) over the attack window.
+    fn add_outbound(&mut self, p: &GenParams, w: Window, kind: OutboundKind) {
+        let (default_host, victim, vector, ip_protocol, source_port, reflectors) = match kind {
+            OutboundKind::SynFlood => (
+                DEFAULT_COMPROMISED_HOST,
+                OUTBOUND_SYN_VICTIM,
+                AttackVector::SynFlood,
+                wire::PROTO_TCP,
+                None,
+                None,
+            ),
+            // The abused server is the one reflector, answering from port 53.
+            OutboundKind::DnsReflector => (
+                DEFAULT_DNS_SERVER,
+                DNS_ABUSE_VICTIM,
+                AttackVector::DnsAmplification,
+                wire::PROTO_UDP,
+                Some(53),
+                Some(1),
+            ),
+        };
+        let host = target_v4(p, default_host);
+        let tag = self.tags.len();
+        self.tags.push(TagInfo::Attack(AttackInfo {
+            vector,
+            direction: Direction::Outbound,
+            target: wire::ip_to_string_v4(host),
+            victim: Some(victim.to_string()),
+            ip_version: 4,
+            ip_protocol,
+            source_port,
+            reflectors,
+            spoofed: false,
+        }));
+        let spec = OutboundSpec {
+            kind,
+            host,
+            victim: victim.into(),
+            start: w.attack_start,
+            end: w.attack_end,
+            pps: p.attack_pps,
+            tag,
+        };
+        self.sources.push(Source::Outbound(Box::new(Outbound::new(p.seed, STREAM_OUTBOUND, spec))));
+    }
 }
 
 /// The flood shape of a single-attack scenario.
@@ -177,7 +233,11 @@ fn single_attack(scenario: Scenario) -> Option<(FloodKind, bool, bool)> {
         Scenario::UdpFloodV6 => (FloodKind::Udp, true, false),
         Scenario::IcmpFloodV6 => (FloodKind::Icmp, true, false),
         Scenario::CarpetBombingV6 => (FloodKind::Udp, true, true),
-        Scenario::BenignWeb | Scenario::BulkOutbound | Scenario::Mixed => return None,
+        Scenario::BenignWeb
+        | Scenario::BulkOutbound
+        | Scenario::OutboundSynFlood
+        | Scenario::DnsReflectorAbuse
+        | Scenario::Mixed => return None,
     })
 }
 
@@ -210,6 +270,8 @@ fn build_plan(scenario: Scenario, p: &GenParams, w: Window) -> Result<Plan, GenE
                 plan.sources.push(Source::Bulk(Box::new(bulk)));
             }
         }
+        Scenario::OutboundSynFlood => plan.add_outbound(p, w, OutboundKind::SynFlood),
+        Scenario::DnsReflectorAbuse => plan.add_outbound(p, w, OutboundKind::DnsReflector),
         Scenario::Mixed => {
             let base = target_v4(p, DEFAULT_TARGET_V4);
             let host = |i: u32| u128::from((base & !0xff) | (base.wrapping_add(i) & 0xff));
@@ -327,8 +389,9 @@ fn assemble(
         match info {
             TagInfo::Attack(a) if tc.totals.packets > 0 => attacks.push(AttackTruth {
                 vector: a.vector,
-                direction: Direction::Inbound,
+                direction: a.direction,
                 target: a.target.clone(),
+                victim: a.victim.clone(),
                 ip_version: a.ip_version,
                 ip_protocol: a.ip_protocol,
                 source_port: a.source_port,
@@ -340,6 +403,7 @@ fn assemble(
                 end_ns: tc.last_ns,
                 packets: tc.totals.packets,
                 bytes: tc.totals.bytes,
+                outbound: (a.direction == Direction::Outbound).then_some(tc.outbound),
             }),
             TagInfo::Attack(_) => {}
             TagInfo::Web => {

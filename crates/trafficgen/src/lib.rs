@@ -14,7 +14,10 @@
 //!   (198.51.100.10, 2001:db8:100::10) also receive benign traffic;
 //! - benign clients: 203.0.113.0/24, 192.0.2.0/24 and 2001:db8:200::/48;
 //! - spoofed IPv4 attack sources: anywhere in 1.0.0.0-223.255.255.255 except 127/8;
-//!   IPv6 attack sources: 2001:db8:ffff::/48; reflectors: a fixed random set per seed.
+//!   IPv6 attack sources: 2001:db8:ffff::/48; reflectors: a fixed random set per seed;
+//! - outbound attacks (sent by a protected host, so `direction: outbound` in the truth):
+//!   198.51.100.66 SYN-floods 203.0.113.10:443 (`outbound_syn_flood`); the DNS server
+//!   198.51.100.53 answers queries spoofed from 203.0.113.77 (`dns_reflector_abuse`).
 //!
 //! Frames shorter than 60 bytes are zero-padded as on the wire; byte counts in the truth are
 //! always IP-layer bytes (IPv4 total length, or 40 + payload length for IPv6).
@@ -41,8 +44,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use params::{
-    DEFAULT_BULK_SERVER, DEFAULT_START_UNIX, DEFAULT_TARGET_V4, DEFAULT_TARGET_V6, GenParams,
-    MAX_DURATION_SECS, MAX_PPS,
+    DEFAULT_BULK_SERVER, DEFAULT_COMPROMISED_HOST, DEFAULT_DNS_SERVER, DEFAULT_START_UNIX, DEFAULT_TARGET_V4,
+    DEFAULT_TARGET_V6, DNS_ABUSE_VICTIM, GenParams, MAX_DURATION_SECS, MAX_PPS, OUTBOUND_SYN_VICTIM,
 };
 pub use pcap::PcapWriter;
 pub use scenario::{AmplificationVector, Scenario, UnknownScenario};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::GenError;
 use crate::scenario::Scenario;
+use crate::wire;
 
 /// Default capture start: 2026-01-01T00:00:00Z, so files are reproducible.
 pub const DEFAULT_START_UNIX: u64 = 1_767_225_600;
@@ -16,6 +17,16 @@ pub const DEFAULT_TARGET_V6: std::net::Ipv6Addr =
     std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
 /// Default protected server of the `bulk_outbound` transfer.
 pub const DEFAULT_BULK_SERVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 20);
+/// Default compromised protected host sending the `outbound_syn_flood` (no web server lives
+/// there, so its outbound traffic is the attack alone).
+pub const DEFAULT_COMPROMISED_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 66);
+/// Outside victim of `outbound_syn_flood` (port 443).
+pub const OUTBOUND_SYN_VICTIM: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 10);
+/// Default protected DNS server abused as a reflector by `dns_reflector_abuse`.
+pub const DEFAULT_DNS_SERVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 53);
+/// Outside victim of `dns_reflector_abuse`: the spoofed source of the queries, so the receiver
+/// of the answers.
+pub const DNS_ABUSE_VICTIM: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 77);
 
 /// Longest capture accepted (30 days); keeps every nanosecond timestamp far from overflow.
 pub const MAX_DURATION_SECS: f64 = 30.0 * 86_400.0;
@@ -35,14 +46,18 @@ pub struct GenParams {
     pub start_unix: u64,
     /// Mean packet rate of the benign web background (0 disables it).
     pub background_pps: u64,
-    /// Mean packet rate of the attack (for `bulk_outbound`: of the transfer, ACKs included).
+    /// Mean packet rate of the attack (for `bulk_outbound`: of the transfer, ACKs included; for
+    /// `dns_reflector_abuse`: of the spoofed queries, each answered once, so the answers leave
+    /// at the same rate).
     pub attack_pps: u64,
     /// Attack start, seconds after the capture start.
     pub attack_start_secs: f64,
     /// Attack length in seconds; `None` runs it to the end of the capture.
     pub attack_duration_secs: Option<f64>,
     /// Attack target (or bulk-transfer server); `None` = 198.51.100.10 / 2001:db8:100::10
-    /// (198.51.100.20 for `bulk_outbound`). Carpet bombing uses the prefix containing it.
+    /// (198.51.100.20 for `bulk_outbound`). Carpet bombing uses the prefix containing it. For the
+    /// outbound attacks it is the protected host sending them, and must lie in 198.51.100.0/24:
+    /// `None` = 198.51.100.66 (`outbound_syn_flood`), 198.51.100.53 (`dns_reflector_abuse`).
     pub target: Option<IpAddr>,
     /// Stop after this many packets (the truth then describes the truncated capture).
     pub max_packets: Option<u64>,
@@ -52,7 +67,8 @@ pub struct GenParams {
     pub flood_payload_min: u16,
     /// Largest such payload (clamped to what fits a 1500-byte MTU); equal to min for fixed sizes.
     pub flood_payload_max: u16,
-    /// Number of distinct reflectors in amplification attacks.
+    /// Number of distinct reflectors in amplification attacks (`dns_reflector_abuse` has one:
+    /// the protected DNS server).
     pub reflectors: u32,
     /// Carpet-bombing prefix length: default 24 for IPv4 (16..=30), 120 for IPv6 (112..=126).
     pub carpet_prefix_len: Option<u8>,
@@ -195,6 +211,13 @@ impl GenParams {
                 s if !s.is_ipv6() && t.is_ipv6() => {
                     return Err(invalid("target", format!("{s} needs an IPv4 target")));
                 }
+                // The truth says "outbound": the sender must be protected.
+                s if s.is_outbound() && !matches!(t, IpAddr::V4(a) if wire::is_protected_v4(a.into())) => {
+                    return Err(invalid(
+                        "target",
+                        format!("{s} sends from a host in 198.51.100.0/24, not {t}"),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -245,6 +268,13 @@ mod tests {
         }
         let v6 = GenParams { target: Some(DEFAULT_TARGET_V4.into()), ..Default::default() };
         assert!(v6.validate(Scenario::SynFloodV6).is_err());
+        // Outbound attacks leave from a protected host.
+        for s in [Scenario::OutboundSynFlood, Scenario::DnsReflectorAbuse] {
+            let outside = GenParams { target: Some(OUTBOUND_SYN_VICTIM.into()), ..Default::default() };
+            assert!(outside.validate(s).is_err(), "{s}");
+            let inside = GenParams { target: Some(DEFAULT_TARGET_V4.into()), ..Default::default() };
+            assert!(inside.validate(s).is_ok(), "{s}");
+        }
     }
 
     #[test]

@@ -59,7 +59,8 @@ impl AmplificationVector {
 }
 
 /// A named traffic scenario. Every scenario except `benign_web` and `bulk_outbound` runs on top
-/// of benign web background traffic.
+/// of benign web background traffic. The attacks of `outbound_syn_flood` and `dns_reflector_abuse`
+/// leave the protected networks; every other attack comes at them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scenario {
     /// Benign web traffic only.
@@ -92,6 +93,11 @@ pub enum Scenario {
     PulseWave,
     /// A large legitimate outbound transfer (must not be flagged) plus background.
     BulkOutbound,
+    /// Outbound TCP SYN flood: a compromised protected host floods one outside victim.
+    OutboundSynFlood,
+    /// A protected DNS server abused as a reflector: spoofed queries in, large answers out to
+    /// the outside victim the queries claim to come from.
+    DnsReflectorAbuse,
     /// Several attacks one after another with benign background.
     Mixed,
 }
@@ -119,6 +125,8 @@ impl Scenario {
         Scenario::CarpetBombingV6,
         Scenario::PulseWave,
         Scenario::BulkOutbound,
+        Scenario::OutboundSynFlood,
+        Scenario::DnsReflectorAbuse,
         Scenario::Mixed,
     ];
 
@@ -147,6 +155,8 @@ impl Scenario {
             Scenario::CarpetBombingV6 => "carpet_bombing_v6",
             Scenario::PulseWave => "pulse_wave",
             Scenario::BulkOutbound => "bulk_outbound",
+            Scenario::OutboundSynFlood => "outbound_syn_flood",
+            Scenario::DnsReflectorAbuse => "dns_reflector_abuse",
             Scenario::Mixed => "mixed",
         }
     }
@@ -184,6 +194,12 @@ impl Scenario {
             Scenario::BulkOutbound => {
                 "large legitimate outbound TCP transfer from a protected server (not an attack)"
             }
+            Scenario::OutboundSynFlood => {
+                "compromised protected host 198.51.100.66 SYN-floods 203.0.113.10:443, on benign background"
+            }
+            Scenario::DnsReflectorAbuse => {
+                "protected DNS server 198.51.100.53 answers ANY queries spoofed from 203.0.113.77 with 1.2-1.4 kB"
+            }
             Scenario::Mixed => "several attacks one after another on benign background",
         }
     }
@@ -194,6 +210,12 @@ impl Scenario {
             self,
             Scenario::SynFloodV6 | Scenario::UdpFloodV6 | Scenario::IcmpFloodV6 | Scenario::CarpetBombingV6
         )
+    }
+
+    /// True when the scenario's attack leaves the protected networks (a protected host is the
+    /// source, an outside host the victim).
+    pub const fn is_outbound(self) -> bool {
+        matches!(self, Scenario::OutboundSynFlood | Scenario::DnsReflectorAbuse)
     }
 }
 
@@ -242,6 +264,14 @@ mod tests {
         assert_eq!("SYN_FLOOD".parse::<Scenario>().unwrap(), Scenario::SynFlood);
         let err = "nope".parse::<Scenario>().unwrap_err();
         assert!(err.to_string().contains("syn_flood"));
+    }
+
+    #[test]
+    fn outbound_scenarios_are_named_and_ipv4() {
+        let outbound: Vec<&str> =
+            Scenario::ALL.iter().filter(|s| s.is_outbound()).map(|s| s.name()).collect();
+        assert_eq!(outbound, ["outbound_syn_flood", "dns_reflector_abuse"]);
+        assert!(Scenario::ALL.iter().all(|s| !(s.is_outbound() && s.is_ipv6())));
     }
 
     #[test]

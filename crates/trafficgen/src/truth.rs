@@ -102,14 +102,26 @@ impl Totals {
 
 /// One attack as written. Attacks that ended up with no packet (e.g. cut by `max_packets`) are
 /// omitted; `pulse_wave` lists one entry per burst.
+///
+/// `target` is always the protected side: the host (or prefix) under attack for an inbound
+/// attack, the protected host sending the attack for an outbound one, whose outside
+/// destination is then `victim`. `victim` and `outbound` are left out of the JSON of inbound
+/// attacks (and default to `None` when read), so truth files written before they existed parse
+/// unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttackTruth {
     /// Vector name.
     pub vector: AttackVector,
-    /// Always inbound for the generated attacks.
+    /// Inbound: the attack comes at `target`. Outbound: `target` (protected) sends it to
+    /// `victim` (outside); `outbound_syn_flood` and `dns_reflector_abuse`.
     pub direction: Direction,
-    /// Target address, or prefix (`198.51.100.0/24`) for carpet bombing.
+    /// Protected address: the host attacked (inbound), or the host sending the attack
+    /// (outbound: the compromised host, or the abused reflector); a prefix (`198.51.100.0/24`)
+    /// for carpet bombing.
     pub target: String,
+    /// Outbound attacks: the outside address the attack is aimed at. `None` for inbound attacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim: Option<String>,
     /// 4 or 6.
     pub ip_version: u8,
     /// IP protocol number of the attack packets (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
@@ -118,7 +130,9 @@ pub struct AttackTruth {
     pub source_port: Option<u16>,
     /// Number of distinct reflectors (amplification only).
     pub reflectors: Option<u32>,
-    /// True when sources are random spoofed addresses.
+    /// True when sources are random spoofed addresses (false for the outbound attacks: the
+    /// sender is `target`; the queries reflected by `dns_reflector_abuse` all carry the
+    /// victim's address).
     pub spoofed_sources: bool,
     /// Timestamp of the first packet, Unix seconds.
     pub start: f64,
@@ -128,10 +142,15 @@ pub struct AttackTruth {
     pub start_ns: u64,
     /// Exact last timestamp in nanoseconds (as stored in the file).
     pub end_ns: u64,
-    /// Packets of this attack.
+    /// Packets of this attack (for `dns_reflector_abuse` the inbound spoofed queries as well as
+    /// the outbound answers).
     pub packets: u64,
     /// Sum of IP total lengths of this attack.
     pub bytes: u64,
+    /// Outbound attacks: the part of `packets` and `bytes` leaving the protected networks (the
+    /// rest entered them: the queries a reflector answers). `None` for inbound attacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<Totals>,
 }
 
 /// A large legitimate transfer (`bulk_outbound`).

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 
 use common::{Pkt, check_against_truth, small};
 use rampart_trafficgen::{
-    AmplificationVector, AttackVector, DEFAULT_TARGET_V4, DEFAULT_TARGET_V6, GenError, GenParams,
-    GroundTruth, Scenario, generate, generate_to_file, truth_path,
+    AmplificationVector, AttackVector, DEFAULT_COMPROMISED_HOST, DEFAULT_DNS_SERVER, DEFAULT_TARGET_V4,
+    DEFAULT_TARGET_V6, DNS_ABUSE_VICTIM, Direction, GenError, GenParams, GroundTruth, OUTBOUND_SYN_VICTIM,
+    Scenario, Totals, generate, generate_to_file, truth_path,
 };
 
 fn gen_bytes(s: Scenario, p: &GenParams) -> (Vec<u8>, GroundTruth) {
@@ -35,6 +36,8 @@ fn same_seed_same_bytes_different_seed_different_bytes() {
         Scenario::Amplification(AmplificationVector::Dns),
         Scenario::CarpetBombingV6,
         Scenario::BulkOutbound,
+        Scenario::OutboundSynFlood,
+        Scenario::DnsReflectorAbuse,
     ] {
         let p = GenParams { duration_secs: 1.0, attack_start_secs: 0.2, ..small(5) };
         let (a, ta) = gen_bytes(s, &p);
@@ -72,6 +75,15 @@ fn every_scenario_matches_its_truth() {
         for a in &truth.attacks {
             assert!(a.start_ns <= a.end_ns && a.packets > 0);
             assert!(a.start >= truth.capture.window_start && a.end < truth.capture.window_end);
+            // Outbound attacks name their outside victim and their outbound share; inbound ones
+            // carry neither.
+            if s.is_outbound() {
+                assert_eq!(a.direction, Direction::Outbound, "{s}");
+                assert!(a.victim.is_some() && a.outbound.is_some_and(|o| o.packets > 0), "{s}: {a:?}");
+            } else {
+                assert_eq!(a.direction, Direction::Inbound, "{s}");
+                assert!(a.victim.is_none() && a.outbound.is_none(), "{s}: {a:?}");
+            }
         }
         // The truth survives a JSON round trip.
         assert_eq!(GroundTruth::from_json(&truth.to_json().unwrap()).unwrap(), truth);
@@ -288,6 +300,146 @@ fn bulk_outbound_is_benign_and_large() {
 }
 
 #[test]
+fn outbound_syn_flood_leaves_the_compromised_host() {
+    let (pkts, truth) = attack_only(Scenario::OutboundSynFlood);
+    let a = &truth.attacks[0];
+    assert_eq!((a.vector, a.direction), (AttackVector::SynFlood, Direction::Outbound));
+    assert_eq!(a.target, "198.51.100.66");
+    assert_eq!(a.victim.as_deref(), Some("203.0.113.10"));
+    assert_eq!((a.ip_version, a.ip_protocol, a.source_port, a.reflectors), (4, 6, None, None));
+    assert!(!a.spoofed_sources);
+    assert_eq!(a.outbound, Some(Totals { packets: a.packets, bytes: a.bytes }), "all of it outbound");
+    let (host, victim) = (IpAddr::V4(DEFAULT_COMPROMISED_HOST), IpAddr::V4(OUTBOUND_SYN_VICTIM));
+    let mut sports = HashSet::new();
+    for p in &pkts {
+        assert_eq!((p.src, p.dst), (host, victim));
+        assert_eq!(p.tcp_flags(), Some(0x02), "SYN only");
+        assert_eq!(p.ports().unwrap().1, 443);
+        assert!((40..=60).contains(&p.ip_len), "{}", p.ip_len);
+        assert_eq!(p.ttl, 64, "one sender, one hop count");
+        sports.insert(p.ports().unwrap().0);
+    }
+    assert!(sports.len() > 1_000, "random source ports: {}", sports.len());
+    // 10 kpps for 1 s.
+    assert!((9_000..=11_000).contains(&pkts.len()), "{}", pkts.len());
+    assert_eq!(truth.per_direction.keys().collect::<Vec<_>>(), ["outbound"]);
+    assert_eq!(truth.per_destination.keys().collect::<Vec<_>>(), [&victim]);
+
+    // On the background, the host sends nothing but the flood.
+    let (data, truth) = gen_bytes(Scenario::OutboundSynFlood, &small(12));
+    let pkts = check_against_truth(&data, &truth);
+    let from_host = pkts.iter().filter(|p| p.src == host).count() as u64;
+    assert_eq!(from_host, truth.attacks[0].packets);
+    assert!(truth.benign.web.packets > 1_000);
+}
+
+#[test]
+fn dns_reflector_abuse_answers_spoofed_queries_with_large_responses() {
+    let (pkts, truth) = attack_only(Scenario::DnsReflectorAbuse);
+    let a = &truth.attacks[0];
+    assert_eq!((a.vector, a.direction), (AttackVector::DnsAmplification, Direction::Outbound));
+    assert_eq!(a.target, "198.51.100.53");
+    assert_eq!(a.victim.as_deref(), Some("203.0.113.77"));
+    assert_eq!((a.ip_version, a.ip_protocol, a.source_port, a.reflectors), (4, 17, Some(53), Some(1)));
+    assert!(!a.spoofed_sources);
+    let (server, victim) = (IpAddr::V4(DEFAULT_DNS_SERVER), IpAddr::V4(DNS_ABUSE_VICTIM));
+    let (mut queries, mut answers) = (Totals::default(), Totals::default());
+    // (victim port, transaction ID) of queries not answered yet.
+    let mut owed: HashMap<(u16, [u8; 2]), u64> = HashMap::new();
+    for p in &pkts {
+        assert_eq!(p.proto, 17);
+        assert!(!p.is_fragment());
+        let (sport, dport) = p.ports().unwrap();
+        let id = [p.l4[8], p.l4[9]];
+        if p.src == victim {
+            assert_eq!((p.dst, dport), (server, 53));
+            assert!((60..=80).contains(&p.ip_len), "small query: {}", p.ip_len);
+            assert_eq!(p.l4[10] & 0x80, 0, "QR clear");
+            *owed.entry((sport, id)).or_default() += 1;
+            queries.packets += 1;
+            queries.bytes += p.ip_len as u64;
+        } else {
+            assert_eq!((p.src, p.dst, sport), (server, victim, 53));
+            assert!((1_200..=1_400).contains(&p.ip_len), "large answer: {}", p.ip_len);
+            assert_eq!(p.l4[10] & 0x80, 0x80, "QR set");
+            let n = owed.get_mut(&(dport, id)).expect("an answer follows its query");
+            *n -= 1;
+            if *n == 0 {
+                owed.remove(&(dport, id));
+            }
+            answers.packets += 1;
+            answers.bytes += p.ip_len as u64;
+        }
+    }
+    // The attack window closes 0.5 s before the capture: every query got its answer.
+    assert!(owed.is_empty(), "{} unanswered", owed.len());
+    assert_eq!(queries.packets, answers.packets, "one answer per query");
+    assert!((9_000..=11_000).contains(&queries.packets), "10 kpps for 1 s: {}", queries.packets);
+    assert!(answers.bytes >= 10 * queries.bytes, "{answers:?} vs {queries:?}");
+    assert_eq!(a.outbound, Some(answers));
+    assert_eq!(Totals { packets: a.packets, bytes: a.bytes }, {
+        Totals { packets: queries.packets + answers.packets, bytes: queries.bytes + answers.bytes }
+    });
+    assert_eq!(truth.per_direction["outbound"], answers);
+    assert_eq!(truth.per_direction["inbound"], queries);
+}
+
+#[test]
+fn outbound_attacks_honour_the_window_rate_and_target() {
+    for s in [Scenario::OutboundSynFlood, Scenario::DnsReflectorAbuse] {
+        let host: IpAddr = "198.51.100.99".parse().unwrap();
+        let p = GenParams {
+            attack_pps: 4_000,
+            attack_start_secs: 0.25,
+            attack_duration_secs: Some(0.5),
+            target: Some(host),
+            ..small(21)
+        };
+        let (data, truth) = gen_bytes(s, &p);
+        let pkts = check_against_truth(&data, &truth);
+        let a = &truth.attacks[0];
+        assert_eq!(a.target, "198.51.100.99", "{s}");
+        let start = truth.capture.window_start + 0.25;
+        assert!(a.start >= start && a.start < start + 0.01, "{s}: {}", a.start);
+        // Answers trail their queries by at most 250 us.
+        assert!(a.end < start + 0.5 + 0.000_3 && a.end > start + 0.49, "{s}: {}", a.end);
+        let sent = pkts.iter().filter(|q| q.src == host).count();
+        assert!((1_800..=2_200).contains(&sent), "{s}: 4 kpps for 0.5 s: {sent}");
+        assert_eq!(sent as u64, a.outbound.unwrap().packets);
+        // No rate, no attack.
+        let (_, truth) = gen_bytes(s, &GenParams { attack_pps: 0, ..p.clone() });
+        assert!(truth.attacks.is_empty(), "{s}");
+        // The sender must be protected, or the truth's "outbound" would be wrong.
+        let outside = GenParams { target: Some(IpAddr::V4(OUTBOUND_SYN_VICTIM)), ..p };
+        let err = generate(s, &outside, Vec::new()).unwrap_err();
+        assert!(matches!(err, GenError::InvalidParam { name: "target", .. }), "{s}: {err}");
+    }
+}
+
+#[test]
+fn snaplen_shortens_stored_frames_only() {
+    let p = small(2);
+    let (whole, truth) = gen_bytes(Scenario::DnsReflectorAbuse, &p);
+    let (cut, cut_truth) = gen_bytes(Scenario::DnsReflectorAbuse, &GenParams { snaplen: Some(96), ..p });
+    assert_eq!(cut_truth.attacks, truth.attacks);
+    assert_eq!(cut_truth.totals, truth.totals);
+    assert_eq!(u32::from_le_bytes(cut[16..20].try_into().unwrap()), 96);
+    assert!((cut.len() as u64) * 4 < whole.len() as u64, "{} vs {}", cut.len(), whole.len());
+    assert_eq!(cut_truth.capture.file_bytes, cut.len() as u64);
+}
+
+#[test]
+fn sample_truth_still_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/mixed.pcap.truth.json");
+    let json = std::fs::read_to_string(path).unwrap();
+    let truth = GroundTruth::from_json(&json).unwrap();
+    assert_eq!(truth.attacks.len(), 7);
+    assert!(truth.attacks.iter().all(|a| a.direction == Direction::Inbound && a.victim.is_none()));
+    // Inbound attacks are written as before: no `victim` or `outbound` keys.
+    assert_eq!(truth.to_json().unwrap().trim_end(), json.trim_end());
+}
+
+#[test]
 fn mixed_runs_attacks_one_after_another() {
     let p =
         GenParams { duration_secs: 8.0, attack_start_secs: 0.5, attack_duration_secs: Some(7.0), ..small(8) };
@@ -335,7 +487,12 @@ fn benign_web_sessions_are_complete() {
 
 #[test]
 fn max_packets_cap_is_respected() {
-    for s in [Scenario::SynFlood, Scenario::Amplification(AmplificationVector::Memcached), Scenario::Mixed] {
+    for s in [
+        Scenario::SynFlood,
+        Scenario::Amplification(AmplificationVector::Memcached),
+        Scenario::DnsReflectorAbuse,
+        Scenario::Mixed,
+    ] {
         let p = GenParams { max_packets: Some(1_234), ..small(1) };
         let (data, truth) = gen_bytes(s, &p);
         let pkts = check_against_truth(&data, &truth);

@@ -153,6 +153,8 @@ fn tshark_sees_no_errors_or_warnings() {
         Scenario::CarpetBombingV6,
         Scenario::Amplification(AmplificationVector::Memcached),
         Scenario::Amplification(AmplificationVector::Cldap),
+        Scenario::OutboundSynFlood,
+        Scenario::DnsReflectorAbuse,
     ] {
         let (path, truth) = generate(&dir.0, s, &p);
         assert!(truth.totals.packets > 1_000);
@@ -174,5 +176,36 @@ fn tshark_sees_no_errors_or_warnings() {
         );
         assert!(!expert.contains("Errors (") && !expert.contains("Warns ("), "{s}: {expert}");
         assert!(expert.contains("Chats ("), "{s}: tshark saw the handshakes: {expert}");
+    }
+}
+
+#[test]
+fn tshark_dissects_the_reflected_dns() {
+    if !tshark_available() {
+        eprintln!("tshark not installed: skipped");
+        return;
+    }
+    let dir = TempDir::new("dns");
+    let p = GenParams { background_pps: 0, ..small(23) };
+    let (path, truth) = generate(&dir.0, Scenario::DnsReflectorAbuse, &p);
+    let file = path.to_str().unwrap();
+    // Full dissection this time (DNS included): nothing malformed or suspicious.
+    let expert = tshark(&["-r", file, "-o", "udp.check_checksum:TRUE", "-q", "-z", "expert"], None);
+    assert!(!expert.contains("Errors (") && !expert.contains("Warns ("), "{expert}");
+    let fields = ["-T", "fields", "-e", "dns.qry.type", "-e", "dns.count.answers", "-e", "dns.response_to"];
+    let queries = tshark(&[&["-r", file, "-Y", "dns.flags.response == 0"][..], &fields[..]].concat(), None);
+    let answers = tshark(&[&["-r", file, "-Y", "dns.flags.response == 1"][..], &fields[..]].concat(), None);
+    let a = &truth.attacks[0];
+    let outbound = a.outbound.unwrap().packets;
+    assert_eq!(answers.lines().count() as u64, outbound);
+    assert_eq!(queries.lines().count() as u64, a.packets - outbound);
+    // ANY queries; every answer is matched to its query and carries several records.
+    assert!(queries.lines().all(|l| l.starts_with("255\t")), "{}", queries.lines().next().unwrap_or(""));
+    for line in answers.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert!(
+            matches!(f.as_slice(), ["255", n, to] if n.parse::<u32>().unwrap() >= 4 && !to.is_empty()),
+            "{line}"
+        );
     }
 }

@@ -10,14 +10,14 @@ use crate::wire::{self, Addrs, FrameBuf, IpHdr, PROTO_ICMP, PROTO_ICMPV6, PROTO_
 pub(crate) const ATTACKER_V6: u128 = 0x2001_0db8_ffff_0000_0000_0000_0000_0000;
 const LOW80: u128 = (1 << 80) - 1;
 /// SYN option layouts giving IPv4 packets of 40, 44, 48, 52 and 60 bytes.
-const SYN_OPTS: [&[u8]; 5] = [
+pub(crate) const SYN_OPTS: [&[u8]; 5] = [
     &[],
     &[2, 4, 0x05, 0xb4],
     &[2, 4, 0x05, 0xb4, 1, 1, 4, 2],
     &[2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2],
     &[2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0, 1, 3, 3, 7],
 ];
-const SYN_WINDOWS: [u16; 7] = [64_240, 65_535, 29_200, 8_192, 5_840, 14_600, 1_024];
+pub(crate) const SYN_WINDOWS: [u16; 7] = [64_240, 65_535, 29_200, 8_192, 5_840, 14_600, 1_024];
 const SSDP_REPLIES: [&[u8]; 3] = [
     b"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nDATE: Thu, 01 Jan 2026 00:00:00 GMT\r\nEXT:\r\n\
 LOCATION: http://192.168.1.1:1900/igd.xml\r\nSERVER: Linux/2.6 UPnP/1.0 miniupnpd/1.9\r\n\

@@ -2,6 +2,7 @@
 
 pub(crate) mod bulk;
 pub(crate) mod flood;
+pub(crate) mod outbound;
 pub(crate) mod web;
 
 use crate::wire::{Built, FrameBuf};
@@ -36,6 +37,7 @@ pub(crate) enum Source {
     Web(Box<web::Web>),
     Flood(Box<flood::Flood>),
     Bulk(Box<bulk::Bulk>),
+    Outbound(Box<outbound::Outbound>),
 }
 
 impl Source {
@@ -46,6 +48,7 @@ impl Source {
             Source::Web(s) => s.peek(),
             Source::Flood(s) => s.peek(),
             Source::Bulk(s) => s.peek(),
+            Source::Outbound(s) => s.peek(),
         }
     }
 
@@ -57,6 +60,7 @@ impl Source {
             Source::Web(s) => s.next(buf, noise),
             Source::Flood(s) => Some(s.next(buf, noise)),
             Source::Bulk(s) => Some(s.next(buf, noise)),
+            Source::Outbound(s) => s.next(buf),
         }
     }
 }
