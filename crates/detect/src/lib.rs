@@ -33,8 +33,8 @@ pub mod profile;
 pub mod threat;
 
 pub use attack::{Attack, AttackEvent, Direction, EventKind, TargetKind, Trigger};
+pub use baseline::{Baseline, BaselineConfig, BaselineError, BaselineStats, BaselineTable, Sample};
 pub use class::{AMPLIFICATION_PORTS, Class, Vector, classify};
-pub use baseline::{Baseline, BaselineConfig};
 pub use config::{Aggregation, ConfigError, DetectConfig, HostGroup, Lifecycle, Limits, Policy, Thresholds};
 pub use engine::{Engine, EngineStats, TrafficRates};
 pub use profile::{Collateral, PacketSample, Share, Signature};
