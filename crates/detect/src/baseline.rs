@@ -15,6 +15,9 @@
 //! attack may be passed to [`hold`](BaselineTable::hold) instead: then they are neither learned
 //! nor counted as zero, so an attack neither inflates nor deflates the baseline.
 //!
+//! Memory is bounded by `max_keys`; a key costs about 470 bytes at the default 24 slots (see
+//! [`BaselineTable::bytes_per_key`]), a `learn` call about 35 ns (release, 50 000 keys).
+//!
 //! Pure: time is the `second` argument (Unix seconds, UTC), there is no clock.
 
 use std::collections::HashMap;
@@ -800,8 +803,8 @@ where
         }
         let slots = self.slots as u64;
         if running % slots == index as u64 {
-            let observed =
-                ((running + 1) * slot_secs - state.slot_first).saturating_sub(u64::from(state.held_in_slot));
+            let observed = ((running + 1).saturating_mul(slot_secs) - state.slot_first)
+                .saturating_sub(u64::from(state.held_in_slot));
             if observed >= self.config.min_slot_secs {
                 let percentile = u64::from(self.config.percentile);
                 let rank = observed - (percentile * observed).div_ceil(100) + 1;
@@ -1316,7 +1319,10 @@ mod tests {
         }
 
         #[test]
-        fn truncated_or_extended_input_is_rejected(cut in any::<prop::sample::Index>(), extra in proptest::collection::vec(any::<u8>(), 1..16)) {
+        fn truncated_or_extended_input_is_rejected(
+            cut in any::<prop::sample::Index>(),
+            extra in proptest::collection::vec(any::<u8>(), 1..16),
+        ) {
             let bytes = snapshot_bytes();
             let cut = cut.index(bytes.len());
             prop_assert!(BaselineTable::<IpAddr>::restore(BaselineConfig::default(), &bytes[..cut]).is_err());
@@ -1340,7 +1346,7 @@ mod tests {
             let cut = CHECKSUM_LEN + cut.index(bytes.len() - CHECKSUM_LEN);
             for input in [reseal(bytes.clone()), reseal(bytes[..cut].to_vec())] {
                 if let Ok(restored) = BaselineTable::<IpAddr>::restore(BaselineConfig::default(), &input) {
-                    let _ = restored.baseline(host(10), restored.now + 1);
+                    let _ = restored.baseline(host(10), restored.now.saturating_add(1));
                     let _ = restored.snapshot();
                 }
             }
