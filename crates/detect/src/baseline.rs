@@ -1229,6 +1229,25 @@ mod tests {
     }
 
     #[test]
+    fn wide_integer_keys_round_trip() {
+        // The engine keys hosts by u128 (IPv4 mapped into IPv6): beyond u64 in JSON too.
+        let mut baselines = BaselineTable::<u128>::new(BaselineConfig::default());
+        let keys = [0u128, 0xffff_c000_0201, 0x2001_0db8_0000_0000_0000_0000_0000_0001, u128::MAX];
+        for second in DAY0..DAY0 + 2 * HOUR {
+            for key in keys {
+                baselines.learn(key, second, &sample(100));
+            }
+        }
+        let restored =
+            BaselineTable::<u128>::restore(BaselineConfig::default(), &baselines.snapshot()).unwrap();
+        for key in keys {
+            let expected = baselines.baseline(key, DAY0 + 2 * HOUR);
+            assert!(expected.is_some());
+            assert_eq!(restored.baseline(key, DAY0 + 2 * HOUR), expected);
+        }
+    }
+
+    #[test]
     fn a_restored_key_with_a_seasonal_level_is_available_at_once() {
         let config = BaselineConfig { warmup_secs: 3 * DAY_SECS, ..Default::default() };
         let mut baselines = table(config.clone());
