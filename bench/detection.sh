@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scenarios="syn_flood ack_flood udp_flood icmp_flood fragment_flood dns_amplification ntp_amplification memcached_amplification carpet_bombing syn_flood_v6 udp_flood_v6"
+scenarios="syn_flood ack_flood udp_flood icmp_flood fragment_flood dns_amplification ntp_amplification memcached_amplification carpet_bombing syn_flood_v6 udp_flood_v6 outbound_syn_flood dns_reflector_abuse"
 threshold_pps=20000
 while (($#)); do
   case "$1" in
@@ -153,7 +153,9 @@ attacks = truth["attacks"]
 def onset_wall(start):
     # When the attack began, on this replay's wall clock.
     return replay_start + (start - t0)
-want = ", ".join(sorted({f'{a["vector"]} → {a["target"]}' for a in attacks})) or "none"
+def out(direction):
+    return " (out)" if direction in ("outbound", "outgoing") else ""
+want = ", ".join(sorted({f'{a["vector"]} → {a["target"]}{out(a["direction"])}' for a in attacks})) or "none"
 first = min((a["start"] for a in attacks), default=None)
 r_found, r_delay = [], None
 for line in open(f"{d}/rampart.out"):
@@ -165,7 +167,7 @@ for line in open(f"{d}/rampart.out"):
     if event.get("event") != "onset":
         continue
     a = event["attack"]
-    r_found.append(f'{"+".join(a["vectors"])} → {a["target"]}')
+    r_found.append(f'{"+".join(a["vectors"])} → {a["target"]}{out(a["direction"])}')
     if first is not None and r_delay is None:
         r_delay = float(stamp) - onset_wall(first)
 f_found, f_delay = [], None
@@ -174,7 +176,7 @@ for line in open(f"{d}/bans.log"):
     if len(parts) < 5 or parts[4] != "ban":
         continue
     kind = parts[5].strip() if len(parts) > 5 else ""
-    f_found.append(f'{kind or "?"} → {parts[1]}')
+    f_found.append(f'{kind or "?"} → {parts[1]}{out(parts[2])}')
     if first is not None and f_delay is None:
         f_delay = float(parts[0]) - onset_wall(first)
 # Seconds from the attack's first packet, and from the end of the first whole wall-clock second

@@ -527,6 +527,19 @@ where
     /// Marks `second` as not representative for `key` (it is under attack): not learned, not
     /// counted as zero traffic, the recent levels keep their value. Unknown keys are ignored.
     pub fn hold(&mut self, key: K, second: u64) {
+        self.hold_with(key, second, None);
+    }
+
+    /// Like [`hold`](Self::hold), but the second's traffic capped by the caller at its alert
+    /// limit enters the time-of-day histograms: a surge that comes back every day at the same
+    /// hour becomes normal for that hour after one day, while a flood can raise its hour's
+    /// seasonal level to the limit at most (then decays at `day_weight` a day). The recent
+    /// levels hold, so an ongoing attack never teaches itself.
+    pub fn hold_capped(&mut self, key: K, second: u64, capped: &Sample) {
+        self.hold_with(key, second, Some(capped));
+    }
+
+    fn hold_with(&mut self, key: K, second: u64, capped: Option<&Sample>) {
         if !self.config.enabled {
             return;
         }
@@ -547,7 +560,16 @@ where
                 *level = (f64::from(*level) * retention) as f32;
             }
         }
-        state.held_in_slot = state.held_in_slot.saturating_add(1);
+        match capped {
+            Some(sample) => {
+                for (histogram, value) in
+                    state.histograms.iter_mut().zip([sample.pps, sample.bps, sample.flows])
+                {
+                    histogram.record(value);
+                }
+            }
+            None => state.held_in_slot = state.held_in_slot.saturating_add(1),
+        }
         state.last = second;
         state.active_secs = state.active_secs.saturating_add(1);
     }

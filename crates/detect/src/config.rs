@@ -432,7 +432,7 @@ pub(crate) fn within(protected: &[IpNet], net: &IpNet) -> bool {
 }
 
 /// The `[baseline]` section over the defaults.
-fn self_baseline(
+fn baseline_section(
     raw: &BaselineToml,
     invalid: &impl Fn(String, Option<&str>, String) -> ConfigError,
 ) -> Result<BaselineConfig, ConfigError> {
@@ -451,10 +451,10 @@ fn self_baseline(
     b.min_bps = raw.min_mbps.map_or(b.min_bps, |m| m.saturating_mul(1_000_000));
     b.min_flows = raw.min_new_flows.unwrap_or(b.min_flows);
     b.validate().map_err(|message| {
-        // The validator names the field first ("factor: ...").
-        let field = message.split(':').next().unwrap_or("").trim().to_owned();
-        let field = if field == "min_bps" { "min_mbps".to_owned() } else { field };
-        invalid(format!("baseline.{field}"), Some(&format!("{field} =")), message)
+        // The validator names the field first ("factor: must be ...").
+        let (field, what) = message.split_once(':').unwrap_or(("", message.as_str()));
+        let field = if field == "min_bps" { "min_mbps" } else { field.trim() };
+        invalid(format!("baseline.{field}"), Some(&format!("{field} =")), what.trim().to_owned())
     })?;
     Ok(b)
 }
@@ -523,7 +523,11 @@ impl DetectConfig {
         let levels = [
             ("", (agg.pps, agg.mbps, agg.new_flows), Thresholds::PREFIX_DEFAULT),
             ("wide_", (agg.wide_pps, agg.wide_mbps, agg.wide_new_flows), Thresholds::WIDE_DEFAULT),
-            ("network_", (agg.network_pps, agg.network_mbps, agg.network_new_flows), Thresholds::NETWORK_DEFAULT),
+            (
+                "network_",
+                (agg.network_pps, agg.network_mbps, agg.network_new_flows),
+                Thresholds::NETWORK_DEFAULT,
+            ),
         ];
         let mut level_thresholds = Vec::with_capacity(levels.len());
         for (prefix, (pps, mbps, new_flows), default) in levels {
@@ -537,7 +541,8 @@ impl DetectConfig {
                     ));
                 }
             }
-            level_thresholds.push(ThresholdsToml { pps, mbps, new_flows, ..ThresholdsToml::default() }.over(default));
+            level_thresholds
+                .push(ThresholdsToml { pps, mbps, new_flows, ..ThresholdsToml::default() }.over(default));
         }
         if let [prefix, wide, network] = level_thresholds[..] {
             config.aggregation.thresholds = prefix;
@@ -680,7 +685,7 @@ impl DetectConfig {
         if config.groups.len() > usize::from(u16::MAX) {
             return Err(invalid("group".into(), None, "at most 65535 groups".into()));
         }
-        config.baseline = self_baseline(&raw.baseline, &invalid)?;
+        config.baseline = baseline_section(&raw.baseline, &invalid)?;
 
         let threat = &raw.threat;
         let level = |key: String, text: &str| {
@@ -779,10 +784,12 @@ mod tests {
         assert_eq!(config.limits.flow_table, 1 << 20);
         assert!(config.baseline.enabled);
         // Every value the example writes is the default (the example documents them).
-        let mut defaults = DetectConfig::default();
-        defaults.protected = config.protected.clone();
-        defaults.groups = config.groups.clone();
-        defaults.threat = config.threat.clone();
+        let defaults = DetectConfig {
+            protected: config.protected.clone(),
+            groups: config.groups.clone(),
+            threat: config.threat.clone(),
+            ..DetectConfig::default()
+        };
         assert_eq!(config, defaults);
     }
 
@@ -809,9 +816,15 @@ mod tests {
             ),
             ("[lifecycle]\nquiet_secs = 0\n", "`lifecycle.quiet_secs`: 0 is not within 1..=3600"),
             ("[outbound]\nudp_pps = 0\n", "r.toml:2: `outbound.udp_pps`: must be at least 1"),
+            ("[baseline]\nslot_secs = 1000\n", "r.toml:2: `baseline.slot_secs`: "),
+            ("[baseline]\nfactor = 0.5\n", "r.toml:2: `baseline.factor`: "),
+            ("[baseline]\nwarmup = 5\n", "r.toml:2:1: unknown field `warmup`"),
             ("policy = \"drop\"\n", "r.toml:1: `policy`: `drop` is not a policy (mitigate, alert or ignore)"),
             ("[aggregation]\nwide_pps = 0\n", "r.toml:2: `aggregation.wide_pps`: must be at least 1"),
-            ("[aggregation]\nipv6_wide_prefix_len = 64\n", "`aggregation.ipv6_wide_prefix_len`: 64 must be 0 (off)"),
+            (
+                "[aggregation]\nipv6_wide_prefix_len = 64\n",
+                "`aggregation.ipv6_wide_prefix_len`: 64 must be 0 (off)",
+            ),
             ("[limits]\nflow_table = 1000\n", "`limits.flow_table`: 1000 must be a power of two"),
             (
                 "[[group]]\nname = \"a\"\nprefixes = [\"10.0.0.0/8\"]\npolicy = \"maybe\"\n",

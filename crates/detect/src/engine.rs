@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::attack::{Attack, AttackEvent, Direction, EventKind, TargetKind, Trigger};
 use crate::baseline::{Baseline, BaselineError, BaselineTable, Sample};
-use crate::class::{AMPLIFICATION_PORTS, Class, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Vector, classify};
+use crate::class::{
+    AMPLIFICATION_PORTS, Class, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Vector, classify,
+};
 use crate::config::{DetectConfig, Policy, Thresholds};
 use crate::flows::NewFlows;
 use crate::profile::{Collateral, Profile, Signature};
@@ -181,7 +183,8 @@ const WIDE_NAMES: LevelNames =
     LevelNames { pps: "wide_prefix_pps", bps: "wide_prefix_bps", new_flows: "wide_prefix_new_flows" };
 const NETWORK_NAMES: LevelNames =
     LevelNames { pps: "network_pps", bps: "network_bps", new_flows: "network_new_flows" };
-const GROUP_NAMES: LevelNames = LevelNames { pps: "group_pps", bps: "group_bps", new_flows: "group_new_flows" };
+const GROUP_NAMES: LevelNames =
+    LevelNames { pps: "group_pps", bps: "group_bps", new_flows: "group_new_flows" };
 
 /// One second of a target's traffic in one direction, as evaluated.
 #[derive(Debug, Clone, Copy, Default)]
@@ -309,17 +312,22 @@ impl Metrics {
         if !self.spread_over_hosts() {
             return Vec::new();
         }
-        [(names.pps, self.total, t.pps), (names.bps, self.bps(), t.bps), (names.new_flows, self.flows, t.new_flows)]
-            .into_iter()
-            .filter(|&(_, value, threshold)| value > threshold)
-            .map(|(counter, value, threshold)| (counter, value, threshold, None))
-            .collect()
+        [
+            (names.pps, self.total, t.pps),
+            (names.bps, self.bps(), t.bps),
+            (names.new_flows, self.flows, t.new_flows),
+        ]
+        .into_iter()
+        .filter(|&(_, value, threshold)| value > threshold)
+        .map(|(counter, value, threshold)| (counter, value, threshold, None))
+        .collect()
     }
 
     /// Counters over `factor` times the learned normal (and over the absolute floors, so a
     /// host going from 2 to 10 packets per second is not an attack).
     fn crossed_baseline(&self, b: &Baseline, factor: f64, floors: (u64, u64, u64)) -> Vec<Crossing> {
-        let limit = |normal: f64, floor: u64| (normal * factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64;
+        let limit =
+            |normal: f64, floor: u64| (normal * factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64;
         [
             ("pps_vs_baseline", self.total, b.pps, floors.0),
             ("bps_vs_baseline", self.bps(), b.bps, floors.1),
@@ -932,7 +940,9 @@ impl Engine {
             .groups
             .iter()
             .enumerate()
-            .map(|(i, g)| (scale(&g.thresholds), scale(&g.outbound), g.policy, self.baseline_factor(Some(i), percent)))
+            .map(|(i, g)| {
+                (scale(&g.thresholds), scale(&g.outbound), g.policy, self.baseline_factor(Some(i), percent))
+            })
             .collect();
         let default_factor = self.baseline_factor(None, percent);
         let floors = self.baseline_floors(percent);
@@ -961,11 +971,13 @@ impl Engine {
 
         for host in &bucket.hosts {
             total_rates.add(host);
-            let group = if self.config.groups.is_empty() { None } else { self.config.group_of(ip_of(host.key)) };
-            let (thresholds_in, thresholds_out, policy, factor) = match group.and_then(|g| group_limits.get(g)) {
-                Some(&(t_in, t_out, policy, factor)) => (t_in, t_out, policy, factor),
-                None => (default_in, default_out, self.config.policy, default_factor),
-            };
+            let group =
+                if self.config.groups.is_empty() { None } else { self.config.group_of(ip_of(host.key)) };
+            let (thresholds_in, thresholds_out, policy, factor) =
+                match group.and_then(|g| group_limits.get(g)) {
+                    Some(&(t_in, t_out, policy, factor)) => (t_in, t_out, policy, factor),
+                    None => (default_in, default_out, self.config.policy, default_factor),
+                };
             if let Some(rates) = group.and_then(|g| group_rates.get_mut(g)) {
                 rates.add(host);
             }
@@ -988,8 +1000,16 @@ impl Engine {
                         total.get_or_insert_with(Metrics::default).merge(&inbound);
                     }
                 }
-                if baselines_on && crossed.is_empty() && tracked.is_none() {
-                    self.baselines.learn(host.key, second, &inbound.sample());
+                if baselines_on {
+                    self.learn(
+                        host.key,
+                        second,
+                        &inbound,
+                        crossed.is_empty() && tracked.is_none(),
+                        learned.as_ref(),
+                        factor,
+                        floors,
+                    );
                 }
                 if !crossed.is_empty() || tracked.is_some() {
                     evaluated.insert(target);
@@ -1067,9 +1087,10 @@ impl Engine {
             };
             let key = self.group_keys.get(g).copied().unwrap_or_default();
             if baselines_on {
-                if let Some(b) = self.baselines.baseline(key, second) {
-                    let factor = group_limits.get(g).map_or(default_factor, |l| l.3);
-                    crossed.extend(m.crossed_baseline(&b, factor, floors).into_iter().map(
+                let factor = group_limits.get(g).map_or(default_factor, |l| l.3);
+                let learned = self.baselines.baseline(key, second);
+                if let Some(b) = &learned {
+                    crossed.extend(m.crossed_baseline(b, factor, floors).into_iter().map(
                         |(counter, value, threshold, normal)| {
                             let counter = match counter {
                                 "pps_vs_baseline" => "group_pps_vs_baseline",
@@ -1080,9 +1101,8 @@ impl Engine {
                         },
                     ));
                 }
-                if crossed.is_empty() && !self.targets.contains_key(&target) {
-                    self.baselines.learn(key, second, &m.sample());
-                }
+                let normal = crossed.is_empty() && !self.targets.contains_key(&target);
+                self.learn(key, second, &m, normal, learned.as_ref(), factor, floors);
             }
             if !crossed.is_empty() || self.targets.contains_key(&target) {
                 evaluated.insert(target);
@@ -1107,6 +1127,42 @@ impl Engine {
         if self.pool.len() < 4 {
             self.pool.push(bucket);
         }
+    }
+
+    /// Learns a second of `key`'s traffic: as is when `normal`; otherwise (over a limit, a
+    /// candidate or under attack) capped at the baseline's alert limit for the time-of-day
+    /// histograms only, so a surge recurring daily becomes normal for its hour while a flood
+    /// teaches at most `factor` times normal and never the recent level.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &mut self,
+        key: u128,
+        second: u64,
+        m: &Metrics,
+        normal: bool,
+        learned: Option<&Baseline>,
+        factor: f64,
+        floors: (u64, u64, u64),
+    ) {
+        let sample = m.sample();
+        if normal {
+            self.baselines.learn(key, second, &sample);
+            return;
+        }
+        let Some(b) = learned else {
+            self.baselines.hold(key, second);
+            return;
+        };
+        let cap = |value: u64, normal: f64, floor: u64| {
+            value.min((normal * factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64)
+        };
+        let capped = Sample {
+            pps: cap(sample.pps, b.pps, floors.0),
+            bps: cap(sample.bps, b.bps, floors.1),
+            flows: cap(sample.flows, b.flows, floors.2),
+            ..sample
+        };
+        self.baselines.hold_capped(key, second, &capped);
     }
 
     fn evaluate(
@@ -1260,7 +1316,9 @@ impl Engine {
         match target {
             Target::Host(key) | Target::Outbound(key) => ip_of(key).to_string(),
             Target::Prefix(key, len) => net_of(key, len).to_string(),
-            Target::Group(g) => self.config.groups.get(usize::from(g)).map_or_else(String::new, |g| g.name.clone()),
+            Target::Group(g) => {
+                self.config.groups.get(usize::from(g)).map_or_else(String::new, |g| g.name.clone())
+            }
         }
     }
 
@@ -1293,7 +1351,12 @@ impl Engine {
             ),
         };
         let limit = match t.baseline {
-            Some(normal) => format!("{} ({:.0}/s learned normal, {:.1}x)", t.threshold, normal, t.threshold as f64 / normal.max(1.0)),
+            Some(normal) => format!(
+                "{} ({:.0}/s learned normal, {:.1}x)",
+                t.threshold,
+                normal,
+                t.threshold as f64 / normal.max(1.0)
+            ),
             None => format!("threshold {}", t.threshold),
         };
         let explanation = format!(
@@ -1700,7 +1763,8 @@ mod tests {
         assert!(events[0].attack.explanation.contains("new_flows 500 > threshold 300"));
         // The same packets in one long-lived flow: no new flows after the first.
         let mut engine = Engine::new(c);
-        let mut events = feed(&mut engine, T0, 4, 500, |ns, _| packet(ns, [203, 0, 113, 1], [198, 51, 100, 9], 17, 0));
+        let mut events =
+            feed(&mut engine, T0, 4, 500, |ns, _| packet(ns, [203, 0, 113, 1], [198, 51, 100, 9], 17, 0));
         events.extend(engine.finish());
         assert!(events.is_empty(), "{events:#?}");
     }
@@ -1715,7 +1779,11 @@ mod tests {
         // 100 pps to each of 100 /64s (one host each): every /64 under 200, the /48 at 10 000.
         let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
             let dst: IpAddr = format!("2001:db8:100:{:x}::1", i % 100).parse().unwrap();
-            TrafficRecord { dst, src: "2001:db8:ffff::1".parse().unwrap(), ..packet(ns, [0; 4], [0; 4], 17, 0) }
+            TrafficRecord {
+                dst,
+                src: "2001:db8:ffff::1".parse().unwrap(),
+                ..packet(ns, [0; 4], [0; 4], 17, 0)
+            }
         });
         events.extend(engine.finish());
         let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
@@ -1772,8 +1840,9 @@ mod tests {
     #[test]
     fn packet_sources_carry_sample_headers_and_flows_do_not() {
         let mut engine = Engine::new(protected());
-        let mut events = feed(&mut engine, T0, 3, 500, |ns, _| {
-            TrafficRecord { ttl: Some(52), ..packet(ns, [203, 0, 113, 5], [198, 51, 100, 7], 6, 0x02) }
+        let mut events = feed(&mut engine, T0, 3, 500, |ns, _| TrafficRecord {
+            ttl: Some(52),
+            ..packet(ns, [203, 0, 113, 5], [198, 51, 100, 7], 6, 0x02)
         });
         events.extend(engine.finish());
         let a = &events.last().unwrap().attack;

@@ -46,7 +46,8 @@ impl NewFlows {
     #[inline]
     pub fn count(&mut self, record: &TrafficRecord, second: u64) -> u64 {
         let rate = u64::from(record.sampling_rate.max(1));
-        let is_flow = matches!(record.source, RecordSource::NetflowV5 | RecordSource::NetflowV9 | RecordSource::Ipfix);
+        let is_flow =
+            matches!(record.source, RecordSource::NetflowV5 | RecordSource::NetflowV9 | RecordSource::Ipfix);
         if record.protocol == PROTO_TCP && record.fragment != Fragment::NonInitial {
             let syn = record.tcp_flags & TCP_SYN != 0;
             return if is_flow {
@@ -57,7 +58,8 @@ impl NewFlows {
                 0
             };
         }
-        let hash = self.hasher.hash_one((record.src, record.dst, record.protocol, record.src_port, record.dst_port));
+        let hash =
+            self.hasher.hash_one((record.src, record.dst, record.protocol, record.src_port, record.dst_port));
         let index = (hash as usize) & self.mask;
         // Fingerprint from the bits the index did not use; never 0 so an empty slot never matches.
         let fingerprint = ((hash >> 32) as u32) | 1;

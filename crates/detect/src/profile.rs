@@ -235,7 +235,13 @@ impl std::fmt::Display for PacketSample {
             (a, Some(p)) => format!("{a}:{p}"),
             (a, None) => a.to_string(),
         };
-        write!(f, "{} > {} proto {}", end(self.src, self.src_port), end(self.dst, self.dst_port), self.protocol)?;
+        write!(
+            f,
+            "{} > {} proto {}",
+            end(self.src, self.src_port),
+            end(self.dst, self.dst_port),
+            self.protocol
+        )?;
         if self.protocol == crate::class::PROTO_TCP {
             write!(f, " flags {:#04x}", self.tcp_flags)?;
         }
@@ -325,7 +331,9 @@ impl Profile {
         let remote = if outbound { record.dst } else { record.src };
         self.remotes.insert_hash(hasher.hash_one(remote));
         self.remote_prefixes.add(RemotePrefix::of(remote), packets);
-        if self.samples.len() < MAX_SAMPLES && matches!(record.source, RecordSource::Pcap | RecordSource::Sflow) {
+        if self.samples.len() < MAX_SAMPLES
+            && matches!(record.source, RecordSource::Pcap | RecordSource::Sflow)
+        {
             self.samples.push(PacketSample::of(record));
         }
         if let Some(port) = record.src_port {

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rampart_detect::{Attack, AttackEvent, DetectConfig, Engine, EventKind, TargetKind};
+use rampart_detect::{Attack, AttackEvent, DetectConfig, Direction, Engine, EventKind, TargetKind};
 use rampart_telemetry::CaptureRecords;
 use rampart_trafficgen::{AmplificationVector, GenParams, GroundTruth, Scenario, generate};
 
@@ -52,9 +52,15 @@ fn check(scenario: Scenario, params: &GenParams, config: DetectConfig) -> Vec<At
     assert!(!truth.attacks.is_empty(), "{scenario}");
     for t in &truth.attacks {
         let vector = t.vector.name();
-        let found = attacks
-            .iter()
-            .find(|a| target_matches(a, &t.target) && a.vectors.iter().any(|v| v.name() == vector));
+        let direction = match t.direction {
+            rampart_trafficgen::Direction::Inbound => Direction::Inbound,
+            rampart_trafficgen::Direction::Outbound => Direction::Outbound,
+        };
+        let found = attacks.iter().find(|a| {
+            target_matches(a, &t.target)
+                && a.direction == direction
+                && a.vectors.iter().any(|v| v.name() == vector)
+        });
         let Some(found) = found else {
             panic!("{scenario}: {vector} at {} not found in {attacks:#?}", t.target);
         };
@@ -141,6 +147,45 @@ fn signatures_are_narrow() {
     assert_eq!(attack.top_src_ports[0].value, 123);
     let reflectors = attack.distinct_sources as f64;
     assert!((48.0..=80.0).contains(&reflectors), "{reflectors}");
+}
+
+#[test]
+fn outbound_attacks_are_reported_on_the_protected_host_sending_them() {
+    let params = GenParams::for_scenario(Scenario::OutboundSynFlood);
+    let events = check(Scenario::OutboundSynFlood, &params, protected_config());
+    let attacks = ended(&events);
+    assert_eq!(attacks.len(), 1, "{attacks:#?}");
+    let a = attacks[0];
+    assert_eq!((a.target.as_str(), a.direction), ("198.51.100.66", Direction::Outbound));
+    assert_eq!(a.signature.src_prefix.as_deref(), Some("198.51.100.66/32"));
+    assert_eq!(a.signature.dst_prefix, "203.0.113.0/24");
+    assert_eq!((a.signature.dst_port, a.signature.tcp_flags), (Some(443), Some(0x02)));
+
+    // Our DNS server answering spoofed queries: outbound DNS amplification. Its 50 kpps of
+    // inbound queries cross the default per-host UDP threshold too (an inbound attack of its
+    // own); with DNS-server limits only the outbound one remains.
+    let params = GenParams::for_scenario(Scenario::DnsReflectorAbuse);
+    let mut config = protected_config();
+    config.thresholds.udp_pps = 100_000;
+    config.thresholds.pps = 100_000;
+    // Every DNS query is a new UDP flow.
+    config.thresholds.new_flows = 100_000;
+    let events = check(Scenario::DnsReflectorAbuse, &params, config);
+    let attacks = ended(&events);
+    assert_eq!(attacks.len(), 1, "{attacks:#?}");
+    let a = attacks[0];
+    assert_eq!((a.target.as_str(), a.direction), ("198.51.100.53", Direction::Outbound));
+    assert_eq!(a.vectors.iter().map(|v| v.name()).collect::<Vec<_>>(), ["dns_amplification"]);
+    assert_eq!(a.signature.src_port, Some(53));
+    assert_eq!(a.distinct_destinations, Some(1));
+    // With the default limits both are reported, on the same host.
+    let events = check(Scenario::DnsReflectorAbuse, &params, protected_config());
+    let mut directions: Vec<_> = ended(&events).iter().map(|a| (a.target.clone(), a.direction)).collect();
+    directions.sort_by_key(|(_, d)| *d == Direction::Outbound);
+    assert_eq!(
+        directions,
+        [("198.51.100.53".to_owned(), Direction::Inbound), ("198.51.100.53".to_owned(), Direction::Outbound)]
+    );
 }
 
 #[test]

@@ -172,7 +172,10 @@ fn write_html(
 
 /// "80 57.4%, 443 30.4%": each value (as `label` writes it) with its share of the packets.
 fn shares<K: Clone>(list: &[rampart_detect::Share<K>], label: impl Fn(K) -> String) -> String {
-    list.iter().map(|s| format!("{} {:.1}%", label(s.value.clone()), s.percent)).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|s| format!("{} {:.1}%", label(s.value.clone()), s.percent))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn vectors(attack: &Attack) -> String {

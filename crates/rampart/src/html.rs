@@ -74,7 +74,11 @@ impl TargetMatcher {
 
 /// The key of an attack's series: its direction and target.
 fn series_label(attack: &Value) -> String {
-    format!("{} {}", attack["direction"].as_str().unwrap_or("inbound"), attack["target"].as_str().unwrap_or("?"))
+    format!(
+        "{} {}",
+        attack["direction"].as_str().unwrap_or("inbound"),
+        attack["target"].as_str().unwrap_or("?")
+    )
 }
 
 /// Per-second packets and bytes of each attacked target (inbound to it, or sent by it for

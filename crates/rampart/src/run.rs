@@ -196,10 +196,8 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     if engine.config().baseline.enabled {
         baselines::load(&mut engine, &daemon.data_dir);
     }
-    let mut save_baselines = tokio::time::interval_at(
-        tokio::time::Instant::now() + baselines::SAVE_EVERY,
-        baselines::SAVE_EVERY,
-    );
+    let mut save_baselines =
+        tokio::time::interval_at(tokio::time::Instant::now() + baselines::SAVE_EVERY, baselines::SAVE_EVERY);
     save_baselines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rate = RateMeter::default();
     let mut tick = tokio::time::interval(daemon.advance_interval);

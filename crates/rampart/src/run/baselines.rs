@@ -27,12 +27,19 @@ pub fn load(engine: &mut Engine, data_dir: &Path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) => {
-            eprintln!("rampart: warning: cannot read baselines {}: {e}; learning from scratch", path.display());
+            eprintln!(
+                "rampart: warning: cannot read baselines {}: {e}; learning from scratch",
+                path.display()
+            );
             return;
         }
     };
     match engine.restore_baselines(&bytes) {
-        Ok(()) => eprintln!("baselines restored from {} ({} hosts and groups)", path.display(), engine.stats().baseline_keys),
+        Ok(()) => eprintln!(
+            "baselines restored from {} ({} hosts and groups)",
+            path.display(),
+            engine.stats().baseline_keys
+        ),
         Err(e) => {
             let aside = path.with_extension("bin.unusable");
             let _ = fs::rename(&path, &aside);

@@ -403,7 +403,9 @@ mod tests {
         let web = TrafficRates { inbound_pps: 1280, outbound_bps: 8_000, ..TrafficRates::default() };
         *metrics.traffic.lock().unwrap() = (web, vec![("web \"front\"".to_owned(), web)]);
         let text = render(&metrics);
-        assert!(text.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"} 1280\n"));
+        assert!(
+            text.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"} 1280\n")
+        );
         assert!(text.contains(
             "rampart_traffic_bits_per_second{scope=\"group:web \\\"front\\\"\",direction=\"outbound\"} 8000\n"
         ), "{text}");
