@@ -9,6 +9,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rampart_detect::baseline::{BaselineConfig, BaselineTable, Sample};
 use rampart_detect::{DetectConfig, Engine};
 use rampart_telemetry::{CaptureRecords, TrafficRecord};
 use rampart_trafficgen::{GenParams, Scenario, generate_to_file};
@@ -71,5 +72,30 @@ fn analyze(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, analyze);
+/// Learning one host-second: 50 000 hosts for 20 seconds per iteration.
+fn baseline_learn(c: &mut Criterion) {
+    const HOSTS: u64 = 50_000;
+    const SECONDS: u64 = 20;
+    let mut group = c.benchmark_group("baseline");
+    group.throughput(Throughput::Elements(HOSTS * SECONDS));
+    group.sample_size(10);
+    let mut table = BaselineTable::<u128>::new(BaselineConfig::default());
+    let mut second = 1_767_225_600u64;
+    group.bench_function("learn", |b| {
+        b.iter(|| {
+            for _ in 0..SECONDS {
+                second += 1;
+                for host in 0..HOSTS {
+                    let sample =
+                        Sample { pps: 100 + host % 50, bps: 800_000, flows: 10, ..Sample::default() };
+                    table.learn(u128::from(host), second, &sample);
+                }
+            }
+            black_box(table.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, analyze, baseline_learn);
 criterion_main!(benches);

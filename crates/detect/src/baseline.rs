@@ -1393,21 +1393,4 @@ mod tests {
             }
         }
     }
-
-    /// Rough cost of `learn`: `cargo test -p rampart-detect --release -- --ignored --nocapture learn_cost`.
-    #[test]
-    #[ignore]
-    fn learn_cost() {
-        let mut baselines = BaselineTable::<u128>::new(BaselineConfig::default());
-        let keys = 50_000u128;
-        let seconds = 200u64;
-        let started = std::time::Instant::now();
-        for second in DAY0..DAY0 + seconds {
-            for key in 0..keys {
-                baselines.learn(key, second, &sample(100 + (key as u64 % 50)));
-            }
-        }
-        let calls = keys as f64 * seconds as f64;
-        println!("learn: {:.1} ns per call", started.elapsed().as_nanos() as f64 / calls);
-    }
 }

@@ -301,7 +301,7 @@ impl Default for DetectConfig {
                 max_hosts: 262_144,
                 max_prefixes: 65_536,
                 max_attacks: 4_096,
-                flow_table: 1 << 20,
+                flow_table: 1 << 16,
             },
             threat: ThreatConfig::default(),
             baseline: BaselineConfig::default(),
@@ -781,7 +781,7 @@ mod tests {
         assert_eq!(web.aggregate.map(|a| (a.pps, a.bps)), Some((40_000, 2_000_000_000)));
         assert_eq!(config.aggregation.ipv6_wide_prefix_len, 48);
         assert_eq!(config.aggregation.network_thresholds.pps, 300_000);
-        assert_eq!(config.limits.flow_table, 1 << 20);
+        assert_eq!(config.limits.flow_table, 1 << 16);
         assert!(config.baseline.enabled);
         // Every value the example writes is the default (the example documents them).
         let defaults = DetectConfig {

@@ -3,10 +3,11 @@
 //! TCP needs no state: a SYN without ACK opens a connection (for flow records, whose flags are
 //! the OR of every packet's, a SYN bit means the flow began inside the record). Other protocols
 //! have no handshake, so a 5-tuple is new when it was not seen in the last
-//! [`FLOW_IDLE_SECS`]. The table is direct-mapped: one 8-byte slot per hash bucket holding a
-//! 32-bit fingerprint and the second last seen. A collision evicts the older flow, which then
-//! counts as new once more: memory stays fixed under a flood of millions of spoofed tuples,
-//! and such a flood is all new flows anyway.
+//! [`FLOW_IDLE_SECS`]. The table is set-associative: a hash picks one 64-byte set (one cache
+//! line, so one memory access per lookup) of [`WAYS`] 8-byte slots, each a 32-bit fingerprint
+//! and the second last seen; a new flow takes an empty or expired slot, else the set's oldest.
+//! An evicted flow counts as new once more when it comes back: memory stays fixed under a
+//! flood of millions of spoofed tuples, and such a flood is all new flows anyway.
 
 use std::hash::BuildHasher;
 
@@ -17,28 +18,35 @@ use crate::class::{PROTO_TCP, TCP_ACK, TCP_SYN};
 /// A non-TCP 5-tuple idle for longer than this starts a new flow.
 pub const FLOW_IDLE_SECS: u32 = 60;
 
+/// Slots per set: one cache line.
+pub const WAYS: usize = 8;
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Set([u64; WAYS]);
+
 /// The table of recently seen non-TCP flows.
 #[derive(Debug)]
 pub struct NewFlows {
-    slots: Vec<u64>,
+    sets: Vec<Set>,
     mask: usize,
     hasher: foldhash::fast::FixedState,
 }
 
 impl NewFlows {
-    /// A table of `entries` slots (rounded up to a power of two, at least 1).
+    /// A table of `entries` slots (rounded up to a power of two, at least one set).
     pub fn new(entries: usize) -> Self {
-        let entries = entries.max(1).next_power_of_two();
+        let sets = (entries / WAYS).max(1).next_power_of_two();
         NewFlows {
-            slots: vec![0; entries],
-            mask: entries - 1,
+            sets: vec![Set::default(); sets],
+            mask: sets - 1,
             hasher: foldhash::fast::FixedState::with_seed(0xf10e),
         }
     }
 
     /// Bytes of the table.
     pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<u64>()
+        self.sets.len() * std::mem::size_of::<Set>()
     }
 
     /// New flows `record` starts at `second`, scaled by its sampling rate (a sampled new flow
@@ -60,17 +68,30 @@ impl NewFlows {
         }
         let hash =
             self.hasher.hash_one((record.src, record.dst, record.protocol, record.src_port, record.dst_port));
-        let index = (hash as usize) & self.mask;
-        // Fingerprint from the bits the index did not use; never 0 so an empty slot never matches.
+        // Fingerprint from the bits the set index does not use; never 0, so an empty slot never
+        // matches.
         let fingerprint = ((hash >> 32) as u32) | 1;
         let now = second as u32;
-        let Some(slot) = self.slots.get_mut(index) else { return 0 };
-        let (seen_fingerprint, seen_at) = ((*slot >> 32) as u32, *slot as u32);
-        let known = seen_fingerprint == fingerprint && now.wrapping_sub(seen_at) <= FLOW_IDLE_SECS;
-        // Keep the latest time: flows may arrive a little out of order.
-        let latest = if known && seen_at.wrapping_sub(now) < FLOW_IDLE_SECS { seen_at } else { now };
-        *slot = (u64::from(fingerprint) << 32) | u64::from(latest);
-        if known { 0 } else { rate }
+        let Some(set) = self.sets.get_mut((hash as usize) & self.mask) else { return 0 };
+        // Seconds since a slot was seen; records a little out of order may have stamped it
+        // later than `now`, which counts as just seen.
+        let age = |slot: u64| {
+            let age = now.wrapping_sub(slot as u32);
+            if age > u32::MAX / 2 { 0 } else { age }
+        };
+        let known = |slot: u64| (slot >> 32) as u32 == fingerprint && age(slot) <= FLOW_IDLE_SECS;
+        if let Some(slot) = set.0.iter_mut().find(|s| known(**s)) {
+            if age(*slot) > 0 {
+                *slot = (u64::from(fingerprint) << 32) | u64::from(now);
+            }
+            return 0;
+        }
+        // An empty slot, else the least recently seen (expired ones first).
+        let victim = set.0.iter_mut().max_by_key(|s| if **s == 0 { u32::MAX } else { age(**s) });
+        if let Some(slot) = victim {
+            *slot = (u64::from(fingerprint) << 32) | u64::from(now);
+        }
+        rate
     }
 }
 
@@ -108,6 +129,22 @@ mod tests {
     }
 
     #[test]
+    fn a_full_set_evicts_its_least_recently_seen_flow() {
+        // One set: eight flows fit.
+        let mut t = NewFlows::new(WAYS);
+        for port in 0..8 {
+            assert_eq!(t.count(&udp([203, 0, 113, 1], port), 100 + u64::from(port)), 1);
+        }
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 0), 110), 0, "refreshes flow 0");
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 99), 111), 1, "evicts flow 1, the oldest");
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 0), 112), 0);
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 2), 112), 0);
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 1), 112), 1, "flow 1 was evicted");
+        // A record a second older than the slot's time is still the same flow.
+        assert_eq!(t.count(&udp([203, 0, 113, 1], 1), 111), 0);
+    }
+
+    #[test]
     fn tcp_counts_syns_without_state() {
         let mut t = NewFlows::new(1024);
         let syn = TrafficRecord { protocol: 6, tcp_flags: 0x02, ..udp([203, 0, 113, 1], 1) };
@@ -125,6 +162,7 @@ mod tests {
     fn a_spoofed_flood_keeps_memory_fixed() {
         let mut t = NewFlows::new(4096);
         let bytes = t.bytes();
+        assert_eq!(bytes, 4096 * 8);
         let mut new = 0;
         for i in 0..1_000_000u32 {
             new += t.count(&udp(i.to_be_bytes(), (i % 65_536) as u16), 7);

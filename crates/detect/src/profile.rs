@@ -56,49 +56,88 @@ impl DistinctCounter {
 }
 
 /// Space-Saving heavy hitters with `K` slots: every key with more than n/K occurrences is kept,
-/// with a count at most n/K too high (`error` bounds it).
+/// with a count at most n/K too high (`errors` bounds it). Keys and counts live in separate
+/// fixed arrays so the scans stay in a few cache lines: a spoofed flood misses on every
+/// packet, so the miss path (find, then minimum) is the hot one.
 #[derive(Debug, Clone)]
 pub struct TopKeys<T = u16> {
-    slots: Vec<(T, u64, u64)>,
+    keys: [T; TOP_K],
+    counts: [u64; TOP_K],
+    errors: [u64; TOP_K],
+    len: usize,
     total: u64,
+    /// A slot holding the smallest count, when `len == TOP_K`; `None` when it must be searched.
+    min: Option<usize>,
 }
 
-impl<T> Default for TopKeys<T> {
+/// Slots of a [`TopKeys`].
+const TOP_K: usize = 16;
+
+impl<T: Copy + Default> Default for TopKeys<T> {
     fn default() -> Self {
-        TopKeys { slots: Vec::new(), total: 0 }
+        TopKeys {
+            keys: [T::default(); TOP_K],
+            counts: [0; TOP_K],
+            errors: [0; TOP_K],
+            len: 0,
+            total: 0,
+            min: None,
+        }
     }
 }
 
-impl<T: Copy + Eq + Ord> TopKeys<T> {
-    const K: usize = 32;
+impl<T: Copy + Eq + Ord + Default> TopKeys<T> {
+    fn position(&self, key: T) -> Option<usize> {
+        self.keys.get(..self.len)?.iter().position(|&k| k == key)
+    }
 
     #[inline]
     pub fn add(&mut self, key: T, weight: u64) {
         self.total = self.total.saturating_add(weight);
-        if let Some(slot) = self.slots.iter_mut().find(|s| s.0 == key) {
-            slot.1 = slot.1.saturating_add(weight);
+        if let Some(i) = self.position(key) {
+            self.counts[i] = self.counts[i].saturating_add(weight);
+            if self.min == Some(i) {
+                self.min = None;
+            }
             return;
         }
-        if self.slots.len() < Self::K {
-            self.slots.push((key, weight, 0));
+        if self.len < TOP_K {
+            (self.keys[self.len], self.counts[self.len], self.errors[self.len]) = (key, weight, 0);
+            self.len += 1;
             return;
         }
-        if let Some(min) = self.slots.iter_mut().min_by_key(|s| s.1) {
-            let floor = min.1;
-            *min = (key, floor.saturating_add(weight), floor);
+        let min = self.min.unwrap_or_else(|| self.argmin());
+        let floor = self.counts[min];
+        (self.keys[min], self.counts[min], self.errors[min]) = (key, floor.saturating_add(weight), floor);
+        // Counts never fall below `floor`: another slot at `floor` is a minimum (in a flood of
+        // distinct keys most slots tie), found without a full search.
+        self.min = (1..TOP_K).map(|j| (min + j) % TOP_K).find(|&j| self.counts[j] == floor);
+    }
+
+    fn argmin(&self) -> usize {
+        let mut min = 0;
+        for (i, &count) in self.counts.iter().enumerate() {
+            if count < self.counts[min] {
+                min = i;
+            }
         }
+        min
+    }
+
+    fn slots(&self) -> impl Iterator<Item = (T, u64, u64)> + '_ {
+        (0..self.len).map(|i| (self.keys[i], self.counts[i], self.errors[i]))
     }
 
     /// The `n` heaviest keys, heaviest first, with their estimated counts.
     pub fn top(&self, n: usize) -> Vec<(T, u64)> {
-        let mut slots = self.slots.clone();
+        let mut slots: Vec<(T, u64, u64)> = self.slots().collect();
         slots.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         slots.into_iter().take(n).map(|(k, c, _)| (k, c)).collect()
     }
 
     /// The key holding at least `share` of all weight for certain (lower bound), if any.
     pub fn dominant(&self, share: f64, of: u64) -> Option<T> {
-        self.slots.iter().find(|s| of > 0 && (s.1 - s.2) as f64 >= share * of as f64).map(|s| s.0)
+        self.slots().find(|s| of > 0 && (s.1 - s.2) as f64 >= share * of as f64).map(|s| s.0)
     }
 
     pub fn total(&self) -> u64 {
@@ -107,11 +146,11 @@ impl<T: Copy + Eq + Ord> TopKeys<T> {
 
     /// Adds `other`'s slots (its error bounds carry over).
     pub fn merge(&mut self, other: &TopKeys<T>) {
-        for &(key, count, error) in &other.slots {
-            let before = self.slots.iter().find(|s| s.0 == key).map_or(0, |s| s.2);
+        for (key, count, error) in other.slots() {
+            let before = self.position(key).map_or(0, |i| self.errors[i]);
             self.add(key, count);
-            if let Some(slot) = self.slots.iter_mut().find(|s| s.0 == key) {
-                slot.2 = slot.2.max(before).saturating_add(error).min(slot.1);
+            if let Some(i) = self.position(key) {
+                self.errors[i] = self.errors[i].max(before).saturating_add(error).min(self.counts[i]);
             }
         }
     }
@@ -168,22 +207,29 @@ impl Default for Profile {
 /// Packet headers kept per attack (from packet sources: captures, sFlow raw headers).
 pub const MAX_SAMPLES: usize = 5;
 
-/// A remote address's prefix (IPv4 /24, IPv6 /48), as an ordered key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RemotePrefix(IpAddr);
+/// A remote address's prefix (IPv4 /24, IPv6 /48) packed in a u64: IPv4 with the top bit set
+/// and the /24 in the low bits, IPv6 the /48 in the low 48 bits. Cheap to compare in
+/// [`TopKeys`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RemotePrefix(u64);
+
+const REMOTE_V4: u64 = 1 << 63;
 
 impl RemotePrefix {
     fn of(ip: IpAddr) -> Self {
         RemotePrefix(match ip {
-            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & 0xffff_ff00)),
-            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & (u128::MAX << 80))),
+            IpAddr::V4(a) => REMOTE_V4 | u64::from(u32::from(a) >> 8),
+            IpAddr::V6(a) => (u128::from(a) >> 80) as u64,
         })
     }
 
     fn net(self) -> IpNet {
-        match self.0 {
-            IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, 24).unwrap_or_default()),
-            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, 48).unwrap_or_default()),
+        if self.0 & REMOTE_V4 != 0 {
+            let addr = Ipv4Addr::from(((self.0 & 0xff_ffff) as u32) << 8);
+            IpNet::V4(Ipv4Net::new(addr, 24).unwrap_or_default())
+        } else {
+            let addr = Ipv6Addr::from(u128::from(self.0) << 80);
+            IpNet::V6(Ipv6Net::new(addr, 48).unwrap_or_default())
         }
     }
 }
@@ -569,6 +615,47 @@ mod tests {
             d.add(if i % 1000 == 0 { i as u16 } else { 123 }, 1);
         }
         assert_eq!(d.dominant(0.99, 10_000), Some(123));
+    }
+
+    proptest::proptest! {
+        /// The Space-Saving guarantees: a key over 1/K of the weight is kept; its estimate is
+        /// never below the truth nor above it by more than its error bound.
+        #[test]
+        fn top_keys_bounds_hold(stream in proptest::collection::vec((0u16..100, 1u64..5), 0..2000)) {
+            let mut t = TopKeys::default();
+            let mut exact = std::collections::HashMap::new();
+            for &(k, w) in &stream {
+                t.add(k, w);
+                *exact.entry(k).or_insert(0u64) += w;
+            }
+            let total: u64 = exact.values().sum();
+            proptest::prop_assert_eq!(t.total(), total);
+            for (k, count, error) in t.slots() {
+                let truth = exact.get(&k).copied().unwrap_or(0);
+                proptest::prop_assert!(count >= truth && count - error <= truth, "{k}: {count} {error} {truth}");
+            }
+            for (&k, &truth) in &exact {
+                if truth * TOP_K as u64 > total {
+                    proptest::prop_assert!(t.position(k).is_some(), "{k} with {truth} of {total} lost");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn remote_prefixes_round_trip() {
+        for (ip, net) in [
+            ("203.0.113.77", "203.0.113.0/24"),
+            ("0.0.0.1", "0.0.0.0/24"),
+            ("255.255.255.255", "255.255.255.0/24"),
+            ("2001:db8:ffff:1::9", "2001:db8:ffff::/48"),
+            ("::1", "::/48"),
+        ] {
+            assert_eq!(RemotePrefix::of(ip.parse().unwrap()).net().to_string(), net);
+        }
+        let v4 = RemotePrefix::of("0.0.0.0".parse().unwrap());
+        let v6 = RemotePrefix::of("::".parse().unwrap());
+        assert_ne!(v4, v6);
     }
 
     #[test]

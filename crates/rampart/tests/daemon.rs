@@ -283,6 +283,10 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     assert!(metrics.contains("\nrampart_active_attacks 1\n"), "{metrics}");
     assert!(metrics.contains("\nrampart_attacks_total{vector=\"udp_flood\"} 1\n"), "{metrics}");
     assert!(metrics.contains("rampart_collector_datagrams_total{collector=\"sflow\""), "{metrics}");
+    assert!(
+        metrics.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"}"),
+        "{metrics}"
+    );
     // The webhook answered 503 once: the onset arrives on the retry, with the store id.
     let posted: Value =
         serde_json::from_str(&webhook_bodies.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
@@ -306,6 +310,9 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     let mut daemon = daemon;
     let status = daemon.child.wait().unwrap();
     assert!(status.success(), "{status}");
+    // The learned baselines were saved for the next start (a SIGKILL keeps the last periodic save).
+    let baselines = std::fs::read(data.join("baselines.bin")).unwrap();
+    assert!(baselines.starts_with(b"RBSL"), "{:?}", &baselines[..baselines.len().min(8)]);
     // The end event was delivered to the webhook before the daemon exited.
     let posted: Vec<Value> = webhook_bodies.try_iter().map(|b| serde_json::from_str(&b).unwrap()).collect();
     assert_eq!(
