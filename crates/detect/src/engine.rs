@@ -703,15 +703,23 @@ impl Engine {
     /// The aggregate above a prefix of length `len`: the IPv6 wide prefix, else the protected
     /// network holding it (when that is wider).
     fn parent_of(&self, key: u128, len: u8) -> Option<Target> {
-        let wide = self.config.aggregation.ipv6_wide_prefix_len;
-        if !is_v4_key(key) && wide > 0 && wide < len {
-            return Some(Target::Prefix(key & self.v6_wide_mask, wide));
-        }
-        self.protected
+        // The narrowest protected network wider than `len`.
+        let network = self
+            .protected
             .iter()
             .filter(|&&(net, m, net_len)| key & m == net && net_len < len)
-            .min_by_key(|&&(_, _, net_len)| std::cmp::Reverse(net_len))
-            .map(|&(net, _, net_len)| Target::Prefix(net, net_len))
+            .max_by_key(|&&(_, _, net_len)| net_len)
+            .map(|&(net, _, net_len)| Target::Prefix(net, net_len));
+        let wide = self.config.aggregation.ipv6_wide_prefix_len;
+        // The wide level sits between the prefix and the network, never beyond the network.
+        let wide_fits = match network {
+            Some(Target::Prefix(_, net_len)) => net_len < wide,
+            _ => self.protected.is_empty(),
+        };
+        if !is_v4_key(key) && wide > 0 && wide < len && wide_fits {
+            return Some(Target::Prefix(key & self.v6_wide_mask, wide));
+        }
+        network
     }
 
     /// Counts one record. Inbound when its destination is protected (or nothing is), outbound
@@ -1791,6 +1799,27 @@ mod tests {
         assert_eq!((ends[0].target.as_str(), ends[0].target_kind), ("2001:db8:100::/48", TargetKind::Prefix));
         assert_eq!(ends[0].trigger.counter, "wide_prefix_pps");
         assert!(ends[0].vectors.contains(&Vector::CarpetBombing));
+    }
+
+    #[test]
+    fn a_protected_network_narrower_than_the_wide_prefix_is_its_own_top_level() {
+        let c = config(
+            "protected = [\"2001:db8:100::/56\"]\n[thresholds]\npps = 100\n\
+             [aggregation]\npps = 200\nwide_pps = 1000\nnetwork_pps = 5000\n",
+        );
+        let mut engine = Engine::new(c);
+        let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
+            let dst: IpAddr = format!("2001:db8:100:{:x}::1", i % 100).parse().unwrap();
+            TrafficRecord {
+                dst,
+                src: "2001:db8:ffff::1".parse().unwrap(),
+                ..packet(ns, [0; 4], [0; 4], 17, 0)
+            }
+        });
+        events.extend(engine.finish());
+        let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+        assert_eq!(ends.len(), 1, "{events:#?}");
+        assert_eq!((ends[0].target.as_str(), ends[0].trigger.counter), ("2001:db8:100::/56", "network_pps"));
     }
 
     #[test]
