@@ -128,11 +128,15 @@ impl<T: Copy + Eq + Ord + Default> TopKeys<T> {
         (0..self.len).map(|i| (self.keys[i], self.counts[i], self.errors[i]))
     }
 
-    /// The `n` heaviest keys, heaviest first, with their estimated counts.
+    /// The `n` heaviest keys, heaviest first, with the counts they certainly have (estimate
+    /// minus error bound). Keys with no certain count are left out: in a flood of random keys
+    /// every slot is mostly error, and listing them would invent heavy hitters.
     pub fn top(&self, n: usize) -> Vec<(T, u64)> {
-        let mut slots: Vec<(T, u64, u64)> = self.slots().collect();
+        let mut slots: Vec<(T, u64)> =
+            self.slots().map(|(k, count, error)| (k, count - error)).filter(|&(_, c)| c > 0).collect();
         slots.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        slots.into_iter().take(n).map(|(k, c, _)| (k, c)).collect()
+        slots.truncate(n);
+        slots
     }
 
     /// The key holding at least `share` of all weight for certain (lower bound), if any.
@@ -615,6 +619,12 @@ mod tests {
             d.add(if i % 1000 == 0 { i as u16 } else { 123 }, 1);
         }
         assert_eq!(d.dominant(0.99, 10_000), Some(123));
+        // Distinct keys only: nothing is certainly heavy.
+        let mut r = TopKeys::default();
+        for i in 0..10_000u32 {
+            r.add(i as u16, 1);
+        }
+        assert!(r.top(5).iter().all(|&(_, c)| c <= 1), "{:?}", r.top(5));
     }
 
     proptest::proptest! {
@@ -633,6 +643,9 @@ mod tests {
             for (k, count, error) in t.slots() {
                 let truth = exact.get(&k).copied().unwrap_or(0);
                 proptest::prop_assert!(count >= truth && count - error <= truth, "{k}: {count} {error} {truth}");
+            }
+            for (k, certain) in t.top(TOP_K) {
+                proptest::prop_assert!(certain <= exact[&k], "{k}: listed {certain} > {}", exact[&k]);
             }
             for (&k, &truth) in &exact {
                 if truth * TOP_K as u64 > total {

@@ -108,7 +108,7 @@ fn print_table(out: &mut impl Write, attacks: &[StoredAttack]) -> io::Result<()>
             "{:>5}  {:<11} {:<40} {:<28} {:<20} {:>12} {:>14}",
             attack.id,
             format!("{:?}", attack.status).to_lowercase(),
-            text(a, "target"),
+            target_label(a),
             vectors,
             unix_time(a.get("start").and_then(Value::as_f64).unwrap_or(0.0)),
             number(a, "peak_pps"),
@@ -116,6 +116,12 @@ fn print_table(out: &mut impl Write, attacks: &[StoredAttack]) -> io::Result<()>
         )?;
     }
     Ok(())
+}
+
+/// The target, marked when the attack leaves the protected network.
+fn target_label(attack: &Value) -> String {
+    let target = text(attack, "target");
+    if text(attack, "direction") == "outbound" { format!("{target} (outbound)") } else { target.to_owned() }
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
@@ -129,6 +135,14 @@ fn number(value: &Value, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbound_targets_are_marked() {
+        let out = serde_json::json!({"target": "198.51.100.66", "direction": "outbound"});
+        let inbound = serde_json::json!({"target": "198.51.100.0/24", "direction": "inbound"});
+        assert_eq!(target_label(&out), "198.51.100.66 (outbound)");
+        assert_eq!(target_label(&inbound), "198.51.100.0/24");
+    }
 
     #[test]
     fn formats_unix_time() {
