@@ -323,19 +323,17 @@ impl Metrics {
         .collect()
     }
 
-    /// Counters over `factor` times the learned normal (and over the absolute floors, so a
-    /// host going from 2 to 10 packets per second is not an attack).
-    fn crossed_baseline(&self, b: &Baseline, factor: f64, floors: (u64, u64, u64)) -> Vec<Crossing> {
-        let limit =
-            |normal: f64, floor: u64| (normal * factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64;
+    /// Counters over their learned limits (see [`BaselineLimit`]).
+    fn crossed_baseline(&self, b: &Baseline, limit: BaselineLimit) -> Vec<Crossing> {
+        let [pps, bps, flows] = limit.of(b);
         [
-            ("pps_vs_baseline", self.total, b.pps, floors.0),
-            ("bps_vs_baseline", self.bps(), b.bps, floors.1),
-            ("new_flows_vs_baseline", self.flows, b.flows, floors.2),
+            ("pps_vs_baseline", self.total, pps, b.pps),
+            ("bps_vs_baseline", self.bps(), bps, b.bps),
+            ("new_flows_vs_baseline", self.flows, flows, b.flows),
         ]
         .into_iter()
-        .map(|(counter, value, normal, floor)| (counter, value, limit(normal, floor), Some(normal)))
         .filter(|&(_, value, threshold, _)| value > threshold)
+        .map(|(counter, value, threshold, normal)| (counter, value, threshold, Some(normal)))
         .collect()
     }
 
@@ -408,6 +406,25 @@ impl Metrics {
             }
         }
         into.extend(v);
+    }
+}
+
+/// "Alert at `factor` times normal", never below absolute floors (so a host going from 2 to
+/// 10 packets per second is not an attack).
+#[derive(Debug, Clone, Copy)]
+struct BaselineLimit {
+    factor: f64,
+    /// pps, bps, new flows per second.
+    floors: [u64; 3],
+}
+
+impl BaselineLimit {
+    /// The pps, bps and new-flows limits for baseline `b`.
+    fn of(self, b: &Baseline) -> [u64; 3] {
+        let limit = |normal: f64, floor: u64| {
+            (normal * self.factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64
+        };
+        [limit(b.pps, self.floors[0]), limit(b.bps, self.floors[1]), limit(b.flows, self.floors[2])]
     }
 }
 
@@ -919,20 +936,17 @@ impl Engine {
         self.targets.get(&target).map(|s| s.attack.is_some())
     }
 
-    /// The "N times normal" factor for a group (or the default), scaled by the threat level:
-    /// at 50 % a factor of 3 becomes 2.
-    fn baseline_factor(&self, group: Option<usize>, percent: u8) -> f64 {
-        let factor = group
-            .and_then(|g| self.config.groups.get(g))
-            .and_then(|g| g.baseline_factor)
-            .unwrap_or(self.config.baseline.factor);
-        1.0 + (factor - 1.0) * f64::from(percent) / 100.0
-    }
-
-    fn baseline_floors(&self, percent: u8) -> (u64, u64, u64) {
+    /// The "N times normal" limit for a group (or the default), scaled by the threat level: at
+    /// 50 % a factor of 3 becomes 2, the floors halve.
+    fn baseline_limit(&self, group: Option<usize>, percent: u8) -> BaselineLimit {
         let b = &self.config.baseline;
+        let factor =
+            group.and_then(|g| self.config.groups.get(g)).and_then(|g| g.baseline_factor).unwrap_or(b.factor);
         let scale = |v: u64| (u128::from(v) * u128::from(percent) / 100) as u64;
-        (scale(b.min_pps), scale(b.min_bps), scale(b.min_flows))
+        BaselineLimit {
+            factor: 1.0 + (factor - 1.0) * f64::from(percent) / 100.0,
+            floors: [scale(b.min_pps), scale(b.min_bps), scale(b.min_flows)],
+        }
     }
 
     fn close_second(&mut self, second: u64, events: &mut Vec<AttackEvent>) {
@@ -943,17 +957,16 @@ impl Engine {
         let scale = |t: &Thresholds| if percent == 100 { *t } else { t.scaled(percent) };
         let default_in = scale(&self.config.thresholds);
         let default_out = scale(&self.config.outbound);
-        let group_limits: Vec<(Thresholds, Thresholds, Policy, f64)> = self
+        let group_limits: Vec<(Thresholds, Thresholds, Policy, BaselineLimit)> = self
             .config
             .groups
             .iter()
             .enumerate()
             .map(|(i, g)| {
-                (scale(&g.thresholds), scale(&g.outbound), g.policy, self.baseline_factor(Some(i), percent))
+                (scale(&g.thresholds), scale(&g.outbound), g.policy, self.baseline_limit(Some(i), percent))
             })
             .collect();
-        let default_factor = self.baseline_factor(None, percent);
-        let floors = self.baseline_floors(percent);
+        let default_limit = self.baseline_limit(None, percent);
         let baselines_on = self.config.baseline.enabled;
 
         let mut evaluated: BTreeSet<Target> = BTreeSet::new();
@@ -981,11 +994,11 @@ impl Engine {
             total_rates.add(host);
             let group =
                 if self.config.groups.is_empty() { None } else { self.config.group_of(ip_of(host.key)) };
-            let (thresholds_in, thresholds_out, policy, factor) =
-                match group.and_then(|g| group_limits.get(g)) {
-                    Some(&(t_in, t_out, policy, factor)) => (t_in, t_out, policy, factor),
-                    None => (default_in, default_out, self.config.policy, default_factor),
-                };
+            let (thresholds_in, thresholds_out, policy, limit) = match group.and_then(|g| group_limits.get(g))
+            {
+                Some(&(t_in, t_out, policy, limit)) => (t_in, t_out, policy, limit),
+                None => (default_in, default_out, self.config.policy, default_limit),
+            };
             if let Some(rates) = group.and_then(|g| group_rates.get_mut(g)) {
                 rates.add(host);
             }
@@ -999,7 +1012,7 @@ impl Engine {
                 let mut crossed = inbound.crossed_host(&thresholds_in);
                 let learned = if baselines_on { self.baselines.baseline(host.key, second) } else { None };
                 if let Some(b) = &learned {
-                    crossed.extend(inbound.crossed_baseline(b, factor, floors));
+                    crossed.extend(inbound.crossed_baseline(b, limit));
                 }
                 // Under its thresholds and not under attack: feeds the aggregates.
                 if crossed.is_empty() && tracked != Some(true) {
@@ -1009,15 +1022,8 @@ impl Engine {
                     }
                 }
                 if baselines_on {
-                    self.learn(
-                        host.key,
-                        second,
-                        &inbound,
-                        crossed.is_empty() && tracked.is_none(),
-                        learned.as_ref(),
-                        factor,
-                        floors,
-                    );
+                    let normal = crossed.is_empty() && tracked.is_none();
+                    self.learn(host.key, second, &inbound, normal, learned.as_ref(), limit);
                 }
                 if !crossed.is_empty() || tracked.is_some() {
                     evaluated.insert(target);
@@ -1095,10 +1101,10 @@ impl Engine {
             };
             let key = self.group_keys.get(g).copied().unwrap_or_default();
             if baselines_on {
-                let factor = group_limits.get(g).map_or(default_factor, |l| l.3);
+                let limit = group_limits.get(g).map_or(default_limit, |l| l.3);
                 let learned = self.baselines.baseline(key, second);
                 if let Some(b) = &learned {
-                    crossed.extend(m.crossed_baseline(b, factor, floors).into_iter().map(
+                    crossed.extend(m.crossed_baseline(b, limit).into_iter().map(
                         |(counter, value, threshold, normal)| {
                             let counter = match counter {
                                 "pps_vs_baseline" => "group_pps_vs_baseline",
@@ -1110,7 +1116,7 @@ impl Engine {
                     ));
                 }
                 let normal = crossed.is_empty() && !self.targets.contains_key(&target);
-                self.learn(key, second, &m, normal, learned.as_ref(), factor, floors);
+                self.learn(key, second, &m, normal, learned.as_ref(), limit);
             }
             if !crossed.is_empty() || self.targets.contains_key(&target) {
                 evaluated.insert(target);
@@ -1141,7 +1147,6 @@ impl Engine {
     /// candidate or under attack) capped at the baseline's alert limit for the time-of-day
     /// histograms only, so a surge recurring daily becomes normal for its hour while a flood
     /// teaches at most `factor` times normal and never the recent level.
-    #[allow(clippy::too_many_arguments)]
     fn learn(
         &mut self,
         key: u128,
@@ -1149,8 +1154,7 @@ impl Engine {
         m: &Metrics,
         normal: bool,
         learned: Option<&Baseline>,
-        factor: f64,
-        floors: (u64, u64, u64),
+        limit: BaselineLimit,
     ) {
         let sample = m.sample();
         if normal {
@@ -1161,13 +1165,11 @@ impl Engine {
             self.baselines.hold(key, second);
             return;
         };
-        let cap = |value: u64, normal: f64, floor: u64| {
-            value.min((normal * factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64)
-        };
+        let [pps, bps, flows] = limit.of(b);
         let capped = Sample {
-            pps: cap(sample.pps, b.pps, floors.0),
-            bps: cap(sample.bps, b.bps, floors.1),
-            flows: cap(sample.flows, b.flows, floors.2),
+            pps: sample.pps.min(pps),
+            bps: sample.bps.min(bps),
+            flows: sample.flows.min(flows),
             ..sample
         };
         self.baselines.hold_capped(key, second, &capped);

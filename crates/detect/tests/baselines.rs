@@ -178,3 +178,16 @@ fn the_signature_collateral_is_the_share_of_normal_traffic_it_matches() {
     assert!((c.baseline_pps - 2000.0).abs() < 200.0, "{c:?}");
     assert!((c.percent - 10.0).abs() < 2.0, "{c:?}");
 }
+
+#[test]
+fn a_raised_threat_level_lowers_the_baseline_factor() {
+    // 2.5 times normal: under the factor of 3, over the 2 it becomes at threat level high.
+    for (level, alerts) in [(rampart_detect::ThreatLevel::Normal, 0), (rampart_detect::ThreatLevel::High, 1)]
+    {
+        let mut engine = Engine::new(config());
+        feed(&mut engine, DAY0, DAY0 + 7200, |_| 2000);
+        engine.set_threat_level(level);
+        let events = feed(&mut engine, DAY0 + 7200, DAY0 + 7220, |_| 5000);
+        assert_eq!(onsets(&events).len(), alerts, "{level:?}: {events:#?}");
+    }
+}
