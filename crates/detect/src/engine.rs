@@ -898,6 +898,9 @@ impl Engine {
         };
         while open < until {
             if self.buckets.is_empty() && self.targets.is_empty() {
+                // Nothing to close: the seconds skipped had no traffic.
+                self.total_rates = TrafficRates::default();
+                self.group_rates.fill(TrafficRates::default());
                 open = until;
                 break;
             }
@@ -1857,6 +1860,13 @@ mod tests {
         let rates: Vec<_> = engine.group_rates().map(|(n, r)| (n.to_owned(), r.inbound_pps)).collect();
         assert_eq!(rates, [("web".to_owned(), 1280), ("honeypot".to_owned(), 5000)]);
         assert_eq!(engine.rates().inbound_pps, 6280);
+        // Silence: the rates fall to zero, they do not stay at the last busy second.
+        let mut quiet = Engine::new(config(text));
+        feed(&mut quiet, T0, 1, 100, |ns, _| packet(ns, [203, 0, 113, 1], [198, 51, 100, 1], 17, 0));
+        quiet.advance(UnixNanos::from_secs(T0 + 1));
+        assert_eq!(quiet.rates().inbound_pps, 100);
+        quiet.advance(UnixNanos::from_secs(T0 + 5));
+        assert_eq!(quiet.rates(), TrafficRates::default());
         events.extend(engine.finish());
         let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
         assert_eq!(ends.len(), 1, "{events:#?}");
