@@ -42,6 +42,11 @@ pub struct AnalyzeArgs {
     /// (raised levels scale every threshold down).
     #[arg(long, value_name = "LEVEL", value_parser = parse_threat_level)]
     pub threat_level: Option<rampart_detect::ThreatLevel>,
+    /// Judge hosts and groups against the learned baselines in FILE (a daemon's
+    /// DIR/baselines.bin), as if the daemon had been watching; a capture shorter than the
+    /// warm-up hour learns none of its own.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Also write a self-contained HTML report (traffic chart per target, fingerprint of each
     /// attack) to this file.
     #[arg(long, value_name = "FILE")]
@@ -116,6 +121,22 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let mut input = CaptureInput::open(&args.file)?;
     let name = input.name.clone();
     let mut engine = Engine::new(config);
+    if let Some(path) = &args.baseline {
+        if !engine.config().baseline.enabled {
+            bail!(
+                "--baseline {}: baselines are off in the configuration ([baseline] enabled)",
+                path.display()
+            );
+        }
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read baselines {}", path.display()))?;
+        engine.restore_baselines(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a usable baseline snapshot ({e}); it comes from `rampart run`'s data directory",
+                path.display()
+            )
+        })?;
+    }
     let mut attacks: Vec<Attack> = Vec::new();
     let mut keep = |events: Vec<rampart_detect::AttackEvent>| {
         attacks.extend(events.into_iter().filter(|e| e.kind == EventKind::End).map(|e| e.attack));

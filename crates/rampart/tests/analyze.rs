@@ -127,3 +127,64 @@ fn html_report_has_a_chart_and_signature_per_attack() {
     let (ok, _, stderr) = analyze(&["-", "--html", report.to_str().unwrap()]);
     assert!(!ok && stderr.contains("--html"), "{stderr}");
 }
+
+#[test]
+fn learned_baselines_from_the_daemon_judge_a_capture() {
+    use rampart_detect::{DetectConfig, Engine};
+    use rampart_telemetry::{TrafficRecord, UnixNanos};
+
+    // A SYN flood at 3 kpps: far under the default static thresholds (20 kpps, 10 kpps SYN).
+    let params =
+        GenParams { background_pps: 300, attack_pps: 3000, ..GenParams::for_scenario(Scenario::SynFlood) };
+    let path = capture("syn-baseline.pcap", Scenario::SynFlood, &params);
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(path.with_extension("pcap.truth.json")).unwrap())
+            .unwrap();
+    let first = truth["capture"]["first_packet"].as_f64().unwrap() as u64;
+    let target = truth["attacks"][0]["target"].as_str().unwrap().to_owned();
+    let args = [path.to_str().unwrap(), "--json", "--protect", "198.51.100.0/24"];
+    let (ok, stdout, stderr) = analyze(&args);
+    assert!(ok, "{stderr}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["attacks"], serde_json::json!([]));
+
+    // What the daemon would have learned: the target normally gets 200 pps, for two hours.
+    let config = DetectConfig::from_toml_str("protected = [\"198.51.100.0/24\"]", "t.toml").unwrap();
+    let mut engine = Engine::new(config);
+    for s in first - 7200..first - 1 {
+        let record = TrafficRecord {
+            start: UnixNanos::from_secs(s),
+            end: UnixNanos::from_secs(s),
+            src: "203.0.113.9".parse().unwrap(),
+            dst: target.parse().unwrap(),
+            protocol: 6,
+            tcp_flags: 0x18,
+            packets: 200,
+            bytes: 200 * 800,
+            ..TrafficRecord::EMPTY
+        };
+        engine.advance(record.start);
+        engine.observe(&record);
+    }
+    engine.advance(UnixNanos::from_secs(first - 1));
+    let baselines = path.with_extension("baselines.bin");
+    std::fs::write(&baselines, engine.baseline_snapshot()).unwrap();
+
+    let mut with_baseline = args.to_vec();
+    with_baseline.extend(["--baseline", baselines.to_str().unwrap()]);
+    let (ok, stdout, stderr) = analyze(&with_baseline);
+    assert!(ok, "{stderr}");
+    let attacks = serde_json::from_str::<Value>(&stdout).unwrap()["attacks"].as_array().unwrap().clone();
+    assert_eq!(attacks.len(), 1, "{attacks:#?}");
+    assert_eq!(attacks[0]["target"], target.as_str());
+    assert_eq!(attacks[0]["vectors"], serde_json::json!(["syn_flood"]));
+    assert_eq!(attacks[0]["trigger"]["counter"], "pps_vs_baseline");
+    let normal = attacks[0]["trigger"]["baseline"].as_f64().unwrap();
+    assert!((150.0..250.0).contains(&normal), "{normal}");
+
+    // A file that is not a snapshot: one clear line, non-zero exit.
+    std::fs::write(&baselines, b"garbage").unwrap();
+    let (ok, _, stderr) = analyze(&with_baseline);
+    assert!(!ok);
+    assert!(stderr.contains("not a usable baseline snapshot"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

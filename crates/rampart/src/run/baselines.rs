@@ -44,7 +44,7 @@ pub fn load(engine: &mut Engine, data_dir: &Path) {
             let aside = path.with_extension("bin.unusable");
             let _ = fs::rename(&path, &aside);
             eprintln!(
-                "rampart: warning: baselines {} are unusable ({e:?}); moved to {}, learning from scratch",
+                "rampart: warning: baselines {} are unusable ({e}); moved to {}, learning from scratch",
                 path.display(),
                 aside.display()
             );
