@@ -203,6 +203,31 @@ fn vectors(attack: &Attack) -> String {
     attack.vectors.iter().map(|v| v.name()).collect::<Vec<_>>().join(",")
 }
 
+/// Buckets listed on the `lengths` line; the rest are summed (the JSON keeps them all).
+const LENGTH_BUCKETS_SHOWN: usize = 6;
+
+/// "32-47 41.6%, 48-63 58.4%": the heaviest 16-byte buckets in length order, and what the
+/// others add up to when a flood spreads its lengths wide.
+fn length_summary(buckets: &[rampart_detect::Share<u32>]) -> String {
+    let mut heaviest: Vec<&rampart_detect::Share<u32>> = buckets.iter().collect();
+    heaviest.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.value.cmp(&b.value)));
+    let (shown, rest) = heaviest.split_at(heaviest.len().min(LENGTH_BUCKETS_SHOWN));
+    let mut shown = shown.to_vec();
+    shown.sort_by_key(|s| s.value);
+    let mut text = shown
+        .iter()
+        .map(|s| format!("{}-{} {:.1}%", s.value, s.value + 15, s.percent))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !rest.is_empty() {
+        let percent: f64 = rest.iter().map(|s| s.percent).sum();
+        let (low, high) =
+            rest.iter().fold((u32::MAX, 0), |(lo, hi), s| (lo.min(s.value), hi.max(s.value + 15)));
+        text += &format!(" and {} more buckets within {low}-{high}, {percent:.1}%", rest.len());
+    }
+    text
+}
+
 /// A unit enum's JSON name (`inbound`, `host`, `mitigate`).
 fn json_name(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
@@ -276,7 +301,7 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             writeln!(out, "  ttl          {}", shares(&a.ttls, |v| v.to_string()))?;
         }
         if !a.packet_lengths.is_empty() {
-            writeln!(out, "  lengths      {}", shares(&a.packet_lengths, |v| format!("{v}-{}", v + 15)))?;
+            writeln!(out, "  lengths      {}", length_summary(&a.packet_lengths))?;
         }
         for sample in &a.sample_headers {
             writeln!(out, "  packet       {sample}")?;
@@ -314,4 +339,20 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wide_length_spreads_are_summarized() {
+        let share = |value, packets| rampart_detect::Share { value, packets, percent: packets as f64 };
+        let narrow = [share(32, 40), share(48, 60)];
+        assert_eq!(super::length_summary(&narrow), "32-47 40.0%, 48-63 60.0%");
+        let wide: Vec<_> = (0..10u32).map(|i| share(64 + 16 * i, 10 + u64::from(i))).collect();
+        assert_eq!(
+            super::length_summary(&wide),
+            "128-143 14.0%, 144-159 15.0%, 160-175 16.0%, 176-191 17.0%, 192-207 18.0%, 208-223 19.0% \
+             and 4 more buckets within 64-127, 46.0%"
+        );
+    }
 }
