@@ -1782,14 +1782,10 @@ mod tests {
         assert!(events.is_empty(), "{events:#?}");
     }
 
-    #[test]
-    fn ipv6_carpet_bombing_over_many_64s_goes_to_the_48() {
-        let c = config(
-            "protected = [\"2001:db8:100::/48\"]\n[thresholds]\npps = 100\n\
-             [aggregation]\npps = 200\nwide_pps = 1000\n",
-        );
+    /// Three seconds of 10 000 UDP pps spread over one host in each of 100 /64s of
+    /// 2001:db8:100::/56; every event.
+    fn ipv6_carpet(c: DetectConfig) -> Vec<AttackEvent> {
         let mut engine = Engine::new(c);
-        // 100 pps to each of 100 /64s (one host each): every /64 under 200, the /48 at 10 000.
         let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
             let dst: IpAddr = format!("2001:db8:100:{:x}::1", i % 100).parse().unwrap();
             TrafficRecord {
@@ -1799,6 +1795,17 @@ mod tests {
             }
         });
         events.extend(engine.finish());
+        events
+    }
+
+    #[test]
+    fn ipv6_carpet_bombing_over_many_64s_goes_to_the_48() {
+        let c = config(
+            "protected = [\"2001:db8:100::/48\"]\n[thresholds]\npps = 100\n\
+             [aggregation]\npps = 200\nwide_pps = 1000\n",
+        );
+        // 100 pps to each of 100 /64s (one host each): every /64 under 200, the /48 at 10 000.
+        let events = ipv6_carpet(c);
         let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
         assert_eq!(ends.len(), 1, "{events:#?}");
         assert_eq!((ends[0].target.as_str(), ends[0].target_kind), ("2001:db8:100::/48", TargetKind::Prefix));
@@ -1812,16 +1819,7 @@ mod tests {
             "protected = [\"2001:db8:100::/56\"]\n[thresholds]\npps = 100\n\
              [aggregation]\npps = 200\nwide_pps = 1000\nnetwork_pps = 5000\n",
         );
-        let mut engine = Engine::new(c);
-        let mut events = feed(&mut engine, T0, 3, 10_000, |ns, i| {
-            let dst: IpAddr = format!("2001:db8:100:{:x}::1", i % 100).parse().unwrap();
-            TrafficRecord {
-                dst,
-                src: "2001:db8:ffff::1".parse().unwrap(),
-                ..packet(ns, [0; 4], [0; 4], 17, 0)
-            }
-        });
-        events.extend(engine.finish());
+        let events = ipv6_carpet(c);
         let ends: Vec<_> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
         assert_eq!(ends.len(), 1, "{events:#?}");
         assert_eq!((ends[0].target.as_str(), ends[0].trigger.counter), ("2001:db8:100::/56", "network_pps"));

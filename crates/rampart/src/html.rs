@@ -5,43 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use rampart_telemetry::TrafficRecord;
 use serde_json::Value;
 
-/// One network of an attack target.
-#[derive(Debug, Clone)]
-struct Network {
-    addr: IpAddr,
-    prefix_len: u8,
-}
-
-impl Network {
-    fn parse(text: &str) -> Option<Self> {
-        let (addr, len) = match text.split_once('/') {
-            Some((addr, len)) => (addr.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
-            None => {
-                let addr = text.parse::<IpAddr>().ok()?;
-                (addr, if addr.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        Some(Self { addr, prefix_len: len })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let len = u32::from(self.prefix_len.min(32));
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let len = u32::from(self.prefix_len.min(128));
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+/// A host or prefix as attacks name it (`198.51.100.10`, `198.51.100.0/24`).
+fn parse_network(text: &str) -> Option<IpNet> {
+    text.parse().ok().or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// An attack target as a matcher: its networks (a host, a prefix, a group's prefixes) and
@@ -49,7 +19,7 @@ impl Network {
 #[derive(Debug, Clone)]
 struct TargetMatcher {
     label: String,
-    networks: Vec<Network>,
+    networks: Vec<IpNet>,
     outbound: bool,
 }
 
@@ -59,16 +29,16 @@ impl TargetMatcher {
     fn of(attack: &Value) -> Option<Self> {
         let outbound = attack["direction"] == "outbound";
         let networks = if attack["target_kind"] == "group" {
-            attack["signature"]["dst_prefix"].as_str()?.split(',').filter_map(Network::parse).collect()
+            attack["signature"]["dst_prefix"].as_str()?.split(',').filter_map(parse_network).collect()
         } else {
-            vec![Network::parse(attack["target"].as_str()?)?]
+            vec![parse_network(attack["target"].as_str()?)?]
         };
         Some(Self { label: series_label(attack), networks, outbound })
     }
 
     fn matches(&self, record: &TrafficRecord) -> bool {
         let ip = if self.outbound { record.src } else { record.dst };
-        self.networks.iter().any(|n| n.contains(ip))
+        self.networks.iter().any(|n| n.contains(&ip))
     }
 }
 
@@ -291,13 +261,14 @@ mod tests {
 
     #[test]
     fn prefixes_and_hosts_match() {
-        let prefix = Network::parse("198.51.100.0/24").unwrap();
-        assert!(prefix.contains("198.51.100.77".parse().unwrap()));
-        assert!(!prefix.contains("198.51.101.1".parse().unwrap()));
-        let host = Network::parse("2001:db8::1").unwrap();
-        assert!(host.contains("2001:db8::1".parse().unwrap()));
-        assert!(!host.contains("2001:db8::2".parse().unwrap()));
-        assert!(Network::parse("not an address").is_none());
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let prefix = parse_network("198.51.100.0/24").unwrap();
+        assert!(prefix.contains(&ip("198.51.100.77")));
+        assert!(!prefix.contains(&ip("198.51.101.1")));
+        let host = parse_network("2001:db8::1").unwrap();
+        assert!(host.contains(&ip("2001:db8::1")));
+        assert!(!host.contains(&ip("2001:db8::2")));
+        assert!(parse_network("not an address").is_none());
     }
 
     #[test]

@@ -186,6 +186,9 @@ impl DatagramDecoder for CountingDecoder {
     }
 }
 
+/// A collector counter: name, help, getter.
+type CollectorCounter = (&'static str, &'static str, fn(&CollectorMetrics) -> &AtomicU64);
+
 /// A decoder counter: name, help, getter.
 type DecoderCounter = (&'static str, &'static str, fn(&ExporterStats) -> u64);
 
@@ -201,37 +204,17 @@ pub fn render(metrics: &Metrics) -> String {
         let listen = c.listen.lock().map(|l| l.to_string()).unwrap_or_default();
         format!("collector=\"{}\",listen=\"{listen}\"", format!("{:?}", c.kind).to_lowercase())
     };
-    family(&mut out, "rampart_collector_datagrams_total", "counter", "Export datagrams received.");
-    for c in &collectors {
-        let _ = writeln!(
-            out,
-            "rampart_collector_datagrams_total{{{}}} {}",
-            label(c),
-            c.datagrams.load(Ordering::Relaxed)
-        );
-    }
-    family(&mut out, "rampart_collector_records_total", "counter", "Traffic records decoded.");
-    for c in &collectors {
-        let _ = writeln!(
-            out,
-            "rampart_collector_records_total{{{}}} {}",
-            label(c),
-            c.records.load(Ordering::Relaxed)
-        );
-    }
-    family(
-        &mut out,
-        "rampart_collector_socket_drops_total",
-        "counter",
-        "Datagrams the kernel dropped: socket buffer full.",
-    );
-    for c in &collectors {
-        let _ = writeln!(
-            out,
-            "rampart_collector_socket_drops_total{{{}}} {}",
-            label(c),
-            c.socket_drops.load(Ordering::Relaxed)
-        );
+    let collector_counters: [CollectorCounter; 3] = [
+        ("datagrams", "Export datagrams received.", |c| &c.datagrams),
+        ("records", "Traffic records decoded.", |c| &c.records),
+        ("socket_drops", "Datagrams the kernel dropped: socket buffer full.", |c| &c.socket_drops),
+    ];
+    for (name, help, get) in collector_counters {
+        let metric = format!("rampart_collector_{name}_total");
+        family(&mut out, &metric, "counter", help);
+        for c in &collectors {
+            let _ = writeln!(out, "{metric}{{{}}} {}", label(c), get(c).load(Ordering::Relaxed));
+        }
     }
     let decoder_counters: [DecoderCounter; 6] = [
         ("datagrams", "Datagrams seen by the decoder.", |s| s.datagrams),
