@@ -167,7 +167,9 @@ for line in open(f"{d}/rampart.out"):
     if event.get("event") != "onset":
         continue
     a = event["attack"]
-    r_found.append(f'{"+".join(a["vectors"])} → {a["target"]}{out(a["direction"])}')
+    t = a["target"]
+    target = t.get("host") or t.get("prefix") or t.get("group", {}).get("name")
+    r_found.append(f'{"+".join(a["vectors"])} → {target}{out(a["direction"])}')
     if first is not None and r_delay is None:
         r_delay = float(stamp) - onset_wall(first)
 f_found, f_delay = [], None

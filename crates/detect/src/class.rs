@@ -1,7 +1,8 @@
-//! Traffic classes of a record and the attack-vector vocabulary.
+//! Traffic classes of a record, and the reflector ports that name amplification vectors.
 
+pub use rampart_contract::Vector;
 use rampart_telemetry::{Fragment, TrafficRecord};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
@@ -65,66 +66,6 @@ impl Class {
             Class::Fragment => Vector::IpFragmentFlood,
             Class::Other => Vector::Other,
         }
-    }
-}
-
-/// Attack vectors (snake_case in JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Vector {
-    SynFlood,
-    AckFlood,
-    RstFlood,
-    TcpFlood,
-    UdpFlood,
-    IcmpFlood,
-    IpFragmentFlood,
-    DnsAmplification,
-    NtpAmplification,
-    SsdpAmplification,
-    MemcachedAmplification,
-    CldapAmplification,
-    ChargenAmplification,
-    SnmpAmplification,
-    NetbiosAmplification,
-    PortmapAmplification,
-    WsDiscoveryAmplification,
-    CoapAmplification,
-    CarpetBombing,
-    Other,
-}
-
-impl Vector {
-    /// The JSON name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Vector::SynFlood => "syn_flood",
-            Vector::AckFlood => "ack_flood",
-            Vector::RstFlood => "rst_flood",
-            Vector::TcpFlood => "tcp_flood",
-            Vector::UdpFlood => "udp_flood",
-            Vector::IcmpFlood => "icmp_flood",
-            Vector::IpFragmentFlood => "ip_fragment_flood",
-            Vector::DnsAmplification => "dns_amplification",
-            Vector::NtpAmplification => "ntp_amplification",
-            Vector::SsdpAmplification => "ssdp_amplification",
-            Vector::MemcachedAmplification => "memcached_amplification",
-            Vector::CldapAmplification => "cldap_amplification",
-            Vector::ChargenAmplification => "chargen_amplification",
-            Vector::SnmpAmplification => "snmp_amplification",
-            Vector::NetbiosAmplification => "netbios_amplification",
-            Vector::PortmapAmplification => "portmap_amplification",
-            Vector::WsDiscoveryAmplification => "ws_discovery_amplification",
-            Vector::CoapAmplification => "coap_amplification",
-            Vector::CarpetBombing => "carpet_bombing",
-            Vector::Other => "other",
-        }
-    }
-}
-
-impl std::fmt::Display for Vector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -207,13 +148,6 @@ mod tests {
         for (i, (port, vector)) in AMPLIFICATION_PORTS.iter().enumerate() {
             assert_eq!(amplification_index(*port), Some(i));
             assert!(vector.name().ends_with("_amplification"));
-        }
-    }
-
-    #[test]
-    fn vector_names_match_serde() {
-        for v in [Vector::SynFlood, Vector::WsDiscoveryAmplification, Vector::CarpetBombing] {
-            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{}\"", v.name()));
         }
     }
 }

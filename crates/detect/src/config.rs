@@ -173,31 +173,7 @@ impl ThresholdsToml {
     }
 }
 
-/// What Rampart may do about an attack on a host or group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// Report and hand the signature to mitigation (the default).
-    #[default]
-    Mitigate,
-    /// Report only: never mitigate automatically (e.g. hosts whose traffic must never be
-    /// filtered by a machine).
-    Alert,
-    /// Do not detect at all (e.g. a honeypot or a scrubbing range); the traffic still counts
-    /// in group rates.
-    Ignore,
-}
-
-impl Policy {
-    pub fn parse(text: &str) -> Option<Policy> {
-        match text {
-            "mitigate" => Some(Policy::Mitigate),
-            "alert" => Some(Policy::Alert),
-            "ignore" => Some(Policy::Ignore),
-            _ => None,
-        }
-    }
-}
+pub use rampart_contract::Policy;
 
 /// A named set of hosts with their own thresholds (e.g. DNS servers that legitimately receive
 /// much UDP).

@@ -14,7 +14,7 @@
 //! # let records: Vec<rampart_telemetry::TrafficRecord> = Vec::new();
 //! for record in &records {
 //!     for event in engine.advance(record.start) {
-//!         println!("{:?} {}", event.kind, event.attack.target);
+//!         println!("{} {}", event.kind, event.attack.target);
 //!     }
 //!     engine.observe(record);
 //! }
@@ -32,10 +32,10 @@ pub mod flows;
 pub mod profile;
 pub mod threat;
 
-pub use attack::{Attack, AttackEvent, Direction, EventKind, TargetKind, Trigger};
+pub use attack::{Attack, AttackEvent, AttackId, Direction, EventKind, Level, Metric, Trigger};
 pub use baseline::{Baseline, BaselineConfig, BaselineError, BaselineStats, BaselineTable, Sample};
 pub use class::{AMPLIFICATION_PORTS, Class, Vector, classify};
 pub use config::{Aggregation, ConfigError, DetectConfig, HostGroup, Lifecycle, Limits, Policy, Thresholds};
 pub use engine::{Engine, EngineStats, TrafficRates};
-pub use profile::{Collateral, PacketSample, Share, Signature};
+pub use rampart_contract::{Collateral, PacketSample, Share, Signature, Target};
 pub use threat::{ThreatConfig, ThreatLevel, ThreatWindow};

@@ -5,8 +5,10 @@ use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rampart_contract::{
+    EventTime, FragmentMatch, LengthRange, PacketSample, PortRange, Share, Signature, TcpFlags,
+};
 use rampart_telemetry::{Fragment, RecordSource, TrafficRecord};
-use serde::Serialize;
 
 /// HyperLogLog with 2^8 registers (about 6.5 % standard error, 256 bytes).
 #[derive(Debug, Clone)]
@@ -238,127 +240,25 @@ impl RemotePrefix {
     }
 }
 
-/// The decoded headers of one attack packet.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PacketSample {
-    /// Unix seconds.
-    pub time: f64,
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub protocol: u8,
-    pub src_port: Option<u16>,
-    pub dst_port: Option<u16>,
-    /// TCP flags byte (0 when not TCP).
-    pub tcp_flags: u8,
-    pub ttl: Option<u8>,
-    /// IP total length.
-    pub length: Option<u32>,
-    /// Non-initial fragment.
-    pub fragment: bool,
-    /// 1 in N sampling of the source.
-    pub sampling_rate: u32,
-}
-
-impl PacketSample {
-    fn of(record: &TrafficRecord) -> Self {
-        PacketSample {
-            time: record.start.as_secs_f64(),
-            src: record.src,
-            dst: record.dst,
-            protocol: record.protocol,
-            src_port: record.src_port,
-            dst_port: record.dst_port,
-            tcp_flags: record.tcp_flags,
-            ttl: record.ttl,
-            length: record.packet_len,
-            fragment: record.fragment == Fragment::NonInitial,
-            sampling_rate: record.sampling_rate,
-        }
-    }
-}
-
-impl std::fmt::Display for PacketSample {
-    /// `203.0.113.5:1234 > 198.51.100.7:80 proto 6 flags 0x02 ttl 52 len 60`
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let end = |ip: IpAddr, port: Option<u16>| match (ip, port) {
-            (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
-            (a, Some(p)) => format!("{a}:{p}"),
-            (a, None) => a.to_string(),
-        };
-        write!(
-            f,
-            "{} > {} proto {}",
-            end(self.src, self.src_port),
-            end(self.dst, self.dst_port),
-            self.protocol
-        )?;
-        if self.protocol == crate::class::PROTO_TCP {
-            write!(f, " flags {:#04x}", self.tcp_flags)?;
-        }
-        if let Some(ttl) = self.ttl {
-            write!(f, " ttl {ttl}")?;
-        }
-        if let Some(len) = self.length {
-            write!(f, " len {len}")?;
-        }
-        if self.fragment {
-            f.write_str(" fragment")?;
-        }
-        Ok(())
+/// The headers of `record` as an attack sample.
+fn sample_of(record: &TrafficRecord) -> PacketSample {
+    PacketSample {
+        time: EventTime::from_unix_nanos(record.start.0),
+        src: record.src,
+        dst: record.dst,
+        protocol: record.protocol,
+        src_port: record.src_port,
+        dst_port: record.dst_port,
+        tcp_flags: record.tcp_flags,
+        ttl: record.ttl,
+        length: record.packet_len,
+        fragment: record.fragment == Fragment::NonInitial,
+        sampling_rate: record.sampling_rate,
     }
 }
 
 /// Share of an attack's traffic a signature field must cover.
 pub const SIGNATURE_COVERAGE: f64 = 0.99;
-
-/// The narrowest filter whose every field matches at least 99 % of the attack's profiled
-/// packets (each field on its own: their conjunction may cover a little less). A `None` field
-/// matches anything. Profiled packets are those to the target in the seconds over threshold
-/// after the onset was reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Signature {
-    /// Source: the protected host sending an outbound attack; `None` (any) for inbound.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub src_prefix: Option<String>,
-    /// Destination: the host (/32, /128) or the attacked prefix; for an outbound attack the
-    /// remote prefix receiving 99 % of it, else `0.0.0.0/0` / `::/0`.
-    pub dst_prefix: String,
-    pub protocol: Option<u8>,
-    pub src_port: Option<u16>,
-    pub dst_port: Option<u16>,
-    /// Exact TCP flags byte when one value dominates.
-    pub tcp_flags: Option<u8>,
-    /// `true`: non-initial fragments only; `false`: no non-initial fragments; `None`: both.
-    pub fragment: Option<bool>,
-    /// IP total length range holding at least 99 % of packets (16-byte resolution).
-    pub packet_len: Option<(u32, u32)>,
-    /// Packets the signature was computed from.
-    pub sampled_packets: u64,
-    /// How much of the target's normal traffic the signature would also match, when the
-    /// target has a learned baseline.
-    pub collateral: Option<Collateral>,
-}
-
-/// Estimated legitimate traffic a signature would also drop: the target's learned per-class
-/// levels (recent, outside attacks) in the classes the signature matches. Ports other than
-/// reflector source ports are not tracked per host, so this is an upper bound.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Collateral {
-    /// The target's normal inbound packets per second.
-    pub baseline_pps: f64,
-    /// Of which the signature would match at most.
-    pub matching_pps: f64,
-    /// `matching_pps` as a percentage of `baseline_pps`.
-    pub percent: f64,
-}
-
-/// A key and its share of the attack's profiled packets.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Share<K> {
-    pub value: K,
-    pub packets: u64,
-    pub percent: f64,
-}
 
 impl Profile {
     /// Adds `packets` and `bytes` of `record`; `outbound` when the protected side is its source
@@ -384,7 +284,7 @@ impl Profile {
         if self.samples.len() < MAX_SAMPLES
             && matches!(record.source, RecordSource::Pcap | RecordSource::Sflow)
         {
-            self.samples.push(PacketSample::of(record));
+            self.samples.push(sample_of(record));
         }
         if let Some(port) = record.src_port {
             self.src_ports.add(port, packets);
@@ -457,8 +357,8 @@ impl Profile {
     }
 
     /// Heaviest remote prefixes (IPv4 /24, IPv6 /48).
-    pub fn top_remote_prefixes(&self, n: usize) -> Vec<Share<String>> {
-        self.remote_prefixes.top(n).into_iter().map(|(k, c)| self.share(k.net().to_string(), c)).collect()
+    pub fn top_remote_prefixes(&self, n: usize) -> Vec<Share<IpNet>> {
+        self.remote_prefixes.top(n).into_iter().map(|(k, c)| self.share(k.net(), c)).collect()
     }
 
     /// Headers of the first packets profiled (packet sources only).
@@ -532,24 +432,23 @@ impl Profile {
         } else {
             None
         };
-        let (src_prefix, dst_prefix) = if outbound {
-            let any = match target {
-                IpNet::V4(_) => "0.0.0.0/0",
-                IpNet::V6(_) => "::/0",
-            };
+        let (src_prefixes, dst_prefixes) = if outbound {
+            // The remote prefix receiving 99 % of it, else any destination.
             let victim = self.remote_prefixes.dominant(SIGNATURE_COVERAGE, n);
-            (Some(target.to_string()), victim.map_or_else(|| any.to_owned(), |v| v.net().to_string()))
+            (vec![target], victim.map(|v| v.net()).into_iter().collect())
         } else {
-            (None, target.to_string())
+            (Vec::new(), vec![target])
         };
+        let port = |p: Option<u16>| p.map(PortRange::single).into_iter().collect();
         Signature {
-            src_prefix,
-            dst_prefix,
+            src_prefixes,
+            dst_prefixes,
             protocol,
-            src_port: self.src_ports.dominant(SIGNATURE_COVERAGE, n),
-            dst_port: self.dst_ports.dominant(SIGNATURE_COVERAGE, n),
-            tcp_flags,
-            fragment,
+            src_ports: port(self.src_ports.dominant(SIGNATURE_COVERAGE, n)),
+            dst_ports: port(self.dst_ports.dominant(SIGNATURE_COVERAGE, n)),
+            tcp_flags: tcp_flags.map(TcpFlags::exact),
+            fragment: fragment
+                .map(|only| if only { FragmentMatch::NonInitial } else { FragmentMatch::NotNonInitial }),
             packet_len: self.length_range(),
             sampled_packets: n,
             collateral: None,
@@ -557,7 +456,7 @@ impl Profile {
     }
 
     /// Narrowest bucket range holding at least 99 % of the packets with a known length.
-    fn length_range(&self) -> Option<(u32, u32)> {
+    fn length_range(&self) -> Option<LengthRange> {
         let n = self.packets_with_len;
         if n == 0 || (n as f64) < SIGNATURE_COVERAGE * self.packets as f64 {
             return None;
@@ -577,7 +476,8 @@ impl Profile {
         }
         best.map(|(lo, hi)| {
             let max = if hi == LEN_BUCKETS - 1 { 65_535 } else { (hi as u32 + 1) * LEN_BUCKET - 1 };
-            (lo as u32 * LEN_BUCKET, max)
+            let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+            LengthRange { min: clamp(lo as u32 * LEN_BUCKET), max: clamp(max) }
         })
     }
 }
@@ -723,10 +623,18 @@ mod tests {
         }
         let s = p.signature("198.51.100.10/32".parse().unwrap(), false);
         assert_eq!(
-            (s.protocol, s.dst_port, s.src_port, s.tcp_flags, s.fragment),
-            (Some(6), Some(80), None, Some(2), Some(false))
+            (s.protocol, s.dst_ports.clone(), s.src_ports.clone(), s.tcp_flags, s.fragment),
+            (
+                Some(6),
+                vec![PortRange::single(80)],
+                vec![],
+                Some(TcpFlags::exact(2)),
+                Some(FragmentMatch::NotNonInitial)
+            )
         );
-        assert_eq!(s.packet_len, Some((32, 63)));
+        assert_eq!(s.packet_len, Some(LengthRange { min: 32, max: 63 }));
+        assert_eq!(s.dst_prefixes, vec!["198.51.100.10/32".parse::<IpNet>().unwrap()]);
+        assert!(s.src_prefixes.is_empty());
         let e = p.distinct_remotes();
         assert!((900..=1100).contains(&e), "{e}");
         assert_eq!(p.protocol_mix()[0].percent, 100.0);

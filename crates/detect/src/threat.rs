@@ -2,38 +2,11 @@
 //! sensitivity ahead of them. The level scales every threshold down; it is set by hand or by
 //! scheduled windows (an event's date range).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Thresholds;
 
-/// How likely an attack is right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ThreatLevel {
-    #[default]
-    Normal,
-    Elevated,
-    High,
-}
-
-impl ThreatLevel {
-    pub fn name(self) -> &'static str {
-        match self {
-            ThreatLevel::Normal => "normal",
-            ThreatLevel::Elevated => "elevated",
-            ThreatLevel::High => "high",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "normal" => Some(ThreatLevel::Normal),
-            "elevated" => Some(ThreatLevel::Elevated),
-            "high" => Some(ThreatLevel::High),
-            _ => None,
-        }
-    }
-}
+pub use rampart_contract::ThreatLevel;
 
 /// A scheduled period of raised threat, in Unix seconds (`from` inclusive, `until` exclusive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use rampart_detect::{AttackEvent, DetectConfig, Engine, EventKind};
+use rampart_contract::EventTime;
+use rampart_detect::{AttackEvent, DetectConfig, Engine, EventKind, Target};
 use rampart_telemetry::{TrafficRecord, UnixNanos};
 
 /// 2026-01-01 00:00:00 UTC.
@@ -72,12 +73,13 @@ fn a_slow_legitimate_ramp_raises_nothing_and_a_step_does() {
     let onsets = onsets(&events);
     assert_eq!(onsets.len(), 1, "{events:#?}");
     let a = &onsets[0].attack;
-    assert_eq!(a.target, "198.51.100.80");
-    assert_eq!(a.trigger.counter, "pps_vs_baseline");
-    assert_eq!(a.start, ramp_end as f64);
+    assert_eq!(a.target, Target::Host(IpAddr::from(WEB)));
+    assert_eq!(a.trigger.counter_name(), "pps_vs_baseline");
+    assert_eq!(a.start, EventTime::from_unix_secs(ramp_end));
     let normal = a.trigger.baseline.unwrap();
     assert!(normal > 0.8 * top as f64 && normal < 1.2 * top as f64, "{normal} vs {top}");
-    assert!(a.explanation.contains("learned normal"), "{}", a.explanation);
+    let explanation = rampart_contract::text::explanation(a);
+    assert!(explanation.contains("learned normal"), "{explanation}");
 }
 
 #[test]
@@ -107,16 +109,16 @@ fn a_daily_peak_is_normal_at_its_hour_only() {
     // later ones are normal.
     let all = onsets(&events);
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!(all[0].attack.start, (DAY0 + 9 * 3600) as f64);
+    assert_eq!(all[0].attack.start, EventTime::from_unix_secs(DAY0 + 9 * 3600));
     let end = events.iter().find(|e| e.kind == EventKind::End).expect("the first surge ends");
-    assert!(end.attack.end < (DAY0 + 10 * 3600 + 1) as f64, "{}", end.attack.end);
+    assert!(end.attack.end < EventTime::from_unix_secs(DAY0 + 10 * 3600 + 1), "{}", end.attack.end);
     // Day five: the same jump at 15:00 is an attack.
     let at_15 = DAY0 + 4 * DAY + 15 * 3600;
     let events = feed(&mut engine, DAY0 + 4 * DAY, at_15, daily);
     assert!(onsets(&events).is_empty(), "{:#?}", onsets(&events));
     let events = feed(&mut engine, at_15, at_15 + 30, |_| 8000);
     assert_eq!(onsets(&events).len(), 1, "{events:#?}");
-    assert_eq!(onsets(&events)[0].attack.trigger.counter, "pps_vs_baseline");
+    assert_eq!(onsets(&events)[0].attack.trigger.counter_name(), "pps_vs_baseline");
     // The peak hour learned from capped seconds: a flood at 09:00 is still one.
     let day5_9 = DAY0 + 5 * DAY + 9 * 3600;
     feed(&mut engine, at_15 + 30, day5_9, daily);
@@ -173,7 +175,7 @@ fn the_signature_collateral_is_the_share_of_normal_traffic_it_matches() {
     events.extend(engine.finish());
     let end = events.iter().find(|e| e.kind == EventKind::End).expect("the flood ends");
     let s = &end.attack.signature;
-    assert_eq!((s.protocol, s.tcp_flags), (Some(6), Some(0x02)));
+    assert_eq!((s.protocol, s.tcp_flags), (Some(6), Some(rampart_contract::TcpFlags::exact(0x02))));
     let c = s.collateral.as_ref().expect("a baselined target has a collateral estimate");
     assert!((c.baseline_pps - 2000.0).abs() < 200.0, "{c:?}");
     assert!((c.percent - 10.0).abs() < 2.0, "{c:?}");

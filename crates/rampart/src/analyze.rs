@@ -10,7 +10,6 @@ use clap::Args;
 use ipnet::IpNet;
 use rampart_detect::{Attack, DetectConfig, Engine, EngineStats, EventKind};
 use rampart_telemetry::CaptureRecords;
-use serde::Serialize;
 
 use crate::capture_input::CaptureInput;
 use crate::report::group;
@@ -54,11 +53,6 @@ pub struct AnalyzeArgs {
     /// Print `{"attacks": [...]}` instead of the readable report.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct AnalyzeJson<'a> {
-    attacks: &'a [Attack],
 }
 
 fn positive(name: &str, value: Option<u64>) -> Result<Option<u64>> {
@@ -149,14 +143,15 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         eprintln!("rampart: warning: {name}: {error}; the records before it were analyzed");
     }
     keep(engine.finish());
-    attacks.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.id.cmp(&b.id)));
+    attacks.sort_by_key(|a| (a.start, a.id));
     if let Some(path) = &args.html {
         write_html(&args.file, &name, &attacks, path)?;
     }
     let mut out = io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &AnalyzeJson { attacks: &attacks })
-            .context("cannot write to standard output")?;
+        let report =
+            rampart_contract::AttackReport { schema_version: rampart_contract::SchemaVersion, attacks };
+        serde_json::to_writer(&mut out, &report).context("cannot write to standard output")?;
         writeln!(out).context("cannot write to standard output")?;
     } else {
         print_human(&mut out, &name, &attacks, engine.stats()).context("cannot write to standard output")?;
@@ -171,12 +166,7 @@ fn write_html(
     attacks: &[Attack],
     path: &std::path::Path,
 ) -> Result<()> {
-    let attacks: Vec<serde_json::Value> = attacks
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()
-        .context("cannot serialize attacks")?;
-    let mut series = crate::html::TargetSeries::new(&attacks);
+    let mut series = crate::html::TargetSeries::new(attacks);
     let file = File::open(capture).with_context(|| format!("cannot open capture {name}"))?;
     let records = CaptureRecords::new(file).with_context(|| format!("cannot read capture {name}"))?;
     for record in records {
@@ -186,7 +176,7 @@ fn write_html(
             Err(_) => break,
         }
     }
-    let html = crate::html::render(name, &attacks, &series);
+    let html = crate::html::render(name, attacks, &series);
     std::fs::write(path, html).with_context(|| format!("cannot write HTML report {}", path.display()))?;
     Ok(())
 }
@@ -228,11 +218,6 @@ fn length_summary(buckets: &[rampart_detect::Share<u32>]) -> String {
     text
 }
 
-/// A unit enum's JSON name (`inbound`, `host`, `mitigate`).
-fn json_name(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &EngineStats) -> io::Result<()> {
     writeln!(out, "capture      {name}")?;
     writeln!(out, "records      {}", group(stats.records))?;
@@ -243,18 +228,18 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
     writeln!(out)?;
     writeln!(
         out,
-        "  {:>3}  {:<26} {:<34} {:>17} {:>7} {:>12} {:>10} {:>12}",
+        "  {:>3}  {:<26} {:<34} {:>24} {:>7} {:>12} {:>10} {:>12}",
         "id", "target", "vectors", "start", "secs", "peak pps", "peak Mbps", "packets"
     )?;
     for a in attacks {
         writeln!(
             out,
-            "  {:>3}  {:<26} {:<34} {:>17.3} {:>7.1} {:>12} {:>10.1} {:>12}",
+            "  {:>3}  {:<26} {:<34} {:>24} {:>7.1} {:>12} {:>10.1} {:>12}",
             a.id,
-            a.target,
+            a.target.to_string(),
             vectors(a),
-            a.start,
-            a.end - a.start,
+            a.start.to_string(),
+            a.duration_secs(),
             group(a.peak_pps),
             a.peak_bps as f64 / 1e6,
             group(a.packets)
@@ -267,12 +252,12 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
         writeln!(
             out,
             "  scope        {} {}{group_note}, policy {}",
-            json_name(&a.direction),
-            json_name(&a.target_kind),
-            json_name(&a.policy)
+            a.direction,
+            a.target.kind_name(),
+            a.policy
         )?;
-        writeln!(out, "  why          {}", a.explanation)?;
-        writeln!(out, "  when         {:.6} to {:.6} ({:.1} s)", a.start, a.end, a.end - a.start)?;
+        writeln!(out, "  why          {}", rampart_contract::text::explanation(a))?;
+        writeln!(out, "  when         {} to {} ({:.1} s)", a.start, a.end, a.duration_secs())?;
         writeln!(
             out,
             "  volume       {} packets, {} bytes; peak {} pps, {:.1} Mbps",
@@ -286,10 +271,10 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             None => writeln!(out, "  sources      ~{} distinct", group(a.distinct_sources))?,
         }
         if !a.top_src_prefixes.is_empty() {
-            writeln!(out, "  src prefixes {}", shares(&a.top_src_prefixes, |v| v))?;
+            writeln!(out, "  src prefixes {}", shares(&a.top_src_prefixes, |v| v.to_string()))?;
         }
         if !a.top_dst_prefixes.is_empty() {
-            writeln!(out, "  dst prefixes {}", shares(&a.top_dst_prefixes, |v| v))?;
+            writeln!(out, "  dst prefixes {}", shares(&a.top_dst_prefixes, |v| v.to_string()))?;
         }
         writeln!(out, "  src ports    {}", shares(&a.top_src_ports, |v| v.to_string()))?;
         writeln!(out, "  dst ports    {}", shares(&a.top_dst_ports, |v| v.to_string()))?;
@@ -307,29 +292,7 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             writeln!(out, "  packet       {sample}")?;
         }
         let s = &a.signature;
-        let mut fields: Vec<String> = s.src_prefix.iter().map(|p| format!("src {p}")).collect();
-        fields.push(format!("dst {}", s.dst_prefix));
-        if let Some(p) = s.protocol {
-            fields.push(format!("proto {p}"));
-        }
-        if let Some(p) = s.src_port {
-            fields.push(format!("src port {p}"));
-        }
-        if let Some(p) = s.dst_port {
-            fields.push(format!("dst port {p}"));
-        }
-        if let Some(f) = s.tcp_flags {
-            fields.push(format!("tcp flags 0x{f:02x}"));
-        }
-        match s.fragment {
-            Some(true) => fields.push("non-initial fragments".into()),
-            Some(false) => fields.push("not fragments".into()),
-            None => {}
-        }
-        if let Some((lo, hi)) = s.packet_len {
-            fields.push(format!("length {lo}-{hi}"));
-        }
-        writeln!(out, "  signature    {}", fields.join(", "))?;
+        writeln!(out, "  signature    {}", rampart_contract::text::signature(s))?;
         if let Some(c) = &s.collateral {
             writeln!(
                 out,

@@ -67,7 +67,9 @@ pub fn run(args: AttacksArgs) -> Result<()> {
             } else {
                 print_table(&mut out, std::slice::from_ref(&attack))?;
                 writeln!(out)?;
-                writeln!(out, "{}", text(&attack.attack, "explanation"))?;
+                if let Ok(typed) = serde_json::from_value::<rampart_contract::Attack>(attack.attack.clone()) {
+                    writeln!(out, "{}", rampart_contract::text::explanation(&typed))?;
+                }
                 writeln!(
                     out,
                     "signature: {}",
@@ -120,8 +122,12 @@ fn print_table(out: &mut impl Write, attacks: &[StoredAttack]) -> io::Result<()>
 
 /// The target, marked when the attack leaves the protected network.
 fn target_label(attack: &Value) -> String {
-    let target = text(attack, "target");
-    if text(attack, "direction") == "outbound" { format!("{target} (outbound)") } else { target.to_owned() }
+    let target = attack
+        .get("target")
+        .and_then(|t| serde_json::from_value::<rampart_contract::Target>(t.clone()).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    if text(attack, "direction") == "outbound" { format!("{target} (outbound)") } else { target }
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> &'a str {
@@ -138,8 +144,8 @@ mod tests {
 
     #[test]
     fn outbound_targets_are_marked() {
-        let out = serde_json::json!({"target": "198.51.100.66", "direction": "outbound"});
-        let inbound = serde_json::json!({"target": "198.51.100.0/24", "direction": "inbound"});
+        let out = serde_json::json!({"target": {"host": "198.51.100.66"}, "direction": "outbound"});
+        let inbound = serde_json::json!({"target": {"prefix": "198.51.100.0/24"}, "direction": "inbound"});
         assert_eq!(target_label(&out), "198.51.100.66 (outbound)");
         assert_eq!(target_label(&inbound), "198.51.100.0/24");
     }

@@ -3,16 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
+use rampart_contract::{Attack, Direction, EventTime};
 use rampart_telemetry::TrafficRecord;
-use serde_json::Value;
-
-/// A host or prefix as attacks name it (`198.51.100.10`, `198.51.100.0/24`).
-fn parse_network(text: &str) -> Option<IpNet> {
-    text.parse().ok().or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
-}
 
 /// An attack target as a matcher: its networks (a host, a prefix, a group's prefixes) and
 /// the direction of its traffic.
@@ -24,16 +18,10 @@ struct TargetMatcher {
 }
 
 impl TargetMatcher {
-    /// From an attack as JSON: outbound attacks chart what the host sent, group attacks
-    /// their prefixes (the signature's destination).
-    fn of(attack: &Value) -> Option<Self> {
-        let outbound = attack["direction"] == "outbound";
-        let networks = if attack["target_kind"] == "group" {
-            attack["signature"]["dst_prefix"].as_str()?.split(',').filter_map(parse_network).collect()
-        } else {
-            vec![parse_network(attack["target"].as_str()?)?]
-        };
-        Some(Self { label: series_label(attack), networks, outbound })
+    /// Outbound attacks chart what the host sent, the others what their prefixes received.
+    fn of(attack: &Attack) -> Self {
+        let outbound = attack.direction == Direction::Outbound;
+        Self { label: series_label(attack), networks: attack.target.prefixes(), outbound }
     }
 
     fn matches(&self, record: &TrafficRecord) -> bool {
@@ -43,12 +31,8 @@ impl TargetMatcher {
 }
 
 /// The key of an attack's series: its direction and target.
-fn series_label(attack: &Value) -> String {
-    format!(
-        "{} {}",
-        attack["direction"].as_str().unwrap_or("inbound"),
-        attack["target"].as_str().unwrap_or("?")
-    )
+fn series_label(attack: &Attack) -> String {
+    format!("{} {}", attack.direction, attack.target)
 }
 
 /// Per-second packets and bytes of each attacked target (inbound to it, or sent by it for
@@ -61,13 +45,12 @@ pub struct TargetSeries {
 }
 
 impl TargetSeries {
-    /// The targets of `attacks` (as JSON); targets without an address are ignored.
-    pub fn new(attacks: &[Value]) -> Self {
+    /// The targets of `attacks`.
+    pub fn new(attacks: &[Attack]) -> Self {
         let mut matchers: Vec<TargetMatcher> = Vec::new();
         for attack in attacks {
-            if let Some(matcher) = TargetMatcher::of(attack)
-                && !matchers.iter().any(|m| m.label == matcher.label)
-            {
+            let matcher = TargetMatcher::of(attack);
+            if !matchers.iter().any(|m| m.label == matcher.label) {
                 matchers.push(matcher);
             }
         }
@@ -78,21 +61,22 @@ impl TargetSeries {
     pub fn add(&mut self, record: &TrafficRecord) {
         for (index, target) in self.targets.iter().enumerate() {
             if target.matches(record) {
-                let point = self.points[index].entry(record.start.secs()).or_default();
+                let Some(points) = self.points.get_mut(index) else { continue };
+                let point = points.entry(record.start.secs()).or_default();
                 point.0 += record.scaled_packets();
                 point.1 += record.scaled_bytes();
             }
         }
     }
 
-    fn series(&self, attack: &Value) -> Option<&BTreeMap<u64, (u64, u64)>> {
+    fn series(&self, attack: &Attack) -> Option<&BTreeMap<u64, (u64, u64)>> {
         let label = series_label(attack);
-        self.targets.iter().position(|t| t.label == label).map(|i| &self.points[i])
+        self.targets.iter().position(|t| t.label == label).and_then(|i| self.points.get(i))
     }
 }
 
 /// The whole report as one HTML document.
-pub fn render(capture: &str, attacks: &[Value], series: &TargetSeries) -> String {
+pub fn render(capture: &str, attacks: &[Attack], series: &TargetSeries) -> String {
     let mut html = String::with_capacity(64 * 1024);
     let title = format!("Rampart analysis of {capture}");
     let _ = write!(
@@ -105,46 +89,41 @@ pub fn render(capture: &str, attacks: &[Value], series: &TargetSeries) -> String
     if !attacks.is_empty() {
         html.push_str("<table><tr><th>#</th><th>target</th><th>vectors</th><th>start</th><th>duration</th><th>peak pps</th><th>peak Mbps</th><th>packets</th><th>bytes</th></tr>");
         for (i, attack) in attacks.iter().enumerate() {
-            let start = attack["start"].as_f64().unwrap_or(0.0);
-            let end = attack["end"].as_f64().unwrap_or(start);
             let _ = write!(
                 html,
                 "<tr><td><a href=\"#a{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
                 i + 1,
-                escape(attack["target"].as_str().unwrap_or("?")),
+                escape(&attack.target.to_string()),
                 escape(&vectors(attack)),
-                utc(start),
-                end - start,
-                attack["peak_pps"].as_u64().unwrap_or(0),
-                attack["peak_bps"].as_u64().unwrap_or(0) as f64 / 1e6,
-                attack["packets"].as_u64().unwrap_or(0),
-                attack["bytes"].as_u64().unwrap_or(0),
+                utc(attack.start),
+                attack.duration_secs(),
+                attack.peak_pps,
+                attack.peak_bps as f64 / 1e6,
+                attack.packets,
+                attack.bytes,
             );
         }
         html.push_str("</table>");
     }
     for (i, attack) in attacks.iter().enumerate() {
-        let target = attack["target"].as_str().unwrap_or("?");
         let _ = write!(
             html,
-            "<section id=\"a{i}\"><h2>Attack {} on {}: {}</h2>",
+            "<section id=\"a{i}\"><h2>Attack {} on {}: {}</h2><p>{}</p>",
             i + 1,
-            escape(target),
-            escape(&vectors(attack))
+            escape(&attack.target.to_string()),
+            escape(&vectors(attack)),
+            escape(&rampart_contract::text::explanation(attack))
         );
-        if let Some(explanation) = attack["explanation"].as_str() {
-            let _ = write!(html, "<p>{}</p>", escape(explanation));
-        }
         if let Some(points) = series.series(attack) {
-            let start = attack["start"].as_f64().unwrap_or(0.0);
-            let end = attack["end"].as_f64().unwrap_or(start);
+            let (start, end) = (attack.start.as_unix_secs_f64(), attack.end.as_unix_secs_f64());
             html.push_str(&chart("packets per second", points, |p| p.0 as f64, start, end));
             html.push_str(&chart("megabits per second", points, |p| p.1 as f64 * 8.0 / 1e6, start, end));
         }
         let _ = write!(
             html,
-            "<h3>Mitigation signature</h3><pre>{}</pre><h3>Fingerprint</h3><pre>{}</pre></section>",
-            escape(&serde_json::to_string_pretty(&attack["signature"]).unwrap_or_default()),
+            "<h3>Mitigation signature</h3><p>{}</p><pre>{}</pre><h3>Fingerprint</h3><pre>{}</pre></section>",
+            escape(&rampart_contract::text::signature(&attack.signature)),
+            escape(&serde_json::to_string_pretty(&attack.signature).unwrap_or_default()),
             escape(&serde_json::to_string_pretty(attack).unwrap_or_default())
         );
     }
@@ -209,19 +188,16 @@ fn chart(
 <text x=\"{MARGIN}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>",
         human(max),
         HEIGHT - 4.0,
-        utc(first as f64),
+        utc(EventTime::from_unix_secs(first)),
         WIDTH - MARGIN,
         HEIGHT - 4.0,
-        utc(last as f64)
+        utc(EventTime::from_unix_secs(last))
     );
     svg
 }
 
-fn vectors(attack: &Value) -> String {
-    attack["vectors"]
-        .as_array()
-        .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
+fn vectors(attack: &Attack) -> String {
+    attack.vectors.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
 }
 
 fn human(value: f64) -> String {
@@ -233,10 +209,9 @@ fn human(value: f64) -> String {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS.s UTC`.
-fn utc(unix: f64) -> String {
-    let tenths = if unix.is_finite() { ((unix - unix.floor()) * 10.0) as u8 } else { 0 };
-    format!("{}.{tenths} UTC", crate::report::unix_time(unix))
+/// ISO 8601 in UTC: `2026-01-01T00:00:00.500Z`.
+fn utc(time: EventTime) -> String {
+    time.to_rfc3339()
 }
 
 fn escape(text: &str) -> String {
@@ -257,18 +232,20 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_contract::{AttackId, Level, Metric, Target, Trigger};
     use rampart_telemetry::UnixNanos;
+    use std::net::IpAddr;
 
-    #[test]
-    fn prefixes_and_hosts_match() {
-        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
-        let prefix = parse_network("198.51.100.0/24").unwrap();
-        assert!(prefix.contains(&ip("198.51.100.77")));
-        assert!(!prefix.contains(&ip("198.51.101.1")));
-        let host = parse_network("2001:db8::1").unwrap();
-        assert!(host.contains(&ip("2001:db8::1")));
-        assert!(!host.contains(&ip("2001:db8::2")));
-        assert!(parse_network("not an address").is_none());
+    fn attack(target: Target, direction: Direction) -> Attack {
+        let since = EventTime::from_unix_secs(102);
+        let mut a = Attack::new(
+            AttackId(1),
+            target,
+            direction,
+            Trigger::new(Level::Host, Metric::Pps, 1000, 500, since),
+        );
+        a.end = EventTime::from_unix_secs(108);
+        a
     }
 
     #[test]
@@ -280,10 +257,13 @@ mod tests {
             bytes: 100,
             ..TrafficRecord::EMPTY
         };
+        let group = Target::Group {
+            name: "web".into(),
+            prefixes: vec!["198.51.100.0/28".parse().unwrap(), "198.51.100.64/28".parse().unwrap()],
+        };
         let attacks = [
-            serde_json::json!({"target": "198.51.100.66", "direction": "outbound", "target_kind": "host"}),
-            serde_json::json!({"target": "web", "direction": "inbound", "target_kind": "group",
-                "signature": {"dst_prefix": "198.51.100.0/28,198.51.100.64/28"}}),
+            attack(Target::Host("198.51.100.66".parse().unwrap()), Direction::Outbound),
+            attack(group, Direction::Inbound),
         ];
         let mut series = TargetSeries::new(&attacks);
         series.add(&record([198, 51, 100, 66], [203, 0, 113, 1]));
@@ -296,17 +276,18 @@ mod tests {
 
     #[test]
     fn utc_formats_known_instants() {
-        assert_eq!(utc(0.0), "1970-01-01 00:00:00.0 UTC");
-        assert_eq!(utc(1_767_225_600.5), "2026-01-01 00:00:00.5 UTC");
+        assert_eq!(utc(EventTime::ZERO), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(EventTime::from_unix_micros(1_767_225_600_500_000)), "2026-01-01T00:00:00.500Z");
     }
 
     #[test]
     fn report_is_self_contained_and_escaped() {
-        let attack = serde_json::json!({
-            "target": "198.51.100.10", "vectors": ["syn_flood"], "start": 102.0, "end": 108.0,
-            "peak_pps": 1000, "peak_bps": 480000, "packets": 6000, "bytes": 360000,
-            "explanation": "pps 1000 > 500 <script>", "signature": {"protocol": 6}
-        });
+        let mut attack = attack(
+            Target::Group { name: "<script>".into(), prefixes: vec!["198.51.100.10/32".parse().unwrap()] },
+            Direction::Inbound,
+        );
+        attack.vectors = vec![rampart_contract::Vector::SynFlood];
+        attack.signature.protocol = Some(6);
         let mut series = TargetSeries::new(std::slice::from_ref(&attack));
         for second in 100..110u64 {
             series.add(&TrafficRecord {

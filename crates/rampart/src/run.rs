@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use rampart_contract::{AttackId, EventDocument};
 use rampart_detect::{AttackEvent, DetectConfig, Engine, EventKind};
 use rampart_ingest::{CollectorKind, UdpCollector};
 use rampart_store::{NewEvent, Store};
@@ -323,14 +324,6 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Onset => "onset",
-        EventKind::Update => "update",
-        EventKind::End => "end",
-    }
-}
-
 /// Stores each batch of events in one durable transaction, then prints, queues and counts
 /// them (with their persistent ids). A failing store does not stop the others.
 fn output_loop(
@@ -363,11 +356,14 @@ fn output_loop(
             }
         };
         for (event, attack) in batch.iter().zip(attacks) {
-            let kind = kind_name(event.kind);
-            let id = attack.get("id").and_then(serde_json::Value::as_u64).unwrap_or(event.attack.id);
+            let kind = event.kind.name();
+            let id = attack.get("id").and_then(serde_json::Value::as_u64).unwrap_or(event.attack.id.0);
             let vectors: Vec<String> = event.attack.vectors.iter().map(|v| v.name().to_owned()).collect();
             tally.event(metrics, kind, id, &vectors);
-            let line = serde_json::json!({ "event": kind, "attack": attack }).to_string();
+            // What was printed, posted and stored carries the store's id.
+            let mut document = EventDocument::new(event);
+            document.attack.id = AttackId(id);
+            let line = serde_json::to_string(&document).unwrap_or_default();
             // A closed stdout (reader gone) must not stop storing and alerting.
             if stdout && !stdout_broken {
                 let mut out = std::io::stdout().lock();

@@ -1,5 +1,7 @@
 //! `rampart analyze` end to end: generated captures in, attacks out.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -40,12 +42,13 @@ fn json_lists_the_attacks_of_a_mixed_capture() {
     ]);
     assert!(ok, "{stderr}");
     let json: Value = serde_json::from_str(&stdout).unwrap();
+    support::assert_valid("analyze", &json);
     let object = json.as_object().unwrap();
-    assert_eq!(object.keys().collect::<Vec<_>>(), ["attacks"]);
+    assert_eq!(object.keys().collect::<Vec<_>>(), ["attacks", "schema_version"]);
     let attacks = json["attacks"].as_array().unwrap();
-    let targets: Vec<&str> = attacks.iter().map(|a| a["target"].as_str().unwrap()).collect();
+    let targets: Vec<String> = attacks.iter().map(support::target).collect();
     for want in ["198.51.100.10", "198.51.100.11", "198.51.100.12", "198.51.100.0/24", "2001:db8:100::10"] {
-        assert!(targets.contains(&want), "{want} missing from {targets:?}");
+        assert!(targets.iter().any(|t| t == want), "{want} missing from {targets:?}");
     }
     for a in attacks {
         for field in
@@ -57,9 +60,9 @@ fn json_lists_the_attacks_of_a_mixed_capture() {
         assert!(a["packets"].as_u64().unwrap() > 0);
         assert!(!a["vectors"].as_array().unwrap().is_empty());
     }
-    let carpet = attacks.iter().find(|a| a["target"] == "198.51.100.0/24").unwrap();
+    let carpet = attacks.iter().find(|a| support::target(a) == "198.51.100.0/24").unwrap();
     assert!(carpet["vectors"].as_array().unwrap().iter().any(|v| v == "carpet_bombing"));
-    let syn = attacks.iter().find(|a| a["target"] == "198.51.100.10").unwrap();
+    let syn = attacks.iter().find(|a| support::target(a) == "198.51.100.10").unwrap();
     assert_eq!(syn["vectors"], serde_json::json!(["syn_flood"]));
     assert_eq!(syn["signature"]["protocol"], 6);
 
@@ -76,7 +79,7 @@ fn benign_capture_has_no_attacks_and_errors_are_one_line() {
     let path = capture("benign.pcap", Scenario::BenignWeb, &GenParams::default());
     let (ok, stdout, stderr) = analyze(&[path.to_str().unwrap(), "--json"]);
     assert!(ok, "{stderr}");
-    assert_eq!(stdout.trim(), r#"{"attacks":[]}"#);
+    assert_eq!(stdout.trim(), r#"{"schema_version":1,"attacks":[]}"#);
 
     let (ok, _, stderr) = analyze(&["/nonexistent/x.pcap"]);
     assert!(!ok);
@@ -104,7 +107,7 @@ fn example_config_runs() {
     let json: Value = serde_json::from_str(&stdout).unwrap();
     let attacks = json["attacks"].as_array().unwrap();
     assert_eq!(attacks.len(), 1, "{json}");
-    assert_eq!(attacks[0]["target"], "198.51.100.10");
+    assert_eq!(support::target(&attacks[0]), "198.51.100.10");
     assert_eq!(attacks[0]["vectors"], serde_json::json!(["syn_flood"]));
 }
 
@@ -175,9 +178,12 @@ fn learned_baselines_from_the_daemon_judge_a_capture() {
     assert!(ok, "{stderr}");
     let attacks = serde_json::from_str::<Value>(&stdout).unwrap()["attacks"].as_array().unwrap().clone();
     assert_eq!(attacks.len(), 1, "{attacks:#?}");
-    assert_eq!(attacks[0]["target"], target.as_str());
+    assert_eq!(support::target(&attacks[0]), target);
     assert_eq!(attacks[0]["vectors"], serde_json::json!(["syn_flood"]));
-    assert_eq!(attacks[0]["trigger"]["counter"], "pps_vs_baseline");
+    assert_eq!(
+        (&attacks[0]["trigger"]["level"], &attacks[0]["trigger"]["metric"]),
+        (&"host".into(), &"pps".into())
+    );
     let normal = attacks[0]["trigger"]["baseline"].as_f64().unwrap();
     assert!((150.0..250.0).contains(&normal), "{normal}");
 

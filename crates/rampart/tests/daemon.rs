@@ -3,6 +3,8 @@
 //! endpoint are checked. Correctness only: the onset delay is printed, never asserted.
 #![cfg(unix)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -248,7 +250,8 @@ fn attacks_list(data_dir: &Path) -> Vec<Value> {
 
 fn assert_udp_flood_onset(event: &Value) {
     assert_eq!(event["event"], "onset");
-    assert_eq!(event["attack"]["target"], "198.51.100.10");
+    assert_eq!(event["attack"]["target"]["host"], "198.51.100.10");
+    support::assert_valid("event", event);
     let vectors = event["attack"]["vectors"].as_array().unwrap();
     assert!(vectors.iter().any(|v| v == "udp_flood"), "{event}");
 }
@@ -278,7 +281,7 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], 1);
     assert_eq!(listed[0]["status"], "ongoing");
-    assert_eq!(listed[0]["attack"]["target"], "198.51.100.10");
+    assert_eq!(listed[0]["attack"]["target"]["host"], "198.51.100.10");
     let metrics = daemon.scrape();
     assert!(metrics.contains("\nrampart_active_attacks 1\n"), "{metrics}");
     assert!(metrics.contains("\nrampart_attacks_total{vector=\"udp_flood\"} 1\n"), "{metrics}");
