@@ -46,6 +46,25 @@ pub enum AttackVector {
 }
 
 impl AttackVector {
+    /// Every vector the generator writes into ground truth.
+    pub const ALL: [AttackVector; 15] = [
+        AttackVector::SynFlood,
+        AttackVector::AckFlood,
+        AttackVector::RstFlood,
+        AttackVector::TcpFlood,
+        AttackVector::UdpFlood,
+        AttackVector::IcmpFlood,
+        AttackVector::IpFragmentFlood,
+        AttackVector::DnsAmplification,
+        AttackVector::NtpAmplification,
+        AttackVector::SsdpAmplification,
+        AttackVector::MemcachedAmplification,
+        AttackVector::CldapAmplification,
+        AttackVector::ChargenAmplification,
+        AttackVector::CarpetBombing,
+        AttackVector::Other,
+    ];
+
     /// The snake_case name used in JSON.
     pub const fn name(self) -> &'static str {
         match self {
