@@ -605,7 +605,7 @@ pub struct Engine {
     /// Fast path: the last (bucket, host key, index) touched.
     last: Option<(usize, u128, u32)>,
     flows: NewFlows,
-    baselines: BaselineTable<u128>,
+    baselines: BaselineTable,
     group_keys: Vec<u128>,
     /// Rates of the last closed second: every protected host, and per group.
     total_rates: TrafficRates,
