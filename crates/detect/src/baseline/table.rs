@@ -12,9 +12,13 @@ use super::{
 };
 use crate::class::Class;
 
-/// Randomly seeded per process (foldhash's `RandomState`): keys are addresses an attacker can
-/// choose, so collisions must not be predictable.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// Keys are addresses an attacker can choose, so the index is keyed by a seed from OS
+/// randomness (foldhash's own `RandomState` seeds from addresses and the clock only).
+type KeyIndex = HashMap<u128, u32, foldhash::fast::FixedState>;
+
+fn key_index() -> KeyIndex {
+    KeyIndex::with_hasher(foldhash::fast::FixedState::with_seed(crate::flows::random_seed()))
+}
 
 /// Eviction sweeps run at most this often (event time), whatever the `maintain` call rate.
 const SWEEP_EVERY_SECS: u64 = 60;
@@ -71,7 +75,7 @@ pub struct BaselineTable {
     pub(super) retention: f64,
     /// Keys learned in fewer seconds than this may be evicted as sparse.
     pub(super) sparse_limit: u32,
-    pub(super) index: FastMap<u128, u32>,
+    pub(super) index: KeyIndex,
     // Dense columns, one row per key (swap-removed), so the map holds only an index: the map
     // rounds its capacity to a power of two and would otherwise double the big per-key state.
     pub(super) keys: Vec<u128>,
@@ -109,7 +113,7 @@ impl BaselineTable {
             retention: (-1.0 / config.recent_secs as f64).exp(),
             sparse_limit: u32::try_from((config.min_slot_secs / 10).max(1)).unwrap_or(u32::MAX),
             config,
-            index: FastMap::default(),
+            index: key_index(),
             keys: Vec::new(),
             states: Vec::new(),
             seasonal: Vec::new(),
