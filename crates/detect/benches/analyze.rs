@@ -79,7 +79,7 @@ fn baseline_learn(c: &mut Criterion) {
     let mut group = c.benchmark_group("baseline");
     group.throughput(Throughput::Elements(HOSTS * SECONDS));
     group.sample_size(10);
-    let mut table = BaselineTable::<u128>::new(BaselineConfig::default());
+    let mut table = BaselineTable::new(BaselineConfig::default());
     let mut second = 1_767_225_600u64;
     group.bench_function("learn", |b| {
         b.iter(|| {

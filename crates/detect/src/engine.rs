@@ -582,7 +582,7 @@ pub struct Engine {
     /// Fast path: the last (bucket, host key, index) touched.
     last: Option<(usize, u128, u32)>,
     flows: NewFlows,
-    baselines: BaselineTable<u128>,
+    baselines: BaselineTable,
     group_keys: Vec<u128>,
     /// Rates of the last closed second: every protected host, and per group.
     total_rates: TrafficRates,
@@ -601,7 +601,14 @@ fn threat_context(threat: &crate::threat::ThreatConfig, second: u64) -> Option<T
 }
 
 impl Engine {
+    /// An engine whose hashes of attacker-chosen values are keyed by a random seed.
     pub fn new(config: DetectConfig) -> Self {
+        Self::with_seed(config, crate::flows::random_seed())
+    }
+
+    /// An engine whose hashes of attacker-chosen values (new-flow table, source sketches) are
+    /// keyed by `seed`: deterministic, for tests and replays.
+    pub fn with_seed(config: DetectConfig, seed: u64) -> Self {
         let protected = config.protected.iter().map(net_key).collect();
         let agg = &config.aggregation;
         let v4_prefix_mask = mask(96 + u32::from(agg.ipv4_prefix_len));
@@ -620,9 +627,10 @@ impl Engine {
             profiles: Vec::new(),
             active_attacks: 0,
             next_id: 1,
-            hasher: foldhash::fast::FixedState::with_seed(0x5eed),
+            hasher: foldhash::fast::FixedState::with_seed(seed),
             last: None,
-            flows: NewFlows::new(config.limits.flow_table),
+            // Its own key, so one table's layout tells nothing about the other's.
+            flows: NewFlows::with_seed(config.limits.flow_table, seed.rotate_left(32) ^ 0xf10e),
             baselines: BaselineTable::new(config.baseline.clone()),
             group_keys,
             total_rates: TrafficRates::default(),

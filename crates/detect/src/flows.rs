@@ -8,8 +8,13 @@
 //! and the second last seen; a new flow takes an empty or expired slot, else the set's oldest.
 //! An evicted flow counts as new once more when it comes back: memory stays fixed under a
 //! flood of millions of spoofed tuples, and such a flood is all new flows anyway.
+//!
+//! The tuples are chosen by whoever sends the packets, so the set index is a keyed hash: with a
+//! public seed an attacker could search tuples that all land in one set and keep evicting the
+//! legitimate flows there (each then counting as new on every return). [`NewFlows::new`] draws
+//! the key at random per table; [`NewFlows::with_seed`] takes it for deterministic tests.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use rampart_telemetry::{Fragment, RecordSource, TrafficRecord};
 
@@ -34,14 +39,37 @@ pub struct NewFlows {
 }
 
 impl NewFlows {
-    /// A table of `entries` slots (rounded up to a power of two, at least one set).
+    /// A table of `entries` slots (rounded up to a power of two, at least one set), its hash
+    /// keyed by a [`random_seed`].
     pub fn new(entries: usize) -> Self {
+        Self::with_seed(entries, random_seed())
+    }
+
+    /// A table of `entries` slots whose set index is keyed by `seed`: the same seed maps the
+    /// same tuples to the same sets, for tests and reproducible replays.
+    pub fn with_seed(entries: usize, seed: u64) -> Self {
         let sets = (entries / WAYS).max(1).next_power_of_two();
         NewFlows {
             sets: vec![Set::default(); sets],
             mask: sets - 1,
-            hasher: foldhash::fast::FixedState::with_seed(0xf10e),
+            hasher: foldhash::fast::FixedState::with_seed(seed),
         }
+    }
+
+    /// Sets of the table (a power of two).
+    pub fn sets(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// The set `record`'s 5-tuple maps to (whether or not the record is one the table keeps:
+    /// TCP is counted without it). For tests and diagnostics of the hash spread.
+    pub fn set_of(&self, record: &TrafficRecord) -> usize {
+        (self.tuple_hash(record) as usize) & self.mask
+    }
+
+    #[inline]
+    fn tuple_hash(&self, record: &TrafficRecord) -> u64 {
+        self.hasher.hash_one((record.src, record.dst, record.protocol, record.src_port, record.dst_port))
     }
 
     /// Bytes of the table.
@@ -66,8 +94,7 @@ impl NewFlows {
                 0
             };
         }
-        let hash =
-            self.hasher.hash_one((record.src, record.dst, record.protocol, record.src_port, record.dst_port));
+        let hash = self.tuple_hash(record);
         // Fingerprint from the bits the set index does not use; never 0, so an empty slot never
         // matches.
         let fingerprint = ((hash >> 32) as u32) | 1;
@@ -95,6 +122,14 @@ impl NewFlows {
     }
 }
 
+/// A seed no one outside this process can predict, for keying hashes of attacker-chosen
+/// values. std's `RandomState` keys SipHash with OS randomness (drawn once per thread, then
+/// stepped per instance), so the keyed hash of nothing is such a seed, without another
+/// dependency or any `unsafe`.
+pub fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +151,7 @@ mod tests {
 
     #[test]
     fn udp_tuples_are_new_once_per_idle_period() {
-        let mut t = NewFlows::new(1 << 16);
+        let mut t = NewFlows::with_seed(1 << 16, 1);
         let r = udp([203, 0, 113, 1], 5000);
         assert_eq!(t.count(&r, 100), 1);
         assert_eq!(t.count(&r, 100), 0);
@@ -131,7 +166,7 @@ mod tests {
     #[test]
     fn a_full_set_evicts_its_least_recently_seen_flow() {
         // One set: eight flows fit.
-        let mut t = NewFlows::new(WAYS);
+        let mut t = NewFlows::with_seed(WAYS, 1);
         for port in 0..8 {
             assert_eq!(t.count(&udp([203, 0, 113, 1], port), 100 + u64::from(port)), 1);
         }
@@ -146,7 +181,7 @@ mod tests {
 
     #[test]
     fn tcp_counts_syns_without_state() {
-        let mut t = NewFlows::new(1024);
+        let mut t = NewFlows::with_seed(1024, 1);
         let syn = TrafficRecord { protocol: 6, tcp_flags: 0x02, ..udp([203, 0, 113, 1], 1) };
         assert_eq!(t.count(&syn, 1), 1);
         assert_eq!(t.count(&syn, 1), 1, "every SYN opens a connection attempt");
@@ -160,7 +195,7 @@ mod tests {
 
     #[test]
     fn a_spoofed_flood_keeps_memory_fixed() {
-        let mut t = NewFlows::new(4096);
+        let mut t = NewFlows::with_seed(4096, 1);
         let bytes = t.bytes();
         assert_eq!(bytes, 4096 * 8);
         let mut new = 0;
@@ -176,7 +211,7 @@ mod tests {
         fn never_more_than_the_scaled_packets(
             records in prop::collection::vec((any::<[u8; 4]>(), any::<u16>(), any::<u8>(), any::<u8>(), 0u64..5, 1u32..1000, 0u64..400), 0..300)
         ) {
-            let mut t = NewFlows::new(64);
+            let mut t = NewFlows::with_seed(64, 1);
             for (src, port, protocol, flags, packets, rate, second) in records {
                 let r = TrafficRecord { protocol, tcp_flags: flags, packets, sampling_rate: rate, ..udp(src, port) };
                 let n = t.count(&r, second);
