@@ -90,7 +90,7 @@ fn benign_capture_has_no_attacks_and_errors_are_one_line() {
     std::fs::write(&bad, "[thresholds]\npps = 0\n").unwrap();
     let (ok, _, stderr) = analyze(&[path.to_str().unwrap(), "--config", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains("bad.toml:2: `thresholds.pps`: must be at least 1"), "{stderr}");
+    assert!(stderr.contains("bad.toml:2:7: `thresholds.pps`: must be at least 1"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     let (ok, _, stderr) = analyze(&[path.to_str().unwrap(), "--protect", "10.0.0.0/99"]);

@@ -1,0 +1,152 @@
+//! Threshold crossings: which counters of a second are over their static or learned limits,
+//! and which attack vectors they name.
+
+use std::collections::BTreeSet;
+
+use rampart_contract::{Metric, Vector};
+
+use super::counters::Metrics;
+use crate::baseline::Baseline;
+use crate::class::{AMPLIFICATION_PORTS, Class};
+use crate::config::Thresholds;
+
+/// A counter over its limit: (counter, value, threshold, learned baseline). The level is the
+/// evaluated target's.
+pub(super) type Crossing = (Metric, u64, u64, Option<f64>);
+
+impl Metrics {
+    /// Host counters over their thresholds.
+    pub(super) fn crossed_host(&self, t: &Thresholds) -> Vec<Crossing> {
+        let amp: u64 = self.amp.iter().sum();
+        [
+            (Metric::Pps, self.total, t.pps),
+            (Metric::Bps, self.bps(), t.bps),
+            (Metric::NewFlows, self.flows, t.new_flows),
+            (Metric::TcpPps, self.tcp(), t.tcp_pps),
+            (Metric::TcpSynPps, self.class(Class::TcpSyn), t.tcp_syn_pps),
+            (Metric::TcpAckPps, self.class(Class::TcpAck), t.tcp_ack_pps),
+            (Metric::TcpRstPps, self.class(Class::TcpRst), t.tcp_rst_pps),
+            (Metric::UdpPps, self.class(Class::Udp), t.udp_pps),
+            (Metric::IcmpPps, self.class(Class::Icmp), t.icmp_pps),
+            (Metric::FragmentPps, self.class(Class::Fragment), t.fragment_pps),
+            (Metric::AmplificationPps, amp, t.amplification_pps),
+        ]
+        .into_iter()
+        .filter(|&(_, value, threshold)| value > threshold)
+        .map(|(counter, value, threshold)| (counter, value, threshold, None))
+        .collect()
+    }
+
+    /// Whether many hosts share the traffic: no single host carries half of it (else it is
+    /// that host's business, not carpet bombing).
+    pub(super) fn spread_over_hosts(&self) -> bool {
+        self.hosts >= 2 && self.max_host.saturating_mul(2) <= self.total
+    }
+
+    /// Aggregate counters over threshold, when the traffic is spread over hosts.
+    pub(super) fn crossed_aggregate(&self, t: &Thresholds) -> Vec<Crossing> {
+        if !self.spread_over_hosts() {
+            return Vec::new();
+        }
+        [
+            (Metric::Pps, self.total, t.pps),
+            (Metric::Bps, self.bps(), t.bps),
+            (Metric::NewFlows, self.flows, t.new_flows),
+        ]
+        .into_iter()
+        .filter(|&(_, value, threshold)| value > threshold)
+        .map(|(counter, value, threshold)| (counter, value, threshold, None))
+        .collect()
+    }
+
+    /// Counters over their learned limits (see [`BaselineLimit`]).
+    pub(super) fn crossed_baseline(&self, b: &Baseline, limit: BaselineLimit) -> Vec<Crossing> {
+        let [pps, bps, flows] = limit.of(b);
+        [
+            (Metric::Pps, self.total, pps, b.pps),
+            (Metric::Bps, self.bps(), bps, b.bps),
+            (Metric::NewFlows, self.flows, flows, b.flows),
+        ]
+        .into_iter()
+        .filter(|&(_, value, threshold, _)| value > threshold)
+        .map(|(counter, value, threshold, normal)| (counter, value, threshold, Some(normal)))
+        .collect()
+    }
+
+    /// Vectors explaining this second: classes whose own counter crossed, and the class(es)
+    /// making up the bulk of the traffic; reflector ports turn UDP and fragments into the
+    /// amplification vector.
+    pub(super) fn vectors(&self, crossed: &[Crossing], into: &mut BTreeSet<Vector>) {
+        let mut v = BTreeSet::new();
+        let tcp = self.tcp();
+        let dominant_tcp = || {
+            [Class::TcpSyn, Class::TcpAck, Class::TcpRst]
+                .into_iter()
+                .find(|&c| self.class(c).saturating_mul(2) >= tcp.max(1))
+                .map_or(Vector::TcpFlood, Class::vector)
+        };
+        for &(metric, _, _, _) in crossed {
+            let vector = match metric {
+                Metric::TcpPps => dominant_tcp(),
+                Metric::TcpSynPps => Vector::SynFlood,
+                Metric::TcpAckPps => Vector::AckFlood,
+                Metric::TcpRstPps => Vector::RstFlood,
+                Metric::UdpPps | Metric::AmplificationPps => Vector::UdpFlood,
+                Metric::IcmpPps => Vector::IcmpFlood,
+                Metric::FragmentPps => Vector::IpFragmentFlood,
+                _ => continue,
+            };
+            v.insert(vector);
+        }
+        // Bulk: the class holding at least half of the packets, else TCP as a whole, else the
+        // largest class.
+        let largest = Class::ALL.into_iter().max_by_key(|&c| (self.class(c), std::cmp::Reverse(c.index())));
+        if let Some(c) = largest
+            && self.total > 0
+        {
+            if self.class(c).saturating_mul(2) >= self.total {
+                v.insert(c.vector());
+            } else if tcp.saturating_mul(2) >= self.total {
+                v.insert(dominant_tcp());
+            } else if v.is_empty() {
+                v.insert(c.vector());
+            }
+        }
+        let amp: u64 = self.amp.iter().sum();
+        let udp = self.class(Class::Udp);
+        let udp_like = udp + self.class(Class::Fragment);
+        if amp > 0 && amp.saturating_mul(2) >= udp && udp_like.saturating_mul(2) >= self.total {
+            let (i, _) = self
+                .amp
+                .iter()
+                .enumerate()
+                .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))
+                .unwrap_or((0, &0));
+            v.remove(&Vector::UdpFlood);
+            v.remove(&Vector::IpFragmentFlood);
+            if let Some(&(_, vector)) = AMPLIFICATION_PORTS.get(i) {
+                v.insert(vector);
+            }
+        }
+        into.extend(v);
+    }
+}
+
+/// "Alert at `factor` times normal", never below absolute floors (so a host going from 2 to
+/// 10 packets per second is not an attack).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BaselineLimit {
+    pub(super) factor: f64,
+    /// pps, bps, new flows per second.
+    pub(super) floors: [u64; 3],
+}
+
+impl BaselineLimit {
+    /// The pps, bps and new-flows limits for baseline `b`.
+    pub(super) fn of(self, b: &Baseline) -> [u64; 3] {
+        let limit = |normal: f64, floor: u64| {
+            (normal * self.factor).ceil().max(floor as f64).min(u64::MAX as f64) as u64
+        };
+        [limit(b.pps, self.floors[0]), limit(b.bps, self.floors[1]), limit(b.flows, self.floors[2])]
+    }
+}

@@ -1,0 +1,516 @@
+//! The detection engine: records in, per-second counters per protected host (inbound and
+//! outbound), aggregates per prefix, IPv6 wide prefix, protected network and host group,
+//! static and learned thresholds, attack lifecycle events out. Time is the records' event
+//! time; `advance` closes seconds, nothing here reads a clock.
+//!
+//! - [`keys`]: addresses and targets in one u128 key space;
+//! - [`counters`]: per-second counters of hosts and the metrics of evaluated targets;
+//! - [`crossing`]: which counters are over their static or learned limits, and the vectors;
+//! - [`levels`]: closing a second, the aggregate ladder and host groups;
+//! - [`lifecycle`]: candidate, onset, update and end of one target, as a pure state machine;
+//! - [`report`]: the contract's `Attack` built from a target's state and profile.
+
+mod counters;
+mod crossing;
+mod keys;
+mod levels;
+mod lifecycle;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+use rampart_contract::{AttackEvent, Direction, EventKind, EventTime, Trigger, Vector};
+use rampart_telemetry::spread::spread_per_second;
+use rampart_telemetry::{TrafficRecord, UnixNanos};
+use serde::Serialize;
+
+use crate::baseline::{Baseline, BaselineError, BaselineTable};
+use crate::class::classify;
+use crate::config::DetectConfig;
+use crate::flows::NewFlows;
+use crate::profile::Profile;
+use counters::{Bucket, FastMap, HostSecond, Metrics};
+use crossing::Crossing;
+use keys::{NO_SLOT, SLOT_GROUP, SLOT_HOST, SLOT_OUTBOUND, SLOTS, TargetKey, ip_of, key_of, mask, net_key};
+use lifecycle::{Seen, Step, TargetState};
+
+pub use counters::TrafficRates;
+
+/// Seconds ahead of the oldest open second that flow shares may land in; later shares are
+/// counted in the last of them.
+const MAX_OPEN_SECS: u64 = 120;
+/// Top ports and protocols listed per attack.
+const TOP_N: usize = 5;
+/// Baseline maintenance (eviction) period, seconds.
+const MAINTAIN_EVERY_SECS: u64 = 60;
+
+/// A target the engine tracks: its lifecycle and, once reported, its attack's id and profile.
+#[derive(Debug)]
+struct Tracked {
+    state: TargetState,
+    attack: Option<AttackSlot>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AttackSlot {
+    id: u64,
+    /// Index into `Engine::profiles`.
+    slot: u32,
+}
+
+/// An attack's profile: `kept` covers its seconds over threshold; `staged` collects the
+/// current second, kept only if that second turns out over threshold too (so background
+/// traffic in the quiet tail does not blur the signature).
+#[derive(Debug, Default)]
+struct AttackProfile {
+    kept: Profile,
+    staged: Profile,
+}
+
+/// Engine counters, for operators and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub records: u64,
+    /// Records neither to nor from a protected network.
+    pub transit_records: u64,
+    /// Records whose second was already closed when they arrived (counted in the oldest open
+    /// second).
+    pub late_shares: u64,
+    /// Hosts beyond `max_hosts` in a second (counted in their prefix only).
+    pub overflow_hosts: u64,
+    /// Shares lost because the prefix overflow table was full too.
+    pub dropped_shares: u64,
+    /// Candidates not tracked because `max_attacks` targets were already tracked.
+    pub dropped_candidates: u64,
+    /// Most hosts tracked in one second.
+    pub peak_hosts: u64,
+    pub attacks: u64,
+    /// Hosts and groups with a learned baseline.
+    pub baseline_keys: u64,
+    /// Hosts not baselined because the baseline table was full.
+    pub baseline_untracked: u64,
+}
+
+/// The baseline key of a group: a hash of its name in 100::/64 (RFC 6666, discard-only, never
+/// a protected host), so a restored baseline follows the group even if the configuration
+/// reorders groups.
+fn group_baseline_key(name: &str) -> u128 {
+    (0x0100u128 << 112) | u128::from(foldhash::fast::FixedState::with_seed(0x9e0).hash_one(name))
+}
+
+/// Detection engine. See the crate documentation.
+#[derive(Debug)]
+pub struct Engine {
+    config: DetectConfig,
+    /// Protected networks: (key, mask, length).
+    protected: Vec<(u128, u128, u8)>,
+    v4_prefix_mask: u128,
+    v6_prefix_mask: u128,
+    v6_wide_mask: u128,
+    /// First second not yet closed (`None` before any input).
+    open: Option<u64>,
+    /// `buckets[i]` holds second `open + i`.
+    buckets: VecDeque<Bucket>,
+    pool: Vec<Bucket>,
+    targets: FastMap<TargetKey, Tracked>,
+    /// Profiles of reported attacks; `None` = free.
+    profiles: Vec<Option<Box<AttackProfile>>>,
+    active_attacks: usize,
+    next_id: u64,
+    hasher: foldhash::fast::FixedState,
+    /// Fast path: the last (bucket, host key, index) touched.
+    last: Option<(usize, u128, u32)>,
+    flows: NewFlows,
+    baselines: BaselineTable,
+    group_keys: Vec<u128>,
+    /// Rates of the last closed second: every protected host, and per group.
+    total_rates: TrafficRates,
+    group_rates: Vec<TrafficRates>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine whose hashes of attacker-chosen values are keyed by a random seed.
+    pub fn new(config: DetectConfig) -> Self {
+        Self::with_seed(config, crate::flows::random_seed())
+    }
+
+    /// An engine whose hashes of attacker-chosen values (new-flow table, source sketches) are
+    /// keyed by `seed`: deterministic, for tests and replays.
+    pub fn with_seed(config: DetectConfig, seed: u64) -> Self {
+        let protected = config.protected.iter().map(net_key).collect();
+        let agg = &config.aggregation;
+        let v4_prefix_mask = mask(96 + u32::from(agg.ipv4_prefix_len));
+        let v6_prefix_mask = mask(u32::from(agg.ipv6_prefix_len));
+        let v6_wide_mask = mask(u32::from(agg.ipv6_wide_prefix_len));
+        let group_keys = config.groups.iter().map(|g| group_baseline_key(&g.name)).collect();
+        Engine {
+            protected,
+            v4_prefix_mask,
+            v6_prefix_mask,
+            v6_wide_mask,
+            open: None,
+            buckets: VecDeque::new(),
+            pool: Vec::new(),
+            targets: FastMap::default(),
+            profiles: Vec::new(),
+            active_attacks: 0,
+            next_id: 1,
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            last: None,
+            // Its own key, so one table's layout tells nothing about the other's.
+            flows: NewFlows::with_seed(config.limits.flow_table, seed.rotate_left(32) ^ 0xf10e),
+            baselines: BaselineTable::new(config.baseline.clone()),
+            group_keys,
+            total_rates: TrafficRates::default(),
+            group_rates: vec![TrafficRates::default(); config.groups.len()],
+            stats: EngineStats::default(),
+            config,
+        }
+    }
+
+    /// Sets the threat level outside scheduled windows (an operator raising sensitivity by
+    /// hand); it applies from the next second closed.
+    pub fn set_threat_level(&mut self, level: crate::threat::ThreatLevel) {
+        self.config.threat.level = level;
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Rates of the last closed second over every protected host.
+    pub fn rates(&self) -> TrafficRates {
+        self.total_rates
+    }
+
+    /// Rates of the last closed second per host group, in configuration order.
+    pub fn group_rates(&self) -> impl Iterator<Item = (&str, TrafficRates)> {
+        self.config.groups.iter().map(|g| g.name.as_str()).zip(self.group_rates.iter().copied())
+    }
+
+    /// The learned baselines, serialized for persistence across restarts.
+    pub fn baseline_snapshot(&self) -> Vec<u8> {
+        self.baselines.snapshot()
+    }
+
+    /// Replaces the learned baselines with a snapshot from [`Engine::baseline_snapshot`].
+    pub fn restore_baselines(&mut self, bytes: &[u8]) -> Result<(), BaselineError> {
+        self.baselines = BaselineTable::restore(self.config.baseline.clone(), bytes)?;
+        self.stats.baseline_keys = self.baselines.len() as u64;
+        Ok(())
+    }
+
+    /// The learned normal traffic of `host` at unix second `second`, once warmed up.
+    pub fn baseline_of(&self, host: IpAddr, second: u64) -> Option<Baseline> {
+        self.baselines.baseline(key_of(host), second)
+    }
+
+    /// Approximate bytes of state per host tracked in one second (counters plus index entry).
+    pub const fn bytes_per_tracked_host() -> usize {
+        std::mem::size_of::<HostSecond>() + std::mem::size_of::<(u128, u32)>() + 1
+    }
+
+    #[inline]
+    fn is_protected(&self, key: u128) -> bool {
+        self.protected.iter().any(|&(net, m, _)| key & m == net)
+    }
+
+    /// Counts one record. Inbound when its destination is protected (or nothing is), outbound
+    /// when only its source is; transit records are ignored.
+    pub fn observe(&mut self, record: &TrafficRecord) {
+        self.stats.records += 1;
+        let dst = key_of(record.dst);
+        let (host, direction) = if self.protected.is_empty() || self.is_protected(dst) {
+            (dst, Direction::Inbound)
+        } else {
+            let src = key_of(record.src);
+            if self.is_protected(src) {
+                (src, Direction::Outbound)
+            } else {
+                self.stats.transit_records += 1;
+                return;
+            }
+        };
+        let rate = u64::from(record.sampling_rate.max(1));
+        let first = record.start.secs();
+        let new_flows = self.flows.count(record, first);
+        if record.end.secs() <= first {
+            let (p, b) = (record.scaled_packets(), record.scaled_bytes());
+            self.add(first, host, direction, record, p, b, new_flows);
+        } else {
+            let mut flows = new_flows;
+            for share in spread_per_second(record) {
+                if share.packets > 0 || share.bytes > 0 {
+                    let (p, b) = (share.packets.saturating_mul(rate), share.bytes.saturating_mul(rate));
+                    // A flow is new once, in its first second.
+                    self.add(share.second, host, direction, record, p, b, std::mem::take(&mut flows));
+                }
+            }
+        }
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        second: u64,
+        host: u128,
+        direction: Direction,
+        record: &TrafficRecord,
+        packets: u64,
+        bytes: u64,
+        flows: u64,
+    ) {
+        let open = *self.open.get_or_insert(second);
+        let offset = if second < open {
+            self.stats.late_shares += 1;
+            0
+        } else {
+            (second - open).min(MAX_OPEN_SECS - 1) as usize
+        };
+        while self.buckets.len() <= offset {
+            let bucket = self.pool.pop().unwrap_or_default();
+            self.buckets.push_back(bucket);
+        }
+        let index = match self.last {
+            Some((b, k, i)) if b == offset && k == host => Some(i),
+            _ => self.host_index(offset, host),
+        };
+        // Times as seen in the bucket's own second (late and spread records are clamped).
+        let bucket_start = (open + offset as u64).saturating_mul(UnixNanos::NANOS_PER_SEC);
+        let bucket_end = bucket_start.saturating_add(UnixNanos::NANOS_PER_SEC - 1);
+        let first_ns = record.start.0.clamp(bucket_start, bucket_end);
+        let last_ns = record.end.0.clamp(bucket_start, bucket_end);
+        let (class, amp) = classify(record);
+        let entry = match index {
+            Some(i) => {
+                self.last = Some((offset, host, i));
+                match self.buckets.get_mut(offset).and_then(|b| b.hosts.get_mut(i as usize)) {
+                    Some(e) => e,
+                    None => return,
+                }
+            }
+            None => {
+                // Overflow hosts only feed their prefix's inbound aggregate.
+                if direction == Direction::Outbound {
+                    self.stats.dropped_shares += 1;
+                    return;
+                }
+                let TargetKey::Prefix(prefix, _) = self.prefix_of(host) else { return };
+                let max_prefixes = self.config.limits.max_prefixes;
+                let Some(bucket) = self.buckets.get_mut(offset) else { return };
+                if bucket.overflow.len() >= max_prefixes && !bucket.overflow.contains_key(&prefix) {
+                    self.stats.dropped_shares += 1;
+                    return;
+                }
+                bucket.overflow.entry(prefix).or_insert_with(|| HostSecond::new(prefix))
+            }
+        };
+        entry.first_ns = entry.first_ns.min(first_ns);
+        entry.last_ns = entry.last_ns.max(last_ns);
+        let outbound = direction == Direction::Outbound;
+        let counters = if outbound { &mut entry.outbound } else { &mut entry.inbound };
+        counters.add(class, amp, packets, bytes, flows);
+        let slots = entry.slots;
+        let profiled = if outbound { &slots[SLOT_OUTBOUND..] } else { &slots[..SLOT_OUTBOUND] };
+        for &slot in profiled {
+            if slot != NO_SLOT
+                && let Some(Some(profile)) = self.profiles.get_mut(slot as usize)
+            {
+                profile.staged.add(record, packets, bytes, outbound, &self.hasher);
+            }
+        }
+    }
+
+    /// Index of `host` in bucket `offset`, inserting it; `None` when the bucket is full.
+    fn host_index(&mut self, offset: usize, host: u128) -> Option<u32> {
+        let max_hosts = self.config.limits.max_hosts;
+        let bucket = self.buckets.get(offset)?;
+        if let Some(&i) = bucket.index.get(&host) {
+            return Some(i);
+        }
+        if bucket.hosts.len() >= max_hosts {
+            self.stats.overflow_hosts += 1;
+            return None;
+        }
+        let mut entry = HostSecond::new(host);
+        if self.active_attacks > 0 {
+            entry.slots = self.profile_slots(host);
+        }
+        let bucket = self.buckets.get_mut(offset)?;
+        let i = u32::try_from(bucket.hosts.len()).ok()?;
+        bucket.hosts.push(entry);
+        bucket.index.insert(host, i);
+        self.stats.peak_hosts = self.stats.peak_hosts.max(bucket.hosts.len() as u64);
+        Some(i)
+    }
+
+    /// The attacks a host's packets feed, by `SLOT_*`.
+    fn profile_slots(&self, host: u128) -> [u32; SLOTS] {
+        let slot_of = |t: TargetKey| self.targets.get(&t).and_then(|s| s.attack).map_or(NO_SLOT, |a| a.slot);
+        let mut slots = [NO_SLOT; SLOTS];
+        slots[SLOT_HOST] = slot_of(TargetKey::Host(host));
+        slots[SLOT_OUTBOUND] = slot_of(TargetKey::Outbound(host));
+        let mut level = Some(self.prefix_of(host));
+        while let Some(target @ TargetKey::Prefix(key, len)) = level {
+            slots[target.slot(&self.config)] = slot_of(target);
+            level = self.parent_of(key, len);
+        }
+        if !self.config.groups.is_empty()
+            && let Some(g) = self.config.group_of(ip_of(host))
+        {
+            slots[SLOT_GROUP] = slot_of(TargetKey::Group(g as u16));
+        }
+        slots
+    }
+
+    /// Closes every whole second before `now` and returns the events they produced.
+    pub fn advance(&mut self, now: UnixNanos) -> Vec<AttackEvent> {
+        let mut events = Vec::new();
+        let until = now.secs();
+        let Some(mut open) = self.open else {
+            self.open = Some(until);
+            return events;
+        };
+        while open < until {
+            if self.buckets.is_empty() && self.targets.is_empty() {
+                // Nothing to close: the seconds skipped had no traffic.
+                self.total_rates = TrafficRates::default();
+                self.group_rates.fill(TrafficRates::default());
+                open = until;
+                break;
+            }
+            self.close_second(open, &mut events);
+            open += 1;
+            self.open = Some(open);
+        }
+        self.open = Some(open);
+        events
+    }
+
+    /// Closes every open second and ends every attack (end of the input).
+    pub fn finish(&mut self) -> Vec<AttackEvent> {
+        let mut events = Vec::new();
+        if let Some(mut open) = self.open {
+            while !self.buckets.is_empty() {
+                self.close_second(open, &mut events);
+                open += 1;
+            }
+            self.open = Some(open);
+        }
+        let mut targets: Vec<TargetKey> = self.targets.keys().copied().collect();
+        targets.sort();
+        for target in targets {
+            if let Some(tracked) = self.targets.remove(&target)
+                && tracked.attack.is_some()
+            {
+                events.push(self.end_event(target, tracked));
+            }
+        }
+        events
+    }
+
+    fn evaluate(
+        &mut self,
+        target: TargetKey,
+        second: u64,
+        m: &Metrics,
+        crossed: &[Crossing],
+        events: &mut Vec<AttackEvent>,
+    ) {
+        let lifecycle = self.config.lifecycle;
+        let seen = Seen { first_ns: m.first_ns, last_ns: m.last_ns, packets: m.total, bytes: m.bytes };
+        let Some(&(metric, value, threshold, baseline)) = crossed.first() else {
+            let Some(tracked) = self.targets.get_mut(&target) else { return };
+            // The second is under every limit: its traffic does not describe the attack.
+            if let Some(a) = tracked.attack
+                && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
+            {
+                p.staged = Profile::default();
+            }
+            match tracked.state.under(second, seen, lifecycle.quiet_secs) {
+                Step::Forget => {
+                    self.targets.remove(&target);
+                }
+                Step::End => {
+                    if let Some(tracked) = self.targets.remove(&target) {
+                        events.push(self.end_event(target, tracked));
+                    }
+                }
+                Step::Quiet | Step::Onset | Step::Update => {}
+            }
+            return;
+        };
+        if !self.targets.contains_key(&target) && self.targets.len() >= self.config.limits.max_attacks {
+            self.stats.dropped_candidates += 1;
+            return;
+        }
+        let trigger = Trigger {
+            level: target.level(&self.config),
+            metric,
+            value,
+            threshold,
+            baseline,
+            since: EventTime::from_unix_secs(second),
+            sustained_secs: lifecycle.onset_secs,
+            threat: report::threat_context(&self.config.threat, second),
+        };
+        let tracked = self.targets.entry(target).or_insert_with(|| Tracked {
+            state: TargetState::new(second, seen, trigger.clone()),
+            attack: None,
+        });
+        if let Some(a) = tracked.attack
+            && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
+        {
+            let staged = std::mem::take(&mut p.staged);
+            p.kept.merge(&staged);
+        }
+        let carpet = matches!(target, TargetKey::Prefix(..) | TargetKey::Group(_)) && m.spread_over_hosts();
+        let step = tracked.state.over(second, seen, trigger, lifecycle.onset_secs, |vectors| {
+            if carpet {
+                vectors.insert(Vector::CarpetBombing);
+            }
+            m.vectors(crossed, vectors);
+        });
+        match step {
+            Step::Onset => {
+                let slot = self.free_profile_slot();
+                let id = self.next_id;
+                self.next_id += 1;
+                self.active_attacks += 1;
+                self.stats.attacks += 1;
+                if let Some(tracked) = self.targets.get_mut(&target) {
+                    tracked.attack = Some(AttackSlot { id, slot });
+                }
+                events.extend(self.event(EventKind::Onset, target));
+            }
+            Step::Update => events.extend(self.event(EventKind::Update, target)),
+            Step::Quiet | Step::End | Step::Forget => {}
+        }
+    }
+
+    /// A free profile slot, holding a fresh profile.
+    fn free_profile_slot(&mut self) -> u32 {
+        let slot = match self.profiles.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.profiles.push(None);
+                self.profiles.len() - 1
+            }
+        };
+        if let Some(p) = self.profiles.get_mut(slot) {
+            *p = Some(Box::default());
+        }
+        // At most `max_attacks` profiles exist at once, far below u32::MAX.
+        u32::try_from(slot).unwrap_or(u32::MAX)
+    }
+}
