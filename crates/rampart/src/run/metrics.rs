@@ -496,9 +496,8 @@ mod tests {
 
     #[test]
     fn renders_collectors_and_every_line_is_well_formed() {
-        let mut metrics = Metrics::default();
-        metrics.webhook = Some(Arc::new(WebhookStats::default()));
-        let metrics = Arc::new(metrics);
+        let metrics =
+            Arc::new(Metrics { webhook: Some(Arc::new(WebhookStats::default())), ..Metrics::default() });
         let collector =
             Arc::new(CollectorMetrics::new(CollectorKind::Sflow, "127.0.0.1:6343".parse().unwrap()));
         collector.datagrams.store(5, Ordering::Relaxed);
