@@ -311,6 +311,25 @@ webhook_attempts = 3
     }
 
     #[test]
+    fn webhook_keys_parse_and_the_authorization_stays_hidden() {
+        let text = "[outputs]\nwebhook = \"https://[::1]:8443/h\"\nwebhook_ca_file = \"/etc/ca.pem\"\n\
+                    webhook_authorization = \"Bearer sekrit\"\nwebhook_secret_file = \"/etc/key\"\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        assert_eq!(daemon.webhook.as_ref().map(url::Url::as_str), Some("https://[::1]:8443/h"));
+        assert_eq!(daemon.webhook_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(daemon.webhook_secret_file, Some(PathBuf::from("/etc/key")));
+        assert_eq!(daemon.webhook_authorization.as_ref().map(Secret::expose), Some(&b"Bearer sekrit"[..]));
+        assert!(!format!("{daemon:?}").contains("sekrit"));
+        let both = format!("{text}webhook_authorization_file = \"/etc/auth\"\n");
+        let error = parse(&both, "r.toml").unwrap_err().to_string();
+        assert!(
+            error.starts_with("r.toml:4: `outputs.webhook_authorization`") && error.contains("not both"),
+            "{error}"
+        );
+        assert!(!error.contains("sekrit"), "{error}");
+    }
+
+    #[test]
     fn the_example_file_parses() {
         let detection = include_str!("../../../../config/rampart.example.toml");
         let daemon = include_str!("../../../../config/daemon.example.toml");
