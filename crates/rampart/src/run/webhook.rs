@@ -40,9 +40,8 @@ pub fn parse_url(text: &str) -> Result<url::Url, String> {
         return Err(format!("{text:?} has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "{text:?} has credentials in it; put them in webhook_authorization_file instead"
-        ));
+        // Not echoed: the text holds a password.
+        return Err("the URL has a user name or password in it; put credentials in webhook_authorization_file instead".to_owned());
     }
     Ok(url)
 }

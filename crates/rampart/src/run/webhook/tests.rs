@@ -245,6 +245,8 @@ fn parses_urls() {
     );
     assert_eq!(parse_url("http://[::1]:9/x").unwrap().host_str(), Some("[::1]"));
     assert_eq!(parse_url("http://alerts.example").unwrap().port_or_known_default(), Some(80));
+    let error = parse_url("https://user:hunter2@h/").unwrap_err();
+    assert!(!error.contains("hunter2") && error.contains("webhook_authorization_file"), "{error}");
     for bad in [
         "ftp://x/",
         "http://",
