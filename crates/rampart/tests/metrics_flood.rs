@@ -65,6 +65,12 @@ impl Drop for Daemon {
 /// One scrape on a fresh connection: Ok(latency) for a complete 200 response with metrics.
 fn scrape(addr: SocketAddr) -> Result<Duration, String> {
     let started = Instant::now();
+    scrape_text(addr)?;
+    Ok(started.elapsed())
+}
+
+/// One scrape on a fresh connection: the response, if a complete 200 with metrics.
+fn scrape_text(addr: SocketAddr) -> Result<String, String> {
     let mut stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
@@ -77,7 +83,7 @@ fn scrape(addr: SocketAddr) -> Result<Duration, String> {
     if !text.starts_with("HTTP/1.1 200") || !text.contains("rampart_active_attacks") {
         return Err(format!("bad response: {:?}", text.get(..text.len().min(80))));
     }
-    Ok(started.elapsed())
+    Ok(text.into_owned())
 }
 
 /// Whether the server has closed `stream` (EOF or reset), without blocking.
@@ -179,8 +185,20 @@ fn scrapes_succeed_while_1000_idle_connections_are_held_open() {
     );
     assert!(ratio >= 0.95, "only {:.0} % of scrapes succeeded under the flood", ratio * 100.0);
     assert!(held_at_start >= IDLE_CONNECTIONS * 9 / 10, "the flood held only {held_at_start} connections");
-    // And the daemon is fine afterwards.
-    scrape(addr).expect("a scrape after the flood");
+    // And the daemon is fine afterwards; its counters show how it coped.
+    let text = scrape_text(addr).expect("a scrape after the flood");
+    let value =
+        |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok()).unwrap_or(0);
+    let (evicted, timed_out) = (
+        value("rampart_metrics_connections_evicted_total"),
+        value("rampart_metrics_connections_timed_out_total"),
+    );
+    println!(
+        "server: {} accepted, {evicted} evicted, {} shed, {timed_out} timed out",
+        value("rampart_metrics_connections_accepted_total"),
+        value("rampart_metrics_connections_shed_total"),
+    );
+    assert!(evicted + timed_out > 0, "the idle connections were neither evicted nor timed out");
 }
 
 #[test]
