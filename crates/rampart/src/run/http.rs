@@ -403,6 +403,29 @@ mod tests {
         assert_eq!(stats.timed_out.load(Ordering::Relaxed), 2);
     }
 
+    /// With every slot answering a request, a new connection is closed at once, not queued.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_full_of_busy_connections_sheds_new_ones() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(ConnectionStats::default());
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        // A slow render keeps its connection busy (it blocks one worker; the other accepts).
+        let render: Render = Arc::new(|| {
+            std::thread::sleep(Duration::from_millis(600));
+            Ok("# EOF\n".to_owned())
+        });
+        let limits = Limits { max_connections: 1, ..Limits::default() };
+        tokio::spawn(serve_metrics(listener, limits, stats.clone(), render, stop));
+        let busy = tokio::spawn(get(addr, "/metrics"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut refused = TcpStream::connect(addr).await.unwrap();
+        let took = time_to_close(&mut refused, Duration::from_secs(2)).await;
+        assert!(took.is_some_and(|t| t < Duration::from_millis(300)), "{took:?}");
+        assert_eq!(stats.shed.load(Ordering::Relaxed), 1);
+        assert!(busy.await.unwrap().starts_with("HTTP/1.1 200"));
+    }
+
     #[tokio::test]
     async fn a_full_table_evicts_the_oldest_idle_connection() {
         let limits = Limits { max_connections: 4, ..Limits::default() };
