@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use crate::collect::ListenAddr;
 use config::DaemonConfig;
 use metrics::{AttackTally, CollectorMetrics, CountingDecoder, Metrics, RateMeter};
-use webhook::{WebhookQueue, WebhookSettings, WebhookUrl};
+use webhook::WebhookQueue;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -52,7 +52,8 @@ pub struct RunArgs {
     /// disable).
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<String>,
-    /// POST every event as JSON to this http:// URL.
+    /// POST every event as JSON to this http:// or https:// URL (authorization, CA and
+    /// signing key: [outputs] in the configuration).
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
 }
@@ -79,7 +80,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             config::parse_optional_addr(metrics).map_err(|e| anyhow::anyhow!("--metrics: {e}"))?;
     }
     if let Some(url) = &args.webhook {
-        daemon.webhook = Some(WebhookUrl::parse(url).map_err(|e| anyhow::anyhow!("--webhook: {e}"))?);
+        daemon.webhook = Some(webhook::parse_url(url).map_err(|e| anyhow::anyhow!("--webhook: {e}"))?);
     }
     if daemon.sflow.is_none() && daemon.netflow.is_none() && daemon.ipfix.is_none() {
         bail!("no input: every one of sflow, netflow and ipfix is off");
@@ -103,19 +104,10 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     // The webhook stops last: it still has the end events to deliver.
     let (webhook_stop_tx, webhook_stop_rx) = watch::channel(false);
     let mut metrics = Metrics::default();
-    let webhook = daemon.webhook.clone().map(|url| {
-        webhook::start(
-            WebhookSettings {
-                url,
-                capacity: daemon.webhook_queue,
-                attempts: daemon.webhook_attempts,
-                backoff_base: Duration::from_millis(500),
-                backoff_max: Duration::from_secs(30),
-                timeout: Duration::from_secs(5),
-            },
-            webhook_stop_rx,
-        )
-    });
+    let webhook = match webhook::settings(&daemon)? {
+        Some(settings) => Some(webhook::start(settings, webhook_stop_rx)?),
+        None => None,
+    };
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
     let metrics = Arc::new(metrics);
 
@@ -164,6 +156,7 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
             eprintln!("metrics on http://{addr}/metrics");
         }
         let shown = metrics.clone();
+        let registry = metrics::registry(&metrics);
         let render = move || {
             // Kernel drops per socket, read at scrape time (Linux /proc/net/udp).
             if let Ok(collectors) = shown.collectors.lock() {
@@ -174,9 +167,16 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
                     }
                 }
             }
-            metrics::render(&shown)
+            metrics::render(&registry)
         };
-        tokio::spawn(http::serve_metrics(listener, Arc::new(render), stop_rx.clone()))
+        let limits = http::Limits::default();
+        tokio::spawn(http::serve_metrics(
+            listener,
+            limits,
+            metrics.http.clone(),
+            Arc::new(render),
+            stop_rx.clone(),
+        ))
     });
     eprintln!("attack store {} (run {})", store.path().display(), store.run());
 
@@ -356,10 +356,8 @@ fn output_loop(
             }
         };
         for (event, attack) in batch.iter().zip(attacks) {
-            let kind = event.kind.name();
             let id = attack.get("id").and_then(serde_json::Value::as_u64).unwrap_or(event.attack.id.0);
-            let vectors: Vec<String> = event.attack.vectors.iter().map(|v| v.name().to_owned()).collect();
-            tally.event(metrics, kind, id, &vectors);
+            tally.event(metrics, event.kind, id, &event.attack.vectors);
             // What was printed, posted and stored carries the store's id.
             let mut document = EventDocument::new(event);
             document.attack.id = AttackId(id);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rampart_detect::DetectConfig;
 use serde::Deserialize;
 
-use super::webhook::WebhookUrl;
+use super::webhook::{Secret, parse_url};
 use crate::collect::ListenAddr;
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
@@ -27,9 +27,16 @@ pub struct DaemonConfig {
     pub data_dir: PathBuf,
     /// Prometheus endpoint; `None` = off.
     pub metrics: Option<std::net::SocketAddr>,
-    pub webhook: Option<WebhookUrl>,
+    pub webhook: Option<url::Url>,
     pub webhook_queue: usize,
     pub webhook_attempts: u32,
+    /// PEM CAs trusted for an https webhook (instead of the built-in roots).
+    pub webhook_ca_file: Option<PathBuf>,
+    /// `Authorization` header, given in the file itself; or read from a file at start.
+    pub webhook_authorization: Option<Secret>,
+    pub webhook_authorization_file: Option<PathBuf>,
+    /// HMAC-SHA256 key file for the signature header.
+    pub webhook_secret_file: Option<PathBuf>,
     /// Print events as JSON lines on standard output.
     pub stdout: bool,
 }
@@ -48,6 +55,10 @@ impl Default for DaemonConfig {
             webhook: None,
             webhook_queue: 1024,
             webhook_attempts: 6,
+            webhook_ca_file: None,
+            webhook_authorization: None,
+            webhook_authorization_file: None,
+            webhook_secret_file: None,
             stdout: true,
         }
     }
@@ -97,6 +108,10 @@ struct OutputsToml {
     webhook: Option<String>,
     webhook_queue: Option<usize>,
     webhook_attempts: Option<u32>,
+    webhook_ca_file: Option<PathBuf>,
+    webhook_authorization: Option<String>,
+    webhook_authorization_file: Option<PathBuf>,
+    webhook_secret_file: Option<PathBuf>,
     stdout: Option<bool>,
 }
 
@@ -152,7 +167,7 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
         }
         if let Some(url) = outputs.webhook {
             config.webhook =
-                Some(WebhookUrl::parse(&url).map_err(|message| invalid("outputs.webhook", &url, message))?);
+                Some(parse_url(&url).map_err(|message| invalid("outputs.webhook", &url, message))?);
         }
         if let Some(queue) = outputs.webhook_queue {
             if queue == 0 {
@@ -170,6 +185,15 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             }
             config.webhook_attempts = attempts;
         }
+        if outputs.webhook_authorization.is_some() && outputs.webhook_authorization_file.is_some() {
+            let message = "give webhook_authorization or webhook_authorization_file, not both".to_owned();
+            return Err(invalid("outputs.webhook_authorization", "webhook_authorization", message));
+        }
+        // The value itself never goes into a message.
+        config.webhook_authorization = outputs.webhook_authorization.map(|v| Secret::new(v.into_bytes()));
+        config.webhook_authorization_file = outputs.webhook_authorization_file;
+        config.webhook_ca_file = outputs.webhook_ca_file;
+        config.webhook_secret_file = outputs.webhook_secret_file;
         if let Some(stdout) = outputs.stdout {
             config.stdout = stdout;
         }
@@ -247,7 +271,7 @@ webhook_attempts = 3
         assert_eq!(daemon.advance_interval, Duration::from_millis(50));
         assert_eq!(daemon.data_dir, PathBuf::from("/var/lib/rampart"));
         assert_eq!(daemon.metrics, None);
-        assert_eq!(daemon.webhook.as_ref().map(|w| w.port), Some(8080));
+        assert_eq!(daemon.webhook.as_ref().and_then(|w| w.port()), Some(8080));
         assert_eq!(daemon.webhook_attempts, 3);
         assert_eq!(detect.thresholds.udp_pps, 1000);
         assert_eq!(detect.protected.len(), 1);
@@ -274,7 +298,7 @@ webhook_attempts = 3
         let error = parse(text, "r.toml").unwrap_err().to_string();
         assert!(error.starts_with("r.toml:3:"), "{error}");
         assert!(error.contains("bogus"), "{error}");
-        let text = "[outputs]\nwebhook = \"https://example.net/\"\n";
+        let text = "[outputs]\nwebhook = \"ftp://example.net/\"\n";
         let error = parse(text, "r.toml").unwrap_err().to_string();
         assert!(error.starts_with("r.toml:2: `outputs.webhook`"), "{error}");
         // Detection errors keep the original line despite the blanked daemon tables.
@@ -284,6 +308,25 @@ webhook_attempts = 3
         let text = "[inputs]\nsflow = \"nowhere\"\n";
         let error = parse(text, "r.toml").unwrap_err().to_string();
         assert!(error.starts_with("r.toml:2: `inputs.sflow`"), "{error}");
+    }
+
+    #[test]
+    fn webhook_keys_parse_and_the_authorization_stays_hidden() {
+        let text = "[outputs]\nwebhook = \"https://[::1]:8443/h\"\nwebhook_ca_file = \"/etc/ca.pem\"\n\
+                    webhook_authorization = \"Bearer sekrit\"\nwebhook_secret_file = \"/etc/key\"\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        assert_eq!(daemon.webhook.as_ref().map(url::Url::as_str), Some("https://[::1]:8443/h"));
+        assert_eq!(daemon.webhook_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(daemon.webhook_secret_file, Some(PathBuf::from("/etc/key")));
+        assert_eq!(daemon.webhook_authorization.as_ref().map(Secret::expose), Some(&b"Bearer sekrit"[..]));
+        assert!(!format!("{daemon:?}").contains("sekrit"));
+        let both = format!("{text}webhook_authorization_file = \"/etc/auth\"\n");
+        let error = parse(&both, "r.toml").unwrap_err().to_string();
+        assert!(
+            error.starts_with("r.toml:4: `outputs.webhook_authorization`") && error.contains("not both"),
+            "{error}"
+        );
+        assert!(!error.contains("sekrit"), "{error}");
     }
 
     #[test]

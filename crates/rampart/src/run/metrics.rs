@@ -1,15 +1,27 @@
-//! Daemon metrics: counters shared by the tasks, rendered in the Prometheus text format.
+//! Daemon metrics: counters shared by the tasks, encoded by `prometheus-client` in the
+//! OpenMetrics text format. Attack events and attacks by vector are live counter families
+//! labelled with the detection crate's enums; everything the tasks publish as snapshots
+//! (collectors, decoder, engine, rates, webhook, HTTP) is read at scrape time by a collector.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rampart_detect::{EngineStats, TrafficRates};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use rampart_detect::{EngineStats, EventKind, TrafficRates, Vector};
 use rampart_ingest::CollectorKind;
 use rampart_telemetry::{DatagramDecoder, Exporter, ExporterStats, TrafficRecord, UnixNanos};
 
+use super::http::ConnectionStats;
 use super::webhook::WebhookStats;
 
 /// One collector's counters.
@@ -47,48 +59,83 @@ pub struct Metrics {
     pub engine: Mutex<EngineStats>,
     pub active_attacks: AtomicU64,
     /// Attacks by vector, counted once per attack and vector.
-    pub attacks_by_vector: Mutex<BTreeMap<String, u64>>,
-    /// Events by kind: onset, update, end.
-    pub events: [AtomicU64; 3],
+    pub attacks_by_vector: Family<VectorLabels, Counter>,
+    /// Events by kind: onset, update, end (all three shown from the start).
+    pub events: Family<EventLabels, Counter>,
     pub store_errors: AtomicU64,
     pub inbound_pps: AtomicU64,
     pub inbound_bps: AtomicU64,
     /// Rates of the engine's last closed second: all protected hosts, then each group.
     pub traffic: Mutex<(TrafficRates, Vec<(String, TrafficRates)>)>,
     pub webhook: Option<Arc<WebhookStats>>,
+    /// The metrics server's own connections.
+    pub http: Arc<ConnectionStats>,
 }
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// The `kind` label of `rampart_attack_events_total`: the engine's event kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindLabel(pub EventKind);
+
+impl KindLabel {
+    pub const fn name(self) -> &'static str {
+        match self.0 {
+            EventKind::Onset => "onset",
+            EventKind::Update => "update",
+            EventKind::End => "end",
+        }
+    }
+}
+
+// `EventKind` has no `Hash`; its name identifies it.
+impl Hash for KindLabel {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl EncodeLabelValue for KindLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.name())
+    }
+}
+
+/// The `vector` label of `rampart_attacks_total`: the vector's JSON name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VectorLabel(pub Vector);
+
+impl EncodeLabelValue for VectorLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.0.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EventLabels {
+    pub kind: KindLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct VectorLabels {
+    pub vector: VectorLabel,
 }
 
 /// Tracks which vectors each ongoing attack has been counted for, and the active count.
 #[derive(Debug, Default)]
 pub struct AttackTally {
-    counted: HashMap<u64, BTreeSet<String>>,
+    counted: HashMap<u64, BTreeSet<Vector>>,
 }
 
 impl AttackTally {
-    /// Accounts one event (`kind` is `onset`, `update` or `end`) of attack `id` with `vectors`.
-    pub fn event(&mut self, metrics: &Metrics, kind: &str, id: u64, vectors: &[String]) {
-        let index = match kind {
-            "onset" => 0,
-            "update" => 1,
-            _ => 2,
-        };
-        if let Some(counter) = metrics.events.get(index) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Accounts one event of attack `id` with `vectors`.
+    pub fn event(&mut self, metrics: &Metrics, kind: EventKind, id: u64, vectors: &[Vector]) {
+        metrics.events.get_or_create(&EventLabels { kind: KindLabel(kind) }).inc();
         let counted = self.counted.entry(id).or_default();
-        if let Ok(mut by_vector) = metrics.attacks_by_vector.lock() {
-            for vector in vectors {
-                if counted.insert(vector.clone()) {
-                    *by_vector.entry(vector.clone()).or_default() += 1;
-                }
+        for &vector in vectors {
+            if counted.insert(vector) {
+                metrics.attacks_by_vector.get_or_create(&VectorLabels { vector: VectorLabel(vector) }).inc();
             }
         }
-        if kind == "end" {
+        if kind == EventKind::End {
             self.counted.remove(&id);
         }
         metrics.active_attacks.store(self.counted.len() as u64, Ordering::Relaxed);
@@ -192,188 +239,285 @@ type CollectorCounter = (&'static str, &'static str, fn(&CollectorMetrics) -> &A
 /// A decoder counter: name, help, getter.
 type DecoderCounter = (&'static str, &'static str, fn(&ExporterStats) -> u64);
 
-/// The Prometheus text exposition of `metrics`.
-pub fn render(metrics: &Metrics) -> String {
-    let mut out = String::with_capacity(4096);
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    let collectors: Vec<Arc<CollectorMetrics>> =
-        metrics.collectors.lock().map(|c| c.clone()).unwrap_or_default();
-    let label = |c: &CollectorMetrics| {
-        let listen = c.listen.lock().map(|l| l.to_string()).unwrap_or_default();
-        format!("collector=\"{}\",listen=\"{listen}\"", format!("{:?}", c.kind).to_lowercase())
-    };
-    let collector_counters: [CollectorCounter; 3] = [
-        ("datagrams", "Export datagrams received.", |c| &c.datagrams),
-        ("records", "Traffic records decoded.", |c| &c.records),
-        ("socket_drops", "Datagrams the kernel dropped: socket buffer full.", |c| &c.socket_drops),
-    ];
-    for (name, help, get) in collector_counters {
-        let metric = format!("rampart_collector_{name}_total");
-        family(&mut out, &metric, "counter", help);
-        for c in &collectors {
-            let _ = writeln!(out, "{metric}{{{}}} {}", label(c), get(c).load(Ordering::Relaxed));
-        }
+/// The registry `/metrics` encodes: prefix `rampart_`, the live families and a collector for
+/// the snapshots. Counter names get `_total` from the encoder.
+pub fn registry(metrics: &Arc<Metrics>) -> Registry {
+    let mut registry = Registry::with_prefix("rampart");
+    // Every kind from the start, so a dashboard sees zeros rather than no series.
+    for kind in [EventKind::Onset, EventKind::Update, EventKind::End] {
+        drop(metrics.events.get_or_create(&EventLabels { kind: KindLabel(kind) }));
     }
-    let decoder_counters: [DecoderCounter; 6] = [
-        ("datagrams", "Datagrams seen by the decoder.", |s| s.datagrams),
-        ("records", "Records produced by the decoder.", |s| s.records),
-        ("decode_errors", "Datagrams, samples or records that could not be decoded.", |s| s.decode_errors),
-        ("unknown_template_records", "Flow records dropped for want of their template.", |s| {
-            s.unknown_template_records
-        }),
-        ("sequence_gaps", "Sequence units missing between export datagrams.", |s| s.sequence_gaps),
-        ("drops", "Packets the exporters' samplers reported dropping.", |s| s.drops),
-    ];
-    for (name, help, get) in decoder_counters {
-        let metric = format!("rampart_decoder_{name}_total");
-        family(&mut out, &metric, "counter", help);
-        for c in &collectors {
-            let value = c.decoder.lock().map(|s| get(&s)).unwrap_or(0);
-            let _ = writeln!(out, "{metric}{{{}}} {value}", label(c));
-        }
-    }
-    let engine = metrics.engine.lock().map(|e| e.clone()).unwrap_or_default();
-    let engine_counters = [
-        ("records", "Records observed by the detection engine.", engine.records),
-        ("transit_records", "Records neither to nor from a protected network.", engine.transit_records),
-        ("late_shares", "Record shares whose second was already closed.", engine.late_shares),
-        ("overflow_hosts", "Hosts beyond max_hosts in a second.", engine.overflow_hosts),
-        ("dropped_shares", "Shares lost to a full prefix overflow table.", engine.dropped_shares),
-        ("dropped_candidates", "Candidates not tracked: max_attacks reached.", engine.dropped_candidates),
-    ];
-    for (name, help, value) in engine_counters {
-        family(&mut out, &format!("rampart_engine_{name}_total"), "counter", help);
-        let _ = writeln!(out, "rampart_engine_{name}_total {value}");
-    }
-    family(&mut out, "rampart_engine_peak_hosts", "gauge", "Most hosts tracked in one second.");
-    let _ = writeln!(out, "rampart_engine_peak_hosts {}", engine.peak_hosts);
-    family(&mut out, "rampart_active_attacks", "gauge", "Attacks ongoing now.");
-    let _ = writeln!(out, "rampart_active_attacks {}", metrics.active_attacks.load(Ordering::Relaxed));
-    family(
-        &mut out,
-        "rampart_attacks_total",
-        "counter",
+    registry.register(
+        "attacks",
         "Attacks detected, by vector (an attack counts once per vector).",
+        metrics.attacks_by_vector.clone(),
     );
-    if let Ok(by_vector) = metrics.attacks_by_vector.lock() {
-        for (vector, count) in by_vector.iter() {
-            let _ = writeln!(out, "rampart_attacks_total{{vector=\"{vector}\"}} {count}");
-        }
+    registry.register("attack_events", "Attack events, by kind.", metrics.events.clone());
+    registry.register_collector(Box::new(Snapshots(metrics.clone())));
+    registry
+}
+
+/// The OpenMetrics text of `registry`.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(8192);
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// Reads the shared snapshots at scrape time.
+#[derive(Debug)]
+struct Snapshots(Arc<Metrics>);
+
+fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn collector_name(kind: CollectorKind) -> &'static str {
+    match kind {
+        CollectorKind::Sflow => "sflow",
+        CollectorKind::Netflow => "netflow",
+        CollectorKind::Ipfix => "ipfix",
     }
-    family(&mut out, "rampart_attack_events_total", "counter", "Attack events, by kind.");
-    for (kind, counter) in ["onset", "update", "end"].iter().zip(&metrics.events) {
-        let _ = writeln!(
-            out,
-            "rampart_attack_events_total{{kind=\"{kind}\"}} {}",
-            counter.load(Ordering::Relaxed)
-        );
-    }
-    family(&mut out, "rampart_store_errors_total", "counter", "Event batches the store failed to record.");
-    let _ = writeln!(out, "rampart_store_errors_total {}", metrics.store_errors.load(Ordering::Relaxed));
-    family(
-        &mut out,
-        "rampart_inbound_packets_per_second",
-        "gauge",
-        "Inbound packets in the last whole second (sampling-scaled).",
-    );
-    let _ =
-        writeln!(out, "rampart_inbound_packets_per_second {}", metrics.inbound_pps.load(Ordering::Relaxed));
-    family(
-        &mut out,
-        "rampart_inbound_bits_per_second",
-        "gauge",
-        "Inbound IP bits in the last whole second (sampling-scaled).",
-    );
-    let _ = writeln!(out, "rampart_inbound_bits_per_second {}", metrics.inbound_bps.load(Ordering::Relaxed));
-    let (all, groups) = metrics.traffic.lock().map(|t| t.clone()).unwrap_or_default();
-    let scopes: Vec<(String, TrafficRates)> = std::iter::once(("all".to_owned(), all))
-        .chain(groups.into_iter().map(|(name, rates)| (format!("group:{name}"), rates)))
-        .collect();
-    type RateGetter = fn(&TrafficRates) -> (u64, u64);
-    let rate_families: [(&str, &str, RateGetter); 3] = [
-        ("packets", "Packets", |r| (r.inbound_pps, r.outbound_pps)),
-        ("bits", "IP bits", |r| (r.inbound_bps, r.outbound_bps)),
-        ("new_flows", "New flows", |r| (r.inbound_flows, r.outbound_flows)),
-    ];
-    for (name, what, get) in rate_families {
-        let metric = format!("rampart_traffic_{name}_per_second");
-        let help = format!(
-            "{what} per second to (inbound) and from (outbound) protected hosts in the engine's last closed \
-             second, for all of them (scope=\"all\") and per host group (sampling-scaled)."
-        );
-        family(&mut out, &metric, "gauge", &help);
-        for (scope, rates) in &scopes {
-            let (inbound, outbound) = get(rates);
-            let scope = label_value(scope);
-            let _ = writeln!(out, "{metric}{{scope=\"{scope}\",direction=\"inbound\"}} {inbound}");
-            let _ = writeln!(out, "{metric}{{scope=\"{scope}\",direction=\"outbound\"}} {outbound}");
-        }
-    }
-    family(&mut out, "rampart_baseline_keys", "gauge", "Hosts and groups with a learned baseline.");
-    let _ = writeln!(out, "rampart_baseline_keys {}", engine.baseline_keys);
-    family(
-        &mut out,
-        "rampart_baseline_untracked_total",
-        "counter",
-        "Hosts not baselined because the baseline table was full.",
-    );
-    let _ = writeln!(out, "rampart_baseline_untracked_total {}", engine.baseline_untracked);
-    if let Some(webhook) = &metrics.webhook {
-        let webhook_counters = [
-            ("delivered", "Events delivered to the webhook.", &webhook.delivered),
-            ("failed_attempts", "Webhook attempts that failed.", &webhook.failed_attempts),
-            ("abandoned", "Events given up after every attempt failed.", &webhook.abandoned),
-            ("dropped", "Events dropped from the full webhook queue.", &webhook.dropped),
+}
+
+impl Collector for Snapshots {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let metrics = &self.0;
+        let collectors: Vec<Arc<CollectorMetrics>> =
+            metrics.collectors.lock().map(|c| c.clone()).unwrap_or_default();
+        let labels: Vec<[(&str, String); 2]> = collectors
+            .iter()
+            .map(|c| {
+                let listen = c.listen.lock().map(|l| l.to_string()).unwrap_or_default();
+                [("collector", collector_name(c.kind).to_owned()), ("listen", listen)]
+            })
+            .collect();
+        let collector_counters: [CollectorCounter; 3] = [
+            ("datagrams", "Export datagrams received.", |c| &c.datagrams),
+            ("records", "Traffic records decoded.", |c| &c.records),
+            ("socket_drops", "Datagrams the kernel dropped: socket buffer full.", |c| &c.socket_drops),
         ];
-        for (name, help, counter) in webhook_counters {
-            family(&mut out, &format!("rampart_webhook_{name}_total"), "counter", help);
-            let _ = writeln!(out, "rampart_webhook_{name}_total {}", counter.load(Ordering::Relaxed));
+        for (name, help, get) in collector_counters {
+            let name = format!("collector_{name}");
+            let mut family = encoder.encode_descriptor(
+                &name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (c, labels) in collectors.iter().zip(&labels) {
+                ConstCounter::new(get(c).load(Ordering::Relaxed)).encode(family.encode_family(labels)?)?;
+            }
         }
-        family(&mut out, "rampart_webhook_queued", "gauge", "Events waiting for the webhook.");
-        let _ = writeln!(out, "rampart_webhook_queued {}", webhook.queued.load(Ordering::Relaxed));
+        let decoder_counters: [DecoderCounter; 6] = [
+            ("datagrams", "Datagrams seen by the decoder.", |s| s.datagrams),
+            ("records", "Records produced by the decoder.", |s| s.records),
+            ("decode_errors", "Datagrams, samples or records that could not be decoded.", |s| {
+                s.decode_errors
+            }),
+            ("unknown_template_records", "Flow records dropped for want of their template.", |s| {
+                s.unknown_template_records
+            }),
+            ("sequence_gaps", "Sequence units missing between export datagrams.", |s| s.sequence_gaps),
+            ("drops", "Packets the exporters' samplers reported dropping.", |s| s.drops),
+        ];
+        for (name, help, get) in decoder_counters {
+            let name = format!("decoder_{name}");
+            let mut family = encoder.encode_descriptor(
+                &name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (c, labels) in collectors.iter().zip(&labels) {
+                let value = c.decoder.lock().map(|s| get(&s)).unwrap_or(0);
+                ConstCounter::new(value).encode(family.encode_family(labels)?)?;
+            }
+        }
+        let engine = metrics.engine.lock().map(|e| e.clone()).unwrap_or_default();
+        let engine_counters = [
+            ("records", "Records observed by the detection engine.", engine.records),
+            ("transit_records", "Records neither to nor from a protected network.", engine.transit_records),
+            ("late_shares", "Record shares whose second was already closed.", engine.late_shares),
+            ("overflow_hosts", "Hosts beyond max_hosts in a second.", engine.overflow_hosts),
+            ("dropped_shares", "Shares lost to a full prefix overflow table.", engine.dropped_shares),
+            ("dropped_candidates", "Candidates not tracked: max_attacks reached.", engine.dropped_candidates),
+        ];
+        for (name, help, value) in engine_counters {
+            counter(&mut encoder, &format!("engine_{name}"), help, value)?;
+        }
+        gauge(&mut encoder, "engine_peak_hosts", "Most hosts tracked in one second.", engine.peak_hosts)?;
+        gauge(
+            &mut encoder,
+            "active_attacks",
+            "Attacks ongoing now.",
+            metrics.active_attacks.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "store_errors",
+            "Event batches the store failed to record.",
+            metrics.store_errors.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut encoder,
+            "inbound_packets_per_second",
+            "Inbound packets in the last whole second (sampling-scaled).",
+            metrics.inbound_pps.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut encoder,
+            "inbound_bits_per_second",
+            "Inbound IP bits in the last whole second (sampling-scaled).",
+            metrics.inbound_bps.load(Ordering::Relaxed),
+        )?;
+        let (all, groups) = metrics.traffic.lock().map(|t| t.clone()).unwrap_or_default();
+        let scopes: Vec<(String, TrafficRates)> = std::iter::once(("all".to_owned(), all))
+            .chain(groups.into_iter().map(|(name, rates)| (format!("group:{name}"), rates)))
+            .collect();
+        type RateGetter = fn(&TrafficRates) -> (u64, u64);
+        let rate_families: [(&str, &str, RateGetter); 3] = [
+            ("packets", "Packets", |r| (r.inbound_pps, r.outbound_pps)),
+            ("bits", "IP bits", |r| (r.inbound_bps, r.outbound_bps)),
+            ("new_flows", "New flows", |r| (r.inbound_flows, r.outbound_flows)),
+        ];
+        for (name, what, get) in rate_families {
+            let name = format!("traffic_{name}_per_second");
+            let help = format!(
+                "{what} per second to (inbound) and from (outbound) protected hosts in the engine's last closed \
+                 second, for all of them (scope=\"all\") and per host group (sampling-scaled)."
+            );
+            let mut family = encoder.encode_descriptor(
+                &name,
+                &help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (scope, rates) in &scopes {
+                let (inbound, outbound) = get(rates);
+                for (direction, value) in [("inbound", inbound), ("outbound", outbound)] {
+                    let labels = [("scope", scope.as_str()), ("direction", direction)];
+                    ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        gauge(
+            &mut encoder,
+            "baseline_keys",
+            "Hosts and groups with a learned baseline.",
+            engine.baseline_keys,
+        )?;
+        counter(
+            &mut encoder,
+            "baseline_untracked",
+            "Hosts not baselined because the baseline table was full.",
+            engine.baseline_untracked,
+        )?;
+        if let Some(webhook) = &metrics.webhook {
+            let webhook_counters = [
+                ("delivered", "Events delivered to the webhook.", &webhook.delivered),
+                ("failed_attempts", "Webhook attempts that failed.", &webhook.failed_attempts),
+                ("abandoned", "Events given up after every attempt failed.", &webhook.abandoned),
+                ("dropped", "Events dropped from the full webhook queue.", &webhook.dropped),
+            ];
+            for (name, help, value) in webhook_counters {
+                counter(&mut encoder, &format!("webhook_{name}"), help, value.load(Ordering::Relaxed))?;
+            }
+            gauge(
+                &mut encoder,
+                "webhook_queued",
+                "Events waiting for the webhook.",
+                webhook.queued.load(Ordering::Relaxed),
+            )?;
+        }
+        let http = &metrics.http;
+        let http_counters = [
+            ("accepted", "Connections the metrics server accepted.", &http.accepted),
+            ("evicted", "Idle or slow metrics connections closed to make room for a new one.", &http.evicted),
+            ("shed", "Metrics connections refused at once: every slot was answering a request.", &http.shed),
+            (
+                "timed_out",
+                "Metrics connections closed by the header, idle or write timeout.",
+                &http.timed_out,
+            ),
+        ];
+        for (name, help, value) in http_counters {
+            counter(
+                &mut encoder,
+                &format!("metrics_connections_{name}"),
+                help,
+                value.load(Ordering::Relaxed),
+            )?;
+        }
+        gauge(
+            &mut encoder,
+            "metrics_connections_open",
+            "Connections open to the metrics server.",
+            http.open.load(Ordering::Relaxed),
+        )?;
+        Ok(())
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(metrics: &Arc<Metrics>) -> String {
+        render(&registry(metrics)).unwrap()
+    }
+
     #[test]
     fn tally_counts_each_vector_once_per_attack() {
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
+        let registry = registry(&metrics);
         let mut tally = AttackTally::default();
-        tally.event(&metrics, "onset", 1, &["udp_flood".into()]);
-        tally.event(&metrics, "update", 1, &["udp_flood".into(), "dns_amplification".into()]);
-        tally.event(&metrics, "onset", 2, &["udp_flood".into()]);
+        let (udp, dns) = (Vector::UdpFlood, Vector::DnsAmplification);
+        tally.event(&metrics, EventKind::Onset, 1, &[udp]);
+        tally.event(&metrics, EventKind::Update, 1, &[udp, dns]);
+        tally.event(&metrics, EventKind::Onset, 2, &[udp]);
         assert_eq!(metrics.active_attacks.load(Ordering::Relaxed), 2);
-        tally.event(&metrics, "end", 1, &["udp_flood".into(), "dns_amplification".into()]);
+        tally.event(&metrics, EventKind::End, 1, &[udp, dns]);
         assert_eq!(metrics.active_attacks.load(Ordering::Relaxed), 1);
-        let text = render(&metrics);
-        assert!(text.contains("rampart_attacks_total{vector=\"udp_flood\"} 2\n"), "{text}");
-        assert!(text.contains("rampart_attacks_total{vector=\"dns_amplification\"} 1\n"), "{text}");
-        assert!(text.contains("rampart_active_attacks 1\n"), "{text}");
-        assert!(text.contains("rampart_attack_events_total{kind=\"onset\"} 2\n"), "{text}");
+        let text = render(&registry).unwrap();
+        assert!(text.contains("\nrampart_attacks_total{vector=\"udp_flood\"} 2\n"), "{text}");
+        assert!(text.contains("\nrampart_attacks_total{vector=\"dns_amplification\"} 1\n"), "{text}");
+        assert!(text.contains("\nrampart_active_attacks 1\n"), "{text}");
+        assert!(text.contains("\nrampart_attack_events_total{kind=\"onset\"} 2\n"), "{text}");
+        assert!(text.contains("\nrampart_attack_events_total{kind=\"end\"} 1\n"), "{text}");
+        assert!(text.contains("# TYPE rampart_attacks counter\n"), "{text}");
     }
 
     #[test]
     fn renders_collectors_and_every_line_is_well_formed() {
-        let metrics = Metrics::default();
+        let metrics =
+            Arc::new(Metrics { webhook: Some(Arc::new(WebhookStats::default())), ..Metrics::default() });
         let collector =
             Arc::new(CollectorMetrics::new(CollectorKind::Sflow, "127.0.0.1:6343".parse().unwrap()));
         collector.datagrams.store(5, Ordering::Relaxed);
         collector.decoder.lock().unwrap().decode_errors = 2;
         metrics.collectors.lock().unwrap().push(collector);
-        let text = render(&metrics);
-        assert!(text.contains(
-            "rampart_collector_datagrams_total{collector=\"sflow\",listen=\"127.0.0.1:6343\"} 5\n"
-        ));
+        let text = text(&metrics);
+        assert!(
+            text.contains(
+                "rampart_collector_datagrams_total{collector=\"sflow\",listen=\"127.0.0.1:6343\"} 5\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "rampart_decoder_decode_errors_total{collector=\"sflow\",listen=\"127.0.0.1:6343\"} 2\n"
         ));
         assert!(text.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"} 0\n"));
+        assert!(text.contains("\nrampart_attack_events_total{kind=\"update\"} 0\n"), "{text}");
+        assert!(text.contains("\nrampart_webhook_delivered_total 0\n"), "{text}");
+        assert!(text.contains("\nrampart_metrics_connections_evicted_total 0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<u64>().is_ok(), "{line}");
@@ -382,10 +526,10 @@ mod tests {
 
     #[test]
     fn group_rates_are_labelled_and_escaped() {
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         let web = TrafficRates { inbound_pps: 1280, outbound_bps: 8_000, ..TrafficRates::default() };
         *metrics.traffic.lock().unwrap() = (web, vec![("web \"front\"".to_owned(), web)]);
-        let text = render(&metrics);
+        let text = text(&metrics);
         assert!(
             text.contains("rampart_traffic_packets_per_second{scope=\"all\",direction=\"inbound\"} 1280\n")
         );

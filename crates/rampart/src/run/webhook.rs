@@ -1,61 +1,151 @@
-//! Webhook output: each event POSTed as JSON to an operator's `http://` URL, from its own task,
-//! through a bounded queue that drops the oldest event when full. Retries with exponential
-//! backoff, a bounded number of attempts. Detection never waits for it.
+//! Webhook output: each event POSTed as JSON to an operator's `http://` or `https://` URL
+//! (reqwest on rustls), from its own task, through a bounded queue that drops the oldest event
+//! when full. Retries with exponential backoff, a bounded number of attempts. Detection never
+//! waits for it.
+//!
+//! Each request can carry an `Authorization` header (from the configuration or a file) and an
+//! HMAC-SHA256 signature: `X-Rampart-Timestamp: <unix seconds>` and
+//! `X-Rampart-Signature: sha256=<hex of HMAC-SHA256(key, "<timestamp>.<body>")>`, signed anew
+//! on every attempt, so a receiver can check the body is ours and reject old replays.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use hmac::{Hmac, Mac};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use sha2::Sha256;
 use tokio::sync::Notify;
 
-/// A parsed `http://HOST[:PORT][/PATH]` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
+use super::config::DaemonConfig;
+
+/// Header with the Unix time (seconds) the request was signed at.
+pub const TIMESTAMP_HEADER: &str = "x-rampart-timestamp";
+/// Header with `sha256=<hex>`: HMAC-SHA256 of `<timestamp>.<body>`.
+pub const SIGNATURE_HEADER: &str = "x-rampart-signature";
+/// Secret files larger than this are refused: a key or a header is far smaller.
+pub const MAX_SECRET_FILE: u64 = 4096;
+
+/// Parses and checks a webhook URL: `http://` or `https://`, a host, no user name or password
+/// (credentials go in `webhook_authorization`).
+pub fn parse_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} is not an http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed: the text holds a password.
+        return Err("the URL has a user name or password in it; put credentials in webhook_authorization_file instead".to_owned());
+    }
+    Ok(url)
 }
 
-impl WebhookUrl {
-    /// Parses an `http://` URL (no TLS, no user info).
-    pub fn parse(text: &str) -> Result<WebhookUrl, String> {
-        let rest = text
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{text:?} is not an http:// URL (https is not supported)"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(at) => rest.split_at(at),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() || authority.contains('@') || path.chars().any(|c| c.is_whitespace()) {
-            return Err(format!("{text:?} is not a usable http://HOST[:PORT]/PATH URL"));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            // A bracketed IPv6 address without a port ends with `]`.
-            Some((host, port)) if !port.ends_with(']') => {
-                let port = port.parse::<u16>().map_err(|_| format!("{text:?} has a bad port"))?;
-                (host, port)
-            }
-            _ => (authority, 80),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("{text:?} has no host"));
-        }
-        Ok(WebhookUrl { host: host.to_owned(), port, path: path.to_owned() })
+/// Bytes that must not be shown: `Debug` prints their length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
     }
 }
 
-impl std::fmt::Display for WebhookUrl {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "http://[{}]:{}{}", self.host, self.port, self.path)
-        } else {
-            write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// Reads a secret file (`key` names the configuration key for the messages): a regular file of
+/// at most 4 KiB, on unix readable by its owner only. One trailing newline is removed.
+pub fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("`{key}`: cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        anyhow::bail!("`{key}`: {shown} is not a regular file");
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        anyhow::bail!(
+            "`{key}`: {shown} is {} bytes; a secret file holds at most {MAX_SECRET_FILE} (is it the right file?)",
+            meta.len()
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "`{key}`: {shown} is readable by others (mode {mode:03o}); make it private with `chmod 600 {shown}`"
+            );
         }
     }
+    let mut bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("`{key}`: cannot read {shown}: {e}"))?;
+    // Re-checked on the bytes read: the file may have grown since the metadata.
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        anyhow::bail!("`{key}`: {shown} holds more than {MAX_SECRET_FILE} bytes");
+    }
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    if bytes.is_empty() {
+        anyhow::bail!("`{key}`: {shown} is empty");
+    }
+    Ok(Secret(bytes))
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 under `key` of `<timestamp>.<body>`.
+pub fn sign(key: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256=");
+    // HMAC takes keys of any length, so this cannot fail.
+    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) {
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        for byte in mac.finalize().into_bytes() {
+            let _ = write!(out, "{byte:02x}");
+        }
+    }
+    out
+}
+
+/// A receiver's check (the scheme's executable specification, used by the tests): the signature matches `<timestamp>.<body>` under `key` (compared in
+/// constant time) and the timestamp is within `tolerance` of `now`.
+#[cfg(test)]
+pub fn verify(key: &[u8], timestamp: &str, signature: &str, body: &[u8], now: u64, tolerance: u64) -> bool {
+    let Ok(sent) = timestamp.parse::<u64>() else { return false };
+    if sent.abs_diff(now) > tolerance {
+        return false;
+    }
+    let Some(hex) = signature.strip_prefix("sha256=") else { return false };
+    let Some(tag) = decode_hex(hex) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return false };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&tag).is_ok()
+}
+
+#[cfg(test)]
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// A FIFO of at most `capacity` items that drops its oldest item to make room.
@@ -97,7 +187,7 @@ pub fn backoff(retry: u32, base: Duration, max: Duration) -> Duration {
 pub struct WebhookStats {
     /// Events delivered (2xx answer).
     pub delivered: AtomicU64,
-    /// Attempts that failed (connection error, timeout, non-2xx).
+    /// Attempts that failed (connection or TLS error, timeout, non-2xx).
     pub failed_attempts: AtomicU64,
     /// Events given up after every attempt failed.
     pub abandoned: AtomicU64,
@@ -125,6 +215,14 @@ pub struct WebhookQueue {
 }
 
 impl WebhookQueue {
+    pub fn new(capacity: usize) -> WebhookQueue {
+        WebhookQueue {
+            queue: Arc::new(Mutex::new(BoundedQueue::new(capacity))),
+            notify: Arc::new(Notify::new()),
+            stats: Arc::new(WebhookStats::default()),
+        }
+    }
+
     /// Queues one JSON body.
     pub fn push(&self, body: String) {
         let Ok(mut queue) = self.queue.lock() else { return };
@@ -148,25 +246,129 @@ impl WebhookQueue {
 /// How the sender behaves.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    pub url: WebhookUrl,
+    pub url: url::Url,
     pub capacity: usize,
     pub attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Per attempt, connection to answer.
     pub timeout: Duration,
+    /// PEM file of the CAs to trust for https; when set, the built-in roots are not used.
+    pub ca_file: Option<PathBuf>,
+    /// `Authorization` header value.
+    pub authorization: Option<Secret>,
+    /// HMAC-SHA256 key for the signature header.
+    pub secret: Option<Secret>,
+}
+
+/// The sender's settings from the daemon configuration, its secret files read; `None` without
+/// a webhook URL.
+pub fn settings(config: &DaemonConfig) -> anyhow::Result<Option<WebhookSettings>> {
+    let Some(url) = config.webhook.clone() else { return Ok(None) };
+    let authorization = match (&config.webhook_authorization, &config.webhook_authorization_file) {
+        (Some(inline), _) => Some(inline.clone()),
+        (None, Some(path)) => Some(read_secret_file(path, "outputs.webhook_authorization_file")?),
+        (None, None) => None,
+    };
+    let secret = match &config.webhook_secret_file {
+        Some(path) => Some(read_secret_file(path, "outputs.webhook_secret_file")?),
+        None => None,
+    };
+    Ok(Some(WebhookSettings {
+        url,
+        capacity: config.webhook_queue,
+        attempts: config.webhook_attempts,
+        backoff_base: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(30),
+        timeout: Duration::from_secs(5),
+        ca_file: config.webhook_ca_file.clone(),
+        authorization,
+        secret,
+    }))
+}
+
+/// The ready sender: client and headers built once.
+#[derive(Debug)]
+struct Sender {
+    client: reqwest::Client,
+    url: url::Url,
+    authorization: Option<HeaderValue>,
+    secret: Option<Secret>,
+}
+
+impl Sender {
+    fn new(settings: &WebhookSettings) -> anyhow::Result<Sender> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            // A redirect would resend the Authorization header somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            // Only the configured URL, never a proxy from the environment.
+            .no_proxy()
+            .user_agent(concat!("rampart/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("`outputs.webhook_ca_file`: cannot read {}: {e}", path.display())
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow::anyhow!(
+                    "`outputs.webhook_ca_file`: {} is not a PEM certificate bundle: {e}",
+                    path.display()
+                )
+            })?;
+            if certificates.is_empty() {
+                anyhow::bail!("`outputs.webhook_ca_file`: {} holds no certificate", path.display());
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| anyhow::anyhow!("cannot set up the webhook client: {e}"))?;
+        let authorization = match &settings.authorization {
+            Some(secret) => {
+                let mut value = HeaderValue::from_bytes(secret.expose()).map_err(|_| {
+                    anyhow::anyhow!(
+                        "`outputs.webhook_authorization`: not a valid header value (one line of visible ASCII, e.g. `Bearer TOKEN`)"
+                    )
+                })?;
+                // Kept out of any debug output of the request.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Sender { client, url: settings.url.clone(), authorization, secret: settings.secret.clone() })
+    }
+
+    /// One POST; the response status, or why there is none.
+    async fn post(&self, body: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(TIMESTAMP_HEADER, timestamp)
+            .body(body.to_owned());
+        if let Some(value) = &self.authorization {
+            request = request.header(AUTHORIZATION, value.clone());
+        }
+        if let Some(key) = &self.secret {
+            request = request.header(SIGNATURE_HEADER, sign(key.expose(), timestamp, body.as_bytes()));
+        }
+        Ok(request.send().await?.status())
+    }
 }
 
 /// Starts the sender task; returns the queue to push to. The task runs until `stop` fires
-/// (an event being retried is then abandoned).
+/// (an event being retried is then abandoned). Fails on an unusable CA file or header.
 pub fn start(
     settings: WebhookSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> (WebhookQueue, tokio::task::JoinHandle<()>) {
-    let queue = WebhookQueue {
-        queue: Arc::new(Mutex::new(BoundedQueue::new(settings.capacity))),
-        notify: Arc::new(Notify::new()),
-        stats: Arc::new(WebhookStats::default()),
-    };
+) -> anyhow::Result<(WebhookQueue, tokio::task::JoinHandle<()>)> {
+    let sender = Sender::new(&settings)?;
+    let queue = WebhookQueue::new(settings.capacity);
     let worker = queue.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -174,7 +376,7 @@ pub fn start(
                 if *stop.borrow() {
                     return;
                 }
-                deliver(&settings, &body, &worker.stats, &mut stop).await;
+                deliver(&sender, &settings, &body, &worker.stats, &mut stop).await;
                 worker.stats.in_flight.store(0, Ordering::Relaxed);
             }
             tokio::select! {
@@ -183,15 +385,17 @@ pub fn start(
             }
         }
     });
-    (queue, task)
+    Ok((queue, task))
 }
 
 async fn deliver(
+    sender: &Sender,
     settings: &WebhookSettings,
     body: &str,
     stats: &WebhookStats,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut last_error = String::new();
     for attempt in 1..=settings.attempts {
         if attempt > 1 {
             let delay = backoff(attempt - 1, settings.backoff_base, settings.backoff_max);
@@ -200,201 +404,42 @@ async fn deliver(
                 _ = stop.changed() => return,
             }
         }
-        match tokio::time::timeout(settings.timeout, post(&settings.url, body)).await {
-            Ok(Ok(status)) if (200..300).contains(&status) => {
+        match sender.post(body).await {
+            Ok(status) if status.is_success() => {
                 stats.delivered.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            _ => {
+            Ok(status) => {
                 stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                last_error = format!("answered {status}");
+            }
+            Err(error) => {
+                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                last_error = error_chain(&error.without_url());
             }
         }
     }
     stats.abandoned.fetch_add(1, Ordering::Relaxed);
-}
-
-/// One HTTP/1.1 POST; returns the response status code.
-pub async fn post(url: &WebhookUrl, body: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
-    let host = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {host}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: rampart\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.port,
-        body.len()
+    // The origin only: a URL's path or query may hold a token.
+    eprintln!(
+        "rampart: webhook {}: gave up on an event after {} attempt(s): {last_error}",
+        settings.url.origin().ascii_serialization(),
+        settings.attempts
     );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.flush().await?;
-    // The status line is all we need; read at most a little.
-    let mut response = Vec::with_capacity(256);
-    let mut chunk = [0u8; 256];
-    while !response.contains(&b'\n') && response.len() < 4096 {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        response.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-    }
-    parse_status(&response)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))
 }
 
-/// The status code of an `HTTP/1.x NNN ...` status line.
-pub fn parse_status(response: &[u8]) -> Option<u16> {
-    let line = response.split(|&b| b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split_whitespace();
-    parts.next().filter(|v| v.starts_with("HTTP/1."))?;
-    parts.next()?.parse().ok().filter(|s| (100..600).contains(s))
+/// An error and its causes on one line (reqwest's own message is only the outermost one).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    // Bounded: error chains are short, but a cycle must not hang the sender.
+    for _ in 0..8 {
+        let Some(cause) = source else { break };
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn parses_urls() {
-        let url = WebhookUrl::parse("http://127.0.0.1:8080/hooks/rampart").unwrap();
-        assert_eq!(url, WebhookUrl { host: "127.0.0.1".into(), port: 8080, path: "/hooks/rampart".into() });
-        let url = WebhookUrl::parse("http://alerts.example").unwrap();
-        assert_eq!((url.port, url.path.as_str()), (80, "/"));
-        let url = WebhookUrl::parse("http://[::1]:9/x").unwrap();
-        assert_eq!((url.host.as_str(), url.port), ("::1", 9));
-        assert_eq!(url.to_string(), "http://[::1]:9/x");
-        assert_eq!(WebhookUrl::parse("http://[::1]/").unwrap().port, 80);
-        for bad in ["https://x/", "ftp://x", "http://", "http://:80/", "http://u@h/", "http://h:99999/"] {
-            assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn queue_drops_the_oldest() {
-        let mut queue = BoundedQueue::new(2);
-        assert_eq!(queue.push(1), None);
-        assert_eq!(queue.push(2), None);
-        assert_eq!(queue.push(3), Some(1));
-        assert_eq!((queue.pop(), queue.pop(), queue.pop()), (Some(2), Some(3), None));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
-        let delays: Vec<u128> = (1..=6).map(|r| backoff(r, base, max).as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(backoff(u32::MAX, base, max), max);
-    }
-
-    #[test]
-    fn parses_status_lines() {
-        assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n\r\n"), Some(204));
-        assert_eq!(parse_status(b"HTTP/1.0 500 Oops\r\n"), Some(500));
-        assert_eq!(parse_status(b"SSH-2.0-x\r\n"), None);
-        assert_eq!(parse_status(b""), None);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-        #[test]
-        fn url_and_status_parsers_never_panic(text in ".{0,64}", bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-            let _ = WebhookUrl::parse(&text);
-            let _ = WebhookUrl::parse(&format!("http://{text}"));
-            let _ = parse_status(&bytes);
-        }
-
-        #[test]
-        fn queue_never_exceeds_capacity(capacity in 1usize..8, pushes in 0usize..40) {
-            let mut queue = BoundedQueue::new(capacity);
-            let mut dropped = 0;
-            for i in 0..pushes {
-                dropped += usize::from(queue.push(i).is_some());
-                prop_assert!(queue.len() <= capacity);
-            }
-            prop_assert_eq!(dropped + queue.len(), pushes);
-        }
-    }
-
-    /// A local server that answers 503 to the first two requests, then 200; the sender must
-    /// retry and deliver both events.
-    #[tokio::test]
-    async fn retries_until_delivered() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let seen = bodies.clone();
-        tokio::spawn(async move {
-            let mut requests = 0;
-            while let Ok((mut stream, _)) = listener.accept().await {
-                requests += 1;
-                let request = super::super::http::read_request(&mut stream).await.unwrap_or_default();
-                let status = if requests <= 2 { "503 Busy" } else { "200 OK" };
-                let body = String::from_utf8_lossy(&request.body).into_owned();
-                seen.lock().unwrap().push((status, body));
-                let _ = stream
-                    .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
-                    .await;
-            }
-        });
-        let settings = WebhookSettings {
-            url: WebhookUrl::parse(&format!("http://127.0.0.1:{port}/hook")).unwrap(),
-            capacity: 8,
-            attempts: 5,
-            backoff_base: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(50),
-            timeout: Duration::from_secs(5),
-        };
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (queue, _task) = start(settings, stop);
-        queue.push(r#"{"event":"onset"}"#.into());
-        queue.push(r#"{"event":"end"}"#.into());
-        for _ in 0..500 {
-            if queue.stats.delivered.load(Ordering::Relaxed) == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(queue.stats.delivered.load(Ordering::Relaxed), 2);
-        assert_eq!(queue.stats.failed_attempts.load(Ordering::Relaxed), 2);
-        assert_eq!(queue.stats.abandoned.load(Ordering::Relaxed), 0);
-        let bodies = bodies.lock().unwrap();
-        let got: Vec<(&str, &str)> = bodies.iter().map(|(s, b)| (*s, b.as_str())).collect();
-        assert_eq!(
-            got,
-            [
-                ("503 Busy", r#"{"event":"onset"}"#),
-                ("503 Busy", r#"{"event":"onset"}"#),
-                ("200 OK", r#"{"event":"onset"}"#),
-                ("200 OK", r#"{"event":"end"}"#)
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn gives_up_after_the_last_attempt() {
-        // Nothing listens on this port once the listener is dropped: every connect fails.
-        let port = {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let settings = WebhookSettings {
-            url: WebhookUrl::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
-            capacity: 1,
-            attempts: 3,
-            backoff_base: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(5),
-            timeout: Duration::from_secs(1),
-        };
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (queue, _task) = start(settings, stop);
-        queue.push("{}".into());
-        for _ in 0..500 {
-            if queue.stats.abandoned.load(Ordering::Relaxed) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(queue.stats.abandoned.load(Ordering::Relaxed), 1);
-        assert_eq!(queue.stats.failed_attempts.load(Ordering::Relaxed), 3);
-    }
-}
+mod tests;
