@@ -220,15 +220,17 @@ pub struct ExporterBudget {
 
 impl ExporterBudget {
     /// Adds a record's `load`, arrived at `received`, to the exporter's second; refuses it (and
-    /// the rest of that second) when the second would claim more than `limits`.
+    /// the rest of that second) when the second would claim more than `limits`. Arrivals from
+    /// before the current second count in the current one.
     pub fn admit(
         &mut self,
         received: UnixNanos,
         load: RecordLoad,
         limits: &PlausibilityLimits,
     ) -> Result<(), ImplausibleReason> {
+        // A clock stepping back keeps the current second: going back must not reset the budget.
         let second = received.secs();
-        if second != self.second {
+        if second > self.second {
             *self = ExporterBudget { second, ..ExporterBudget::default() };
         }
         let pps = self.pps.saturating_add(load.pps);
@@ -382,7 +384,9 @@ mod tests {
             let limits = PlausibilityLimits { max_bps, max_pps, ..PlausibilityLimits::default() };
             let mut budget = ExporterBudget::default();
             let mut per_second: std::collections::HashMap<u64, (u128, u128)> = Default::default();
+            let mut latest = 0;
             for (record, second) in records {
+                latest = second.max(latest);
                 let received = UnixNanos::from_secs(second);
                 if admit(&record, received, &limits, &mut budget).is_ok() {
                     let rate = u128::from(record.sampling_rate.max(1));
@@ -400,7 +404,7 @@ mod tests {
                         prop_assert!(u128::from(share.bytes) * rate * 8 <= u128::from(limits.max_bps) + 8 * rate * 65_535);
                     }
                     let load = check_record(&record, &limits).unwrap();
-                    let entry = per_second.entry(second).or_default();
+                    let entry = per_second.entry(latest).or_default();
                     entry.0 += u128::from(load.pps);
                     entry.1 += u128::from(load.bps);
                     prop_assert!(entry.0 <= u128::from(limits.max_pps));
