@@ -8,9 +8,13 @@
 
 #[cfg(feature = "live-capture")]
 pub mod live;
+pub mod inputs;
 pub mod udp;
 
 #[cfg(feature = "live-capture")]
 pub use live::{LiveCapture, LiveCaptureConfig, LiveCaptureError, LiveCaptureReport};
 
+pub use inputs::{
+    ExporterConfig, InputConfig, InputError, InputSnapshot, InputStats, Inputs, ListenOn, RunningInputs,
+};
 pub use udp::{BindError, CollectorKind, UdpCollector, UdpCollectorReport};

@@ -127,6 +127,13 @@ impl ImplausibleCounts {
         }
     }
 
+    /// Adds `n` drops for `reason`.
+    pub fn add_n(&mut self, reason: ImplausibleReason, n: u64) {
+        if let Some(count) = self.0.get_mut(reason.index()) {
+            *count = count.saturating_add(n);
+        }
+    }
+
     pub fn get(&self, reason: ImplausibleReason) -> u64 {
         self.0.get(reason.index()).copied().unwrap_or(0)
     }
