@@ -479,7 +479,7 @@ interface_speed = 40000000000
         assert!(error.starts_with("r.toml:5:"), "{error}");
         let text = "[inputs]\nsflow = \"nowhere\"\n";
         let error = parse(text, "r.toml").unwrap_err().to_string();
-        assert!(error.starts_with("r.toml:2: `inputs.sflow`"), "{error}");
+        assert!(error.starts_with("r.toml:2:9: `inputs.sflow`"), "{error}");
     }
 
     #[test]
