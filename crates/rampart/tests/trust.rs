@@ -336,3 +336,41 @@ fn a_fuzzed_stream_raises_nothing_and_memory_stays_bounded() {
     assert!(!stderr.iter().any(|l| l.contains("panicked")), "{stderr:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `rampart collect` runs the same inputs: sampling overrides, unknown exporters dropped and
+/// counted per source, implausible records counted by reason, all in its JSON report.
+#[test]
+fn collect_reports_the_same_drops() {
+    let mut child = Command::new(BIN)
+        .args(["collect", "--netflow", "127.0.0.1:0", "--exporter", "127.0.0.2", "--sampling", "127.0.0.2=10"])
+        .args(["--duration", "3", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rampart collect");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line.trim().strip_prefix("listening for NetFlow on ").expect(&line).parse().unwrap();
+    let (stranger, exporter) = (sender("127.0.0.1"), sender("127.0.0.2"));
+    for round in 0..10 {
+        stranger.send_to(&netflow_v5(&[(5, 1000)], round), addr).unwrap();
+        exporter.send_to(&netflow_v5(&[(5, 1000)], round), addr).unwrap();
+        exporter.send_to(&netflow_v5(&[(4_000_000_000, 4_000_000_000)], round), addr).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["packets"], 10 * 5 * 10, "{report}");
+    let netflow = &report["decode"]["collectors"][0];
+    assert_eq!(netflow["unknown_exporter"], 10, "{netflow}");
+    assert_eq!(netflow["unknown_sources"][0]["source"], "127.0.0.1", "{netflow}");
+    assert_eq!(netflow["implausible"]["packet_size"], 10, "{netflow}");
+    assert_eq!(netflow["exporters"][0]["implausible"]["packet_size"], 10, "{netflow}");
+
+    // Listening beyond loopback needs exporters.
+    let output = Command::new(BIN).args(["collect", "--netflow", "0", "--listen", "0.0.0.0", "--duration", "1"]).output().unwrap();
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("0.0.0.0:0") && error.contains("--exporter"), "{error}");
+}
