@@ -211,8 +211,11 @@ impl InputConfig {
     /// Every socket to bind, in order: (protocol, address).
     pub fn addresses(&self) -> Vec<(CollectorKind, SocketAddr)> {
         let mut out = Vec::new();
-        let requested =
-            [(CollectorKind::Sflow, self.sflow), (CollectorKind::Netflow, self.netflow), (CollectorKind::Ipfix, self.ipfix)];
+        let requested = [
+            (CollectorKind::Sflow, self.sflow),
+            (CollectorKind::Netflow, self.netflow),
+            (CollectorKind::Ipfix, self.ipfix),
+        ];
         for (kind, listen) in requested {
             match listen {
                 None => {}
@@ -292,9 +295,9 @@ impl ExporterTable {
         };
         let mut entries: Vec<_> = exporters.iter().map(|e| (*e, caps(e))).collect();
         entries.sort_by_key(|(e, _)| std::cmp::Reverse(e.prefix.prefix_len()));
-        let loopback = exporters.is_empty().then(|| {
-            (ExporterConfig::new(IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))), limits)
-        });
+        let loopback = exporters
+            .is_empty()
+            .then(|| (ExporterConfig::new(IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))), limits));
         ExporterTable { entries, loopback }
     }
 
@@ -540,7 +543,13 @@ impl GuardedDecoder {
 }
 
 impl DatagramDecoder for GuardedDecoder {
-    fn decode_datagram(&mut self, from: IpAddr, datagram: &[u8], received: UnixNanos, out: &mut Vec<TrafficRecord>) {
+    fn decode_datagram(
+        &mut self,
+        from: IpAddr,
+        datagram: &[u8],
+        received: UnixNanos,
+        out: &mut Vec<TrafficRecord>,
+    ) {
         self.stats.datagrams.fetch_add(1, Ordering::Relaxed);
         let Some(&(settings, limits)) = self.table.lookup(from) else {
             self.stats.unknown_exporter.fetch_add(1, Ordering::Relaxed);
@@ -561,7 +570,10 @@ impl DatagramDecoder for GuardedDecoder {
         for index in before..out.len() {
             let Some(mut record) = out.get(index).copied() else { break };
             if let Some(rate) = settings.sampling
-                && matches!(record.source, RecordSource::NetflowV5 | RecordSource::NetflowV9 | RecordSource::Ipfix)
+                && matches!(
+                    record.source,
+                    RecordSource::NetflowV5 | RecordSource::NetflowV9 | RecordSource::Ipfix
+                )
             {
                 record.sampling_rate = rate;
             }
@@ -632,8 +644,10 @@ impl Inputs {
                 Err(BindError::Other { source, .. })
                     if config.listen.is_none()
                         && addr.ip() == IpAddr::V6(Ipv6Addr::LOCALHOST)
-                        && (matches!(source.kind(), io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported)
-                            || source.raw_os_error() == Some(97)) =>
+                        && (matches!(
+                            source.kind(),
+                            io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+                        ) || source.raw_os_error() == Some(97)) =>
                 {
                     inputs.skipped.push((kind, addr, source.to_string()));
                     continue;
@@ -673,7 +687,8 @@ impl Inputs {
 
     /// Starts every collector on the current runtime; batches go to `sink` until `stop`.
     pub fn spawn(self, sink: mpsc::Sender<Vec<TrafficRecord>>, stop: watch::Receiver<bool>) -> RunningInputs {
-        let tasks = self.collectors.into_iter().map(|c| tokio::spawn(c.run(sink.clone(), stop.clone()))).collect();
+        let tasks =
+            self.collectors.into_iter().map(|c| tokio::spawn(c.run(sink.clone(), stop.clone()))).collect();
         RunningInputs { tasks, stats: self.stats }
     }
 }

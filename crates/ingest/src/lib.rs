@@ -6,9 +6,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod inputs;
 #[cfg(feature = "live-capture")]
 pub mod live;
-pub mod inputs;
 pub mod udp;
 
 #[cfg(feature = "live-capture")]

@@ -163,7 +163,10 @@ fn input_config(args: &CollectArgs) -> InputConfig {
     for sampling in &args.sampling {
         match exporters.iter_mut().find(|e| e.prefix == sampling.exporter) {
             Some(exporter) => exporter.sampling = Some(sampling.rate),
-            None => exporters.push(ExporterConfig { sampling: Some(sampling.rate), ..ExporterConfig::new(sampling.exporter) }),
+            None => exporters.push(ExporterConfig {
+                sampling: Some(sampling.rate),
+                ..ExporterConfig::new(sampling.exporter)
+            }),
         }
     }
     InputConfig {
@@ -361,8 +364,12 @@ fn print_human(out: &mut impl Write, report: &TrafficReport<CollectDecode>, top:
             writeln!(out, "    {:<28} {}", "unattributed", exporter_stats_line(&collector.unattributed))?;
         }
         if collector.unknown_exporter > 0 {
-            let top: Vec<String> =
-                collector.unknown_sources.iter().take(5).map(|s| format!("{} {}", s.source, group(s.datagrams))).collect();
+            let top: Vec<String> = collector
+                .unknown_sources
+                .iter()
+                .take(5)
+                .map(|s| format!("{} {}", s.source, group(s.datagrams)))
+                .collect();
             writeln!(
                 out,
                 "    {:<28} {} datagrams dropped (not a configured exporter): {}",

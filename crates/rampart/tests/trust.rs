@@ -166,14 +166,20 @@ fn sender(from: &str) -> UdpSocket {
 /// `collect` applied it): 50 flows of 5 packets a second, sampled 1 in 100, are a 25 kpps flood.
 #[test]
 fn run_applies_per_exporter_sampling_overrides() {
-    let (daemon, dir) = Daemon::start("sampling", "\n[[inputs.exporter]]\naddress = \"127.0.0.1\"\nsampling = 100\n");
+    let (daemon, dir) =
+        Daemon::start("sampling", "\n[[inputs.exporter]]\naddress = \"127.0.0.1\"\nsampling = 100\n");
     let socket = sender("127.0.0.1");
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut onset = None;
     let mut sequence = 0;
     // 10 datagrams a second, at most 15 s.
     while onset.is_none() && Instant::now() < deadline {
-        socket.send_to(&netflow_v5(&[(5, 1000), (5, 1000), (5, 1000), (5, 1000), (5, 1000)], sequence), daemon.netflow).unwrap();
+        socket
+            .send_to(
+                &netflow_v5(&[(5, 1000), (5, 1000), (5, 1000), (5, 1000), (5, 1000)], sequence),
+                daemon.netflow,
+            )
+            .unwrap();
         sequence += 5;
         onset = daemon.events(Duration::from_millis(100)).into_iter().find(|e| e["event"] == "onset");
     }
@@ -186,7 +192,12 @@ fn run_applies_per_exporter_sampling_overrides() {
     assert!((4_000..=40_000).contains(&peak), "peak {peak} pps: {attack}");
     assert_eq!(attack["packets"].as_u64().unwrap() % 100, 0, "every record scaled by 100: {attack}");
     let stderr = daemon.stop();
-    assert!(stderr.iter().any(|l| l.starts_with("accepting flows only from 1 configured exporter(s): 127.0.0.1/32")), "{stderr:?}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.starts_with("accepting flows only from 1 configured exporter(s): 127.0.0.1/32")),
+        "{stderr:?}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -219,7 +230,10 @@ sampling = 1000
     let stderr = daemon.stop();
     let summary = stderr.iter().find(|l| l.starts_with("inputs: ")).unwrap_or_else(|| panic!("{stderr:?}"));
     assert!(summary.contains("90 datagrams, 0 records accepted"), "{summary}");
-    assert!(summary.contains("dropped 30 datagrams from unknown exporters (top source 127.0.0.1: 30)"), "{summary}");
+    assert!(
+        summary.contains("dropped 30 datagrams from unknown exporters (top source 127.0.0.1: 30)"),
+        "{summary}"
+    );
     assert!(summary.contains("60 implausible records"), "{summary}");
     assert!(summary.contains("packet_size=30") && summary.contains("record_rate=30"), "{summary}");
     let _ = std::fs::remove_dir_all(dir);
@@ -249,7 +263,10 @@ fn without_exporters_the_daemon_says_it_listens_on_loopback_only() {
         .unwrap();
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
-    assert!(error.contains("open.toml:2:10: `inputs.listen`") && error.contains("[[inputs.exporter]]"), "{error}");
+    assert!(
+        error.contains("open.toml:2:10: `inputs.listen`") && error.contains("[[inputs.exporter]]"),
+        "{error}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -284,7 +301,8 @@ fn fuzzed(rng: &mut Rng, sequence: u32) -> Vec<u8> {
             d
         }
         2 => {
-            let flows: Vec<(u32, u32)> = (0..1 + rng.below(30)).map(|_| (rng.next() as u32, rng.next() as u32)).collect();
+            let flows: Vec<(u32, u32)> =
+                (0..1 + rng.below(30)).map(|_| (rng.next() as u32, rng.next() as u32)).collect();
             netflow_v5(&flows, sequence)
         }
         _ => {
@@ -328,7 +346,10 @@ fn a_fuzzed_stream_raises_nothing_and_memory_stays_bounded() {
     assert!(events.is_empty(), "{} events, first {:?}", events.len(), events.first());
     // The bound: 64 MiB over what the daemon used before (its fixed tables are allocated at
     // start; decoder state is capped per exporter) and 256 MiB in all for a debug build.
-    assert!(rss_after < rss_before + 64 * 1024 && rss_after < 256 * 1024, "RSS {rss_before} → {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 64 * 1024 && rss_after < 256 * 1024,
+        "RSS {rss_before} → {rss_after} KiB"
+    );
     let stderr = daemon.stop();
     let summary = stderr.iter().find(|l| l.starts_with("inputs: ")).unwrap_or_else(|| panic!("{stderr:?}"));
     println!("fuzz: {summary}");
@@ -342,7 +363,15 @@ fn a_fuzzed_stream_raises_nothing_and_memory_stays_bounded() {
 #[test]
 fn collect_reports_the_same_drops() {
     let mut child = Command::new(BIN)
-        .args(["collect", "--netflow", "127.0.0.1:0", "--exporter", "127.0.0.2", "--sampling", "127.0.0.2=10"])
+        .args([
+            "collect",
+            "--netflow",
+            "127.0.0.1:0",
+            "--exporter",
+            "127.0.0.2",
+            "--sampling",
+            "127.0.0.2=10",
+        ])
         .args(["--duration", "3", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,7 +380,8 @@ fn collect_reports_the_same_drops() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line.trim().strip_prefix("listening for NetFlow on ").expect(&line).parse().unwrap();
+    let addr: SocketAddr =
+        line.trim().strip_prefix("listening for NetFlow on ").expect(&line).parse().unwrap();
     let (stranger, exporter) = (sender("127.0.0.1"), sender("127.0.0.2"));
     for round in 0..10 {
         stranger.send_to(&netflow_v5(&[(5, 1000)], round), addr).unwrap();
@@ -369,7 +399,10 @@ fn collect_reports_the_same_drops() {
     assert_eq!(netflow["exporters"][0]["implausible"]["packet_size"], 10, "{netflow}");
 
     // Listening beyond loopback needs exporters.
-    let output = Command::new(BIN).args(["collect", "--netflow", "0", "--listen", "0.0.0.0", "--duration", "1"]).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["collect", "--netflow", "0", "--listen", "0.0.0.0", "--duration", "1"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("0.0.0.0:0") && error.contains("--exporter"), "{error}");

@@ -175,7 +175,10 @@ pub struct RecordLoad {
 
 /// Checks one record against `limits`; on success returns its per-second load, for
 /// [`ExporterBudget::admit`].
-pub fn check_record(record: &TrafficRecord, limits: &PlausibilityLimits) -> Result<RecordLoad, ImplausibleReason> {
+pub fn check_record(
+    record: &TrafficRecord,
+    limits: &PlausibilityLimits,
+) -> Result<RecordLoad, ImplausibleReason> {
     let rate = u64::from(record.sampling_rate.max(1));
     if record.sampling_rate > limits.max_sampling_rate {
         return Err(ImplausibleReason::SamplingRate);
@@ -187,18 +190,14 @@ pub fn check_record(record: &TrafficRecord, limits: &PlausibilityLimits) -> Resu
         return Err(ImplausibleReason::NoPackets);
     }
     let min_bytes = record.packets.checked_mul(MIN_PACKET_BYTES).ok_or(ImplausibleReason::Overflow)?;
-    // More than 65,535 bytes per packet cannot overflow when bytes are u64 and packets ≥ 1
-    // unless packets × 65,535 does; then every byte count is within the bound.
-    let max_bytes = record.packets.checked_mul(MAX_PACKET_BYTES).unwrap_or(u64::MAX);
+    // Saturating: when packets × 65,535 overflows, every 64-bit byte count is within it.
+    let max_bytes = record.packets.saturating_mul(MAX_PACKET_BYTES);
     if record.bytes < min_bytes || record.bytes > max_bytes {
         return Err(ImplausibleReason::PacketSize);
     }
     let packets = record.packets.checked_mul(rate).ok_or(ImplausibleReason::Overflow)?;
-    let bits = record
-        .bytes
-        .checked_mul(rate)
-        .and_then(|b| b.checked_mul(8))
-        .ok_or(ImplausibleReason::Overflow)?;
+    let bits =
+        record.bytes.checked_mul(rate).and_then(|b| b.checked_mul(8)).ok_or(ImplausibleReason::Overflow)?;
     let load = RecordLoad { pps: per_second(packets, record), bps: per_second(bits, record) };
     if load.pps > limits.max_pps || load.bps > limits.max_bps {
         return Err(ImplausibleReason::RecordRate);
@@ -312,7 +311,10 @@ mod tests {
         assert_eq!(check_record(&flow(0, 100, 0, 1), &limits), Err(ImplausibleReason::NoPackets));
         assert_eq!(check_record(&flow(10, 199, 0, 1), &limits), Err(ImplausibleReason::PacketSize));
         assert_eq!(check_record(&flow(1, 65_536, 0, 1), &limits), Err(ImplausibleReason::PacketSize));
-        assert_eq!(check_record(&flow(u64::MAX / 2, u64::MAX, 0, 1), &limits), Err(ImplausibleReason::Overflow));
+        assert_eq!(
+            check_record(&flow(u64::MAX / 2, u64::MAX, 0, 1), &limits),
+            Err(ImplausibleReason::Overflow)
+        );
         assert_eq!(
             check_record(&flow(1 << 40, 1 << 50, 0, 100_000), &limits),
             Err(ImplausibleReason::Overflow)
@@ -322,11 +324,16 @@ mod tests {
         // 10 Gbit/s link: 14.88 Mpps of minimum frames at most.
         let ten_g = limits.for_interface_speed(10_000_000_000);
         assert_eq!(ten_g.max_pps, 14_880_952);
-        assert_eq!(check_record(&flow(20_000_000, 1_000_000_000, 0, 1), &ten_g), Err(ImplausibleReason::RecordRate));
+        assert_eq!(
+            check_record(&flow(20_000_000, 1_000_000_000, 0, 1), &ten_g),
+            Err(ImplausibleReason::RecordRate)
+        );
         // A long flow is judged by its rate, over at most the spread's hour.
         assert!(check_record(&flow(20_000_000, 1_000_000_000, 10, 1), &ten_g).is_ok());
-        let day = TrafficRecord { start: UnixNanos(0), end: UnixNanos::from_secs(86_400), ..flow(1, 40, 0, 1) };
-        let load = check_record(&TrafficRecord { packets: 3600 * 1000, bytes: 3600 * 40_000, ..day }, &limits);
+        let day =
+            TrafficRecord { start: UnixNanos(0), end: UnixNanos::from_secs(86_400), ..flow(1, 40, 0, 1) };
+        let load =
+            check_record(&TrafficRecord { packets: 3600 * 1000, bytes: 3600 * 40_000, ..day }, &limits);
         assert_eq!(load.map(|l| l.pps), Ok(1000));
     }
 
@@ -339,7 +346,10 @@ mod tests {
         assert_eq!(budget.admit(at(5), load, &limits), Ok(()));
         assert_eq!(budget.admit(at(5), load, &limits), Ok(()));
         assert_eq!(budget.admit(at(5), load, &limits), Err(ImplausibleReason::ExporterRate));
-        assert_eq!(budget.admit(at(5), RecordLoad { pps: 1, bps: 1 }, &limits), Err(ImplausibleReason::ExporterRate));
+        assert_eq!(
+            budget.admit(at(5), RecordLoad { pps: 1, bps: 1 }, &limits),
+            Err(ImplausibleReason::ExporterRate)
+        );
         assert_eq!(budget.admit(at(6), load, &limits), Ok(()));
         assert_eq!(budget.load().pps, 400);
     }

@@ -81,14 +81,20 @@ fn the_forged_datagram_is_dropped_from_strangers_and_from_exporters() {
     assert_eq!(json["implausible"]["packet_size"], 1);
     assert_eq!(json["unknown_exporter"], 1);
     let summary = drop_summary(&[stats]);
-    assert!(summary.contains("dropped 1 datagrams from unknown exporters (top source 192.0.2.66: 1)"), "{summary}");
+    assert!(
+        summary.contains("dropped 1 datagrams from unknown exporters (top source 192.0.2.66: 1)"),
+        "{summary}"
+    );
     assert!(summary.contains("packet_size=1"), "{summary}");
 }
 
 #[test]
 fn sampling_overrides_apply_to_flow_records_of_the_exporter_or_prefix() {
-    let (mut decoder, stats) =
-        guard(&["192.0.2.0/28=100".parse().unwrap(), "192.0.2.1=1000".parse().unwrap(), "2001:db8::1".parse().unwrap()]);
+    let (mut decoder, stats) = guard(&[
+        "192.0.2.0/28=100".parse().unwrap(),
+        "192.0.2.1=1000".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+    ]);
     let datagram = netflow_v5(&[(10, 1000, 1000)], 5);
     let mut out = Vec::new();
     decoder.decode_datagram(ip("192.0.2.1"), &datagram, NOW, &mut out);
@@ -153,7 +159,10 @@ fn listen_addresses_and_validation() {
     let off = InputConfig { sflow: None, netflow: None, ipfix: None, ..InputConfig::default() };
     assert!(matches!(off.validate(), Err(InputError::NoInput)));
     let insane = InputConfig {
-        exporters: vec![ExporterConfig { sampling: Some(5_000_000), ..ExporterConfig::new(parse_prefix("192.0.2.1").unwrap()) }],
+        exporters: vec![ExporterConfig {
+            sampling: Some(5_000_000),
+            ..ExporterConfig::new(parse_prefix("192.0.2.1").unwrap())
+        }],
         ..InputConfig::default()
     };
     assert!(insane.validate().unwrap_err().to_string().contains("192.0.2.1/32"));
@@ -179,7 +188,10 @@ fn parsing() {
 
 #[test]
 fn an_interface_speed_caps_the_exporter() {
-    let exporter = ExporterConfig { interface_speed: Some(1_000_000_000), ..ExporterConfig::new(parse_prefix("192.0.2.1").unwrap()) };
+    let exporter = ExporterConfig {
+        interface_speed: Some(1_000_000_000),
+        ..ExporterConfig::new(parse_prefix("192.0.2.1").unwrap())
+    };
     let (mut decoder, stats) = guard(&[exporter]);
     let mut out = Vec::new();
     // 100 Mbit/s each over 1 s: ten fit in 1 Gbit/s, the eleventh does not (nor what follows).

@@ -228,12 +228,20 @@ fn parse_inputs(
     }
     if let Some(listen) = &inputs.listen {
         let ip = listen.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
-            at("inputs.listen", listen.span(), format!("{:?} is not an IP address (e.g. \"0.0.0.0\", \"::\", \"192.0.2.10\")", listen.get_ref()))
+            at(
+                "inputs.listen",
+                listen.span(),
+                format!(
+                    "{:?} is not an IP address (e.g. \"0.0.0.0\", \"::\", \"192.0.2.10\")",
+                    listen.get_ref()
+                ),
+            )
         })?;
         config.listen = Some(ip);
     }
     if let Some(bps) = &inputs.max_exporter_bps {
-        config.limits.max_bps = bps.get_ref().bits().map_err(|m| at("inputs.max_exporter_bps", bps.span(), m))?;
+        config.limits.max_bps =
+            bps.get_ref().bits().map_err(|m| at("inputs.max_exporter_bps", bps.span(), m))?;
     }
     if let Some(pps) = &inputs.max_exporter_pps {
         if *pps.get_ref() == 0 {
@@ -250,11 +258,15 @@ fn parse_inputs(
     for entry in inputs.exporter.iter().flatten() {
         let exporter = entry.get_ref();
         let prefix = match (&exporter.address, &exporter.prefix) {
-            (Some(address), None) => address
-                .get_ref()
-                .parse::<std::net::IpAddr>()
-                .map(ipnet::IpNet::from)
-                .map_err(|_| at("inputs.exporter.address", address.span(), format!("{:?} is not an IP address", address.get_ref())))?,
+            (Some(address), None) => {
+                address.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+                    at(
+                        "inputs.exporter.address",
+                        address.span(),
+                        format!("{:?} is not an IP address", address.get_ref()),
+                    )
+                })?
+            }
             (None, Some(prefix)) => parse_prefix(prefix.get_ref())
                 .map_err(|message| at("inputs.exporter.prefix", prefix.span(), message))?,
             _ => {
@@ -270,7 +282,11 @@ fn parse_inputs(
                 return Err(at(
                     "inputs.exporter.sampling",
                     rate.span(),
-                    format!("{} is not 1 to {} (max_sampling_rate)", rate.get_ref(), config.limits.max_sampling_rate),
+                    format!(
+                        "{} is not 1 to {} (max_sampling_rate)",
+                        rate.get_ref(),
+                        config.limits.max_sampling_rate
+                    ),
                 ));
             }
             other => other.as_ref().map(|r| *r.get_ref()),
@@ -278,7 +294,9 @@ fn parse_inputs(
         let interface_speed = exporter
             .interface_speed
             .as_ref()
-            .map(|speed| speed.get_ref().bits().map_err(|m| at("inputs.exporter.interface_speed", speed.span(), m)))
+            .map(|speed| {
+                speed.get_ref().bits().map_err(|m| at("inputs.exporter.interface_speed", speed.span(), m))
+            })
             .transpose()?;
         config.exporters.push(ExporterConfig { prefix, sampling, interface_speed });
     }
@@ -296,7 +314,8 @@ fn parse_inputs(
                 ),
             ));
         }
-        for (key, value) in [("sflow", &inputs.sflow), ("netflow", &inputs.netflow), ("ipfix", &inputs.ipfix)] {
+        for (key, value) in [("sflow", &inputs.sflow), ("netflow", &inputs.netflow), ("ipfix", &inputs.ipfix)]
+        {
             if let Some(v) = value
                 && let Ok(ListenOn::Addr(addr)) = v.get_ref().parse::<ListenOn>()
                 && !is_loopback(addr.ip())
