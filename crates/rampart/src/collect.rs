@@ -215,18 +215,18 @@ async fn collect(args: CollectArgs, config: InputConfig) -> Result<()> {
     let running = inputs.map(|inputs| {
         // Always on stderr (never mixed into --json output): scripts wait for the first line.
         for (kind, addr) in inputs.listening() {
-            eprintln!("listening for {kind} on {addr}");
+            note(format_args!("listening for {kind} on {addr}"));
         }
         for (kind, addr, why) in inputs.skipped() {
-            eprintln!("not listening for {kind} on {addr}: {why}");
+            note(format_args!("not listening for {kind} on {addr}: {why}"));
         }
         if config.exporters.is_empty() {
-            eprintln!(
+            note(format_args!(
                 "{}; listening on loopback only (give --listen 0.0.0.0 and --exporter ADDR|PREFIX to accept exporters from the network)",
                 config.notice()
-            );
+            ));
         } else {
-            eprintln!("{}", config.notice());
+            note(format_args!("{}", config.notice()));
         }
         inputs.spawn(sink.clone(), stop_rx.clone())
     });
@@ -303,6 +303,12 @@ async fn collect(args: CollectArgs, config: InputConfig) -> Result<()> {
             .context("cannot write to standard output")?;
     }
     Ok(())
+}
+
+/// One line on stderr, never panicking: a reader that took the first line and left (scripts
+/// wait for `listening for ...`) must not kill the collection.
+fn note(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 fn decode_section(reports: Vec<(InputSnapshot, usize)>, live: Option<LiveSummary>) -> CollectDecode {
