@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod inputs;
 #[cfg(feature = "live-capture")]
 pub mod live;
 pub mod udp;
@@ -13,4 +14,7 @@ pub mod udp;
 #[cfg(feature = "live-capture")]
 pub use live::{LiveCapture, LiveCaptureConfig, LiveCaptureError, LiveCaptureReport};
 
+pub use inputs::{
+    ExporterConfig, InputConfig, InputError, InputSnapshot, InputStats, Inputs, ListenOn, RunningInputs,
+};
 pub use udp::{BindError, CollectorKind, UdpCollector, UdpCollectorReport};

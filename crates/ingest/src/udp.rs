@@ -116,24 +116,18 @@ impl UdpCollector {
         decoder: Box<dyn DatagramDecoder>,
         receive_buffer: usize,
     ) -> Result<Self, BindError> {
-        let other = |source: io::Error| match source.kind() {
-            io::ErrorKind::AddrInUse => BindError::InUse { kind, addr },
-            io::ErrorKind::PermissionDenied => BindError::Permission { kind, addr },
-            _ => BindError::Other { kind, addr, source },
-        };
-        let socket =
-            Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(other)?;
-        if addr.is_ipv6() {
-            // Accept IPv4-mapped exporters on an IPv6 wildcard, as operators expect from `[::]`.
-            let _ = socket.set_only_v6(false);
-        }
-        // Best effort: a smaller buffer still works, the report shows what we got.
-        let _ = socket.set_recv_buffer_size(receive_buffer);
-        socket.set_nonblocking(true).map_err(other)?;
-        socket.bind(&addr.into()).map_err(other)?;
-        let receive_buffer = socket.recv_buffer_size().unwrap_or(0);
-        let socket = UdpSocket::from_std(socket.into()).map_err(other)?;
-        Ok(Self { kind, socket, decoder, receive_buffer })
+        let (socket, receive_buffer) = bind_socket(kind, addr, receive_buffer)?;
+        Ok(Self::from_socket(kind, socket, decoder, receive_buffer))
+    }
+
+    /// A collector on an already bound socket (see [`bind_socket`]).
+    pub(crate) fn from_socket(
+        kind: CollectorKind,
+        socket: UdpSocket,
+        decoder: Box<dyn DatagramDecoder>,
+        receive_buffer: usize,
+    ) -> Self {
+        Self { kind, socket, decoder, receive_buffer }
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -200,6 +194,33 @@ impl UdpCollector {
             receive_buffer: self.receive_buffer,
         })
     }
+}
+
+/// Binds a non-blocking UDP socket on `addr` with (up to) `receive_buffer` bytes of receive
+/// buffer; returns it and the buffer size the kernel granted. Must be called inside a Tokio
+/// runtime.
+pub(crate) fn bind_socket(
+    kind: CollectorKind,
+    addr: SocketAddr,
+    receive_buffer: usize,
+) -> Result<(UdpSocket, usize), BindError> {
+    let other = |source: io::Error| match source.kind() {
+        io::ErrorKind::AddrInUse => BindError::InUse { kind, addr },
+        io::ErrorKind::PermissionDenied => BindError::Permission { kind, addr },
+        _ => BindError::Other { kind, addr, source },
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(other)?;
+    if addr.is_ipv6() {
+        // Accept IPv4-mapped exporters on an IPv6 wildcard, as operators expect from `[::]`.
+        let _ = socket.set_only_v6(false);
+    }
+    // Best effort: a smaller buffer still works, the report shows what we got.
+    let _ = socket.set_recv_buffer_size(receive_buffer);
+    socket.set_nonblocking(true).map_err(other)?;
+    socket.bind(&addr.into()).map_err(other)?;
+    let receive_buffer = socket.recv_buffer_size().unwrap_or(0);
+    let socket = UdpSocket::from_std(socket.into()).map_err(other)?;
+    Ok((socket, receive_buffer))
 }
 
 /// Hands the batch to the consumer and starts a new one; false when the consumer is gone.

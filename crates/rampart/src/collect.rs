@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rampart_ingest::inputs::{ExporterSnapshot, parse_prefix};
 use rampart_ingest::udp::DEFAULT_RECEIVE_BUFFER;
-use rampart_ingest::{CollectorKind, UdpCollector, UdpCollectorReport};
+use rampart_ingest::{ExporterConfig, InputConfig, InputSnapshot, Inputs, ListenOn};
 
-use rampart_telemetry::sflow::{SflowDecoder, SflowLimits};
-use rampart_telemetry::{DatagramDecoder, Exporter, ExporterStats, FlowDecoder, FlowLimits, TrafficSummary};
+use rampart_telemetry::{ExporterStats, ImplausibleCounts, PlausibilityLimits, TrafficSummary};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
@@ -21,16 +21,25 @@ use crate::report::{TrafficReport, exporter_stats_line, group};
 
 #[derive(Debug, Args)]
 pub struct CollectArgs {
-    /// Listen for sFlow v5 on ADDR (default 0.0.0.0:6343 when given without a value). ADDR is
-    /// HOST:PORT, [IPV6]:PORT or a bare PORT (all IPv4 addresses).
+    /// Listen for sFlow v5 on ADDR (default port 6343 when given without a value). ADDR is
+    /// HOST:PORT, [IPV6]:PORT or a bare PORT (on --listen: by default loopback, 127.0.0.1 and
+    /// ::1).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "6343")]
-    pub sflow: Option<ListenAddr>,
-    /// Listen for NetFlow v5/v9 on ADDR (default 0.0.0.0:2055 when given without a value).
+    pub sflow: Option<ListenOn>,
+    /// Listen for NetFlow v5/v9 on ADDR (default port 2055 when given without a value).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "2055")]
-    pub netflow: Option<ListenAddr>,
-    /// Listen for IPFIX on ADDR (default 0.0.0.0:4739 when given without a value).
+    pub netflow: Option<ListenOn>,
+    /// Listen for IPFIX on ADDR (default port 4739 when given without a value).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "4739")]
-    pub ipfix: Option<ListenAddr>,
+    pub ipfix: Option<ListenOn>,
+    /// Address bare ports listen on, e.g. 0.0.0.0 (default: loopback). Anything but loopback
+    /// needs at least one --exporter.
+    #[arg(long, value_name = "IP")]
+    pub listen: Option<IpAddr>,
+    /// Accept flows from this exporter (address or prefix), optionally with its sampling rate
+    /// (repeatable). Without any, only loopback sources are accepted.
+    #[arg(long = "exporter", value_name = "ADDR|PREFIX[=RATE]")]
+    pub exporters: Vec<ExporterConfig>,
     /// Also capture packets on this interface (mirror / SPAN port); needs a build with
     /// `--features live-capture` and root or CAP_NET_RAW.
     #[arg(long, value_name = "IFACE")]
@@ -42,7 +51,8 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = 1, requires = "interface")]
     pub sample: u32,
     /// Sampling rate of a NetFlow/IPFIX exporter that does not announce it, as EXPORTER=RATE
-    /// (repeatable). A configured rate wins over what the exporter says.
+    /// (repeatable). A configured rate wins over what the exporter says. EXPORTER (an address or
+    /// prefix) is accepted like an --exporter.
     #[arg(long = "sampling", value_name = "EXPORTER=RATE")]
     pub sampling: Vec<SamplingOverride>,
     /// How long to collect, in seconds.
@@ -79,7 +89,7 @@ impl FromStr for ListenAddr {
 /// EXPORTER=RATE.
 #[derive(Debug, Clone, Copy)]
 pub struct SamplingOverride {
-    pub exporter: IpAddr,
+    pub exporter: ipnet::IpNet,
     pub rate: u32,
 }
 
@@ -89,7 +99,7 @@ impl FromStr for SamplingOverride {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (exporter, rate) =
             text.split_once('=').ok_or_else(|| format!("{text:?} is not EXPORTER=RATE"))?;
-        let exporter = exporter.parse().map_err(|_| format!("{exporter:?} is not an IP address"))?;
+        let exporter = parse_prefix(exporter)?;
         let rate = rate
             .parse()
             .ok()
@@ -116,7 +126,20 @@ struct CollectorDecode {
     /// Datagrams the kernel dropped because the socket buffer was full.
     socket_drops: Option<u64>,
     unattributed: ExporterStats,
+    /// Datagrams dropped before decoding: their source is not a configured exporter.
+    unknown_exporter: u64,
+    /// Those by source (at most 64, heaviest first), and the rest.
+    unknown_sources: Vec<UnknownSource>,
+    unknown_other: u64,
+    /// Records dropped as implausible, by reason.
+    implausible: ImplausibleCounts,
     exporters: Vec<ExporterDecode>,
+}
+
+#[derive(Debug, Serialize)]
+struct UnknownSource {
+    source: IpAddr,
+    datagrams: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +147,38 @@ struct ExporterDecode {
     exporter: String,
     #[serde(flatten)]
     stats: ExporterStats,
+    /// Its records dropped as implausible.
+    implausible: ImplausibleCounts,
+}
+
+impl From<ExporterSnapshot> for ExporterDecode {
+    fn from(e: ExporterSnapshot) -> Self {
+        ExporterDecode { exporter: e.exporter, stats: e.stats, implausible: e.implausible }
+    }
+}
+
+/// The inputs `args` ask for.
+fn input_config(args: &CollectArgs) -> InputConfig {
+    let mut exporters = args.exporters.clone();
+    for sampling in &args.sampling {
+        match exporters.iter_mut().find(|e| e.prefix == sampling.exporter) {
+            Some(exporter) => exporter.sampling = Some(sampling.rate),
+            None => exporters.push(ExporterConfig {
+                sampling: Some(sampling.rate),
+                ..ExporterConfig::new(sampling.exporter)
+            }),
+        }
+    }
+    InputConfig {
+        sflow: args.sflow,
+        netflow: args.netflow,
+        ipfix: args.ipfix,
+        listen: args.listen,
+        exporters,
+        limits: PlausibilityLimits::default(),
+        receive_buffer: args.receive_buffer,
+        ..InputConfig::default()
+    }
 }
 
 pub fn run(args: CollectArgs) -> Result<()> {
@@ -136,47 +191,45 @@ pub fn run(args: CollectArgs) -> Result<()> {
     if args.sample == 0 {
         bail!("--sample must be at least 1");
     }
+    let inputs = input_config(&args);
+    if inputs.addresses().is_empty() {
+        // Only --interface: no socket, nothing to trust.
+    } else if let Err(error) = inputs.validate() {
+        bail!("{error} (--sflow/--netflow/--ipfix/--listen, --exporter)");
+    }
     // One thread: the collectors are I/O-bound and one core keeps up with a million records per
     // second; the other cores stay free for what consumes the records.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(collect(args))
+    runtime.block_on(collect(args, inputs))
 }
 
-async fn collect(args: CollectArgs) -> Result<()> {
-    let mut collectors = Vec::new();
-    let flow_decoder = || {
-        let mut decoder = FlowDecoder::new(FlowLimits::default());
-        for sampling in &args.sampling {
-            decoder.set_sampling(sampling.exporter, sampling.rate);
-        }
-        Box::new(decoder) as Box<dyn DatagramDecoder>
-    };
-    let requested = [
-        (CollectorKind::Sflow, args.sflow),
-        (CollectorKind::Netflow, args.netflow),
-        (CollectorKind::Ipfix, args.ipfix),
-    ];
-    for (kind, addr) in requested {
-        let Some(ListenAddr(addr)) = addr else { continue };
-        let decoder: Box<dyn DatagramDecoder> = match kind {
-            CollectorKind::Sflow => Box::new(SflowDecoder::new(SflowLimits::default())),
-            CollectorKind::Netflow | CollectorKind::Ipfix => flow_decoder(),
-        };
-        collectors.push(UdpCollector::bind(kind, addr, decoder, args.receive_buffer)?);
-    }
+async fn collect(args: CollectArgs, config: InputConfig) -> Result<()> {
+    // The same collectors as `rampart run`: allowlist, sampling overrides, plausibility.
+    let inputs = if config.addresses().is_empty() { None } else { Some(Inputs::bind(&config)?) };
     let (sink, mut batches) = mpsc::channel::<Vec<rampart_telemetry::TrafficRecord>>(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
     let live = start_live_capture(&args, sink.clone())?;
-    let mut tasks = Vec::new();
-    for collector in collectors {
-        let addr = collector.local_addr().context("collector socket")?;
-        // Always on stderr (never mixed into --json output): scripts wait for this line.
-        eprintln!("listening for {} on {addr}", collector.kind());
-        tasks.push(tokio::spawn(collector.run(sink.clone(), stop_rx.clone())));
-    }
+    let running = inputs.map(|inputs| {
+        // Always on stderr (never mixed into --json output): scripts wait for the first line.
+        for (kind, addr) in inputs.listening() {
+            note(format_args!("listening for {kind} on {addr}"));
+        }
+        for (kind, addr, why) in inputs.skipped() {
+            note(format_args!("not listening for {kind} on {addr}: {why}"));
+        }
+        if config.exporters.is_empty() {
+            note(format_args!(
+                "{}; listening on loopback only (give --listen 0.0.0.0 and --exporter ADDR|PREFIX to accept exporters from the network)",
+                config.notice()
+            ));
+        } else {
+            note(format_args!("{}", config.notice()));
+        }
+        inputs.spawn(sink.clone(), stop_rx.clone())
+    });
     drop(sink);
 
     let progress = (!args.json && io::stderr().is_terminal()).then(|| {
@@ -227,14 +280,21 @@ async fn collect(args: CollectArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let mut reports = Vec::new();
-    for task in tasks {
-        reports.push(task.await.context("collector task")?.context("collector failed")?);
+    if let Some(running) = running {
+        let stats = running.stats().to_vec();
+        for (result, stats) in running.join().await.into_iter().zip(stats) {
+            let report = result.map_err(anyhow::Error::msg)?;
+            let mut snapshot = stats.snapshot();
+            // Read while the socket was still open.
+            snapshot.socket_drops = report.socket_drops;
+            reports.push((snapshot, report.receive_buffer));
+        }
     }
     let live_report = match live {
         Some(live) => Some(live.finish().await?),
         None => None,
     };
-    let decode = decode_section(&reports, live_report);
+    let decode = decode_section(reports, live_report);
     let report = TrafficReport::new(&summary, decode);
     if args.json {
         report.print_json().context("cannot write to standard output")?;
@@ -245,31 +305,33 @@ async fn collect(args: CollectArgs) -> Result<()> {
     Ok(())
 }
 
-fn decode_section(reports: &[UdpCollectorReport], live: Option<LiveSummary>) -> CollectDecode {
+/// One line on stderr, never panicking: a reader that took the first line and left (scripts
+/// wait for `listening for ...`) must not kill the collection.
+fn note(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
+}
+
+fn decode_section(reports: Vec<(InputSnapshot, usize)>, live: Option<LiveSummary>) -> CollectDecode {
     let mut total = ExporterStats::default();
     let mut collectors = Vec::new();
-    for report in reports {
-        let mut exporters: Vec<ExporterDecode> = report
-            .exporters
-            .iter()
-            .map(|(exporter, stats)| ExporterDecode {
-                exporter: exporter_name(exporter),
-                stats: stats.clone(),
-            })
-            .collect();
-        exporters.sort_by(|a, b| a.exporter.cmp(&b.exporter));
-        for exporter in &exporters {
-            total.absorb(&exporter.stats);
-        }
-        total.absorb(&report.unattributed);
-        total.drops += report.socket_drops.unwrap_or(0);
+    for (snapshot, receive_buffer) in reports {
+        total.absorb(&snapshot.decode);
+        total.drops += snapshot.socket_drops.unwrap_or(0);
         collectors.push(CollectorDecode {
-            protocol: format!("{:?}", report.kind).to_lowercase(),
-            listen: report.local_addr.to_string(),
-            receive_buffer: report.receive_buffer,
-            socket_drops: report.socket_drops,
-            unattributed: report.unattributed.clone(),
-            exporters,
+            protocol: format!("{:?}", snapshot.protocol).to_lowercase(),
+            listen: snapshot.listen.to_string(),
+            receive_buffer,
+            socket_drops: snapshot.socket_drops,
+            unattributed: snapshot.unattributed,
+            unknown_exporter: snapshot.unknown_exporter,
+            unknown_sources: snapshot
+                .unknown_sources
+                .into_iter()
+                .map(|(source, datagrams)| UnknownSource { source, datagrams })
+                .collect(),
+            unknown_other: snapshot.unknown_other,
+            implausible: snapshot.implausible,
+            exporters: snapshot.exporters.into_iter().map(ExporterDecode::from).collect(),
         });
     }
     if let Some(live) = live {
@@ -280,17 +342,18 @@ fn decode_section(reports: &[UdpCollectorReport], live: Option<LiveSummary>) -> 
             receive_buffer: 0,
             socket_drops: Some(live.stats.drops),
             unattributed: ExporterStats::default(),
+            unknown_exporter: 0,
+            unknown_sources: Vec::new(),
+            unknown_other: 0,
+            implausible: ImplausibleCounts::default(),
             exporters: vec![ExporterDecode {
                 exporter: format!("interface {}", live.interface),
                 stats: live.stats,
+                implausible: ImplausibleCounts::default(),
             }],
         });
     }
     CollectDecode { total, collectors }
-}
-
-fn exporter_name(exporter: &Exporter) -> String {
-    exporter.to_string()
 }
 
 fn print_human(out: &mut impl Write, report: &TrafficReport<CollectDecode>, top: usize) -> io::Result<()> {
@@ -305,6 +368,36 @@ fn print_human(out: &mut impl Write, report: &TrafficReport<CollectDecode>, top:
         }
         if collector.unattributed.datagrams > 0 {
             writeln!(out, "    {:<28} {}", "unattributed", exporter_stats_line(&collector.unattributed))?;
+        }
+        if collector.unknown_exporter > 0 {
+            let top: Vec<String> = collector
+                .unknown_sources
+                .iter()
+                .take(5)
+                .map(|s| format!("{} {}", s.source, group(s.datagrams)))
+                .collect();
+            writeln!(
+                out,
+                "    {:<28} {} datagrams dropped (not a configured exporter): {}",
+                "unknown exporters",
+                group(collector.unknown_exporter),
+                top.join(", ")
+            )?;
+        }
+        if collector.implausible.total() > 0 {
+            let reasons: Vec<String> = collector
+                .implausible
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{} {}", reason.name(), group(n)))
+                .collect();
+            writeln!(
+                out,
+                "    {:<28} {} records dropped: {}",
+                "implausible",
+                group(collector.implausible.total()),
+                reasons.join(", ")
+            )?;
         }
     }
     Ok(())

@@ -18,13 +18,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rampart_contract::{AttackId, EventDocument};
 use rampart_detect::{AttackEvent, DetectConfig, Engine, EventKind};
-use rampart_ingest::{CollectorKind, UdpCollector};
+use rampart_ingest::{Inputs, ListenOn};
 use rampart_store::{NewEvent, Store};
-use rampart_telemetry::sflow::{SflowDecoder, SflowLimits};
-use rampart_telemetry::{DatagramDecoder, FlowDecoder, FlowLimits, TrafficRecord, UnixNanos};
+use rampart_telemetry::{DatagramDecoder, TrafficRecord, UnixNanos};
 use tokio::sync::{mpsc, watch};
 
-use crate::collect::ListenAddr;
 use config::DaemonConfig;
 use metrics::{AttackTally, CollectorMetrics, CountingDecoder, Metrics, RateMeter};
 use webhook::WebhookQueue;
@@ -38,16 +36,18 @@ pub struct RunArgs {
     /// Where the attack store lives (default ./rampart-data, or [store] data_dir).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Listen for sFlow v5 on ADDR. Giving any of --sflow/--netflow/--ipfix listens on exactly
-    /// those; otherwise the configured inputs (default: all three on their standard ports).
+    /// Listen for sFlow v5 on ADDR (HOST:PORT, [IPV6]:PORT, or a PORT on the configured listen
+    /// address, loopback by default). Giving any of --sflow/--netflow/--ipfix listens on exactly
+    /// those; otherwise the configured inputs (default: all three on their standard ports, on
+    /// loopback). A non-loopback address needs [[inputs.exporter]] entries.
     #[arg(long, value_name = "ADDR")]
-    pub sflow: Option<ListenAddr>,
+    pub sflow: Option<ListenOn>,
     /// Listen for NetFlow v5/v9 on ADDR.
     #[arg(long, value_name = "ADDR")]
-    pub netflow: Option<ListenAddr>,
+    pub netflow: Option<ListenOn>,
     /// Listen for IPFIX on ADDR.
     #[arg(long, value_name = "ADDR")]
-    pub ipfix: Option<ListenAddr>,
+    pub ipfix: Option<ListenOn>,
     /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9108; `off` to
     /// disable).
     #[arg(long, value_name = "ADDR|off")]
@@ -68,9 +68,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         None => (DaemonConfig::default(), DetectConfig::default()),
     };
     if args.sflow.is_some() || args.netflow.is_some() || args.ipfix.is_some() {
-        daemon.sflow = args.sflow.map(|a| a.0);
-        daemon.netflow = args.netflow.map(|a| a.0);
-        daemon.ipfix = args.ipfix.map(|a| a.0);
+        daemon.inputs.sflow = args.sflow;
+        daemon.inputs.netflow = args.netflow;
+        daemon.inputs.ipfix = args.ipfix;
     }
     if let Some(dir) = args.data_dir {
         daemon.data_dir = dir;
@@ -82,8 +82,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(url) = &args.webhook {
         daemon.webhook = Some(webhook::parse_url(url).map_err(|e| anyhow::anyhow!("--webhook: {e}"))?);
     }
-    if daemon.sflow.is_none() && daemon.netflow.is_none() && daemon.ipfix.is_none() {
-        bail!("no input: every one of sflow, netflow and ipfix is off");
+    if let Err(error) = daemon.inputs.validate() {
+        bail!("{error}; see [inputs] in config/daemon.example.toml");
     }
     let store = Store::open(&daemon.data_dir)?;
     // Two workers: collectors and HTTP on one, the engine on the other.
@@ -111,33 +111,17 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
     let metrics = Arc::new(metrics);
 
-    // Bind everything before announcing anything: a busy port is a clean error.
-    let mut collectors = Vec::new();
-    let requested = [
-        (CollectorKind::Sflow, daemon.sflow),
-        (CollectorKind::Netflow, daemon.netflow),
-        (CollectorKind::Ipfix, daemon.ipfix),
-    ];
-    for (kind, addr) in requested {
-        let Some(addr) = addr else { continue };
-        let inner: Box<dyn DatagramDecoder> = match kind {
-            CollectorKind::Sflow => Box::new(SflowDecoder::new(SflowLimits::default())),
-            CollectorKind::Netflow | CollectorKind::Ipfix => {
-                Box::new(FlowDecoder::new(FlowLimits::default()))
-            }
-        };
-        let counters = Arc::new(CollectorMetrics::new(kind, addr));
-        let decoder = Box::new(CountingDecoder::new(inner, counters.clone()));
-        let collector = UdpCollector::bind(kind, addr, decoder, daemon.receive_buffer)?;
-        let local = collector.local_addr().context("collector socket")?;
-        // The bound address (differs from the requested one for port 0).
-        if let Ok(mut listen) = counters.listen.lock() {
-            *listen = local;
-        }
-        if let Ok(mut all) = metrics.collectors.lock() {
-            all.push(counters);
-        }
-        collectors.push((collector, local));
+    // Bind everything before announcing anything: a busy port is a clean error. The collectors
+    // (exporter allowlist, sampling overrides, plausibility) are wired by rampart-ingest, the
+    // same way for `collect`; the daemon's metrics count around them.
+    let mut counted = Vec::new();
+    let inputs = Inputs::bind_with(&daemon.inputs, &mut |kind, local, decoder| {
+        let counters = Arc::new(CollectorMetrics::new(kind, local));
+        counted.push(counters.clone());
+        Box::new(CountingDecoder::new(decoder, counters)) as Box<dyn DatagramDecoder>
+    })?;
+    if let Ok(mut all) = metrics.collectors.lock() {
+        all.extend(counted);
     }
     let metrics_listener = match daemon.metrics {
         Some(addr) => Some(http::bind(addr).await?),
@@ -145,11 +129,15 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     };
 
     let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
-    let mut collector_tasks = Vec::new();
-    for (collector, local) in collectors {
-        eprintln!("listening for {} on {local}", collector.kind());
-        collector_tasks.push(tokio::spawn(collector.run(sink.clone(), stop_rx.clone())));
+    eprintln!("{}", inputs_notice(&daemon.inputs));
+    for (kind, local) in inputs.listening() {
+        eprintln!("listening for {kind} on {local}");
     }
+    for (kind, addr, why) in inputs.skipped() {
+        eprintln!("not listening for {kind} on {addr}: {why}");
+    }
+    let inputs = inputs.spawn(sink.clone(), stop_rx.clone());
+    let input_stats = inputs.stats().to_vec();
     drop(sink);
     let http_task = metrics_listener.map(|listener| {
         if let Ok(addr) = listener.local_addr() {
@@ -288,17 +276,29 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
         let _ = webhook_stop_tx.send(true);
         let _ = task.await;
     }
-    for task in collector_tasks {
-        match task.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => eprintln!("rampart: collector failed: {error}"),
-            Err(error) => eprintln!("rampart: collector task: {error}"),
+    for result in inputs.join().await {
+        if let Err(error) = result {
+            eprintln!("rampart: {error}");
         }
     }
+    // One line for operators: what never reached detection, and why.
+    eprintln!("{}", rampart_ingest::inputs::drop_summary(&input_stats));
     if let Some(task) = http_task {
         task.abort();
     }
     Ok(())
+}
+
+/// The start-up line saying whose flows the daemon believes.
+fn inputs_notice(inputs: &rampart_ingest::InputConfig) -> String {
+    if inputs.exporters.is_empty() {
+        format!(
+            "{}; listening on loopback only. To accept exporters from the network set [inputs] listen (e.g. \"0.0.0.0\") and add [[inputs.exporter]] entries",
+            inputs.notice()
+        )
+    } else {
+        inputs.notice()
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM, naming it.

@@ -12,6 +12,7 @@ pub mod capture_records;
 pub mod datagram;
 pub mod flow;
 pub mod packet;
+pub mod plausibility;
 pub mod record;
 pub mod sflow;
 pub mod sflow_encode;
@@ -25,6 +26,7 @@ pub use capture::{
 pub use capture_records::{CaptureDecodeStats, CaptureRecords};
 pub use datagram::DatagramDecoder;
 pub use flow::{FlowDecoder, FlowLimits};
+pub use plausibility::{ImplausibleCounts, ImplausibleReason, PlausibilityLimits};
 pub use record::{Exporter, Fragment, IcmpTypeCode, LinkType, RecordSource, TrafficRecord, UnixNanos};
 pub use stats::ExporterStats;
 pub use summary::TrafficSummary;

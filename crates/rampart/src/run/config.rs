@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rampart_detect::DetectConfig;
+use rampart_ingest::inputs::{parse_bits_per_second, parse_prefix};
+use rampart_ingest::{ExporterConfig, InputConfig, ListenOn};
+use rampart_telemetry::plausibility::is_loopback;
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::webhook::{Secret, parse_url};
 use crate::collect::ListenAddr;
@@ -17,11 +21,8 @@ pub const DAEMON_TABLES: [&str; 3] = ["inputs", "store", "outputs"];
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
-    pub sflow: Option<std::net::SocketAddr>,
-    pub netflow: Option<std::net::SocketAddr>,
-    pub ipfix: Option<std::net::SocketAddr>,
-    /// Socket receive buffer per collector, bytes.
-    pub receive_buffer: usize,
+    /// Sockets, trusted exporters, plausibility caps, receive buffer.
+    pub inputs: InputConfig,
     /// How often the engine is advanced by the wall clock.
     pub advance_interval: Duration,
     pub data_dir: PathBuf,
@@ -43,12 +44,8 @@ pub struct DaemonConfig {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        let any = |port| Some(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
         DaemonConfig {
-            sflow: any(6343),
-            netflow: any(2055),
-            ipfix: any(4739),
-            receive_buffer: rampart_ingest::udp::DEFAULT_RECEIVE_BUFFER,
+            inputs: InputConfig::default(),
             advance_interval: Duration::from_millis(100),
             data_dir: PathBuf::from("rampart-data"),
             metrics: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9108))),
@@ -73,6 +70,9 @@ pub enum RunConfigError {
     /// A daemon value is unusable.
     #[error("{file}{}: `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Invalid { file: String, line: Option<usize>, key: String, message: String },
+    /// A daemon value is unusable, at a known place in the file.
+    #[error("{file}:{line}:{column}: `{key}`: {message}")]
+    InvalidAt { file: String, line: usize, column: usize, key: String, message: String },
     /// The detection part was rejected.
     #[error(transparent)]
     Detect(#[from] rampart_detect::ConfigError),
@@ -88,11 +88,45 @@ struct FileToml {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputsToml {
-    sflow: Option<String>,
-    netflow: Option<String>,
-    ipfix: Option<String>,
+    sflow: Option<Spanned<String>>,
+    netflow: Option<Spanned<String>>,
+    ipfix: Option<Spanned<String>>,
+    /// Address the inputs given as a bare port listen on (default: loopback).
+    listen: Option<Spanned<String>>,
     receive_buffer: Option<usize>,
     advance_ms: Option<u64>,
+    /// Default caps per exporter.
+    max_exporter_bps: Option<Spanned<Speed>>,
+    max_exporter_pps: Option<Spanned<u64>>,
+    max_sampling_rate: Option<Spanned<u32>>,
+    exporter: Option<Vec<Spanned<ExporterToml>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExporterToml {
+    address: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    sampling: Option<Spanned<u32>>,
+    interface_speed: Option<Spanned<Speed>>,
+}
+
+/// Bits per second: a number, or a string such as "10G".
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Speed {
+    Bits(u64),
+    Text(String),
+}
+
+impl Speed {
+    fn bits(&self) -> Result<u64, String> {
+        match self {
+            Speed::Bits(0) => Err("must be at least 1 bit/s".into()),
+            Speed::Bits(bits) => Ok(*bits),
+            Speed::Text(text) => parse_bits_per_second(text),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,24 +163,13 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
     };
     let mut config = DaemonConfig::default();
     if let Some(inputs) = raw.inputs {
-        let listed = [&inputs.sflow, &inputs.netflow, &inputs.ipfix];
-        // Listing any input means: exactly the listed ones.
-        if listed.iter().any(|i| i.is_some()) {
-            let listen = |key: &str, value: &Option<String>| -> Result<_, RunConfigError> {
-                match value.as_deref() {
-                    None | Some("off") => Ok(None),
-                    Some(text) => text
-                        .parse::<ListenAddr>()
-                        .map(|a| Some(a.0))
-                        .map_err(|message| invalid(&format!("inputs.{key}"), text, message)),
-                }
-            };
-            config.sflow = listen("sflow", &inputs.sflow)?;
-            config.netflow = listen("netflow", &inputs.netflow)?;
-            config.ipfix = listen("ipfix", &inputs.ipfix)?;
-        }
+        let at = |key: &str, span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            RunConfigError::InvalidAt { file: file.to_owned(), line, column, key: key.to_owned(), message }
+        };
+        parse_inputs(&inputs, &mut config.inputs, &at)?;
         if let Some(bytes) = inputs.receive_buffer {
-            config.receive_buffer = bytes;
+            config.inputs.receive_buffer = bytes;
         }
         if let Some(ms) = inputs.advance_ms {
             if !(10..=1000).contains(&ms) {
@@ -202,6 +225,138 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
     Ok((config, detect))
 }
 
+/// The `[inputs]` sockets, exporters and caps into `config`; errors through `at` (key, span,
+/// message).
+fn parse_inputs(
+    inputs: &InputsToml,
+    config: &mut InputConfig,
+    at: &dyn Fn(&str, std::ops::Range<usize>, String) -> RunConfigError,
+) -> Result<(), RunConfigError> {
+    let listed = [&inputs.sflow, &inputs.netflow, &inputs.ipfix];
+    // Listing any input means: exactly the listed ones.
+    if listed.iter().any(|i| i.is_some()) {
+        let listen = |key: &str, value: &Option<Spanned<String>>| -> Result<_, RunConfigError> {
+            match value {
+                None => Ok(None),
+                Some(v) if v.get_ref() == "off" => Ok(None),
+                Some(v) => v
+                    .get_ref()
+                    .parse::<ListenOn>()
+                    .map(Some)
+                    .map_err(|message| at(&format!("inputs.{key}"), v.span(), message)),
+            }
+        };
+        config.sflow = listen("sflow", &inputs.sflow)?;
+        config.netflow = listen("netflow", &inputs.netflow)?;
+        config.ipfix = listen("ipfix", &inputs.ipfix)?;
+    }
+    if let Some(listen) = &inputs.listen {
+        let ip = listen.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
+            at(
+                "inputs.listen",
+                listen.span(),
+                format!(
+                    "{:?} is not an IP address (e.g. \"0.0.0.0\", \"::\", \"192.0.2.10\")",
+                    listen.get_ref()
+                ),
+            )
+        })?;
+        config.listen = Some(ip);
+    }
+    if let Some(bps) = &inputs.max_exporter_bps {
+        config.limits.max_bps =
+            bps.get_ref().bits().map_err(|m| at("inputs.max_exporter_bps", bps.span(), m))?;
+    }
+    if let Some(pps) = &inputs.max_exporter_pps {
+        if *pps.get_ref() == 0 {
+            return Err(at("inputs.max_exporter_pps", pps.span(), "must be at least 1".into()));
+        }
+        config.limits.max_pps = *pps.get_ref();
+    }
+    if let Some(rate) = &inputs.max_sampling_rate {
+        if *rate.get_ref() == 0 {
+            return Err(at("inputs.max_sampling_rate", rate.span(), "must be at least 1".into()));
+        }
+        config.limits.max_sampling_rate = *rate.get_ref();
+    }
+    for entry in inputs.exporter.iter().flatten() {
+        let exporter = entry.get_ref();
+        let prefix = match (&exporter.address, &exporter.prefix) {
+            (Some(address), None) => {
+                address.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+                    at(
+                        "inputs.exporter.address",
+                        address.span(),
+                        format!("{:?} is not an IP address", address.get_ref()),
+                    )
+                })?
+            }
+            (None, Some(prefix)) => parse_prefix(prefix.get_ref())
+                .map_err(|message| at("inputs.exporter.prefix", prefix.span(), message))?,
+            _ => {
+                return Err(at(
+                    "inputs.exporter",
+                    entry.span(),
+                    "give exactly one of `address` (an exporter) or `prefix` (a range of them)".into(),
+                ));
+            }
+        };
+        let sampling = match &exporter.sampling {
+            Some(rate) if !(1..=config.limits.max_sampling_rate).contains(rate.get_ref()) => {
+                return Err(at(
+                    "inputs.exporter.sampling",
+                    rate.span(),
+                    format!(
+                        "{} is not 1 to {} (max_sampling_rate)",
+                        rate.get_ref(),
+                        config.limits.max_sampling_rate
+                    ),
+                ));
+            }
+            other => other.as_ref().map(|r| *r.get_ref()),
+        };
+        let interface_speed = exporter
+            .interface_speed
+            .as_ref()
+            .map(|speed| {
+                speed.get_ref().bits().map_err(|m| at("inputs.exporter.interface_speed", speed.span(), m))
+            })
+            .transpose()?;
+        config.exporters.push(ExporterConfig { prefix, sampling, interface_speed });
+    }
+    if config.exporters.is_empty() {
+        // Listening beyond loopback is a choice that needs someone to listen to.
+        if let Some(listen) = &inputs.listen
+            && !is_loopback(config.listen.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])))
+        {
+            return Err(at(
+                "inputs.listen",
+                listen.span(),
+                format!(
+                    "listening on {} accepts datagrams from the network: add at least one [[inputs.exporter]] (address = \"...\" or prefix = \"...\") naming who may send flows",
+                    listen.get_ref()
+                ),
+            ));
+        }
+        for (key, value) in [("sflow", &inputs.sflow), ("netflow", &inputs.netflow), ("ipfix", &inputs.ipfix)]
+        {
+            if let Some(v) = value
+                && let Ok(ListenOn::Addr(addr)) = v.get_ref().parse::<ListenOn>()
+                && !is_loopback(addr.ip())
+            {
+                return Err(at(
+                    &format!("inputs.{key}"),
+                    v.span(),
+                    format!(
+                        "listening on {addr} accepts datagrams from the network: add at least one [[inputs.exporter]] (address = \"...\" or prefix = \"...\") naming who may send flows"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `off` or HOST:PORT / PORT.
 pub fn parse_optional_addr(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
     if text == "off" {
@@ -211,7 +366,8 @@ pub fn parse_optional_addr(text: &str) -> Result<Option<std::net::SocketAddr>, S
 }
 
 /// `text` with the daemon tables' lines (header to the next table header) turned into empty
-/// comments, so line numbers stay. Only `[inputs]`-style headers are recognized; inline or
+/// comments, so line numbers stay. Only `[inputs]`-style headers (and their `[inputs.x]` /
+/// `[[inputs.x]]` sub-tables) are recognized; inline or
 /// dotted forms (`inputs.sflow = ...` at top level) stay and the detection parser rejects them
 /// with their line.
 pub fn without_daemon_tables(text: &str) -> String {
@@ -221,7 +377,9 @@ pub fn without_daemon_tables(text: &str) -> String {
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
             let name = trimmed.trim_start_matches('[').split(']').next().unwrap_or("").trim();
-            inside = !trimmed.starts_with("[[") && DAEMON_TABLES.contains(&name);
+            // `[inputs]`, and its sub-tables and arrays (`[[inputs.exporter]]`).
+            let root = name.split('.').next().unwrap_or("").trim();
+            inside = DAEMON_TABLES.contains(&root);
         }
         if inside {
             out.push('#');
@@ -266,8 +424,8 @@ webhook_attempts = 3
     #[test]
     fn splits_daemon_and_detection_tables() {
         let (daemon, detect) = parse(FILE, "r.toml").unwrap();
-        assert_eq!(daemon.sflow, Some("127.0.0.1:16343".parse().unwrap()));
-        assert_eq!((daemon.netflow, daemon.ipfix), (None, None));
+        assert_eq!(daemon.inputs.sflow, Some(ListenOn::Addr("127.0.0.1:16343".parse().unwrap())));
+        assert_eq!((daemon.inputs.netflow, daemon.inputs.ipfix), (None, None));
         assert_eq!(daemon.advance_interval, Duration::from_millis(50));
         assert_eq!(daemon.data_dir, PathBuf::from("/var/lib/rampart"));
         assert_eq!(daemon.metrics, None);
@@ -275,6 +433,63 @@ webhook_attempts = 3
         assert_eq!(daemon.webhook_attempts, 3);
         assert_eq!(detect.thresholds.udp_pps, 1000);
         assert_eq!(detect.protected.len(), 1);
+    }
+
+    #[test]
+    fn exporters_listen_and_caps() {
+        let text = r#"
+[inputs]
+listen = "0.0.0.0"
+max_exporter_bps = "100G"
+max_exporter_pps = 50000000
+
+[[inputs.exporter]]
+address = "192.0.2.1"
+sampling = 1000
+interface_speed = "10G"
+
+[[inputs.exporter]]
+prefix = "2001:db8::/64"
+interface_speed = 40000000000
+"#;
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let inputs = &daemon.inputs;
+        assert_eq!(inputs.listen, Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(inputs.limits.max_bps, 100_000_000_000);
+        assert_eq!(inputs.limits.max_pps, 50_000_000);
+        assert_eq!(inputs.exporters.len(), 2);
+        assert_eq!(inputs.exporters[0].prefix.to_string(), "192.0.2.1/32");
+        assert_eq!(inputs.exporters[0].sampling, Some(1000));
+        assert_eq!(inputs.exporters[0].interface_speed, Some(10_000_000_000));
+        assert_eq!(inputs.exporters[1].interface_speed, Some(40_000_000_000));
+        inputs.validate().unwrap();
+        // Defaults listen on loopback only, all three inputs, both families.
+        let (daemon, _) = parse("", "r.toml").unwrap();
+        assert!(daemon.inputs.addresses().iter().all(|(_, a)| a.ip().is_loopback()));
+        assert_eq!(daemon.inputs.addresses().len(), 6);
+    }
+
+    #[test]
+    fn exporter_errors_name_line_column_and_key() {
+        let error = |text: &str| parse(text, "r.toml").unwrap_err().to_string();
+        let e = error("[inputs]\nlisten = \"0.0.0.0\"\n");
+        assert!(e.starts_with("r.toml:2:10: `inputs.listen`") && e.contains("[[inputs.exporter]]"), "{e}");
+        let e = error("[inputs]\nnetflow = \"[::]:2055\"\n");
+        assert!(e.starts_with("r.toml:2:11: `inputs.netflow`") && e.contains("exporter"), "{e}");
+        let e = error("[inputs]\nlisten = \"everywhere\"\n");
+        assert!(e.starts_with("r.toml:2:10: `inputs.listen`"), "{e}");
+        let e = error("[[inputs.exporter]]\naddress = \"192.0.2.300\"\n");
+        assert!(e.starts_with("r.toml:2:11: `inputs.exporter.address`"), "{e}");
+        let e = error("[[inputs.exporter]]\nprefix = \"192.0.2.0/33\"\n");
+        assert!(e.starts_with("r.toml:2:10: `inputs.exporter.prefix`"), "{e}");
+        let e = error("[[inputs.exporter]]\naddress = \"192.0.2.1\"\nsampling = 0\n");
+        assert!(e.starts_with("r.toml:3:12: `inputs.exporter.sampling`"), "{e}");
+        let e = error("[[inputs.exporter]]\naddress = \"192.0.2.1\"\ninterface_speed = \"10X\"\n");
+        assert!(e.starts_with("r.toml:3:19: `inputs.exporter.interface_speed`"), "{e}");
+        let e = error("\n[[inputs.exporter]]\nsampling = 10\n");
+        assert!(e.starts_with("r.toml:") && e.contains("exactly one of `address`"), "{e}");
+        let e = error("[[inputs.exporter]]\naddress = \"192.0.2.1\"\nrate = 10\n");
+        assert!(e.starts_with("r.toml:3:") && e.contains("rate"), "{e}");
     }
 
     #[test]
@@ -307,7 +522,7 @@ webhook_attempts = 3
         assert!(error.starts_with("r.toml:5:"), "{error}");
         let text = "[inputs]\nsflow = \"nowhere\"\n";
         let error = parse(text, "r.toml").unwrap_err().to_string();
-        assert!(error.starts_with("r.toml:2: `inputs.sflow`"), "{error}");
+        assert!(error.starts_with("r.toml:2:9: `inputs.sflow`"), "{error}");
     }
 
     #[test]
