@@ -138,6 +138,9 @@ async fn daemon_main(daemon: DaemonConfig, detect: DetectConfig, store: Store) -
     }
     let inputs = inputs.spawn(sink.clone(), stop_rx.clone());
     let input_stats = inputs.stats().to_vec();
+    if let Ok(mut shown) = metrics.inputs.lock() {
+        shown.extend(input_stats.iter().cloned());
+    }
     drop(sink);
     let http_task = metrics_listener.map(|listener| {
         if let Ok(addr) = listener.local_addr() {

@@ -35,6 +35,7 @@ struct Daemon {
     /// Stderr lines read while starting.
     startup: Vec<String>,
     netflow: SocketAddr,
+    metrics: SocketAddr,
 }
 
 impl Daemon {
@@ -45,7 +46,7 @@ impl Daemon {
         let config = dir.join("rampart.toml");
         std::fs::write(&config, format!("{DETECTION}\n[inputs]\nadvance_ms = 100\n{inputs}")).unwrap();
         let mut child = Command::new(BIN)
-            .args(["run", "--netflow", "127.0.0.1:0", "--metrics", "off", "--config"])
+            .args(["run", "--netflow", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--config"])
             .arg(&config)
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -68,17 +69,32 @@ impl Daemon {
                 let _ = err_tx.send(line);
             }
         });
-        let mut netflow = None;
+        let (mut netflow, mut metrics) = (None, None);
         let mut startup = Vec::new();
-        while netflow.is_none() {
+        while netflow.is_none() || metrics.is_none() {
             let line = stderr.recv_timeout(Duration::from_secs(20)).expect("daemon startup lines");
             if let Some(addr) = line.strip_prefix("listening for NetFlow on ") {
                 netflow = addr.parse().ok();
             }
+            if let Some(url) = line.strip_prefix("metrics on http://") {
+                metrics = url.trim_end_matches("/metrics").parse().ok();
+            }
             startup.push(line);
         }
-        let daemon = Daemon { child, stdout, stderr, startup, netflow: netflow.unwrap() };
+        let daemon =
+            Daemon { child, stdout, stderr, startup, netflow: netflow.unwrap(), metrics: metrics.unwrap() };
         (daemon, dir)
+    }
+
+    /// The metrics page.
+    fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.metrics).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut page = String::new();
+        stream.read_to_string(&mut page).unwrap();
+        page
     }
 
     /// Events printed within `within`.
@@ -185,7 +201,7 @@ fn run_applies_per_exporter_sampling_overrides() {
     }
     let onset = onset.expect("no onset within 15 s: the sampling override was not applied");
     let attack = &onset["attack"];
-    assert_eq!(attack["target"], "198.51.100.10");
+    assert_eq!(attack["target"]["host"], "198.51.100.10");
     let peak = attack["peak_pps"].as_u64().unwrap();
     // 25 records × 5 packets × 100 a second (the onset may come within the first second);
     // unscaled it would be 250 pps, under every threshold.
@@ -227,6 +243,24 @@ sampling = 1000
     }
     let events = daemon.events(Duration::from_secs(3));
     assert!(events.is_empty(), "forged datagrams raised events: {events:?}");
+    // The metrics say why, per reason and per unknown source.
+    let page = daemon.scrape();
+    let value = |prefix: &str| {
+        page.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{page}"))
+    };
+    assert_eq!(value("rampart_input_unknown_exporter_datagrams_total{collector=\"netflow\""), 30);
+    assert_eq!(
+        value("rampart_input_unknown_source_datagrams_total{collector=\"netflow\",listen=\"127.0.0.1:"),
+        30
+    );
+    assert!(page.contains("source=\"127.0.0.1\"} 30"), "{page}");
+    assert!(page.contains("reason=\"packet_size\"} 30"), "{page}");
+    assert!(page.contains("reason=\"record_rate\"} 30"), "{page}");
+    assert!(page.contains("rampart_active_attacks 0"), "{page}");
     let stderr = daemon.stop();
     let summary = stderr.iter().find(|l| l.starts_with("inputs: ")).unwrap_or_else(|| panic!("{stderr:?}"));
     assert!(summary.contains("90 datagrams, 0 records accepted"), "{summary}");

@@ -56,6 +56,9 @@ impl CollectorMetrics {
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub collectors: Mutex<Vec<Arc<CollectorMetrics>>>,
+    /// What each input let through or dropped before decoding (unknown exporters,
+    /// implausible records).
+    pub inputs: Mutex<Vec<Arc<rampart_ingest::inputs::InputStats>>>,
     pub engine: Mutex<EngineStats>,
     pub active_attacks: AtomicU64,
     /// Attacks by vector, counted once per attack and vector.
@@ -264,6 +267,57 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
+/// Per input: datagrams from sources that are not configured exporters (in total and for the
+/// heaviest sources) and records dropped as implausible, by reason.
+fn encode_inputs(metrics: &Metrics, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    use prometheus_client::metrics::MetricType;
+    use rampart_telemetry::plausibility::ImplausibleReason;
+    let inputs: Vec<_> =
+        metrics.inputs.lock().map(|i| i.iter().map(|s| s.snapshot()).collect()).unwrap_or_default();
+    let labels = |i: &rampart_ingest::inputs::InputSnapshot| {
+        [("collector", collector_name(i.protocol).to_owned()), ("listen", i.listen.to_string())]
+    };
+    let mut family = encoder.encode_descriptor(
+        "input_unknown_exporter_datagrams",
+        "Datagrams dropped before decoding: their source is not a configured exporter.",
+        None,
+        MetricType::Counter,
+    )?;
+    for input in &inputs {
+        ConstCounter::new(input.unknown_exporter).encode(family.encode_family(&labels(input))?)?;
+    }
+    drop(family);
+    let mut family = encoder.encode_descriptor(
+        "input_unknown_source_datagrams",
+        "Datagrams from unconfigured sources, for the heaviest sources (source=\"other\": the rest).",
+        None,
+        MetricType::Counter,
+    )?;
+    for input in &inputs {
+        let [collector, listen] = labels(input);
+        let sources = input.unknown_sources.iter().map(|(ip, n)| (ip.to_string(), *n));
+        for (source, n) in sources.chain(std::iter::once(("other".to_owned(), input.unknown_other))) {
+            let l = [collector.clone(), listen.clone(), ("source", source)];
+            ConstCounter::new(n).encode(family.encode_family(&l)?)?;
+        }
+    }
+    drop(family);
+    let mut family = encoder.encode_descriptor(
+        "input_implausible_records",
+        "Records dropped as implausible (more than the exporter or its link can carry, or malformed), by reason.",
+        None,
+        MetricType::Counter,
+    )?;
+    for input in &inputs {
+        let [collector, listen] = labels(input);
+        for reason in ImplausibleReason::ALL {
+            let l = [collector.clone(), listen.clone(), ("reason", reason.name().to_owned())];
+            ConstCounter::new(input.implausible.get(reason)).encode(family.encode_family(&l)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads the shared snapshots at scrape time.
 #[derive(Debug)]
 struct Snapshots(Arc<Metrics>);
@@ -340,6 +394,7 @@ impl Collector for Snapshots {
                 ConstCounter::new(value).encode(family.encode_family(labels)?)?;
             }
         }
+        encode_inputs(metrics, &mut encoder)?;
         let engine = metrics.engine.lock().map(|e| e.clone()).unwrap_or_default();
         let engine_counters = [
             ("records", "Records observed by the detection engine.", engine.records),
