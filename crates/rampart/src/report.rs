@@ -5,25 +5,54 @@ use std::io::{self, IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use rampart_contract::SchemaVersion;
 use rampart_telemetry::summary::{DestinationTotals, Totals, protocol_name};
 use rampart_telemetry::{ExporterStats, TrafficSummary};
+use schemars::JsonSchema;
 use serde::Serialize;
 
-/// The JSON shape both commands print (acceptance checks read these field names).
-#[derive(Debug, Serialize)]
+/// The JSON shape both commands print (acceptance checks read these field names); its schema
+/// is published as `docs/schema/traffic.schema.json`.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct TrafficReport<D: Serialize> {
+    pub schema_version: SchemaVersion,
+    /// IP packets and IP-layer bytes, sampling-scaled.
     pub packets: u64,
     pub bytes: u64,
+    /// Every destination, by bytes descending.
+    #[schemars(with = "Vec<DestinationSchema>")]
     pub destinations: Vec<DestinationTotals>,
     /// Keyed by IP protocol number.
+    #[schemars(with = "BTreeMap<u8, TotalsSchema>")]
     pub protocols: BTreeMap<u8, Totals>,
+    /// Decoder and collector statistics (per capture format or per input and exporter).
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub decode: D,
+}
+
+/// The schema of a [`DestinationTotals`] (the telemetry crate has no schema support).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct DestinationSchema {
+    #[schemars(with = "std::net::IpAddr")]
+    ip: String,
+    packets: u64,
+    bytes: u64,
+}
+
+/// The schema of a [`Totals`].
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct TotalsSchema {
+    packets: u64,
+    bytes: u64,
 }
 
 impl<D: Serialize> TrafficReport<D> {
     pub fn new(summary: &TrafficSummary, decode: D) -> Self {
         let total = summary.total();
         TrafficReport {
+            schema_version: SchemaVersion,
             packets: total.packets,
             bytes: total.bytes,
             destinations: summary.destinations_by_bytes(),
@@ -156,6 +185,12 @@ fn percent(part: u64, whole: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_schema_is_current() {
+        let schema = rampart_contract::schema::generate::<TrafficReport<serde_json::Value>>();
+        rampart_contract::schema::check_published(env!("CARGO_MANIFEST_DIR"), "traffic", &schema).unwrap();
+    }
 
     #[test]
     fn groups_thousands() {

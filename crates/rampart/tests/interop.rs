@@ -6,6 +6,8 @@
 //! Peers are Debian packages installed by `scripts/test`. With `RAMPART_REQUIRE_PEERS` set (as
 //! CI does) a missing peer fails the test; otherwise it is skipped with a message.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, UdpSocket};
@@ -135,7 +137,9 @@ fn report_destinations(report: &Value) -> PerDestination {
 fn inspect(path: &Path) -> Value {
     let output = Command::new(RAMPART).arg("inspect").arg(path).arg("--json").output().unwrap();
     assert!(output.status.success(), "inspect failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    support::assert_valid("traffic", &report);
+    report
 }
 
 fn free_udp_port() -> u16 {
@@ -160,7 +164,9 @@ fn start_collect(flag: &str, port: u16, seconds: u32) -> Child {
 fn finish_collect(child: Child) -> Value {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "collect failed");
-    serde_json::from_slice(&output.stdout).unwrap()
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    support::assert_valid("traffic", &report);
+    report
 }
 
 /// Runs a peer to completion, bounded in time; kills it (by its PID) if it overstays.

@@ -5,6 +5,8 @@
 //! `<timestamp>.<body>`). Also: a secret file readable by others stops the start, naming it.
 #![cfg(unix)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt as _;
@@ -213,6 +215,7 @@ fn posts_the_onset_over_https_with_authorization_and_a_valid_signature() {
 
     let posted: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(posted["event"], "onset");
+    support::assert_valid("event", &posted);
     assert_eq!(posted["attack"]["id"], onset["attack"]["id"]);
     assert_eq!(headers["authorization"], "Bearer e2e-token");
     // The receiver's check, written from the documented scheme.
