@@ -71,6 +71,19 @@ impl<'a> Document<'a> {
             .map_err(|e| parse_error(&self.file, self.text, &e))
     }
 
+    /// The same document without the top-level tables `names` (another component's tables in
+    /// a shared file); places keep referring to the original text.
+    pub fn without_tables(&self, names: &[&str]) -> Document<'a> {
+        let span = self.root.span();
+        let mut kept = toml::de::DeTable::new();
+        for (key, value) in self.root.get_ref() {
+            if !names.iter().any(|n| *n == key.get_ref().as_ref()) {
+                kept.insert(key.clone(), value.clone());
+            }
+        }
+        Document { file: self.file.clone(), text: self.text, root: toml::Spanned::new(span, kept) }
+    }
+
     /// Where the value at dotted `path` is (`group.1.prefixes.0`: array elements by index).
     /// A path that is not in the document gives the place of its longest leading part that is
     /// (a missing key: its table), and the start of the text when none is.

@@ -435,7 +435,12 @@ fn baseline_section(
 impl DetectConfig {
     /// Parses and validates a TOML configuration; `file_name` only labels error messages.
     pub fn from_toml_str(text: &str, file_name: &str) -> Result<Self, ConfigError> {
-        let doc = Document::parse(text, file_name)?;
+        Self::from_document(&Document::parse(text, file_name)?)
+    }
+
+    /// Validates the detection settings of a parsed document (see [`Document::without_tables`]
+    /// for a file shared with other components).
+    pub fn from_document(doc: &Document<'_>) -> Result<Self, ConfigError> {
         let raw: ConfigToml = doc.deserialize()?;
         let invalid = |key: String, message: String| doc.invalid(&key, message);
         let parse_net = |key: String, s: &str| -> Result<IpNet, ConfigError> {

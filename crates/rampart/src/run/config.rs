@@ -1,11 +1,13 @@
 //! Daemon settings: the `[inputs]`, `[store]` and `[outputs]` tables of the configuration file.
-//! The rest of the file is the detection configuration, handed to `rampart_detect` with these
-//! tables blanked out line for line, so its error messages keep the file's line numbers.
+//! The file is parsed once (with the span of every value); the rest of it is the detection
+//! configuration, validated by `rampart_detect` from the same document, so every error names
+//! the exact line and column of the value.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rampart_detect::DetectConfig;
+use rampart_detect::config::{Document, line_col};
 use rampart_ingest::inputs::{parse_bits_per_second, parse_prefix};
 use rampart_ingest::{ExporterConfig, InputConfig, ListenOn};
 use rampart_telemetry::plausibility::is_loopback;
@@ -64,12 +66,6 @@ impl Default for DaemonConfig {
 /// Why the configuration file was rejected: one line, with file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunConfigError {
-    /// A daemon table does not parse or has an unknown key or a wrong type.
-    #[error("{file}:{line}:{column}: {message}")]
-    Parse { file: String, line: usize, column: usize, message: String },
-    /// A daemon value is unusable.
-    #[error("{file}{}: `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Invalid { file: String, line: Option<usize>, key: String, message: String },
     /// A daemon value is unusable, at a known place in the file.
     #[error("{file}:{line}:{column}: `{key}`: {message}")]
     InvalidAt { file: String, line: usize, column: usize, key: String, message: String },
@@ -151,16 +147,9 @@ struct OutputsToml {
 
 /// Parses a whole configuration file: the daemon tables and the detection configuration.
 pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), RunConfigError> {
-    let raw: FileToml = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        RunConfigError::Parse { file: file.to_owned(), line, column, message: e.message().trim().to_owned() }
-    })?;
-    let invalid = |key: &str, value: &str, message: String| RunConfigError::Invalid {
-        file: file.to_owned(),
-        line: text.find(value).map(|o| line_col(text, o).0),
-        key: key.to_owned(),
-        message,
-    };
+    let doc = Document::parse(text, file)?;
+    let raw: FileToml = doc.deserialize()?;
+    let invalid = |key: &str, message: String| RunConfigError::Detect(doc.invalid(key, message));
     let mut config = DaemonConfig::default();
     if let Some(inputs) = raw.inputs {
         let at = |key: &str, span: std::ops::Range<usize>, message: String| {
@@ -173,7 +162,7 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
         }
         if let Some(ms) = inputs.advance_ms {
             if !(10..=1000).contains(&ms) {
-                return Err(invalid("inputs.advance_ms", "advance_ms", format!("{ms} is not 10 to 1000")));
+                return Err(invalid("inputs.advance_ms", format!("{ms} is not 10 to 1000")));
             }
             config.advance_interval = Duration::from_millis(ms);
         }
@@ -185,32 +174,27 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
     }
     if let Some(outputs) = raw.outputs {
         if let Some(metrics) = outputs.metrics {
-            config.metrics = parse_optional_addr(&metrics)
-                .map_err(|message| invalid("outputs.metrics", &metrics, message))?;
+            config.metrics =
+                parse_optional_addr(&metrics).map_err(|message| invalid("outputs.metrics", message))?;
         }
         if let Some(url) = outputs.webhook {
-            config.webhook =
-                Some(parse_url(&url).map_err(|message| invalid("outputs.webhook", &url, message))?);
+            config.webhook = Some(parse_url(&url).map_err(|message| invalid("outputs.webhook", message))?);
         }
         if let Some(queue) = outputs.webhook_queue {
             if queue == 0 {
-                return Err(invalid("outputs.webhook_queue", "webhook_queue", "must be at least 1".into()));
+                return Err(invalid("outputs.webhook_queue", "must be at least 1".into()));
             }
             config.webhook_queue = queue;
         }
         if let Some(attempts) = outputs.webhook_attempts {
             if !(1..=20).contains(&attempts) {
-                return Err(invalid(
-                    "outputs.webhook_attempts",
-                    "webhook_attempts",
-                    format!("{attempts} is not 1 to 20"),
-                ));
+                return Err(invalid("outputs.webhook_attempts", format!("{attempts} is not 1 to 20")));
             }
             config.webhook_attempts = attempts;
         }
         if outputs.webhook_authorization.is_some() && outputs.webhook_authorization_file.is_some() {
             let message = "give webhook_authorization or webhook_authorization_file, not both".to_owned();
-            return Err(invalid("outputs.webhook_authorization", "webhook_authorization", message));
+            return Err(invalid("outputs.webhook_authorization", message));
         }
         // The value itself never goes into a message.
         config.webhook_authorization = outputs.webhook_authorization.map(|v| Secret::new(v.into_bytes()));
@@ -221,7 +205,7 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             config.stdout = stdout;
         }
     }
-    let detect = DetectConfig::from_toml_str(&without_daemon_tables(text), file)?;
+    let detect = DetectConfig::from_document(&doc.without_tables(&DAEMON_TABLES))?;
     Ok((config, detect))
 }
 
@@ -365,39 +349,6 @@ pub fn parse_optional_addr(text: &str) -> Result<Option<std::net::SocketAddr>, S
     text.parse::<ListenAddr>().map(|a| Some(a.0))
 }
 
-/// `text` with the daemon tables' lines (header to the next table header) turned into empty
-/// comments, so line numbers stay. Only `[inputs]`-style headers (and their `[inputs.x]` /
-/// `[[inputs.x]]` sub-tables) are recognized; inline or
-/// dotted forms (`inputs.sflow = ...` at top level) stay and the detection parser rejects them
-/// with their line.
-pub fn without_daemon_tables(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut inside = false;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') {
-            let name = trimmed.trim_start_matches('[').split(']').next().unwrap_or("").trim();
-            // `[inputs]`, and its sub-tables and arrays (`[[inputs.exporter]]`).
-            let root = name.split('.').next().unwrap_or("").trim();
-            inside = DAEMON_TABLES.contains(&root);
-        }
-        if inside {
-            out.push('#');
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,11 +451,14 @@ interface_speed = 40000000000
     }
 
     #[test]
-    fn blanking_keeps_line_numbers() {
-        let blanked = without_daemon_tables(FILE);
-        assert_eq!(blanked.lines().count(), FILE.lines().count());
-        assert!(!blanked.contains("sflow"));
-        assert!(blanked.contains("udp_pps = 1000"));
+    fn a_value_that_also_appears_earlier_is_located_at_its_own_key() {
+        // Searching the text for the value would name line 1 (the comment).
+        let text = "# webhook = \"ftp://example.net/\"\n[outputs]\nwebhook = \"ftp://example.net/\"\n";
+        let error = parse(text, "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:3:11: `outputs.webhook`"), "{error}");
+        let text = "[thresholds]\nudp_pps = 5\n[outputs]\nwebhook_queue = 0\n";
+        let error = parse(text, "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:4:17: `outputs.webhook_queue`"), "{error}");
     }
 
     #[test]
@@ -515,8 +469,8 @@ interface_speed = 40000000000
         assert!(error.contains("bogus"), "{error}");
         let text = "[outputs]\nwebhook = \"ftp://example.net/\"\n";
         let error = parse(text, "r.toml").unwrap_err().to_string();
-        assert!(error.starts_with("r.toml:2: `outputs.webhook`"), "{error}");
-        // Detection errors keep the original line despite the blanked daemon tables.
+        assert!(error.starts_with("r.toml:2:11: `outputs.webhook`"), "{error}");
+        // Detection errors name their place in the same file.
         let text = "[inputs]\nsflow = \"6343\"\n\n[thresholds]\nnope = 1\n";
         let error = parse(text, "r.toml").unwrap_err().to_string();
         assert!(error.starts_with("r.toml:5:"), "{error}");
@@ -538,7 +492,7 @@ interface_speed = 40000000000
         let both = format!("{text}webhook_authorization_file = \"/etc/auth\"\n");
         let error = parse(&both, "r.toml").unwrap_err().to_string();
         assert!(
-            error.starts_with("r.toml:4: `outputs.webhook_authorization`") && error.contains("not both"),
+            error.starts_with("r.toml:4:25: `outputs.webhook_authorization`") && error.contains("not both"),
             "{error}"
         );
         assert!(!error.contains("sekrit"), "{error}");
