@@ -277,31 +277,33 @@ fn encode_inputs(metrics: &Metrics, encoder: &mut DescriptorEncoder<'_>) -> std:
     let labels = |i: &rampart_ingest::inputs::InputSnapshot| {
         [("collector", collector_name(i.protocol).to_owned()), ("listen", i.listen.to_string())]
     };
-    let mut family = encoder.encode_descriptor(
-        "input_unknown_exporter_datagrams",
-        "Datagrams dropped before decoding: their source is not a configured exporter.",
-        None,
-        MetricType::Counter,
-    )?;
-    for input in &inputs {
-        ConstCounter::new(input.unknown_exporter).encode(family.encode_family(&labels(input))?)?;
-    }
-    drop(family);
-    let mut family = encoder.encode_descriptor(
-        "input_unknown_source_datagrams",
-        "Datagrams from unconfigured sources, for the heaviest sources (source=\"other\": the rest).",
-        None,
-        MetricType::Counter,
-    )?;
-    for input in &inputs {
-        let [collector, listen] = labels(input);
-        let sources = input.unknown_sources.iter().map(|(ip, n)| (ip.to_string(), *n));
-        for (source, n) in sources.chain(std::iter::once(("other".to_owned(), input.unknown_other))) {
-            let l = [collector.clone(), listen.clone(), ("source", source)];
-            ConstCounter::new(n).encode(family.encode_family(&l)?)?;
+    {
+        let mut family = encoder.encode_descriptor(
+            "input_unknown_exporter_datagrams",
+            "Datagrams dropped before decoding: their source is not a configured exporter.",
+            None,
+            MetricType::Counter,
+        )?;
+        for input in &inputs {
+            ConstCounter::new(input.unknown_exporter).encode(family.encode_family(&labels(input))?)?;
         }
     }
-    drop(family);
+    {
+        let mut family = encoder.encode_descriptor(
+            "input_unknown_source_datagrams",
+            "Datagrams from unconfigured sources, for the heaviest sources (source=\"other\": the rest).",
+            None,
+            MetricType::Counter,
+        )?;
+        for input in &inputs {
+            let [collector, listen] = labels(input);
+            let sources = input.unknown_sources.iter().map(|(ip, n)| (ip.to_string(), *n));
+            for (source, n) in sources.chain(std::iter::once(("other".to_owned(), input.unknown_other))) {
+                let l = [collector.clone(), listen.clone(), ("source", source)];
+                ConstCounter::new(n).encode(family.encode_family(&l)?)?;
+            }
+        }
+    }
     let mut family = encoder.encode_descriptor(
         "input_implausible_records",
         "Records dropped as implausible (more than the exporter or its link can carry, or malformed), by reason.",
