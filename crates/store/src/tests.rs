@@ -166,3 +166,4 @@ fn abort_loses_nothing_committed() {
     assert_eq!(store.record(&[event(EventKind::Onset, 1, "192.0.2.78")], 3).unwrap()[0].attack_id, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
