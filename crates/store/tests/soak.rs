@@ -47,7 +47,9 @@ fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -76,23 +78,26 @@ impl Churn {
         (0..events)
             .map(|_| {
                 let roll = self.rng.below(10);
-                let (kind, engine_id) = if self.live.is_empty() || (self.live.len() < self.max_live && roll < 3)
-                {
-                    self.next_engine_id += 1;
-                    self.live.push(self.next_engine_id);
-                    (EventKind::Onset, self.next_engine_id)
-                } else {
-                    let at = self.rng.below(self.live.len() as u64) as usize;
-                    if roll < 6 {
-                        (EventKind::Update, self.live[at])
+                let (kind, engine_id) =
+                    if self.live.is_empty() || (self.live.len() < self.max_live && roll < 3) {
+                        self.next_engine_id += 1;
+                        self.live.push(self.next_engine_id);
+                        (EventKind::Onset, self.next_engine_id)
                     } else {
-                        (EventKind::End, self.live.swap_remove(at))
-                    }
-                };
+                        let at = self.rng.below(self.live.len() as u64) as usize;
+                        if roll < 6 {
+                            (EventKind::Update, self.live[at])
+                        } else {
+                            (EventKind::End, self.live.swap_remove(at))
+                        }
+                    };
                 let mut attack = self.templates[(engine_id % 2) as usize].clone();
                 let object = attack.as_object_mut().unwrap();
                 object.insert("id".into(), engine_id.into());
-                object.insert("target".into(), format!("198.51.{}.{}", engine_id / 256 % 256, engine_id % 256).into());
+                object.insert(
+                    "target".into(),
+                    format!("198.51.{}.{}", engine_id / 256 % 256, engine_id % 256).into(),
+                );
                 object.insert("peak_pps".into(), self.rng.below(10_000_000).into());
                 NewEvent { kind, attack }
             })
@@ -187,7 +192,8 @@ fn churn_stays_under_a_small_cap() {
 #[test]
 #[ignore = "writes gigabytes; run by hand in release"]
 fn churn_levels_off_under_the_cap() {
-    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let env =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let total = env("SOAK_EVENTS", 200_000);
     let max_mb = env("SOAK_MAX_MB", 512) as u64;
     // Batches of 16 every 100 ms: 160 events a second, all day.
