@@ -134,7 +134,8 @@ pub fn private_dir(dir: &Path) -> io::Result<Option<String>> {
 }
 
 /// Tightens the existing file at `path` to [`FILE_MODE`] if others may read it; returns a
-/// warning when it did or could not. A missing file is left alone.
+/// warning when it did or could not. A missing file, or anything but a regular file (a link to
+/// a device), is left alone.
 pub fn private_file(path: &Path) -> Option<String> {
     if !path.exists() {
         return None;
@@ -161,6 +162,10 @@ fn tighten(path: &Path, what: &str, mode: u32) -> Option<String> {
         Ok(metadata) => metadata,
         Err(e) => return Some(format!("cannot check the permissions of {what} {}: {e}", path.display())),
     };
+    // Only what this module creates: never a device or anything else a link points to.
+    if !(metadata.is_file() || metadata.is_dir()) {
+        return None;
+    }
     let current = metadata.permissions().mode() & 0o7777;
     // Only group and other bits are taken away; what the owner has stays.
     if current & 0o077 == 0 {
@@ -287,6 +292,12 @@ mod tests {
         assert!(warning.contains("0644") && warning.contains("0600"), "{warning}");
         assert_eq!(mode(&file), 0o600);
         assert_eq!(private_file(&dir.join("absent")), None);
+        // A link to a device is not followed into a chmod.
+        let link = dir.join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let before = mode(Path::new("/dev/zero"));
+        assert_eq!(private_file(&link), None);
+        assert_eq!(mode(Path::new("/dev/zero")), before);
         let _ = fs::remove_dir_all(&base);
     }
 }

@@ -657,6 +657,19 @@ impl StoreReader {
         Ok(first)
     }
 
+    /// The store id of the oldest of the `n` newest attacks with ids below `before` (all when
+    /// `None`): where a listing of the latest `n` starts, oldest first. Reads keys only.
+    pub fn first_of_latest(&self, before: Option<u64>, n: usize) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| db_error(&self.path, e))?;
+        let Some(table) = open_read(&txn, &self.path, ATTACKS)? else { return Ok(None) };
+        let mut first = None;
+        let range = table.range::<u64>(..before.unwrap_or(u64::MAX)).map_err(|e| db_error(&self.path, e))?;
+        for entry in range.rev().take(n) {
+            first = Some(entry.map_err(|e| db_error(&self.path, e))?.0.value());
+        }
+        Ok(first)
+    }
+
     /// Sizes of the store.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         read_stats(&self.db, &self.path)

@@ -399,6 +399,11 @@ fn listing_pages_newest_first_and_streams() {
     assert_eq!(reader.first_since(T0 + 7 * SEC - 1).unwrap(), Some(7));
     assert_eq!(reader.first_since(0).unwrap(), Some(1));
     assert_eq!(reader.first_since(T0 + 11 * SEC).unwrap(), None);
+    assert_eq!(reader.first_of_latest(None, 3).unwrap(), Some(8));
+    assert_eq!(reader.first_of_latest(Some(8), 3).unwrap(), Some(5));
+    assert_eq!(reader.first_of_latest(None, 50).unwrap(), Some(1));
+    assert_eq!(reader.first_of_latest(Some(1), 50).unwrap(), None);
+    assert_eq!(reader.first_of_latest(None, 0).unwrap(), None);
     // A listing is one snapshot: what the writer adds meanwhile is not in it.
     let mut iter = reader.iter(.., Order::OldestFirst).unwrap();
     store.record(&[event(EventKind::Onset, 11, "203.0.113.5")], T0 + 11 * SEC).unwrap();
