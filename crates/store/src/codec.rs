@@ -31,6 +31,7 @@ pub(crate) fn decode_event(path: &Path, bytes: &[u8]) -> Result<StoredEvent, Sto
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub(crate) struct AttackHead {
     pub status: Status,
+    pub events: u64,
     pub first_recorded: u64,
     pub last_recorded: u64,
 }
@@ -39,6 +40,11 @@ pub(crate) struct AttackHead {
 /// those like any other).
 pub(crate) fn decode_head(bytes: &[u8]) -> Option<AttackHead> {
     serde_json::from_slice(bytes).ok()
+}
+
+/// The head of an attack row, or why it cannot be read.
+pub(crate) fn decode_head_checked(path: &Path, bytes: &[u8]) -> Result<AttackHead, StoreError> {
+    decode(path, bytes)
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

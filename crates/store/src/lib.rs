@@ -481,7 +481,8 @@ impl Store {
                     object.insert("id".into(), Value::from(id));
                 }
                 let previous = match t.attacks.get(id).map_err(|e| db_error(path, e))? {
-                    Some(row) => Some((codec::decode_attack(path, row.value())?, row.value().len())),
+                    // The head only: the previous attack itself is replaced whole.
+                    Some(row) => Some((codec::decode_head_checked(path, row.value())?, row.value().len())),
                     None => None,
                 };
                 let latest = StoredAttack {
