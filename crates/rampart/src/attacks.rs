@@ -106,6 +106,7 @@ fn list(out: &mut impl Write, data_dir: &Path, json: bool, selection: Selection)
     }
     let mut printed = 0u64;
     let mut first_id = None;
+    let mut scratch = Vec::new();
     if json {
         write!(out, "[")?;
     }
@@ -118,7 +119,7 @@ fn list(out: &mut impl Write, data_dir: &Path, json: bool, selection: Selection)
         first_id.get_or_insert(attack.id);
         if json {
             write!(out, "{}", if printed == 0 { "\n" } else { ",\n" })?;
-            write_indented(out, &attack)?;
+            write_indented(out, &attack, &mut scratch)?;
         } else {
             if printed == 0 {
                 print_header(out)?;
@@ -152,14 +153,14 @@ fn list(out: &mut impl Write, data_dir: &Path, json: bool, selection: Selection)
 }
 
 /// One element of a pretty-printed JSON array, as `serde_json::to_writer_pretty` would indent
-/// it (JSON strings hold no raw newlines, so indenting line by line is exact).
-fn write_indented(out: &mut impl Write, attack: &StoredAttack) -> Result<()> {
-    let text = serde_json::to_string_pretty(attack)?;
-    for (n, line) in text.lines().enumerate() {
-        if n > 0 {
-            writeln!(out)?;
-        }
-        write!(out, "  {line}")?;
+/// it (JSON strings hold no raw newlines, so indenting after each newline is exact); `scratch`
+/// is reused from one element to the next.
+fn write_indented(out: &mut impl Write, attack: &StoredAttack, scratch: &mut Vec<u8>) -> Result<()> {
+    scratch.clear();
+    serde_json::to_writer_pretty(&mut *scratch, attack)?;
+    for (n, line) in scratch.split(|&b| b == b'\n').enumerate() {
+        out.write_all(if n == 0 { b"  " } else { b"\n  " })?;
+        out.write_all(line)?;
     }
     Ok(())
 }
@@ -322,6 +323,25 @@ mod tests {
         let inbound = serde_json::json!({"target": "198.51.100.0/24", "direction": "inbound"});
         assert_eq!(target_label(&out), "198.51.100.66 (outbound)");
         assert_eq!(target_label(&inbound), "198.51.100.0/24");
+    }
+
+    #[test]
+    fn array_elements_are_indented_as_serde_json_does() {
+        let attacks = vec![StoredAttack {
+            id: 1,
+            run: 1,
+            engine_id: 1,
+            status: rampart_store::Status::Ended,
+            last_event: rampart_store::EventKind::End,
+            events: 2,
+            first_recorded: 1,
+            last_recorded: 2,
+            attack: serde_json::json!({"target": "a\nb", "vectors": ["udp_flood"], "empty": {}}),
+        }];
+        let mut streamed = b"[\n".to_vec();
+        write_indented(&mut streamed, &attacks[0], &mut Vec::new()).unwrap();
+        streamed.extend_from_slice(b"\n]");
+        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&attacks).unwrap());
     }
 
     #[test]
