@@ -7,7 +7,8 @@
 //!   keeps a persisted counter and gives each attack a store id, unique across restarts. The
 //!   (run, engine id) → store id map of the attacks ongoing in this run lives in the file (table
 //!   `live`), not in memory: an entry goes when its attack ends, so it holds at most the attacks
-//!   ongoing at once (the engine's `max_attacks`). Every recorded attack has its `id` field
+//!   ongoing at once (the engine's `max_attacks`), and never more than [`MAX_LIVE_ATTACKS`].
+//!   Every recorded attack has its `id` field
 //!   rewritten to the store id, so what the daemon prints, posts and stores agree.
 //! - Restarts: opening the store for writing starts a new run; attacks still ongoing from an
 //!   earlier run (the daemon died without ending them) are marked [`Status::Interrupted`] and
@@ -243,7 +244,13 @@ pub struct Store {
     last_age_check: u64,
     /// When `maintain` last compacted the file.
     last_compaction: Option<Instant>,
+    /// Most entries of the (run, engine id) map ([`MAX_LIVE_ATTACKS`]; lowered by tests).
+    max_live: u64,
 }
+
+/// Most attacks the store tracks as ongoing in one run: far above the engine's `max_attacks`
+/// (4,096 by default), a bound on the id map should the engine ever not end an attack.
+pub const MAX_LIVE_ATTACKS: u64 = 1 << 16;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -330,6 +337,7 @@ impl Store {
             warnings,
             last_age_check: 0,
             last_compaction: None,
+            max_live: MAX_LIVE_ATTACKS,
         };
         store.start_run()?;
         Ok(store)
@@ -404,24 +412,7 @@ impl Store {
             t.live.retain(|_, _| false).map_err(|e| db_error(path, e))?;
             bytes = bytes.saturating_sub(stale * LIVE_ROW);
             for id in ids {
-                let Some(old) = t.attacks.get(id).map_err(|e| db_error(path, e))?.map(|v| v.value().to_vec())
-                else {
-                    continue;
-                };
-                let mut attack = codec::decode_attack(path, &old)?;
-                if attack.status != Status::Ongoing {
-                    continue;
-                }
-                attack.status = Status::Interrupted;
-                let new = codec::encode_attack(&attack);
-                t.attacks.insert(id, new.as_slice()).map_err(|e| db_error(path, e))?;
-                bytes = (bytes + new.len() as u64).saturating_sub(old.len() as u64);
-                interrupted.push(InterruptedAttack {
-                    id,
-                    target: attack.attack.get("target").and_then(Value::as_str).unwrap_or("?").to_owned(),
-                    start: attack.attack.get("start").and_then(Value::as_f64).unwrap_or(0.0),
-                    run: attack.run,
-                });
+                interrupted.extend(mark_interrupted(&mut t, path, id, &mut bytes)?);
             }
             t.meta.insert("bytes", bytes).map_err(|e| db_error(path, e))?;
         }
@@ -459,6 +450,17 @@ impl Store {
                 let id = match known {
                     Some(id) => id,
                     None => {
+                        // The engine ends every attack it starts and tracks at most its
+                        // `max_attacks`; should that ever fail, the oldest entry gives way
+                        // (its attack marked interrupted) rather than the map growing.
+                        if t.live.len().map_err(|e| db_error(path, e))? >= self.max_live {
+                            let oldest =
+                                t.live.pop_first().map_err(|e| db_error(path, e))?.map(|(_, v)| v.value());
+                            if let Some(oldest) = oldest {
+                                bytes = bytes.saturating_sub(LIVE_ROW);
+                                mark_interrupted(&mut t, path, oldest, &mut bytes)?;
+                            }
+                        }
                         next_attack += 1;
                         t.live.insert((run, engine_id), next_attack).map_err(|e| db_error(path, e))?;
                         bytes += LIVE_ROW;
@@ -568,6 +570,33 @@ impl Store {
     pub fn events(&self, id: u64) -> Result<Vec<StoredEvent>, StoreError> {
         read_events(&self.db, &self.path, id)
     }
+}
+
+/// Marks an ongoing attack [`Status::Interrupted`]; returns it, or `None` if it is gone or not
+/// ongoing.
+fn mark_interrupted(
+    t: &mut Tables<'_>,
+    path: &Path,
+    id: u64,
+    bytes: &mut u64,
+) -> Result<Option<InterruptedAttack>, StoreError> {
+    let Some(old) = t.attacks.get(id).map_err(|e| db_error(path, e))?.map(|v| v.value().to_vec()) else {
+        return Ok(None);
+    };
+    let mut attack = codec::decode_attack(path, &old)?;
+    if attack.status != Status::Ongoing {
+        return Ok(None);
+    }
+    attack.status = Status::Interrupted;
+    let new = codec::encode_attack(&attack);
+    t.attacks.insert(id, new.as_slice()).map_err(|e| db_error(path, e))?;
+    *bytes = (*bytes + new.len() as u64).saturating_sub(old.len() as u64);
+    Ok(Some(InterruptedAttack {
+        id,
+        target: attack.attack.get("target").and_then(Value::as_str).unwrap_or("?").to_owned(),
+        start: attack.attack.get("start").and_then(Value::as_f64).unwrap_or(0.0),
+        run: attack.run,
+    }))
 }
 
 /// Payload bytes of a version 1 store, counted once when it is upgraded.

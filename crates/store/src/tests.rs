@@ -445,3 +445,23 @@ fn the_data_directory_and_store_file_are_private() {
     assert_eq!((mode(&dir), mode(&path)), (0o700, 0o600));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_id_map_is_bounded_even_if_attacks_never_end() {
+    let dir = temp_dir("bounded");
+    let mut store = Store::open(&dir).unwrap();
+    store.max_live = 3;
+    for n in 1..=5 {
+        store.record(&[event(EventKind::Onset, n, "192.0.2.1")], n).unwrap();
+    }
+    assert_eq!(live_rows(&store), 3);
+    let status = |id| store.attack(id).unwrap().unwrap().status;
+    assert_eq!(
+        [status(1), status(2), status(3)],
+        [Status::Interrupted, Status::Interrupted, Status::Ongoing]
+    );
+    // Still mapped: an update of engine attack 5 goes to its store id.
+    assert_eq!(store.record(&[event(EventKind::Update, 5, "192.0.2.1")], 6).unwrap()[0].attack_id, 5);
+    assert_eq!(recount(&store).0, recount(&store).1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
