@@ -9,6 +9,13 @@
 //! cargo test -p rampart-store --release --test soak -- --ignored --nocapture
 //! SOAK_EVENTS=200000 SOAK_MAX_MB=512 SOAK_MAINTAIN=1 cargo test ... (the defaults)
 //! ```
+//!
+//! Measured (2026-12-01, 2 shared cores, release): 200,000 events (3-7 kB attacks, batches of
+//! 16, about 1 GB of JSON written), cap 512 MiB, `maintain` every 600 batches: the file grew to
+//! 272.0 MiB by 20,000 events and stayed there to the end (payload held at 179.2 MiB, about
+//! 10,700 attacks and 29,500 events kept); process RSS 41 MiB from 20,000 events to the end;
+//! `record` 22.5 ms mean per batch (fsync included), slowest 203 ms. redb grows the file by
+//! doubling it, hence 272 MiB (the step under the cap) rather than a size closer to 512 MiB.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
