@@ -30,7 +30,7 @@
 
 mod codec;
 pub mod files;
-mod retention;
+pub mod retention;
 
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use retention::{Maintenance, Retention, RetentionError};
+pub use retention::{Compaction, Maintenance, Retention, RetentionError};
 
 /// File name of the store inside the data directory.
 pub const FILE_NAME: &str = "rampart.redb";
