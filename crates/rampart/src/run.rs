@@ -86,6 +86,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("{error}; see [inputs] in config/daemon.example.toml");
     }
     let store = Store::open(&daemon.data_dir)?;
+    store.warnings().iter().for_each(|warning| eprintln!("rampart: warning: {warning}"));
+    store.interrupted().iter().for_each(|attack| eprintln!("rampart: {attack}"));
     // Two workers: collectors and HTTP on one, the engine on the other.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

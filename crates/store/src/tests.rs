@@ -1,6 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 use serde_json::json;
+use std::collections::HashMap;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rampart-store-{name}-{}", std::process::id()));
@@ -82,7 +83,9 @@ fn unwritable_directory_is_a_directory_error() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Any sequence of runs and events: store ids unique per (run, engine id), every event kept.
+    /// Any sequence of runs and events, recorded in batches of up to two: store ids unique per
+    /// (run, engine id), every event kept, no id-map entry left for an ended attack. The engine
+    /// never reuses an id within a run, so events after an id's end are left out.
     #[test]
     fn ids_are_unique_across_runs(runs in prop::collection::vec(prop::collection::vec((0u64..4, 0u8..3), 0..6), 1..4)) {
         let dir = temp_dir(&format!("prop-{}", runs.len()));
@@ -90,16 +93,32 @@ proptest! {
         let mut seen: HashMap<(u64, u64), u64> = HashMap::new();
         for run in &runs {
             let mut store = Store::open(&dir).unwrap();
-            let batch: Vec<NewEvent> = run.iter().map(|&(id, kind)| {
+            let mut ended = std::collections::HashSet::new();
+            let mut live = std::collections::HashSet::new();
+            let events: Vec<NewEvent> = run.iter().filter_map(|&(id, kind)| {
                 let kind = [EventKind::Onset, EventKind::Update, EventKind::End][usize::from(kind)];
-                event(kind, id, "203.0.113.1")
+                if ended.contains(&id) {
+                    return None;
+                }
+                if kind == EventKind::End {
+                    ended.insert(id);
+                    live.remove(&id);
+                } else {
+                    live.insert(id);
+                }
+                Some(event(kind, id, "203.0.113.1"))
             }).collect();
-            for stored in store.record(&batch, 1).unwrap() {
-                let engine_id = store.attack(stored.attack_id).unwrap().unwrap().engine_id;
-                let id = *seen.entry((store.run(), engine_id)).or_insert(stored.attack_id);
-                prop_assert_eq!(id, stored.attack_id);
+            for batch in events.chunks(2) {
+                for stored in store.record(batch, 1).unwrap() {
+                    let engine_id = store.attack(stored.attack_id).unwrap().unwrap().engine_id;
+                    let id = *seen.entry((store.run(), engine_id)).or_insert(stored.attack_id);
+                    prop_assert_eq!(id, stored.attack_id);
+                }
             }
-            expected_events += batch.len() as u64;
+            prop_assert_eq!(live_rows(&store), live.len() as u64);
+            let (counted, kept) = recount(&store);
+            prop_assert_eq!(counted, kept);
+            expected_events += events.len() as u64;
         }
         let reader = StoreReader::open(&dir).unwrap();
         let attacks = reader.attacks().unwrap();
@@ -107,6 +126,12 @@ proptest! {
         prop_assert_eq!(attacks.iter().map(|a| a.events).sum::<u64>(), expected_events);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Rows of the (run, engine id) → store id map.
+fn live_rows(store: &Store) -> u64 {
+    let txn = store.db.begin_read().unwrap();
+    txn.open_table(LIVE).unwrap().len().unwrap()
 }
 
 /// Child half of `abort_loses_nothing_committed`: records, then dies without any cleanup.
@@ -141,5 +166,302 @@ fn abort_loses_nothing_committed() {
     );
     assert_eq!(attack.attack["target"], "192.0.2.77");
     assert_eq!(store.record(&[event(EventKind::Onset, 1, "192.0.2.78")], 3).unwrap()[0].attack_id, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const SEC: u64 = 1_000_000_000;
+const DAY: u64 = 86_400 * SEC;
+/// 2025-12-01 20:00:00 UTC.
+const T0: u64 = 1_764_619_200 * SEC;
+
+fn attack_at(kind: EventKind, engine_id: u64, target: &str, start: f64) -> NewEvent {
+    NewEvent { kind, attack: json!({"id": engine_id, "target": target, "start": start, "peak_pps": 10}) }
+}
+
+/// Counts rows of the index and event tables for one attack.
+fn rows_of(store: &Store, id: u64) -> (u64, u64) {
+    let txn = store.db.begin_read().unwrap();
+    let index = txn.open_table(ATTACK_EVENTS).unwrap();
+    let keys: Vec<u64> =
+        index.range((id, 0)..=(id, u64::MAX)).unwrap().map(|e| e.unwrap().0.value().1).collect();
+    let events = txn.open_table(EVENTS).unwrap();
+    let present = keys.iter().filter(|&&seq| events.get(seq).unwrap().is_some()).count() as u64;
+    (keys.len() as u64, present)
+}
+
+/// The payload counter against a full recount.
+fn recount(store: &Store) -> (u64, u64) {
+    let txn = store.db.begin_write().unwrap();
+    let (counted, kept) = {
+        let t = Tables::open(&txn).unwrap();
+        (upgrade_scan(&t).unwrap() + t.live.len().unwrap() * LIVE_ROW, t.counter("bytes").unwrap())
+    };
+    txn.abort().unwrap();
+    (counted, kept)
+}
+
+#[test]
+fn age_retention_deletes_old_attacks_with_their_events() {
+    let dir = temp_dir("age");
+    let retention = Retention { max_age: Some(std::time::Duration::from_secs(86_400)), max_bytes: None };
+    // Recorded without retention, so that `maintain` is what deletes.
+    let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
+    store
+        .record(&[event(EventKind::Onset, 1, "192.0.2.1"), event(EventKind::Onset, 2, "192.0.2.2")], T0)
+        .unwrap();
+    store.record(&[event(EventKind::Update, 1, "192.0.2.1")], T0 + SEC).unwrap();
+    store.record(&[event(EventKind::End, 1, "192.0.2.1")], T0 + 2 * SEC).unwrap();
+    store.record(&[event(EventKind::Onset, 3, "192.0.2.3")], T0 + 2 * DAY).unwrap();
+    store.record(&[event(EventKind::End, 3, "192.0.2.3")], T0 + 2 * DAY + SEC).unwrap();
+    assert_eq!(rows_of(&store, 1), (3, 3));
+    store.set_retention(retention);
+    let report = store.maintain(T0 + 2 * DAY + 2 * SEC).unwrap();
+    assert_eq!((report.pruned_attacks, report.pruned_events, report.more), (1, 3, false), "{report}");
+    assert!(store.attack(1).unwrap().is_none());
+    assert_eq!(rows_of(&store, 1), (0, 0));
+    // Attack 2 is as old, but still ongoing: kept.
+    assert_eq!(store.attack(2).unwrap().unwrap().status, Status::Ongoing);
+    assert!(store.attack(3).unwrap().is_some());
+    assert_eq!(recount(&store).0, recount(&store).1);
+    // Nothing more to do.
+    assert_eq!(store.maintain(T0 + 2 * DAY + 3 * SEC).unwrap(), Maintenance::default());
+    // `record` applies age retention too: attack 2 ends now (recent), attack 3 gets old.
+    store.record(&[event(EventKind::End, 2, "192.0.2.2")], T0 + 4 * DAY).unwrap();
+    assert!(store.attack(3).unwrap().is_none());
+    assert!(store.attack(2).unwrap().is_some());
+    assert_eq!(store.stats().unwrap().events, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn size_retention_keeps_the_newest_and_ids_go_on() {
+    let dir = temp_dir("size");
+    let retention = Retention { max_age: None, max_bytes: Some(256 << 10) };
+    let target = retention.payload_target().unwrap();
+    let mut store = Store::open_with(&dir, retention).unwrap();
+    let padding = "x".repeat(1000);
+    for n in 1..=300u64 {
+        let attack = json!({"id": n, "target": "198.51.100.7", "explanation": padding});
+        store
+            .record(
+                &[
+                    NewEvent { kind: EventKind::Onset, attack: attack.clone() },
+                    NewEvent { kind: EventKind::End, attack },
+                ],
+                n,
+            )
+            .unwrap();
+        let stats = store.stats().unwrap();
+        assert!(stats.payload_bytes <= target, "after attack {n}: {stats:?} over {target}");
+    }
+    let (counted, kept) = recount(&store);
+    assert_eq!(counted, kept);
+    let ids: Vec<u64> = store.attacks().unwrap().iter().map(|a| a.id).collect();
+    assert!(ids.len() > 20 && ids.len() < 300, "{}", ids.len());
+    // The newest, contiguous up to the last one.
+    assert_eq!(ids, ((301 - ids.len() as u64)..=300).collect::<Vec<_>>());
+    drop(store);
+    let mut store = Store::open_with(&dir, retention).unwrap();
+    let stored = store.record(&[event(EventKind::Onset, 1, "198.51.100.8")], 301).unwrap();
+    assert_eq!(stored[0].attack_id, 301);
+    assert_eq!(stored[0].seq, 601);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_long_attack_is_pruned_over_several_chunks() {
+    let dir = temp_dir("chunks");
+    let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
+    let updates: Vec<NewEvent> = (0..500).map(|_| event(EventKind::Update, 1, "192.0.2.1")).collect();
+    for n in 0..20 {
+        store.record(&updates, T0 + n).unwrap();
+    }
+    store
+        .record(&[event(EventKind::End, 1, "192.0.2.1"), event(EventKind::Onset, 2, "192.0.2.2")], T0 + 20)
+        .unwrap();
+    assert_eq!(rows_of(&store, 1), (10_001, 10_001));
+    let retention = Retention { max_age: Some(std::time::Duration::from_secs(86_400)), max_bytes: None };
+    // One step: at most its budget, and the attack row stays until its last event is gone.
+    let txn = store.db.begin_write().unwrap();
+    {
+        let mut t = Tables::open(&txn).unwrap();
+        let mut bytes = t.counter("bytes").unwrap();
+        let step = retention::prune_step(&mut t, &mut bytes, &retention, T0 + 2 * DAY, 4096).unwrap();
+        assert_eq!((step.attacks, step.events, step.done), (0, 4096, false));
+        t.meta.insert("bytes", bytes).unwrap();
+    }
+    txn.commit().unwrap();
+    assert_eq!(rows_of(&store, 1), (10_001 - 4096, 10_001 - 4096));
+    assert!(store.attack(1).unwrap().is_some());
+    store.set_retention(retention);
+    // `maintain` stops at its time budget (debug builds are slow): call it until it is done.
+    let (mut attacks, mut events) = (0, 0);
+    loop {
+        let report = store.maintain(T0 + 2 * DAY).unwrap();
+        attacks += report.pruned_attacks;
+        events += report.pruned_events;
+        if !report.more {
+            break;
+        }
+    }
+    assert_eq!((attacks, events), (1, 10_001 - 4096));
+    assert!(store.attack(1).unwrap().is_none());
+    assert!(store.attack(2).unwrap().is_some(), "ongoing");
+    assert_eq!(recount(&store).0, recount(&store).1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn interrupted_attacks_are_named_once() {
+    let dir = temp_dir("interrupted");
+    {
+        let mut store = Store::open(&dir).unwrap();
+        assert!(store.interrupted().is_empty());
+        store
+            .record(
+                &[
+                    attack_at(EventKind::Onset, 1, "198.51.100.10", 1_764_619_200.5),
+                    attack_at(EventKind::Onset, 2, "198.51.100.11", 1_764_619_260.0),
+                ],
+                T0,
+            )
+            .unwrap();
+        store.record(&[attack_at(EventKind::End, 2, "198.51.100.11", 1_764_619_260.0)], T0 + SEC).unwrap();
+        assert_eq!(live_rows(&store), 1);
+    }
+    let store = Store::open(&dir).unwrap();
+    let lines: Vec<String> = store.interrupted().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        ["attack 1 on 198.51.100.10 (since 2025-12-01 20:00:00 UTC) was interrupted by the previous stop"]
+    );
+    assert_eq!(store.interrupted()[0].run, 1);
+    assert_eq!(live_rows(&store), 0);
+    assert_eq!(recount(&store).0, recount(&store).1);
+    drop(store);
+    assert!(Store::open(&dir).unwrap().interrupted().is_empty(), "named by the first restart only");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A store written before `live` and the byte counter existed is upgraded on open.
+#[test]
+fn version_1_stores_are_upgraded() {
+    let dir = temp_dir("upgrade");
+    {
+        let mut store = Store::open(&dir).unwrap();
+        store
+            .record(&[event(EventKind::Onset, 1, "192.0.2.1"), event(EventKind::Onset, 2, "192.0.2.2")], 1)
+            .unwrap();
+        store.record(&[event(EventKind::End, 2, "192.0.2.2")], 2).unwrap();
+        // Back to version 1: no schema, no byte count, no live table.
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.remove("schema").unwrap();
+            meta.remove("bytes").unwrap();
+        }
+        txn.delete_table(LIVE).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(store.interrupted().iter().map(|a| a.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(store.attack(2).unwrap().unwrap().status, Status::Ended);
+    let (counted, kept) = recount(&store);
+    assert!(kept > 0);
+    assert_eq!(counted, kept);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn listing_pages_newest_first_and_streams() {
+    let dir = temp_dir("list");
+    let mut store = Store::open(&dir).unwrap();
+    for n in 1..=10u64 {
+        store.record(&[event(EventKind::Onset, n, "203.0.113.5")], T0 + n * SEC).unwrap();
+    }
+    let reader = StoreReader::open(&dir).unwrap();
+    let ids = |page: &AttackPage| page.attacks.iter().map(|a| a.id).collect::<Vec<_>>();
+    let page = reader.list(None, 3).unwrap();
+    assert_eq!((ids(&page), page.next), (vec![10, 9, 8], Some(8)));
+    let page = reader.list(page.next, 3).unwrap();
+    assert_eq!((ids(&page), page.next), (vec![7, 6, 5], Some(5)));
+    let page = reader.list(Some(4), 3).unwrap();
+    assert_eq!((ids(&page), page.next), (vec![3, 2, 1], None));
+    let page = reader.list(None, 100).unwrap();
+    assert_eq!((page.attacks.len(), page.next), (10, None));
+    assert_eq!(reader.list(Some(1), 5).unwrap(), AttackPage { attacks: Vec::new(), next: None });
+    assert_eq!(reader.list(None, 0).unwrap().attacks.len(), 0);
+    let streamed: Vec<u64> = reader.iter(3..=5, Order::OldestFirst).unwrap().map(|a| a.unwrap().id).collect();
+    assert_eq!(streamed, [3, 4, 5]);
+    let streamed: Vec<u64> = reader.iter(8.., Order::NewestFirst).unwrap().map(|a| a.unwrap().id).collect();
+    assert_eq!(streamed, [10, 9, 8]);
+    assert_eq!(reader.first_since(T0 + 7 * SEC).unwrap(), Some(7));
+    assert_eq!(reader.first_since(T0 + 7 * SEC - 1).unwrap(), Some(7));
+    assert_eq!(reader.first_since(0).unwrap(), Some(1));
+    assert_eq!(reader.first_since(T0 + 11 * SEC).unwrap(), None);
+    assert_eq!(reader.first_of_latest(None, 3).unwrap(), Some(8));
+    assert_eq!(reader.first_of_latest(Some(8), 3).unwrap(), Some(5));
+    assert_eq!(reader.first_of_latest(None, 50).unwrap(), Some(1));
+    assert_eq!(reader.first_of_latest(Some(1), 50).unwrap(), None);
+    assert_eq!(reader.first_of_latest(None, 0).unwrap(), None);
+    // A listing is one snapshot: what the writer adds meanwhile is not in it.
+    let mut iter = reader.iter(.., Order::OldestFirst).unwrap();
+    store.record(&[event(EventKind::Onset, 11, "203.0.113.5")], T0 + 11 * SEC).unwrap();
+    assert_eq!(iter.by_ref().count(), 10);
+    assert_eq!(reader.stats().unwrap().attacks, 11);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_empty_store_lists_nothing() {
+    let dir = temp_dir("empty");
+    drop(Store::open(&dir).unwrap());
+    let reader = StoreReader::open(&dir).unwrap();
+    assert_eq!(reader.list(None, 10).unwrap(), AttackPage { attacks: Vec::new(), next: None });
+    assert_eq!(reader.first_since(0).unwrap(), None);
+    assert_eq!(reader.stats().unwrap().attacks, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_store_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = temp_dir("private");
+    let store = Store::open(&dir).unwrap();
+    assert!(store.warnings().is_empty(), "{:?}", store.warnings());
+    assert_eq!((mode(&dir), mode(store.path())), (0o700, 0o600));
+    let path = store.path().to_owned();
+    drop(store);
+    // As an earlier version left them.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open(&dir).unwrap();
+    let warnings = store.warnings().join("\n");
+    assert_eq!(store.warnings().len(), 2, "{warnings}");
+    assert!(warnings.contains("data directory") && warnings.contains("0755"), "{warnings}");
+    assert!(warnings.contains("rampart.redb") && warnings.contains("0644"), "{warnings}");
+    assert_eq!((mode(&dir), mode(&path)), (0o700, 0o600));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_id_map_is_bounded_even_if_attacks_never_end() {
+    let dir = temp_dir("bounded");
+    let mut store = Store::open(&dir).unwrap();
+    store.max_live = 3;
+    for n in 1..=5 {
+        store.record(&[event(EventKind::Onset, n, "192.0.2.1")], n).unwrap();
+    }
+    assert_eq!(live_rows(&store), 3);
+    let status = |id| store.attack(id).unwrap().unwrap().status;
+    assert_eq!(
+        [status(1), status(2), status(3)],
+        [Status::Interrupted, Status::Interrupted, Status::Ongoing]
+    );
+    // Still mapped: an update of engine attack 5 goes to its store id.
+    assert_eq!(store.record(&[event(EventKind::Update, 5, "192.0.2.1")], 6).unwrap()[0].attack_id, 5);
+    assert_eq!(recount(&store).0, recount(&store).1);
     let _ = std::fs::remove_dir_all(&dir);
 }
