@@ -2,7 +2,7 @@
 //! time, then report what they described.
 
 use std::io::{self, IsTerminal, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -67,23 +67,6 @@ pub struct CollectArgs {
     /// Destinations listed in the readable summary.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
-}
-
-/// A listen address: HOST:PORT or a bare port.
-#[derive(Debug, Clone, Copy)]
-pub struct ListenAddr(pub SocketAddr);
-
-impl FromStr for ListenAddr {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Ok(port) = text.parse::<u16>() {
-            return Ok(ListenAddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)));
-        }
-        text.parse::<SocketAddr>()
-            .map(ListenAddr)
-            .map_err(|_| format!("{text:?} is not HOST:PORT, [IPV6]:PORT or a port number"))
-    }
 }
 
 /// EXPORTER=RATE.

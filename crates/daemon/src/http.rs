@@ -9,6 +9,7 @@
 //! connection (a scraper's) gets served; only if every connection is in the middle of a
 //! response is the new one closed at once.
 
+use crate::setup;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -304,15 +305,15 @@ fn respond(request: &Request<Incoming>, render: &Render, done: Done) -> Response
 }
 
 /// Binds the metrics listener, with an operator-worded error.
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::DaemonError> {
     TcpListener::bind(addr).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => {
-            anyhow::anyhow!("cannot serve metrics on {addr}: the address is already in use (choose another with --metrics ADDR, or --metrics off)")
+            setup!("cannot serve metrics on {addr}: the address is already in use (choose another with --metrics ADDR, or --metrics off)")
         }
-        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+        std::io::ErrorKind::PermissionDenied => setup!(
             "cannot serve metrics on {addr}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
         ),
-        _ => anyhow::anyhow!("cannot serve metrics on {addr}: {e}"),
+        _ => setup!("cannot serve metrics on {addr}: {e}"),
     })
 }
 

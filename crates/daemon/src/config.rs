@@ -10,12 +10,12 @@ use rampart_detect::DetectConfig;
 use rampart_detect::config::{Document, line_col};
 use rampart_ingest::inputs::{parse_bits_per_second, parse_prefix};
 use rampart_ingest::{ExporterConfig, InputConfig, ListenOn};
+use rampart_store::Retention;
 use rampart_telemetry::plausibility::is_loopback;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::webhook::{Secret, parse_url};
-use crate::collect::ListenAddr;
+use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
 pub const DAEMON_TABLES: [&str; 3] = ["inputs", "store", "outputs"];
@@ -42,6 +42,8 @@ pub struct DaemonConfig {
     pub webhook_secret_file: Option<PathBuf>,
     /// Print events as JSON lines on standard output.
     pub stdout: bool,
+    /// How long and how much the attack store keeps.
+    pub retention: Retention,
 }
 
 impl Default for DaemonConfig {
@@ -59,6 +61,7 @@ impl Default for DaemonConfig {
             webhook_authorization_file: None,
             webhook_secret_file: None,
             stdout: true,
+            retention: Retention::default(),
         }
     }
 }
@@ -129,6 +132,8 @@ impl Speed {
 #[serde(deny_unknown_fields)]
 struct StoreToml {
     data_dir: Option<PathBuf>,
+    retention_days: Option<u64>,
+    max_size_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,10 +172,18 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             config.advance_interval = Duration::from_millis(ms);
         }
     }
-    if let Some(store) = raw.store
-        && let Some(dir) = store.data_dir
-    {
-        config.data_dir = dir;
+    if let Some(store) = raw.store {
+        if let Some(dir) = store.data_dir {
+            config.data_dir = dir;
+        }
+        if store.retention_days.is_some() || store.max_size_mb.is_some() {
+            let default = Retention::default();
+            let days = store.retention_days.unwrap_or(default.max_age.map_or(0, |a| a.as_secs() / 86_400));
+            let mb = store.max_size_mb.unwrap_or(default.max_bytes.map_or(0, |b| b >> 20));
+            let key =
+                if store.retention_days.is_some() { "store.retention_days" } else { "store.max_size_mb" };
+            config.retention = Retention::from_config(days, mb).map_err(|e| invalid(key, format!("{e}")))?;
+        }
     }
     if let Some(outputs) = raw.outputs {
         if let Some(metrics) = outputs.metrics {
@@ -341,12 +354,16 @@ fn parse_inputs(
     Ok(())
 }
 
-/// `off` or HOST:PORT / PORT.
+/// `off`, HOST:PORT, [IPV6]:PORT, or a bare PORT on 127.0.0.1 (metrics are unauthenticated:
+/// listening beyond loopback is an explicit choice).
 pub fn parse_optional_addr(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
     if text == "off" {
         return Ok(None);
     }
-    text.parse::<ListenAddr>().map(|a| Some(a.0))
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))));
+    }
+    text.parse().map(Some).map_err(|_| format!("{text:?} is not HOST:PORT, [IPV6]:PORT, a port or `off`"))
 }
 
 #[cfg(test)]
@@ -500,8 +517,8 @@ interface_speed = 40000000000
 
     #[test]
     fn the_example_file_parses() {
-        let detection = include_str!("../../../../config/rampart.example.toml");
-        let daemon = include_str!("../../../../config/daemon.example.toml");
+        let detection = include_str!("../../../config/rampart.example.toml");
+        let daemon = include_str!("../../../config/daemon.example.toml");
         parse(detection, "rampart.example.toml").unwrap();
         // Tables after the top-level keys (`protected`), as TOML requires.
         let (config, detect) = parse(&format!("{detection}\n{daemon}"), "rampart.toml").unwrap();

@@ -21,8 +21,8 @@ use rampart_detect::{EngineStats, EventKind, TrafficRates, Vector};
 use rampart_ingest::CollectorKind;
 use rampart_telemetry::{DatagramDecoder, Exporter, ExporterStats, TrafficRecord, UnixNanos};
 
-use super::http::ConnectionStats;
-use super::webhook::WebhookStats;
+use crate::http::ConnectionStats;
+use crate::webhook::WebhookStats;
 
 /// One collector's counters.
 #[derive(Debug)]

@@ -8,6 +8,7 @@
 //! `X-Rampart-Signature: sha256=<hex of HMAC-SHA256(key, "<timestamp>.<body>")>`, signed anew
 //! on every attempt, so a receiver can check the body is ours and reject old replays.
 
+use crate::setup;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
-use super::config::DaemonConfig;
+use crate::config::DaemonConfig;
 
 /// Header with the Unix time (seconds) the request was signed at.
 pub const TIMESTAMP_HEADER: &str = "x-rampart-timestamp";
@@ -68,32 +69,32 @@ impl std::fmt::Debug for Secret {
 
 /// Reads a secret file (`key` names the configuration key for the messages): a regular file of
 /// at most 4 KiB, on unix readable by its owner only. One trailing newline is removed.
-pub fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
+pub fn read_secret_file(path: &Path, key: &str) -> Result<Secret, crate::DaemonError> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("`{key}`: cannot read {shown}: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| setup!("`{key}`: cannot read {shown}: {e}"))?;
     if !meta.is_file() {
-        anyhow::bail!("`{key}`: {shown} is not a regular file");
+        return Err(setup!("`{key}`: {shown} is not a regular file"));
     }
     if meta.len() > MAX_SECRET_FILE {
-        anyhow::bail!(
+        return Err(setup!(
             "`{key}`: {shown} is {} bytes; a secret file holds at most {MAX_SECRET_FILE} (is it the right file?)",
             meta.len()
-        );
+        ));
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            anyhow::bail!(
+            return Err(setup!(
                 "`{key}`: {shown} is readable by others (mode {mode:03o}); make it private with `chmod 600 {shown}`"
-            );
+            ));
         }
     }
-    let mut bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("`{key}`: cannot read {shown}: {e}"))?;
+    let mut bytes = std::fs::read(path).map_err(|e| setup!("`{key}`: cannot read {shown}: {e}"))?;
     // Re-checked on the bytes read: the file may have grown since the metadata.
     if bytes.len() as u64 > MAX_SECRET_FILE {
-        anyhow::bail!("`{key}`: {shown} holds more than {MAX_SECRET_FILE} bytes");
+        return Err(setup!("`{key}`: {shown} holds more than {MAX_SECRET_FILE} bytes"));
     }
     if bytes.ends_with(b"\n") {
         bytes.pop();
@@ -102,7 +103,7 @@ pub fn read_secret_file(path: &Path, key: &str) -> anyhow::Result<Secret> {
         }
     }
     if bytes.is_empty() {
-        anyhow::bail!("`{key}`: {shown} is empty");
+        return Err(setup!("`{key}`: {shown} is empty"));
     }
     Ok(Secret(bytes))
 }
@@ -173,6 +174,10 @@ impl<T> BoundedQueue<T> {
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 }
 
@@ -263,7 +268,7 @@ pub struct WebhookSettings {
 
 /// The sender's settings from the daemon configuration, its secret files read; `None` without
 /// a webhook URL.
-pub fn settings(config: &DaemonConfig) -> anyhow::Result<Option<WebhookSettings>> {
+pub fn settings(config: &DaemonConfig) -> Result<Option<WebhookSettings>, crate::DaemonError> {
     let Some(url) = config.webhook.clone() else { return Ok(None) };
     let authorization = match (&config.webhook_authorization, &config.webhook_authorization_file) {
         (Some(inline), _) => Some(inline.clone()),
@@ -297,7 +302,7 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(settings: &WebhookSettings) -> anyhow::Result<Sender> {
+    fn new(settings: &WebhookSettings) -> Result<Sender, crate::DaemonError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(settings.timeout)
@@ -308,28 +313,24 @@ impl Sender {
             .no_proxy()
             .user_agent(concat!("rampart/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                anyhow::anyhow!("`outputs.webhook_ca_file`: cannot read {}: {e}", path.display())
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| setup!("`outputs.webhook_ca_file`: cannot read {}: {e}", path.display()))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                anyhow::anyhow!(
-                    "`outputs.webhook_ca_file`: {} is not a PEM certificate bundle: {e}",
-                    path.display()
-                )
+                setup!("`outputs.webhook_ca_file`: {} is not a PEM certificate bundle: {e}", path.display())
             })?;
             if certificates.is_empty() {
-                anyhow::bail!("`outputs.webhook_ca_file`: {} holds no certificate", path.display());
+                return Err(setup!("`outputs.webhook_ca_file`: {} holds no certificate", path.display()));
             }
             builder = builder.tls_built_in_root_certs(false);
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        let client = builder.build().map_err(|e| anyhow::anyhow!("cannot set up the webhook client: {e}"))?;
+        let client = builder.build().map_err(|e| setup!("cannot set up the webhook client: {e}"))?;
         let authorization = match &settings.authorization {
             Some(secret) => {
                 let mut value = HeaderValue::from_bytes(secret.expose()).map_err(|_| {
-                    anyhow::anyhow!(
+                    setup!(
                         "`outputs.webhook_authorization`: not a valid header value (one line of visible ASCII, e.g. `Bearer TOKEN`)"
                     )
                 })?;
@@ -366,7 +367,7 @@ impl Sender {
 pub fn start(
     settings: WebhookSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(WebhookQueue, tokio::task::JoinHandle<()>)> {
+) -> Result<(WebhookQueue, tokio::task::JoinHandle<()>), crate::DaemonError> {
     let sender = Sender::new(&settings)?;
     let queue = WebhookQueue::new(settings.capacity);
     let worker = queue.clone();

@@ -1,0 +1,300 @@
+//! Rampart's daemon runtime (the linkerd2-proxy `app/` way): everything `rampart run` does,
+//! as a library. Collectors (wired by `rampart-ingest`, the same as `collect`'s) feed record
+//! batches to one engine task, which advances the detection engine by the wall clock; event
+//! batches go to [`sink::EventSink`]s on a thread of their own: the attack store (durably,
+//! giving persistent ids), stdout JSON lines, the webhook, the metrics, and next the
+//! mitigation layer. The binary only parses arguments and calls [`serve`].
+#![forbid(unsafe_code)]
+
+pub mod baselines;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod sink;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rampart_detect::{AttackEvent, DetectConfig, Engine};
+use rampart_ingest::Inputs;
+use rampart_store::Store;
+use rampart_telemetry::{DatagramDecoder, TrafficRecord, UnixNanos};
+use tokio::sync::{mpsc, watch};
+
+pub use config::{DaemonConfig, RunConfigError};
+use metrics::{CollectorMetrics, CountingDecoder, Metrics, RateMeter};
+use sink::{EventSink, MetricsSink, StdoutSink, StoreSink, WebhookSink};
+
+/// A [`DaemonError::Setup`] from a format string.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! setup {
+    ($($arg:tt)*) => {
+        $crate::DaemonError::Setup(format!($($arg)*))
+    };
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// An input socket could not be bound or its settings are inconsistent.
+    #[error(transparent)]
+    Inputs(#[from] rampart_ingest::InputError),
+    /// A setting cannot be used; the message names it and what to do.
+    #[error("{0}")]
+    Setup(String),
+    /// A thread could not be started.
+    #[error("cannot start {what}: {source}")]
+    Start {
+        /// What was being started.
+        what: &'static str,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Now, by the system clock.
+pub fn wall_clock() -> UnixNanos {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    UnixNanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Runs the daemon until SIGINT or SIGTERM: binds the inputs and the metrics server, restores
+/// baselines, advances the engine by the wall clock and hands every event batch to the sinks
+/// (store first, then stdout, webhook and metrics), on a thread of their own so that a slow
+/// disk never holds detection up. On a signal it drains the inputs, ends every ongoing attack,
+/// saves the baselines and lets the webhook deliver the last events.
+pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> Result<(), DaemonError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The webhook stops last: it still has the end events to deliver.
+    let (webhook_stop_tx, webhook_stop_rx) = watch::channel(false);
+    let mut metrics = Metrics::default();
+    let webhook = match webhook::settings(&daemon)? {
+        Some(settings) => Some(webhook::start(settings, webhook_stop_rx)?),
+        None => None,
+    };
+    metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
+    let metrics = Arc::new(metrics);
+
+    // Bind everything before announcing anything: a busy port is a clean error. The collectors
+    // (exporter allowlist, sampling overrides, plausibility) are wired by rampart-ingest, the
+    // same way for `collect`; the daemon's metrics count around them.
+    let mut counted = Vec::new();
+    let inputs = Inputs::bind_with(&daemon.inputs, &mut |kind, local, decoder| {
+        let counters = Arc::new(CollectorMetrics::new(kind, local));
+        counted.push(counters.clone());
+        Box::new(CountingDecoder::new(decoder, counters)) as Box<dyn DatagramDecoder>
+    })?;
+    if let Ok(mut all) = metrics.collectors.lock() {
+        all.extend(counted);
+    }
+    let metrics_listener = match daemon.metrics {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
+
+    let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
+    eprintln!("{}", inputs_notice(&daemon.inputs));
+    for (kind, local) in inputs.listening() {
+        eprintln!("listening for {kind} on {local}");
+    }
+    for (kind, addr, why) in inputs.skipped() {
+        eprintln!("not listening for {kind} on {addr}: {why}");
+    }
+    let inputs = inputs.spawn(sink.clone(), stop_rx.clone());
+    let input_stats = inputs.stats().to_vec();
+    if let Ok(mut shown) = metrics.inputs.lock() {
+        shown.extend(input_stats.iter().cloned());
+    }
+    drop(sink);
+    let http_task = metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!("metrics on http://{addr}/metrics");
+        }
+        let shown = metrics.clone();
+        let registry = metrics::registry(&metrics);
+        let render = move || {
+            // Kernel drops per socket, read at scrape time (Linux /proc/net/udp).
+            if let Ok(collectors) = shown.collectors.lock() {
+                for collector in collectors.iter() {
+                    let listen = collector.listen.lock().map(|l| *l);
+                    if let Some(drops) = listen.ok().and_then(rampart_ingest::udp::socket_drops) {
+                        collector.socket_drops.store(drops, Ordering::Relaxed);
+                    }
+                }
+            }
+            metrics::render(&registry)
+        };
+        let limits = http::Limits::default();
+        tokio::spawn(http::serve_metrics(
+            listener,
+            limits,
+            metrics.http.clone(),
+            Arc::new(render),
+            stop_rx.clone(),
+        ))
+    });
+    eprintln!("attack store {} (run {})", store.path().display(), store.run());
+
+    // Events leave the engine task at once; storing (fsync) happens on a thread of its own.
+    let (events_tx, events_rx) = std::sync::mpsc::channel::<Vec<AttackEvent>>();
+    let output = {
+        let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(StoreSink::new(store, metrics.clone()))];
+        if daemon.stdout {
+            sinks.push(Box::new(StdoutSink::default()));
+        }
+        if let Some((queue, _)) = &webhook {
+            sinks.push(Box::new(WebhookSink::new(queue.clone())));
+        }
+        sinks.push(Box::new(MetricsSink::new(metrics.clone())));
+        std::thread::Builder::new()
+            .name("rampart-output".into())
+            .spawn(move || sink::deliver_all(events_rx, sinks))
+            .map_err(|source| DaemonError::Start { what: "the output thread", source })?
+    };
+
+    let protected = detect.protected.clone();
+    let mut engine = Engine::new(detect);
+    if engine.config().baseline.enabled {
+        baselines::load(&mut engine, &daemon.data_dir);
+    }
+    let mut save_baselines =
+        tokio::time::interval_at(tokio::time::Instant::now() + baselines::SAVE_EVERY, baselines::SAVE_EVERY);
+    save_baselines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rate = RateMeter::default();
+    let mut tick = tokio::time::interval(daemon.advance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut inputs_open = true;
+    loop {
+        tokio::select! {
+            batch = batches.recv(), if inputs_open => match batch {
+                Some(batch) => {
+                    for record in &batch {
+                        engine.observe(record);
+                        rate.add(record, &protected);
+                    }
+                }
+                None => inputs_open = false,
+            },
+            _ = tick.tick() => {
+                let now = wall_clock();
+                let events = engine.advance(now);
+                if !events.is_empty() {
+                    let _ = events_tx.send(events);
+                }
+                if let Some((pps, bps)) = rate.tick(now) {
+                    metrics.inbound_pps.store(pps, Ordering::Relaxed);
+                    metrics.inbound_bps.store(bps, Ordering::Relaxed);
+                }
+                if let Ok(mut stats) = metrics.engine.lock() {
+                    stats.clone_from(engine.stats());
+                }
+                if let Ok(mut traffic) = metrics.traffic.lock() {
+                    traffic.0 = engine.rates();
+                    traffic.1.clear();
+                    traffic.1.extend(engine.group_rates().map(|(name, rates)| (name.to_owned(), rates)));
+                }
+            }
+            _ = save_baselines.tick(), if engine.config().baseline.enabled => {
+                // Serialized here, written off the engine task.
+                let snapshot = engine.baseline_snapshot();
+                let dir = daemon.data_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = baselines::save(&dir, &snapshot) {
+                        eprintln!("rampart: cannot save baselines in {}: {e}", dir.display());
+                    }
+                });
+            }
+            signal = &mut shutdown => {
+                eprintln!("{signal}: stopping");
+                break;
+            }
+        }
+    }
+
+    // Stop the collectors, take their last batches, end every ongoing attack.
+    let _ = stop_tx.send(true);
+    let drain_until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(batch)) = tokio::time::timeout_at(drain_until, batches.recv()).await {
+        for record in &batch {
+            engine.observe(record);
+        }
+    }
+    let last = engine.finish();
+    if !last.is_empty() {
+        let _ = events_tx.send(last);
+    }
+    if engine.config().baseline.enabled {
+        let snapshot = engine.baseline_snapshot();
+        let dir = daemon.data_dir.clone();
+        match tokio::task::spawn_blocking(move || baselines::save(&dir, &snapshot)).await {
+            Ok(Ok(())) => eprintln!("baselines saved in {}", baselines::path(&daemon.data_dir).display()),
+            Ok(Err(e)) => eprintln!("rampart: cannot save baselines in {}: {e}", daemon.data_dir.display()),
+            Err(e) => eprintln!("rampart: baseline saver: {e}"),
+        }
+    }
+    drop(events_tx);
+    let output = tokio::task::spawn_blocking(move || output.join());
+    if !matches!(output.await, Ok(Ok(()))) {
+        eprintln!("rampart: the output thread failed");
+    }
+    // Give the webhook a moment to deliver the end events.
+    if let Some((queue, task)) = webhook {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while queue.stats.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = webhook_stop_tx.send(true);
+        let _ = task.await;
+    }
+    for result in inputs.join().await {
+        if let Err(error) = result {
+            eprintln!("rampart: {error}");
+        }
+    }
+    // One line for operators: what never reached detection, and why.
+    eprintln!("{}", rampart_ingest::inputs::drop_summary(&input_stats));
+    if let Some(task) = http_task {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// The start-up line saying whose flows the daemon believes.
+pub fn inputs_notice(inputs: &rampart_ingest::InputConfig) -> String {
+    if inputs.exporters.is_empty() {
+        format!(
+            "{}; listening on loopback only. To accept exporters from the network set [inputs] listen (e.g. \"0.0.0.0\") and add [[inputs.exporter]] entries",
+            inputs.notice()
+        )
+    } else {
+        inputs.notice()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
+    }
+}
