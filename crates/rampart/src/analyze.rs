@@ -66,8 +66,8 @@ fn build_config(args: &AnalyzeArgs) -> Result<DetectConfig> {
     let mut config = match &args.config {
         Some(path) => {
             let name = path.display().to_string();
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {name}"))?;
+            let text = rampart_store::files::read_to_string(path, crate::run::MAX_CONFIG_BYTES)
+                .with_context(|| format!("cannot read configuration {name}"))?;
             DetectConfig::from_toml_str(&text, &name)?
         }
         None => DetectConfig::default(),
@@ -122,8 +122,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
                 path.display()
             );
         }
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read baselines {}", path.display()))?;
+        let cap = rampart_daemon::baselines::max_snapshot_bytes(engine.config().baseline.max_keys);
+        let bytes = rampart_store::files::read_regular_file(path, cap)
+            .with_context(|| format!("cannot read baselines {}", path.display()))?;
         engine.restore_baselines(&bytes).map_err(|e| {
             anyhow::anyhow!(
                 "{}: not a usable baseline snapshot ({e}); it comes from `rampart run`'s data directory",

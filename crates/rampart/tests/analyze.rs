@@ -194,3 +194,30 @@ fn learned_baselines_from_the_daemon_judge_a_capture() {
     assert!(stderr.contains("not a usable baseline snapshot"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn devices_and_fifos_are_refused_where_a_file_is_expected() {
+    let path = capture(
+        "refuse.pcap",
+        Scenario::BenignWeb,
+        &GenParams { duration_secs: 1.0, ..GenParams::default() },
+    );
+    let fifo = path.with_file_name("refuse.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for (flag, file) in
+        [("--config", "/dev/zero"), ("--baseline", "/dev/zero"), ("--config", fifo.to_str().unwrap())]
+    {
+        let started = std::time::Instant::now();
+        let (ok, _, stderr) = analyze(&[path.to_str().unwrap(), flag, file]);
+        assert!(!ok, "{flag} {file}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{flag} {file} took {:?}",
+            started.elapsed()
+        );
+        assert!(stderr.contains("not a regular file") && stderr.contains(file), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    let _ = std::fs::remove_file(&fifo);
+}
