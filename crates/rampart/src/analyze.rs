@@ -229,13 +229,13 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
     writeln!(out)?;
     writeln!(
         out,
-        "  {:>3}  {:<26} {:<34} {:>24} {:>7} {:>12} {:>10} {:>12}",
+        "  {:>3}  {:<26} {:<34} {:>27} {:>7} {:>12} {:>10} {:>12}",
         "id", "target", "vectors", "start", "secs", "peak pps", "peak Mbps", "packets"
     )?;
     for a in attacks {
         writeln!(
             out,
-            "  {:>3}  {:<26} {:<34} {:>24} {:>7.1} {:>12} {:>10.1} {:>12}",
+            "  {:>3}  {:<26} {:<34} {:>27} {:>7.1} {:>12} {:>10.1} {:>12}",
             a.id,
             a.target.to_string(),
             vectors(a),
