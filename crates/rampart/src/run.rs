@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rampart_contract::{AttackId, EventDocument};
-use rampart_detect::{AttackEvent, DetectConfig, Engine, EventKind};
+use rampart_detect::{AttackEvent, DetectConfig, Engine};
 use rampart_ingest::{Inputs, ListenOn};
 use rampart_store::{NewEvent, Store};
 use rampart_telemetry::{DatagramDecoder, TrafficRecord, UnixNanos};
@@ -341,31 +341,21 @@ fn output_loop(
     let mut tally = AttackTally::default();
     let mut stdout_broken = false;
     while let Ok(batch) = events.recv() {
-        let new: Vec<NewEvent> = batch
-            .iter()
-            .map(|event| NewEvent {
-                kind: match event.kind {
-                    EventKind::Onset => rampart_store::EventKind::Onset,
-                    EventKind::Update => rampart_store::EventKind::Update,
-                    EventKind::End => rampart_store::EventKind::End,
-                },
-                attack: serde_json::to_value(&event.attack).unwrap_or_default(),
-            })
-            .collect();
-        let attacks: Vec<serde_json::Value> = match store.record(&new, wall_clock().0) {
-            Ok(stored) => stored.into_iter().map(|e| e.attack).collect(),
+        let new: Vec<NewEvent> =
+            batch.iter().map(|event| NewEvent { kind: event.kind, attack: event.attack.clone() }).collect();
+        let ids: Vec<AttackId> = match store.record(&new, wall_clock().0) {
+            Ok(stored) => stored.into_iter().map(|e| e.attack.id).collect(),
             Err(error) => {
                 metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 eprintln!("rampart: cannot record {} event(s): {error}", new.len());
-                new.into_iter().map(|e| e.attack).collect()
+                batch.iter().map(|e| e.attack.id).collect()
             }
         };
-        for (event, attack) in batch.iter().zip(attacks) {
-            let id = attack.get("id").and_then(serde_json::Value::as_u64).unwrap_or(event.attack.id.0);
-            tally.event(metrics, event.kind, id, &event.attack.vectors);
+        for (event, id) in batch.iter().zip(ids) {
+            tally.event(metrics, event.kind, id.0, &event.attack.vectors);
             // What was printed, posted and stored carries the store's id.
             let mut document = EventDocument::new(event);
-            document.attack.id = AttackId(id);
+            document.attack.id = id;
             let line = serde_json::to_string(&document).unwrap_or_default();
             // A closed stdout (reader gone) must not stop storing and alerting.
             if stdout && !stdout_broken {
