@@ -8,8 +8,8 @@
 //!   (run, engine id) → store id map of the attacks ongoing in this run lives in the file (table
 //!   `live`), not in memory: an entry goes when its attack ends, so it holds at most the attacks
 //!   ongoing at once (the engine's `max_attacks`), and never more than [`MAX_LIVE_ATTACKS`].
-//!   Every recorded attack has its `id` set to
-//!   the store id, so what the daemon prints, posts and stores agree.
+//!   Every recorded attack has its `id` set to the store id, so what the daemon prints, posts
+//!   and stores agree.
 //! - Restarts: opening the store for writing starts a new run; attacks still ongoing from an
 //!   earlier run (the daemon died without ending them) are marked [`Status::Interrupted`] and
 //!   listed by [`Store::interrupted`].
@@ -112,7 +112,7 @@ pub enum StoreError {
     /// A stored record is not a schema version 1 record: an older (or newer) Rampart wrote it.
     #[error(
         "attack store {}: not a version-1 record ({reason}): it was written by another Rampart \
-         version; move {} aside (rename or remove it) and a new store is started",
+         version; move {} aside (rename it) and `rampart run` starts a new store",
         path.display(),
         path.display()
     )]
