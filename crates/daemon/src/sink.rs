@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use rampart_contract::{AttackId, EventDocument};
+use rampart_contract::EventDocument;
 use rampart_detect::AttackEvent;
 use rampart_store::{NewEvent, Store};
 
@@ -84,23 +84,12 @@ impl EventSink for StoreSink {
     }
 
     fn deliver(&mut self, events: &mut [AttackEvent]) -> Result<(), SinkError> {
-        let new: Vec<NewEvent> = events
-            .iter()
-            .map(|event| NewEvent {
-                kind: match event.kind {
-                    rampart_contract::EventKind::End => rampart_store::EventKind::End,
-                    rampart_contract::EventKind::Update => rampart_store::EventKind::Update,
-                    _ => rampart_store::EventKind::Onset,
-                },
-                attack: serde_json::to_value(&event.attack).unwrap_or_default(),
-            })
-            .collect();
+        let new: Vec<NewEvent> =
+            events.iter().map(|event| NewEvent { kind: event.kind, attack: event.attack.clone() }).collect();
         match self.store.record(&new, wall_clock().0) {
             Ok(stored) => {
                 for (event, stored) in events.iter_mut().zip(stored) {
-                    if let Some(id) = stored.attack.get("id").and_then(serde_json::Value::as_u64) {
-                        event.attack.id = AttackId(id);
-                    }
+                    event.attack.id = stored.attack.id;
                 }
                 Ok(())
             }
@@ -210,5 +199,75 @@ impl EventSink for MetricsSink {
             self.tally.event(&self.metrics, event.kind, event.attack.id.0, &event.attack.vectors);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_contract::{
+        Attack, AttackId, Direction, EventKind, EventTime, Level, Metric, Target, Trigger,
+    };
+    use std::sync::Mutex;
+
+    /// Remembers the attack ids it saw; fails when told to.
+    struct Recorder {
+        seen: Arc<Mutex<Vec<u64>>>,
+        fail: bool,
+    }
+
+    impl EventSink for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+
+        fn deliver(&mut self, events: &mut [AttackEvent]) -> Result<(), SinkError> {
+            self.seen.lock().unwrap().extend(events.iter().map(|e| e.attack.id.0));
+            if self.fail { Err(SinkError("told to fail".into())) } else { Ok(()) }
+        }
+    }
+
+    fn event(kind: EventKind, engine_id: u64) -> AttackEvent {
+        let trigger = Trigger::new(Level::Host, Metric::Pps, 500, 100, EventTime::from_unix_secs(100));
+        let target = Target::Host("198.51.100.10".parse().unwrap());
+        AttackEvent { kind, attack: Attack::new(AttackId(engine_id), target, Direction::Inbound, trigger) }
+    }
+
+    /// Runs `batches` through a store sink, a failing sink and a recorder; returns the ids the
+    /// recorder saw.
+    fn run(dir: &std::path::Path, batches: Vec<Vec<AttackEvent>>) -> Vec<u64> {
+        let store = Store::open(dir).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sinks: Vec<Box<dyn EventSink>> = vec![
+            Box::new(StoreSink::new(store, Arc::new(Metrics::default()))),
+            Box::new(Recorder { seen: Arc::new(Mutex::new(Vec::new())), fail: true }),
+            Box::new(Recorder { seen: seen.clone(), fail: false }),
+        ];
+        let (tx, rx) = std::sync::mpsc::channel();
+        for batch in batches {
+            tx.send(batch).unwrap();
+        }
+        drop(tx);
+        deliver_all(rx, sinks);
+        let seen = seen.lock().unwrap().clone();
+        seen
+    }
+
+    #[test]
+    fn later_sinks_see_the_store_ids_across_restarts_and_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        // Engine ids restart at 1 every run; store ids do not.
+        let first = run(dir.path(), vec![vec![event(EventKind::Onset, 1)], vec![event(EventKind::End, 1)]]);
+        assert_eq!(first, [1, 1]);
+        let second = run(
+            dir.path(),
+            vec![
+                vec![event(EventKind::Onset, 1), event(EventKind::Onset, 2)],
+                vec![event(EventKind::End, 2)],
+            ],
+        );
+        assert_eq!(second, [2, 3, 3]);
+        let reader = rampart_store::StoreReader::open(dir.path()).unwrap();
+        assert_eq!(reader.attacks().unwrap().len(), 3);
     }
 }

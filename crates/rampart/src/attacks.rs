@@ -6,10 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use rampart_store::{Order, StoreReader, StoredAttack};
-use serde_json::Value;
-
-use crate::report::unix_time;
+use rampart_contract::{Attack, Direction, EventTime, text};
+use rampart_store::{AttackDetail, Order, StoreReader, StoredAttack};
 
 /// Attacks `attacks list` shows without `--limit`, `--since` or `--all`.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -172,23 +170,23 @@ fn show(out: &mut impl Write, data_dir: &Path, id: u64, json: bool) -> Result<()
     };
     let events = store.events(id)?;
     if json {
-        serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "attack": attack, "events": events }))?;
+        serde_json::to_writer_pretty(&mut *out, &AttackDetail::new(attack, events))?;
         writeln!(out)?;
         return Ok(());
     }
     print_table(out, std::slice::from_ref(&attack))?;
     writeln!(out)?;
-    writeln!(out, "{}", text(&attack.attack, "explanation"))?;
-    writeln!(out, "signature: {}", attack.attack.get("signature").map(Value::to_string).unwrap_or_default())?;
+    writeln!(out, "{}", text::explanation(&attack.attack))?;
+    writeln!(out, "signature: {}", text::signature(&attack.attack.signature))?;
     writeln!(out, "events:")?;
     for event in &events {
         writeln!(
             out,
             "  #{:<6} {:<7} {} peak {} pps",
             event.seq,
-            format!("{:?}", event.kind).to_lowercase(),
-            unix_time(event.recorded as f64 / 1e9),
-            number(&event.attack, "peak_pps"),
+            event.kind,
+            EventTime::from_unix_nanos(event.recorded),
+            event.attack.peak_pps,
         )?;
     }
     Ok(())
@@ -275,17 +273,13 @@ fn print_header(out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "{:>5}  {:<11} {:<40} {:<28} {:<20} {:>12} {:>14}",
-        "id", "status", "target", "vectors", "start (UTC)", "peak pps", "peak bps"
+        "id", "status", "target", "vectors", "start", "peak pps", "peak bps"
     )
 }
 
 fn print_row(out: &mut impl Write, attack: &StoredAttack) -> io::Result<()> {
     let a = &attack.attack;
-    let vectors = a
-        .get("vectors")
-        .and_then(Value::as_array)
-        .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
-        .unwrap_or_default();
+    let vectors = a.vectors.iter().map(|v| v.name()).collect::<Vec<_>>().join(",");
     writeln!(
         out,
         "{:>5}  {:<11} {:<40} {:<28} {:<20} {:>12} {:>14}",
@@ -293,51 +287,90 @@ fn print_row(out: &mut impl Write, attack: &StoredAttack) -> io::Result<()> {
         format!("{:?}", attack.status).to_lowercase(),
         target_label(a),
         vectors,
-        unix_time(a.get("start").and_then(Value::as_f64).unwrap_or(0.0)),
-        number(a, "peak_pps"),
-        number(a, "peak_bps"),
+        // To the second in the table (RFC 3339, UTC); `show --json` has it to the microsecond.
+        EventTime::from_unix_secs(a.start.unix_secs()),
+        a.peak_pps,
+        a.peak_bps,
     )
 }
 
 /// The target, marked when the attack leaves the protected network.
-fn target_label(attack: &Value) -> String {
-    let target = text(attack, "target");
-    if text(attack, "direction") == "outbound" { format!("{target} (outbound)") } else { target.to_owned() }
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn number(value: &Value, key: &str) -> u64 {
-    value.get(key).and_then(Value::as_u64).unwrap_or(0)
+fn target_label(attack: &Attack) -> String {
+    match attack.direction {
+        Direction::Outbound => format!("{} (outbound)", attack.target),
+        Direction::Inbound => attack.target.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_contract::{AttackId, EventKind, Level, Metric, Target, Trigger, Vector};
+    use rampart_store::Status;
+
+    /// 2025-12-01 20:00:00.25 UTC.
+    const START: EventTime = EventTime::from_unix_micros(1_764_619_200_250_000);
+
+    fn attack(target: &str, direction: Direction) -> Attack {
+        let target = match target.parse() {
+            Ok(ip) => Target::Host(ip),
+            Err(_) => Target::Prefix(target.parse().unwrap()),
+        };
+        let trigger = Trigger::new(Level::Host, Metric::Pps, 5000, 1000, START);
+        let mut attack = Attack::new(AttackId(1), target, direction, trigger);
+        attack.vectors = vec![Vector::SynFlood, Vector::UdpFlood];
+        (attack.peak_pps, attack.peak_bps) = (5000, 40_000_000);
+        attack
+    }
+
+    fn stored(attack: Attack) -> StoredAttack {
+        StoredAttack {
+            schema_version: rampart_contract::SchemaVersion,
+            id: 1,
+            run: 1,
+            engine_id: 1,
+            status: Status::Ended,
+            last_event: EventKind::End,
+            events: 2,
+            first_recorded: 1,
+            last_recorded: 2,
+            attack,
+        }
+    }
 
     #[test]
     fn outbound_targets_are_marked() {
-        let out = serde_json::json!({"target": "198.51.100.66", "direction": "outbound"});
-        let inbound = serde_json::json!({"target": "198.51.100.0/24", "direction": "inbound"});
-        assert_eq!(target_label(&out), "198.51.100.66 (outbound)");
-        assert_eq!(target_label(&inbound), "198.51.100.0/24");
+        assert_eq!(target_label(&attack("198.51.100.66", Direction::Outbound)), "198.51.100.66 (outbound)");
+        assert_eq!(target_label(&attack("198.51.100.0/24", Direction::Inbound)), "198.51.100.0/24");
+    }
+
+    #[test]
+    fn rows_show_the_typed_values_with_utc_dates() {
+        let mut row = Vec::new();
+        print_row(&mut row, &stored(attack("198.51.100.66", Direction::Outbound))).unwrap();
+        let row = String::from_utf8(row).unwrap();
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            fields,
+            [
+                "1",
+                "ended",
+                "198.51.100.66",
+                "(outbound)",
+                "syn_flood,udp_flood",
+                "2025-12-01T20:00:00Z",
+                "5000",
+                "40000000"
+            ],
+            "{row}"
+        );
     }
 
     #[test]
     fn array_elements_are_indented_as_serde_json_does() {
-        let attacks = vec![StoredAttack {
-            id: 1,
-            run: 1,
-            engine_id: 1,
-            status: rampart_store::Status::Ended,
-            last_event: rampart_store::EventKind::End,
-            events: 2,
-            first_recorded: 1,
-            last_recorded: 2,
-            attack: serde_json::json!({"target": "a\nb", "vectors": ["udp_flood"], "empty": {}}),
-        }];
+        let mut a = attack("198.51.100.7", Direction::Inbound);
+        a.group = Some("a\nb".into());
+        let attacks = vec![stored(a)];
         let mut streamed = b"[\n".to_vec();
         write_indented(&mut streamed, &attacks[0], &mut Vec::new()).unwrap();
         streamed.extend_from_slice(b"\n]");
@@ -359,13 +392,5 @@ mod tests {
             let error = since_at(bad, now).unwrap_err();
             assert!(error.contains(bad) && error.contains("Unix seconds"), "{error}");
         }
-    }
-
-    #[test]
-    fn formats_unix_time() {
-        assert_eq!(unix_time(0.0), "1970-01-01 00:00:00");
-        assert_eq!(unix_time(1_700_000_000.5), "2023-11-14 22:13:20");
-        assert_eq!(unix_time(951_782_400.0), "2000-02-29 00:00:00");
-        assert_eq!(unix_time(f64::NAN), "1970-01-01 00:00:00");
     }
 }

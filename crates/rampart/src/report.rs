@@ -137,23 +137,6 @@ pub fn exporter_stats_line(stats: &ExporterStats) -> String {
     )
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of Unix seconds.
-pub fn unix_time(secs: f64) -> String {
-    let secs = if secs.is_finite() && secs > 0.0 { secs as i64 } else { 0 };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// 1234567 -> "1,234,567".
 pub fn group(value: u64) -> String {
     let digits = value.to_string();

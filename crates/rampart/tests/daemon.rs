@@ -246,7 +246,9 @@ fn attacks_list(data_dir: &Path) -> Vec<Value> {
     let output =
         Command::new(BIN).args(["attacks", "list", "--json", "--data-dir"]).arg(data_dir).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice::<Value>(&output.stdout).unwrap().as_array().cloned().unwrap()
+    let listed = serde_json::from_slice::<Value>(&output.stdout).unwrap().as_array().cloned().unwrap();
+    listed.iter().for_each(|attack| support::assert_valid("stored-attack", attack));
+    listed
 }
 
 fn assert_udp_flood_onset(event: &Value) {
@@ -332,6 +334,7 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
         Command::new(BIN).args(["attacks", "show", "2", "--json", "--data-dir"]).arg(&data).output().unwrap();
     assert!(show.status.success());
     let show: Value = serde_json::from_slice(&show.stdout).unwrap();
+    support::assert_valid("attack-detail", &show);
     let kinds: Vec<&str> =
         show["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"onset"));

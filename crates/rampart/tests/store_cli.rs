@@ -1,7 +1,10 @@
 //! `rampart attacks list` paging and streaming, and what `rampart run` says at start about the
 //! store it opens: interrupted attacks named, loose permissions tightened. Stores are written
-//! with `rampart_store` directly; the daemon listens on 127.0.0.1 only.
+//! with `rampart_store` directly; the daemon listens on 127.0.0.1 only. Every JSON document
+//! printed is validated against its published schema (`docs/schema/`).
 #![cfg(unix)]
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -10,8 +13,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use rampart_store::{EventKind, NewEvent, Store};
-use serde_json::{Value, json};
+use std::net::IpAddr;
+
+use rampart_contract::{
+    Attack, AttackId, Direction, EventKind, EventTime, Level, Metric, Signature, Target, Trigger, Vector,
+};
+use rampart_store::{NewEvent, Store};
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 /// 2025-12-01 20:00:00 UTC, Unix nanoseconds.
@@ -23,9 +31,15 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn attack(engine_id: u64, target: &str) -> Value {
-    json!({"id": engine_id, "target": target, "direction": "inbound", "vectors": ["udp_flood"],
-           "start": 1_764_619_200.0, "peak_pps": 5000, "peak_bps": 40_000_000})
+/// A UDP flood on host `target` that started at T0.
+fn attack(engine_id: u64, target: &str) -> Attack {
+    let host: IpAddr = target.parse().unwrap();
+    let trigger = Trigger::new(Level::Host, Metric::Pps, 5000, 1000, EventTime::from_unix_nanos(T0));
+    let mut a = Attack::new(AttackId(engine_id), Target::Host(host), Direction::Inbound, trigger);
+    a.vectors = vec![Vector::UdpFlood];
+    (a.peak_pps, a.peak_bps) = (5000, 40_000_000);
+    a.signature = Signature { dst_prefixes: vec![host.into()], protocol: Some(17), ..Signature::default() };
+    a
 }
 
 /// `count` attacks, one a second from T0, each an onset and an end.
@@ -52,10 +66,19 @@ fn list(dir: &Path, args: &[&str]) -> (String, String) {
     (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
 }
 
+/// The ids `attacks list --json` prints; every element validated against its schema.
 fn json_ids(dir: &Path, args: &[&str]) -> Vec<u64> {
     let (stdout, _) = list(dir, &[&["--json"], args].concat());
     let array: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    array.iter().for_each(|a| support::assert_valid("stored-attack", a));
     array.iter().map(|a| a["id"].as_u64().unwrap()).collect()
+}
+
+fn show(dir: &Path, args: &[&str]) -> String {
+    let output =
+        Command::new(BIN).args(["attacks", "show"]).args(args).arg("--data-dir").arg(dir).output().unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]
@@ -81,13 +104,26 @@ fn list_pages_limits_and_streams() {
     assert_eq!(list(&dir, &["--json", "--since", "1h"]).0, "[]\n");
     let (stdout, _) = list(&dir, &["--since", "1h"]);
     assert!(stdout.contains("none of the 120 attacks"), "{stdout}");
-    // The JSON is the shape it always was: an array of stored attacks, pretty-printed.
+    // An array of stored attacks, pretty-printed, each with its schema version first.
     let (stdout, _) = list(&dir, &["--json", "--limit", "2"]);
     let array: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(stdout.starts_with("[\n  {\n    \"id\": 119,\n    \"run\": 1,\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("[\n  {\n    \"schema_version\": 1,\n    \"id\": 119,\n    \"run\": 1,\n"),
+        "{stdout}"
+    );
     assert!(stdout.ends_with("\n  }\n]\n"), "{stdout}");
     assert_eq!(array[0]["status"], "ended");
-    assert_eq!(array[0]["attack"]["target"], "198.51.100.119");
+    assert_eq!(array[0]["attack"]["target"]["host"], "198.51.100.119");
+    assert_eq!(array[0]["attack"]["start"], 1_764_619_200.0, "JSON keeps machine time");
+    assert_eq!(array[0]["first_recorded"], T0 + 119 * 1_000_000_000);
+    // The table: typed values, UTC dates.
+    let (stdout, _) = list(&dir, &["--limit", "1"]);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        ["120", "ended", "198.51.100.120", "udp_flood", "2025-12-01T20:00:00Z", "5000", "40000000"],
+        "{stdout}"
+    );
     let error =
         Command::new(BIN).args(["attacks", "list", "--all", "--limit", "3", "--data-dir"]).arg(&dir).output();
     assert!(!error.unwrap().status.success(), "--all and --limit conflict");
@@ -102,6 +138,41 @@ fn list_pages_limits_and_streams() {
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn show_prints_explanation_signature_and_utc_event_times() {
+    let dir = temp_dir("show");
+    fill(&dir, 3);
+    let text = show(&dir, &["2"]);
+    assert!(
+        text.contains("\ninbound pps 5000 > threshold 1000 for host since 2025-12-01T20:00:00Z (1 consecutive second needed)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nsignature: dst 198.51.100.2/32, proto 17\n"), "{text}");
+    let events: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| *l != "events:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ["#3", "onset", "2025-12-01T20:00:02Z", "peak", "5000", "pps"],
+            ["#4", "end", "2025-12-01T20:00:02Z", "peak", "5000", "pps"]
+        ],
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&show(&dir, &["2", "--json"])).unwrap();
+    support::assert_valid("attack-detail", &json);
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["attack"]["id"], 2);
+    assert_eq!(json["attack"]["attack"]["id"], 2, "the store id, not the engine's");
+    let kinds: Vec<&Value> = json["events"].as_array().unwrap().iter().map(|e| &e["kind"]).collect();
+    assert_eq!(kinds, ["onset", "end"]);
+    assert_eq!(json["events"][0]["recorded"], T0 + 2_000_000_000);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -141,7 +212,7 @@ fn run_names_interrupted_attacks_and_tightens_permissions() {
     let text = seen.join("\n");
     assert!(
         seen.iter().any(|l| l
-            == "rampart: attack 1 on 198.51.100.10 (since 2025-12-01 20:00:00 UTC) was interrupted by the previous stop"),
+            == "rampart: attack 1 on 198.51.100.10 (since 2025-12-01T20:00:00Z) was interrupted by the previous stop"),
         "{text}"
     );
     assert!(

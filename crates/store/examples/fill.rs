@@ -1,21 +1,20 @@
-//! Fills a store with attacks of realistic size (real `rampart analyze` output, 3 and 7 kB of
-//! JSON), each an onset and an end, for measuring listings:
+//! Fills a store with attacks of realistic size (typed attacks with filled fingerprints, 3 and
+//! 7 kB of JSON: `tests/support/realistic.rs`), each an onset and an end, for measuring listings:
 //!
 //! ```sh
 //! cargo run -p rampart-store --release --example fill -- DIR 100000
 //! /usr/bin/time -v rampart attacks list --all --json --data-dir DIR > /dev/null
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use rampart_store::{EventKind, NewEvent, Retention, Store};
-use serde_json::Value;
+use rampart_contract::{AttackId, EventKind, Target};
+use rampart_store::{NewEvent, Retention, Store};
 
-fn fixture(name: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
-    Ok(serde_json::from_slice(&std::fs::read(path)?)?)
-}
+#[path = "../tests/support/realistic.rs"]
+mod realistic;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -24,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let dir = PathBuf::from(dir);
     let count: u64 = count.parse()?;
-    let templates = [fixture("attack-small.json")?, fixture("attack-large.json")?];
+    let templates = [realistic::syn_flood(), realistic::udp_flood()];
     let mut store = Store::open_with(&dir, Retention::UNLIMITED)?;
     let started = Instant::now();
     let mut clock = 1_764_619_200_000_000_000u64;
@@ -33,13 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut events = Vec::with_capacity(batch * 2);
         for engine_id in first..(first + batch as u64).min(count + 1) {
             let mut attack = templates[(engine_id % 2) as usize].clone();
-            if let Some(object) = attack.as_object_mut() {
-                object.insert("id".into(), engine_id.into());
-                object.insert(
-                    "target".into(),
-                    format!("198.51.{}.{}", engine_id / 256 % 256, engine_id % 256).into(),
-                );
-            }
+            attack.id = AttackId(engine_id);
+            let host = IpAddr::from([198, 51, (engine_id / 256 % 256) as u8, (engine_id % 256) as u8]);
+            attack.target = Target::Host(host);
+            attack.signature.dst_prefixes = vec![host.into()];
             events.push(NewEvent { kind: EventKind::Onset, attack: attack.clone() });
             events.push(NewEvent { kind: EventKind::End, attack });
         }

@@ -8,8 +8,8 @@
 //!   (run, engine id) → store id map of the attacks ongoing in this run lives in the file (table
 //!   `live`), not in memory: an entry goes when its attack ends, so it holds at most the attacks
 //!   ongoing at once (the engine's `max_attacks`), and never more than [`MAX_LIVE_ATTACKS`].
-//!   Every recorded attack has its `id` field
-//!   rewritten to the store id, so what the daemon prints, posts and stores agree.
+//!   Every recorded attack has its `id` set to the store id, so what the daemon prints, posts
+//!   and stores agree.
 //! - Restarts: opening the store for writing starts a new run; attacks still ongoing from an
 //!   earlier run (the daemon died without ending them) are marked [`Status::Interrupted`] and
 //!   listed by [`Store::interrupted`].
@@ -24,8 +24,13 @@
 //!   attacks list` while the daemon runs).
 //! - The data directory is kept `0700` and the store file `0600` ([`files`]).
 //!
-//! Attacks are stored as JSON (`serde_json::Value`), so the store does not depend on the
-//! detection crate's types; `codec.rs` is the one place that encodes and decodes records.
+//! Records are typed: attacks and event kinds are `rampart_contract`'s, the vocabulary every
+//! layer shares. Each record carries a [`SchemaVersion`] (JSON: `"schema_version": 1`) as its
+//! first field; a record of another version (written by an older Rampart) is refused with
+//! [`StoreError::NotVersion1`], which says to move the old store aside. `codec.rs` is the one
+//! place that encodes and decodes records. The JSON Schemas of what `rampart attacks list
+//! --json` and `show --json` print ([`StoredAttack`], [`AttackDetail`]) are published in
+//! `docs/schema/`.
 #![forbid(unsafe_code)]
 
 mod codec;
@@ -36,12 +41,13 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rampart_contract::{Attack, AttackId, EventKind, EventTime, SchemaVersion, Target};
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, TableError,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use retention::{Compaction, Maintenance, Retention, RetentionError};
 
@@ -95,7 +101,7 @@ pub enum StoreError {
         /// What redb said.
         reason: redb::Error,
     },
-    /// A stored record is not the JSON this version writes.
+    /// A stored record is a version-1 record this build cannot read (damaged).
     #[error("attack store {}: corrupt record: {reason}", path.display())]
     Corrupt {
         /// The store file.
@@ -103,25 +109,23 @@ pub enum StoreError {
         /// What the JSON parser said.
         reason: serde_json::Error,
     },
-    /// An event's attack has no unsigned integer `id` field.
-    #[error("attack has no numeric `id` field")]
-    NoAttackId,
-}
-
-/// Lifecycle step of a recorded event (mirrors the engine's event kinds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// The attack started.
-    Onset,
-    /// The attack changed (new vector, higher peak).
-    Update,
-    /// The attack ended.
-    End,
+    /// A stored record is not a schema version 1 record: an older (or newer) Rampart wrote it.
+    #[error(
+        "attack store {}: not a version-1 record ({reason}): it was written by another Rampart \
+         version; move {} aside (rename it) and `rampart run` starts a new store",
+        path.display(),
+        path.display()
+    )]
+    NotVersion1 {
+        /// The store file.
+        path: PathBuf,
+        /// What the JSON parser said about the record's `schema_version`.
+        reason: serde_json::Error,
+    },
 }
 
 /// State of a stored attack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Onset seen, no end yet, and the run that saw it is (as far as the store knows) alive.
@@ -137,12 +141,13 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub kind: EventKind,
-    pub attack: Value,
+    pub attack: Attack,
 }
 
 /// One recorded event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredEvent {
+    pub schema_version: SchemaVersion,
     /// Sequence number, unique and increasing across runs.
     pub seq: u64,
     /// Store id of the attack.
@@ -151,12 +156,13 @@ pub struct StoredEvent {
     /// When it was recorded, Unix nanoseconds (wall clock of the daemon).
     pub recorded: u64,
     /// The attack at that event, its `id` set to the store id.
-    pub attack: Value,
+    pub attack: Attack,
 }
 
-/// The latest state of one attack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The latest state of one attack; `rampart attacks list --json` prints an array of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredAttack {
+    pub schema_version: SchemaVersion,
     /// Store id, unique across runs.
     pub id: u64,
     /// Daemon run that detected it (1 for the first run of this store).
@@ -168,11 +174,27 @@ pub struct StoredAttack {
     pub last_event: EventKind,
     /// Events recorded for it.
     pub events: u64,
-    /// Unix nanoseconds of the first and latest event.
+    /// When its first event was recorded, Unix nanoseconds (wall clock of the daemon).
     pub first_recorded: u64,
+    /// When its latest event was recorded, Unix nanoseconds.
     pub last_recorded: u64,
     /// The attack as of the latest event, its `id` set to the store id.
-    pub attack: Value,
+    pub attack: Attack,
+}
+
+/// What `rampart attacks show --json` prints: one attack's latest state and all its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AttackDetail {
+    pub schema_version: SchemaVersion,
+    pub attack: StoredAttack,
+    /// In the order they were recorded.
+    pub events: Vec<StoredEvent>,
+}
+
+impl AttackDetail {
+    pub fn new(attack: StoredAttack, events: Vec<StoredEvent>) -> Self {
+        AttackDetail { schema_version: SchemaVersion, attack, events }
+    }
 }
 
 /// An attack an earlier run left ongoing, found (and marked [`Status::Interrupted`]) when the
@@ -181,22 +203,24 @@ pub struct StoredAttack {
 pub struct InterruptedAttack {
     /// Store id.
     pub id: u64,
-    /// The attack's `target` (host, prefix or group).
-    pub target: String,
-    /// The attack's `start`, Unix seconds (0 when the record has none).
-    pub start: f64,
+    /// The attack's target (host, prefix or group).
+    pub target: Target,
+    /// The attack's start.
+    pub start: EventTime,
     /// The run that saw it last.
     pub run: u64,
 }
 
 impl std::fmt::Display for InterruptedAttack {
+    /// `attack 1 on 198.51.100.10 (since 2025-12-01T20:00:00Z) was interrupted by the
+    /// previous stop`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "attack {} on {} (since {} UTC) was interrupted by the previous stop",
+            "attack {} on {} (since {}) was interrupted by the previous stop",
             self.id,
             self.target,
-            utc(self.start)
+            self.start.to_rfc3339()
         )
     }
 }
@@ -412,7 +436,17 @@ impl Store {
             t.live.retain(|_, _| false).map_err(|e| db_error(path, e))?;
             bytes = bytes.saturating_sub(stale * LIVE_ROW);
             for id in ids {
-                interrupted.extend(mark_interrupted(&mut t, path, id, &mut bytes)?);
+                match mark_interrupted(&mut t, path, id, &mut bytes) {
+                    Ok(marked) => interrupted.extend(marked),
+                    // Recording goes on: detection matters more than an old record.
+                    Err(StoreError::NotVersion1 { reason, .. }) => self.warnings.push(format!(
+                        "attack {id} in {} is not a version-1 record ({reason}): an older Rampart \
+                         wrote it; `rampart attacks` cannot read it until retention deletes it \
+                         (move the file aside to start a new store)",
+                        path.display()
+                    )),
+                    Err(e) => return Err(e),
+                }
             }
             t.meta.insert("bytes", bytes).map_err(|e| db_error(path, e))?;
         }
@@ -444,8 +478,7 @@ impl Store {
             let mut next_event = t.counter("event").map_err(|e| db_error(path, e))?;
             let mut bytes = t.counter("bytes").map_err(|e| db_error(path, e))?;
             for event in events {
-                let engine_id =
-                    event.attack.get("id").and_then(Value::as_u64).ok_or(StoreError::NoAttackId)?;
+                let engine_id = event.attack.id.0;
                 let known = t.live.get((run, engine_id)).map_err(|e| db_error(path, e))?.map(|v| v.value());
                 let id = match known {
                     Some(id) => id,
@@ -479,15 +512,14 @@ impl Store {
                 };
                 next_event += 1;
                 let mut attack = event.attack.clone();
-                if let Some(object) = attack.as_object_mut() {
-                    object.insert("id".into(), Value::from(id));
-                }
+                attack.id = AttackId(id);
                 let previous = match t.attacks.get(id).map_err(|e| db_error(path, e))? {
                     // The head only: the previous attack itself is replaced whole.
                     Some(row) => Some((codec::decode_head_checked(path, row.value())?, row.value().len())),
                     None => None,
                 };
                 let latest = StoredAttack {
+                    schema_version: SchemaVersion,
                     id,
                     run,
                     engine_id,
@@ -502,8 +534,14 @@ impl Store {
                 t.attacks.insert(id, row.as_slice()).map_err(|e| db_error(path, e))?;
                 bytes = (bytes + row_bytes(ID_KEY, row.len()))
                     .saturating_sub(previous.map_or(0, |(_, len)| row_bytes(ID_KEY, len)));
-                let record =
-                    StoredEvent { seq: next_event, attack_id: id, kind: event.kind, recorded, attack };
+                let record = StoredEvent {
+                    schema_version: SchemaVersion,
+                    seq: next_event,
+                    attack_id: id,
+                    kind: event.kind,
+                    recorded,
+                    attack,
+                };
                 let row = codec::encode_event(&record);
                 t.events.insert(next_event, row.as_slice()).map_err(|e| db_error(path, e))?;
                 t.index.insert((id, next_event), ()).map_err(|e| db_error(path, e))?;
@@ -593,8 +631,8 @@ fn mark_interrupted(
     *bytes = (*bytes + new.len() as u64).saturating_sub(old.len() as u64);
     Ok(Some(InterruptedAttack {
         id,
-        target: attack.attack.get("target").and_then(Value::as_str).unwrap_or("?").to_owned(),
-        start: attack.attack.get("start").and_then(Value::as_f64).unwrap_or(0.0),
+        target: attack.attack.target,
+        start: attack.attack.start,
         run: attack.run,
     }))
 }
@@ -834,23 +872,6 @@ fn read_events(db: &impl ReadableDatabase, path: &Path, id: u64) -> Result<Vec<S
         }
     }
     Ok(out)
-}
-
-/// "2026-12-01 20:00:00" from Unix seconds (UTC).
-fn utc(secs: f64) -> String {
-    let secs = if secs.is_finite() && secs > 0.0 { secs as i64 } else { 0 };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use super::*;
 use proptest::prelude::*;
-use serde_json::json;
+use rampart_contract::{Direction, Level, Metric, Trigger};
 use std::collections::HashMap;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -9,8 +9,21 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// An inbound attack on host `target` with the engine's id, started at `start`.
+fn typed_attack(engine_id: u64, target: &str, start: EventTime) -> Attack {
+    let trigger = Trigger::new(Level::Host, Metric::Pps, 10, 5, start);
+    let mut attack =
+        Attack::new(AttackId(engine_id), Target::Host(target.parse().unwrap()), Direction::Inbound, trigger);
+    attack.peak_pps = 10;
+    attack
+}
+
 fn event(kind: EventKind, engine_id: u64, target: &str) -> NewEvent {
-    NewEvent { kind, attack: json!({"id": engine_id, "target": target, "peak_pps": 10}) }
+    NewEvent { kind, attack: typed_attack(engine_id, target, EventTime::ZERO) }
+}
+
+fn host(target: &str) -> Target {
+    Target::Host(target.parse().unwrap())
 }
 
 #[test]
@@ -25,8 +38,9 @@ fn records_and_reads_back_with_rewritten_ids() {
         )
         .unwrap();
     assert_eq!(stored.iter().map(|e| e.attack_id).collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(stored[0].attack["id"], 1);
-    assert_eq!(stored[0].attack["target"], "198.51.100.1");
+    assert_eq!(stored[0].attack.id, AttackId(1));
+    assert_eq!(stored[0].attack.target, host("198.51.100.1"));
+    assert_eq!((stored[1].attack.id, stored[1].attack.peak_pps), (AttackId(2), 10));
     let stored = store.record(&[event(EventKind::End, 7, "198.51.100.1")], 200).unwrap();
     assert_eq!(stored[0].attack_id, 1);
     assert_eq!(stored[0].seq, 3);
@@ -36,10 +50,11 @@ fn records_and_reads_back_with_rewritten_ids() {
     assert_eq!((attacks[0].events, attacks[0].first_recorded, attacks[0].last_recorded), (2, 100, 200));
     assert_eq!(attacks[1].status, Status::Ongoing);
     assert_eq!(attacks[1].engine_id, 9);
+    assert_eq!(attacks[0].attack, stored[0].attack, "the latest state is the last event's attack");
     let events = store.events(1).unwrap();
     assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Onset, EventKind::End]);
+    assert!(events.iter().all(|e| e.attack.id == AttackId(1)));
     assert!(store.attack(3).unwrap().is_none());
-    assert!(store.record(&[NewEvent { kind: EventKind::Onset, attack: json!({"x": 1}) }], 1).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -55,7 +70,7 @@ fn survives_reopen_and_keeps_ids_unique_across_runs() {
     assert_eq!(store.run(), 2);
     let first = store.attack(1).unwrap().unwrap();
     assert_eq!(first.status, Status::Interrupted);
-    assert_eq!(first.attack["target"], "192.0.2.1");
+    assert_eq!(first.attack.target, host("192.0.2.1"));
     // The new engine numbers from 1 again: a new store id.
     let stored = store.record(&[event(EventKind::Onset, 1, "192.0.2.9")], 6).unwrap();
     assert_eq!(stored[0].attack_id, 2);
@@ -164,7 +179,7 @@ fn abort_loses_nothing_committed() {
         (attack.status, attack.events, attack.last_event),
         (Status::Interrupted, 2, EventKind::Update)
     );
-    assert_eq!(attack.attack["target"], "192.0.2.77");
+    assert_eq!(attack.attack.target, host("192.0.2.77"));
     assert_eq!(store.record(&[event(EventKind::Onset, 1, "192.0.2.78")], 3).unwrap()[0].attack_id, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -174,8 +189,8 @@ const DAY: u64 = 86_400 * SEC;
 /// 2025-12-01 20:00:00 UTC.
 const T0: u64 = 1_764_619_200 * SEC;
 
-fn attack_at(kind: EventKind, engine_id: u64, target: &str, start: f64) -> NewEvent {
-    NewEvent { kind, attack: json!({"id": engine_id, "target": target, "start": start, "peak_pps": 10}) }
+fn attack_at(kind: EventKind, engine_id: u64, target: &str, start: EventTime) -> NewEvent {
+    NewEvent { kind, attack: typed_attack(engine_id, target, start) }
 }
 
 /// Counts rows of the index and event tables for one attack.
@@ -239,9 +254,9 @@ fn size_retention_keeps_the_newest_and_ids_go_on() {
     let retention = Retention { max_age: None, max_bytes: Some(256 << 10) };
     let target = retention.payload_target().unwrap();
     let mut store = Store::open_with(&dir, retention).unwrap();
-    let padding = "x".repeat(1000);
     for n in 1..=300u64 {
-        let attack = json!({"id": n, "target": "198.51.100.7", "explanation": padding});
+        // About 900 bytes of JSON: three rows of it per attack.
+        let attack = typed_attack(n, "198.51.100.7", EventTime::ZERO);
         store
             .record(
                 &[
@@ -320,20 +335,30 @@ fn interrupted_attacks_are_named_once() {
         store
             .record(
                 &[
-                    attack_at(EventKind::Onset, 1, "198.51.100.10", 1_764_619_200.5),
-                    attack_at(EventKind::Onset, 2, "198.51.100.11", 1_764_619_260.0),
+                    attack_at(
+                        EventKind::Onset,
+                        1,
+                        "198.51.100.10",
+                        EventTime::from_unix_micros(1_764_619_200_500_000),
+                    ),
+                    attack_at(EventKind::Onset, 2, "198.51.100.11", EventTime::from_unix_secs(1_764_619_260)),
                 ],
                 T0,
             )
             .unwrap();
-        store.record(&[attack_at(EventKind::End, 2, "198.51.100.11", 1_764_619_260.0)], T0 + SEC).unwrap();
+        store
+            .record(
+                &[attack_at(EventKind::End, 2, "198.51.100.11", EventTime::from_unix_secs(1_764_619_260))],
+                T0 + SEC,
+            )
+            .unwrap();
         assert_eq!(live_rows(&store), 1);
     }
     let store = Store::open(&dir).unwrap();
     let lines: Vec<String> = store.interrupted().iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
-        ["attack 1 on 198.51.100.10 (since 2025-12-01 20:00:00 UTC) was interrupted by the previous stop"]
+        ["attack 1 on 198.51.100.10 (since 2025-12-01T20:00:00.500Z) was interrupted by the previous stop"]
     );
     assert_eq!(store.interrupted()[0].run, 1);
     assert_eq!(live_rows(&store), 0);
@@ -464,4 +489,87 @@ fn the_id_map_is_bounded_even_if_attacks_never_end() {
     assert_eq!(store.record(&[event(EventKind::Update, 5, "192.0.2.1")], 6).unwrap()[0].attack_id, 5);
     assert_eq!(recount(&store).0, recount(&store).1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rewrites attack `id`'s row and event `seq`'s row as an older Rampart wrote them (no
+/// `schema_version`, the attack untyped), keeping the byte counter right.
+fn write_old_rows(store: &Store, id: u64, seq: u64) {
+    let attack = br#"{"id":1,"run":1,"engine_id":1,"status":"ongoing","last_event":"onset","events":1,
+        "first_recorded":1764619200000000000,"last_recorded":1764619200000000000,
+        "attack":{"id":1,"target":"192.0.2.1","start":1764619200.0}}"#;
+    let event = br#"{"seq":1,"attack_id":1,"kind":"onset","recorded":1764619200000000000,
+        "attack":{"id":1,"target":"192.0.2.1","start":1764619200.0}}"#;
+    let txn = store.db.begin_write().unwrap();
+    {
+        let mut t = Tables::open(&txn).unwrap();
+        let mut bytes = t.counter("bytes").unwrap();
+        let old = t.attacks.insert(id, attack.as_slice()).unwrap().unwrap().value().len();
+        bytes = bytes + attack.len() as u64 - old as u64;
+        let old = t.events.insert(seq, event.as_slice()).unwrap().unwrap().value().len();
+        bytes = bytes + event.len() as u64 - old as u64;
+        t.meta.insert("bytes", bytes).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// A record of another version (an older Rampart's): reading it says so and what to do,
+/// opening for writing goes on with a warning, and retention deletes it.
+#[test]
+fn records_of_another_version_are_named_and_pruned() {
+    let dir = temp_dir("old-record");
+    let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
+    store.record(&[event(EventKind::Onset, 1, "192.0.2.1")], T0).unwrap();
+    write_old_rows(&store, 1, 1);
+    assert_eq!(recount(&store).0, recount(&store).1);
+    drop(store);
+    let reader = StoreReader::open(&dir).unwrap();
+    let error = reader.attack(1).unwrap_err();
+    assert!(matches!(error, StoreError::NotVersion1 { .. }), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("not a version-1 record") && text.contains("rampart.redb aside"), "{text}");
+    assert!(text.contains("missing field `schema_version`"), "{text}");
+    assert!(matches!(reader.list(None, 10).unwrap_err(), StoreError::NotVersion1 { .. }));
+    assert!(matches!(reader.events(1).unwrap_err(), StoreError::NotVersion1 { .. }));
+    drop(reader);
+    // The old attack was ongoing: the next run cannot mark it, and says why.
+    let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
+    assert!(store.interrupted().is_empty());
+    let warnings = store.warnings().join("\n");
+    assert_eq!(store.warnings().len(), 1, "{warnings}");
+    assert!(warnings.contains("attack 1 in") && warnings.contains("not a version-1 record"), "{warnings}");
+    assert_eq!(store.record(&[event(EventKind::Onset, 1, "192.0.2.2")], T0 + SEC).unwrap()[0].attack_id, 2);
+    // Retention counts the unreadable row as old.
+    store.set_retention(Retention { max_age: Some(std::time::Duration::from_secs(86_400)), max_bytes: None });
+    let report = store.maintain(T0 + 2 * SEC).unwrap();
+    assert_eq!((report.pruned_attacks, report.pruned_events), (1, 1), "{report}");
+    let ids: Vec<u64> = store.attacks().unwrap().iter().map(|a| a.id).collect();
+    assert_eq!(ids, [2]);
+    assert_eq!(recount(&store).0, recount(&store).1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Records carry `schema_version` first, and the attack's `id` is the store id.
+#[test]
+fn records_are_versioned_json() {
+    let dir = temp_dir("versioned");
+    let mut store = Store::open(&dir).unwrap();
+    let stored = store.record(&[event(EventKind::Onset, 42, "192.0.2.1")], T0).unwrap();
+    let json = serde_json::to_string(&stored[0]).unwrap();
+    assert!(json.starts_with(r#"{"schema_version":1,"seq":1,"attack_id":1,"kind":"onset","#), "{json}");
+    assert!(json.contains(r#""attack":{"id":1,"target":{"host":"192.0.2.1"}"#), "{json}");
+    let attack = store.attack(1).unwrap().unwrap();
+    let json = serde_json::to_string(&attack).unwrap();
+    assert!(json.starts_with(r#"{"schema_version":1,"id":1,"run":1,"engine_id":42,"#), "{json}");
+    let detail = AttackDetail::new(attack, store.events(1).unwrap());
+    let json = serde_json::to_string(&detail).unwrap();
+    assert_eq!(serde_json::from_str::<AttackDetail>(&json).unwrap(), detail);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn published_schemas_are_current() {
+    use rampart_contract::schema::{check_published, generate};
+    let dir = env!("CARGO_MANIFEST_DIR");
+    check_published(dir, "stored-attack", &generate::<StoredAttack>()).unwrap();
+    check_published(dir, "attack-detail", &generate::<AttackDetail>()).unwrap();
 }

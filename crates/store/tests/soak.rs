@@ -1,5 +1,6 @@
-//! Retention under sustained churn: attacks of realistic size (real `rampart analyze` output,
-//! 3 and 7 kB of JSON) start, update and end without pause, and the store file must level off
+//! Retention under sustained churn: attacks of realistic size (typed attacks with their
+//! fingerprints filled as `rampart analyze` fills them: a SYN flood of about 3 kB of JSON and a
+//! UDP flood of about 7 kB) start, update and end without pause, and the store file must level off
 //! under its cap while recording stays fast and the process does not grow.
 //!
 //! `churn_stays_under_a_small_cap` runs in the normal suite. The soak is run by hand, in
@@ -10,28 +11,29 @@
 //! SOAK_EVENTS=200000 SOAK_MAX_MB=512 SOAK_MAINTAIN=1 cargo test ... (the defaults)
 //! ```
 //!
-//! Measured (2026-12-01, 2 shared cores, release): 200,000 events (3-7 kB attacks, batches of
+//! Measured (2026-12-01, 2 shared cores, release, with untyped attacks of the same sizes, before
+//! records were typed; not re-run since): 200,000 events (3-7 kB attacks, batches of
 //! 16, about 1 GB of JSON written), cap 512 MiB, `maintain` every 600 batches: the file grew to
 //! 272.0 MiB by 20,000 events and stayed there to the end (payload held at 179.2 MiB, about
 //! 10,700 attacks and 29,500 events kept); process RSS 41 MiB from 20,000 events to the end;
 //! `record` 22.5 ms mean per batch (fsync included), slowest 203 ms. redb grows the file by
 //! doubling it, hence 272 MiB (the step under the cap) rather than a size closer to 512 MiB.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rampart_store::{EventKind, NewEvent, Retention, Store, StoreReader};
-use serde_json::Value;
+use rampart_contract::{Attack, AttackId, EventKind, Target};
+use rampart_store::{NewEvent, Retention, Store, StoreReader};
+
+#[path = "support/realistic.rs"]
+mod realistic;
+use realistic::{syn_flood, udp_flood};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rampart-soak-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// xorshift64*: deterministic without a dependency.
@@ -62,7 +64,7 @@ fn rss_kib() -> u64 {
 }
 
 struct Churn {
-    templates: [Value; 2],
+    templates: [Attack; 2],
     rng: Rng,
     next_engine_id: u64,
     live: Vec<u64>,
@@ -72,7 +74,7 @@ struct Churn {
 impl Churn {
     fn new(max_live: usize) -> Self {
         Churn {
-            templates: [fixture("attack-small.json"), fixture("attack-large.json")],
+            templates: [syn_flood(), udp_flood()],
             rng: Rng(0x9e37_79b9_7f4a_7c15),
             next_engine_id: 0,
             live: Vec::new(),
@@ -99,13 +101,11 @@ impl Churn {
                         }
                     };
                 let mut attack = self.templates[(engine_id % 2) as usize].clone();
-                let object = attack.as_object_mut().unwrap();
-                object.insert("id".into(), engine_id.into());
-                object.insert(
-                    "target".into(),
-                    format!("198.51.{}.{}", engine_id / 256 % 256, engine_id % 256).into(),
-                );
-                object.insert("peak_pps".into(), self.rng.below(10_000_000).into());
+                attack.id = AttackId(engine_id);
+                let host = IpAddr::from([198, 51, (engine_id / 256 % 256) as u8, (engine_id % 256) as u8]);
+                attack.target = Target::Host(host);
+                attack.signature.dst_prefixes = vec![host.into()];
+                attack.peak_pps = self.rng.below(10_000_000);
                 NewEvent { kind, attack }
             })
             .collect()
@@ -173,6 +173,17 @@ fn churn(dir: &Path, retention: Retention, total: usize, batch: usize, maintain_
         mean_record: spent / batches.max(1) as u32,
         rss_kib: (rss_start, rss_kib()),
     }
+}
+
+/// The templates are the sizes the soak's figures were measured with.
+#[test]
+fn templates_are_realistic_sizes() {
+    let size = |a: &Attack| serde_json::to_vec(a).unwrap().len();
+    let (small, large) = (size(&syn_flood()), size(&udp_flood()));
+    assert!(
+        (2_800..=3_600).contains(&small) && (6_500..=7_600).contains(&large),
+        "syn flood {small} bytes, udp flood {large} bytes"
+    );
 }
 
 /// Runs in CI: 16 MiB cap, 4,000 events (about 40 MiB of JSON written) through `record` only,
