@@ -249,8 +249,7 @@ mod tests {
         }
         drop(tx);
         deliver_all(rx, sinks);
-        let seen = seen.lock().unwrap().clone();
-        seen
+        seen.lock().unwrap().clone()
     }
 
     #[test]
