@@ -54,6 +54,40 @@ impl EventTime {
             .then_some(EventTime(micros as u64))
     }
 
+    /// A UTC date or date and time as operators write it: `2026-12-01` (midnight),
+    /// `2026-12-01T20:00`, `2026-12-01T20:00:30` or `2026-12-01 20:00:30`, each with an optional
+    /// trailing `Z`. Only UTC, so a time means the same instant on every node.
+    pub fn parse_utc(text: &str) -> Option<Self> {
+        use ::time::{Date, Month, PrimitiveDateTime, Time};
+        let text = text.trim();
+        let text = text.strip_suffix('Z').unwrap_or(text);
+        let (date, clock) = match text.split_once(['T', ' ']) {
+            Some((date, clock)) => (date, Some(clock)),
+            None => (text, None),
+        };
+        let mut parts = date.splitn(3, '-');
+        let year: i32 = parts.next()?.parse().ok()?;
+        let month: u8 = parts.next()?.parse().ok()?;
+        let day: u8 = parts.next()?.parse().ok()?;
+        if !(1970..=9999).contains(&year) {
+            return None;
+        }
+        let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
+        let clock = match clock {
+            None => Time::MIDNIGHT,
+            Some(clock) => {
+                let fields: Vec<&str> = clock.split(':').collect();
+                let field = |i: usize| fields.get(i).map_or(Some(0), |f| f.parse::<u8>().ok());
+                if !(2..=3).contains(&fields.len()) {
+                    return None;
+                }
+                Time::from_hms(field(0)?, field(1)?, field(2)?).ok()?
+            }
+        };
+        let secs = PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp();
+        u64::try_from(secs).ok().map(EventTime::from_unix_secs)
+    }
+
     /// ISO 8601 / RFC 3339 in UTC with the offset: `2026-01-01T00:00:01.250Z`.
     pub fn to_rfc3339(self) -> String {
         let secs = i64::try_from(self.unix_secs()).unwrap_or(i64::MAX);
@@ -120,6 +154,19 @@ mod tests {
             "2026-01-01T00:00:01.250Z"
         );
         assert_eq!(EventTime::from_unix_micros(1_000_001).to_string(), "1970-01-01T00:00:01.000001Z");
+    }
+
+    #[test]
+    fn parses_utc_dates_and_times() {
+        let secs = |t: &str| EventTime::parse_utc(t).map(EventTime::unix_secs);
+        assert_eq!(secs("1970-01-01"), Some(0));
+        assert_eq!(secs("2026-01-01T00:00:00Z"), Some(1_767_225_600));
+        assert_eq!(secs("2022-11-23T12:30Z"), Some(1_669_206_600));
+        assert_eq!(secs("2022-11-23 12:30:05"), Some(1_669_206_605));
+        assert_eq!(secs("2024-02-29"), Some(1_709_164_800));
+        for bad in ["2023-02-29", "2026-13-01", "2026-01-01T24:00", "2026-01-01T10", "1969-12-31", "x", ""] {
+            assert_eq!(EventTime::parse_utc(bad), None, "{bad}");
+        }
     }
 
     #[test]

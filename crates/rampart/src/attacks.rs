@@ -222,43 +222,7 @@ fn since_at(text: &str, now: f64) -> Result<f64, String> {
     if let Ok(secs) = text.parse::<f64>() {
         return if secs.is_finite() && secs >= 0.0 { Ok(secs) } else { Err(wrong()) };
     }
-    let text = text.strip_suffix('Z').unwrap_or(text);
-    let (date, time) = match text.split_once(['T', ' ']) {
-        Some((date, time)) => (date, Some(time)),
-        None => (text, None),
-    };
-    let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (Some(Some(year)), Some(Some(month)), Some(Some(day))) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(wrong());
-    };
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Err(wrong());
-    }
-    let mut secs = 0;
-    if let Some(time) = time {
-        let fields: Vec<Option<i64>> = time.split(':').map(|p| p.parse::<i64>().ok()).collect();
-        let (hour, minute, second) = match fields.as_slice() {
-            [Some(h), Some(m)] => (*h, *m, 0),
-            [Some(h), Some(m), Some(s)] => (*h, *m, *s),
-            _ => return Err(wrong()),
-        };
-        if hour > 23 || minute > 59 || second > 60 || hour < 0 || minute < 0 || second < 0 {
-            return Err(wrong());
-        }
-        secs = hour * 3600 + minute * 60 + second;
-    }
-    Ok((days_from_civil(year, month, day) * 86_400 + secs) as f64)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    rampart_contract::EventTime::parse_utc(text).map(|t| t.as_unix_secs_f64()).ok_or_else(wrong)
 }
 
 fn print_table(out: &mut impl Write, attacks: &[StoredAttack]) -> io::Result<()> {
