@@ -493,3 +493,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn try_new_names_an_unusable_baseline_configuration() {
+    let mut bad = DetectConfig::default();
+    bad.baseline.slot_secs = 7000;
+    let error = Engine::try_with_seed(bad, 1).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("slot_secs"), "{error}");
+    let engine = Engine::try_new(protected()).unwrap();
+    assert_eq!(engine.config().thresholds.pps, 100);
+}
