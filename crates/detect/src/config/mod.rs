@@ -831,10 +831,10 @@ mod tests {
             let text = include_str!("../../../../config/rampart.example.toml");
             let mut bytes = text.as_bytes().to_vec();
             if let Some(b) = bytes.get_mut(cut) { *b = byte; }
-            if let Ok(mutated) = String::from_utf8(bytes) {
-                if let Err(error) = DetectConfig::from_toml_str(&mutated, "p.toml") {
-                    proptest::prop_assert!(error.to_string().starts_with("p.toml:"), "{error}");
-                }
+            if let Ok(mutated) = String::from_utf8(bytes)
+                && let Err(error) = DetectConfig::from_toml_str(&mutated, "p.toml")
+            {
+                proptest::prop_assert!(error.to_string().starts_with("p.toml:"), "{error}");
             }
             if let Err(error) = DetectConfig::from_toml_str(text.get(..cut.min(text.len())).unwrap_or(""), "p.toml") {
                 proptest::prop_assert!(error.to_string().starts_with("p.toml:"), "{error}");
