@@ -10,6 +10,7 @@
 //! Every JSON document Rampart writes carries a [`SchemaVersion`]; [`schema`] generates the
 //! JSON Schema of each document (published under `docs/schema/`).
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod attack;
 mod decision;

@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn version_is_written_and_checked() {
         assert_eq!(serde_json::to_string(&SchemaVersion).unwrap(), SCHEMA_VERSION.to_string());
-        assert!(serde_json::from_str::<SchemaVersion>(&SCHEMA_VERSION.to_string()).is_ok());
+        assert_eq!(
+            serde_json::from_str::<SchemaVersion>(&SCHEMA_VERSION.to_string()).unwrap(),
+            SchemaVersion
+        );
         let newer = serde_json::from_str::<SchemaVersion>(&(SCHEMA_VERSION + 1).to_string());
         assert!(newer.unwrap_err().to_string().contains("this Rampart reads version"));
     }

@@ -22,6 +22,7 @@
 //! # assert!(last.is_empty());
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod attack;
 pub mod baseline;

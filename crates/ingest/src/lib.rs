@@ -5,6 +5,7 @@
 //! `rampart-telemetry`, so what runs here is I/O and bookkeeping only.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod inputs;
 #[cfg(feature = "live-capture")]

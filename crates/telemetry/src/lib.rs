@@ -6,6 +6,7 @@
 //! task; the drivers in `rampart-ingest` do that.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod capture;
 pub mod capture_records;

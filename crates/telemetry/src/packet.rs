@@ -523,7 +523,9 @@ mod tests {
                 frame[position % len] = value;
             }
             let cut = cut % (frame.len() + 1);
-            let _ = decode(link, &frame[..cut], cut as u32);
+            if let Ok(headers) = decode(link, &frame[..cut], cut as u32) {
+                prop_assert!(headers.fragment != Fragment::NonInitial || headers.src_port.is_none());
+            }
         }
     }
 }

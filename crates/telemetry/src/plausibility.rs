@@ -329,7 +329,11 @@ mod tests {
             Err(ImplausibleReason::RecordRate)
         );
         // A long flow is judged by its rate, over at most the spread's hour.
-        assert!(check_record(&flow(20_000_000, 1_000_000_000, 10, 1), &ten_g).is_ok());
+        // 20 M packets and 1 GB over 10 s: 2 Mpps and 800 Mbit/s, under the 10G caps.
+        assert_eq!(
+            check_record(&flow(20_000_000, 1_000_000_000, 10, 1), &ten_g),
+            Ok(RecordLoad { pps: 2_000_000, bps: 800_000_000 })
+        );
         let day =
             TrafficRecord { start: UnixNanos(0), end: UnixNanos::from_secs(86_400), ..flow(1, 40, 0, 1) };
         let load =
@@ -403,7 +407,10 @@ mod tests {
             let mut per_second: std::collections::HashMap<u64, (u128, u128)> = Default::default();
             let mut latest = 0;
             for (record, second) in records {
-                latest = second.max(latest);
+                // The budget sees only records that pass `check_record`: only they move its second.
+                if check_record(&record, &limits).is_ok() {
+                    latest = second.max(latest);
+                }
                 let received = UnixNanos::from_secs(second);
                 if admit(&record, received, &limits, &mut budget).is_ok() {
                     let rate = u128::from(record.sampling_rate.max(1));

@@ -29,6 +29,7 @@
 //! println!("{} packets, attacks: {:?}", truth.totals.packets, truth.attacks);
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod engine;
 mod params;

@@ -267,7 +267,10 @@ mod tests {
             assert!(p.validate(s).is_err(), "{p:?}");
         }
         let v6 = GenParams { target: Some(DEFAULT_TARGET_V4.into()), ..Default::default() };
-        assert!(v6.validate(Scenario::SynFloodV6).is_err());
+        assert!(matches!(
+            v6.validate(Scenario::SynFloodV6),
+            Err(GenError::InvalidParam { name: "target", .. })
+        ));
         // Outbound attacks leave from a protected host.
         for s in [Scenario::OutboundSynFlood, Scenario::DnsReflectorAbuse] {
             let outside = GenParams { target: Some(OUTBOUND_SYN_VICTIM.into()), ..Default::default() };

@@ -144,8 +144,12 @@ mod tests {
     #[test]
     fn rejects_out_of_range_inputs() {
         let mut w = PcapWriter::new(Vec::new(), false).unwrap();
-        assert!(w.write_packet(u64::MAX, &[0; 60]).is_err());
-        assert!(w.write_packet(0, &vec![0; SNAPLEN as usize + 1]).is_err());
+        let kind = |r: io::Result<()>| r.err().map(|e| e.kind());
+        assert_eq!(kind(w.write_packet(u64::MAX, &[0; 60])), Some(io::ErrorKind::InvalidInput));
+        assert_eq!(
+            kind(w.write_packet(0, &vec![0; SNAPLEN as usize + 1])),
+            Some(io::ErrorKind::InvalidInput)
+        );
         assert_eq!(w.packets(), 0);
         assert_eq!(w.stored_timestamp(1_999), 1_000);
     }

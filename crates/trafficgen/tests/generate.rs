@@ -535,7 +535,8 @@ fn invalid_params_are_reported() {
     let err = generate(Scenario::SynFlood, &p, Vec::new()).unwrap_err();
     assert!(matches!(err, GenError::InvalidParam { name: "duration_secs", .. }), "{err}");
     let p = GenParams { pulse_on_secs: 1e-9, pulse_off_secs: 0.0, ..GenParams::default() };
-    assert!(generate(Scenario::PulseWave, &p, Vec::new()).is_err());
+    let err = generate(Scenario::PulseWave, &p, Vec::new()).unwrap_err();
+    assert!(matches!(err, GenError::InvalidParam { name: "pulse_on_secs", .. }), "{err}");
 }
 
 #[test]

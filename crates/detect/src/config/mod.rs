@@ -826,7 +826,9 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
-            let _ = DetectConfig::from_toml_str(&text, "p.toml");
+            if let Err(error) = DetectConfig::from_toml_str(&text, "p.toml") {
+                proptest::prop_assert!(error.to_string().starts_with("p.toml:"), "{error}");
+            }
         }
 
         #[test]
@@ -834,10 +836,14 @@ mod tests {
             let text = include_str!("../../../../config/rampart.example.toml");
             let mut bytes = text.as_bytes().to_vec();
             if let Some(b) = bytes.get_mut(cut) { *b = byte; }
-            if let Ok(mutated) = String::from_utf8(bytes) {
-                let _ = DetectConfig::from_toml_str(&mutated, "p.toml");
+            if let Ok(mutated) = String::from_utf8(bytes)
+                && let Err(error) = DetectConfig::from_toml_str(&mutated, "p.toml")
+            {
+                proptest::prop_assert!(error.to_string().starts_with("p.toml:"), "{error}");
             }
-            let _ = DetectConfig::from_toml_str(text.get(..cut.min(text.len())).unwrap_or(""), "p.toml");
+            if let Err(error) = DetectConfig::from_toml_str(text.get(..cut.min(text.len())).unwrap_or(""), "p.toml") {
+                proptest::prop_assert!(error.to_string().starts_with("p.toml:"), "{error}");
+            }
         }
     }
 }

@@ -135,13 +135,37 @@ pub struct Engine {
 
 impl Engine {
     /// An engine whose hashes of attacker-chosen values are keyed by a random seed.
+    ///
+    /// # Panics
+    /// If `config.baseline` fails [`BaselineConfig::validate`](crate::BaselineConfig::validate)
+    /// (configurations read by [`DetectConfig`]'s parsers always pass); use
+    /// [`try_new`](Self::try_new) for configurations built by hand.
     pub fn new(config: DetectConfig) -> Self {
         Self::with_seed(config, crate::flows::random_seed())
     }
 
+    /// An engine for `config`, or why its baseline configuration is unusable.
+    pub fn try_new(config: DetectConfig) -> Result<Self, BaselineError> {
+        Self::try_with_seed(config, crate::flows::random_seed())
+    }
+
     /// An engine whose hashes of attacker-chosen values (new-flow table, source sketches) are
     /// keyed by `seed`: deterministic, for tests and replays.
+    ///
+    /// # Panics
+    /// As [`new`](Self::new); [`try_with_seed`](Self::try_with_seed) returns the error instead.
     pub fn with_seed(config: DetectConfig, seed: u64) -> Self {
+        let baselines = BaselineTable::new(config.baseline.clone());
+        Self::build(config, seed, baselines)
+    }
+
+    /// As [`with_seed`](Self::with_seed), or why the baseline configuration is unusable.
+    pub fn try_with_seed(config: DetectConfig, seed: u64) -> Result<Self, BaselineError> {
+        let baselines = BaselineTable::try_new(config.baseline.clone())?;
+        Ok(Self::build(config, seed, baselines))
+    }
+
+    fn build(config: DetectConfig, seed: u64, baselines: BaselineTable) -> Self {
         let protected = config.protected.iter().map(net_key).collect();
         let agg = &config.aggregation;
         let v4_prefix_mask = mask(96 + u32::from(agg.ipv4_prefix_len));
@@ -164,7 +188,7 @@ impl Engine {
             last: None,
             // Its own key, so one table's layout tells nothing about the other's.
             flows: NewFlows::with_seed(config.limits.flow_table, seed.rotate_left(32) ^ 0xf10e),
-            baselines: BaselineTable::new(config.baseline.clone()),
+            baselines,
             group_keys,
             total_rates: TrafficRates::default(),
             group_rates: vec![TrafficRates::default(); config.groups.len()],

@@ -489,7 +489,23 @@ proptest! {
         prop_assert_eq!(engine.active_attacks, 0);
         for e in &events {
             prop_assert!(e.attack.end >= e.attack.start, "{:?}", e.attack);
-            prop_assert!(serde_json::to_string(&e.attack).is_ok());
+            // What consumers read back is the attack that was reported.
+            let json = serde_json::to_string(&e.attack).unwrap();
+            let back: Attack = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(
+                (back.id, &back.target, &back.vectors, back.start, back.end, back.packets, back.bytes),
+                (e.attack.id, &e.attack.target, &e.attack.vectors, e.attack.start, e.attack.end, e.attack.packets, e.attack.bytes)
+            );
         }
     }
+}
+
+#[test]
+fn try_new_names_an_unusable_baseline_configuration() {
+    let mut bad = DetectConfig::default();
+    bad.baseline.slot_secs = 7000;
+    let error = Engine::try_with_seed(bad, 1).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("slot_secs"), "{error}");
+    let engine = Engine::try_new(protected()).unwrap();
+    assert_eq!(engine.config().thresholds.pps, 100);
 }

@@ -180,8 +180,11 @@ fn parsing() {
     }
     let e: ExporterConfig = "192.0.2.7/24=64".parse().unwrap();
     assert_eq!((e.prefix.to_string(), e.sampling), ("192.0.2.0/24".into(), Some(64)));
-    assert!("192.0.2.1=0".parse::<ExporterConfig>().is_err());
-    assert!("nowhere".parse::<ExporterConfig>().is_err());
+    assert_eq!("192.0.2.1=0".parse::<ExporterConfig>(), Err("\"0\" is not a sampling rate ≥ 1".to_string()));
+    assert_eq!(
+        "nowhere".parse::<ExporterConfig>(),
+        Err("\"nowhere\" is not an IP address or prefix".to_string())
+    );
     assert_eq!("6343".parse::<ListenOn>(), Ok(ListenOn::Port(6343)));
     assert_eq!("[::1]:9".parse::<ListenOn>(), Ok(ListenOn::Addr("[::1]:9".parse().unwrap())));
 }

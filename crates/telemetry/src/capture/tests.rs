@@ -655,7 +655,10 @@ fn detection_is_by_content_only() {
     assert!(truncated(&pcap_header(false, false, 0, 1)[..23]));
     assert!(truncated(&Ng::new(false).out[..11]));
     assert!(truncated(&Ng::new(false).out[..27]));
-    assert!(CaptureSliceReader::new(&pcap_header(false, false, 0, 1)).is_ok());
+    // A header and nothing else: a valid, empty capture.
+    let header = pcap_header(false, false, 0, 1);
+    let mut empty = CaptureSliceReader::new(&header).unwrap();
+    assert!(empty.next_frame().unwrap().is_none());
     assert_eq!(CaptureError::NotACapture.to_string(), "not a pcap or pcapng capture");
 }
 

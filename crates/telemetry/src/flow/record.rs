@@ -327,6 +327,7 @@ mod tests {
         assert_eq!(ntp_to_ns(ntp), 1_700_000_000 * SEC + SEC / 2);
         // Era 1: NTP seconds 10 = 2036-02-07T06:28:26Z.
         assert_eq!(ntp_to_ns(10 << 32), ((1u64 << 32) + 10 - NTP_UNIX_OFFSET) as i64 * SEC);
-        let _ = ntp_to_ns(u64::MAX);
+        // The last instant of era 0: 2036-02-07T06:28:15.999999999Z.
+        assert_eq!(ntp_to_ns(u64::MAX), ((1i64 << 32) - 1 - NTP_UNIX_OFFSET as i64) * SEC + 999_999_999);
     }
 }

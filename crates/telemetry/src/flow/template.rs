@@ -451,11 +451,12 @@ mod tests {
 
     #[test]
     fn zero_length_and_oversized_templates_are_refused() {
-        assert!(Template::compile(256, TemplateKind::Data, &[spec(1, 0)], 65535, true).is_err());
-        assert!(Template::compile(256, TemplateKind::Data, &[], 65535, true).is_err());
-        assert!(
-            Template::compile(256, TemplateKind::Data, &[spec(1, 60000), spec(2, 60000)], 65535, true)
-                .is_err()
+        let refused = Some(FlowError::UnusableTemplate { template_id: 256 });
+        assert_eq!(Template::compile(256, TemplateKind::Data, &[spec(1, 0)], 65535, true).err(), refused);
+        assert_eq!(Template::compile(256, TemplateKind::Data, &[], 65535, true).err(), refused);
+        assert_eq!(
+            Template::compile(256, TemplateKind::Data, &[spec(1, 60000), spec(2, 60000)], 65535, true).err(),
+            refused
         );
     }
 
