@@ -5,6 +5,7 @@
 //! giving persistent ids), stdout JSON lines, the webhook, the metrics, and next the
 //! mitigation layer. The binary only parses arguments and calls [`serve`].
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod baselines;
 pub mod config;
@@ -156,7 +157,7 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     };
 
     let protected = detect.protected.clone();
-    let mut engine = Engine::new(detect);
+    let mut engine = Engine::try_new(detect).map_err(|e| setup!("detection configuration: {e}"))?;
     if engine.config().baseline.enabled {
         baselines::load(&mut engine, &daemon.data_dir);
     }

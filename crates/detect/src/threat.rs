@@ -84,47 +84,12 @@ impl Thresholds {
 /// `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) to Unix seconds. Only UTC is
 /// accepted, so a window means the same instant on every node whatever its time zone.
 pub fn parse_utc(text: &str) -> Option<u64> {
-    let (date, time) = match text.split_once('T') {
-        Some((date, time)) => (date, Some(time.strip_suffix('Z')?)),
-        None => (text, None),
-    };
-    let mut parts = date.split('-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !(1970..=9999).contains(&year) || !(1..=12).contains(&month) {
+    // A time of day must say it is UTC (`Z`): a configuration read on another node must not
+    // be taken as local time.
+    if text.contains('T') && !text.ends_with('Z') || text.contains(' ') {
         return None;
     }
-    let days_in_month = match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if !(1..=days_in_month).contains(&day) {
-        return None;
-    }
-    let (mut hour, mut minute, mut second) = (0, 0, 0);
-    if let Some(time) = time {
-        let fields: Vec<&str> = time.split(':').collect();
-        if !(2..=3).contains(&fields.len()) {
-            return None;
-        }
-        hour = fields[0].parse().ok().filter(|h: &i64| (0..24).contains(h))?;
-        minute = fields[1].parse().ok().filter(|m: &i64| (0..60).contains(m))?;
-        if let Some(s) = fields.get(2) {
-            second = s.parse().ok().filter(|s: &i64| (0..60).contains(s))?;
-        }
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+    rampart_contract::EventTime::parse_utc(text).map(rampart_contract::EventTime::unix_secs)
 }
 
 #[cfg(test)]

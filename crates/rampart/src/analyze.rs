@@ -114,7 +114,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     }
     let mut input = CaptureInput::open(&args.file)?;
     let name = input.name.clone();
-    let mut engine = Engine::new(config);
+    let mut engine = Engine::try_new(config).map_err(|e| anyhow::anyhow!("detection configuration: {e}"))?;
     if let Some(path) = &args.baseline {
         if !engine.config().baseline.enabled {
             bail!(

@@ -32,6 +32,7 @@
 //! --json` and `show --json` print ([`StoredAttack`], [`AttackDetail`]) are published in
 //! `docs/schema/`.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod codec;
 pub mod files;
