@@ -204,6 +204,8 @@ with open(report, "w") as out:
       f"{mib(rss_end):.1f} MiB at the end; peak (VmHWM) {mib(hwm_end):.1f} MiB")
     w(f"- store (rampart.redb) {int(store_end) / 2**20:.2f} MiB after shutdown; baselines {int(baselines) / 2**20:.2f} MiB")
     w(f"- machine: {platform.node()}, {os.cpu_count()} CPUs (shared), {platform.release()}")
+    tuned = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_"))
+    w(f"- allocator: glibc, {tuned or 'default settings'}")
     w()
     w("| t (s) | RSS (MiB) | peak RSS (MiB) | store (MiB) | records observed | late shares | active attacks | onsets |")
     w("|---:|---:|---:|---:|---:|---:|---:|---:|")
