@@ -37,6 +37,6 @@ pub use attack::{Attack, AttackEvent, AttackId, Direction, EventKind, Level, Met
 pub use baseline::{Baseline, BaselineConfig, BaselineError, BaselineStats, BaselineTable, Sample};
 pub use class::{AMPLIFICATION_PORTS, Class, Vector, classify};
 pub use config::{Aggregation, ConfigError, DetectConfig, HostGroup, Lifecycle, Limits, Policy, Thresholds};
-pub use engine::{Engine, EngineStats, TrafficRates};
+pub use engine::{Engine, EngineStats, Footprint, TrafficRates};
 pub use rampart_contract::{Collateral, PacketSample, Share, Signature, Target};
 pub use threat::{ThreatConfig, ThreatLevel, ThreatWindow};

@@ -10,6 +10,11 @@
 //! Record contents come from a seeded generator, so two runs with the same seed, count and
 //! datagram sizes send the same records (only the export timestamps differ).
 //!
+//! `--churn` (for `bench/soak.sh`) sends to random hosts of the whole 198.51.0.0/16 from random
+//! IPv4 sources instead, and keeps a few short floods going on random hosts of it, each lasting
+//! 5 to 30 seconds of the run, so the receiving daemon sees hosts, sources and attacks change all
+//! the time. Its report gives totals only (no per-destination list).
+//!
 //! Safety rule: it only ever sends to 127.0.0.1 or ::1; anything else is refused.
 //!
 //! ```text
@@ -71,6 +76,9 @@ struct Args {
     /// Pacing tick in microseconds: each tick sends what is due, then sleeps to the next.
     #[arg(long, default_value_t = 1000)]
     tick_micros: u64,
+    /// Churn: random destinations in 198.51.0.0/16, random sources, rotating short floods.
+    #[arg(long)]
+    churn: bool,
 }
 
 /// What the sender prints.
@@ -110,6 +118,13 @@ const DESTINATIONS: usize = 512;
 fn destination(index: usize) -> Ipv4Addr {
     Ipv4Addr::from(DESTINATION_PREFIXES[index / 256] | (index % 256) as u32)
 }
+
+/// Churn: the /16 the destinations are drawn from (198.51.0.0/16), and the floods kept going.
+const CHURN_PREFIX: u32 = 0xC633_0000;
+const CHURN_DESTINATIONS: usize = 1 << 16;
+const CHURN_FLOODS: usize = 8;
+/// Share of churn records (per mille) that belong to a flood.
+const CHURN_FLOOD_PER_MILLE: u64 = 10;
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -155,7 +170,8 @@ fn run(args: &Args, socket: &UdpSocket) -> Result<SendReport> {
         Protocol::Sflow => Encoder::Sflow(SflowEncoder::new(args)),
     };
     let mut generator = Generator::new(args.seed);
-    let mut totals = [(0u64, 0u64); DESTINATIONS];
+    generator.churn = args.churn;
+    let mut totals = vec![(0u64, 0u64); if args.churn { CHURN_DESTINATIONS } else { DESTINATIONS }];
     let mut pending: Vec<(usize, u64, u64)> = Vec::with_capacity(512);
     let mut buffer = Vec::with_capacity(65_536);
     let (mut records, mut datagrams, mut payload_bytes, mut send_errors) = (0u64, 0u64, 0u64, 0u64);
@@ -180,6 +196,7 @@ fn run(args: &Args, socket: &UdpSocket) -> Result<SendReport> {
             let count = (args.records - attempted).min(u64::from(encoder.records_per_datagram())) as u16;
             pending.clear();
             buffer.clear();
+            generator.now_ms = start.elapsed().as_millis() as u64;
             encoder.encode(&mut generator, count, start.elapsed(), &mut buffer, &mut pending);
             attempted += u64::from(count);
             match socket.send(&buffer) {
@@ -211,12 +228,16 @@ fn run(args: &Args, socket: &UdpSocket) -> Result<SendReport> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let destinations: Vec<DestinationReport> = totals
-        .iter()
-        .enumerate()
-        .filter(|(_, (packets, _))| *packets > 0)
-        .map(|(index, &(packets, bytes))| DestinationReport { ip: destination(index), packets, bytes })
-        .collect();
+    let destinations: Vec<DestinationReport> = if args.churn {
+        Vec::new()
+    } else {
+        totals
+            .iter()
+            .enumerate()
+            .filter(|(_, (packets, _))| *packets > 0)
+            .map(|(index, &(packets, bytes))| DestinationReport { ip: destination(index), packets, bytes })
+            .collect()
+    };
     Ok(SendReport {
         protocol: args.protocol,
         target: args.target.to_string(),
@@ -235,18 +256,32 @@ fn run(args: &Args, socket: &UdpSocket) -> Result<SendReport> {
     })
 }
 
+/// A churn flood: destination index in the /16, until when (ms of the run), and its vector.
+#[derive(Debug, Clone, Copy, Default)]
+struct ChurnFlood {
+    destination: usize,
+    until_ms: u64,
+    syn: bool,
+}
+
 /// SplitMix64: tiny, fast and deterministic; quality is ample for traffic mixes.
 #[derive(Debug)]
-struct Generator(u64);
+struct Generator {
+    state: u64,
+    churn: bool,
+    /// Run time of the datagram being encoded (churn floods start and end by it).
+    now_ms: u64,
+    floods: [ChurnFlood; CHURN_FLOODS],
+}
 
 impl Generator {
     fn new(seed: u64) -> Self {
-        Generator(seed)
+        Generator { state: seed, churn: false, now_ms: 0, floods: [ChurnFlood::default(); CHURN_FLOODS] }
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -257,9 +292,67 @@ impl Generator {
         ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
     }
 
+    /// A random IPv4 source outside 198.51.0.0/16, 0.0.0.0/8, 127.0.0.0/8 and multicast.
+    fn churn_source(&mut self) -> Ipv4Addr {
+        // Rejection sampling (accepts about 87 % of draws), bounded all the same.
+        for _ in 0..64 {
+            let a = Ipv4Addr::from(self.next() as u32);
+            let [first, second, ..] = a.octets();
+            if first != 0 && first != 127 && first < 224 && !(first == 198 && second == 51) {
+                return a;
+            }
+        }
+        Ipv4Addr::new(203, 0, 113, self.below(256) as u8)
+    }
+
+    /// Churn mode: a flood record (replacing an expired flood by a new random one first), or
+    /// `None` for background.
+    fn churn_flood(&mut self) -> Option<Flow> {
+        if self.below(1000) >= CHURN_FLOOD_PER_MILLE {
+            return None;
+        }
+        let i = self.below(CHURN_FLOODS as u64) as usize;
+        if self.floods[i].until_ms <= self.now_ms {
+            self.floods[i] = ChurnFlood {
+                destination: self.below(CHURN_DESTINATIONS as u64) as usize,
+                until_ms: self.now_ms + 5_000 + self.below(25_000),
+                syn: self.below(2) == 0,
+            };
+        }
+        let flood = self.floods[i];
+        let (protocol, src_port, dst_port, tcp_flags, size) = if flood.syn {
+            (6, 1024 + self.below(64_512) as u16, 443, 0x02, 60)
+        } else {
+            (17, 53, 1024 + self.below(64_512) as u16, 0, 1_400) // DNS amplification
+        };
+        Some(Flow {
+            src: self.churn_source(),
+            destination: flood.destination,
+            protocol,
+            src_port,
+            dst_port,
+            tcp_flags,
+            size,
+            packets: 500 + self.below(1_500),
+            input_if: 1,
+            output_if: 2,
+            age_ms: self.below(1_000) as u32,
+            idle_ms: 0,
+        })
+    }
+
     /// One generated flow or sampled packet.
     fn flow(&mut self) -> Flow {
-        let destination = self.below(DESTINATIONS as u64) as usize;
+        if self.churn
+            && let Some(flood) = self.churn_flood()
+        {
+            return flood;
+        }
+        let destination = if self.churn {
+            self.below(CHURN_DESTINATIONS as u64) as usize
+        } else {
+            self.below(DESTINATIONS as u64) as usize
+        };
         let roll = self.below(100);
         let protocol = match roll {
             0..70 => 6,
@@ -279,14 +372,22 @@ impl Generator {
             4..6 => 100 + self.below(500),
             _ => 1_200 + self.below(301),
         } as u16;
-        // Flows of a few packets dominate, with a long tail.
+        // Flows of a few packets dominate, with a long tail. Churn spreads its records over a
+        // whole /16, so they stay small: every /24 keeps well under the prefix thresholds and
+        // only the floods are attacks.
         let packets = match self.below(10) {
+            _ if self.churn => 1 + self.below(20),
             0..6 => 1 + self.below(4),
             6..9 => 5 + self.below(95),
             _ => 100 + self.below(9_900),
         };
+        let src = if self.churn {
+            self.churn_source()
+        } else {
+            Ipv4Addr::from(0x0A00_0000 | (self.next() as u32 & 0x00FF_FFFF))
+        };
         Flow {
-            src: Ipv4Addr::from(0x0A00_0000 | (self.next() as u32 & 0x00FF_FFFF)),
+            src,
             destination,
             protocol,
             src_port,
@@ -305,6 +406,7 @@ impl Generator {
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     src: Ipv4Addr,
+    /// Index of the destination: into the two /24s, or (churn) into the /16.
     destination: usize,
     protocol: u8,
     src_port: u16,
@@ -318,6 +420,16 @@ struct Flow {
     /// Flow duration (first to last switched) and time since its last packet.
     age_ms: u32,
     idle_ms: u32,
+}
+
+impl Flow {
+    fn dst(&self, churn: bool) -> Ipv4Addr {
+        if churn {
+            Ipv4Addr::from(CHURN_PREFIX | self.destination as u32)
+        } else {
+            destination(self.destination)
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -443,7 +555,7 @@ impl NetflowEncoder {
             let bytes = flow.packets * u64::from(flow.size);
             let last = uptime.wrapping_sub(flow.idle_ms);
             out.extend_from_slice(&flow.src.octets());
-            out.extend_from_slice(&destination(flow.destination).octets());
+            out.extend_from_slice(&flow.dst(generator.churn).octets());
             put_u16(out, flow.src_port);
             put_u16(out, flow.dst_port);
             out.extend_from_slice(&[flow.protocol, flow.tcp_flags, 0]);
@@ -532,7 +644,7 @@ impl SflowEncoder {
             put_u32(out, 4); // stripped: the FCS
             put_u32(out, captured as u32);
             let header_start = out.len();
-            self.frame(&flow, ip_len, out);
+            self.frame(&flow, flow.dst(generator.churn), ip_len, out);
             out.truncate(header_start + captured);
             out.resize(header_start + padded, 0);
             self.sample_sequence = self.sample_sequence.wrapping_add(1);
@@ -541,7 +653,7 @@ impl SflowEncoder {
     }
 
     /// The first bytes (at least 128) of an Ethernet/IPv4 frame for `flow`.
-    fn frame(&mut self, flow: &Flow, ip_len: u16, out: &mut Vec<u8>) {
+    fn frame(&mut self, flow: &Flow, dst: Ipv4Addr, ip_len: u16, out: &mut Vec<u8>) {
         out.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00]);
         let ip_start = out.len();
         out.extend_from_slice(&[0x45, 0]);
@@ -550,7 +662,7 @@ impl SflowEncoder {
         self.ip_id = self.ip_id.wrapping_add(1);
         out.extend_from_slice(&[0x40, 0, 64, flow.protocol, 0, 0]); // DF, TTL 64, checksum later
         out.extend_from_slice(&flow.src.octets());
-        out.extend_from_slice(&destination(flow.destination).octets());
+        out.extend_from_slice(&dst.octets());
         let checksum = ip_checksum(&out[ip_start..ip_start + 20]);
         set_u16(out, ip_start + 10, checksum);
         match flow.protocol {
@@ -661,6 +773,26 @@ mod tests {
     #[test]
     fn sflow_round_trips_through_the_decoder() {
         round_trip(Protocol::Sflow, Box::new(SflowDecoder::new(SflowLimits::default())), 400);
+    }
+
+    #[test]
+    fn churn_covers_the_16_and_keeps_short_floods_going() {
+        let mut generator = Generator::new(5);
+        generator.churn = true;
+        let mut packets = std::collections::HashMap::new();
+        // 200 000 records over 10 s of run time.
+        for i in 0..200_000u64 {
+            generator.now_ms = i / 20;
+            let flow = generator.flow();
+            let dst = flow.dst(true);
+            assert_eq!(u32::from(dst) >> 16, 0xC633, "{dst}");
+            assert_ne!(u32::from(flow.src) >> 16, 0xC633, "{}", flow.src);
+            *packets.entry(dst).or_insert(0u64) += flow.packets;
+        }
+        assert!(packets.len() > 40_000, "{}", packets.len());
+        // Flood targets stand out by far; floods of 5 to 30 s over 10 s: 8 to 16 of them.
+        let floods = packets.values().filter(|&&p| p > 100_000).count();
+        assert!((CHURN_FLOODS..=2 * CHURN_FLOODS).contains(&floods), "{floods}");
     }
 
     #[test]

@@ -160,6 +160,19 @@ impl BaselineTable {
             + 1
     }
 
+    /// Key rows allocated (at least [`len`](Self::len); `maintain` gives back slack beyond 4x).
+    pub fn capacity(&self) -> usize {
+        self.states.capacity()
+    }
+
+    /// Heap bytes held, from allocated capacities (the index at one control byte per entry).
+    pub fn heap_bytes(&self) -> usize {
+        self.states.capacity() * size_of::<KeyState>()
+            + self.seasonal.capacity() * size_of::<u16>()
+            + self.keys.capacity() * size_of::<u128>()
+            + self.index.capacity() * (size_of::<(u128, u32)>() + 1)
+    }
+
     /// Learns `key`'s traffic in `second`. Seconds not after the key's last learned (or held)
     /// second are ignored and counted as stale. O(1), no allocation except for a new key.
     pub fn learn(&mut self, key: u128, second: u64, sample: &Sample) {

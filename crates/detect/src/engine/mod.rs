@@ -8,10 +8,12 @@
 //! - [`crossing`]: which counters are over their static or learned limits, and the vectors;
 //! - [`levels`]: closing a second, the aggregate ladder and host groups;
 //! - [`lifecycle`]: candidate, onset, update and end of one target, as a pure state machine;
+//! - [`footprint`]: what the engine holds, against its limits;
 //! - [`report`]: the contract's `Attack` built from a target's state and profile.
 
 mod counters;
 mod crossing;
+mod footprint;
 mod keys;
 mod levels;
 mod lifecycle;
@@ -39,6 +41,7 @@ use keys::{NO_SLOT, SLOT_GROUP, SLOT_HOST, SLOT_OUTBOUND, SLOTS, TargetKey, ip_o
 use lifecycle::{Seen, Step, TargetState};
 
 pub use counters::TrafficRates;
+pub use footprint::Footprint;
 
 /// Seconds ahead of the oldest open second that flow shares may land in; later shares are
 /// counted in the last of them.
