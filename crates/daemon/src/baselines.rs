@@ -84,25 +84,9 @@ mod tests {
     use super::*;
     use rampart_detect::DetectConfig;
 
-    /// A scratch directory removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn save_then_load_round_trips_and_garbage_is_set_aside() {
-        let dir = Scratch(std::env::temp_dir().join(format!("rampart-baselines-{}", std::process::id())));
-        fs::create_dir_all(dir.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let engine = Engine::new(DetectConfig::default());
         save(dir.path(), &engine.baseline_snapshot()).unwrap();
         assert!(path(dir.path()).exists());
@@ -125,9 +109,7 @@ mod tests {
     fn snapshots_are_private_and_only_regular_files_are_read() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        let dir =
-            Scratch(std::env::temp_dir().join(format!("rampart-baselines-mode-{}", std::process::id())));
-        fs::create_dir_all(dir.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let engine = Engine::new(DetectConfig::default());
         save(dir.path(), &engine.baseline_snapshot()).unwrap();
         assert_eq!(mode(&path(dir.path())), 0o600);

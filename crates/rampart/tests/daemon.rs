@@ -235,11 +235,13 @@ fn webhook_server(failures: usize) -> (String, Receiver<String>) {
     (url, rx)
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-daemon-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A fresh directory under a temporary one that is removed when the guard drops
+/// (`tempfile`); the directory itself exists.
+fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::Builder::new().prefix("rampart-daemon-").tempdir().unwrap();
+    let dir = scratch.path().join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    (scratch, dir)
 }
 
 fn attacks_list(data_dir: &Path) -> Vec<Value> {
@@ -261,7 +263,7 @@ fn assert_udp_flood_onset(event: &Value) {
 
 #[test]
 fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
-    let dir = temp_dir("e2e");
+    let (_scratch, dir) = temp_dir("e2e");
     let config = dir.join("rampart.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let data = dir.join("data");
@@ -339,7 +341,6 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
         show["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"onset"));
     assert_eq!(kinds.last(), Some(&"end"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn run_fails(args: &[&str]) -> String {
@@ -352,7 +353,7 @@ fn run_fails(args: &[&str]) -> String {
 
 #[test]
 fn startup_errors_are_one_clear_line() {
-    let dir = temp_dir("errors");
+    let (_scratch, dir) = temp_dir("errors");
     let config = dir.join("bad.toml");
     std::fs::write(&config, "[thresholds]\nudp_pps = 1\n\n[outputs]\nwebhok = \"x\"\n").unwrap();
     let data = dir.join("data");
@@ -370,5 +371,4 @@ fn startup_errors_are_one_clear_line() {
 
     let error = run_fails(&["attacks", "list", "--data-dir", dir.join("none").to_str().unwrap()]);
     assert!(error.contains("no attack store"), "{error}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

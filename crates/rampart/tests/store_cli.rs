@@ -25,10 +25,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 /// 2025-12-01 20:00:00 UTC, Unix nanoseconds.
 const T0: u64 = 1_764_619_200_000_000_000;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-store-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory under a temporary one that is removed when the guard drops
+/// (`tempfile`); the directory itself does not exist yet.
+fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::Builder::new().prefix("rampart-store-cli-").tempdir().unwrap();
+    let dir = scratch.path().join(name);
+    (scratch, dir)
 }
 
 /// A UDP flood on host `target` that started at T0.
@@ -83,7 +85,7 @@ fn show(dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn list_pages_limits_and_streams() {
-    let dir = temp_dir("list");
+    let (_scratch, dir) = temp_dir("list");
     fill(&dir, 120);
     // Default: the latest 50, oldest first, and a hint for the rest on stderr.
     let (stdout, stderr) = list(&dir, &[]);
@@ -138,12 +140,11 @@ fn list_pages_limits_and_streams() {
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn show_prints_explanation_signature_and_utc_event_times() {
-    let dir = temp_dir("show");
+    let (_scratch, dir) = temp_dir("show");
     fill(&dir, 3);
     let text = show(&dir, &["2"]);
     assert!(
@@ -173,12 +174,11 @@ fn show_prints_explanation_signature_and_utc_event_times() {
     let kinds: Vec<&Value> = json["events"].as_array().unwrap().iter().map(|e| &e["kind"]).collect();
     assert_eq!(kinds, ["onset", "end"]);
     assert_eq!(json["events"][0]["recorded"], T0 + 2_000_000_000);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn run_names_interrupted_attacks_and_tightens_permissions() {
-    let dir = temp_dir("restart");
+    let (_scratch, dir) = temp_dir("restart");
     {
         let mut store = Store::open(&dir).unwrap();
         let a = attack(1, "198.51.100.10");
@@ -222,5 +222,4 @@ fn run_names_interrupted_attacks_and_tightens_permissions() {
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     let store = dir.join(rampart_store::FILE_NAME);
     assert_eq!(std::fs::metadata(store).unwrap().permissions().mode() & 0o777, 0o600);
-    let _ = std::fs::remove_dir_all(&dir);
 }

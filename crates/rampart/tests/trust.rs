@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -39,10 +38,10 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(name: &str, inputs: &str) -> (Daemon, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("rampart-trust-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Starts the daemon in a temporary directory, removed when the returned guard drops.
+    fn start(name: &str, inputs: &str) -> (Daemon, tempfile::TempDir) {
+        let scratch = tempfile::Builder::new().prefix(&format!("rampart-trust-{name}-")).tempdir().unwrap();
+        let dir = scratch.path();
         let config = dir.join("rampart.toml");
         std::fs::write(&config, format!("{DETECTION}\n[inputs]\nadvance_ms = 100\n{inputs}")).unwrap();
         let mut child = Command::new(BIN)
@@ -83,7 +82,7 @@ impl Daemon {
         }
         let daemon =
             Daemon { child, stdout, stderr, startup, netflow: netflow.unwrap(), metrics: metrics.unwrap() };
-        (daemon, dir)
+        (daemon, scratch)
     }
 
     /// The metrics page.
@@ -214,7 +213,7 @@ fn run_applies_per_exporter_sampling_overrides() {
             .any(|l| l.starts_with("accepting flows only from 1 configured exporter(s): 127.0.0.1/32")),
         "{stderr:?}"
     );
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 /// The forged datagram (72 bytes, one record of 4e9 packets to a protected host) from a
@@ -270,22 +269,21 @@ sampling = 1000
     );
     assert!(summary.contains("60 implausible records"), "{summary}");
     assert!(summary.contains("packet_size=30") && summary.contains("record_rate=30"), "{summary}");
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 /// Without a configured exporter the daemon listens on loopback only and says so.
 #[test]
 fn without_exporters_the_daemon_says_it_listens_on_loopback_only() {
-    let (daemon, dir) = Daemon::start("loopback", "");
+    let (daemon, _dir) = Daemon::start("loopback", "");
     let stderr = daemon.stop();
     assert!(
         stderr.iter().any(|l| l.contains("no exporter configured") && l.contains("loopback only")),
         "{stderr:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     // Listening on all addresses without exporters is refused, naming the key.
-    let dir = std::env::temp_dir().join(format!("rampart-trust-open-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let config = dir.join("open.toml");
     std::fs::write(&config, "[inputs]\nlisten = \"0.0.0.0\"\n").unwrap();
     let output = Command::new(BIN)
@@ -301,7 +299,6 @@ fn without_exporters_the_daemon_says_it_listens_on_loopback_only() {
         error.contains("open.toml:2:10: `inputs.listen`") && error.contains("[[inputs.exporter]]"),
         "{error}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A small deterministic generator (xorshift64*), so the fuzzed stream is the same every run.
@@ -389,7 +386,7 @@ fn a_fuzzed_stream_raises_nothing_and_memory_stays_bounded() {
     println!("fuzz: {summary}");
     assert!(summary.contains("implausible records"), "{summary}");
     assert!(!stderr.iter().any(|l| l.contains("panicked")), "{stderr:?}");
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 /// `rampart collect` runs the same inputs: sampling overrides, unknown exporters dropped and

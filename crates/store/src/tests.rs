@@ -3,10 +3,12 @@ use proptest::prelude::*;
 use rampart_contract::{Direction, Level, Metric, Trigger};
 use std::collections::HashMap;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory under a temporary one that is removed when the guard drops
+/// (`tempfile`); the directory itself does not exist yet.
+fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::Builder::new().prefix("rampart-store-").tempdir().unwrap();
+    let dir = scratch.path().join(name);
+    (scratch, dir)
 }
 
 /// An inbound attack on host `target` with the engine's id, started at `start`.
@@ -28,7 +30,7 @@ fn host(target: &str) -> Target {
 
 #[test]
 fn records_and_reads_back_with_rewritten_ids() {
-    let dir = temp_dir("basic");
+    let (_scratch, dir) = temp_dir("basic");
     let mut store = Store::open(&dir).unwrap();
     assert_eq!(store.run(), 1);
     let stored = store
@@ -55,12 +57,11 @@ fn records_and_reads_back_with_rewritten_ids() {
     assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Onset, EventKind::End]);
     assert!(events.iter().all(|e| e.attack.id == AttackId(1)));
     assert!(store.attack(3).unwrap().is_none());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn survives_reopen_and_keeps_ids_unique_across_runs() {
-    let dir = temp_dir("reopen");
+    let (_scratch, dir) = temp_dir("reopen");
     {
         let mut store = Store::open(&dir).unwrap();
         store.record(&[event(EventKind::Onset, 1, "192.0.2.1")], 5).unwrap();
@@ -79,12 +80,11 @@ fn survives_reopen_and_keeps_ids_unique_across_runs() {
     let reader = StoreReader::open(&dir).unwrap();
     assert_eq!(reader.attacks().unwrap().len(), 2);
     assert_eq!(reader.events(2).unwrap().len(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn reader_reports_a_missing_store() {
-    let dir = temp_dir("missing");
+    let (_scratch, dir) = temp_dir("missing");
     let error = StoreReader::open(&dir).unwrap_err();
     assert!(matches!(error, StoreError::Missing { .. }), "{error}");
 }
@@ -103,7 +103,7 @@ proptest! {
     /// never reuses an id within a run, so events after an id's end are left out.
     #[test]
     fn ids_are_unique_across_runs(runs in prop::collection::vec(prop::collection::vec((0u64..4, 0u8..3), 0..6), 1..4)) {
-        let dir = temp_dir(&format!("prop-{}", runs.len()));
+        let (_scratch, dir) = temp_dir(&format!("prop-{}", runs.len()));
         let mut expected_events = 0;
         let mut seen: HashMap<(u64, u64), u64> = HashMap::new();
         for run in &runs {
@@ -139,7 +139,6 @@ proptest! {
         let attacks = reader.attacks().unwrap();
         prop_assert_eq!(attacks.len(), seen.len());
         prop_assert_eq!(attacks.iter().map(|a| a.events).sum::<u64>(), expected_events);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -163,7 +162,7 @@ fn crash_child() {
 /// (filtered to `crash_child`) writes and aborts; this process reopens and reads back.
 #[test]
 fn abort_loses_nothing_committed() {
-    let dir = temp_dir("abort");
+    let (_scratch, dir) = temp_dir("abort");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "tests::crash_child", "--test-threads", "1"])
         .env("RAMPART_STORE_CRASH_DIR", &dir)
@@ -181,7 +180,6 @@ fn abort_loses_nothing_committed() {
     );
     assert_eq!(attack.attack.target, host("192.0.2.77"));
     assert_eq!(store.record(&[event(EventKind::Onset, 1, "192.0.2.78")], 3).unwrap()[0].attack_id, 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 const SEC: u64 = 1_000_000_000;
@@ -217,7 +215,7 @@ fn recount(store: &Store) -> (u64, u64) {
 
 #[test]
 fn age_retention_deletes_old_attacks_with_their_events() {
-    let dir = temp_dir("age");
+    let (_scratch, dir) = temp_dir("age");
     let retention = Retention { max_age: Some(std::time::Duration::from_secs(86_400)), max_bytes: None };
     // Recorded without retention, so that `maintain` is what deletes.
     let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
@@ -245,12 +243,11 @@ fn age_retention_deletes_old_attacks_with_their_events() {
     assert!(store.attack(3).unwrap().is_none());
     assert!(store.attack(2).unwrap().is_some());
     assert_eq!(store.stats().unwrap().events, 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn size_retention_keeps_the_newest_and_ids_go_on() {
-    let dir = temp_dir("size");
+    let (_scratch, dir) = temp_dir("size");
     let retention = Retention { max_age: None, max_bytes: Some(256 << 10) };
     let target = retention.payload_target().unwrap();
     let mut store = Store::open_with(&dir, retention).unwrap();
@@ -280,12 +277,11 @@ fn size_retention_keeps_the_newest_and_ids_go_on() {
     let stored = store.record(&[event(EventKind::Onset, 1, "198.51.100.8")], 301).unwrap();
     assert_eq!(stored[0].attack_id, 301);
     assert_eq!(stored[0].seq, 601);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_long_attack_is_pruned_over_several_chunks() {
-    let dir = temp_dir("chunks");
+    let (_scratch, dir) = temp_dir("chunks");
     let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
     let updates: Vec<NewEvent> = (0..500).map(|_| event(EventKind::Update, 1, "192.0.2.1")).collect();
     for n in 0..20 {
@@ -323,12 +319,11 @@ fn a_long_attack_is_pruned_over_several_chunks() {
     assert!(store.attack(1).unwrap().is_none());
     assert!(store.attack(2).unwrap().is_some(), "ongoing");
     assert_eq!(recount(&store).0, recount(&store).1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn interrupted_attacks_are_named_once() {
-    let dir = temp_dir("interrupted");
+    let (_scratch, dir) = temp_dir("interrupted");
     {
         let mut store = Store::open(&dir).unwrap();
         assert!(store.interrupted().is_empty());
@@ -365,13 +360,12 @@ fn interrupted_attacks_are_named_once() {
     assert_eq!(recount(&store).0, recount(&store).1);
     drop(store);
     assert!(Store::open(&dir).unwrap().interrupted().is_empty(), "named by the first restart only");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A store written before `live` and the byte counter existed is upgraded on open.
 #[test]
 fn version_1_stores_are_upgraded() {
-    let dir = temp_dir("upgrade");
+    let (_scratch, dir) = temp_dir("upgrade");
     {
         let mut store = Store::open(&dir).unwrap();
         store
@@ -394,12 +388,11 @@ fn version_1_stores_are_upgraded() {
     let (counted, kept) = recount(&store);
     assert!(kept > 0);
     assert_eq!(counted, kept);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn listing_pages_newest_first_and_streams() {
-    let dir = temp_dir("list");
+    let (_scratch, dir) = temp_dir("list");
     let mut store = Store::open(&dir).unwrap();
     for n in 1..=10u64 {
         store.record(&[event(EventKind::Onset, n, "203.0.113.5")], T0 + n * SEC).unwrap();
@@ -434,18 +427,16 @@ fn listing_pages_newest_first_and_streams() {
     store.record(&[event(EventKind::Onset, 11, "203.0.113.5")], T0 + 11 * SEC).unwrap();
     assert_eq!(iter.by_ref().count(), 10);
     assert_eq!(reader.stats().unwrap().attacks, 11);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_empty_store_lists_nothing() {
-    let dir = temp_dir("empty");
+    let (_scratch, dir) = temp_dir("empty");
     drop(Store::open(&dir).unwrap());
     let reader = StoreReader::open(&dir).unwrap();
     assert_eq!(reader.list(None, 10).unwrap(), AttackPage { attacks: Vec::new(), next: None });
     assert_eq!(reader.first_since(0).unwrap(), None);
     assert_eq!(reader.stats().unwrap().attacks, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(unix)]
@@ -453,7 +444,7 @@ fn an_empty_store_lists_nothing() {
 fn the_data_directory_and_store_file_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let dir = temp_dir("private");
+    let (_scratch, dir) = temp_dir("private");
     let store = Store::open(&dir).unwrap();
     assert!(store.warnings().is_empty(), "{:?}", store.warnings());
     assert_eq!((mode(&dir), mode(store.path())), (0o700, 0o600));
@@ -468,12 +459,11 @@ fn the_data_directory_and_store_file_are_private() {
     assert!(warnings.contains("data directory") && warnings.contains("0755"), "{warnings}");
     assert!(warnings.contains("rampart.redb") && warnings.contains("0644"), "{warnings}");
     assert_eq!((mode(&dir), mode(&path)), (0o700, 0o600));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_id_map_is_bounded_even_if_attacks_never_end() {
-    let dir = temp_dir("bounded");
+    let (_scratch, dir) = temp_dir("bounded");
     let mut store = Store::open(&dir).unwrap();
     store.max_live = 3;
     for n in 1..=5 {
@@ -488,7 +478,6 @@ fn the_id_map_is_bounded_even_if_attacks_never_end() {
     // Still mapped: an update of engine attack 5 goes to its store id.
     assert_eq!(store.record(&[event(EventKind::Update, 5, "192.0.2.1")], 6).unwrap()[0].attack_id, 5);
     assert_eq!(recount(&store).0, recount(&store).1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rewrites attack `id`'s row and event `seq`'s row as an older Rampart wrote them (no
@@ -516,7 +505,7 @@ fn write_old_rows(store: &Store, id: u64, seq: u64) {
 /// opening for writing goes on with a warning, and retention deletes it.
 #[test]
 fn records_of_another_version_are_named_and_pruned() {
-    let dir = temp_dir("old-record");
+    let (_scratch, dir) = temp_dir("old-record");
     let mut store = Store::open_with(&dir, Retention::UNLIMITED).unwrap();
     store.record(&[event(EventKind::Onset, 1, "192.0.2.1")], T0).unwrap();
     write_old_rows(&store, 1, 1);
@@ -545,13 +534,12 @@ fn records_of_another_version_are_named_and_pruned() {
     let ids: Vec<u64> = store.attacks().unwrap().iter().map(|a| a.id).collect();
     assert_eq!(ids, [2]);
     assert_eq!(recount(&store).0, recount(&store).1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Records carry `schema_version` first, and the attack's `id` is the store id.
 #[test]
 fn records_are_versioned_json() {
-    let dir = temp_dir("versioned");
+    let (_scratch, dir) = temp_dir("versioned");
     let mut store = Store::open(&dir).unwrap();
     let stored = store.record(&[event(EventKind::Onset, 42, "192.0.2.1")], T0).unwrap();
     let json = serde_json::to_string(&stored[0]).unwrap();
@@ -563,7 +551,6 @@ fn records_are_versioned_json() {
     let detail = AttackDetail::new(attack, store.events(1).unwrap());
     let json = serde_json::to_string(&detail).unwrap();
     assert_eq!(serde_json::from_str::<AttackDetail>(&json).unwrap(), detail);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -30,10 +30,12 @@ use rampart_store::{NewEvent, Retention, Store, StoreReader};
 mod realistic;
 use realistic::{syn_flood, udp_flood};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rampart-soak-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory under a temporary one that is removed when the guard drops
+/// (`tempfile`); the directory itself does not exist yet.
+fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::Builder::new().prefix("rampart-soak-").tempdir().unwrap();
+    let dir = scratch.path().join(name);
+    (scratch, dir)
 }
 
 /// xorshift64*: deterministic without a dependency.
@@ -190,7 +192,7 @@ fn templates_are_realistic_sizes() {
 /// no `maintain`: the file stays under the cap.
 #[test]
 fn churn_stays_under_a_small_cap() {
-    let dir = temp_dir("small");
+    let (_scratch, dir) = temp_dir("small");
     let cap = 16 << 20;
     let outcome = churn(&dir, Retention { max_age: None, max_bytes: Some(cap) }, 4_000, 16, 0);
     let last = *outcome.file_bytes.last().unwrap();
@@ -203,7 +205,6 @@ fn churn_stays_under_a_small_cap() {
         let attack = attack.unwrap();
         assert_eq!(reader.events(attack.id).unwrap().len() as u64, attack.events, "attack {}", attack.id);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The soak quoted in the README and the report (see the module docs for how to run it).
@@ -216,7 +217,7 @@ fn churn_levels_off_under_the_cap() {
     let max_mb = env("SOAK_MAX_MB", 512) as u64;
     // Batches of 16 every 100 ms: 160 events a second, all day.
     let maintain_every = if env("SOAK_MAINTAIN", 1) == 1 { 600 } else { 0 };
-    let dir = temp_dir("soak");
+    let (_scratch, dir) = temp_dir("soak");
     let retention = Retention::from_config(30, max_mb).unwrap();
     eprintln!("soak: {total} events, cap {max_mb} MiB, maintain every {maintain_every} batches");
     let started = Instant::now();
@@ -241,5 +242,4 @@ fn churn_levels_off_under_the_cap() {
     assert!(max <= cap, "file {max} over the cap {cap}");
     let spread = last_quarter.iter().max().unwrap() - last_quarter.iter().min().unwrap();
     assert!(spread <= cap / 10, "still growing in the last quarter: {last_quarter:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
