@@ -4,10 +4,12 @@
 //! (from 127.0.0.1..3), every send loop bounded in count and time.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -53,21 +55,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn rampart run");
-        let (out_tx, stdout) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = out_tx.send(line);
-            }
-        });
-        let (err_tx, stderr) = channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("daemon: {line}");
-                let _ = err_tx.send(line);
-            }
-        });
+        let (stdout, stderr) = support::line_channels(&mut child);
         let (mut netflow, mut metrics) = (None, None);
         let mut startup = Vec::new();
         while netflow.is_none() || metrics.is_none() {

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -118,21 +117,7 @@ fn start(config: &Path, data: &Path) -> (Child, Receiver<String>, SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rampart run");
-    let (out_tx, stdout) = channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = out_tx.send(line);
-        }
-    });
-    let (err_tx, stderr) = channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("daemon: {line}");
-            let _ = err_tx.send(line);
-        }
-    });
+    let (stdout, stderr) = support::line_channels(&mut child);
     let sflow = loop {
         let line = stderr.recv_timeout(Duration::from_secs(20)).expect("daemon startup lines");
         if let Some(addr) = line.strip_prefix("listening for sFlow on ") {

@@ -1,7 +1,34 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::mpsc::{Receiver, channel};
+
 use serde_json::Value;
+
+/// The child's stdout and stderr as channels of lines, each read by a thread of its own;
+/// stderr is echoed (prefixed `daemon: `) so a failing test shows what the daemon said.
+pub fn line_channels(child: &mut Child) -> (Receiver<String>, Receiver<String>) {
+    let (out_tx, stdout) = channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = out_tx.send(line);
+            }
+        });
+    }
+    let (err_tx, stderr) = channel();
+    if let Some(err) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("daemon: {line}");
+                let _ = err_tx.send(line);
+            }
+        });
+    }
+    (stdout, stderr)
+}
 
 /// Validates `document` against the published schema `docs/schema/NAME.schema.json`.
 pub fn assert_valid(name: &str, document: &Value) {
