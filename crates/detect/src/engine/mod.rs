@@ -187,7 +187,7 @@ impl Engine {
             active_attacks: 0,
             next_id: 1,
             hasher: foldhash::fast::FixedState::with_seed(seed),
-            remote_key: foldhash::fast::FixedState::with_seed(seed).hash_one(0x7e30_7e5u64),
+            remote_key: foldhash::fast::FixedState::with_seed(seed).hash_one(0x07e3_07e5_u64),
             last: None,
             // Its own key, so one table's layout tells nothing about the other's.
             flows: NewFlows::with_seed(config.limits.flow_table, seed.rotate_left(32) ^ 0xf10e),
