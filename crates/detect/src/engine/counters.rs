@@ -246,7 +246,10 @@ impl Metrics {
     }
 
     pub(super) fn inbound(h: &HostSecond) -> Metrics {
-        Metrics::of(&h.inbound, h.outbound.tcp(), h.first_ns, h.last_ns)
+        let mut m = Metrics::of(&h.inbound, h.outbound.tcp(), h.first_ns, h.last_ns);
+        // SYN-ACKs answering the host's own SYNs are solicited: no evidence of reflection.
+        m.syn_ack = m.syn_ack.saturating_sub(u64::from(h.outbound.packets[Class::TcpSyn.index()]));
+        m
     }
 
     pub(super) fn outbound(h: &HostSecond) -> Metrics {

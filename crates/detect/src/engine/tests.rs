@@ -224,6 +224,16 @@ fn tcp_reflection_is_named_by_flags_and_payload() {
         ..packet(ns, [203, 0, (i % 5) as u8, i as u8], victim, 6, TCP_SYN | TCP_ACK)
     });
     assert_eq!(syn_ack, [Vector::SynAckReflection]);
+    // SYN-ACKs answering the host's own SYNs (a crawler) are not reflection.
+    let solicited = vectors_of(|ns, i| {
+        let server = [203, 0, (i % 5) as u8, (i / 2) as u8];
+        if i % 2 == 0 {
+            packet(ns, victim, server, 6, TCP_SYN)
+        } else {
+            packet(ns, server, victim, 6, TCP_SYN | TCP_ACK)
+        }
+    });
+    assert_eq!(solicited, [Vector::TcpFlood]);
     // The same SYN-ACKs from one source stay a TCP flood.
     let one = vectors_of(|ns, _| packet(ns, [203, 0, 113, 1], victim, 6, TCP_SYN | TCP_ACK));
     assert_eq!(one, [Vector::TcpFlood]);
