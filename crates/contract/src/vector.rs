@@ -35,9 +35,9 @@ vectors! {
     SynFlood => "syn_flood",
     /// Bare TCP ACKs not answering the target's own traffic.
     AckFlood => "ack_flood",
-    /// TCP RSTs.
+    /// TCP RSTs (RST and RST+ACK; the signature's flags say which).
     RstFlood => "rst_flood",
-    /// Other TCP (several flag mixes, SYN-ACK, FIN).
+    /// Other TCP (several flag mixes, FIN, SYN-ACK from few sources).
     TcpFlood => "tcp_flood",
     UdpFlood => "udp_flood",
     /// ICMP and ICMPv6.
@@ -59,10 +59,72 @@ vectors! {
     /// aggregate's.
     CarpetBombing => "carpet_bombing",
     Other => "other",
+    /// BACnet/IP (UDP 47808).
+    BacnetAmplification => "bacnet_amplification",
+    /// IKE (UDP 500).
+    IkeAmplification => "ike_amplification",
+    /// IPsec NAT traversal (UDP 4500).
+    NatTAmplification => "nat_t_amplification",
+    /// Apple Remote Desktop (UDP 3283).
+    ArdAmplification => "ard_amplification",
+    /// Service Location Protocol (UDP 427).
+    SlpAmplification => "slp_amplification",
+    /// Dahua/IoT device discovery "DHDiscover" (UDP 37810).
+    DhdiscoverAmplification => "dhdiscover_amplification",
+    /// Ubiquiti discovery (UDP 10001).
+    UbiquitiAmplification => "ubiquiti_amplification",
+    /// OpenVPN (UDP 1194).
+    OpenvpnAmplification => "openvpn_amplification",
+    /// TFTP (UDP 69).
+    TftpAmplification => "tftp_amplification",
+    /// Multicast DNS (UDP 5353).
+    MdnsAmplification => "mdns_amplification",
+    /// RIPv1 (UDP 520).
+    RipAmplification => "rip_amplification",
+    /// Plex Media Server discovery (UDP 32414).
+    PlexAmplification => "plex_amplification",
+    /// Lantronix discovery (UDP 30718).
+    LantronixAmplification => "lantronix_amplification",
+    /// Jenkins auto-discovery (UDP 33848).
+    JenkinsAmplification => "jenkins_amplification",
+    /// MS-SQL resolution service (UDP 1434).
+    MssqlAmplification => "mssql_amplification",
+    /// Quote of the day (UDP 17).
+    QotdAmplification => "qotd_amplification",
+    /// SIP (UDP 5060).
+    SipAmplification => "sip_amplification",
+    /// STUN/TURN (UDP 3478).
+    StunAmplification => "stun_amplification",
+    /// DTLS on UDP 3391 (Microsoft RD Gateway; the port abused as "Citrix/RDP DTLS").
+    DtlsAmplification => "dtls_amplification",
+    /// TeamSpeak 3 (UDP 9987).
+    TeamspeakAmplification => "teamspeak_amplification",
+    /// RDP over UDP (3389).
+    RdpAmplification => "rdp_amplification",
+    /// NAT-PMP (UDP 5351).
+    NatPmpAmplification => "nat_pmp_amplification",
+    /// Valve/Steam game server queries (UDP 27015).
+    SteamAmplification => "steam_amplification",
+    /// IPMI/RMCP (UDP 623).
+    IpmiAmplification => "ipmi_amplification",
+    /// XDMCP (UDP 177).
+    XdmcpAmplification => "xdmcp_amplification",
+    /// SafeNet Sentinel license manager (UDP 5093).
+    SentinelAmplification => "sentinel_amplification",
+    /// UDP from many sources concentrated on one or a few source ports that are not a known
+    /// reflector service: reflection on those ports, which the attack's signature
+    /// (`src_ports`) and `top_src_ports` carry.
+    UdpReflection => "udp_reflection",
+    /// Unsolicited TCP SYN-ACKs from many sources (servers answering SYNs spoofed from the
+    /// target); the signature carries the flags and, when they dominate, the source ports.
+    SynAckReflection => "syn_ack_reflection",
+    /// TCP carrying payload to port 80 from many sources without a connection the target
+    /// answers (middlebox reflection).
+    TcpMiddleboxReflection => "tcp_middlebox_reflection",
 }
 
 impl Vector {
-    /// Reflection/amplification from a known reflector service.
+    /// Reflection/amplification from a known reflector service (named by its UDP port).
     pub const fn is_amplification(self) -> bool {
         matches!(
             self,
@@ -77,7 +139,43 @@ impl Vector {
                 | Vector::PortmapAmplification
                 | Vector::WsDiscoveryAmplification
                 | Vector::CoapAmplification
+                | Vector::BacnetAmplification
+                | Vector::IkeAmplification
+                | Vector::NatTAmplification
+                | Vector::ArdAmplification
+                | Vector::SlpAmplification
+                | Vector::DhdiscoverAmplification
+                | Vector::UbiquitiAmplification
+                | Vector::OpenvpnAmplification
+                | Vector::TftpAmplification
+                | Vector::MdnsAmplification
+                | Vector::RipAmplification
+                | Vector::PlexAmplification
+                | Vector::LantronixAmplification
+                | Vector::JenkinsAmplification
+                | Vector::MssqlAmplification
+                | Vector::QotdAmplification
+                | Vector::SipAmplification
+                | Vector::StunAmplification
+                | Vector::DtlsAmplification
+                | Vector::TeamspeakAmplification
+                | Vector::RdpAmplification
+                | Vector::NatPmpAmplification
+                | Vector::SteamAmplification
+                | Vector::IpmiAmplification
+                | Vector::XdmcpAmplification
+                | Vector::SentinelAmplification
         )
+    }
+
+    /// Reflected traffic: a known amplifier, UDP reflection on an unknown port, or TCP
+    /// reflection (SYN-ACK, middlebox).
+    pub const fn is_reflection(self) -> bool {
+        self.is_amplification()
+            || matches!(
+                self,
+                Vector::UdpReflection | Vector::SynAckReflection | Vector::TcpMiddleboxReflection
+            )
     }
 }
 
@@ -124,6 +222,7 @@ mod tests {
     fn amplification_vectors_are_named_so() {
         for &v in Vector::ALL {
             assert_eq!(v.is_amplification(), v.name().ends_with("_amplification"), "{v}");
+            assert!(!v.is_amplification() || v.is_reflection(), "{v}");
         }
     }
 }

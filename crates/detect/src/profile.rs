@@ -146,6 +146,21 @@ impl<T: Copy + Eq + Ord + Default> TopKeys<T> {
         self.slots().find(|s| of > 0 && (s.1 - s.2) as f64 >= share * of as f64).map(|s| s.0)
     }
 
+    /// The fewest keys (at most `max`) that together hold at least `share` of `of` for
+    /// certain, heaviest first; empty when no such set exists.
+    pub fn covering(&self, share: f64, of: u64, max: usize) -> Vec<T> {
+        let mut sum = 0u64;
+        let mut keys = Vec::new();
+        for (key, certain) in self.top(max) {
+            sum = sum.saturating_add(certain);
+            keys.push(key);
+            if of > 0 && sum as f64 >= share * of as f64 {
+                return keys;
+            }
+        }
+        Vec::new()
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }
@@ -421,7 +436,14 @@ impl Profile {
         let covers = |count: u64| n > 0 && count as f64 >= SIGNATURE_COVERAGE * n as f64;
         let protocol = (0..=255u8).find(|&p| covers(self.protocols[usize::from(p)]));
         let tcp_flags = if protocol == Some(crate::class::PROTO_TCP) {
-            (0..=255u8).find(|&f| covers(self.tcp_flags[usize::from(f)]))
+            (0..=255u8).find(|&f| covers(self.tcp_flags[usize::from(f)])).map(TcpFlags::exact).or_else(|| {
+                // No one flags byte: the bits all of them share (RST with and without ACK), when
+                // those include one of FIN, SYN, RST, ACK (else the mix says nothing).
+                let seen = (0..=255u8).filter(|&f| self.tcp_flags[usize::from(f)] > 0);
+                let (all, any) = seen.fold((0xffu8, 0u8), |(all, any), f| (all & f, any | f));
+                let flags = TcpFlags { value: all, mask: all | !any };
+                (flags.mask & 0x17 != 0).then_some(flags)
+            })
         } else {
             None
         };
@@ -439,14 +461,16 @@ impl Profile {
         } else {
             (Vec::new(), vec![target])
         };
-        let port = |p: Option<u16>| p.map(PortRange::single).into_iter().collect();
+        // Reflection answers from one to three service ports (80 and 443, BACnet and DHDiscover).
+        let ports =
+            |t: &TopKeys| t.covering(SIGNATURE_COVERAGE, n, 3).into_iter().map(PortRange::single).collect();
         Signature {
             src_prefixes,
             dst_prefixes,
             protocol,
-            src_ports: port(self.src_ports.dominant(SIGNATURE_COVERAGE, n)),
-            dst_ports: port(self.dst_ports.dominant(SIGNATURE_COVERAGE, n)),
-            tcp_flags: tcp_flags.map(TcpFlags::exact),
+            src_ports: ports(&self.src_ports),
+            dst_ports: ports(&self.dst_ports),
+            tcp_flags,
             fragment: fragment
                 .map(|only| if only { FragmentMatch::NonInitial } else { FragmentMatch::NotNonInitial }),
             packet_len: self.length_range(),
@@ -638,5 +662,38 @@ mod tests {
         let e = p.distinct_remotes();
         assert!((900..=1100).contains(&e), "{e}");
         assert_eq!(p.protocol_mix()[0].percent, 100.0);
+    }
+
+    #[test]
+    fn signature_of_reflected_syn_acks_and_of_rst_mixes() {
+        let h = hasher();
+        let (mut syn_acks, mut rsts) = (Profile::default(), Profile::default());
+        for i in 0..1000u32 {
+            let r = TrafficRecord {
+                src: IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+                protocol: 6,
+                src_port: Some(if i % 3 == 0 { 443 } else { 80 }),
+                dst_port: Some(1024 + i as u16),
+                tcp_flags: 0x12,
+                packets: 1,
+                bytes: 60,
+                ..TrafficRecord::EMPTY
+            };
+            syn_acks.add(&r, 1, 60, false, &h);
+            rsts.add(
+                &TrafficRecord { tcp_flags: if i % 3 == 0 { 0x14 } else { 0x04 }, ..r },
+                1,
+                40,
+                false,
+                &h,
+            );
+        }
+        let t = "198.51.100.10/32".parse().unwrap();
+        let s = syn_acks.signature(t, false);
+        assert_eq!(s.src_ports, vec![PortRange::single(80), PortRange::single(443)]);
+        assert_eq!((s.tcp_flags, s.dst_ports.clone()), (Some(TcpFlags::exact(0x12)), vec![]));
+        let s = rsts.signature(t, false);
+        assert_eq!(s.tcp_flags, Some(TcpFlags { value: 0x04, mask: 0xef }));
+        assert!(s.tcp_flags.is_some_and(|f| f.matches(0x14) && f.matches(0x04) && !f.matches(0x10)));
     }
 }

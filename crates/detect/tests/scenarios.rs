@@ -100,9 +100,59 @@ fn single_attack_scenarios() -> Vec<Scenario> {
         Scenario::SynFloodV6,
         Scenario::UdpFloodV6,
         Scenario::IcmpFloodV6,
+        Scenario::BacnetDhdiscover,
+        Scenario::SynAckReflection,
     ];
     s.extend(AmplificationVector::ALL.iter().map(|&v| Scenario::Amplification(v)));
     s
+}
+
+/// The vectors of the one attack `scenario` raises, by name.
+fn vector_names(scenario: Scenario) -> (Vec<&'static str>, Attack) {
+    let params = GenParams { background_pps: 0, ..GenParams::for_scenario(scenario) };
+    let (events, _) = run(scenario, &params, protected_config());
+    let attacks = ended(&events);
+    assert_eq!(attacks.len(), 1, "{scenario}: {attacks:#?}");
+    let attack = attacks[0].clone();
+    (attack.vectors.iter().map(|v| v.name()).collect(), attack)
+}
+
+#[test]
+fn reflection_is_named_by_its_ports_and_flags() {
+    // The captures: NAT-T, BACnet plus DHDiscover, SYN-ACK; and a port no table knows.
+    let (names, a) = vector_names(Scenario::Amplification(AmplificationVector::NatT));
+    assert_eq!(names, ["nat_t_amplification"]);
+    assert_eq!(
+        (a.signature.protocol, a.signature.src_ports.clone()),
+        (Some(17), vec![PortRange::single(4500)])
+    );
+
+    let (names, a) = vector_names(Scenario::BacnetDhdiscover);
+    assert_eq!(names, ["bacnet_amplification", "dhdiscover_amplification"]);
+    let mut ports: Vec<u16> = a.top_src_ports.iter().map(|p| p.value).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [37810, 47808]);
+
+    let (names, a) = vector_names(Scenario::Amplification(AmplificationVector::UnknownPort));
+    assert_eq!(names, ["udp_reflection"]);
+    assert_eq!(a.signature.src_ports, vec![PortRange::single(12345)]);
+    assert_eq!(a.top_src_ports[0].value, 12345);
+
+    let (names, a) = vector_names(Scenario::SynAckReflection);
+    assert_eq!(names, ["syn_ack_reflection"]);
+    assert_eq!((a.signature.protocol, a.signature.tcp_flags), (Some(6), Some(TcpFlags::exact(0x12))));
+    let mut ports: Vec<u16> = a.top_src_ports.iter().map(|p| p.value).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [80, 443]);
+    assert!(a.distinct_sources >= 40, "{}", a.distinct_sources);
+}
+
+#[test]
+fn floods_from_random_ports_stay_floods() {
+    // Spoofed UDP from random source ports is not concentrated; spoofed SYNs are no SYN-ACKs.
+    assert_eq!(vector_names(Scenario::UdpFlood).0, ["udp_flood"]);
+    assert_eq!(vector_names(Scenario::SynFlood).0, ["syn_flood"]);
+    assert_eq!(vector_names(Scenario::AckFlood).0, ["ack_flood"]);
 }
 
 #[test]

@@ -129,6 +129,9 @@ impl Plan {
             FloodKind::Amplification(v) => {
                 (v.attack_vector(), wire::PROTO_UDP, Some(v.source_port()), Some(p.reflectors), false)
             }
+            FloodKind::SynAckReflection => {
+                (AttackVector::SynAckReflection, wire::PROTO_TCP, None, Some(p.reflectors), false)
+            }
         };
         let info = AttackInfo {
             vector,
@@ -229,6 +232,7 @@ fn single_attack(scenario: Scenario) -> Option<(FloodKind, bool, bool)> {
         Scenario::FragmentFlood => (FloodKind::Fragment, false, false),
         Scenario::CarpetBombing => (FloodKind::Udp, false, true),
         Scenario::Amplification(v) => (FloodKind::Amplification(v), false, false),
+        Scenario::SynAckReflection => (FloodKind::SynAckReflection, false, false),
         Scenario::SynFloodV6 => (FloodKind::Tcp(wire::TCP_SYN), true, false),
         Scenario::UdpFloodV6 => (FloodKind::Udp, true, false),
         Scenario::IcmpFloodV6 => (FloodKind::Icmp, true, false),
@@ -237,6 +241,7 @@ fn single_attack(scenario: Scenario) -> Option<(FloodKind, bool, bool)> {
         | Scenario::BulkOutbound
         | Scenario::OutboundSynFlood
         | Scenario::DnsReflectorAbuse
+        | Scenario::BacnetDhdiscover
         | Scenario::Mixed => return None,
     })
 }
@@ -272,6 +277,19 @@ fn build_plan(scenario: Scenario, p: &GenParams, w: Window) -> Result<Plan, GenE
         }
         Scenario::OutboundSynFlood => plan.add_outbound(p, w, OutboundKind::SynFlood),
         Scenario::DnsReflectorAbuse => plan.add_outbound(p, w, OutboundKind::DnsReflector),
+        Scenario::BacnetDhdiscover => {
+            // Two reflector services at once, half the attack rate each.
+            let half = GenParams { attack_pps: p.attack_pps.div_ceil(2), ..p.clone() };
+            let target = u128::from(target_v4(p, DEFAULT_TARGET_V4));
+            for v in [AmplificationVector::Bacnet, AmplificationVector::Dhdiscover] {
+                let kind = FloodKind::Amplification(v);
+                let (start, end) = (w.attack_start, w.attack_end);
+                plan.add_attack(
+                    &half,
+                    Phase { kind, v6: false, target, carpet: None, start, end, pulse: None },
+                )?;
+            }
+        }
         Scenario::Mixed => {
             let base = target_v4(p, DEFAULT_TARGET_V4);
             let host = |i: u32| u128::from((base & !0xff) | (base.wrapping_add(i) & 0xff));

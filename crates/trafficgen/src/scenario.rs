@@ -20,17 +20,30 @@ pub enum AmplificationVector {
     Cldap,
     /// chargen (source port 19), character-pattern responses.
     Chargen,
+    /// IPsec NAT traversal (source port 4500), IKE messages behind the non-ESP marker.
+    NatT,
+    /// BACnet/IP (source port 47808), BVLC/NPDU/APDU responses.
+    Bacnet,
+    /// Dahua-style IoT device discovery "DHDiscover" (source port 37810), "DHIP" replies.
+    Dhdiscover,
+    /// A service no reflector table names: every response from source port 12345 (the
+    /// detector must name it by the evidence alone).
+    UnknownPort,
 }
 
 impl AmplificationVector {
     /// All vectors.
-    pub const ALL: [AmplificationVector; 6] = [
+    pub const ALL: [AmplificationVector; 10] = [
         AmplificationVector::Dns,
         AmplificationVector::Ntp,
         AmplificationVector::Ssdp,
         AmplificationVector::Memcached,
         AmplificationVector::Cldap,
         AmplificationVector::Chargen,
+        AmplificationVector::NatT,
+        AmplificationVector::Bacnet,
+        AmplificationVector::Dhdiscover,
+        AmplificationVector::UnknownPort,
     ];
 
     /// UDP source port of the reflected responses.
@@ -42,6 +55,10 @@ impl AmplificationVector {
             AmplificationVector::Memcached => 11211,
             AmplificationVector::Cldap => 389,
             AmplificationVector::Chargen => 19,
+            AmplificationVector::NatT => 4500,
+            AmplificationVector::Bacnet => 47808,
+            AmplificationVector::Dhdiscover => 37810,
+            AmplificationVector::UnknownPort => 12345,
         }
     }
 
@@ -54,6 +71,10 @@ impl AmplificationVector {
             AmplificationVector::Memcached => AttackVector::MemcachedAmplification,
             AmplificationVector::Cldap => AttackVector::CldapAmplification,
             AmplificationVector::Chargen => AttackVector::ChargenAmplification,
+            AmplificationVector::NatT => AttackVector::NatTAmplification,
+            AmplificationVector::Bacnet => AttackVector::BacnetAmplification,
+            AmplificationVector::Dhdiscover => AttackVector::DhdiscoverAmplification,
+            AmplificationVector::UnknownPort => AttackVector::UdpReflection,
         }
     }
 }
@@ -81,6 +102,11 @@ pub enum Scenario {
     CarpetBombing,
     /// Reflection/amplification from a bounded set of reflectors.
     Amplification(AmplificationVector),
+    /// BACnet and DHDiscover reflection at once on one target (half the attack rate each).
+    BacnetDhdiscover,
+    /// TCP SYN-ACK reflection: web servers (ports 80 and 443) answering SYNs spoofed from the
+    /// target.
+    SynAckReflection,
     /// IPv6 SYN flood.
     SynFloodV6,
     /// IPv6 UDP flood.
@@ -119,6 +145,12 @@ impl Scenario {
         Scenario::Amplification(AmplificationVector::Memcached),
         Scenario::Amplification(AmplificationVector::Cldap),
         Scenario::Amplification(AmplificationVector::Chargen),
+        Scenario::Amplification(AmplificationVector::NatT),
+        Scenario::Amplification(AmplificationVector::Bacnet),
+        Scenario::Amplification(AmplificationVector::Dhdiscover),
+        Scenario::Amplification(AmplificationVector::UnknownPort),
+        Scenario::BacnetDhdiscover,
+        Scenario::SynAckReflection,
         Scenario::SynFloodV6,
         Scenario::UdpFloodV6,
         Scenario::IcmpFloodV6,
@@ -148,7 +180,13 @@ impl Scenario {
                 AmplificationVector::Memcached => "memcached_amplification",
                 AmplificationVector::Cldap => "cldap_amplification",
                 AmplificationVector::Chargen => "chargen_amplification",
+                AmplificationVector::NatT => "nat_t_amplification",
+                AmplificationVector::Bacnet => "bacnet_amplification",
+                AmplificationVector::Dhdiscover => "dhdiscover_amplification",
+                AmplificationVector::UnknownPort => "udp_reflection",
             },
+            Scenario::BacnetDhdiscover => "bacnet_dhdiscover",
+            Scenario::SynAckReflection => "syn_ack_reflection",
             Scenario::SynFloodV6 => "syn_flood_v6",
             Scenario::UdpFloodV6 => "udp_flood_v6",
             Scenario::IcmpFloodV6 => "icmp_flood_v6",
@@ -186,6 +224,18 @@ impl Scenario {
                 "CLDAP reflection (src port 389), fragmented"
             }
             Scenario::Amplification(AmplificationVector::Chargen) => "chargen reflection (src port 19)",
+            Scenario::Amplification(AmplificationVector::NatT) => "IPsec NAT-T reflection (src port 4500)",
+            Scenario::Amplification(AmplificationVector::Bacnet) => "BACnet reflection (src port 47808)",
+            Scenario::Amplification(AmplificationVector::Dhdiscover) => {
+                "DHDiscover IoT discovery reflection (src port 37810)"
+            }
+            Scenario::Amplification(AmplificationVector::UnknownPort) => {
+                "reflection from a port no table knows (src port 12345)"
+            }
+            Scenario::BacnetDhdiscover => "BACnet (47808) and DHDiscover (37810) reflection at one host",
+            Scenario::SynAckReflection => {
+                "TCP SYN-ACK reflection: web servers' ports 80/443 answer SYNs spoofed from one host"
+            }
             Scenario::SynFloodV6 => "IPv6 SYN flood from 2001:db8:ffff::/48 at one host",
             Scenario::UdpFloodV6 => "IPv6 UDP flood from 2001:db8:ffff::/48 at one host",
             Scenario::IcmpFloodV6 => "ICMPv6 echo-request flood at one host",

@@ -43,11 +43,21 @@ pub enum AttackVector {
     CarpetBombing,
     /// Anything else.
     Other,
+    /// IPsec NAT-T reflection (source port 4500).
+    NatTAmplification,
+    /// BACnet reflection (source port 47808).
+    BacnetAmplification,
+    /// DHDiscover reflection (source port 37810).
+    DhdiscoverAmplification,
+    /// Reflection from a source port no reflector table knows.
+    UdpReflection,
+    /// TCP SYN-ACKs reflected by servers from many sources.
+    SynAckReflection,
 }
 
 impl AttackVector {
     /// Every vector the generator writes into ground truth.
-    pub const ALL: [AttackVector; 15] = [
+    pub const ALL: [AttackVector; 20] = [
         AttackVector::SynFlood,
         AttackVector::AckFlood,
         AttackVector::RstFlood,
@@ -63,6 +73,11 @@ impl AttackVector {
         AttackVector::ChargenAmplification,
         AttackVector::CarpetBombing,
         AttackVector::Other,
+        AttackVector::NatTAmplification,
+        AttackVector::BacnetAmplification,
+        AttackVector::DhdiscoverAmplification,
+        AttackVector::UdpReflection,
+        AttackVector::SynAckReflection,
     ];
 
     /// The snake_case name used in JSON.
@@ -83,6 +98,11 @@ impl AttackVector {
             AttackVector::ChargenAmplification => "chargen_amplification",
             AttackVector::CarpetBombing => "carpet_bombing",
             AttackVector::Other => "other",
+            AttackVector::NatTAmplification => "nat_t_amplification",
+            AttackVector::BacnetAmplification => "bacnet_amplification",
+            AttackVector::DhdiscoverAmplification => "dhdiscover_amplification",
+            AttackVector::UdpReflection => "udp_reflection",
+            AttackVector::SynAckReflection => "syn_ack_reflection",
         }
     }
 }
@@ -446,7 +466,7 @@ mod tests {
 
     #[test]
     fn vector_names_match_serde() {
-        for v in [AttackVector::SynFlood, AttackVector::IpFragmentFlood, AttackVector::CldapAmplification] {
+        for v in AttackVector::ALL {
             assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{}\"", v.name()));
         }
     }

@@ -548,3 +548,29 @@ fn custom_target_is_used() {
     assert_eq!(truth.attacks[0].target, "198.51.100.77");
     assert_eq!(truth.per_destination.keys().collect::<Vec<_>>(), [&target]);
 }
+
+#[test]
+fn syn_ack_reflection_comes_from_web_servers() {
+    let (pkts, truth) = attack_only(Scenario::SynAckReflection);
+    let a = &truth.attacks[0];
+    assert_eq!((a.vector, a.ip_protocol, a.spoofed_sources), (AttackVector::SynAckReflection, 6, false));
+    let mut servers = HashSet::new();
+    for p in &pkts {
+        assert_eq!((p.dst, p.tcp_flags()), (IpAddr::V4(DEFAULT_TARGET_V4), Some(0x12)));
+        let (sport, dport) = p.ports().unwrap();
+        assert!(matches!(sport, 80 | 443) && dport >= 1024, "{sport} {dport}");
+        servers.insert(p.src);
+    }
+    assert!(servers.len() <= 64 && servers.len() > 10, "{}", servers.len());
+}
+
+#[test]
+fn bacnet_dhdiscover_is_two_reflections_at_one_host() {
+    let (pkts, truth) = attack_only(Scenario::BacnetDhdiscover);
+    let vectors: Vec<AttackVector> = truth.attacks.iter().map(|a| a.vector).collect();
+    assert_eq!(vectors, [AttackVector::BacnetAmplification, AttackVector::DhdiscoverAmplification]);
+    assert!(truth.attacks.iter().all(|a| a.target == DEFAULT_TARGET_V4.to_string()));
+    let from = |port: u16| pkts.iter().filter(|p| p.ports().map(|p| p.0) == Some(port)).count() as u64;
+    assert_eq!((from(47808), from(37810)), (truth.attacks[0].packets, truth.attacks[1].packets));
+    assert!(pkts.iter().filter(|p| p.ports().map(|p| p.0) == Some(37810)).all(|p| p.l4[12..16] == *b"DHIP"));
+}

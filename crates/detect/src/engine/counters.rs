@@ -5,10 +5,85 @@ use serde::Serialize;
 
 use super::keys::{NO_SLOT, SLOTS};
 use crate::baseline::Sample;
-use crate::class::{AMPLIFICATION_PORTS, Class};
+use crate::class::{Class, Evidence};
 
 pub(super) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub(super) const AMP: usize = AMPLIFICATION_PORTS.len();
+
+/// Slots of a [`PortSketch`]: three ports can be certified while the fourth absorbs the churn
+/// of the other ports.
+const PORT_SLOTS: usize = 4;
+
+/// Space-Saving heavy hitters over UDP source ports with [`PORT_SLOTS`] slots (40 bytes): a
+/// port with more than a quarter of the packets is certainly kept, and `count - error` is a
+/// lower bound of its packets. Reflection concentrates a target's UDP on a few source ports;
+/// a spoofed flood's random ports leave every slot mostly error.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PortSketch {
+    ports: [u16; PORT_SLOTS],
+    counts: [u32; PORT_SLOTS],
+    errors: [u32; PORT_SLOTS],
+}
+
+impl PortSketch {
+    #[inline]
+    pub(super) fn add(&mut self, port: u16, packets: u32) {
+        // A slot with count 0 is free (its port is meaningless).
+        let mut min = 0;
+        for i in 0..PORT_SLOTS {
+            if self.counts[i] > 0 && self.ports[i] == port {
+                self.counts[i] = self.counts[i].saturating_add(packets);
+                return;
+            }
+            if self.counts[i] < self.counts[min] {
+                min = i;
+            }
+        }
+        let floor = self.counts[min];
+        (self.ports[min], self.counts[min], self.errors[min]) = (port, floor.saturating_add(packets), floor);
+    }
+
+    /// Adds `other` (another host's second); error bounds carry over.
+    pub(super) fn merge(&mut self, other: &PortSketch) {
+        for i in (0..PORT_SLOTS).filter(|&i| other.counts[i] > 0) {
+            let port = other.ports[i];
+            let before = self.position(port).map_or(0, |j| self.errors[j]);
+            self.add(port, other.counts[i]);
+            if let Some(j) = self.position(port) {
+                self.errors[j] =
+                    self.errors[j].max(before).saturating_add(other.errors[i]).min(self.counts[j]);
+            }
+        }
+    }
+
+    fn position(&self, port: u16) -> Option<usize> {
+        (0..PORT_SLOTS).find(|&i| self.counts[i] > 0 && self.ports[i] == port)
+    }
+
+    /// Ports with a certain count, heaviest first: (port, packets at least).
+    pub(super) fn heavy(&self) -> impl Iterator<Item = (u16, u64)> {
+        let mut slots: Vec<(u16, u64)> = (0..PORT_SLOTS)
+            .map(|i| (self.ports[i], u64::from(self.counts[i] - self.errors[i].min(self.counts[i]))))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        slots.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        slots.into_iter()
+    }
+}
+
+/// One bit per remote address (multiply-shift hash, keyed per process) in a second: 64-bit
+/// linear counting, enough to tell "many sources" from a few.
+#[inline]
+pub(super) fn remote_bit(remote: u128, key: u64) -> u64 {
+    let folded = (remote as u64) ^ ((remote >> 64) as u64).rotate_left(29);
+    1 << ((folded ^ key).wrapping_mul(key | 1) >> 58)
+}
+
+/// Distinct remotes a bitmap of [`remote_bit`]s says there are at least about: linear
+/// counting, `-64 ln(zeros / 64)`.
+pub(super) fn distinct_remotes(bits: u64) -> u64 {
+    let zeros = f64::from(bits.count_zeros().max(1));
+    (-64.0 * (zeros / 64.0).ln()).round() as u64
+}
 
 /// One direction of one host's traffic in one second. Packet counters are u32 (a host
 /// receiving 4 billion packets in a second saturates, still far over any threshold) to keep
@@ -16,7 +91,15 @@ pub(super) const AMP: usize = AMPLIFICATION_PORTS.len();
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct DirCounters {
     pub(super) packets: [u32; Class::COUNT],
-    pub(super) amp: [u32; AMP],
+    /// UDP from known reflector ports.
+    pub(super) amp: u32,
+    /// UDP source ports.
+    pub(super) ports: PortSketch,
+    /// Remote addresses seen ([`remote_bit`]).
+    pub(super) remotes: u64,
+    /// TCP SYN-ACKs, and TCP with payload to port 80 (see [`Evidence`]).
+    pub(super) syn_ack: u32,
+    pub(super) probes: u32,
     pub(super) bytes: u64,
     pub(super) flows: u32,
 }
@@ -28,12 +111,31 @@ pub(super) fn add_u32(counter: &mut u32, n: u64) {
 
 impl DirCounters {
     #[inline]
-    pub(super) fn add(&mut self, class: Class, amp: Option<usize>, packets: u64, bytes: u64, flows: u64) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add(
+        &mut self,
+        class: Class,
+        evidence: Evidence,
+        remote: u64,
+        packets: u64,
+        bytes: u64,
+        flows: u64,
+    ) {
         if let Some(c) = self.packets.get_mut(class.index()) {
             add_u32(c, packets);
         }
-        if let Some(a) = amp.and_then(|a| self.amp.get_mut(a)) {
-            add_u32(a, packets);
+        self.remotes |= remote;
+        if let Some(port) = evidence.udp_src_port {
+            self.ports.add(port, u32::try_from(packets).unwrap_or(u32::MAX));
+            if evidence.reflector {
+                add_u32(&mut self.amp, packets);
+            }
+        }
+        if evidence.syn_ack {
+            add_u32(&mut self.syn_ack, packets);
+        }
+        if evidence.probe {
+            add_u32(&mut self.probes, packets);
         }
         self.bytes = self.bytes.saturating_add(bytes);
         add_u32(&mut self.flows, flows);
@@ -97,7 +199,13 @@ impl Bucket {
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Metrics {
     pub(super) packets: [u64; Class::COUNT],
-    pub(super) amp: [u64; AMP],
+    /// UDP from known reflector ports.
+    pub(super) amp: u64,
+    pub(super) ports: PortSketch,
+    /// Remote addresses seen; 0 outbound (reflection needs many sources).
+    pub(super) remotes: u64,
+    pub(super) syn_ack: u64,
+    pub(super) probes: u64,
     /// Packets and bytes after the ACK exemption.
     pub(super) total: u64,
     pub(super) bytes: u64,
@@ -117,16 +225,16 @@ impl Metrics {
         for (p, &c) in packets.iter_mut().zip(&d.packets) {
             *p = u64::from(c);
         }
-        let mut amp = [0u64; AMP];
-        for (a, &c) in amp.iter_mut().zip(&d.amp) {
-            *a = u64::from(c);
-        }
         let exempt = packets[Class::TcpAck.index()].min(answered_tcp);
         packets[Class::TcpAck.index()] -= exempt;
         let total = packets.iter().sum::<u64>();
         Metrics {
             packets,
-            amp,
+            amp: u64::from(d.amp),
+            ports: d.ports,
+            remotes: d.remotes,
+            syn_ack: u64::from(d.syn_ack),
+            probes: u64::from(d.probes),
             total,
             bytes: d.bytes,
             flows: u64::from(d.flows),
@@ -138,20 +246,27 @@ impl Metrics {
     }
 
     pub(super) fn inbound(h: &HostSecond) -> Metrics {
-        Metrics::of(&h.inbound, h.outbound.tcp(), h.first_ns, h.last_ns)
+        let mut m = Metrics::of(&h.inbound, h.outbound.tcp(), h.first_ns, h.last_ns);
+        // SYN-ACKs answering the host's own SYNs are solicited: no evidence of reflection.
+        m.syn_ack = m.syn_ack.saturating_sub(u64::from(h.outbound.packets[Class::TcpSyn.index()]));
+        m
     }
 
     pub(super) fn outbound(h: &HostSecond) -> Metrics {
-        Metrics::of(&h.outbound, h.inbound.tcp(), h.first_ns, h.last_ns)
+        // The remotes of outbound traffic are its destinations: no evidence of reflection
+        // towards us (a protected reflector is still named by its known port).
+        Metrics { remotes: 0, ..Metrics::of(&h.outbound, h.inbound.tcp(), h.first_ns, h.last_ns) }
     }
 
     pub(super) fn merge(&mut self, other: &Metrics) {
         for (a, b) in self.packets.iter_mut().zip(other.packets) {
             *a = a.saturating_add(b);
         }
-        for (a, b) in self.amp.iter_mut().zip(other.amp) {
-            *a = a.saturating_add(b);
-        }
+        self.amp = self.amp.saturating_add(other.amp);
+        self.ports.merge(&other.ports);
+        self.remotes |= other.remotes;
+        self.syn_ack = self.syn_ack.saturating_add(other.syn_ack);
+        self.probes = self.probes.saturating_add(other.probes);
         self.total = self.total.saturating_add(other.total);
         self.bytes = self.bytes.saturating_add(other.bytes);
         self.flows = self.flows.saturating_add(other.flows);
@@ -182,7 +297,7 @@ impl Metrics {
             bps: self.bps(),
             flows: self.flows,
             classes: self.packets,
-            amplification: self.amp.iter().sum(),
+            amplification: self.amp,
         }
     }
 }

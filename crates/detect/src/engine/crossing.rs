@@ -5,19 +5,28 @@ use std::collections::BTreeSet;
 
 use rampart_contract::{Metric, Vector};
 
-use super::counters::Metrics;
+use super::counters::{Metrics, distinct_remotes};
 use crate::baseline::Baseline;
-use crate::class::{AMPLIFICATION_PORTS, Class};
+use crate::class::{Class, reflector_vector};
 use crate::config::Thresholds;
 
 /// A counter over its limit: (counter, value, threshold, learned baseline). The level is the
 /// evaluated target's.
 pub(super) type Crossing = (Metric, u64, u64, Option<f64>);
 
+/// Reflection evidence: at least this many distinct sources in the second (about 16 bits of
+/// the 64-bit remote bitmap).
+pub(super) const MANY_SOURCES: u64 = 18;
+/// UDP "concentrated": at least 80 % of the target's UDP packets from at most three source
+/// ports (certain counts of the port sketch).
+const CONCENTRATED_PERCENT: u64 = 80;
+/// A port named among the reflectors carries at least 10 % of the UDP packets.
+const NAMED_PORT_PERCENT: u64 = 10;
+
 impl Metrics {
     /// Host counters over their thresholds.
     pub(super) fn crossed_host(&self, t: &Thresholds) -> Vec<Crossing> {
-        let amp: u64 = self.amp.iter().sum();
+        let amp = self.amp;
         [
             (Metric::Pps, self.total, t.pps),
             (Metric::Bps, self.bps(), t.bps),
@@ -112,23 +121,63 @@ impl Metrics {
                 v.insert(c.vector());
             }
         }
-        let amp: u64 = self.amp.iter().sum();
+        self.reflection(&mut v);
+        into.extend(v);
+    }
+
+    fn many_sources(&self) -> bool {
+        distinct_remotes(self.remotes) >= MANY_SOURCES
+    }
+
+    /// Turns UDP and TCP floods into the reflection they are when the evidence says so.
+    ///
+    /// UDP (with its fragments) making up half of the traffic is reflection when its packets
+    /// come from many sources and 80 % of them from at most three source ports; each of those
+    /// ports carrying 10 % is named from the reflector table, else as UDP reflection (the port
+    /// is in the signature). Without that evidence, UDP mostly from known reflector ports is
+    /// still named after them (a few reflectors, or our own server answering outbound).
+    fn reflection(&self, v: &mut BTreeSet<Vector>) {
         let udp = self.class(Class::Udp);
         let udp_like = udp + self.class(Class::Fragment);
-        if amp > 0 && amp.saturating_mul(2) >= udp && udp_like.saturating_mul(2) >= self.total {
-            let (i, _) = self
-                .amp
-                .iter()
-                .enumerate()
-                .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))
-                .unwrap_or((0, &0));
-            v.remove(&Vector::UdpFlood);
-            v.remove(&Vector::IpFragmentFlood);
-            if let Some(&(_, vector)) = AMPLIFICATION_PORTS.get(i) {
-                v.insert(vector);
+        if udp > 0 && udp_like.saturating_mul(2) >= self.total {
+            let heavy: Vec<(u16, u64)> = self.ports.heavy().take(3).collect();
+            let certain: u64 = heavy.iter().map(|&(_, c)| c).sum();
+            let named = heavy.iter().filter(|&&(_, c)| c.saturating_mul(100) >= NAMED_PORT_PERCENT * udp);
+            let mut found = BTreeSet::new();
+            if certain.saturating_mul(100) >= CONCENTRATED_PERCENT * udp && self.many_sources() {
+                found.extend(named.map(|&(port, _)| reflector_vector(port).unwrap_or(Vector::UdpReflection)));
+            } else if self.amp > 0 && self.amp.saturating_mul(2) >= udp {
+                found.extend(named.filter_map(|&(port, _)| reflector_vector(port)));
+                if found.is_empty() {
+                    // Many known ports, none heavy on its own: the heaviest of them.
+                    found.extend(heavy.iter().find_map(|&(port, _)| reflector_vector(port)));
+                }
+            }
+            if !found.is_empty() {
+                v.remove(&Vector::UdpFlood);
+                v.remove(&Vector::IpFragmentFlood);
+                v.append(&mut found);
             }
         }
-        into.extend(v);
+        // TCP: unsolicited SYN-ACKs or payload to port 80 making up half of the TCP, from many
+        // sources, are reflected, not a flood of the target's own making.
+        let tcp = self.tcp();
+        let tcp_vectors = [Vector::TcpFlood, Vector::AckFlood, Vector::SynFlood];
+        if tcp > 0 && tcp_vectors.iter().any(|t| v.contains(t)) && self.many_sources() {
+            let reflected = if self.syn_ack.saturating_mul(2) >= tcp {
+                Some(Vector::SynAckReflection)
+            } else if self.probes.saturating_mul(2) >= tcp {
+                Some(Vector::TcpMiddleboxReflection)
+            } else {
+                None
+            };
+            if let Some(reflected) = reflected {
+                for t in tcp_vectors {
+                    v.remove(&t);
+                }
+                v.insert(reflected);
+            }
+        }
     }
 }
 

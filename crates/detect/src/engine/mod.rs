@@ -125,6 +125,8 @@ pub struct Engine {
     active_attacks: usize,
     next_id: u64,
     hasher: foldhash::fast::FixedState,
+    /// Key of the per-second remote-address bitmaps (`counters::remote_bit`).
+    remote_key: u64,
     /// Fast path: the last (bucket, host key, index) touched.
     last: Option<(usize, u128, u32)>,
     flows: NewFlows,
@@ -188,6 +190,7 @@ impl Engine {
             active_attacks: 0,
             next_id: 1,
             hasher: foldhash::fast::FixedState::with_seed(seed),
+            remote_key: foldhash::fast::FixedState::with_seed(seed).hash_one(0x07e3_07e5_u64),
             last: None,
             // Its own key, so one table's layout tells nothing about the other's.
             flows: NewFlows::with_seed(config.limits.flow_table, seed.rotate_left(32) ^ 0xf10e),
@@ -317,7 +320,7 @@ impl Engine {
         let bucket_end = bucket_start.saturating_add(UnixNanos::NANOS_PER_SEC - 1);
         let first_ns = record.start.0.clamp(bucket_start, bucket_end);
         let last_ns = record.end.0.clamp(bucket_start, bucket_end);
-        let (class, amp) = classify(record);
+        let (class, evidence) = classify(record);
         let entry = match index {
             Some(i) => {
                 self.last = Some((offset, host, i));
@@ -346,7 +349,9 @@ impl Engine {
         entry.last_ns = entry.last_ns.max(last_ns);
         let outbound = direction == Direction::Outbound;
         let counters = if outbound { &mut entry.outbound } else { &mut entry.inbound };
-        counters.add(class, amp, packets, bytes, flows);
+        let remote =
+            counters::remote_bit(key_of(if outbound { record.dst } else { record.src }), self.remote_key);
+        counters.add(class, evidence, remote, packets, bytes, flows);
         let slots = entry.slots;
         let profiled = if outbound { &slots[SLOT_OUTBOUND..] } else { &slots[..SLOT_OUTBOUND] };
         for &slot in profiled {

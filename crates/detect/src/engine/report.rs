@@ -156,9 +156,8 @@ pub(super) fn collateral(signature: &Signature, b: &Baseline) -> Collateral {
     };
     let normal: f64 = b.classes.iter().sum();
     let mut matching: f64 = Class::ALL.into_iter().filter(|&c| admits(c)).map(|c| b.classes[c.index()]).sum();
-    let reflector_port = |r: &rampart_contract::PortRange| {
-        r.first == r.last && crate::class::amplification_index(r.first).is_some()
-    };
+    let reflector_port =
+        |r: &rampart_contract::PortRange| r.first == r.last && crate::class::is_reflector_port(r.first);
     if !signature.src_ports.is_empty() && signature.src_ports.iter().all(reflector_port) {
         matching = matching.min(b.amplification);
     }

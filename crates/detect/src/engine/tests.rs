@@ -5,6 +5,8 @@ use proptest::prelude::*;
 use rampart_contract::{Attack, Metric, Policy, Target};
 use rampart_telemetry::Fragment;
 
+use crate::class::{TCP_ACK, TCP_SYN};
+
 const T0: u64 = 1_767_225_600;
 
 fn config(text: &str) -> DetectConfig {
@@ -183,6 +185,68 @@ fn amplification_and_fragments_make_one_vector() {
     let a = &events.last().unwrap().attack;
     assert_eq!(a.vectors, [Vector::MemcachedAmplification]);
     assert!((40..=60).contains(&a.distinct_sources), "{}", a.distinct_sources);
+}
+
+/// The vectors of what `make` sends at 198.51.100.9 for 3 s at 3000 pps.
+fn vectors_of(make: impl Fn(u64, u64) -> TrafficRecord) -> Vec<Vector> {
+    let mut engine = Engine::with_seed(protected(), 7);
+    let mut events = feed(&mut engine, T0, 3, 3000, make);
+    events.extend(engine.finish());
+    assert_eq!(events.iter().filter(|e| e.kind == EventKind::End).count(), 1, "{events:#?}");
+    events.last().map(|e| e.attack.vectors.clone()).unwrap_or_default()
+}
+
+#[test]
+fn reflection_needs_concentrated_ports_and_many_sources() {
+    let victim = [198, 51, 100, 9];
+    let udp = |ns, i: u64, src: u8, port: u16| TrafficRecord {
+        src_port: Some(port),
+        ..packet(ns, [192, 0, (i % 7) as u8, src], victim, 17, 0)
+    };
+    // 200 sources, 90 % from one unknown port: reflection on it.
+    let unknown = vectors_of(|ns, i| udp(ns, i, i as u8, if i % 10 == 0 { i as u16 } else { 12345 }));
+    assert_eq!(unknown, [Vector::UdpReflection]);
+    // Two known ports, a third unknown: each named.
+    let mix = vectors_of(|ns, i| udp(ns, i, i as u8, [47808, 37810, 4242][(i % 3) as usize]));
+    assert_eq!(mix, [Vector::BacnetAmplification, Vector::DhdiscoverAmplification, Vector::UdpReflection]);
+    // Two sources on one port: a stream, not reflection.
+    assert_eq!(vectors_of(|ns, i| udp(ns, 0, (i % 2) as u8, 12345)), [Vector::UdpFlood]);
+    // Random source ports from many sources: a flood.
+    assert_eq!(vectors_of(|ns, i| udp(ns, i, i as u8, (i * 7919) as u16)), [Vector::UdpFlood]);
+}
+
+#[test]
+fn tcp_reflection_is_named_by_flags_and_payload() {
+    let victim = [198, 51, 100, 9];
+    let syn_ack = vectors_of(|ns, i| TrafficRecord {
+        src_port: Some(if i % 2 == 0 { 80 } else { 443 }),
+        dst_port: Some(40_000 + (i % 1000) as u16),
+        ..packet(ns, [203, 0, (i % 5) as u8, i as u8], victim, 6, TCP_SYN | TCP_ACK)
+    });
+    assert_eq!(syn_ack, [Vector::SynAckReflection]);
+    // SYN-ACKs answering the host's own SYNs (a crawler) are not reflection.
+    let solicited = vectors_of(|ns, i| {
+        let server = [203, 0, (i % 5) as u8, (i / 2) as u8];
+        if i % 2 == 0 {
+            packet(ns, victim, server, 6, TCP_SYN)
+        } else {
+            packet(ns, server, victim, 6, TCP_SYN | TCP_ACK)
+        }
+    });
+    assert_eq!(solicited, [Vector::TcpFlood]);
+    // The same SYN-ACKs from one source stay a TCP flood.
+    let one = vectors_of(|ns, _| packet(ns, [203, 0, 113, 1], victim, 6, TCP_SYN | TCP_ACK));
+    assert_eq!(one, [Vector::TcpFlood]);
+    // SYNs and ACKs carrying an HTTP request to port 80, from many sources, unanswered.
+    let middlebox = vectors_of(|ns, i| TrafficRecord {
+        packet_len: Some(140),
+        bytes: 140,
+        ..packet(ns, [203, 0, (i % 5) as u8, i as u8], victim, 6, if i % 2 == 0 { TCP_SYN } else { 0x18 })
+    });
+    assert_eq!(middlebox, [Vector::TcpMiddleboxReflection]);
+    // Bare SYNs are a SYN flood.
+    let syn = vectors_of(|ns, i| packet(ns, [203, 0, (i % 5) as u8, i as u8], victim, 6, TCP_SYN));
+    assert_eq!(syn, [Vector::SynFlood]);
 }
 
 #[test]

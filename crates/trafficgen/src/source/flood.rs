@@ -43,6 +43,8 @@ pub(crate) enum FloodKind {
     /// Non-initial IPv4 fragments (protocol UDP).
     Fragment,
     Amplification(AmplificationVector),
+    /// SYN-ACKs from a bounded set of web servers (ports 80 and 443).
+    SynAckReflection,
 }
 
 /// Destinations of a flood.
@@ -95,6 +97,8 @@ pub(crate) struct Flood {
     payload_max: u32,
     icmp_seq: u16,
     amp: Option<Amp>,
+    /// SYN-ACK reflection: the reflecting servers (address, TTL).
+    servers: Vec<(u32, u8)>,
 }
 
 /// A random unicast-looking IPv4 address (first octet 1-223, never 127).
@@ -108,6 +112,17 @@ pub(crate) fn spoofed_v4(rng: &mut Rand) -> u32 {
 fn spoofed_v6(rng: &mut Rand) -> u128 {
     let r = (u128::from(rng.u64()) << 64) | u128::from(rng.u64());
     ATTACKER_V6 | (r & LOW80)
+}
+
+/// `n` reflectors: unicast-looking addresses with TTLs a few hops below the usual initial
+/// values (64, 128, 255).
+fn reflector_set(rng: &mut Rand, n: u32) -> Vec<(u32, u8)> {
+    (0..n)
+        .map(|_| {
+            let base = [64u8, 128, 255][rng.below(3) as usize];
+            (spoofed_v4(rng), base - rng.range(5, 25) as u8)
+        })
+        .collect()
 }
 
 fn chargen_block() -> Vec<u8> {
@@ -130,12 +145,7 @@ impl Flood {
         let payload_min = u32::from(spec.payload.0).min(payload_max);
         let amp = match spec.kind {
             FloodKind::Amplification(vector) => {
-                let reflectors = (0..spec.reflectors)
-                    .map(|_| {
-                        let base = [64u8, 128, 255][rng.below(3) as usize];
-                        (spoofed_v4(&mut rng), base - rng.range(5, 25) as u8)
-                    })
-                    .collect();
+                let reflectors = reflector_set(&mut rng, spec.reflectors);
                 Some(Amp {
                     vector,
                     reflectors,
@@ -157,7 +167,13 @@ impl Flood {
             }
             _ => None,
         };
-        let mut f = Self { rng, spec, interval, next: 0, payload_min, payload_max, icmp_seq: 0, amp };
+        let servers = if spec.kind == FloodKind::SynAckReflection {
+            reflector_set(&mut rng, spec.reflectors)
+        } else {
+            Vec::new()
+        };
+        let mut f =
+            Self { rng, spec, interval, next: 0, payload_min, payload_max, icmp_seq: 0, amp, servers };
         let first = spec.start + f.rng.below_u64(interval);
         f.next = f.align(first);
         f
@@ -220,6 +236,7 @@ impl Flood {
             FloodKind::Icmp => self.icmp(buf, noise),
             FloodKind::Fragment => self.fragment(buf, noise),
             FloodKind::Amplification(_) => self.amplification(buf, noise),
+            FloodKind::SynAckReflection => self.syn_ack(buf),
         };
         let tag = self.tag(ts);
         let step = self.rng.jitter(self.interval);
@@ -258,6 +275,31 @@ impl Flood {
         };
         let t = Tcp { sport, dport, seq: rng.u32(), ack, flags, window };
         let off = wire::l4_offset(self.spec.v6);
+        let hlen = wire::write_tcp(buf, off, &t, opts);
+        wire::finish(buf, &h, PROTO_TCP, hlen)
+    }
+
+    /// A web server's SYN-ACK to the target (which never sent the SYN): from port 80 or 443 to
+    /// an ephemeral port, with the options servers answer with.
+    fn syn_ack(&mut self, buf: &mut FrameBuf) -> wire::Built {
+        let dst = self.target() as u32;
+        let rng = &mut self.rng;
+        let &(src, ttl) =
+            self.servers.get(rng.below(self.servers.len().max(1) as u32) as usize).unwrap_or(&(0, 64));
+        let h = IpHdr { addrs: Addrs::V4 { src, dst }, ttl, ident: rng.u16(), dont_fragment: true };
+        let sport = if rng.percent(60) { 80 } else { 443 };
+        let dport = rng.range(1_024, 65_535) as u16;
+        let opts = SYN_OPTS[1 + rng.below(SYN_OPTS.len() as u32 - 1) as usize];
+        let window = SYN_WINDOWS[rng.below(SYN_WINDOWS.len() as u32) as usize];
+        let t = Tcp {
+            sport,
+            dport,
+            seq: rng.u32(),
+            ack: rng.u32(),
+            flags: wire::TCP_SYN | wire::TCP_ACK,
+            window,
+        };
+        let off = wire::l4_offset(false);
         let hlen = wire::write_tcp(buf, off, &t, opts);
         wire::finish(buf, &h, PROTO_TCP, hlen)
     }
@@ -344,6 +386,10 @@ fn app_payload(amp: &mut Amp, rng: &mut Rand, noise: &[u8]) -> usize {
         AmplificationVector::Memcached => rng.range(1_400, MAX_AMP_PAYLOAD as u32) as usize,
         AmplificationVector::Cldap => rng.range(1_500, 3_200) as usize,
         AmplificationVector::Chargen => rng.range(74, 1_024) as usize,
+        AmplificationVector::NatT => rng.range(300, 1_100) as usize,
+        AmplificationVector::Bacnet => rng.range(200, 1_400) as usize,
+        AmplificationVector::Dhdiscover => rng.range(400, 1_200) as usize,
+        AmplificationVector::UnknownPort => rng.range(100, 1_200) as usize,
     }
     .min(MAX_AMP_PAYLOAD);
     let noise_off = rng.below(NOISE_SPAN) as usize;
@@ -379,6 +425,22 @@ fn app_payload(amp: &mut Amp, rng: &mut Rand, noise: &[u8]) -> usize {
             let line = rng.below(95) as usize;
             wire::copy_payload(body, 0, &amp.chargen, line * 74, n);
         }
+        AmplificationVector::NatT => {
+            // Non-ESP marker, then an IKEv2 header (IKE_SA_INIT response).
+            body[..4].copy_from_slice(&[0, 0, 0, 0]);
+            body[4..12].copy_from_slice(&rng.u64().to_be_bytes());
+            body[12..20].copy_from_slice(&rng.u64().to_be_bytes());
+            body[20..24].copy_from_slice(&[0x21, 0x20, 0x22, 0x20]);
+        }
+        AmplificationVector::Bacnet => {
+            // BVLC original-unicast, NPDU, a ComplexAck to ReadPropertyMultiple.
+            let len = (n as u16).to_be_bytes();
+            body[..9].copy_from_slice(&[0x81, 0x0a, len[0], len[1], 0x01, 0x00, 0x30, rng.u16() as u8, 0x0e]);
+        }
+        AmplificationVector::Dhdiscover => {
+            body[..8].copy_from_slice(b"\x20\x00\x00\x00DHIP");
+        }
+        AmplificationVector::UnknownPort => {}
     }
     n
 }
