@@ -170,6 +170,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn published_truth_schema_is_current() {
+        let schema = rampart_contract::schema::generate::<rampart_trafficgen::GroundTruth>();
+        rampart_contract::schema::check_published(env!("CARGO_MANIFEST_DIR"), "truth", &schema).unwrap();
+    }
+
+    #[test]
     fn published_schema_is_current() {
         let schema = rampart_contract::schema::generate::<TrafficReport<serde_json::Value>>();
         rampart_contract::schema::check_published(env!("CARGO_MANIFEST_DIR"), "traffic", &schema).unwrap();

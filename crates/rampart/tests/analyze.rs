@@ -143,6 +143,7 @@ fn learned_baselines_from_the_daemon_judge_a_capture() {
     let truth: Value =
         serde_json::from_str(&std::fs::read_to_string(path.with_extension("pcap.truth.json")).unwrap())
             .unwrap();
+    support::assert_valid("truth", &truth);
     let first = truth["capture"]["first_packet"].as_f64().unwrap() as u64;
     let target = truth["attacks"][0]["target"].as_str().unwrap().to_owned();
     let args = [path.to_str().unwrap(), "--json", "--protect", "198.51.100.0/24"];

@@ -481,6 +481,7 @@ fn assemble(
         truncated_by_max_packets: truncated,
     };
     GroundTruth {
+        schema_version: crate::truth::TRUTH_SCHEMA_VERSION,
         generator: "rampart-trafficgen".to_owned(),
         scenario: scenario.name().to_owned(),
         seed: p.seed,

@@ -52,7 +52,7 @@ pub use pcap::PcapWriter;
 pub use scenario::{AmplificationVector, Scenario, UnknownScenario};
 pub use truth::{
     AttackTruth, AttackVector, BenignSummary, BulkTransferTruth, CaptureTruth, Direction, GroundTruth,
-    Totals, protocol_name,
+    TRUTH_SCHEMA_VERSION, Totals, protocol_name,
 };
 
 /// Why a generation run failed.

@@ -35,7 +35,7 @@ pub const MAX_PPS: u64 = 1_000_000_000;
 
 /// Parameters of a generation run. Every field has a default (`GenParams::default()`), and
 /// [`GenParams::for_scenario`] adjusts durations for scenarios that need longer captures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GenParams {
     /// Seed of every random choice; same seed and parameters give a byte-identical capture.

@@ -10,7 +10,7 @@ use crate::params::GenParams;
 use crate::wire::{self, Dir, Meta};
 
 /// Attack vector vocabulary shared with the detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttackVector {
     /// TCP packets with only SYN set.
@@ -108,7 +108,7 @@ impl AttackVector {
 }
 
 /// Traffic direction relative to the protected networks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Towards the protected networks.
@@ -118,7 +118,7 @@ pub enum Direction {
 }
 
 /// Packet and IP-layer byte counts (IPv4 total length; 40 + payload length for IPv6).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Totals {
     /// Packets (IP fragments count individually).
     pub packets: u64,
@@ -147,7 +147,7 @@ impl Totals {
 /// destination is then `victim`. `victim` and `outbound` are left out of the JSON of inbound
 /// attacks (and default to `None` when read), so truth files written before they existed parse
 /// unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttackTruth {
     /// Vector name.
     pub vector: AttackVector,
@@ -193,7 +193,7 @@ pub struct AttackTruth {
 }
 
 /// A large legitimate transfer (`bulk_outbound`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BulkTransferTruth {
     /// Protected server sending the data.
     pub server: IpAddr,
@@ -220,7 +220,7 @@ pub struct BulkTransferTruth {
 }
 
 /// Summary of the benign traffic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BenignSummary {
     /// Client prefixes of the web background.
     pub client_prefixes: Vec<String>,
@@ -245,7 +245,7 @@ pub struct BenignSummary {
 }
 
 /// Capture-level facts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CaptureTruth {
     /// pcap link type (1 = Ethernet).
     pub link_type: u32,
@@ -271,9 +271,14 @@ pub struct CaptureTruth {
     pub truncated_by_max_packets: bool,
 }
 
+/// The version of the ground-truth JSON this generator writes.
+pub const TRUTH_SCHEMA_VERSION: u32 = 1;
+
 /// Everything a test or an evaluation needs to know about a generated capture.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroundTruth {
+    /// [`TRUTH_SCHEMA_VERSION`]; the schema is published as `docs/schema/truth.schema.json`.
+    pub schema_version: u32,
     /// Always "rampart-trafficgen".
     pub generator: String,
     /// Scenario name.
