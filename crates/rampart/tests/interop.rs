@@ -170,13 +170,19 @@ fn finish_collect(child: Child) -> Value {
 }
 
 /// Runs a peer to completion, bounded in time; kills it (by its PID) if it overstays.
-fn run_bounded(mut command: Command, limit: Duration) {
+fn run_bounded(command: Command, limit: Duration) {
+    let shown = format!("{command:?}");
+    let status = run_bounded_status(command, limit);
+    assert!(status.success(), "{shown} failed: {status}");
+}
+
+/// Runs `command` to its end (at most `limit`) and returns how it exited.
+fn run_bounded_status(mut command: Command, limit: Duration) -> std::process::ExitStatus {
     let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{command:?} failed: {status}");
-            return;
+            return status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -267,7 +273,13 @@ fn pmacct_sflow_matches_inspect() {
     .unwrap();
     let mut pmacctd = Command::new(tool_path("pmacctd"));
     pmacctd.arg("-f").arg(&config);
-    run_bounded(pmacctd, Duration::from_secs(60));
+    // Debian's pmacctd often exits 1 at the end of a savefile ("connection lost to
+    // 'default_sfprobe-sfprobe'") after its plugin has sent everything: its status says nothing
+    // about the export. What the collector received, compared exactly below, does.
+    let status = run_bounded_status(pmacctd, Duration::from_secs(60));
+    if !status.success() {
+        eprintln!("pmacctd exited with {status}; judging by what was collected");
+    }
     let report = finish_collect(collector);
     assert_eq!(report["decode"]["total"]["decode_errors"], 0, "decode errors: {report:#}");
     let mut collected = report_destinations(&report);
