@@ -18,7 +18,7 @@ pub struct RunArgs {
     /// [outputs] tables (see config/rampart.example.toml). Without it, the defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where the attack store lives (default ./rampart-data, or [store] data_dir).
+    /// Where the attack store lives (default ./rampart-data, or [store] data_dir; created 0700).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Listen for sFlow v5 on ADDR (HOST:PORT, [IPV6]:PORT, or a PORT on the configured listen
@@ -33,8 +33,8 @@ pub struct RunArgs {
     /// Listen for IPFIX on ADDR.
     #[arg(long, value_name = "ADDR")]
     pub ipfix: Option<ListenOn>,
-    /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9108; `off` to
-    /// disable).
+    /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9108; a bare PORT
+    /// listens on 127.0.0.1; `off` to disable).
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<String>,
     /// POST every event as JSON to this http:// or https:// URL (authorization, CA and
