@@ -52,6 +52,7 @@ impl Engine {
             + host_capacity * size_of::<HostSecond>()
             + index_capacity * entry(size_of::<u128>(), size_of::<u32>())
             + overflow_capacity * entry(size_of::<u128>(), size_of::<HostSecond>())
+            + self.campaigns.heap_bytes()
             + self.baselines.heap_bytes()
             + self.flows.bytes();
         Footprint {

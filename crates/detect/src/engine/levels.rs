@@ -270,6 +270,9 @@ impl Engine {
         for target in silent {
             self.evaluate(target, second, &Metrics::default(), &[], None, events);
         }
+        if second.is_multiple_of(MAINTAIN_EVERY_SECS) {
+            self.campaigns.expire(second, self.config.lifecycle.campaign_gap_secs);
+        }
         if baselines_on && second.is_multiple_of(MAINTAIN_EVERY_SECS) {
             self.baselines.maintain(second);
             let stats = self.baselines.stats();

@@ -11,6 +11,7 @@
 //! - [`footprint`]: what the engine holds, against its limits;
 //! - [`report`]: the contract's `Attack` built from a target's state and profile.
 
+mod campaign;
 mod counters;
 mod crossing;
 mod footprint;
@@ -73,6 +74,8 @@ struct Tracked {
 #[derive(Debug, Clone, Copy)]
 struct AttackSlot {
     id: u64,
+    /// Set when the attack is a later pulse of a campaign.
+    campaign: Option<rampart_contract::Campaign>,
 }
 
 /// The index of `prefix` in a bucket's prefix table, inserting it; `NO_SLOT` when full.
@@ -149,6 +152,8 @@ pub struct Engine {
     buckets: VecDeque<Bucket>,
     pool: Vec<Bucket>,
     targets: FastMap<TargetKey, Tracked>,
+    /// Recently ended attacks, for pulse-wave campaigns.
+    campaigns: campaign::Campaigns,
     /// Profiles of candidates and attacks; `None` = free.
     profiles: Vec<Option<Box<AttackProfile>>>,
     watch: Watch,
@@ -215,6 +220,7 @@ impl Engine {
             buckets: VecDeque::new(),
             pool: Vec::new(),
             targets: FastMap::default(),
+            campaigns: campaign::Campaigns::default(),
             profiles: Vec::new(),
             watch: Watch::of(&config),
             next_id: 1,
@@ -656,8 +662,10 @@ impl Engine {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.stats.attacks += 1;
+                let gap = lifecycle.campaign_gap_secs;
                 if let Some(tracked) = self.targets.get_mut(&target) {
-                    tracked.attack = Some(AttackSlot { id });
+                    let campaign = self.campaigns.continues(target, second, &tracked.state.vectors, gap);
+                    tracked.attack = Some(AttackSlot { id, campaign });
                 }
                 events.extend(self.event(EventKind::Onset, target));
             }

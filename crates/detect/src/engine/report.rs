@@ -32,6 +32,11 @@ impl Engine {
 
     pub(super) fn end_event(&mut self, target: TargetKey, tracked: Tracked) -> AttackEvent {
         let event = AttackEvent { kind: EventKind::End, attack: self.snapshot(target, &tracked) };
+        if let Some(a) = tracked.attack {
+            let state = &tracked.state;
+            let max = self.config.limits.max_attacks;
+            self.campaigns.ended(target, a.id, state.last_over, &state.vectors, a.campaign, max);
+        }
         self.release(&tracked);
         event
     }
@@ -117,6 +122,7 @@ impl Engine {
             packet_lengths: profile.length_distribution(),
             sample_headers: profile.samples().to_vec(),
             signature,
+            campaign: tracked.attack.and_then(|a| a.campaign),
         }
     }
 }

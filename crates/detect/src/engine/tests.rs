@@ -312,6 +312,38 @@ fn pulses_with_short_gaps_are_one_attack() {
 }
 
 #[test]
+fn pulses_with_long_gaps_are_linked_into_one_campaign() {
+    // The holdout pulse wave: four 3-second bursts 15 s apart (gaps over quiet_secs), then a
+    // SYN flood on the same host (no vector in common) and a UDP burst after the gap.
+    let mut engine = Engine::new(protected());
+    let mut events = Vec::new();
+    let udp = |ns, _| packet(ns, [10, 0, 0, 1], [198, 51, 100, 7], 17, 0);
+    for burst in 0..4 {
+        events.extend(feed(&mut engine, T0 + burst * 15, 3, 12_000, udp));
+    }
+    events.extend(feed(&mut engine, T0 + 70, 3, 12_000, |ns, _| {
+        packet(ns, [10, 0, 0, 1], [198, 51, 100, 7], 6, 0x02)
+    }));
+    events.extend(feed(&mut engine, T0 + 90 + 600 + 20, 3, 12_000, udp));
+    events.extend(engine.finish());
+    let onsets: Vec<&Attack> =
+        events.iter().filter(|e| e.kind == EventKind::Onset).map(|e| &e.attack).collect();
+    assert_eq!(onsets.len(), 6, "{onsets:#?}");
+    let first = onsets[0].id;
+    assert_eq!(onsets[0].campaign, None);
+    for (n, a) in onsets[1..4].iter().enumerate() {
+        let c = a.campaign.unwrap_or_else(|| panic!("pulse {} unlinked", n + 2));
+        assert_eq!((c.first, c.pulse, c.previous), (first, n as u32 + 2, onsets[n].id));
+        assert!(explain(a).contains(&format!("pulse {} of the campaign", n + 2)), "{}", explain(a));
+    }
+    assert_eq!(onsets[4].vectors, [Vector::SynFlood]);
+    assert_eq!(onsets[4].campaign, None, "no vector in common");
+    assert_eq!(onsets[5].campaign, None, "beyond the gap");
+    let ends: Vec<&Attack> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+    assert_eq!(ends[3].campaign.map(|c| c.pulse), Some(4));
+}
+
+#[test]
 fn a_protected_host_flooding_out_is_an_outbound_attack() {
     let mut engine = Engine::new(protected());
     let mut events = feed(&mut engine, T0, 3, 8000, |ns, i| {
