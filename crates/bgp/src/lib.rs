@@ -15,7 +15,9 @@ mod error;
 pub mod family;
 pub mod flowspec;
 pub mod message;
+pub mod rib;
 pub mod route;
+pub mod session;
 mod wire;
 
 pub use error::CodecError;
