@@ -11,6 +11,8 @@
 
 pub mod attr;
 pub mod community;
+pub mod config;
+pub mod driver;
 mod error;
 pub mod family;
 pub mod flowspec;

@@ -1,0 +1,345 @@
+//! The thin Tokio driver: one task per peer connects (with backoff) or accepts, feeds the
+//! [`Session`] bytes and the clock, and writes what it returns. [`Speaker`] is what the
+//! daemon calls: `announce`, `withdraw`, `set_active` (reconcile), `status`, `shutdown`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rampart_contract::{Decision, DecisionId};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{ConnectMode, PeerConfig, SpeakerConfig};
+use crate::rib::Refused;
+use crate::route::{Route, RouteError};
+use crate::session::{Event, Session, State};
+
+/// The driver cannot start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    /// A peer's configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A peer as the operator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerStatus {
+    pub name: String,
+    pub state: State,
+    pub routes: usize,
+    pub established_count: u64,
+    /// Routes refused (budget, duplicate NLRI) since start.
+    pub refused_total: u64,
+    /// The most recent refusals, for the audit log.
+    pub last_refused: Vec<Refused>,
+    pub last_error: Option<String>,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The running speaker.
+#[derive(Debug)]
+pub struct Speaker {
+    decisions: Mutex<BTreeMap<DecisionId, Vec<Route>>>,
+    desired: watch::Sender<Arc<Vec<Route>>>,
+    stop: watch::Sender<bool>,
+    status: Vec<Arc<Mutex<PeerStatus>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Keeps each peer's inbound channel open when no listener holds it.
+    _inbound: Vec<mpsc::Sender<TcpStream>>,
+}
+
+impl Speaker {
+    /// Starts one task per peer (and the listener, when configured).
+    pub async fn start(config: SpeakerConfig) -> Result<Speaker, DriverError> {
+        for peer in &config.peers {
+            peer.check().map_err(DriverError::Config)?;
+        }
+        let (desired, _) = watch::channel(Arc::new(Vec::new()));
+        let (stop, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut status = Vec::new();
+        let mut inbound = Vec::new();
+        for peer in &config.peers {
+            let (tx, rx) = mpsc::channel::<TcpStream>(1);
+            inbound.push((peer.address, tx));
+            let s = Arc::new(Mutex::new(PeerStatus {
+                name: peer.name.clone(),
+                state: State::Idle,
+                routes: 0,
+                established_count: 0,
+                refused_total: 0,
+                last_refused: Vec::new(),
+                last_error: None,
+            }));
+            status.push(s.clone());
+            let task = PeerTask {
+                session: Session::new(peer.session(&config)),
+                peer: peer.clone(),
+                desired: desired.subscribe(),
+                stop: stop.subscribe(),
+                inbound: rx,
+                status: s,
+            };
+            tasks.push(tokio::spawn(task.run()));
+        }
+        let keep: Vec<_> = inbound.iter().map(|(_, tx)| tx.clone()).collect();
+        if let Some(addr) = config.listen {
+            let listener = TcpListener::bind(addr).await.map_err(|source| DriverError::Bind { addr, source })?;
+            let mut stop_rx = stop.subscribe();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((stream, remote)) = accepted else { continue };
+                            // Connections from addresses that are not peers are dropped.
+                            if let Some((_, tx)) = inbound.iter().find(|(a, _)| *a == remote.ip()) {
+                                let _ = tx.try_send(stream);
+                            }
+                        }
+                        _ = stop_rx.changed() => return,
+                    }
+                }
+            }));
+        }
+        Ok(Speaker { decisions: Mutex::new(BTreeMap::new()), desired, stop, status, tasks: Mutex::new(tasks), _inbound: keep })
+    }
+
+    fn publish(&self, decisions: &BTreeMap<DecisionId, Vec<Route>>) {
+        // Oldest decisions first: they keep their place in a full budget.
+        let routes: Vec<Route> = decisions.values().flatten().cloned().collect();
+        self.desired.send_replace(Arc::new(routes));
+    }
+
+    fn decisions(&self) -> std::sync::MutexGuard<'_, BTreeMap<DecisionId, Vec<Route>>> {
+        self.decisions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds (or replaces) a decision's routes at every peer.
+    pub fn announce(&self, decision: &Decision) -> Result<(), RouteError> {
+        let routes = Route::from_decision(decision)?;
+        let mut d = self.decisions();
+        d.insert(decision.id, routes);
+        self.publish(&d);
+        Ok(())
+    }
+
+    /// Withdraws a decision's routes from every peer.
+    pub fn withdraw(&self, id: DecisionId) {
+        let mut d = self.decisions();
+        if d.remove(&id).is_some() {
+            self.publish(&d);
+        }
+    }
+
+    /// Makes every peer hold exactly the routes of `decisions`; returns the decisions that
+    /// give no route, with why.
+    pub fn set_active(&self, decisions: &[Decision]) -> Vec<(DecisionId, RouteError)> {
+        let mut next = BTreeMap::new();
+        let mut errors = Vec::new();
+        for decision in decisions {
+            match Route::from_decision(decision) {
+                Ok(routes) => {
+                    next.insert(decision.id, routes);
+                }
+                Err(e) => errors.push((decision.id, e)),
+            }
+        }
+        let mut d = self.decisions();
+        *d = next;
+        self.publish(&d);
+        errors
+    }
+
+    pub fn status(&self) -> Vec<PeerStatus> {
+        self.status.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
+    }
+
+    /// A clean shutdown: every established session withdraws its routes (or relies on
+    /// graceful restart) and sends Cease; waits at most `grace` for the peers.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::time::timeout(grace, async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+    }
+}
+
+struct PeerTask {
+    session: Session,
+    peer: PeerConfig,
+    desired: watch::Receiver<Arc<Vec<Route>>>,
+    stop: watch::Receiver<bool>,
+    inbound: mpsc::Receiver<TcpStream>,
+    status: Arc<Mutex<PeerStatus>>,
+}
+
+enum Ended {
+    Stop,
+    Lost,
+}
+
+impl PeerTask {
+    async fn run(mut self) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            if *self.stop.borrow() {
+                return;
+            }
+            self.session.connecting(self.peer.mode == ConnectMode::Active);
+            self.update_status(None);
+            let stream = tokio::select! {
+                s = connect(&self.peer), if self.peer.mode == ConnectMode::Active => s,
+                s = self.inbound.recv() => s.ok_or_else(|| "listener gone".to_string()),
+                _ = self.stop.changed() => return,
+            };
+            match stream {
+                Ok(stream) => {
+                    let established_before = self.session.stats().established_count;
+                    match self.serve(stream).await {
+                        Ended::Stop => return,
+                        Ended::Lost => {}
+                    }
+                    if self.session.stats().established_count > established_before {
+                        backoff = BACKOFF_MIN;
+                    }
+                }
+                Err(e) => self.update_status(Some(e)),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                s = self.inbound.recv(), if self.peer.mode == ConnectMode::Active => {
+                    if let Some(stream) = s && let Ended::Stop = self.serve(stream).await {
+                        return;
+                    }
+                }
+                _ = self.stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Runs one connection until it ends.
+    async fn serve(&mut self, stream: TcpStream) -> Ended {
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer_task = tokio::spawn(async move {
+            while let Some(bytes) = out_rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        self.session.connected(Instant::now());
+        let routes = self.desired.borrow_and_update().clone();
+        self.apply(&routes);
+        let mut buf = vec![0u8; 64 * 1024];
+        let ended = loop {
+            if let Some(end) = self.pump(&out_tx) {
+                break end;
+            }
+            let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                read = reader.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => {
+                        self.session.closed();
+                        break Ended::Lost;
+                    }
+                    Ok(n) => self.session.received(&buf[..n], Instant::now()),
+                },
+                _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } else { std::future::pending().await } } => {
+                    self.session.handle_timeout(Instant::now());
+                }
+                changed = self.desired.changed() => {
+                    if changed.is_ok() {
+                        let routes = self.desired.borrow_and_update().clone();
+                        self.apply(&routes);
+                    }
+                }
+                _ = self.stop.changed() => {
+                    self.session.shutdown();
+                    self.pump(&out_tx);
+                    break Ended::Stop;
+                }
+            }
+        };
+        drop(out_tx);
+        // Let the writer finish what was queued (withdrawals, NOTIFICATION), but not forever.
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
+        self.update_status(None);
+        ended
+    }
+
+    fn apply(&mut self, routes: &Arc<Vec<Route>>) {
+        let refused = self.session.set_routes(routes.as_ref().clone());
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.last_refused = refused;
+        drop(s);
+        self.update_status(None);
+    }
+
+    /// Writes what the session queued and handles its events; `Some` when the connection
+    /// must end.
+    fn pump(&mut self, out: &mpsc::UnboundedSender<Vec<u8>>) -> Option<Ended> {
+        while let Some(bytes) = self.session.poll_transmit() {
+            let _ = out.send(bytes);
+        }
+        let mut end = None;
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Established(_) => self.update_status(None),
+                Event::Closed(reason) => {
+                    self.update_status(Some(format!("closed: {reason:?}")));
+                    end = Some(Ended::Lost);
+                }
+                Event::Unsendable { decision, error } => {
+                    self.update_status(Some(format!("decision {}: {error}", decision.0)))
+                }
+            }
+        }
+        end
+    }
+
+    fn update_status(&self, error: Option<String>) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.state = self.session.state();
+        s.routes = self.session.rib().len();
+        s.established_count = self.session.stats().established_count;
+        s.refused_total = self.session.rib().refused_total();
+        if error.is_some() {
+            s.last_error = error;
+        }
+    }
+}
+
+async fn connect(peer: &PeerConfig) -> Result<TcpStream, String> {
+    let remote = SocketAddr::new(peer.address, peer.port);
+    let socket = if remote.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .map_err(|e| format!("socket for {remote}: {e}"))?;
+    if let Some(local) = peer.local_address {
+        socket.bind(SocketAddr::new(local, 0)).map_err(|e| format!("bind {local}: {e}"))?;
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("connect {remote}: {e}")),
+        Err(_) => Err(format!("connect {remote}: timed out")),
+    }
+}
