@@ -97,7 +97,8 @@ impl Speaker {
         }
         let keep: Vec<_> = inbound.iter().map(|(_, tx)| tx.clone()).collect();
         if let Some(addr) = config.listen {
-            let listener = TcpListener::bind(addr).await.map_err(|source| DriverError::Bind { addr, source })?;
+            let listener =
+                TcpListener::bind(addr).await.map_err(|source| DriverError::Bind { addr, source })?;
             let mut stop_rx = stop.subscribe();
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -114,7 +115,14 @@ impl Speaker {
                 }
             }));
         }
-        Ok(Speaker { decisions: Mutex::new(BTreeMap::new()), desired, stop, status, tasks: Mutex::new(tasks), _inbound: keep })
+        Ok(Speaker {
+            decisions: Mutex::new(BTreeMap::new()),
+            desired,
+            stop,
+            status,
+            tasks: Mutex::new(tasks),
+            _inbound: keep,
+        })
     }
 
     fn publish(&self, decisions: &BTreeMap<DecisionId, Vec<Route>>) {
