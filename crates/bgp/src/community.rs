@@ -289,7 +289,7 @@ pub(crate) fn decode_list<const N: usize, T>(
     what: &'static str,
     f: impl Fn([u8; N]) -> Result<T, CodecError>,
 ) -> Result<Vec<T>, CodecError> {
-    if r.remaining() % N != 0 {
+    if !r.remaining().is_multiple_of(N) {
         return Err(crate::error::invalid(what, format!("length {} not a multiple of {N}", r.remaining())));
     }
     let mut out = Vec::with_capacity(r.remaining() / N);

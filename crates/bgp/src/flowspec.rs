@@ -276,7 +276,7 @@ impl FlowRule {
                             byte |= AND;
                         }
                         byte |=
-                            u8::from(op.lt) * NUM_LT | u8::from(op.gt) * NUM_GT | u8::from(op.eq) * NUM_EQ;
+                            (u8::from(op.lt) * NUM_LT) | (u8::from(op.gt) * NUM_GT) | (u8::from(op.eq) * NUM_EQ);
                         body.push(byte);
                         put_value(&mut body, op.value, size);
                     }
@@ -294,7 +294,7 @@ impl FlowRule {
                         if op.and && i > 0 {
                             byte |= AND;
                         }
-                        byte |= u8::from(op.not) * BIT_NOT | u8::from(op.matches) * BIT_MATCH;
+                        byte |= (u8::from(op.not) * BIT_NOT) | (u8::from(op.matches) * BIT_MATCH);
                         body.push(byte);
                         put_value(&mut body, op.value, size);
                     }

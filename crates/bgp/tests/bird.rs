@@ -121,14 +121,13 @@ protocol bgp rampart {{
                     current = Some(head);
                 } else if let Some(key) = &current {
                     let attr = line.trim();
-                    if attr.starts_with("BGP.community")
+                    if (attr.starts_with("BGP.community")
                         || attr.starts_with("BGP.ext_community")
                         || attr.starts_with("BGP.large_community")
-                        || attr.starts_with("BGP.next_hop")
+                        || attr.starts_with("BGP.next_hop"))
+                        && let Some(v) = out.get_mut(key)
                     {
-                        if let Some(v) = out.get_mut(key) {
-                            v.push(attr.to_string());
-                        }
+                        v.push(attr.to_string());
                     }
                 }
             }
