@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rampart_contract::{Decision, DecisionId};
+use rampart_contract::{Decision, DecisionId, EventTime};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -52,13 +52,56 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The running speaker.
 #[derive(Debug)]
 pub struct Speaker {
-    decisions: Mutex<BTreeMap<DecisionId, Vec<Route>>>,
-    desired: watch::Sender<Arc<Vec<Route>>>,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     status: Vec<Arc<Mutex<PeerStatus>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Keeps each peer's inbound channel open when no listener holds it.
     _inbound: Vec<mpsc::Sender<TcpStream>>,
+}
+
+/// The active decisions (with their expiry) and the routes every peer task follows.
+#[derive(Debug)]
+struct Shared {
+    decisions: Mutex<BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>>,
+    desired: watch::Sender<Arc<Vec<Route>>>,
+}
+
+/// How often expiry is checked: a decision is withdrawn at most this long after it expires.
+const EXPIRY_TICK: Duration = Duration::from_millis(100);
+
+fn wall_clock() -> EventTime {
+    let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    EventTime::from_unix_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>> {
+        self.decisions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn publish(&self, decisions: &BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>) {
+        // Oldest decisions first: they keep their place in a full budget.
+        let routes: Vec<Route> = decisions.values().flat_map(|(_, r)| r).cloned().collect();
+        self.desired.send_replace(Arc::new(routes));
+    }
+
+    /// Withdraws the decisions expired at `now`.
+    fn expire(&self, now: EventTime) -> Vec<DecisionId> {
+        let mut d = self.lock();
+        let expired: Vec<DecisionId> = d
+            .iter()
+            .filter(|(_, (expires, _))| expires.is_some_and(|e| e <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        if !expired.is_empty() {
+            for id in &expired {
+                d.remove(id);
+            }
+            self.publish(&d);
+        }
+        expired
+    }
 }
 
 impl Speaker {
@@ -115,60 +158,66 @@ impl Speaker {
                 }
             }));
         }
-        Ok(Speaker {
-            decisions: Mutex::new(BTreeMap::new()),
-            desired,
-            stop,
-            status,
-            tasks: Mutex::new(tasks),
-            _inbound: keep,
-        })
+        let shared = Arc::new(Shared { decisions: Mutex::new(BTreeMap::new()), desired });
+        let expiry = shared.clone();
+        let mut stop_rx = stop.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_TICK);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { expiry.expire(wall_clock()); }
+                    _ = stop_rx.changed() => return,
+                }
+            }
+        }));
+        Ok(Speaker { shared, stop, status, tasks: Mutex::new(tasks), _inbound: keep })
     }
 
-    fn publish(&self, decisions: &BTreeMap<DecisionId, Vec<Route>>) {
-        // Oldest decisions first: they keep their place in a full budget.
-        let routes: Vec<Route> = decisions.values().flatten().cloned().collect();
-        self.desired.send_replace(Arc::new(routes));
-    }
-
-    fn decisions(&self) -> std::sync::MutexGuard<'_, BTreeMap<DecisionId, Vec<Route>>> {
-        self.decisions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Adds (or replaces) a decision's routes at every peer.
+    /// Adds (or replaces) a decision's routes at every peer; one already expired is not
+    /// announced, and each is withdrawn when it expires.
     pub fn announce(&self, decision: &Decision) -> Result<(), RouteError> {
         let routes = Route::from_decision(decision)?;
-        let mut d = self.decisions();
-        d.insert(decision.id, routes);
-        self.publish(&d);
+        let mut d = self.shared.lock();
+        if decision.expires.is_some_and(|e| e <= wall_clock()) {
+            d.remove(&decision.id);
+        } else {
+            d.insert(decision.id, (decision.expires, routes));
+        }
+        self.shared.publish(&d);
         Ok(())
     }
 
     /// Withdraws a decision's routes from every peer.
     pub fn withdraw(&self, id: DecisionId) {
-        let mut d = self.decisions();
+        let mut d = self.shared.lock();
         if d.remove(&id).is_some() {
-            self.publish(&d);
+            self.shared.publish(&d);
         }
     }
 
-    /// Makes every peer hold exactly the routes of `decisions`; returns the decisions that
-    /// give no route, with why.
+    /// Makes every peer hold exactly the routes of the unexpired `decisions`; returns the
+    /// decisions that give no route, with why.
     pub fn set_active(&self, decisions: &[Decision]) -> Vec<(DecisionId, RouteError)> {
+        let now = wall_clock();
         let mut next = BTreeMap::new();
         let mut errors = Vec::new();
-        for decision in decisions {
+        for decision in decisions.iter().filter(|d| d.expires.is_none_or(|e| now < e)) {
             match Route::from_decision(decision) {
                 Ok(routes) => {
-                    next.insert(decision.id, routes);
+                    next.insert(decision.id, (decision.expires, routes));
                 }
                 Err(e) => errors.push((decision.id, e)),
             }
         }
-        let mut d = self.decisions();
+        let mut d = self.shared.lock();
         *d = next;
-        self.publish(&d);
+        self.shared.publish(&d);
         errors
+    }
+
+    /// Withdraws what has expired at `now` (the driver also does this every 100 ms).
+    pub fn expire(&self, now: EventTime) -> Vec<DecisionId> {
+        self.shared.expire(now)
     }
 
     pub fn status(&self) -> Vec<PeerStatus> {

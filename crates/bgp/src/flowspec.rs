@@ -275,8 +275,9 @@ impl FlowRule {
                         if op.and && i > 0 {
                             byte |= AND;
                         }
-                        byte |=
-                            (u8::from(op.lt) * NUM_LT) | (u8::from(op.gt) * NUM_GT) | (u8::from(op.eq) * NUM_EQ);
+                        byte |= (u8::from(op.lt) * NUM_LT)
+                            | (u8::from(op.gt) * NUM_GT)
+                            | (u8::from(op.eq) * NUM_EQ);
                         body.push(byte);
                         put_value(&mut body, op.value, size);
                     }

@@ -334,3 +334,24 @@ fn speaker_killed_and_restarted_leaves_exactly_the_active_set() {
     // With graceful restart a clean stop leaves the routes to the router's restart timer.
     assert_eq!(bird.routes().unwrap().len(), 4);
 }
+
+#[test]
+fn bird_drops_routes_when_their_decisions_expire() {
+    if !peer_available("bird") || !peer_available("birdc") {
+        return;
+    }
+    let (rampart, router) = loopback_pair();
+    let bird = Bird::start(router, rampart, false);
+    let rt = runtime();
+    let speaker = in_process_speaker(&rt, rampart, &bird, "");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let mut decisions = fixture();
+    // Decision 5 expires in five seconds, decision 6 expired already; the others stay.
+    decisions[4].expires = Some(rampart_contract::EventTime::from_unix_micros(
+        (now + Duration::from_secs(5)).as_micros() as u64,
+    ));
+    decisions[5].expires = Some(rampart_contract::EventTime::from_unix_micros(now.as_micros() as u64));
+    speaker.set_active(&decisions);
+    bird.wait_for(&expected(&[1, 2, 3, 4, 5, 7, 8]), "all but the expired decision", Duration::from_secs(10));
+    bird.wait_for(&expected(&[1, 2, 3, 4, 7, 8]), "decision 5 withdrawn at expiry", Duration::from_secs(10));
+}
