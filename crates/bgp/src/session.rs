@@ -237,7 +237,11 @@ impl Session {
                 ) if self.rx.get(offset + 18) == Some(&2) => {
                     // An UPDATE we cannot read: we install nothing a peer sends, so count it and
                     // go on rather than tear the session down (RFC 7606 spirit).
-                    let len = usize::from(u16::from_be_bytes([self.rx[offset + 16], self.rx[offset + 17]]));
+                    // The header was valid (decode checks it first), so its length is there.
+                    let len = match (self.rx.get(offset + 16), self.rx.get(offset + 17)) {
+                        (Some(hi), Some(lo)) => usize::from(u16::from_be_bytes([*hi, *lo])),
+                        _ => return self.fail(Notification::FSM_ERROR, now),
+                    };
                     offset += len;
                     self.stats.undecodable_updates += 1;
                     self.note_alive(now);

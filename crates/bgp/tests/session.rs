@@ -381,3 +381,32 @@ fn reconnecting_resends_the_active_set() {
     want.retain(|k| k.family() != Family::Ipv4Flowspec);
     assert_eq!(pair.table, want);
 }
+
+#[test]
+fn an_unreadable_update_is_counted_not_fatal_and_garbage_framing_is() {
+    let mut pair = Pair::new(
+        config(64512, 64513, 1, Family::ALL.to_vec()),
+        config(64513, 64512, 2, Family::ALL.to_vec()),
+    );
+    // MP_REACH for IPv4 FlowSpec whose components are out of order (protocol before destination).
+    let nlri = [0x08, 0x03, 0x81, 0x11, 0x01, 0x18, 0xc0, 0x00, 0x02];
+    let mut mp = vec![0x00, 0x01, 133, 0x00, 0x00];
+    mp.extend_from_slice(&nlri);
+    let mut attrs = vec![0x80, 14, mp.len() as u8];
+    attrs.extend_from_slice(&mp);
+    let mut body = vec![0, 0];
+    body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    body.extend_from_slice(&attrs);
+    let mut wire = vec![0xff; 16];
+    wire.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    wire.push(2);
+    wire.extend_from_slice(&body);
+    pair.speaker.received(&wire, pair.now);
+    assert_eq!(pair.speaker.state(), State::Established);
+    assert_eq!(pair.speaker.stats().undecodable_updates, 1);
+    // A broken marker ends the session with a header error.
+    pair.speaker.received(&[0u8; 19], pair.now);
+    assert_eq!(pair.speaker.state(), State::Idle);
+    pair.drive();
+    assert!(pair.received.iter().any(|m| matches!(m, Message::Notification(n) if n.code == 1)));
+}
