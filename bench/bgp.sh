@@ -253,7 +253,7 @@ out="bench/results/bgp-$(date -u +%Y-%m-%d).md"
   echo "| Rampart, session up, $rules decisions at once (SIGHUP) until BIRD holds all | $hot | $(rate "$hot") |"
   echo "| Rampart, process start with $rules decisions until BIRD holds all | $cold | $(rate "$cold") |"
   echo "| Rampart, withdraw all (SIGHUP with none) until BIRD holds 0 | $withdraw | $(rate "$withdraw") |"
-  echo "| Rampart, clean shutdown (SIGTERM) until BIRD holds 0 | $shutdown | $(rate "$shutdown") |"
+  echo "| Rampart, clean shutdown (SIGTERM: withdrawals, then Cease, on which BIRD drops the peer's routes anyway) until BIRD holds 0 | $shutdown | |"
   echo "| Rampart, delay from expiry until BIRD holds 0 | $expiry | |"
   if ((exabgp)); then
     echo "| ExaBGP $(exabgp --version 2>&1 | awk '/ExaBGP/ {print $3}'), process start with the rules in its config until BIRD holds all (its best) | $exa_config | $(rate "$exa_config") |"
