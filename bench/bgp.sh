@@ -11,7 +11,7 @@
 #   withdraw      - decisions file emptied, SIGHUP: time until BIRD holds 0
 #   expiry        - N decisions expiring 3 s after they were written: delay from the expiry
 #                   moment until BIRD holds 0 (the speaker checks expiry every 100 ms)
-#   exabgp config - ExaBGP 4.2 started with the N rules in its configuration (its best case)
+#   exabgp config - ExaBGP 4.2 started with the N rules in its configuration
 #   exabgp api    - ExaBGP started with none; an API process prints the N `announce flow route`
 #                   commands when triggered (its usual way of injecting rules): time from the
 #                   trigger until BIRD holds N
@@ -61,6 +61,7 @@ exa_addr=127.0.77.3
 port=$(python3 -c "import socket; s=socket.socket(); s.bind(('$bird_addr', 0)); print(s.getsockname()[1])")
 
 now() { date +%s.%N; }
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 rss_kib() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || echo 0; }
 count() {
   birdc -s "$work/bird.ctl" show route table "$1" count 2>/dev/null |
@@ -141,9 +142,11 @@ pids+=("$speaker_pid")
 for _ in $(seq 600); do birdc -s "$work/bird.ctl" show protocols rampart | grep -q Established && break; sleep 0.05; done
 gen_decisions "$rules" > "$work/all.json"
 cp "$work/all.json" "$work/decisions.json"
+cpu0=$(cpu_secs "$speaker_pid")
 t0=$(now); kill -HUP "$speaker_pid"
 t1=$(wait_count flowr "$rules")
 hot=$(elapsed "$t0" "$t1")
+hot_cpu=$(elapsed "$cpu0" "$(cpu_secs "$speaker_pid")")
 bird_rss1=$(rss_kib "$bird_pid")
 speaker_rss=$(rss_kib "$speaker_pid")
 
@@ -256,9 +259,13 @@ out="bench/results/bgp-$(date -u +%Y-%m-%d).md"
   echo "| Rampart, clean shutdown (SIGTERM: withdrawals, then Cease, on which BIRD drops the peer's routes anyway) until BIRD holds 0 | $shutdown | |"
   echo "| Rampart, delay from expiry until BIRD holds 0 | $expiry | |"
   if ((exabgp)); then
-    echo "| ExaBGP $(exabgp --version 2>&1 | awk '/ExaBGP/ {print $3}'), process start with the rules in its config until BIRD holds all (its best) | $exa_config | $(rate "$exa_config") |"
+    echo "| ExaBGP $(exabgp --version 2>&1 | awk '/ExaBGP/ {print $3}'), process start with the rules in its configuration until BIRD holds all | $exa_config | $(rate "$exa_config") |"
     echo "| ExaBGP, API process printing the $rules announce commands until BIRD holds all (its usual way) | $exa_api | $(rate "$exa_api") |"
   fi
   echo
+  if ((exabgp)); then
+    echo "Ratios in this run: Rampart with the session up is $(python3 -c "print(f'{$exa_api / $hot:.1f}')")x faster than ExaBGP through its API (its usual way); from process start, $(python3 -c "print(f'{$exa_config / $cold:.1f}')")x faster than ExaBGP from its configuration; against the faster of ExaBGP's two ways (its best here), $(python3 -c "print(f'{min($exa_api, $exa_config) / min($hot, $cold):.1f}')")x."
+  fi
+  echo "The speaker runs on one thread: $hot_cpu CPU-seconds for the $rules rules ($(python3 -c "print(f'{$rules / max($hot_cpu, 0.001):,.0f}')") rules per CPU-second, encoding and sending); the wall time above is mostly BIRD importing them."
   echo "Resident memory (KiB): BIRD $bird_rss0 empty, $bird_rss1 holding $rules rules; Rampart speaker $speaker_rss holding $rules; ExaBGP (config / API) $exa_rss."
 } | tee "$out"
