@@ -250,3 +250,32 @@ fn frr_ends_with_exactly_the_active_set_after_speaker_kill_and_restart() {
     let _second = start();
     wait_for(&frr, &expected(&[2, 7, 8]), "exactly the new active set", Duration::from_secs(20));
 }
+
+#[test]
+fn frr_reads_both_redirect_to_ip_encodings() {
+    if !peer_available(BGPD) || !peer_available("vtysh") {
+        return;
+    }
+    let rt = runtime();
+    let redirect = fixture().into_iter().filter(|d| d.id.0 == 7).collect::<Vec<_>>();
+    for (encoding, want) in [
+        ("next_hop", vec!["FS:redirect IP 0x0", "NLRI NH 192.0.2.9"]),
+        ("address_community", vec!["NH:192.0.2.9:0"]),
+    ] {
+        let (rampart, router) = loopback_pair();
+        let frr = Frr::start(router, rampart);
+        let extra = format!("redirect_ip = \"{encoding}\"");
+        let config: SpeakerConfig =
+            toml::from_str(&speaker_toml(rampart, frr.local, frr.port, 64513, &extra)).unwrap();
+        let speaker = rt.block_on(Speaker::start(config)).unwrap();
+        speaker.set_active(&redirect);
+        let want: BTreeMap<String, Vec<String>> = [(
+            "Destination Address 203.0.113.14/32".to_string(),
+            want.iter().map(|s| s.to_string()).collect(),
+        )]
+        .into_iter()
+        .collect();
+        wait_for(&frr, &want, &format!("redirect encoded as {encoding}"), Duration::from_secs(15));
+        rt.block_on(speaker.shutdown(Duration::from_secs(5)));
+    }
+}
