@@ -27,6 +27,11 @@ impl Bird {
     /// BIRD listening on `local:port` for Rampart at `rampart`; `validate` turns on FlowSpec
     /// validation (RFC 8955 section 6) for IPv4.
     fn start(local: Ipv4Addr, rampart: Ipv4Addr, validate: bool) -> Bird {
+        Bird::start_with(local, rampart, validate, None)
+    }
+
+    /// With `rampart_port`, BIRD connects to Rampart listening there instead of waiting.
+    fn start_with(local: Ipv4Addr, rampart: Ipv4Addr, validate: bool, rampart_port: Option<u16>) -> Bird {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port(local);
         let flow4 = if validate {
@@ -44,9 +49,9 @@ flow4 table flowtab4;
 flow6 table flowtab6;
 protocol bgp rampart {{
   local {local} port {port} as 64513;
-  neighbor {rampart} as 64512;
+  neighbor {rampart} {neighbor_port} as 64512;
   multihop;
-  passive on;
+  {passive}
   hold time 9;
   graceful restart on;
   ipv4 {{ import all; export none; }};
@@ -55,7 +60,9 @@ protocol bgp rampart {{
   flow6 {{ table flowtab6; import all; export none; }};
 }}
 "#,
-            log = dir.path().join("bird.log").display()
+            log = dir.path().join("bird.log").display(),
+            neighbor_port = rampart_port.map(|p| format!("port {p}")).unwrap_or_default(),
+            passive = if rampart_port.is_some() { "connect delay time 1;" } else { "passive on;" },
         );
         let config = dir.path().join("bird.conf");
         std::fs::write(&config, text).unwrap();
@@ -354,4 +361,23 @@ fn bird_drops_routes_when_their_decisions_expire() {
     speaker.set_active(&decisions);
     bird.wait_for(&expected(&[1, 2, 3, 4, 5, 7, 8]), "all but the expired decision", Duration::from_secs(10));
     bird.wait_for(&expected(&[1, 2, 3, 4, 7, 8]), "decision 5 withdrawn at expiry", Duration::from_secs(10));
+}
+
+#[test]
+fn bird_connects_to_a_passive_speaker() {
+    if !peer_available("bird") || !peer_available("birdc") {
+        return;
+    }
+    let (rampart, router) = loopback_pair();
+    let listen_port = free_port(rampart);
+    let bird = Bird::start_with(router, rampart, false, Some(listen_port));
+    let rt = runtime();
+    let extra = "mode = \"passive\"";
+    let mut config: SpeakerConfig =
+        toml::from_str(&speaker_toml(rampart, bird.local, bird.port, 64513, extra)).unwrap();
+    config.listen = Some(std::net::SocketAddr::from((rampart, listen_port)));
+    let speaker = rt.block_on(Speaker::start(config)).unwrap();
+    speaker.set_active(&fixture()[..2]);
+    bird.wait_for(&expected(&[1, 2]), "routes over the connection BIRD opened", Duration::from_secs(20));
+    assert_eq!(speaker.status()[0].state, rampart_bgp::session::State::Established);
 }
