@@ -60,10 +60,13 @@ pub struct Speaker {
     _inbound: Vec<mpsc::Sender<TcpStream>>,
 }
 
+/// Each active decision's expiry and routes.
+type Active = BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>;
+
 /// The active decisions (with their expiry) and the routes every peer task follows.
 #[derive(Debug)]
 struct Shared {
-    decisions: Mutex<BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>>,
+    decisions: Mutex<Active>,
     desired: watch::Sender<Arc<Vec<Route>>>,
 }
 
@@ -76,11 +79,11 @@ fn wall_clock() -> EventTime {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Active> {
         self.decisions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn publish(&self, decisions: &BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>) {
+    fn publish(&self, decisions: &Active) {
         // Oldest decisions first: they keep their place in a full budget.
         let routes: Vec<Route> = decisions.values().flat_map(|(_, r)| r).cloned().collect();
         self.desired.send_replace(Arc::new(routes));
