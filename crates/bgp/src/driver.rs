@@ -67,7 +67,9 @@ type Active = BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>;
 #[derive(Debug)]
 struct Shared {
     decisions: Mutex<Active>,
-    desired: watch::Sender<Arc<Vec<Route>>>,
+    /// Bumped on every change; peer tasks then read the routes (changes coalesce, so
+    /// announcing decisions one by one costs no full copy each).
+    generation: watch::Sender<u64>,
 }
 
 /// How often expiry is checked: a decision is withdrawn at most this long after it expires.
@@ -83,10 +85,13 @@ impl Shared {
         self.decisions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn publish(&self, decisions: &Active) {
-        // Oldest decisions first: they keep their place in a full budget.
-        let routes: Vec<Route> = decisions.values().flat_map(|(_, r)| r).cloned().collect();
-        self.desired.send_replace(Arc::new(routes));
+    fn publish(&self, _changed: &Active) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Every active route, oldest decisions first: they keep their place in a full budget.
+    fn routes(&self) -> Vec<Route> {
+        self.lock().values().flat_map(|(_, r)| r).cloned().collect()
     }
 
     /// Withdraws the decisions expired at `now`.
@@ -113,7 +118,8 @@ impl Speaker {
         for peer in &config.peers {
             peer.check().map_err(DriverError::Config)?;
         }
-        let (desired, _) = watch::channel(Arc::new(Vec::new()));
+        let (generation, _) = watch::channel(0u64);
+        let shared = Arc::new(Shared { decisions: Mutex::new(BTreeMap::new()), generation });
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut status = Vec::new();
@@ -134,7 +140,8 @@ impl Speaker {
             let task = PeerTask {
                 session: Session::new(peer.session(&config)),
                 peer: peer.clone(),
-                desired: desired.subscribe(),
+                shared: shared.clone(),
+                desired: shared.generation.subscribe(),
                 stop: stop.subscribe(),
                 inbound: rx,
                 status: s,
@@ -161,7 +168,6 @@ impl Speaker {
                 }
             }));
         }
-        let shared = Arc::new(Shared { decisions: Mutex::new(BTreeMap::new()), desired });
         let expiry = shared.clone();
         let mut stop_rx = stop.subscribe();
         tasks.push(tokio::spawn(async move {
@@ -244,7 +250,8 @@ impl Speaker {
 struct PeerTask {
     session: Session,
     peer: PeerConfig,
-    desired: watch::Receiver<Arc<Vec<Route>>>,
+    shared: Arc<Shared>,
+    desired: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
     inbound: mpsc::Receiver<TcpStream>,
     status: Arc<Mutex<PeerStatus>>,
@@ -309,8 +316,8 @@ impl PeerTask {
             let _ = writer.shutdown().await;
         });
         self.session.connected(Instant::now());
-        let routes = self.desired.borrow_and_update().clone();
-        self.apply(&routes);
+        self.desired.borrow_and_update();
+        self.apply();
         let mut buf = vec![0u8; 64 * 1024];
         let ended = loop {
             if let Some(end) = self.pump(&out_tx) {
@@ -330,8 +337,8 @@ impl PeerTask {
                 }
                 changed = self.desired.changed() => {
                     if changed.is_ok() {
-                        let routes = self.desired.borrow_and_update().clone();
-                        self.apply(&routes);
+                        self.desired.borrow_and_update();
+                        self.apply();
                     }
                 }
                 _ = self.stop.changed() => {
@@ -348,8 +355,8 @@ impl PeerTask {
         ended
     }
 
-    fn apply(&mut self, routes: &Arc<Vec<Route>>) {
-        let refused = self.session.set_routes(routes.as_ref().clone());
+    fn apply(&mut self) {
+        let refused = self.session.set_routes(self.shared.routes());
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         s.last_refused = refused;
         drop(s);
