@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,8 +61,15 @@ pub struct Speaker {
     _inbound: Vec<mpsc::Sender<TcpStream>>,
 }
 
-/// Each active decision's expiry and routes.
-type Active = BTreeMap<DecisionId, (Option<EventTime>, Vec<Route>)>;
+/// An active decision: its expiry, routes and priority rank (lower first).
+#[derive(Debug)]
+struct Entry {
+    expires: Option<EventTime>,
+    routes: Vec<Route>,
+    rank: u64,
+}
+
+type Active = BTreeMap<DecisionId, Entry>;
 
 /// The active decisions (with their expiry) and the routes every peer task follows.
 #[derive(Debug)]
@@ -70,6 +78,8 @@ struct Shared {
     /// Bumped on every change; peer tasks then read the routes (changes coalesce, so
     /// announcing decisions one by one costs no full copy each).
     generation: watch::Sender<u64>,
+    /// The rank the next announced decision gets: after everything active.
+    next_rank: AtomicU64,
 }
 
 /// How often expiry is checked: a decision is withdrawn at most this long after it expires.
@@ -89,19 +99,19 @@ impl Shared {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Every active route, oldest decisions first: they keep their place in a full budget.
+    /// Every active route in priority order: the first ones fill a peer's budget.
     fn routes(&self) -> Vec<Route> {
-        self.lock().values().flat_map(|(_, r)| r).cloned().collect()
+        let d = self.lock();
+        let mut entries: Vec<&Entry> = d.values().collect();
+        entries.sort_by_key(|e| e.rank);
+        entries.into_iter().flat_map(|e| e.routes.iter().cloned()).collect()
     }
 
     /// Withdraws the decisions expired at `now`.
     fn expire(&self, now: EventTime) -> Vec<DecisionId> {
         let mut d = self.lock();
-        let expired: Vec<DecisionId> = d
-            .iter()
-            .filter(|(_, (expires, _))| expires.is_some_and(|e| e <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<DecisionId> =
+            d.iter().filter(|(_, e)| e.expires.is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
         if !expired.is_empty() {
             for id in &expired {
                 d.remove(id);
@@ -119,7 +129,11 @@ impl Speaker {
             peer.check().map_err(DriverError::Config)?;
         }
         let (generation, _) = watch::channel(0u64);
-        let shared = Arc::new(Shared { decisions: Mutex::new(BTreeMap::new()), generation });
+        let shared = Arc::new(Shared {
+            decisions: Mutex::new(BTreeMap::new()),
+            generation,
+            next_rank: AtomicU64::new(0),
+        });
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut status = Vec::new();
@@ -182,15 +196,20 @@ impl Speaker {
         Ok(Speaker { shared, stop, status, tasks: Mutex::new(tasks), _inbound: keep })
     }
 
-    /// Adds (or replaces) a decision's routes at every peer; one already expired is not
-    /// announced, and each is withdrawn when it expires.
+    /// Adds (or replaces) a decision's routes at every peer, after every active decision in
+    /// priority (a replaced one keeps its place); one already expired is not announced, and
+    /// each is withdrawn when it expires.
     pub fn announce(&self, decision: &Decision) -> Result<(), RouteError> {
         let routes = Route::from_decision(decision)?;
         let mut d = self.shared.lock();
         if decision.expires.is_some_and(|e| e <= wall_clock()) {
             d.remove(&decision.id);
         } else {
-            d.insert(decision.id, (decision.expires, routes));
+            let rank = match d.get(&decision.id) {
+                Some(e) => e.rank,
+                None => self.shared.next_rank.fetch_add(1, Ordering::Relaxed),
+            };
+            d.insert(decision.id, Entry { expires: decision.expires, routes, rank });
         }
         self.shared.publish(&d);
         Ok(())
@@ -204,16 +223,21 @@ impl Speaker {
         }
     }
 
-    /// Makes every peer hold exactly the routes of the unexpired `decisions`; returns the
+    /// Makes every peer hold exactly the routes of the unexpired `decisions`, given in
+    /// priority order (when a peer's budget is full, the first ones stay); returns the
     /// decisions that give no route, with why.
     pub fn set_active(&self, decisions: &[Decision]) -> Vec<(DecisionId, RouteError)> {
         let now = wall_clock();
         let mut next = BTreeMap::new();
         let mut errors = Vec::new();
-        for decision in decisions.iter().filter(|d| d.expires.is_none_or(|e| now < e)) {
+        let base = self.shared.next_rank.fetch_add(decisions.len() as u64, Ordering::Relaxed);
+        for (i, decision) in decisions.iter().enumerate().filter(|(_, d)| d.expires.is_none_or(|e| now < e)) {
             match Route::from_decision(decision) {
                 Ok(routes) => {
-                    next.insert(decision.id, (decision.expires, routes));
+                    next.insert(
+                        decision.id,
+                        Entry { expires: decision.expires, routes, rank: base + i as u64 },
+                    );
                 }
                 Err(e) => errors.push((decision.id, e)),
             }

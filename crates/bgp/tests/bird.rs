@@ -381,3 +381,26 @@ fn bird_connects_to_a_passive_speaker() {
     bird.wait_for(&expected(&[1, 2]), "routes over the connection BIRD opened", Duration::from_secs(20));
     assert_eq!(speaker.status()[0].state, rampart_bgp::session::State::Established);
 }
+
+#[test]
+fn a_full_budget_keeps_the_first_decisions_and_reports_the_rest() {
+    if !peer_available("bird") || !peer_available("birdc") {
+        return;
+    }
+    let (rampart, router) = loopback_pair();
+    let bird = Bird::start(router, rampart, false);
+    let rt = runtime();
+    let speaker = in_process_speaker(&rt, rampart, &bird, "rule_budget = 2");
+    let f = fixture();
+    // Priority order: 5, then 1, then 2 (refused: the budget holds two rules).
+    speaker.set_active(&[f[4].clone(), f[0].clone(), f[1].clone()]);
+    bird.wait_for(&expected(&[5, 1]), "the first two decisions", Duration::from_secs(15));
+    let status = &speaker.status()[0];
+    assert!(status.refused_total >= 1, "refusals are counted");
+    assert_eq!(status.last_refused.len(), 1);
+    assert_eq!(status.last_refused[0].route.decision, DecisionId(2));
+    assert_eq!(status.last_refused[0].why, rampart_bgp::rib::Refusal::OverBudget);
+    // A withdrawal frees a place: the refused decision gets it.
+    speaker.withdraw(DecisionId(5));
+    bird.wait_for(&expected(&[1, 2]), "decision 2 takes the freed place", Duration::from_secs(10));
+}
