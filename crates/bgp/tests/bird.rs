@@ -404,3 +404,30 @@ fn a_full_budget_keeps_the_first_decisions_and_reports_the_rest() {
     speaker.withdraw(DecisionId(5));
     bird.wait_for(&expected(&[1, 2]), "decision 2 takes the freed place", Duration::from_secs(10));
 }
+
+#[test]
+fn bird_reloading_its_import_gets_the_routes_again_by_route_refresh() {
+    if !peer_available("bird") || !peer_available("birdc") {
+        return;
+    }
+    let (rampart, router) = loopback_pair();
+    let bird = Bird::start(router, rampart, false);
+    let rt = runtime();
+    let speaker = in_process_speaker(&rt, rampart, &bird, "");
+    speaker.set_active(&fixture());
+    let all: Vec<u64> = (1..=8).collect();
+    bird.wait_for(&expected(&all), "fixture in BIRD", Duration::from_secs(15));
+    let text = std::fs::read_to_string(&bird.config).unwrap();
+    let reconfigure = |from: &str, to: &str| {
+        std::fs::write(&bird.config, text.replace(from, to)).unwrap();
+        let out = bird.birdc("configure").unwrap();
+        assert!(out.contains("Reconfigured"), "{out}");
+    };
+    // Import none: BIRD drops the flow routes it holds.
+    reconfigure("flow4 { table flowtab4; import all;", "flow4 { table flowtab4; import none;");
+    bird.wait_for(&expected(&[2, 8, 3]), "IPv4 flow routes filtered out", Duration::from_secs(10));
+    // Import all again: BIRD asks for the routes with a ROUTE-REFRESH, Rampart resends them.
+    reconfigure("flow4 { table flowtab4; import none;", "flow4 { table flowtab4; import all;");
+    bird.wait_for(&expected(&all), "flow routes back after the route refresh", Duration::from_secs(10));
+    assert_eq!(speaker.status()[0].established_count, 1, "the same session: no reconnection");
+}
