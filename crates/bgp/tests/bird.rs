@@ -431,3 +431,45 @@ fn bird_reloading_its_import_gets_the_routes_again_by_route_refresh() {
     bird.wait_for(&expected(&all), "flow routes back after the route refresh", Duration::from_secs(10));
     assert_eq!(speaker.status()[0].established_count, 1, "the same session: no reconnection");
 }
+
+#[test]
+fn bird_accepts_a_rule_in_the_two_byte_length_form() {
+    if !peer_available("bird") || !peer_available("birdc") {
+        return;
+    }
+    let (rampart, router) = loopback_pair();
+    let bird = Bird::start(router, rampart, false);
+    let rt = runtime();
+    let speaker = in_process_speaker(&rt, rampart, &bird, "");
+    // 60 port ranges: about 370 bytes of NLRI, past the one-byte length's 239.
+    let ranges: Vec<rampart_contract::PortRange> =
+        (0..60u16).map(|i| rampart_contract::PortRange { first: 2000 + 4 * i, last: 2001 + 4 * i }).collect();
+    let sig = rampart_contract::Signature {
+        dst_prefixes: vec!["203.0.113.50/32".parse().unwrap()],
+        protocol: Some(17),
+        dst_ports: ranges.clone(),
+        ..rampart_contract::Signature::default()
+    };
+    let d = decision(42, Scope::Signature(Box::new(sig)), Action::Discard);
+    let route = &rampart_bgp::route::Route::from_decision(&d).unwrap()[0];
+    let rampart_bgp::route::RouteKey::Flow(rule) = &route.key else { panic!("a flow rule") };
+    let mut wire = Vec::new();
+    rule.encode(&mut wire).unwrap();
+    assert!(wire[0] >= 0xf0 && wire.len() > 240, "two-byte length form, {} bytes", wire.len());
+    speaker.set_active(&[d]);
+    let header = wait_until(Duration::from_secs(15), "the long rule in BIRD", || {
+        let routes = bird.routes()?;
+        routes
+            .keys()
+            .find(|k| k.contains("dst 203.0.113.50/32"))
+            .cloned()
+            .ok_or_else(|| format!("{routes:#?}"))
+    });
+    // BIRD shortens long rules on display: what it shows must be the start of the ranges.
+    let all = ranges.iter().map(|r| format!("{}..{}", r.first, r.last)).collect::<Vec<_>>().join(",");
+    let shown =
+        header.split("dport ").nth(1).unwrap_or("").trim_end_matches('}').trim_end_matches(" ...").trim_end();
+    assert!(shown.len() > 100 && all.starts_with(shown), "{header}");
+    assert!(!header.contains("unreachable"), "{header}");
+    assert_eq!(speaker.status()[0].established_count, 1, "the session stayed up");
+}
