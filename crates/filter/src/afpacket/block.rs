@@ -194,7 +194,10 @@ impl<'a> Frames<'a> {
         // usable: point it at the end so decoding sees a truncated packet.
         let network_offset = net.checked_sub(mac).filter(|&n| n <= data.len()).unwrap_or(data.len());
         let vlan_tci = (status & TP_STATUS_VLAN_VALID != 0).then_some(vlan_tci as u16);
-        Some((Frame { sec, nsec, wire_len, data, network_offset, hatype, protocol, pkttype, vlan_tci }, next_offset))
+        Some((
+            Frame { sec, nsec, wire_len, data, network_offset, hatype, protocol, pkttype, vlan_tci },
+            next_offset,
+        ))
     }
 }
 

@@ -185,9 +185,8 @@ fn get_option<T: Copy + Default>(fd: &OwnedFd, level: libc::c_int, name: libc::c
     // SAFETY: `value` is a live, writable `T` of `len` bytes, and `len` a live socklen_t; the
     // kernel writes at most `len` bytes, and every bit pattern is a valid `T` for the integer
     // structs this is used with.
-    let rc = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), level, name, (&mut value as *mut T).cast(), &mut len)
-    };
+    let rc =
+        unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut value as *mut T).cast(), &mut len) };
     if rc == 0 { Ok(value) } else { Err(last_error()) }
 }
 
@@ -238,7 +237,10 @@ impl Ring {
             return Err(bad_ring(format!("block size {block_size} is not a power of two of at least 4096")));
         }
         if config.frame_size < 64 || !config.frame_size.is_multiple_of(16) || config.frame_size > block_size {
-            return Err(bad_ring(format!("frame size {} is not a multiple of 16 in 64..=block size", config.frame_size)));
+            return Err(bad_ring(format!(
+                "frame size {} is not a multiple of 16 in 64..=block size",
+                config.frame_size
+            )));
         }
         if config.block_count == 0 {
             return Err(bad_ring("the ring needs at least one block".into()));
@@ -271,7 +273,8 @@ impl Ring {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        set_option(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &request).map_err(os("set up the receive ring"))?;
+        set_option(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &request)
+            .map_err(os("set up the receive ring"))?;
         // SAFETY: a new shared mapping of the ring the kernel just allocated for `fd`, exactly
         // `map_len` bytes (block size × block count), at an address the kernel picks.
         let map = unsafe {
@@ -341,9 +344,10 @@ impl Ring {
             Some(id) => u32::from(id) | (mode << 16),
             None => (mode | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
         };
-        set_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout).map_err(os("join the fanout group"))?;
-        let joined: u32 =
-            get_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT).map_err(os("read the fanout group"))?;
+        set_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout)
+            .map_err(os("join the fanout group"))?;
+        let joined: u32 = get_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT)
+            .map_err(os("read the fanout group"))?;
         ring.fanout_group = (joined & 0xffff) as u16;
         Ok(ring)
     }
@@ -382,7 +386,8 @@ impl Ring {
     /// the returned value is dropped.
     pub fn next_block(&mut self, timeout: Duration) -> Result<Option<Block<'_>>, RingError> {
         if !self.ready() {
-            let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
+            let mut poll =
+                libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
             let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
             // SAFETY: `poll` is one live pollfd, and we pass a count of 1.
             let rc = unsafe { libc::poll(&mut poll, 1, millis) };
@@ -391,12 +396,22 @@ impl Ring {
                 if source.kind() == io::ErrorKind::Interrupted {
                     return Ok(None);
                 }
-                return Err(RingError::Os { interface: self.interface.clone(), step: "wait for packets", source });
+                return Err(RingError::Os {
+                    interface: self.interface.clone(),
+                    step: "wait for packets",
+                    source,
+                });
             }
             if poll.revents & libc::POLLERR != 0 {
                 // E.g. ENETDOWN when the interface went down; reading SO_ERROR clears it.
-                let error: libc::c_int = get_option(&self.fd, libc::SOL_SOCKET, libc::SO_ERROR)
-                    .map_err(|source| RingError::Os { interface: self.interface.clone(), step: "read the socket error", source })?;
+                let error: libc::c_int =
+                    get_option(&self.fd, libc::SOL_SOCKET, libc::SO_ERROR).map_err(|source| {
+                        RingError::Os {
+                            interface: self.interface.clone(),
+                            step: "read the socket error",
+                            source,
+                        }
+                    })?;
                 if error != 0 {
                     return Err(RingError::Os {
                         interface: self.interface.clone(),
@@ -416,8 +431,10 @@ impl Ring {
     /// The kernel's counters, summed since the socket opened (the kernel resets its own on
     /// every read; this adds them up).
     pub fn stats(&mut self) -> Result<RingStats, RingError> {
-        let read: StatsV3 = get_option(&self.fd, libc::SOL_PACKET, libc::PACKET_STATISTICS)
-            .map_err(|source| RingError::Os { interface: self.interface.clone(), step: "read the drop counters", source })?;
+        let read: StatsV3 =
+            get_option(&self.fd, libc::SOL_PACKET, libc::PACKET_STATISTICS).map_err(|source| {
+                RingError::Os { interface: self.interface.clone(), step: "read the drop counters", source }
+            })?;
         // For TPACKET_V3 the kernel's tp_packets includes the drops.
         let drops = u64::from(read.tp_drops);
         self.totals.delivered += u64::from(read.tp_packets).saturating_sub(drops);

@@ -7,7 +7,9 @@ use super::*;
 fn require_root() -> bool {
     match Ring::open(&RingConfig::new("lo")) {
         Ok(_) => true,
-        Err(RingError::Permission { .. }) if std::env::var_os("RAMPART_REQUIRE_PEERS").is_none() && std::env::var_os("CI").is_none() => {
+        Err(RingError::Permission { .. })
+            if std::env::var_os("RAMPART_REQUIRE_PEERS").is_none() && std::env::var_os("CI").is_none() =>
+        {
             eprintln!("skipped: AF_PACKET needs root or CAP_NET_RAW");
             false
         }
@@ -68,7 +70,10 @@ fn captures_loopback_datagrams_through_a_fanout_group() {
                 for frame in frames.by_ref() {
                     // Loopback frames carry a zeroed Ethernet header: IPv4 + UDP + payload.
                     let udp = frame.data.get(frame.network_offset + 20..).unwrap_or_default();
-                    if frame.hatype == 772 && udp.len() >= 8 + payload.len() && udp[2..4] == port.to_be_bytes() {
+                    if frame.hatype == 772
+                        && udp.len() >= 8 + payload.len()
+                        && udp[2..4] == port.to_be_bytes()
+                    {
                         assert_eq!(&udp[8..8 + payload.len()], &payload);
                         assert_eq!(frame.protocol, 0x0800);
                         match frame.pkttype {
