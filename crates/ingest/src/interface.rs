@@ -67,6 +67,22 @@ impl InterfaceConfig {
     }
 }
 
+/// Opening or reading a capture failed (no such interface, no privilege, ...).
+pub use rampart_filter::afpacket::RingError as CaptureError;
+
+/// Whether `name` can be an interface name (1 to 15 bytes, no NUL or slash or space); the
+/// message says why not.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let usable = !name.is_empty()
+        && name.len() <= 15
+        && !name.bytes().any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace());
+    if usable {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not an interface name (1 to 15 bytes, no '/' or spaces)"))
+    }
+}
+
 /// One interface's counters, shared while it is captured.
 #[derive(Debug, Default)]
 pub struct InterfaceStats {
@@ -100,6 +116,19 @@ impl InterfaceStats {
     }
 }
 
+/// One line for operators: what the capture of one interface saw and lost.
+pub fn summary(stats: &InterfaceStats) -> String {
+    format!(
+        "capture on {}: {} frames, {} records, {} not IP, {} undecodable, {} dropped by the kernel (ring full)",
+        stats.interface,
+        stats.frames.load(Ordering::Relaxed),
+        stats.records.load(Ordering::Relaxed),
+        stats.non_ip.load(Ordering::Relaxed),
+        stats.decode_errors.load(Ordering::Relaxed) + stats.bad_blocks.load(Ordering::Relaxed),
+        stats.kernel_drops.load(Ordering::Relaxed),
+    )
+}
+
 /// The rings of one interface, open, not yet running.
 #[derive(Debug)]
 pub struct InterfaceCapture {
@@ -110,7 +139,7 @@ pub struct InterfaceCapture {
 
 impl InterfaceCapture {
     /// Opens every ring, so that a missing interface or privilege shows before anything runs.
-    pub fn open(config: InterfaceConfig) -> Result<Self, RingError> {
+    pub fn open(config: InterfaceConfig) -> Result<Self, CaptureError> {
         let rings = Ring::open_group(&config.ring(), config.threads.max(1))?;
         let stats = Arc::new(InterfaceStats { interface: config.name.clone(), ..InterfaceStats::default() });
         Ok(InterfaceCapture { config, rings, stats })

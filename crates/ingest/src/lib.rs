@@ -19,5 +19,5 @@ pub use live::{LiveCapture, LiveCaptureConfig, LiveCaptureError, LiveCaptureRepo
 pub use inputs::{
     ExporterConfig, InputConfig, InputError, InputSnapshot, InputStats, Inputs, ListenOn, RunningInputs,
 };
-pub use interface::{InterfaceCapture, InterfaceConfig, InterfaceStats, RunningCapture};
+pub use interface::{CaptureError, InterfaceCapture, InterfaceConfig, InterfaceStats, RunningCapture};
 pub use udp::{BindError, CollectorKind, UdpCollector, UdpCollectorReport};
