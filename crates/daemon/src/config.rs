@@ -608,4 +608,35 @@ interface_speed = 40000000000
         assert_eq!(config, DaemonConfig::default());
         assert_eq!(detect, parse(detection, "x").unwrap().1);
     }
+
+    #[test]
+    fn interfaces_by_name_or_table() {
+        let (daemon, _) = parse("[inputs]\ninterface = [\"eth1\", \"eth2\"]\n", "r.toml").unwrap();
+        let names: Vec<_> = daemon.interfaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["eth1", "eth2"]);
+        // Interfaces alone: no flow socket.
+        assert!(daemon.inputs.addresses().is_empty());
+        assert!(daemon.interfaces.iter().all(|i| i.sample_one_in == 1));
+
+        let text = "[inputs]\nsflow = \"6343\"\n[[inputs.interface]]\nname = \"span0\"\nthreads = 2\nring_mb = 16\nsample = 10\nfanout_group = 77\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let span = &daemon.interfaces[0];
+        assert_eq!((span.name.as_str(), span.threads, span.ring_bytes), ("span0", 2, 16 << 20));
+        assert_eq!((span.sample_one_in, span.fanout_group), (10, Some(77)));
+        assert_eq!(daemon.inputs.sflow, Some(ListenOn::Port(6343)));
+        assert_eq!((daemon.inputs.netflow, daemon.inputs.ipfix), (None, None));
+    }
+
+    #[test]
+    fn interface_errors_name_the_key() {
+        let error = |text: &str| parse(text, "r.toml").unwrap_err().to_string();
+        let twice = error("[inputs]\ninterface = [\"eth1\", \"eth1\"]\n");
+        assert!(twice.contains("inputs.interface") && twice.contains("listed twice"), "{twice}");
+        let bad = error("[inputs]\ninterface = [\"a/b\"]\n");
+        assert!(bad.contains("r.toml:2:") && bad.contains("not an interface name"), "{bad}");
+        let threads = error("[inputs]\n[[inputs.interface]]\nname = \"eth1\"\nthreads = 0\n");
+        assert!(threads.contains("inputs.interface.threads"), "{threads}");
+        let sample = error("[inputs]\n[[inputs.interface]]\nname = \"eth1\"\nsample = 0\n");
+        assert!(sample.contains("inputs.interface.sample"), "{sample}");
+    }
 }
