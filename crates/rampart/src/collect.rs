@@ -48,6 +48,10 @@ pub struct CollectArgs {
     /// libpcap instead, so it needs a build with `--features live-capture`.
     #[arg(long, value_name = "FILTER", requires = "interface")]
     pub bpf: Option<String>,
+    /// Capture threads (AF_PACKET rings in one fanout group) for --interface (default: one per
+    /// core, up to 4).
+    #[arg(long, value_name = "N", requires = "interface")]
+    pub capture_threads: Option<usize>,
     /// Keep one packet in N from --interface; counts are scaled back up by N.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "interface")]
     pub sample: u32,
@@ -442,6 +446,13 @@ fn start_live_capture(
     rampart_ingest::interface::check_name(interface).map_err(|e| anyhow::anyhow!("--interface: {e}"))?;
     let mut config = InterfaceConfig::new(interface.clone());
     config.sample_one_in = args.sample;
+    if let Some(threads) = args.capture_threads {
+        if !(1..=64).contains(&threads) {
+            bail!("--capture-threads {threads} is not 1 to 64");
+        }
+        config.threads = threads;
+        config.ring_bytes = (64 << 20) / threads;
+    }
     let capture = InterfaceCapture::open(config)?;
     eprintln!("capturing on {interface} (AF_PACKET)");
     let running = capture.spawn(sink, stop.clone()).context("cannot start the capture threads")?;
