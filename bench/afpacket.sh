@@ -8,7 +8,8 @@
 #   afpacket   rampart collect --interface (AF_PACKET rings, --threads rings in a fanout group)
 #   libpcap    rampart collect --interface --bpf udp (the live-capture build: libpcap 1.10, the
 #              same decoding and summary after it; libpcap needs a filter to be chosen here)
-#   tcpdump    tcpdump -w /dev/null (only if tcpdump is installed)
+#   tcpdump    tcpdump -w /dev/null udp, at its defaults and at its best (-s 256 -B 65536),
+#              only if tcpdump is installed
 # while crates/rampart/examples/veth_blast.rs sends rate × seconds packets from the other
 # namespace (raw socket, 256 sources × 64 ports). Reported per run: packets sent, packets of
 # the blast captured, kernel ring drops, loss, CPU-seconds (user + system) of the capturing
@@ -19,23 +20,28 @@
 # Prints a Markdown table and writes it to bench/results/afpacket-<date>.md.
 #
 # Usage: bench/afpacket.sh [--rates "100000 200000 400000 0"] [--seconds 4] [--threads 1]
-#   a rate of 0 means: as fast as the sender goes. Needs root, iproute2, /usr/bin/time, jq.
+#          [--senders 1]
+#   a rate of 0 means: as fast as the senders go; --senders N runs N blasts at once (each
+#   rate/N), for more than one sender core can offer. Needs root, iproute2, /usr/bin/time, jq.
 set -euo pipefail
 
 rates="100000 200000 400000 0"
 seconds=4
 threads=1
+senders=1
 while (($#)); do
   case "$1" in
     --rates) rates="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --senders) senders="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$seconds" =~ ^[0-9]+$ ]] && ((seconds >= 1 && seconds <= 30)) || { echo "--seconds: 1..30" >&2; exit 2; }
 [[ "$threads" =~ ^[0-9]+$ ]] && ((threads >= 1 && threads <= 16)) || { echo "--threads: 1..16" >&2; exit 2; }
+[[ "$senders" =~ ^[0-9]+$ ]] && ((senders >= 1 && senders <= 8)) || { echo "--senders: 1..8" >&2; exit 2; }
 for rate in $rates; do
   [[ "$rate" =~ ^[0-9]+$ ]] && ((rate <= 5000000)) || { echo "bad rate $rate (0..5000000)" >&2; exit 2; }
 done
@@ -86,7 +92,12 @@ run() {
     libpcap)  ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$out.time" \
                 "$bin" collect --interface "$vb" --bpf udp --duration "$wait_secs" --json \
                 >"$out.json" 2>"$out.err" & ;;
-    tcpdump)  ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$out.time" \
+    # tcpdump at its defaults (2 MiB buffer, whole frames), and at its best (64 MiB, 256 bytes,
+    # immediate delivery off: libpcap's own TPACKET_V3 ring).
+    tcpdump-default) ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$out.time" \
+                timeout -s INT "$wait_secs" tcpdump -i "$vb" -n -w /dev/null udp \
+                >"$out.json" 2>"$out.err" & ;;
+    tcpdump-best) ip netns exec "$b" /usr/bin/time -f "%U %S" -o "$out.time" \
                 timeout -s INT "$wait_secs" tcpdump -i "$vb" -n -s 256 -B 65536 -w /dev/null udp \
                 >"$out.json" 2>"$out.err" & ;;
   esac
@@ -96,23 +107,28 @@ run() {
     sleep 0.1
   done
   sleep 0.5
-  ip netns exec "$a" "$blast" --to 198.51.100.10 --count "$count" --pps "$pps_arg" \
-    --max-seconds "$seconds" >"$out.blast"
+  local blasts=()
+  for i in $(seq "$senders"); do
+    ip netns exec "$a" "$blast" --to 198.51.100.10 --count $((count / senders)) --pps $((pps_arg / senders)) \
+      --max-seconds "$seconds" >"$out.blast.$i" &
+    blasts+=($!)
+  done
+  wait "${blasts[@]}"
   wait "$capturer" || true
   local sent offered captured drops cpu
-  sent=$(jq .sent "$out.blast")
-  offered=$(jq .pps "$out.blast")
+  sent=$(cat "$out".blast.* | jq -s 'map(.sent) | add')
+  offered=$(cat "$out".blast.* | jq -s 'map(.pps) | add | floor')
   case "$name" in
     afpacket|libpcap)
-      captured=$(jq '[.destinations[] | select(.address == "198.51.100.10") | .packets] | add // 0' "$out.json")
+      captured=$(jq '[.destinations[] | select(.ip == "198.51.100.10") | .packets] | add // 0' "$out.json")
       drops=$(jq '.decode.collectors[] | select(.protocol == "capture") | .socket_drops // 0' "$out.json") ;;
-    tcpdump)
+    tcpdump-*)
       captured=$(sed -n 's/^\([0-9]*\) packets captured.*/\1/p' "$out.err")
       drops=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$out.err") ;;
   esac
-  cpu=$(awk '{printf "%.2f", $1 + $2}' "$out.time" 2>/dev/null || echo 0)
+  cpu=$(tail -n 1 "$out.time" | awk '{printf "%.2f", $1 + $2}' 2>/dev/null || echo 0)
   local loss per_cpu
-  loss=$(awk -v s="$sent" -v c="$captured" 'BEGIN { printf "%.2f", s > 0 ? 100 * (s - c) / s : 0 }')
+  loss=$(awk -v s="$sent" -v c="$captured" 'BEGIN { printf "%.2f", (s > 0 ? 100 * (s - c) / s : 0) }')
   per_cpu=$(awk -v c="$captured" -v t="$cpu" 'BEGIN { if (t > 0) printf "%.0f", c / t; else print "-" }')
   local label=$rate; ((rate == 0)) && label="max"
   rows+=("| $name | $label | $offered | $sent | $captured | $drops | $loss % | $cpu | $per_cpu |")
@@ -120,7 +136,7 @@ run() {
 }
 
 capturers="afpacket libpcap"
-command -v tcpdump >/dev/null && capturers="$capturers tcpdump"
+command -v tcpdump >/dev/null && capturers="$capturers tcpdump-default tcpdump-best"
 for rate in $rates; do
   for name in $capturers; do
     run "$name" "$rate"
@@ -134,7 +150,7 @@ result="bench/results/afpacket-$date_tag.md"
   echo "# Interface capture: AF_PACKET rings vs libpcap ($date_tag)"
   echo
   echo "veth pair between two namespaces; blast: UDP 46-byte IP packets, 256 sources × 64 ports,"
-  echo "$seconds s per run; afpacket with $threads capture thread(s); $(nproc) cores, $(uname -r)."
+  echo "$seconds s per run, $senders sender(s); afpacket with $threads capture thread(s); $(nproc) cores, $(uname -r)."
   echo "captured: packets of the blast the capturer decoded (tcpdump: written); ring drops: the"
   echo "kernel's PACKET_STATISTICS drops; CPU: user + system seconds of the capturing process."
   echo

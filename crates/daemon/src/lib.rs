@@ -116,11 +116,8 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     for capture in captures {
         let threads =
             daemon.interfaces.iter().find(|c| c.name == capture.stats().interface).map_or(1, |c| c.threads);
-        eprintln!(
-            "capturing on {} (AF_PACKET, {threads} ring(s) in fanout group {})",
-            capture.stats().interface,
-            capture.fanout_group().unwrap_or_default()
-        );
+        let group = capture.fanout_group().map(|g| format!(" in fanout group {g}")).unwrap_or_default();
+        eprintln!("capturing on {} (AF_PACKET, {threads} ring(s){group})", capture.stats().interface);
         if let Ok(mut shown) = metrics.captures.lock() {
             shown.push(capture.stats().clone());
         }

@@ -149,9 +149,9 @@ impl InterfaceCapture {
         &self.stats
     }
 
-    /// The fanout group the rings share.
+    /// The fanout group the rings share (none for a single ring).
     pub fn fanout_group(&self) -> Option<u16> {
-        self.rings.first().map(Ring::fanout_group)
+        self.rings.first().and_then(Ring::fanout_group)
     }
 
     /// Starts one thread per ring; batches go to `sink` until `stop` is set.

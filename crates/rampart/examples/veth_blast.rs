@@ -72,7 +72,10 @@ fn packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: u16) ->
 fn main() -> Result<()> {
     let args = Args::parse();
     if !allowed(args.to) {
-        bail!("refusing to send to {}: only 198.51.100.0/24 or 192.0.2.0/24 (inside a test namespace)", args.to);
+        bail!(
+            "refusing to send to {}: only 198.51.100.0/24 or 192.0.2.0/24 (inside a test namespace)",
+            args.to
+        );
     }
     if args.count == 0 || args.count > MAX_COUNT {
         bail!("--count must be 1 to {MAX_COUNT}");

@@ -149,8 +149,19 @@ pub struct Ring {
     next: usize,
     interface: String,
     ifindex: u32,
-    fanout_group: u16,
+    fanout_group: Option<u16>,
     totals: RingStats,
+}
+
+/// Which fanout group a new socket joins.
+#[derive(Debug, Clone, Copy)]
+enum Fanout {
+    /// None: the socket alone gets every packet.
+    None,
+    /// This group.
+    Join(u16),
+    /// A new group, with an id the kernel allocates.
+    New,
 }
 
 // SAFETY: the mapping belongs to this value alone (blocks are lent out only through `&mut
@@ -208,12 +219,22 @@ pub fn interface_index(interface: &str) -> Result<u32, RingError> {
 impl Ring {
     /// Opens `count` sockets on the interface in one fanout group (the group of
     /// `config.fanout_group`, else one the kernel makes up): one per capture thread.
+    ///
+    /// One socket alone joins no group unless `config.fanout_group` names one: the kernel
+    /// would hash every packet (flow dissection, in softirq) for nothing.
     pub fn open_group(config: &RingConfig, count: usize) -> Result<Vec<Ring>, RingError> {
+        if count <= 1 && config.fanout_group.is_none() {
+            return Ok(vec![Ring::open_joining(config, Fanout::None)?]);
+        }
         let mut rings: Vec<Ring> = Vec::with_capacity(count);
         let mut group = config.fanout_group;
-        for _ in 0..count.max(1) {
-            let ring = Ring::open_joining(config, group)?;
-            group = Some(ring.fanout_group);
+        for _ in 0..count {
+            let fanout = match group {
+                Some(id) => Fanout::Join(id),
+                None => Fanout::New,
+            };
+            let ring = Ring::open_joining(config, fanout)?;
+            group = ring.fanout_group;
             rings.push(ring);
         }
         Ok(rings)
@@ -222,10 +243,14 @@ impl Ring {
     /// Opens one socket with its ring, bound to the interface, in the configured fanout group
     /// (or a new one of its own).
     pub fn open(config: &RingConfig) -> Result<Ring, RingError> {
-        Ring::open_joining(config, config.fanout_group)
+        let fanout = match config.fanout_group {
+            Some(id) => Fanout::Join(id),
+            None => Fanout::New,
+        };
+        Ring::open_joining(config, fanout)
     }
 
-    fn open_joining(config: &RingConfig, group: Option<u16>) -> Result<Ring, RingError> {
+    fn open_joining(config: &RingConfig, fanout: Fanout) -> Result<Ring, RingError> {
         let interface = config.interface.clone();
         let os = |step: &'static str| {
             let interface = interface.clone();
@@ -303,7 +328,7 @@ impl Ring {
             next: 0,
             interface: interface.clone(),
             ifindex,
-            fanout_group: 0,
+            fanout_group: None,
             totals: RingStats::default(),
         };
 
@@ -340,15 +365,16 @@ impl Ring {
                 .map_err(os("enter promiscuous mode"))?;
         }
         let mode = config.fanout_mode.kernel();
-        let fanout = match group {
-            Some(id) => u32::from(id) | (mode << 16),
-            None => (mode | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+        let value = match fanout {
+            Fanout::None => return Ok(ring),
+            Fanout::Join(id) => u32::from(id) | (mode << 16),
+            Fanout::New => (mode | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
         };
-        set_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &fanout)
+        set_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &value)
             .map_err(os("join the fanout group"))?;
         let joined: u32 = get_option(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT)
             .map_err(os("read the fanout group"))?;
-        ring.fanout_group = (joined & 0xffff) as u16;
+        ring.fanout_group = Some((joined & 0xffff) as u16);
         Ok(ring)
     }
 
@@ -360,8 +386,8 @@ impl Ring {
         self.ifindex
     }
 
-    /// The fanout group this socket is in.
-    pub fn fanout_group(&self) -> u16 {
+    /// The fanout group this socket is in, if any.
+    pub fn fanout_group(&self) -> Option<u16> {
         self.fanout_group
     }
 

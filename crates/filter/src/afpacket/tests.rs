@@ -50,7 +50,10 @@ fn captures_loopback_datagrams_through_a_fanout_group() {
     config.block_count = 8;
     config.promiscuous = false;
     let mut rings = Ring::open_group(&config, 2).unwrap();
+    assert!(rings[0].fanout_group().is_some());
     assert_eq!(rings[0].fanout_group(), rings[1].fanout_group());
+    // A ring alone joins no group.
+    assert_eq!(Ring::open_group(&config, 1).unwrap()[0].fanout_group(), None);
     let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = receiver.local_addr().unwrap().port();
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
