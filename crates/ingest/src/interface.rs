@@ -116,6 +116,14 @@ impl InterfaceStats {
     }
 }
 
+/// The error with what the kernel said (its source), in one line.
+fn describe(error: &CaptureError) -> String {
+    match std::error::Error::source(error) {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    }
+}
+
 /// One line for operators: what the capture of one interface saw and lost.
 pub fn summary(stats: &InterfaceStats) -> String {
     format!(
@@ -200,7 +208,7 @@ impl RunningCapture {
         for thread in self.threads {
             let outcome = match thread.join() {
                 Ok(Ok(())) => continue,
-                Ok(Err(error)) => error.to_string(),
+                Ok(Err(error)) => describe(&error),
                 Err(_) => format!("a capture thread on {} panicked", self.interface),
             };
             failure.get_or_insert(outcome);
@@ -309,7 +317,7 @@ impl Worker {
                 Ok(None) => {}
                 // The interface went down or similar: say so once, keep waiting for it.
                 Err(error) => {
-                    let text = error.to_string();
+                    let text = describe(&error);
                     if last_error.as_deref() != Some(text.as_str()) {
                         eprintln!("rampart: {text}");
                         last_error = Some(text);

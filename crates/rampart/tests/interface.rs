@@ -299,3 +299,46 @@ fn pcap_ipv4_packets(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
     }
     out
 }
+
+/// Without CAP_NET_RAW (as user nobody, through util-linux's setpriv) and on a missing
+/// interface, capture fails at start with one line saying why, and a non-zero exit.
+#[test]
+fn capture_errors_are_one_clear_line() {
+    let missing = Command::new(BIN)
+        .args(["collect", "--interface", "rampart-nope0", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let text = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(text.trim(), "rampart: no interface named rampart-nope0 (`ip link` lists them)");
+
+    let unprivileged = match Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "collect",
+            "--interface",
+            "lo",
+            "--duration",
+            "1",
+        ])
+        .output()
+    {
+        Ok(out) => out,
+        Err(error) if !peers_required() => {
+            eprintln!("skipped the unprivileged half: cannot run setpriv: {error}");
+            return;
+        }
+        Err(error) => panic!("cannot run setpriv (util-linux): {error}"),
+    };
+    let text = String::from_utf8_lossy(&unprivileged.stderr);
+    if text.contains("setpriv:") && !peers_required() {
+        eprintln!("skipped the unprivileged half: {text}");
+        return;
+    }
+    assert!(!unprivileged.status.success(), "{text}");
+    assert!(text.contains("cannot capture on lo (capture needs root or CAP_NET_RAW)"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+}

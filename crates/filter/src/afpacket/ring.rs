@@ -99,7 +99,7 @@ pub enum RingError {
         interface: String,
     },
     /// The process may not open packet sockets.
-    #[error("cannot capture on {interface}: {source} (capture needs root or CAP_NET_RAW)")]
+    #[error("cannot capture on {interface} (capture needs root or CAP_NET_RAW)")]
     Permission {
         /// The interface.
         interface: String,
@@ -115,7 +115,7 @@ pub enum RingError {
         message: String,
     },
     /// A step of the setup or of reading was refused by the kernel.
-    #[error("capture on {interface}: {step}: {source}")]
+    #[error("capture on {interface}: {step}")]
     Os {
         /// The interface.
         interface: String,
