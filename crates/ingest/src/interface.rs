@@ -460,6 +460,7 @@ mod tests {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = receiver.local_addr().unwrap().port();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let from = sender.local_addr().unwrap().port();
         for _ in 0..100 {
             sender.send_to(&[0u8; 72], ("127.0.0.1", port)).unwrap();
         }
@@ -468,9 +469,10 @@ mod tests {
         while mine < 200 && Instant::now() < deadline {
             match batches.try_recv() {
                 Ok(batch) => {
+                    // Other processes use lo too: only UDP from our sender to our port.
                     mine += batch
                         .iter()
-                        .filter(|r| r.dst_port == Some(port))
+                        .filter(|r| r.protocol == 17 && r.dst_port == Some(port) && r.src_port == Some(from))
                         .inspect(|r| assert_eq!(r.bytes, 100))
                         .count()
                 }
@@ -479,8 +481,12 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         running.join().unwrap();
-        assert_eq!(mine, 200);
-        assert!(stats.frames.load(Ordering::Relaxed) >= 200);
-        assert_eq!(stats.kernel_drops.load(Ordering::Relaxed), 0);
+        // lo is shared with every process on the host: what a full ring lost is counted.
+        let drops = stats.kernel_drops.load(Ordering::Relaxed);
+        assert!(mine <= 200 && mine as u64 + drops >= 200, "{mine} records, {drops} dropped");
+        if drops == 0 {
+            assert_eq!(mine, 200);
+        }
+        assert!(stats.frames.load(Ordering::Relaxed) >= mine as u64);
     }
 }

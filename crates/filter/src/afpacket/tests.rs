@@ -46,7 +46,7 @@ fn captures_loopback_datagrams_through_a_fanout_group() {
         return;
     }
     let mut config = RingConfig::new("lo");
-    config.block_size = 1 << 16;
+    config.block_size = 1 << 20;
     config.block_count = 8;
     config.promiscuous = false;
     let mut rings = Ring::open_group(&config, 2).unwrap();
@@ -59,6 +59,7 @@ fn captures_loopback_datagrams_through_a_fanout_group() {
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     // Several source ports, so the flow hash has something to spread.
     let senders: Vec<_> = (0..8).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let source_ports: Vec<u16> = senders.iter().map(|s| s.local_addr().unwrap().port()).collect();
     let payload = *b"rampart-afpacket-test-payload";
     for i in 0..200 {
         senders[i % senders.len()].send_to(&payload, ("127.0.0.1", port)).unwrap();
@@ -72,10 +73,14 @@ fn captures_loopback_datagrams_through_a_fanout_group() {
                 let mut frames = block.frames().unwrap();
                 for frame in frames.by_ref() {
                     // Loopback frames carry a zeroed Ethernet header: IPv4 + UDP + payload.
-                    let udp = frame.data.get(frame.network_offset + 20..).unwrap_or_default();
+                    // Other processes use lo too: only UDP from our senders to our port.
+                    let ip = frame.data.get(frame.network_offset..).unwrap_or_default();
+                    let udp = ip.get(20..).unwrap_or_default();
                     if frame.hatype == 772
+                        && ip.get(9) == Some(&17)
                         && udp.len() >= 8 + payload.len()
                         && udp[2..4] == port.to_be_bytes()
+                        && source_ports.contains(&u16::from_be_bytes([udp[0], udp[1]]))
                     {
                         assert_eq!(&udp[8..8 + payload.len()], &payload);
                         assert_eq!(frame.protocol, 0x0800);
@@ -90,9 +95,44 @@ fn captures_loopback_datagrams_through_a_fanout_group() {
             }
         }
     }
-    assert_eq!((seen, outgoing), (200, 200));
     let stats: Vec<RingStats> = rings.iter_mut().map(|r| r.stats().unwrap()).collect();
     let delivered: u64 = stats.iter().map(|s| s.delivered).sum();
-    assert!(delivered >= 400, "delivered {delivered}");
-    assert_eq!(stats.iter().map(|s| s.drops).sum::<u64>(), 0);
+    let drops: u64 = stats.iter().map(|s| s.drops).sum();
+    assert!(seen <= 200 && outgoing <= 200, "{seen} {outgoing}");
+    // lo is shared with every process on the host: if its traffic filled a ring, what we
+    // missed must be counted as dropped.
+    if drops == 0 {
+        assert_eq!((seen, outgoing), (200, 200));
+    }
+    assert!(seen + outgoing + drops >= 400, "seen {seen} + {outgoing}, dropped {drops}");
+    assert!(delivered >= seen + outgoing, "delivered {delivered}");
+}
+
+/// A ring nobody reads fills up: the kernel drops what does not fit, and `stats` says so;
+/// every datagram is either delivered or counted as dropped.
+#[test]
+fn a_full_ring_counts_kernel_drops() {
+    if !require_root() {
+        return;
+    }
+    let mut config = RingConfig::new("lo");
+    config.block_size = 4096;
+    config.block_count = 2;
+    config.frame_size = 2048;
+    config.block_timeout = Duration::from_secs(10);
+    config.promiscuous = false;
+    let mut ring = Ring::open(&config).unwrap();
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..500 {
+        sender.send_to(&[7u8; 200], ("127.0.0.1", port)).unwrap();
+    }
+    let stats = ring.stats().unwrap();
+    assert!(stats.drops > 0, "{stats:?}");
+    // Each datagram crosses lo twice (leaving and arriving); other loopback traffic may add.
+    assert!(stats.delivered + stats.drops >= 1000, "{stats:?}");
+    // Reading again adds nothing that was already counted.
+    let again = ring.stats().unwrap();
+    assert!(again.drops >= stats.drops && again.delivered >= stats.delivered);
 }
