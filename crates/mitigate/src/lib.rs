@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod config;
 pub mod guard;
+pub mod policy;
 pub mod store;
 
 pub use config::{GroupPolicy, MitigationConfig, Rung};
