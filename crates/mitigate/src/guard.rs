@@ -198,9 +198,9 @@ pub fn check(scope: &Scope, action: &Action, config: &GuardConfig) -> Result<(),
     if let Scope::Signature(signature) = scope
         && let Some(collateral) = &signature.collateral
     {
-        // NaN or infinite estimates are refused too: no number, no rule.
+        // NaN or infinite estimates (or a NaN limit) are refused too: no number, no rule.
         let limit = config.max_collateral_percent;
-        if !collateral.percent.is_finite() || collateral.percent > limit {
+        if !collateral.percent.is_finite() || !(collateral.percent <= limit) {
             return Err(Refusal::Collateral { percent: collateral.percent, limit });
         }
     }

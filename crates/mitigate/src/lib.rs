@@ -14,6 +14,8 @@
 pub mod audit;
 pub mod config;
 pub mod guard;
+#[cfg(test)]
+mod guard_props;
 pub mod policy;
 pub mod store;
 
