@@ -200,7 +200,8 @@ pub fn check(scope: &Scope, action: &Action, config: &GuardConfig) -> Result<(),
     {
         // NaN or infinite estimates (or a NaN limit) are refused too: no number, no rule.
         let limit = config.max_collateral_percent;
-        if !collateral.percent.is_finite() || !(collateral.percent <= limit) {
+        let within = collateral.percent.partial_cmp(&limit).is_some_and(|o| o.is_le());
+        if !collateral.percent.is_finite() || !within {
             return Err(Refusal::Collateral { percent: collateral.percent, limit });
         }
     }

@@ -11,14 +11,19 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod actuator;
 pub mod audit;
 pub mod config;
 pub mod guard;
 #[cfg(test)]
 mod guard_props;
+pub mod mitigator;
 pub mod policy;
+pub mod script;
 pub mod store;
 
+pub use actuator::{Actuator, ActuatorError, Applied};
 pub use config::{GroupPolicy, MitigationConfig, Rung};
 pub use guard::{GuardConfig, Refusal};
+pub use mitigator::{MitigationStats, Mitigator, Outcome, Unban};
 pub use store::{DecisionReader, DecisionStore, NewDecision, StoredDecision};

@@ -125,6 +125,11 @@ impl Planner {
         self.attacks.len()
     }
 
+    /// Whether attack `id` is tracked.
+    pub fn is_tracked(&self, id: AttackId) -> bool {
+        self.attacks.contains_key(&id)
+    }
+
     /// A target's repeat-offender score at `now` (0 for a newcomer).
     pub fn score(&self, target: &Target, direction: Direction, now: EventTime) -> f64 {
         self.offenders.get(&offender_key(target, direction)).map_or(0.0, |o| self.decayed(*o, now))
