@@ -14,6 +14,7 @@
 pub mod actuator;
 pub mod audit;
 pub mod config;
+pub mod control;
 pub mod guard;
 #[cfg(test)]
 mod guard_props;
