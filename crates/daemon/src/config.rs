@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
-pub const DAEMON_TABLES: [&str; 3] = ["inputs", "store", "outputs"];
+pub const DAEMON_TABLES: [&str; 4] = ["inputs", "store", "outputs", "mitigation"];
 
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +44,8 @@ pub struct DaemonConfig {
     pub stdout: bool,
     /// How long and how much the attack store keeps.
     pub retention: Retention,
+    /// `[mitigation]`: decisions from attacks (dry run unless told otherwise); `None`: off.
+    pub mitigation: Option<rampart_mitigate::MitigationConfig>,
 }
 
 impl Default for DaemonConfig {
@@ -62,6 +64,7 @@ impl Default for DaemonConfig {
             webhook_secret_file: None,
             stdout: true,
             retention: Retention::default(),
+            mitigation: None,
         }
     }
 }
@@ -82,6 +85,7 @@ struct FileToml {
     inputs: Option<InputsToml>,
     store: Option<StoreToml>,
     outputs: Option<OutputsToml>,
+    mitigation: Option<rampart_mitigate::config::MitigationToml>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +223,12 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
         }
     }
     let detect = DetectConfig::from_document(&doc.without_tables(&DAEMON_TABLES))?;
+    if let Some(mitigation) = raw.mitigation.filter(|m| m.enabled()) {
+        let resolved = mitigation
+            .resolve(&detect.protected)
+            .map_err(|e| invalid(&format!("mitigation.{}", e.key), e.message))?;
+        config.mitigation = Some(resolved);
+    }
     Ok((config, detect))
 }
 
@@ -458,6 +468,29 @@ interface_speed = 40000000000
         assert!(e.starts_with("r.toml:") && e.contains("exactly one of `address`"), "{e}");
         let e = error("[[inputs.exporter]]\naddress = \"192.0.2.1\"\nrate = 10\n");
         assert!(e.starts_with("r.toml:3:") && e.contains("rate"), "{e}");
+    }
+
+    #[test]
+    fn mitigation_is_off_without_its_table_and_dry_run_with_it() {
+        let (daemon, _) = parse("protected = [\"198.51.100.0/24\"]\n", "r.toml").unwrap();
+        assert_eq!(daemon.mitigation, None);
+        let text = "protected = [\"198.51.100.0/24\"]\n[mitigation]\nallowlist = [\"198.51.100.53\"]\n\
+                    [mitigation.group.dns]\nladder = [\"notify\"]\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let mitigation = daemon.mitigation.unwrap();
+        assert!(mitigation.dry_run);
+        assert_eq!(
+            mitigation.guards.protected[0].to_string(),
+            "198.51.100.0/24",
+            "detection's protected networks"
+        );
+        assert_eq!(mitigation.groups["dns"].ladder, [rampart_mitigate::Rung::Notify]);
+        let (daemon, _) = parse("[mitigation]\nenabled = false\n", "r.toml").unwrap();
+        assert_eq!(daemon.mitigation, None);
+        let error = parse("[mitigation]\nmin_prefix_v4 = 2\n", "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:2:") && error.contains("mitigation.min_prefix_v4"), "{error}");
+        let error = parse("[mitigation]\nladder = 1\n", "r.toml").unwrap_err().to_string();
+        assert!(error.contains("ladder"), "{error}");
     }
 
     #[test]
