@@ -124,6 +124,15 @@ pub fn resolve_group(group: &str) -> Option<u32> {
     })
 }
 
+/// The user running this process, as a [`Peer`] (direct store access by the CLI).
+pub fn local_user() -> Peer {
+    Peer {
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        pid: Some(std::process::id() as i32),
+    }
+}
+
 fn user_name(uid: u32) -> Option<String> {
     let text = rampart_store::files::read_to_string(Path::new("/etc/passwd"), 1 << 22).ok()?;
     text.lines().find_map(|line| {

@@ -224,6 +224,14 @@ impl Planner {
         let mut steps = Vec::new();
         for index in from..tracked.ladder.len() {
             let rung = tracked.ladder[index];
+            if matches!(rung, Rung::RateLimit | Rung::Discard)
+                && tracked.attack.signature.sampled_packets == 0
+                && !tracked.attack.signature.is_specific()
+            {
+                // No evidence behind the signature yet (an onset before any packet was
+                // profiled): wait for an update rather than refuse.
+                return steps;
+            }
             let Some((scope, action)) = rung_decision(rung, &tracked.attack, &tracked.policy) else {
                 // Not applicable (no host to blackhole, under the link share): not a refusal.
                 continue;
@@ -479,6 +487,19 @@ mod tests {
         assert!(p.on_event(&event(EventKind::Onset, &ignored), at(0)).is_empty());
         let steps: Vec<String> = run(&mut p, 201, 400).into_iter().map(|(_, n)| n).collect();
         assert!(steps.iter().all(|n| n == "extend"), "alert and outbound stay at notify: {steps:?}");
+    }
+
+    #[test]
+    fn a_signature_without_evidence_waits_for_an_update() {
+        let mut p = Planner::new(config());
+        let mut a = attack(1, "198.51.100.10", 1_000);
+        let full = a.signature.clone();
+        a.signature = Signature { dst_prefixes: full.dst_prefixes.clone(), ..Signature::default() };
+        p.on_event(&event(EventKind::Onset, &a), at(0));
+        assert!(run(&mut p, 1, 60).is_empty(), "neither a refusal nor a rung without evidence");
+        a.signature = Signature { sampled_packets: 40, ..full };
+        p.on_event(&event(EventKind::Update, &a), at(61));
+        assert_eq!(run(&mut p, 62, 62), [(62, "rate_limit".into())]);
     }
 
     #[test]
