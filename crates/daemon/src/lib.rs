@@ -80,7 +80,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
     // Decisions are reconciled (expired ones closed) before anything is detected.
     let mitigation = match &daemon.mitigation {
-        Some(config) => Some(mitigation::start(config, &daemon.data_dir)?),
+        Some(config) => {
+            Some(mitigation::start(config, &daemon.data_dir, webhook.as_ref().map(|(queue, _)| queue))?)
+        }
         None => None,
     };
     if let Some(started) = &mitigation {

@@ -14,17 +14,74 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use rampart_contract::EventTime;
+use rampart_contract::{Decision, DecisionId, EventTime, SchemaVersion};
 use rampart_detect::AttackEvent;
 use rampart_mitigate::control::{self, Access, Handler, Request, Response};
-use rampart_mitigate::script::{ScriptActuator, ScriptStats};
+use rampart_mitigate::script::{Notice, ScriptActuator, ScriptStats};
 use rampart_mitigate::{
-    Actuator, DecisionStore, MitigationConfig, MitigationStats, Mitigator, Outcome, Refusal,
+    Actuator, ActuatorError, Applied, DecisionStore, MitigationConfig, MitigationStats, Mitigator, Outcome,
+    Refusal,
 };
 use tokio::sync::watch;
 
 use crate::sink::{EventSink, SinkError};
+use crate::webhook::WebhookQueue;
 use crate::{DaemonError, setup, wall_clock};
+
+/// Decision changes onto the daemon's webhook queue (bounded, never blocking; delivery,
+/// timeouts, retries and signatures are the webhook's), as the script's [`Notice`] JSON.
+#[derive(Debug)]
+pub struct WebhookActuator {
+    queue: WebhookQueue,
+}
+
+impl WebhookActuator {
+    pub fn new(queue: WebhookQueue) -> Self {
+        WebhookActuator { queue }
+    }
+
+    fn push(&self, notice: &Notice<'_>) -> Result<(), ActuatorError> {
+        let body = serde_json::to_string(notice).map_err(|e| ActuatorError(e.to_string()))?;
+        self.queue.push(body);
+        Ok(())
+    }
+}
+
+impl Actuator for WebhookActuator {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    fn apply(&mut self, applied: &Applied<'_>) -> Result<(), ActuatorError> {
+        self.push(&Notice {
+            schema_version: SchemaVersion,
+            change: "enact",
+            dry_run: applied.dry_run,
+            decision: Some(applied.decision),
+            decision_id: None,
+            attack: applied.attack,
+        })
+    }
+
+    fn withdraw(&mut self, id: DecisionId, dry_run: bool) -> Result<(), ActuatorError> {
+        self.push(&Notice {
+            schema_version: SchemaVersion,
+            change: "withdraw",
+            dry_run,
+            decision: None,
+            decision_id: Some(id),
+            attack: None,
+        })
+    }
+
+    fn reconcile(&mut self, _active: &[Decision]) -> Result<(), ActuatorError> {
+        Ok(())
+    }
+
+    fn in_dry_run(&self) -> bool {
+        true
+    }
+}
 
 /// The mitigator as the daemon shares it.
 pub type Shared = Arc<Mutex<Mitigator>>;
@@ -41,8 +98,13 @@ fn now() -> EventTime {
     EventTime::from_unix_nanos(wall_clock().0)
 }
 
-/// Opens the decision store in `data_dir` (reconciling it), starts the actuators.
-pub fn start(config: &MitigationConfig, data_dir: &Path) -> Result<Started, DaemonError> {
+/// Opens the decision store in `data_dir` (reconciling it), starts the actuators (the script,
+/// and the webhook when `[mitigation] webhook = true` and `webhook` is configured).
+pub fn start(
+    config: &MitigationConfig,
+    data_dir: &Path,
+    webhook: Option<&WebhookQueue>,
+) -> Result<Started, DaemonError> {
     let store = DecisionStore::open(data_dir).map_err(|e| setup!("mitigation: {e}"))?;
     for warning in store.warnings() {
         eprintln!("rampart: {warning}");
@@ -54,6 +116,13 @@ pub fn start(config: &MitigationConfig, data_dir: &Path) -> Result<Started, Daem
             ScriptActuator::start(settings.clone()).map_err(|e| setup!("mitigation script: {e}"))?;
         script = Some(actuator.stats.clone());
         actuators.push(Box::new(actuator));
+    }
+    match (config.webhook, webhook) {
+        (true, Some(queue)) => actuators.push(Box::new(WebhookActuator::new(queue.clone()))),
+        (true, None) => {
+            return Err(setup!("mitigation.webhook = true needs [outputs] webhook (or --webhook)"));
+        }
+        _ => {}
     }
     let mitigator =
         Mitigator::start(store, config.clone(), actuators, now()).map_err(|e| setup!("mitigation: {e}"))?;
@@ -214,4 +283,36 @@ pub fn encode_metrics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_contract::{Action, Origin, Scope};
+
+    #[test]
+    fn the_webhook_gets_each_change_as_json_without_waiting() {
+        let queue = WebhookQueue::new(2);
+        let mut actuator = WebhookActuator::new(queue.clone());
+        let decision = Decision {
+            id: DecisionId(3),
+            scope: Scope::Address("203.0.113.7".parse().unwrap()),
+            action: Action::Discard,
+            origin: Origin::Operator { name: "root".into() },
+            created: EventTime::from_unix_secs(1),
+            expires: None,
+            reason: "test".into(),
+        };
+        actuator.apply(&Applied { decision: &decision, attack: None, dry_run: true }).unwrap();
+        actuator.withdraw(DecisionId(3), true).unwrap();
+        // A full queue drops the oldest (counted by the webhook), never blocks.
+        actuator.withdraw(DecisionId(4), true).unwrap();
+        assert_eq!(queue.stats.dropped.load(Ordering::Relaxed), 1);
+        let first: serde_json::Value = serde_json::from_str(&queue.pop().unwrap()).unwrap();
+        assert_eq!(first["change"], "withdraw");
+        assert_eq!(first["decision_id"], 3);
+        assert_eq!(first["schema_version"], 1);
+        let second: serde_json::Value = serde_json::from_str(&queue.pop().unwrap()).unwrap();
+        assert_eq!(second["decision_id"], 4);
+    }
 }

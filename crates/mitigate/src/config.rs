@@ -117,6 +117,8 @@ pub struct MitigationConfig {
     pub script: Option<ScriptConfig>,
     /// Group (name or number) besides root allowed on the control socket.
     pub control_group: Option<String>,
+    /// Post every decision change to the daemon's webhook (`[outputs] webhook`) too.
+    pub webhook: bool,
 }
 
 impl Default for MitigationConfig {
@@ -130,6 +132,7 @@ impl Default for MitigationConfig {
             lease: Duration::from_secs(600),
             script: None,
             control_group: None,
+            webhook: false,
         }
     }
 }
@@ -169,6 +172,7 @@ pub struct MitigationToml {
     pub script_timeout_ms: Option<u64>,
     pub script_queue: Option<usize>,
     pub control_group: Option<String>,
+    pub webhook: Option<bool>,
     pub default: Option<GroupToml>,
     pub group: Option<BTreeMap<String, GroupToml>>,
 }
@@ -319,6 +323,7 @@ impl MitigationToml {
             return Err(error("script", "script_timeout_ms and script_queue need a script"));
         }
         config.control_group = self.control_group.clone();
+        config.webhook = self.webhook.unwrap_or(false);
         if let Some(default) = &self.default {
             config.default_policy = default.resolve("default", &GroupPolicy::default())?;
         }

@@ -335,6 +335,12 @@ mod tests {
             Response::Error { message } => assert!(message.contains("not allowed"), "{message}"),
             other => panic!("an unauthorized peer was served: {other:?}"),
         }
+        // Allowed by group (its gid, primary or supplementary), not by uid.
+        stop.send(true).unwrap();
+        thread.join().unwrap();
+        let gid = rustix::process::getegid().as_raw();
+        let (path, stop, thread) = server(dir.path(), Access { uids: Vec::new(), gid: Some(gid) });
+        assert!(matches!(request(&path, &ban()).unwrap(), Response::Refused { .. }));
         // Garbage from an allowed peer is an error, not a crash.
         stop.send(true).unwrap();
         thread.join().unwrap();
