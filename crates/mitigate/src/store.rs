@@ -30,6 +30,9 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const ANCHOR: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("anchor");
 /// Decision id → [`StoredDecision`] JSON.
 const DECISIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("decisions");
+/// Ids of the decisions not closed yet: what expiry and the active set scan every second,
+/// however long the history grows.
+const OPEN: TableDefinition<'_, u64, ()> = TableDefinition::new("open");
 
 /// Page cache: the table holds thousands of small records at most.
 const CACHE_BYTES: usize = 8 << 20;
@@ -179,6 +182,7 @@ impl DecisionStore {
             let meta = txn.open_table(META).map_err(|e| db_error(&store.path, e))?;
             let anchor = txn.open_table(ANCHOR).map_err(|e| db_error(&store.path, e))?;
             txn.open_table(DECISIONS).map_err(|e| db_error(&store.path, e))?;
+            txn.open_table(OPEN).map_err(|e| db_error(&store.path, e))?;
             let seq = meta.get("audit_seq").map_err(|e| db_error(&store.path, e))?.map_or(0, |v| v.value());
             let hash =
                 anchor.get("audit_head").map_err(|e| db_error(&store.path, e))?.map(|v| v.value().to_vec());
@@ -214,9 +218,24 @@ impl DecisionStore {
         read_all(&self.path, &table)
     }
 
+    /// The decisions not closed yet (some may be past their expiry until [`Self::expire`]).
+    pub fn open_decisions(&self) -> Result<Vec<StoredDecision>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| db_error(&self.path, e))?;
+        let open = txn.open_table(OPEN).map_err(|e| db_error(&self.path, e))?;
+        let table = txn.open_table(DECISIONS).map_err(|e| db_error(&self.path, e))?;
+        let mut out = Vec::new();
+        for entry in open.iter().map_err(|e| db_error(&self.path, e))? {
+            let id = entry.map_err(|e| db_error(&self.path, e))?.0.value();
+            if let Some(value) = table.get(id).map_err(|e| db_error(&self.path, e))? {
+                out.push(decode(&self.path, id, value.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The decisions in force (or, dry run, that would be) at `now`.
     pub fn active(&self, now: EventTime) -> Result<Vec<StoredDecision>, StoreError> {
-        Ok(self.all()?.into_iter().filter(|d| d.active_at(now)).collect())
+        Ok(self.open_decisions()?.into_iter().filter(|d| d.active_at(now)).collect())
     }
 
     pub fn get(&self, id: DecisionId) -> Result<Option<StoredDecision>, StoreError> {
@@ -234,6 +253,7 @@ impl DecisionStore {
         update: impl FnOnce(
             &mut redb::Table<'_, u64, &'static [u8]>,
             &mut redb::Table<'_, &'static str, u64>,
+            &mut redb::Table<'_, u64, ()>,
         ) -> Result<T, StoreError>,
     ) -> Result<(T, AuditRecord), StoreError> {
         let path = self.path.clone();
@@ -244,7 +264,8 @@ impl DecisionStore {
             let mut decisions = txn.open_table(DECISIONS).map_err(|e| db_error(&path, e))?;
             let mut meta = txn.open_table(META).map_err(|e| db_error(&path, e))?;
             let mut anchor = txn.open_table(ANCHOR).map_err(|e| db_error(&path, e))?;
-            let result = update(&mut decisions, &mut meta)?;
+            let mut open = txn.open_table(OPEN).map_err(|e| db_error(&path, e))?;
+            let result = update(&mut decisions, &mut meta, &mut open)?;
             meta.insert("audit_seq", seq).map_err(|e| db_error(&path, e))?;
             anchor.insert("audit_head", &head[..]).map_err(|e| db_error(&path, e))?;
             result
@@ -286,9 +307,10 @@ impl DecisionStore {
             evidence: new.evidence,
         };
         let bytes = encode(&stored);
-        let ((), record) = self.commit(record, |decisions, meta| {
+        let ((), record) = self.commit(record, |decisions, meta, open| {
             decisions.insert(id, &bytes[..]).map_err(|e| db_error(&path, e))?;
             meta.insert("next_id", id).map_err(|e| db_error(&path, e))?;
+            open.insert(id, ()).map_err(|e| db_error(&path, e))?;
             Ok(())
         })?;
         Ok((stored, record))
@@ -325,8 +347,9 @@ impl DecisionStore {
         };
         let bytes = encode(&stored);
         let path = self.path.clone();
-        let ((), record) = self.commit(record, |decisions, _| {
+        let ((), record) = self.commit(record, |decisions, _, open| {
             decisions.insert(id.0, &bytes[..]).map_err(|e| db_error(&path, e))?;
+            open.remove(id.0).map_err(|e| db_error(&path, e))?;
             Ok(())
         })?;
         Ok(Some((stored, record)))
@@ -358,7 +381,7 @@ impl DecisionStore {
         };
         let bytes = encode(&stored);
         let path = self.path.clone();
-        let ((), record) = self.commit(record, |decisions, _| {
+        let ((), record) = self.commit(record, |decisions, _, _| {
             decisions.insert(id.0, &bytes[..]).map_err(|e| db_error(&path, e))?;
             Ok(())
         })?;
@@ -388,14 +411,14 @@ impl DecisionStore {
             reason: reason.to_owned(),
             evidence,
         };
-        Ok(self.commit(record, |_, _| Ok(()))?.1)
+        Ok(self.commit(record, |_, _, _| Ok(()))?.1)
     }
 
     /// Reconciliation (at start, then every second): closes every open decision whose expiry
     /// has passed. Returns the closed ones.
     pub fn expire(&mut self, now: EventTime) -> Result<Vec<StoredDecision>, StoreError> {
         let due: Vec<DecisionId> = self
-            .all()?
+            .open_decisions()?
             .into_iter()
             .filter(|d| d.closed.is_none() && d.decision.expires.is_some_and(|e| e <= now))
             .map(|d| d.decision.id)
