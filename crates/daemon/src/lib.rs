@@ -288,7 +288,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     }
     if let Some(task) = control_task {
         let _ = task.await;
-        let _ = std::fs::remove_file(daemon.data_dir.join(rampart_mitigate::control::SOCKET_NAME));
+        if let Some(config) = &daemon.mitigation {
+            let _ = std::fs::remove_file(config.control_socket_in(&daemon.data_dir));
+        }
     }
     Ok(())
 }

@@ -151,7 +151,7 @@ pub fn control_socket(
         ),
         None => None,
     };
-    let path = data_dir.join(control::SOCKET_NAME);
+    let path = config.control_socket_in(data_dir);
     let listener = control::bind(&path, gid)
         .map_err(|e| setup!("cannot open the control socket {}: {e}", path.display()))?;
     eprintln!("control socket {}", path.display());

@@ -119,6 +119,9 @@ pub struct MitigationConfig {
     pub control_group: Option<String>,
     /// Post every decision change to the daemon's webhook (`[outputs] webhook`) too.
     pub webhook: bool,
+    /// Where the control socket is (default `control.sock` in the data directory, which is
+    /// 0700: a control group needs a directory of its own it can reach, e.g. /run/rampart).
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Default for MitigationConfig {
@@ -133,11 +136,17 @@ impl Default for MitigationConfig {
             script: None,
             control_group: None,
             webhook: false,
+            control_socket: None,
         }
     }
 }
 
 impl MitigationConfig {
+    /// The control socket's path for the data directory `data_dir`.
+    pub fn control_socket_in(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.control_socket.clone().unwrap_or_else(|| data_dir.join(crate::control::SOCKET_NAME))
+    }
+
     /// The policy for an attack of `group`.
     pub fn policy_for(&self, group: Option<&str>) -> &GroupPolicy {
         group.and_then(|g| self.groups.get(g)).unwrap_or(&self.default_policy)
@@ -173,6 +182,7 @@ pub struct MitigationToml {
     pub script_queue: Option<usize>,
     pub control_group: Option<String>,
     pub webhook: Option<bool>,
+    pub control_socket: Option<PathBuf>,
     pub default: Option<GroupToml>,
     pub group: Option<BTreeMap<String, GroupToml>>,
 }
@@ -324,6 +334,7 @@ impl MitigationToml {
         }
         config.control_group = self.control_group.clone();
         config.webhook = self.webhook.unwrap_or(false);
+        config.control_socket = self.control_socket.clone();
         if let Some(default) = &self.default {
             config.default_policy = default.resolve("default", &GroupPolicy::default())?;
         }

@@ -152,8 +152,14 @@ pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
         if !metadata.file_type().is_socket() {
             return Err(std::io::Error::other(format!("{} exists and is not a socket", path.display())));
         }
-        // Another daemon answering there would still hold the decision store: we could not
-        // have opened it. So the socket is stale.
+        // A socket nobody answers is left by a daemon that died: replaced. One that answers
+        // belongs to another daemon (another data directory, the same socket path).
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::other(format!(
+                "{} is served by another running daemon; give this one its own control_socket",
+                path.display()
+            )));
+        }
         std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
@@ -321,6 +327,10 @@ mod tests {
         let (path, stop, thread) = server(dir.path(), Access { uids: vec![me], gid: None });
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
+        // A second daemon cannot take over a socket that is being served.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let taken = runtime.block_on(async { bind(&path, None).map(|_| ()) }).unwrap_err();
+        assert!(taken.to_string().contains("another running daemon"), "{taken}");
         match request(&path, &ban()).unwrap() {
             Response::Refused { reason } => assert!(reason.starts_with("seen from"), "{reason}"),
             other => panic!("{other:?}"),

@@ -289,8 +289,8 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
 }
 
 /// Sends `request` to the daemon, or returns `None` when no daemon runs.
-fn via_daemon(dir: &Path, request: &Request) -> Result<Option<Response>> {
-    match control::request(&dir.join(control::SOCKET_NAME), request) {
+fn via_daemon(dir: &Path, config: &MitigationConfig, request: &Request) -> Result<Option<Response>> {
+    match control::request(&config.control_socket_in(dir), request) {
         Ok(response) => Ok(Some(response)),
         Err(ClientError::NoDaemon { .. }) => Ok(None),
         Err(e) => Err(e.into()),
@@ -344,7 +344,7 @@ pub fn run_ban(args: BanArgs) -> Result<()> {
         duration_secs: duration,
         reason: args.reason.clone(),
     };
-    if let Some(response) = via_daemon(&dir, &request)? {
+    if let Some(response) = via_daemon(&dir, &config, &request)? {
         return report(response);
     }
     let mut mitigator = direct(&dir, config)?;
@@ -360,7 +360,7 @@ pub fn run_unban(args: UnbanArgs) -> Result<()> {
     let which: rampart_mitigate::Unban = args.which.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?;
     let (dir, config) = args.store.load()?;
     let request = Request::Unban { which: args.which.clone(), reason: args.reason.clone() };
-    if let Some(response) = via_daemon(&dir, &request)? {
+    if let Some(response) = via_daemon(&dir, &config, &request)? {
         return report(response);
     }
     let mut mitigator = direct(&dir, config)?;
