@@ -394,3 +394,35 @@ hold_secs = 2
     ok(&rampart(&["unban", "1"], &data));
     assert!(list(&data, false).is_empty());
 }
+
+#[test]
+fn a_dry_run_records_what_it_would_do_and_enacts_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let config = scratch.path().join("rampart.toml");
+    // No dry_run key: a dry run is the default.
+    std::fs::write(
+        &config,
+        "protected = [\"198.51.100.0/24\"]\n[thresholds]\npps = 4000\nudp_pps = 2000\n\
+         [lifecycle]\nonset_secs = 1\nquiet_secs = 2\n[mitigation]\n[mitigation.default]\n\
+         ladder = [\"notify\", \"discard\"]\nstep_secs = 1\n",
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &data);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = daemon.flood(stop.clone());
+    let listed =
+        wait_decisions(&data, Duration::from_secs(25), |l| attack_actions(l).contains(&"\"discard\"".into()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert_eq!(attack_actions(&listed), ["\"discard\""], "{listed:?}");
+    assert!(listed.iter().all(|d| d["dry_run"] == true), "{listed:?}");
+    let table = ok(&rampart(&["decisions", "list"], &data));
+    assert!(table.contains("dry-run") && table.contains("discard"), "{table}");
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
+    let records: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(records.len() >= 3, "{audit}");
+    assert!(records.iter().all(|r| r["record"]["dry_run"] == true), "{audit}");
+    let metrics = daemon.scrape();
+    assert!(metrics.contains("rampart_mitigation_dry_run 1"), "{metrics}");
+}
