@@ -439,6 +439,39 @@ mod tests {
         verify(&path, Some(head)).unwrap();
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Random bytes, and a real log with random bytes changed, inserted or cut: reading never
+        /// panics, and a log that was changed is never reported intact with the old head.
+        #[test]
+        fn hostile_logs_never_panic_and_changes_never_verify(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..8),
+            cut in proptest::prelude::any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(FILE_NAME);
+            std::fs::write(&path, &junk).unwrap();
+            let _ = verify(&path, None);
+            let _ = AuditLog::open(&path);
+            std::fs::remove_file(&path).unwrap();
+            let head = write(&path, 3);
+            let original = std::fs::read(&path).unwrap();
+            let mut bytes = original.clone();
+            for (at, byte) in edits {
+                let at = at % bytes.len();
+                if cut { bytes.truncate(at.max(1)); } else { bytes[at] = byte; }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let result = verify(&path, Some(head));
+            if bytes != original {
+                proptest::prop_assert!(result.is_err(), "a changed log verified: {result:?}");
+            }
+            let _ = AuditLog::open(&path);
+        }
+    }
+
     #[test]
     fn a_torn_tail_is_cut_at_open() {
         let dir = tempfile::tempdir().unwrap();
