@@ -224,9 +224,22 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
     }
     let detect = DetectConfig::from_document(&doc.without_tables(&DAEMON_TABLES))?;
     if let Some(mitigation) = raw.mitigation.filter(|m| m.enabled()) {
-        let resolved = mitigation
+        let mut resolved = mitigation
             .resolve(&detect.protected)
             .map_err(|e| invalid(&format!("mitigation.{}", e.key), e.message))?;
+        // Never filtered whatever the allowlist says: the exporters (the routers telling us
+        // about the traffic) and the address the daemon listens on.
+        let own = config
+            .inputs
+            .exporters
+            .iter()
+            .map(|e| e.prefix.trunc())
+            .chain(config.inputs.listen.filter(|ip| !ip.is_unspecified()).map(ipnet::IpNet::from));
+        for prefix in own {
+            if !resolved.guards.allowlist.contains(&prefix) {
+                resolved.guards.allowlist.push(prefix);
+            }
+        }
         config.mitigation = Some(resolved);
     }
     Ok((config, detect))
@@ -485,6 +498,12 @@ interface_speed = 40000000000
             "detection's protected networks"
         );
         assert_eq!(mitigation.groups["dns"].ladder, [rampart_mitigate::Rung::Notify]);
+        let text = "protected = [\"198.51.100.0/24\"]\n[inputs]\nlisten = \"198.51.100.2\"\n\
+                    [[inputs.exporter]]\naddress = \"198.51.100.1\"\n[mitigation]\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let allowlist: Vec<String> =
+            daemon.mitigation.unwrap().guards.allowlist.iter().map(ToString::to_string).collect();
+        assert_eq!(allowlist, ["198.51.100.1/32", "198.51.100.2/32"], "exporters and our own address");
         let (daemon, _) = parse("[mitigation]\nenabled = false\n", "r.toml").unwrap();
         assert_eq!(daemon.mitigation, None);
         let error = parse("[mitigation]\nmin_prefix_v4 = 2\n", "r.toml").unwrap_err().to_string();
