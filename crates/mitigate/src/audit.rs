@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use rampart_contract::{
     Action, AttackId, Decision, DecisionId, EventTime, Origin, Scope, Signature, Target, Vector,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -35,7 +36,7 @@ pub type Hash = [u8; 32];
 pub const GENESIS: Hash = [0; 32];
 
 /// Who or what made a change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     /// Policy, for this attack.
@@ -71,7 +72,7 @@ impl std::fmt::Display for Actor {
 }
 
 /// What changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// A decision was put in force (or, in dry run, would have been).
@@ -87,7 +88,7 @@ pub enum Change {
 }
 
 /// What an automatic change was based on: the attack as known at the time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
     pub attack: AttackId,
     pub target: Target,
@@ -102,8 +103,8 @@ pub struct Evidence {
     pub rung: Option<Rung>,
 }
 
-/// One audit record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One audit record (the `record` of a line of `audit.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditRecord {
     /// 1 for the first record of the log.
     pub seq: u64,

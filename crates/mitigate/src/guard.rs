@@ -14,6 +14,7 @@
 
 use ipnet::IpNet;
 use rampart_contract::{Action, Scope};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What the guards hold every decision to.
@@ -45,27 +46,31 @@ impl Default for GuardConfig {
 }
 
 /// Why a guard refused a decision. Each displays as one sentence for the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// The scope is a default route (`0.0.0.0/0`, `::/0`).
     #[error("{prefix} is a default route: it would cover every address")]
     DefaultRoute {
         /// The prefix.
+        #[schemars(with = "String")]
         prefix: IpNet,
     },
     /// The scope overlaps an allowlisted prefix.
     #[error("{prefix} overlaps the allowlisted {allowlisted}")]
     Allowlisted {
         /// The scope's prefix.
+        #[schemars(with = "String")]
         prefix: IpNet,
         /// The allowlist entry it overlaps.
+        #[schemars(with = "String")]
         allowlisted: IpNet,
     },
     /// A prefix is shorter than the configured minimum.
     #[error("{prefix} is shorter than the minimum /{min}")]
     TooShort {
         /// The prefix.
+        #[schemars(with = "String")]
         prefix: IpNet,
         /// The minimum length for its family.
         min: u8,
@@ -74,6 +79,7 @@ pub enum Refusal {
     #[error("{prefix} is not inside the protected networks")]
     OutsideProtected {
         /// The destination prefix.
+        #[schemars(with = "String")]
         prefix: IpNet,
     },
     /// A signature names no destination, so it would match traffic to anyone.

@@ -28,3 +28,16 @@ pub use config::{GroupPolicy, MitigationConfig, Rung};
 pub use guard::{GuardConfig, Refusal};
 pub use mitigator::{MitigationStats, Mitigator, Outcome, Unban};
 pub use store::{DecisionReader, DecisionStore, NewDecision, StoredDecision};
+
+#[cfg(test)]
+mod schema_tests {
+    use rampart_contract::schema::{check_published, generate};
+
+    #[test]
+    fn published_schemas_are_current() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        check_published(dir, "audit-record", &generate::<crate::audit::AuditRecord>()).unwrap();
+        check_published(dir, "stored-decision", &generate::<crate::store::StoredDecision>()).unwrap();
+        check_published(dir, "notice", &generate::<crate::script::Notice<'static>>()).unwrap();
+    }
+}

@@ -35,8 +35,8 @@ pub struct ScriptStats {
     pub spawn_errors: AtomicU64,
 }
 
-/// What the script reads on its standard input.
-#[derive(Debug, Serialize)]
+/// What the script reads on its standard input (and the webhook receives).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Notice<'a> {
     pub schema_version: SchemaVersion,
     /// `enact`, `withdraw` or `reconcile`.

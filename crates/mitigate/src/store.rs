@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rampart_contract::{Action, Decision, DecisionId, EventTime, Origin, Scope};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor, AuditError, AuditLog, AuditRecord, Change, Evidence, Hash};
@@ -38,7 +39,7 @@ const OPEN: TableDefinition<'_, u64, ()> = TableDefinition::new("open");
 const CACHE_BYTES: usize = 8 << 20;
 
 /// How a decision stopped being in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Closing {
     Withdrawn,
@@ -46,7 +47,7 @@ pub enum Closing {
 }
 
 /// When and how a decision was closed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Closed {
     pub at: EventTime,
     pub how: Closing,
@@ -54,8 +55,8 @@ pub struct Closed {
 }
 
 /// A decision as stored: the contract's decision, whether it was only a dry run, and how it
-/// ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// ended (what `rampart decisions list --json` prints, one per element).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredDecision {
     pub decision: Decision,
     /// Recorded as what Rampart would have done; never handed to an actuator.

@@ -37,12 +37,21 @@ fn failed(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Every audit record matches the published schema.
+fn assert_audit_valid(dir: &Path) {
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    for line in audit.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        support::assert_valid("audit-record", &line["record"]);
+    }
+}
+
 fn list(dir: &Path, all: bool) -> Vec<Value> {
     let args: &[&str] =
         if all { &["decisions", "list", "--json", "--all"] } else { &["decisions", "list", "--json"] };
     let listed: Value = serde_json::from_str(&ok(&rampart(args, dir))).unwrap();
     let listed = listed.as_array().cloned().unwrap();
-    listed.iter().for_each(|d| support::assert_valid("decision", &d["decision"]));
+    listed.iter().for_each(|d| support::assert_valid("stored-decision", d));
     listed
 }
 
@@ -98,6 +107,7 @@ fn bans_unbans_and_a_tampered_audit_log_without_a_daemon() {
 
     let out = ok(&rampart(&["audit", "verify"], &dir));
     assert!(out.starts_with("audit log intact: 6 records, head "), "{out}");
+    assert_audit_valid(&dir);
     // Flip one byte of one record: detected, exit status 1, the line named.
     let path = dir.join("audit.jsonl");
     let original = std::fs::read(&path).unwrap();
@@ -381,6 +391,7 @@ hold_secs = 2
     let enacted_discard =
         notices.iter().find(|n| n["change"] == "enact" && n["decision"]["action"] == "discard");
     let notice = enacted_discard.unwrap_or_else(|| panic!("{notices:?}"));
+    notices.iter().for_each(|n| support::assert_valid("notice", n));
     assert_eq!(notice["attack"]["target"]["host"], "198.51.100.10");
     assert_eq!(notice["dry_run"], false);
 
@@ -390,6 +401,7 @@ hold_secs = 2
     assert!(!data.join("control.sock").exists(), "the socket is removed at shutdown");
     let out = ok(&rampart(&["audit", "verify"], &data));
     assert!(out.starts_with("audit log intact"), "{out}");
+    assert_audit_valid(&data);
     // Without the daemon, the CLI acts on the store directly.
     ok(&rampart(&["unban", "1"], &data));
     assert!(list(&data, false).is_empty());
