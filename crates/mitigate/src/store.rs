@@ -496,11 +496,27 @@ impl DecisionReader {
         if !path.exists() {
             return Ok(None);
         }
-        let db = redb::Builder::new()
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .set_cache_size(CACHE_BYTES)
-            .open_read_only(&path)
-            .map_err(|e| db_error(&path, e))?;
+        let open = || {
+            redb::Builder::new()
+                .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+                .set_cache_size(CACHE_BYTES)
+                .open_read_only(&path)
+        };
+        let db = match open() {
+            Ok(db) => db,
+            // The last writer died (kill -9, power loss) and none runs now: a reader cannot
+            // repair the file, so open it once for writing, which does, then read.
+            Err(redb::DatabaseError::RepairAborted) => {
+                match DecisionStore::open(dir) {
+                    Ok(store) => drop(store),
+                    // A writer started meanwhile: it repairs.
+                    Err(StoreError::Busy { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                open().map_err(|e| db_error(&path, e))?
+            }
+            Err(e) => return Err(db_error(&path, e)),
+        };
         Ok(Some(DecisionReader { db, path, dir: dir.to_owned() }))
     }
 

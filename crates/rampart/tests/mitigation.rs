@@ -437,4 +437,18 @@ fn a_dry_run_records_what_it_would_do_and_enacts_nothing() {
     assert!(records.iter().all(|r| r["record"]["dry_run"] == true), "{audit}");
     let metrics = daemon.scrape();
     assert!(metrics.contains("rampart_mitigation_dry_run 1"), "{metrics}");
+
+    // kill -9 and a restart: the decision is still there (its lease runs), the stale socket
+    // is replaced, and commands reach the new daemon.
+    drop(daemon);
+    assert!(data.join("control.sock").exists(), "a killed daemon leaves its socket");
+    let daemon = Daemon::start(&config, &data);
+    let listed = list(&data, false);
+    assert_eq!(attack_actions(&listed), ["\"discard\""], "{listed:?}");
+    let id = listed[0]["decision"]["id"].to_string();
+    let out = ok(&rampart(&["unban", &id, "--reason", "restarted"], &data));
+    assert_eq!(out.trim(), format!("withdrawn: decision {id}"));
+    assert!(list(&data, false).is_empty());
+    drop(daemon);
+    ok(&rampart(&["audit", "verify"], &data));
 }
