@@ -56,7 +56,7 @@ impl Engine {
             + self.flows.bytes();
         Footprint {
             targets: self.targets.len(),
-            active_attacks: self.active_attacks,
+            active_attacks: self.targets.values().filter(|t| t.attack.is_some()).count(),
             profile_slots: self.profiles.len(),
             open_seconds: self.buckets.len(),
             pooled_seconds: self.pool.len(),
