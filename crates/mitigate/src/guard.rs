@@ -167,6 +167,7 @@ pub fn check(scope: &Scope, action: &Action, config: &GuardConfig) -> Result<(),
     let unsupported =
         || Refusal::Unsupported { action: action_name(action).into(), scope: scope_name(scope).into() };
     match (scope, action) {
+        (_, Action::Mark { dscp }) if *dscp > 63 => return Err(unsupported()),
         (Scope::Signature(_), Action::Blackhole) => return Err(unsupported()),
         (Scope::Signature(signature), _) => {
             if signature.dst_prefixes.is_empty() {

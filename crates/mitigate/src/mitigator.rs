@@ -80,11 +80,16 @@ pub fn parse_prefix(text: &str) -> Option<IpNet> {
         .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
-fn scope_net(scope: &Scope) -> Option<IpNet> {
+/// Whether `unban PREFIX` takes a decision on `scope`: an address or prefix equal to it, or a
+/// signature whose only destination it is (the automatic rules for that victim).
+fn unban_matches(scope: &Scope, net: &IpNet) -> bool {
     match scope {
-        Scope::Address(ip) => Some(IpNet::from(*ip)),
-        Scope::Prefix(net) => Some(net.trunc()),
-        _ => None,
+        Scope::Address(ip) => IpNet::from(*ip) == *net,
+        Scope::Prefix(prefix) => prefix.trunc() == *net,
+        Scope::Signature(signature) => {
+            signature.dst_prefixes.len() == 1 && signature.dst_prefixes[0].trunc() == *net
+        }
+        _ => false,
     }
 }
 
@@ -370,7 +375,7 @@ impl Mitigator {
             .into_iter()
             .filter(|d| match which {
                 Unban::Id(id) => d.decision.id == *id,
-                Unban::Prefix(net) => scope_net(&d.decision.scope) == Some(*net),
+                Unban::Prefix(net) => unban_matches(&d.decision.scope, net),
             })
             .map(|d| d.decision.id)
             .collect();
@@ -517,6 +522,25 @@ mod tests {
             "dry run: actuators see nothing"
         );
         audit::verify(&live_dir.path().join(audit::FILE_NAME), None).unwrap();
+    }
+
+    #[test]
+    fn unbanning_a_victim_lifts_its_automatic_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DecisionStore::open(dir.path()).unwrap();
+        let mut m = Mitigator::start(store, config(false), Vec::new(), t(0)).unwrap();
+        m.on_events(&[attack(1)], t(0));
+        let outcome = m.unban(&"198.51.100.10".parse().unwrap(), "alice", "false positive", t(1)).unwrap();
+        assert_eq!(outcome, Outcome::Withdrawn(vec![DecisionId(1)]));
+        let bad_mark = m.ban(
+            Scope::Address("203.0.113.1".parse().unwrap()),
+            Action::Mark { dscp: 64 },
+            None,
+            "a",
+            "x",
+            t(2),
+        );
+        assert!(matches!(bad_mark.unwrap(), Outcome::Refused(Refusal::Unsupported { .. })));
     }
 
     #[test]

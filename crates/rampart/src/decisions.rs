@@ -267,7 +267,7 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
     }
     writeln!(
         out,
-        "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<20}  reason",
+        "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  reason",
         "id", "state", "action", "scope", "origin", "expires"
     )?;
     for stored in shown {
@@ -275,7 +275,7 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
         let expires = d.expires.map_or_else(|| "never".to_owned(), |e| e.to_string());
         writeln!(
             out,
-            "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<20}  {}",
+            "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}",
             d.id.0,
             state(stored, now),
             action_text(&d.action),
