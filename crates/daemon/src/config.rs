@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
-pub const DAEMON_TABLES: [&str; 3] = ["inputs", "store", "outputs"];
+pub const DAEMON_TABLES: [&str; 4] = ["inputs", "store", "outputs", "mitigation"];
 
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,8 @@ pub struct DaemonConfig {
     pub stdout: bool,
     /// How long and how much the attack store keeps.
     pub retention: Retention,
+    /// `[mitigation]`: decisions from attacks (dry run unless told otherwise); `None`: off.
+    pub mitigation: Option<rampart_mitigate::MitigationConfig>,
 }
 
 impl Default for DaemonConfig {
@@ -65,6 +67,7 @@ impl Default for DaemonConfig {
             webhook_secret_file: None,
             stdout: true,
             retention: Retention::default(),
+            mitigation: None,
         }
     }
 }
@@ -85,6 +88,7 @@ struct FileToml {
     inputs: Option<InputsToml>,
     store: Option<StoreToml>,
     outputs: Option<OutputsToml>,
+    mitigation: Option<rampart_mitigate::config::MitigationToml>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +256,25 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
         }
     }
     let detect = DetectConfig::from_document(&doc.without_tables(&DAEMON_TABLES))?;
+    if let Some(mitigation) = raw.mitigation.filter(|m| m.enabled()) {
+        let mut resolved = mitigation
+            .resolve(&detect.protected)
+            .map_err(|e| invalid(&format!("mitigation.{}", e.key), e.message))?;
+        // Never filtered whatever the allowlist says: the exporters (the routers telling us
+        // about the traffic) and the address the daemon listens on.
+        let own = config
+            .inputs
+            .exporters
+            .iter()
+            .map(|e| e.prefix.trunc())
+            .chain(config.inputs.listen.filter(|ip| !ip.is_unspecified()).map(ipnet::IpNet::from));
+        for prefix in own {
+            if !resolved.guards.allowlist.contains(&prefix) {
+                resolved.guards.allowlist.push(prefix);
+            }
+        }
+        config.mitigation = Some(resolved);
+    }
     Ok((config, detect))
 }
 
@@ -541,6 +564,35 @@ interface_speed = 40000000000
         assert!(e.starts_with("r.toml:") && e.contains("exactly one of `address`"), "{e}");
         let e = error("[[inputs.exporter]]\naddress = \"192.0.2.1\"\nrate = 10\n");
         assert!(e.starts_with("r.toml:3:") && e.contains("rate"), "{e}");
+    }
+
+    #[test]
+    fn mitigation_is_off_without_its_table_and_dry_run_with_it() {
+        let (daemon, _) = parse("protected = [\"198.51.100.0/24\"]\n", "r.toml").unwrap();
+        assert_eq!(daemon.mitigation, None);
+        let text = "protected = [\"198.51.100.0/24\"]\n[mitigation]\nallowlist = [\"198.51.100.53\"]\n\
+                    [mitigation.group.dns]\nladder = [\"notify\"]\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let mitigation = daemon.mitigation.unwrap();
+        assert!(mitigation.dry_run);
+        assert_eq!(
+            mitigation.guards.protected[0].to_string(),
+            "198.51.100.0/24",
+            "detection's protected networks"
+        );
+        assert_eq!(mitigation.groups["dns"].ladder, [rampart_mitigate::Rung::Notify]);
+        let text = "protected = [\"198.51.100.0/24\"]\n[inputs]\nlisten = \"198.51.100.2\"\n\
+                    [[inputs.exporter]]\naddress = \"198.51.100.1\"\n[mitigation]\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let allowlist: Vec<String> =
+            daemon.mitigation.unwrap().guards.allowlist.iter().map(ToString::to_string).collect();
+        assert_eq!(allowlist, ["198.51.100.1/32", "198.51.100.2/32"], "exporters and our own address");
+        let (daemon, _) = parse("[mitigation]\nenabled = false\n", "r.toml").unwrap();
+        assert_eq!(daemon.mitigation, None);
+        let error = parse("[mitigation]\nmin_prefix_v4 = 2\n", "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:2:") && error.contains("mitigation.min_prefix_v4"), "{error}");
+        let error = parse("[mitigation]\nladder = 1\n", "r.toml").unwrap_err().to_string();
+        assert!(error.contains("ladder"), "{error}");
     }
 
     #[test]

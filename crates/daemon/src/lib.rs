@@ -11,6 +11,7 @@ pub mod baselines;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod mitigation;
 pub mod sink;
 pub mod webhook;
 
@@ -80,6 +81,17 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         None => None,
     };
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
+    // Decisions are reconciled (expired ones closed) before anything is detected.
+    let mitigation = match &daemon.mitigation {
+        Some(config) => {
+            Some(mitigation::start(config, &daemon.data_dir, webhook.as_ref().map(|(queue, _)| queue))?)
+        }
+        None => None,
+    };
+    if let Some(started) = &mitigation {
+        metrics.mitigation = Some(started.stats.clone());
+        metrics.script = started.script.clone();
+    }
     let metrics = Arc::new(metrics);
 
     // Bind everything before announcing anything: a busy port is a clean error. The collectors
@@ -171,6 +183,15 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         ))
     });
     eprintln!("attack store {} (run {})", store.path().display(), store.run());
+    let control_task = match (&mitigation, &daemon.mitigation) {
+        (Some(started), Some(config)) => Some(mitigation::control_socket(
+            started.mitigator.clone(),
+            config,
+            &daemon.data_dir,
+            stop_rx.clone(),
+        )?),
+        _ => None,
+    };
 
     // Events leave the engine task at once; storing (fsync) happens on a thread of its own.
     let (events_tx, events_rx) = std::sync::mpsc::channel::<Vec<AttackEvent>>();
@@ -183,6 +204,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
             sinks.push(Box::new(WebhookSink::new(queue.clone())));
         }
         sinks.push(Box::new(MetricsSink::new(metrics.clone())));
+        if let Some(started) = &mitigation {
+            sinks.push(Box::new(mitigation::MitigationSink::new(started.mitigator.clone())));
+        }
         std::thread::Builder::new()
             .name("rampart-output".into())
             .spawn(move || sink::deliver_all(events_rx, sinks))
@@ -306,6 +330,12 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     }
     if let Some(task) = http_task {
         task.abort();
+    }
+    if let Some(task) = control_task {
+        let _ = task.await;
+        if let Some(config) = &daemon.mitigation {
+            let _ = std::fs::remove_file(config.control_socket_in(&daemon.data_dir));
+        }
     }
     Ok(())
 }

@@ -75,6 +75,9 @@ pub struct Metrics {
     pub webhook: Option<Arc<WebhookStats>>,
     /// The metrics server's own connections.
     pub http: Arc<ConnectionStats>,
+    /// Decisions and refusals, when mitigation is on.
+    pub mitigation: Option<Arc<rampart_mitigate::MitigationStats>>,
+    pub script: Option<Arc<rampart_mitigate::script::ScriptStats>>,
 }
 
 /// The `kind` label of `rampart_attack_events_total`: the engine's event kind.
@@ -523,6 +526,9 @@ impl Collector for Snapshots {
                 "Events waiting for the webhook.",
                 webhook.queued.load(Ordering::Relaxed),
             )?;
+        }
+        if let Some(mitigation) = &metrics.mitigation {
+            crate::mitigation::encode_metrics(mitigation, metrics.script.as_deref(), &mut encoder)?;
         }
         let http = &metrics.http;
         let http_counters = [
