@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
-pub const DAEMON_TABLES: [&str; 4] = ["inputs", "store", "outputs", "mitigation"];
+pub const DAEMON_TABLES: [&str; 5] = ["inputs", "store", "outputs", "mitigation", "bgp"];
 
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +48,9 @@ pub struct DaemonConfig {
     pub retention: Retention,
     /// `[mitigation]`: decisions from attacks (dry run unless told otherwise); `None`: off.
     pub mitigation: Option<rampart_mitigate::MitigationConfig>,
+    /// `[bgp]`: the speaker that announces decisions as FlowSpec and RTBH routes; needs
+    /// `[mitigation]`.
+    pub bgp: Option<rampart_bgp::config::SpeakerConfig>,
 }
 
 impl Default for DaemonConfig {
@@ -68,6 +71,7 @@ impl Default for DaemonConfig {
             stdout: true,
             retention: Retention::default(),
             mitigation: None,
+            bgp: None,
         }
     }
 }
@@ -89,6 +93,7 @@ struct FileToml {
     store: Option<StoreToml>,
     outputs: Option<OutputsToml>,
     mitigation: Option<rampart_mitigate::config::MitigationToml>,
+    bgp: Option<rampart_bgp::config::SpeakerConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,12 +266,14 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             .resolve(&detect.protected)
             .map_err(|e| invalid(&format!("mitigation.{}", e.key), e.message))?;
         // Never filtered whatever the allowlist says: the exporters (the routers telling us
-        // about the traffic) and the address the daemon listens on.
+        // about the traffic), the BGP peers (the peering links) and the address the daemon
+        // listens on.
         let own = config
             .inputs
             .exporters
             .iter()
             .map(|e| e.prefix.trunc())
+            .chain(raw.bgp.iter().flat_map(|b| b.peers.iter().map(|p| ipnet::IpNet::from(p.address))))
             .chain(config.inputs.listen.filter(|ip| !ip.is_unspecified()).map(ipnet::IpNet::from));
         for prefix in own {
             if !resolved.guards.allowlist.contains(&prefix) {
@@ -274,6 +281,15 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             }
         }
         config.mitigation = Some(resolved);
+    }
+    if let Some(bgp) = raw.bgp {
+        if config.mitigation.is_none() {
+            return Err(invalid(
+                "bgp",
+                "the speaker announces mitigation's decisions: add a [mitigation] table".into(),
+            ));
+        }
+        config.bgp = Some(bgp);
     }
     Ok((config, detect))
 }
@@ -564,6 +580,21 @@ interface_speed = 40000000000
         assert!(e.starts_with("r.toml:") && e.contains("exactly one of `address`"), "{e}");
         let e = error("[[inputs.exporter]]\naddress = \"192.0.2.1\"\nrate = 10\n");
         assert!(e.starts_with("r.toml:3:") && e.contains("rate"), "{e}");
+    }
+
+    #[test]
+    fn bgp_needs_mitigation_and_its_peers_are_never_filtered() {
+        let peer = "[bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.1\"\n[[bgp.peers]]\nname = \"r1\"\naddress = \"192.0.2.9\"\npeer_as = 64513\n\
+                    families = [\"ipv4_flowspec\", \"ipv6_flowspec\", \"ipv4_unicast\", \"ipv6_unicast\"]\n\
+                    rule_budget = 1000\nblackhole_next_hop_v4 = \"192.0.2.66\"\ncommunities = [\"64500:666\"]\n";
+        let error = parse(peer, "r.toml").unwrap_err().to_string();
+        assert!(error.contains("bgp") && error.contains("[mitigation]"), "{error}");
+        let (daemon, _) =
+            parse(&format!("protected = [\"198.51.100.0/24\"]\n[mitigation]\n{peer}"), "r.toml").unwrap();
+        assert_eq!(daemon.bgp.unwrap().peers[0].name, "r1");
+        let allowlist: Vec<String> =
+            daemon.mitigation.unwrap().guards.allowlist.iter().map(ToString::to_string).collect();
+        assert!(allowlist.contains(&"192.0.2.9/32".to_string()), "{allowlist:?}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rampart_bgp::driver::Speaker;
 use rampart_detect::{AttackEvent, DetectConfig, Engine};
 use rampart_ingest::{Inputs, InterfaceCapture};
 use rampart_store::Store;
@@ -82,10 +83,31 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     };
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
     // Decisions are reconciled (expired ones closed) before anything is detected.
-    let mitigation = match &daemon.mitigation {
+    let speaker = match &daemon.bgp {
         Some(config) => {
-            Some(mitigation::start(config, &daemon.data_dir, webhook.as_ref().map(|(queue, _)| queue))?)
+            let speaker = Speaker::start(config.clone()).await.map_err(|e| setup!("bgp: {e}"))?;
+            eprintln!(
+                "bgp speaker AS {} for {} peer(s): {}",
+                config.local_as,
+                config.peers.len(),
+                config
+                    .peers
+                    .iter()
+                    .map(|p| format!("{} ({}:{})", p.name, p.address, p.port))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Some(Arc::new(speaker))
         }
+        None => None,
+    };
+    let mitigation = match &daemon.mitigation {
+        Some(config) => Some(mitigation::start(
+            config,
+            &daemon.data_dir,
+            webhook.as_ref().map(|(queue, _)| queue),
+            speaker.clone(),
+        )?),
         None => None,
     };
     if let Some(started) = &mitigation {
@@ -336,6 +358,11 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         if let Some(config) = &daemon.mitigation {
             let _ = std::fs::remove_file(config.control_socket_in(&daemon.data_dir));
         }
+    }
+    // Last: the routes are withdrawn (or left to graceful restart) once nothing can add any.
+    if let Some(speaker) = speaker {
+        speaker.shutdown(Duration::from_secs(2)).await;
+        eprintln!("bgp speaker stopped");
     }
     Ok(())
 }

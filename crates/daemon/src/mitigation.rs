@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use rampart_bgp::driver::Speaker;
 use rampart_contract::{Decision, DecisionId, EventTime, SchemaVersion};
 use rampart_detect::AttackEvent;
 use rampart_mitigate::control::{self, Access, Handler, Request, Response};
@@ -94,6 +95,45 @@ pub struct Started {
     pub script: Option<Arc<ScriptStats>>,
 }
 
+/// Announces decisions as FlowSpec and RTBH routes through the BGP speaker (`[bgp]`). The
+/// speaker's own tasks talk to the routers: these calls only change its desired set.
+pub struct BgpActuator {
+    speaker: Arc<Speaker>,
+}
+
+impl std::fmt::Debug for BgpActuator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BgpActuator").finish_non_exhaustive()
+    }
+}
+
+impl Actuator for BgpActuator {
+    fn name(&self) -> &str {
+        "bgp"
+    }
+
+    fn apply(&mut self, applied: &Applied<'_>) -> Result<(), ActuatorError> {
+        self.speaker.announce(applied.decision).map_err(|e| ActuatorError(format!("bgp: {e}")))
+    }
+
+    fn withdraw(&mut self, id: DecisionId, _dry_run: bool) -> Result<(), ActuatorError> {
+        self.speaker.withdraw(id);
+        Ok(())
+    }
+
+    fn reconcile(&mut self, active: &[Decision]) -> Result<(), ActuatorError> {
+        let refused = self.speaker.set_active(active);
+        match refused.first() {
+            None => Ok(()),
+            Some((id, e)) => Err(ActuatorError(format!(
+                "bgp: {} decision(s) not announced, first #{}: {e}",
+                refused.len(),
+                id.0
+            ))),
+        }
+    }
+}
+
 fn now() -> EventTime {
     EventTime::from_unix_nanos(wall_clock().0)
 }
@@ -104,6 +144,7 @@ pub fn start(
     config: &MitigationConfig,
     data_dir: &Path,
     webhook: Option<&WebhookQueue>,
+    speaker: Option<Arc<Speaker>>,
 ) -> Result<Started, DaemonError> {
     let store = DecisionStore::open(data_dir).map_err(|e| setup!("mitigation: {e}"))?;
     for warning in store.warnings() {
@@ -116,6 +157,9 @@ pub fn start(
             ScriptActuator::start(settings.clone()).map_err(|e| setup!("mitigation script: {e}"))?;
         script = Some(actuator.stats.clone());
         actuators.push(Box::new(actuator));
+    }
+    if let Some(speaker) = speaker {
+        actuators.push(Box::new(BgpActuator { speaker }));
     }
     match (config.webhook, webhook) {
         (true, Some(queue)) => actuators.push(Box::new(WebhookActuator::new(queue.clone()))),

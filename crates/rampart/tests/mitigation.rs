@@ -452,3 +452,169 @@ fn a_dry_run_records_what_it_would_do_and_enacts_nothing() {
     drop(daemon);
     ok(&rampart(&["audit", "verify"], &data));
 }
+
+/// BIRD 2 of its own (directory, config, control socket, a free port on 127.0.0.1), waiting
+/// for Rampart's speaker; killed by PID on drop.
+struct Bird {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+impl Bird {
+    fn start() -> Option<Bird> {
+        let found = Command::new("sh").args(["-c", "command -v bird && command -v birdc"]).output();
+        if !found.is_ok_and(|o| o.status.success()) {
+            if std::env::var_os("RAMPART_REQUIRE_PEERS").is_some() || std::env::var_os("CI").is_some() {
+                panic!("bird2 is required for this test but is not installed (run scripts/test)");
+            }
+            eprintln!("SKIPPED: bird2 not installed (scripts/test installs it)");
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("rampart-bird-").tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.path().join("bird.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"router id 192.0.2.254;
+log "{}" all;
+protocol device {{}}
+flow4 table flowtab4;
+protocol bgp rampart {{
+  local 127.0.0.1 port {port} as 64513;
+  neighbor 127.0.0.1 as 64512;
+  multihop;
+  passive on;
+  hold time 9;
+  flow4 {{ table flowtab4; import all; export none; }};
+}}
+"#,
+                dir.path().join("bird.log").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("bird")
+            .arg("-c")
+            .arg(&config)
+            .arg("-s")
+            .arg(dir.path().join("bird.ctl"))
+            .arg("-P")
+            .arg(dir.path().join("bird.pid"))
+            .arg("-f")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let bird = Bird { dir, child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bird.flow_routes().is_none() {
+            assert!(Instant::now() < deadline, "birdc does not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(bird)
+    }
+
+    /// `birdc show route table flowtab4 all`, or `None` while BIRD does not answer.
+    fn flow_routes(&self) -> Option<String> {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(self.dir.path().join("bird.ctl"))
+            .args(["show", "route", "table", "flowtab4", "all"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !text.contains("Unable to connect")).then_some(text)
+    }
+
+    fn wait_routes(&self, timeout: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let routes = self.flow_routes().unwrap_or_default();
+            if done(&routes) {
+                return routes;
+            }
+            assert!(Instant::now() < deadline, "{what}; BIRD holds:\n{routes}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// End to end: a flood streamed as sFlow into `rampart run` becomes a decision that the
+/// daemon's BGP speaker announces to BIRD as a FlowSpec rule matching the attack's signature
+/// (destination, protocol, port); after the attack ends and the hold passes, BIRD holds none.
+#[test]
+fn an_attack_becomes_a_flowspec_rule_in_bird_and_goes_after_the_hold() {
+    let Some(bird) = Bird::start() else { return };
+    let dir = tempfile::Builder::new().prefix("rampart-bgp-e2e-").tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"protected = ["198.51.100.0/24"]
+
+[thresholds]
+pps = 4000
+udp_pps = 2000
+
+[lifecycle]
+onset_secs = 1
+quiet_secs = 2
+
+[inputs]
+advance_ms = 100
+
+[mitigation]
+dry_run = false
+
+[mitigation.default]
+ladder = ["discard"]
+hold_secs = 2
+
+[bgp]
+local_as = 64512
+router_id = "192.0.2.1"
+
+[[bgp.peers]]
+name = "bird"
+address = "127.0.0.1"
+port = {}
+peer_as = 64513
+"#,
+            bird.port
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &data);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = daemon.flood(stop.clone());
+    let onset_seen = Instant::now();
+    let routes = bird.wait_routes(Duration::from_secs(20), "no FlowSpec rule for the flood", |r| {
+        r.contains("198.51.100.10/32")
+    });
+    println!(
+        "FlowSpec rule in BIRD {:.2} s after the flood began:\n{routes}",
+        onset_seen.elapsed().as_secs_f64()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    // The rule is the signature: destination, UDP, port 80, discarded (traffic-rate 0).
+    assert!(routes.contains("flow4 { dst 198.51.100.10/32; proto 17; dport 80;"), "{routes}");
+    // Traffic-rate (extended community type 0x8006) of 0 bytes/s: discard.
+    assert!(routes.contains("(generic, 0x80060000, 0x0)"), "{routes}");
+    // The attack ends after 2 quiet seconds, the decision 2 s later: BIRD holds nothing.
+    bird.wait_routes(Duration::from_secs(20), "the rule was not withdrawn after the hold", |r| {
+        !r.contains("198.51.100.10/32")
+    });
+    let listed = list(&data, true);
+    assert!(!listed.is_empty(), "no decision recorded");
+    drop(daemon);
+}
