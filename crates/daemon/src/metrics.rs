@@ -438,6 +438,11 @@ impl Collector for Snapshots {
             ("late_shares", "Record shares whose second was already closed.", engine.late_shares),
             ("overflow_hosts", "Hosts beyond max_hosts in a second.", engine.overflow_hosts),
             ("dropped_shares", "Shares lost to a full prefix overflow table.", engine.dropped_shares),
+            (
+                "future_shares",
+                "Shares of seconds beyond the engine's open window, dropped.",
+                engine.future_shares,
+            ),
             ("dropped_candidates", "Candidates not tracked: max_attacks reached.", engine.dropped_candidates),
         ];
         for (name, help, value) in engine_counters {

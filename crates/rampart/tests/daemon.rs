@@ -308,6 +308,9 @@ fn detects_stores_survives_kill_9_and_shuts_down_cleanly() {
     assert_eq!(posted["event"], "onset");
     assert_eq!(posted["attack"]["id"], 1);
     drop(daemon); // SIGKILL
+    // With no daemon running, the killed daemon's store is readable (repaired on open).
+    let listed = attacks_list(&data);
+    assert_eq!((listed.len(), listed[0]["id"].as_u64()), (1, Some(1)));
 
     // Run 2: the attack is still there (interrupted); a new attack gets a new id; SIGTERM ends
     // it cleanly and the end is stored.

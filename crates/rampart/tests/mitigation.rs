@@ -335,8 +335,9 @@ hold_secs = 2
     // second apart), then stop.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood = daemon.flood(stop.clone());
-    let listed =
-        wait_decisions(&data, Duration::from_secs(25), |l| attack_actions(l).contains(&"\"discard\"".into()));
+    // The new rung is enacted before the old one is withdrawn (no gap), two commits apart: wait
+    // for the state after both.
+    let listed = wait_decisions(&data, Duration::from_secs(25), |l| attack_actions(l) == ["\"discard\""]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     flood.join().unwrap();
     let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap_or_default();
@@ -423,8 +424,9 @@ fn a_dry_run_records_what_it_would_do_and_enacts_nothing() {
     let daemon = Daemon::start(&config, &data);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood = daemon.flood(stop.clone());
-    let listed =
-        wait_decisions(&data, Duration::from_secs(25), |l| attack_actions(l).contains(&"\"discard\"".into()));
+    // The new rung is enacted before the old one is withdrawn (no gap), two commits apart: wait
+    // for the state after both.
+    let listed = wait_decisions(&data, Duration::from_secs(25), |l| attack_actions(l) == ["\"discard\""]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     flood.join().unwrap();
     assert_eq!(attack_actions(&listed), ["\"discard\""], "{listed:?}");

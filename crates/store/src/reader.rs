@@ -27,11 +27,27 @@ impl StoreReader {
         if !path.exists() {
             return Err(StoreError::Missing { dir: dir.to_owned() });
         }
-        let db = redb::Builder::new()
-            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-            .set_cache_size(READER_CACHE_BYTES)
-            .open_read_only(&path)
-            .map_err(|e| db_error(&path, e))?;
+        let open = || {
+            redb::Builder::new()
+                .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+                .set_cache_size(READER_CACHE_BYTES)
+                .open_read_only(&path)
+        };
+        let db = match open() {
+            Ok(db) => db,
+            // The daemon died (kill -9, power loss) and none runs now: a reader cannot repair
+            // the file, so open it once for writing, which does, then read. A writer started
+            // meanwhile repairs it itself.
+            Err(redb::DatabaseError::RepairAborted) => {
+                match redb::Builder::new().set_cache_size(READER_CACHE_BYTES).open(&path) {
+                    Ok(repaired) => drop(repaired),
+                    Err(redb::DatabaseError::DatabaseAlreadyOpen) => {}
+                    Err(e) => return Err(db_error(&path, e)),
+                }
+                open().map_err(|e| db_error(&path, e))?
+            }
+            Err(e) => return Err(db_error(&path, e)),
+        };
         Ok(StoreReader { db, path })
     }
 

@@ -119,6 +119,10 @@ pub struct EngineStats {
     pub overflow_hosts: u64,
     /// Shares lost because the prefix overflow table was full too.
     pub dropped_shares: u64,
+    /// Shares of seconds further ahead of the engine's clock than it keeps open (a flow
+    /// record claiming to end minutes or days from now): dropped, never piled into the last
+    /// open second.
+    pub future_shares: u64,
     /// Candidates not tracked because `max_attacks` targets were already tracked.
     pub dropped_candidates: u64,
     /// Most hosts tracked in one second.
@@ -339,8 +343,11 @@ impl Engine {
         let offset = if second < open {
             self.stats.late_shares += 1;
             0
+        } else if second - open >= MAX_OPEN_SECS {
+            self.stats.future_shares += 1;
+            return;
         } else {
-            (second - open).min(MAX_OPEN_SECS - 1) as usize
+            (second - open) as usize
         };
         while self.buckets.len() <= offset {
             let bucket = self.pool.pop().unwrap_or_default();

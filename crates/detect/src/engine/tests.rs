@@ -312,6 +312,30 @@ fn pulses_with_short_gaps_are_one_attack() {
 }
 
 #[test]
+fn flow_shares_beyond_the_open_window_are_dropped_not_piled_up() {
+    // A (forged) flow record claiming 200 million packets spread over the next 23 days: the
+    // shares of seconds the engine does not keep open are dropped, not added to its last
+    // open second, which would otherwise hold a flood.
+    let mut engine = Engine::new(protected());
+    let start = T0 * 1_000_000_000;
+    let mut events = engine.advance(UnixNanos(start));
+    let record = TrafficRecord {
+        end: UnixNanos(start + 23 * 86_400 * 1_000_000_000),
+        packets: 200_000_000,
+        bytes: 200_000_000 * 60,
+        packet_len: None,
+        ..packet(start, [203, 0, 113, 9], [198, 51, 100, 7], 17, 0)
+    };
+    engine.observe(&record);
+    for s in 1..=200 {
+        events.extend(engine.advance(UnixNanos(start + s * 1_000_000_000)));
+    }
+    events.extend(engine.finish());
+    assert!(events.is_empty(), "{events:#?}");
+    assert!(engine.stats().future_shares > 0);
+}
+
+#[test]
 fn pulses_with_long_gaps_are_linked_into_one_campaign() {
     // The holdout pulse wave: four 3-second bursts 15 s apart (gaps over quiet_secs), then a
     // SYN flood on the same host (no vector in common) and a UDP burst after the gap.
