@@ -2,6 +2,7 @@
 //! maps with a [`FilterPlan`], writing only what changed, in batches.
 
 use std::collections::{BTreeSet, HashMap};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -120,26 +121,12 @@ impl XdpFilter {
         Ok(filter)
     }
 
-    fn map(&self, name: &str) -> Result<Map<'_>, XdpError> {
-        self.object.maps().find(|m| m.name() == name).ok_or_else(|| XdpError::Bpf {
-            what: format!("map {name}"),
-            source: "missing from the XDP object".into(),
-        })
-    }
-
-    fn program(&self, name: &str) -> Result<libbpf_rs::Program<'_>, XdpError> {
-        self.object.progs().find(|p| p.name() == name).ok_or_else(|| XdpError::Bpf {
-            what: format!("program {name}"),
-            source: "missing from the XDP object".into(),
-        })
-    }
-
     /// Reads back what pinned maps hold: which decision owns which rule slot and signature
     /// slot, the IPv6 and destination entries (so stale ones get deleted).
     fn restore(&mut self) -> Result<(), XdpError> {
         let mut decisions: HashMap<u32, u64> = HashMap::new();
         {
-            let rules = self.map("rules")?;
+            let rules = find_map(&self.object, "rules")?;
             let iter = rules.lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY).map_err(bpf_error("reading rules"))?;
             for (key, value) in iter {
                 let (Some(slot), Some(rule)) = (le_u32(&key), RuleValue::decode(&value)) else { continue };
@@ -159,7 +146,7 @@ impl XdpFilter {
         }
         self.rule_ids.finish_restore();
         {
-            let sigs = self.map("sig_matches")?;
+            let sigs = find_map(&self.object, "sig_matches")?;
             let iter = sigs.lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY).map_err(bpf_error("reading signatures"))?;
             for (key, value) in iter {
                 let (Some(slot), Some(rule)) = (le_u32(&key), le_u32(&value)) else { continue };
@@ -172,12 +159,12 @@ impl XdpFilter {
             }
         }
         self.sig_ids.finish_restore();
-        for key in self.map("v6_prefixes")?.keys() {
+        for key in find_map(&self.object, "v6_prefixes")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
             self.written.v6.insert(k, u32::MAX); // value unknown: rewritten
             self.written.v6_lengths.insert(k[1]);
         }
-        for key in self.map("dsts")?.keys() {
+        for key in find_map(&self.object, "dsts")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
             let family = usize::from(k[0] == 6);
             self.written.dsts[family].insert(k, [0xff; DST_ENTRY_SIZE]);
@@ -191,7 +178,7 @@ impl XdpFilter {
     /// first that works; returns the mode used. Refuses to replace another XDP program.
     pub fn attach(&self, interface: &str, mode: super::AttachMode) -> Result<&'static str, XdpError> {
         let ifindex = interface_index(interface)?;
-        let prog = self.program(PROGRAM)?;
+        let prog = find_program(&self.object, PROGRAM)?;
         let xdp = Xdp::new(prog.as_fd());
         if let Ok(existing) = xdp.query(ifindex as i32, XdpFlags::NONE) {
             let id = existing.prog_id;
@@ -219,7 +206,7 @@ impl XdpFilter {
 
     /// Whether this filter's program is attached to `interface`.
     pub fn attached_to(&self, interface: &str) -> Result<Option<&'static str>, XdpError> {
-        let rules = self.map("rules")?;
+        let rules = find_map(&self.object, "rules")?;
         let id = rules.info().map_err(bpf_error("map info"))?.info.id;
         attached_here(interface_index(interface)?, id)
     }
@@ -269,7 +256,7 @@ impl XdpFilter {
             .map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec()))
             .collect();
         {
-            let stats = self.map("rule_stats")?;
+            let stats = find_map(&self.object, "rule_stats")?;
             let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
             for s in &assignment.reused {
                 stats
@@ -278,7 +265,7 @@ impl XdpFilter {
             }
             report.elements_written += assignment.reused.len();
         }
-        report.elements_written += update_all(&self.map("rules")?, &writes)?;
+        report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
         for (s, v) in desired {
             self.written.rules.insert(s, v);
         }
@@ -299,11 +286,11 @@ impl XdpFilter {
             .into_iter()
             .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
             .collect();
-        report.elements_written += update_all(&self.map("v4_tbl8")?, &groups)?;
+        report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
         let blocks: Vec<usize> = if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
         let blocks: Vec<(Vec<u8>, Vec<u8>)> =
             blocks.into_iter().map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b)))).collect();
-        report.elements_written += update_all(&self.map("v4_tbl24")?, &blocks)?;
+        report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
         self.written.dir = Some(dir);
         self.written.tbl24_unknown = false;
 
@@ -338,7 +325,7 @@ impl XdpFilter {
         for g in &plan.syn_guards {
             dst_sigs.entry(g.destination).or_default().1 = slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
         }
-        report.elements_written += update_all(&self.map("sig_matches")?, &sig_writes)?;
+        report.elements_written += update_all(&find_map(&self.object, "sig_matches")?, &sig_writes)?;
         let mut by_family: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2] = Default::default();
         let mut lengths: [BTreeSet<u8>; 2] = Default::default();
         for (net, (sigs, syn)) in &dst_sigs {
@@ -359,7 +346,7 @@ impl XdpFilter {
             .iter()
             .map(|s| (s.to_ne_bytes().to_vec(), RuleValue::default().encode().to_vec()))
             .collect();
-        report.elements_written += update_all(&self.map("rules")?, &releases)?;
+        report.elements_written += update_all(&find_map(&self.object, "rules")?, &releases)?;
         for s in &assignment.released {
             self.written.rules.remove(s);
         }
@@ -391,8 +378,8 @@ impl XdpFilter {
         let narrow = union != wanted_lengths;
         let index = lengths_index.to_ne_bytes();
         {
-            let lengths = self.map(lengths_map)?;
-            let hash = self.map(map)?;
+            let lengths = find_map(&self.object, lengths_map)?;
+            let hash = find_map(&self.object, map)?;
             if widen {
                 lengths
                     .update(&index, &layout::lengths(union.iter().copied()), MapFlags::ANY)
@@ -416,7 +403,7 @@ impl XdpFilter {
 
     /// What each rule dropped.
     pub fn counters(&self) -> Result<Vec<(RuleKey, Counters)>, XdpError> {
-        let stats = self.map("rule_stats")?;
+        let stats = find_map(&self.object, "rule_stats")?;
         let mut out = Vec::new();
         for (key, slot) in self.rule_ids.iter() {
             let per_cpu = stats
@@ -437,19 +424,19 @@ impl XdpFilter {
     /// Runs the program once per `repeat` over `packet` with BPF_PROG_TEST_RUN: its verdict
     /// (`XDP_DROP` = 1, `XDP_PASS` = 2) and the kernel's average time per run.
     pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
-        run(&self.program(PROGRAM)?, packet, repeat)
+        run(&find_program(&self.object, PROGRAM)?, packet, repeat)
     }
 
     /// The same through the LPM-trie comparison program.
     pub fn test_run_lpm(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
-        run(&self.program(LPM_PROGRAM)?, packet, repeat)
+        run(&find_program(&self.object, LPM_PROGRAM)?, packet, repeat)
     }
 
     /// Fills the comparison's LPM tries (benchmark only; rule slots as given).
     pub fn load_lpm(&self, prefixes: &[(IpNet, u32)]) -> Result<(), XdpError> {
         let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(n, _)| n.addr().is_ipv4());
         for (name, list) in [("lpm_v4", v4), ("lpm_v6", v6)] {
-            let map = self.map(name)?;
+            let map = find_map(&self.object, name)?;
             let entries: Vec<(Vec<u8>, Vec<u8>)> =
                 list.iter().map(|(n, r)| (layout::lpm_key(*n), r.to_ne_bytes().to_vec())).collect();
             if update_all(&map, &entries).is_err() {
@@ -466,7 +453,7 @@ impl XdpFilter {
     pub fn write_rules(&mut self, rules: &[(u32, RuleValue)]) -> Result<usize, XdpError> {
         let entries: Vec<(Vec<u8>, Vec<u8>)> =
             rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
-        update_all(&self.map("rules")?, &entries)
+        update_all(&find_map(&self.object, "rules")?, &entries)
     }
 
     /// The pin directory, if any.
@@ -475,7 +462,21 @@ impl XdpFilter {
     }
 }
 
-fn run(prog: &libbpf_rs::Program<'_>, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
+fn find_map<'a>(object: &'a Object, name: &str) -> Result<Map<'a>, XdpError> {
+    object.maps().find(|m| m.name() == name).ok_or_else(|| XdpError::Bpf {
+        what: format!("map {name}"),
+        source: "missing from the XDP object".into(),
+    })
+}
+
+fn find_program<'a>(object: &'a Object, name: &str) -> Result<libbpf_rs::ProgramMut<'a>, XdpError> {
+    object.progs_mut().find(|p| p.name() == name).ok_or_else(|| XdpError::Bpf {
+        what: format!("program {name}"),
+        source: "missing from the XDP object".into(),
+    })
+}
+
+fn run(prog: &libbpf_rs::ProgramMut<'_>, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
     let input = ProgramInput { data_in: Some(packet), repeat, ..ProgramInput::default() };
     let out = prog.test_run(input).map_err(bpf_error("BPF_PROG_TEST_RUN"))?;
     Ok((out.return_value, out.duration))

@@ -33,8 +33,3 @@ pub fn delete_all<M: MapCore>(map: &M, keys: &[Vec<u8>]) -> Result<usize, XdpErr
     }
     Ok(keys.len())
 }
-
-/// Every key of a hash map.
-pub fn keys<M: MapCore>(map: &M) -> Vec<Vec<u8>> {
-    map.keys().collect()
-}

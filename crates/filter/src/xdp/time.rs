@@ -17,6 +17,22 @@ pub fn boot_deadline(expires: Option<EventTime>, now: EventTime, boot_now_ns: u6
     }
 }
 
+/// CLOCK_BOOTTIME now, from `/proc/uptime` (the same clock, to 10 ms: plenty for expiries
+/// in seconds, and no `unsafe` clock call).
+pub fn boot_now_ns() -> std::io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/uptime")?;
+    parse_uptime(&text).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "unreadable /proc/uptime"))
+}
+
+fn parse_uptime(text: &str) -> Option<u64> {
+    let first = text.split_whitespace().next()?;
+    let (secs, frac) = first.split_once('.').unwrap_or((first, "0"));
+    let secs: u64 = secs.parse().ok()?;
+    let frac = format!("{frac:0<9}");
+    let nanos: u64 = frac.get(..9)?.parse().ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +44,8 @@ mod tests {
         assert_eq!(boot_deadline(Some(EventTime::from_unix_secs(1_002)), now, 5), 2_000_000_005);
         assert_eq!(boot_deadline(Some(EventTime::from_unix_secs(10)), now, 5), 5);
         assert_eq!(boot_deadline(Some(EventTime::from_unix_secs(10)), now, 0), 1);
+        assert_eq!(parse_uptime("12345.67 999.00\n"), Some(12_345_670_000_000));
+        assert_eq!(parse_uptime("x"), None);
+        assert!(boot_now_ns().unwrap() > 0);
     }
 }
