@@ -103,6 +103,15 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Loader bookkeeping, never read by the program: index 0 holds the highest rule slot in
+ * use, so status and restore read only that many rules, not the whole array. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} meta SEC(".maps");
+
 struct lpm_v4_key {
 	__u32 prefixlen;
 	__u32 addr;

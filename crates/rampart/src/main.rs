@@ -7,6 +7,7 @@ mod analyze;
 mod attacks;
 mod capture_input;
 mod collect;
+mod filter;
 mod generate;
 mod html;
 mod inspect;
@@ -49,6 +50,9 @@ enum Command {
     /// Run detection over a pcap or pcapng capture in its own event time and report the
     /// attacks found: targets, vectors, timing, volume, signatures.
     Analyze(analyze::AnalyzeArgs),
+    /// The host filter: enforce decisions in XDP (nftables where XDP cannot attach), show
+    /// what it attached and dropped, detach it.
+    Filter(filter::FilterArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Attacks(args) => attacks::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Filter(args) => filter::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

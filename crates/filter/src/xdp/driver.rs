@@ -33,6 +33,8 @@ const LPM_PROGRAM: &str = "xdp_lpm";
 struct Written {
     rules: HashMap<u32, RuleValue>,
     dir: Option<Dir248>,
+    /// The IPv4 prefixes `dir` was built from (an unchanged list skips the rebuild).
+    v4_input: Vec<(Ipv4Net, u32)>,
     /// Pinned maps were reused: the first reconcile rewrites the whole IPv4 table.
     tbl24_unknown: bool,
     v6: HashMap<[u8; PREFIX_KEY_SIZE], u32>,
@@ -66,6 +68,9 @@ impl XdpFilter {
         let caps = options.capacity;
         let mut reused = false;
         if let Some(dir) = &options.pin_dir {
+            if !super::on_bpffs(dir) {
+                return Err(XdpError::NotBpffs(dir.clone()));
+            }
             std::fs::create_dir_all(dir).map_err(|source| XdpError::Io { path: dir.clone(), source })?;
         }
         for mut map in open.maps_mut() {
@@ -127,9 +132,9 @@ impl XdpFilter {
         let mut decisions: HashMap<u32, u64> = HashMap::new();
         {
             let rules = find_map(&self.object, "rules")?;
-            let iter = rules.lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY).map_err(bpf_error("reading rules"))?;
-            for (key, value) in iter {
-                let (Some(slot), Some(rule)) = (le_u32(&key), RuleValue::decode(&value)) else { continue };
+            let high = read_high_water(&find_map(&self.object, "meta")?)?;
+            for (slot, value) in read_rules(&rules, high)? {
+                let Some(rule) = RuleValue::decode(&value) else { continue };
                 if rule.action == layout::ACTION_NONE {
                     continue;
                 }
@@ -214,7 +219,6 @@ impl XdpFilter {
     /// Makes the maps say what `plan` says at `now` (`boot_now_ns`: the boot clock read at the
     /// same moment as `now`, see [`super::time`]).
     pub fn reconcile(&mut self, plan: &FilterPlan, now: EventTime, boot_now_ns: u64) -> Result<ReconcileReport, XdpError> {
-        let caps = self.options.capacity;
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
             v4_prefixes: plan.v4.len(),
@@ -266,6 +270,10 @@ impl XdpFilter {
             report.elements_written += assignment.reused.len();
         }
         report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
+        let high = u64::from(self.rule_ids.high_water());
+        find_map(&self.object, "meta")?
+            .update(&0u32.to_ne_bytes(), &high.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error("writing meta"))?;
         for (s, v) in desired {
             self.written.rules.insert(s, v);
         }
@@ -279,20 +287,10 @@ impl XdpFilter {
                 IpNet::V6(_) => None,
             })
             .collect();
-        let dir = Dir248::build(&v4, caps.v4_groups as usize, self.written.dir.as_ref())?;
-        let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
-        let groups: Vec<(Vec<u8>, Vec<u8>)> = dir
-            .changed_groups(previous)
-            .into_iter()
-            .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
-            .collect();
-        report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
-        let blocks: Vec<usize> = if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
-        let blocks: Vec<(Vec<u8>, Vec<u8>)> =
-            blocks.into_iter().map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b)))).collect();
-        report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
-        self.written.dir = Some(dir);
-        self.written.tbl24_unknown = false;
+        if self.written.dir.is_none() || self.written.tbl24_unknown || v4 != self.written.v4_input {
+            self.write_v4(&v4, &mut report)?;
+        }
+
 
         // 4. IPv6 sources: lengths widened to old and new while entries change.
         let v6: HashMap<[u8; PREFIX_KEY_SIZE], u32> = plan
@@ -352,6 +350,27 @@ impl XdpFilter {
         }
         report.released = assignment.released.len();
         Ok(report)
+    }
+
+    /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that
+    /// point at them.
+    fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
+        let dir = Dir248::build(v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
+        let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
+        let groups: Vec<(Vec<u8>, Vec<u8>)> = dir
+            .changed_groups(previous)
+            .into_iter()
+            .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
+            .collect();
+        report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
+        let blocks: Vec<usize> = if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
+        let blocks: Vec<(Vec<u8>, Vec<u8>)> =
+            blocks.into_iter().map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b)))).collect();
+        report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
+        self.written.dir = Some(dir);
+        self.written.v4_input = v4.to_vec();
+        self.written.tbl24_unknown = false;
+        Ok(())
     }
 
     /// Brings a per-length hash (and its lengths entry `lengths_index`) to `wanted`: lengths
@@ -480,6 +499,23 @@ fn run(prog: &libbpf_rs::ProgramMut<'_>, packet: &[u8], repeat: u32) -> Result<(
     let input = ProgramInput { data_in: Some(packet), repeat, ..ProgramInput::default() };
     let out = prog.test_run(input).map_err(bpf_error("BPF_PROG_TEST_RUN"))?;
     Ok((out.return_value, out.duration))
+}
+
+/// The highest rule slot ever used plus one, from the `meta` map.
+pub(super) fn read_high_water<M: MapCore>(meta: &M) -> Result<u32, XdpError> {
+    let v = meta.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error("reading meta"))?.unwrap_or_default();
+    Ok(v.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_ne_bytes).min(u64::from(u32::MAX)) as u32)
+}
+
+/// Rule slots 1..high with their raw values (slots the program never used are skipped).
+pub(super) fn read_rules<M: MapCore>(rules: &M, high: u32) -> Result<Vec<(u32, Vec<u8>)>, XdpError> {
+    let mut out = Vec::new();
+    for slot in 1..high.min(rules.max_entries()) {
+        if let Some(v) = rules.lookup(&slot.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error(format!("reading rule {slot}")))? {
+            out.push((slot, v));
+        }
+    }
+    Ok(out)
 }
 
 fn le_u32(b: &[u8]) -> Option<u32> {

@@ -109,6 +109,11 @@ impl<K: Copy + Eq + std::hash::Hash + Ord> SlotIds<K> {
         Ok(out)
     }
 
+    /// One above the highest slot ever given out (slots in use are below it).
+    pub fn high_water(&self) -> u32 {
+        self.next
+    }
+
     /// Every key and its slot.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &u32)> {
         self.by_key.iter()

@@ -41,6 +41,21 @@ pub fn unavailable_reason() -> Option<&'static str> {
     }
 }
 
+/// Whether `path` (existing or not) lies on a mounted BPF filesystem, per /proc/mounts.
+pub fn on_bpffs(path: &std::path::Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, fstype) = (f.next()?, f.next()?, f.next()?);
+            Some((point.replace("\\040", " "), fstype == "bpf"))
+        })
+        .filter(|(point, _)| path.starts_with(point))
+        .max_by_key(|(point, _)| point.len())
+        .is_some_and(|(_, bpf)| bpf)
+}
+
 /// Map sizes, fixed when the program is loaded (and part of a pinned map's identity: a
 /// different size cannot reuse it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,19 +187,22 @@ pub enum XdpError {
     #[error("XDP filter unavailable: {0}")]
     Unavailable(&'static str),
     /// libbpf refused an operation (load, verify, pin, attach, map update).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Bpf {
         what: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A file under the pin directory or /sys could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The pin directory is not on a BPF filesystem.
+    #[error("{} is not on a BPF filesystem (mount one: mount -t bpf bpf /sys/fs/bpf; note that `ip netns exec` mounts a fresh /sys without it)", .0.display())]
+    NotBpffs(PathBuf),
     /// No such network interface.
     #[error("no network interface {0:?} in this network namespace")]
     NoInterface(String),

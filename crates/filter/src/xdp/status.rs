@@ -7,7 +7,7 @@ use std::path::Path;
 use libbpf_rs::query::{ProgInfoIter, ProgInfoQueryOptions};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Xdp, XdpFlags};
 
-use super::maps::{bpf_error, BATCH};
+use super::maps::bpf_error;
 use super::{Attachment, RuleStatus, Status, XdpError};
 use crate::layout::{Counters, RuleValue};
 use crate::plan::RuleAction;
@@ -88,8 +88,9 @@ pub fn status(pin_dir: &Path, boot_now_ns: u64) -> Result<Status, XdpError> {
     let rule_stats = open_pinned(pin_dir, "rule_stats")?;
     let stats = open_pinned(pin_dir, "stats")?;
     let mut status = Status { pin_dir: pin_dir.to_owned(), attached: attachments(&rules)?, ..Status::default() };
-    let iter = rules.lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY).map_err(bpf_error("reading rules"))?;
-    for (key, value) in iter {
+    let high = super::driver::read_high_water(&open_pinned(pin_dir, "meta")?)?;
+    for (slot, value) in super::driver::read_rules(&rules, high)? {
+        let key = slot.to_ne_bytes();
         let Some(rule) = RuleValue::decode(&value) else { continue };
         let Some(action) = rule.action() else { continue };
         if rule.expires_ns != 0 && rule.expires_ns <= boot_now_ns {
@@ -103,7 +104,7 @@ pub fn status(pin_dir: &Path, boot_now_ns: u64) -> Result<Status, XdpError> {
             RuleAction::RateBytes(r) => ("rate_bytes", r),
         };
         status.rules.push(RuleStatus {
-            rule: u32::from_ne_bytes(key[..4].try_into().unwrap_or_default()),
+            rule: slot,
             decision: rule.decision,
             action: name,
             rate,
