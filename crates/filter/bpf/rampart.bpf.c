@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Rampart's XDP filter: drops by source prefix (IPv4 DIR-24-8, IPv6 per-length hashes searched
+/* Rampart's XDP filter: drops by source prefix (IPv4 hosts in a hash, shorter prefixes in a
+ * DIR-24-8 table, IPv6 per-length hashes searched
  * longest first), by signature per protected destination, by per-source token bucket, and
  * limits SYNs per source for guarded destinations. Rules carry their expiry; an expired rule
  * matches nothing even if no daemon is left to remove it. xdp_lpm is the same filter over the
@@ -38,6 +39,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tbl8_group);
 } v4_tbl8 SEC(".maps");
+
+/* IPv4 /32s: a ban list of single hosts would need one tbl8 group per /24 it touches, so
+ * hosts live in a hash tried first (the longest match there is). Key in network order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1048576);
+	__type(key, __u32);
+	__type(value, __u32);
+} v4_hosts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -267,6 +277,9 @@ static __always_inline void *lookup_by_length(void *map, const struct lengths *l
 static __always_inline __u32 source_rule(const struct pkt *p)
 {
 	if (p->family == 4) {
+		__u32 *host = bpf_map_lookup_elem(&v4_hosts, &p->src[0]);
+		if (host)
+			return *host;
 		__u32 s = bpf_ntohl(p->src[0]);
 		__u32 slot24 = s >> 8;
 		__u32 block = slot24 / TBL24_SLOTS_PER_BLOCK;

@@ -18,7 +18,7 @@ const DROP: u32 = 1;
 const PASS: u32 = 2;
 
 fn small() -> Capacity {
-    Capacity { rules: 1024, v4_groups: 64, v6_prefixes: 1024, destinations: 64, signatures: 64, buckets: 1024, lpm_v4: 1, lpm_v6: 1 }
+    Capacity { rules: 1024, v4_groups: 64, v4_hosts: 1024, v6_prefixes: 1024, destinations: 64, signatures: 64, buckets: 1024, lpm_v4: 1, lpm_v6: 1 }
 }
 
 fn open(pin_dir: Option<PathBuf>) -> Option<XdpFilter> {

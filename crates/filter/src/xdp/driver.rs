@@ -35,6 +35,7 @@ struct Written {
     dir: Option<Dir248>,
     /// The IPv4 prefixes `dir` was built from (an unchanged list skips the rebuild).
     v4_input: Vec<(Ipv4Net, u32)>,
+    v4_hosts: HashMap<[u8; 4], u32>,
     /// Pinned maps were reused: the first reconcile rewrites the whole IPv4 table.
     tbl24_unknown: bool,
     v6: HashMap<[u8; PREFIX_KEY_SIZE], u32>,
@@ -78,6 +79,7 @@ impl XdpFilter {
             let size = match name.as_str() {
                 "rules" | "rule_stats" => Some(caps.rules),
                 "v4_tbl8" => Some(caps.v4_groups),
+                "v4_hosts" => Some(caps.v4_hosts),
                 "v6_prefixes" => Some(caps.v6_prefixes),
                 "dsts" => Some(caps.destinations),
                 "sig_matches" => Some(caps.signatures),
@@ -164,6 +166,10 @@ impl XdpFilter {
             }
         }
         self.sig_ids.finish_restore();
+        for key in find_map(&self.object, "v4_hosts")?.keys() {
+            let Ok(k) = <[u8; 4]>::try_from(key.as_slice()) else { continue };
+            self.written.v4_hosts.insert(k, u32::MAX); // value unknown: rewritten
+        }
         for key in find_map(&self.object, "v6_prefixes")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
             self.written.v6.insert(k, u32::MAX); // value unknown: rewritten
@@ -279,14 +285,16 @@ impl XdpFilter {
         }
 
         // 3. IPv4 sources: groups before the /24 slots that point at them.
-        let v4: Vec<(Ipv4Net, u32)> = plan
+        let (hosts, v4): (Vec<(Ipv4Net, u32)>, Vec<(Ipv4Net, u32)>) = plan
             .v4
             .iter()
             .filter_map(|p| match p.source {
                 IpNet::V4(n) => Some((n, slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)))),
                 IpNet::V6(_) => None,
             })
-            .collect();
+            .partition(|(n, _)| n.prefix_len() == 32);
+        let hosts: HashMap<[u8; 4], u32> = hosts.into_iter().map(|(n, s)| (n.addr().octets(), s)).collect();
+        report.elements_written += self.sync_hosts(&hosts)?;
         if self.written.dir.is_none() || self.written.tbl24_unknown || v4 != self.written.v4_input {
             self.write_v4(&v4, &mut report)?;
         }
@@ -350,6 +358,18 @@ impl XdpFilter {
         }
         report.released = assignment.released.len();
         Ok(report)
+    }
+
+    /// Brings the IPv4 host hash to `wanted`.
+    fn sync_hosts(&mut self, wanted: &HashMap<[u8; 4], u32>) -> Result<usize, XdpError> {
+        let held = &self.written.v4_hosts;
+        let upserts: Vec<(Vec<u8>, Vec<u8>)> =
+            wanted.iter().filter(|(k, v)| held.get(*k) != Some(v)).map(|(k, v)| (k.to_vec(), v.to_ne_bytes().to_vec())).collect();
+        let stale: Vec<Vec<u8>> = held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
+        let map = find_map(&self.object, "v4_hosts")?;
+        let written = update_all(&map, &upserts)? + delete_all(&map, &stale)?;
+        self.written.v4_hosts = wanted.clone();
+        Ok(written)
     }
 
     /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that

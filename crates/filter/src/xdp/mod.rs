@@ -64,6 +64,8 @@ pub struct Capacity {
     pub rules: u32,
     /// /24 networks that can hold IPv4 prefixes longer than /24.
     pub v4_groups: u32,
+    /// IPv4 /32s (a hash of their own, tried first).
+    pub v4_hosts: u32,
     pub v6_prefixes: u32,
     /// Destination prefixes with signatures or a SYN guard.
     pub destinations: u32,
@@ -80,6 +82,7 @@ impl Default for Capacity {
         Capacity {
             rules: 1 << 21,
             v4_groups: 1 << 14,
+            v4_hosts: 1 << 20,
             v6_prefixes: 1 << 17,
             destinations: 4096,
             signatures: 4096,
