@@ -455,6 +455,11 @@ impl XdpFilter {
         Ok(out)
     }
 
+    /// The rule slot holding `decision`, if it is in the maps.
+    pub fn slot_of(&self, decision: DecisionId) -> Option<u32> {
+        self.rule_ids.get(&RuleKey::Decision(decision))
+    }
+
     /// What the rule for `decision` dropped (zero when it has none).
     pub fn decision_counters(&self, decision: DecisionId) -> Result<Counters, XdpError> {
         Ok(self.counters()?.into_iter().find(|(k, _)| *k == RuleKey::Decision(decision)).map_or_else(Counters::default, |(_, c)| c))
