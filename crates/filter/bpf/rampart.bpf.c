@@ -56,12 +56,24 @@ struct {
 	__type(value, __u32);
 } v6_prefixes SEC(".maps");
 
+/* Index 0: IPv6 source lengths below /32 (always searched); 1: /32 and longer, searched only
+ * when v6_filter has the bit of the source's /32. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct lengths);
 } v6_lengths SEC(".maps");
+
+/* A one-hash Bloom filter over the /32s of IPv6 source prefixes of /32 and longer: most
+ * sources match nothing, and this turns their per-length search into one array read. Not
+ * keyed: a source crafted to hit a set bit only takes the full search, still exact. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, V6_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} v6_filter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -274,6 +286,11 @@ static __always_inline void *lookup_by_length(void *map, const struct lengths *l
 	return 0;
 }
 
+static __always_inline __u32 v6_filter_bit(__u32 top32)
+{
+	return (top32 * V6_FILTER_MULTIPLIER) >> (32 - V6_FILTER_BITS_LOG2);
+}
+
 static __always_inline __u32 source_rule(const struct pkt *p)
 {
 	if (p->family == 4) {
@@ -296,9 +313,21 @@ static __always_inline __u32 source_rule(const struct pkt *p)
 		}
 		return v;
 	}
-	__u32 zero = 0;
-	struct lengths *lens = bpf_map_lookup_elem(&v6_lengths, &zero);
-	if (!lens)
+	__u32 index = 1;
+	struct lengths *lens = bpf_map_lookup_elem(&v6_lengths, &index);
+	if (lens && lens->count) {
+		__u32 bit = v6_filter_bit(bpf_ntohl(p->src[0]));
+		__u32 word = bit / 64;
+		__u64 *w = bpf_map_lookup_elem(&v6_filter, &word);
+		if (w && (*w >> (bit % 64)) & 1) {
+			__u32 *rule = lookup_by_length(&v6_prefixes, lens, 6, p->src);
+			if (rule)
+				return *rule;
+		}
+	}
+	index = 0;
+	lens = bpf_map_lookup_elem(&v6_lengths, &index);
+	if (!lens || !lens->count)
 		return 0;
 	__u32 *rule = lookup_by_length(&v6_prefixes, lens, 6, p->src);
 	return rule ? *rule : 0;

@@ -12,6 +12,11 @@
 #define TBL24_BLOCKS (1 << 20)
 #define TBL8_FLAG 0x80000000u
 
+/* IPv6 /32 Bloom filter: 2^24 bits, bit = (top 32 bits * multiplier) >> 8. */
+#define V6_FILTER_BITS_LOG2 24
+#define V6_FILTER_WORDS (1 << (V6_FILTER_BITS_LOG2 - 6))
+#define V6_FILTER_MULTIPLIER 0x9E3779B1u
+
 #define ACTION_NONE 0
 #define ACTION_DROP 1
 #define ACTION_RATE_PACKETS 2

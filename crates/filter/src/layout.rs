@@ -29,6 +29,17 @@ pub const GROUP_SIZE: usize = 1024;
 pub const LPM_V4_KEY_SIZE: usize = 8;
 pub const LPM_V6_KEY_SIZE: usize = 20;
 
+/// Words of the IPv6 /32 Bloom filter (`V6_FILTER_WORDS`).
+pub const V6_FILTER_WORDS: usize = 1 << (24 - 6);
+
+/// The filter bit of an IPv6 /32 (its top 32 bits), as the program computes it.
+pub fn v6_filter_bit(top32: u32) -> u32 {
+    top32.wrapping_mul(0x9E37_79B1) >> 8
+}
+
+/// The IPv6 source lengths searched always (below /32) and behind the Bloom filter.
+pub const V6_LONG_FROM: u8 = 32;
+
 /// `ACTION_*` in the header.
 pub const ACTION_NONE: u32 = 0;
 const ACTION_DROP: u32 = 1;

@@ -81,6 +81,7 @@ fn source_prefixes_at_every_length_drop_and_count() {
         decision(7, prefix("2001:db8:1::/48"), Action::Discard, now, 60_000),
         decision(8, prefix("2001:db9:0:1::/64"), Action::Discard, now, 60_000),
         decision(9, Scope::Address("2001:dba::9".parse().unwrap()), Action::Discard, now, 60_000),
+        decision(10, prefix("2001:de0::/28"), Action::Discard, now, 60_000),
     ];
     apply(&mut f, &ds, &[]);
     let dst4 = "192.0.2.1";
@@ -100,6 +101,8 @@ fn source_prefixes_at_every_length_drop_and_count() {
         ("2001:db9:0:2::1", dst6, PASS, None),
         ("2001:dba::9", dst6, DROP, Some(9)),
         ("2001:dba::a", dst6, PASS, None),
+        ("2001:de5::1", dst6, DROP, Some(10)),
+        ("2001:df0::1", dst6, PASS, None),
     ];
     let mut expected = std::collections::HashMap::<u64, (u64, u64)>::new();
     for (src, dst, want, rule) in cases {

@@ -38,8 +38,11 @@ struct Written {
     v4_hosts: HashMap<[u8; 4], u32>,
     /// Pinned maps were reused: the first reconcile rewrites the whole IPv4 table.
     tbl24_unknown: bool,
-    v6: HashMap<[u8; PREFIX_KEY_SIZE], u32>,
-    v6_lengths: BTreeSet<u8>,
+    /// IPv6 entries below /32 and from /32 on, each set with its lengths entry.
+    v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2],
+    v6_lengths: [BTreeSet<u8>; 2],
+    /// The Bloom filter words as written (`None`: unknown, rewritten whole).
+    v6_filter: Option<Vec<u64>>,
     dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
     dst_lengths: [BTreeSet<u8>; 2],
     sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
@@ -172,8 +175,9 @@ impl XdpFilter {
         }
         for key in find_map(&self.object, "v6_prefixes")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
-            self.written.v6.insert(k, u32::MAX); // value unknown: rewritten
-            self.written.v6_lengths.insert(k[1]);
+            let set = usize::from(k[1] >= layout::V6_LONG_FROM);
+            self.written.v6[set].insert(k, u32::MAX); // value unknown: rewritten
+            self.written.v6_lengths[set].insert(k[1]);
         }
         for key in find_map(&self.object, "dsts")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
@@ -300,16 +304,34 @@ impl XdpFilter {
         }
 
 
-        // 4. IPv6 sources: lengths widened to old and new while entries change.
-        let v6: HashMap<[u8; PREFIX_KEY_SIZE], u32> = plan
-            .v6
-            .iter()
-            .map(|p| (layout::prefix_key(p.source), slot(&self.rule_ids, RuleKey::Decision(p.rule.decision))))
-            .collect();
-        let new_lengths: BTreeSet<u8> = plan.v6.iter().map(|p| p.source.prefix_len()).collect();
-        report.elements_written += self.sync_hash("v6_prefixes", "v6_lengths", 0, &v6, new_lengths, |w| {
-            (&mut w.v6, &mut w.v6_lengths)
-        })?;
+        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
+        // filter gains bits before entries are added and loses them after they are deleted.
+        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
+        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
+        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
+        for p in &plan.v6 {
+            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
+            v6[set].insert(layout::prefix_key(p.source), slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)));
+            v6_lengths[set].insert(p.source.prefix_len());
+            if let (1, IpNet::V6(n)) = (set, p.source) {
+                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
+                filter[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        let held_filter = self.written.v6_filter.take();
+        let union: Vec<u64> = match &held_filter {
+            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
+            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
+        };
+        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
+        for set in 0..2 {
+            let wanted = std::mem::take(&mut v6_lengths[set]);
+            report.elements_written += self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
+                (&mut w.v6[set], &mut w.v6_lengths[set])
+            })?;
+        }
+        report.elements_written += self.write_filter(Some(&union), &filter)?;
+        self.written.v6_filter = Some(filter);
 
         // 5. Signatures and SYN guards per destination.
         let mut sig_writes = Vec::new();
@@ -358,6 +380,17 @@ impl XdpFilter {
         }
         report.released = assignment.released.len();
         Ok(report)
+    }
+
+    /// Writes the Bloom filter words that differ from `held` (all when unknown).
+    fn write_filter(&self, held: Option<&[u64]>, words: &[u64]) -> Result<usize, XdpError> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = words
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| held.is_none_or(|h| h.get(*i) != Some(w)))
+            .map(|(i, w)| ((i as u32).to_ne_bytes().to_vec(), w.to_ne_bytes().to_vec()))
+            .collect();
+        update_all(&find_map(&self.object, "v6_filter")?, &entries)
     }
 
     /// Brings the IPv4 host hash to `wanted`.
