@@ -38,7 +38,8 @@ pub enum Dir248Error {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Dir248 {
     slots: Vec<u32>,
-    groups: Vec<Box<[u32; 256]>>,
+    /// By group index; only groups in use are allocated.
+    groups: Vec<Option<Box<[u32; 256]>>>,
     /// The /24 (address >> 8) each group serves, by group index.
     group_owner: Vec<Option<u32>>,
     group_of: HashMap<u32, u32>,
@@ -108,18 +109,19 @@ impl Dir248 {
             group_owner[g as usize] = Some(slot);
         }
 
-        let mut groups: Vec<Box<[u32; 256]>> = Vec::new();
-        groups.resize_with(max_groups, || Box::new([0u32; 256]));
+        let mut groups: Vec<Option<Box<[u32; 256]>>> = vec![None; max_groups];
         for &slot in &needed {
             let g = group_of[&slot] as usize;
-            groups[g].fill(slots[slot as usize]);
+            groups[g] = Some(Box::new([slots[slot as usize]; 256]));
         }
         for &(net, rule) in &sorted[split..] {
             let addr = u32::from(net.network());
             let g = group_of[&(addr >> 8)] as usize;
             let first = (addr & 0xff) as usize;
             let count = 1usize << (32 - net.prefix_len());
-            groups[g][first..first + count].fill(rule);
+            if let Some(group) = groups[g].as_mut() {
+                group[first..first + count].fill(rule);
+            }
         }
         for (&slot, &g) in &group_of {
             slots[slot as usize] = GROUP_FLAG | g;
@@ -132,7 +134,7 @@ impl Dir248 {
         let a = u32::from(addr);
         let v = self.slots[(a >> 8) as usize];
         if v & GROUP_FLAG != 0 {
-            self.groups[(v & !GROUP_FLAG) as usize][(a & 0xff) as usize]
+            self.groups[(v & !GROUP_FLAG) as usize].as_ref().map_or(0, |g| g[(a & 0xff) as usize])
         } else {
             v
         }
@@ -143,9 +145,10 @@ impl Dir248 {
         &self.slots[block * SLOTS_PER_BLOCK..(block + 1) * SLOTS_PER_BLOCK]
     }
 
-    /// Group `g`'s 256 slots.
+    /// Group `g`'s 256 slots (all 0 for a group not in use).
     pub fn group(&self, g: usize) -> &[u32; 256] {
-        &self.groups[g]
+        const EMPTY: [u32; 256] = [0; 256];
+        self.groups.get(g).and_then(Option::as_deref).unwrap_or(&EMPTY)
     }
 
     /// Groups in use.
@@ -155,11 +158,10 @@ impl Dir248 {
 
     /// Group indexes whose content differs from `previous` (all in use when there is none).
     pub fn changed_groups(&self, previous: Option<&Dir248>) -> Vec<usize> {
+        // Only groups in use now matter: one no longer in use has no slot pointing at it.
         (0..self.groups.len())
-            .filter(|&g| match previous {
-                Some(p) if g < p.groups.len() => p.groups[g] != self.groups[g],
-                _ => self.group_owner[g].is_some(),
-            })
+            .filter(|&g| self.groups[g].is_some())
+            .filter(|&g| previous.is_none_or(|p| p.group(g) != self.group(g)))
             .collect()
     }
 
@@ -212,7 +214,7 @@ mod tests {
         let old = first.group_of[&(u32::from(Ipv4Addr::new(192, 0, 2, 0)) >> 8)];
         assert_ne!(second.group_of[&(u32::from(Ipv4Addr::new(203, 0, 113, 0)) >> 8)], old);
         assert_eq!(second.changed_blocks(Some(&first)).len(), 2);
-        assert_eq!(second.changed_groups(Some(&first)).len(), 2);
+        assert_eq!(second.changed_groups(Some(&first)).len(), 1, "only the new group; the freed one has no slot pointing at it");
         assert!(second.changed_blocks(Some(&second)).is_empty());
     }
 

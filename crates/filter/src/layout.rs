@@ -226,6 +226,23 @@ mod tests {
     use super::*;
     use rampart_contract::{LengthRange, PortRange, TcpFlags};
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_and_encoding_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                                             ports in proptest::collection::vec((0u16.., 0u16..), 0..12),
+                                             len in 0u8..=255) {
+            if let Some(r) = RuleValue::decode(&bytes) {
+                proptest::prop_assert_eq!(RuleValue::decode(&r.encode()), Some(r));
+            }
+            let ranges: Vec<PortRange> = ports.iter().map(|&(a, b)| PortRange { first: a.min(b), last: a.max(b) }).collect();
+            let m = Match { src_ports: ranges.clone(), dst_ports: ranges, ..Match::default() };
+            let _ = sig_match(1, &m);
+            let _ = lengths(bytes.iter().copied().chain([len]));
+            let _ = Counters::sum(&[bytes.clone()]);
+            let _ = dst_entry(&ports.iter().map(|p| u32::from(p.0)).collect::<Vec<_>>(), 1);
+        }
+    }
+
     /// The sizes `bpf/rampart.h` declares, read from the header so the two cannot drift
     /// silently: every struct's size is recomputed from its field list.
     #[test]
