@@ -70,7 +70,10 @@ mod bench {
             let Ok(net) = Ipv4Net::new(addr, len) else { continue };
             let net = net.trunc();
             let miss: Ipv4Net = "100.64.0.0/10".parse().unwrap_or_default();
-            if net.contains(&miss.network()) || miss.contains(&net.network()) || net.contains(&Ipv4Addr::new(192, 0, 2, 1)) {
+            if net.contains(&miss.network())
+                || miss.contains(&net.network())
+                || net.contains(&Ipv4Addr::new(192, 0, 2, 1))
+            {
                 continue;
             }
             if seen.insert(net) {
@@ -113,7 +116,9 @@ mod bench {
             IpAddr::V6(s) => {
                 f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 40, 17, 64]);
                 f.extend_from_slice(&s.octets());
-                f.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap_or(Ipv6Addr::LOCALHOST).octets());
+                f.extend_from_slice(
+                    &"2001:db8::1".parse::<Ipv6Addr>().unwrap_or(Ipv6Addr::LOCALHOST).octets(),
+                );
             }
         }
         f.extend_from_slice(&udp);
@@ -152,10 +157,22 @@ mod bench {
         let mut rng = Rng(0x5eed_1234_abcd_ef01);
         let v4 = v4_prefixes(&mut rng);
         let v6 = v6_prefixes(&mut rng);
-        let spec = |i: usize| RuleSpec { decision: DecisionId(i as u64 + 1), action: RuleAction::Drop, expires: None };
+        let spec = |i: usize| RuleSpec {
+            decision: DecisionId(i as u64 + 1),
+            action: RuleAction::Drop,
+            expires: None,
+        };
         let plan = FilterPlan {
-            v4: v4.iter().enumerate().map(|(i, n)| PrefixRule { source: IpNet::V4(*n), rule: spec(i) }).collect(),
-            v6: v6.iter().enumerate().map(|(i, n)| PrefixRule { source: IpNet::V6(*n), rule: spec(V4 + i) }).collect(),
+            v4: v4
+                .iter()
+                .enumerate()
+                .map(|(i, n)| PrefixRule { source: IpNet::V4(*n), rule: spec(i) })
+                .collect(),
+            v6: v6
+                .iter()
+                .enumerate()
+                .map(|(i, n)| PrefixRule { source: IpNet::V6(*n), rule: spec(V4 + i) })
+                .collect(),
             ..FilterPlan::default()
         };
         let capacity = Capacity {
@@ -202,7 +219,13 @@ mod bench {
         let extra = v4_prefixes(&mut Rng(0x0dd_ba11));
         let known: HashSet<IpNet> = plan.v4.iter().map(|p| p.source).collect();
         changed.v4.extend(
-            extra.iter().map(|n| IpNet::V4(*n)).filter(|n| !known.contains(n)).take(10_000).enumerate().map(|(i, n)| PrefixRule { source: n, rule: spec(V4 + V6 + i) }),
+            extra
+                .iter()
+                .map(|n| IpNet::V4(*n))
+                .filter(|n| !known.contains(n))
+                .take(10_000)
+                .enumerate()
+                .map(|(i, n)| PrefixRule { source: n, rule: spec(V4 + V6 + i) }),
         );
         changed.v4.sort_by_key(|p| p.source);
         let t = Instant::now();
@@ -249,8 +272,12 @@ mod bench {
         };
         let v4_nets: Vec<IpNet> = plan.v4.iter().map(|p| p.source).collect();
         let v6_nets: Vec<IpNet> = plan.v6.iter().map(|p| p.source).collect();
-        let miss4: Vec<IpAddr> = (0..SOURCES).map(|_| IpAddr::V4(Ipv4Addr::from(0x6440_0000 | (rng.next() as u32 & 0x003f_ffff)))).collect();
-        let miss6: Vec<IpAddr> = (0..SOURCES).map(|_| host_in("2001:db8::/32".parse().unwrap_or(IpNet::V6(Ipv6Net::default())), &mut rng)).collect();
+        let miss4: Vec<IpAddr> = (0..SOURCES)
+            .map(|_| IpAddr::V4(Ipv4Addr::from(0x6440_0000 | (rng.next() as u32 & 0x003f_ffff))))
+            .collect();
+        let miss6: Vec<IpAddr> = (0..SOURCES)
+            .map(|_| host_in("2001:db8::/32".parse().unwrap_or(IpNet::V6(Ipv6Net::default())), &mut rng))
+            .collect();
         let cases: Vec<(&str, Vec<IpAddr>, u32)> = vec![
             ("IPv4, no match (passes)", miss4, 2),
             ("IPv4 /32 host (drop)", pick(&mut rng, &v4_nets, Some(32)), 1),
@@ -261,7 +288,9 @@ mod bench {
             ("IPv6, any (drop)", pick(&mut rng, &v6_nets, None), 1),
         ];
         println!();
-        println!("ns per packet (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each), 1M IPv4 + 100k IPv6 prefixes loaded:");
+        println!(
+            "ns per packet (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each), 1M IPv4 + 100k IPv6 prefixes loaded:"
+        );
         println!("{:<26} {:>12} {:>14} {:>10}", "packet", "rampart ns", "LPM trie ns", "speedup");
         for (name, sources, want) in &cases {
             let ours = ns_per_packet(sources, |f| filter.test_run(f, REPEAT).unwrap_or_default(), *want);
@@ -291,7 +320,11 @@ mod bench {
         // 100,000 prefixes, /24 to /32, each inside its own /24 (an interval set holds no
         // overlaps).
         let nets: Vec<Ipv4Net> = (0..100_000u32)
-            .map(|i| Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8) + (i % 7) * 16), 24 + (i % 9) as u8).unwrap_or_default().trunc())
+            .map(|i| {
+                Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8) + (i % 7) * 16), 24 + (i % 9) as u8)
+                    .unwrap_or_default()
+                    .trunc()
+            })
             .collect();
         let plan = FilterPlan {
             v4: nets
@@ -299,12 +332,17 @@ mod bench {
                 .enumerate()
                 .map(|(i, n)| PrefixRule {
                     source: IpNet::V4(*n),
-                    rule: RuleSpec { decision: DecisionId(i as u64 + 1), action: RuleAction::Drop, expires: Some(EventTime::from_unix_secs(2_000_003_600)) },
+                    rule: RuleSpec {
+                        decision: DecisionId(i as u64 + 1),
+                        action: RuleAction::Drop,
+                        expires: Some(EventTime::from_unix_secs(2_000_003_600)),
+                    },
                 })
                 .collect(),
             ..FilterPlan::default()
         };
-        let mut f = NftFilter::new(["ip", "netns", "exec", &ns, "nft"].iter().map(|s| s.to_string()).collect());
+        let mut f =
+            NftFilter::new(["ip", "netns", "exec", &ns, "nft"].iter().map(|s| s.to_string()).collect());
         let t = Instant::now();
         match f.apply(&plan, now) {
             Ok(r) => {
@@ -337,7 +375,10 @@ mod bench {
         let t = Instant::now();
         let ok = {
             use std::io::Write;
-            let child = Command::new("ip").args(["netns", "exec", &ns, "nft", "-f", "-"]).stdin(std::process::Stdio::piped()).spawn();
+            let child = Command::new("ip")
+                .args(["netns", "exec", &ns, "nft", "-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn();
             child.is_ok_and(|mut c| {
                 let wrote = c.stdin.take().is_some_and(|mut i| i.write_all(script.as_bytes()).is_ok());
                 wrote && c.wait().is_ok_and(|s| s.success())

@@ -55,7 +55,11 @@ impl Dir248 {
     /// Builds the table for `prefixes` (each with its rule id; prefixes must be distinct,
     /// truncated or not), with room for `max_groups` groups, keeping `previous`'s group
     /// indexes.
-    pub fn build(prefixes: &[(Ipv4Net, u32)], max_groups: usize, previous: Option<&Dir248>) -> Result<Self, Dir248Error> {
+    pub fn build(
+        prefixes: &[(Ipv4Net, u32)],
+        max_groups: usize,
+        previous: Option<&Dir248>,
+    ) -> Result<Self, Dir248Error> {
         let mut sorted: Vec<(Ipv4Net, u32)> = Vec::with_capacity(prefixes.len());
         for &(net, rule) in prefixes {
             if rule == 0 || rule & GROUP_FLAG != 0 {
@@ -74,7 +78,8 @@ impl Dir248 {
             slots[first..first + count].fill(rule);
         }
 
-        let mut needed: Vec<u32> = sorted[split..].iter().map(|(net, _)| u32::from(net.network()) >> 8).collect();
+        let mut needed: Vec<u32> =
+            sorted[split..].iter().map(|(net, _)| u32::from(net.network()) >> 8).collect();
         // Sorted by length then address, equal /24s are not always adjacent.
         needed.sort_unstable();
         needed.dedup();
@@ -100,9 +105,8 @@ impl Dir248 {
             }
         }
         // New groups go to indexes unused before if possible, else to any free one.
-        let mut free: Vec<u32> = (0..max_groups as u32)
-            .filter(|&g| group_owner[g as usize].is_none())
-            .collect();
+        let mut free: Vec<u32> =
+            (0..max_groups as u32).filter(|&g| group_owner[g as usize].is_none()).collect();
         free.sort_by_key(|&g| (taken_before[g as usize], g));
         for (slot, g) in fresh.into_iter().zip(free) {
             group_of.insert(slot, g);
@@ -194,9 +198,23 @@ mod tests {
     #[test]
     fn longest_prefix_wins_at_every_length() {
         let p = |s: &str, r| (s.parse::<Ipv4Net>().unwrap(), r);
-        let prefixes = vec![p("10.0.0.0/8", 1), p("10.1.0.0/16", 2), p("10.1.2.0/24", 3), p("10.1.2.128/25", 4), p("10.1.2.200/32", 5), p("0.0.0.0/0", 6)];
+        let prefixes = vec![
+            p("10.0.0.0/8", 1),
+            p("10.1.0.0/16", 2),
+            p("10.1.2.0/24", 3),
+            p("10.1.2.128/25", 4),
+            p("10.1.2.200/32", 5),
+            p("0.0.0.0/0", 6),
+        ];
         let t = Dir248::build(&prefixes, 4, None).unwrap();
-        for (addr, want) in [("10.9.9.9", 1), ("10.1.9.9", 2), ("10.1.2.3", 3), ("10.1.2.129", 4), ("10.1.2.200", 5), ("192.0.2.1", 6)] {
+        for (addr, want) in [
+            ("10.9.9.9", 1),
+            ("10.1.9.9", 2),
+            ("10.1.2.3", 3),
+            ("10.1.2.129", 4),
+            ("10.1.2.200", 5),
+            ("192.0.2.1", 6),
+        ] {
             assert_eq!(t.lookup(addr.parse().unwrap()), want, "{addr}");
         }
         assert_eq!(t.groups_in_use(), 1);
@@ -208,13 +226,21 @@ mod tests {
     fn rebuilds_keep_group_indexes_and_diff_only_what_changed() {
         let p = |s: &str, r| (s.parse::<Ipv4Net>().unwrap(), r);
         let first = Dir248::build(&[p("192.0.2.1/32", 1), p("198.51.100.0/28", 2)], 8, None).unwrap();
-        let second = Dir248::build(&[p("198.51.100.0/28", 2), p("203.0.113.9/32", 3)], 8, Some(&first)).unwrap();
-        assert_eq!(second.group_of[&(u32::from(Ipv4Addr::new(198, 51, 100, 0)) >> 8)], first.group_of[&(u32::from(Ipv4Addr::new(198, 51, 100, 0)) >> 8)]);
+        let second =
+            Dir248::build(&[p("198.51.100.0/28", 2), p("203.0.113.9/32", 3)], 8, Some(&first)).unwrap();
+        assert_eq!(
+            second.group_of[&(u32::from(Ipv4Addr::new(198, 51, 100, 0)) >> 8)],
+            first.group_of[&(u32::from(Ipv4Addr::new(198, 51, 100, 0)) >> 8)]
+        );
         // The new /24 does not take the group 192.0.2.0/24 just gave up.
         let old = first.group_of[&(u32::from(Ipv4Addr::new(192, 0, 2, 0)) >> 8)];
         assert_ne!(second.group_of[&(u32::from(Ipv4Addr::new(203, 0, 113, 0)) >> 8)], old);
         assert_eq!(second.changed_blocks(Some(&first)).len(), 2);
-        assert_eq!(second.changed_groups(Some(&first)).len(), 1, "only the new group; the freed one has no slot pointing at it");
+        assert_eq!(
+            second.changed_groups(Some(&first)).len(),
+            1,
+            "only the new group; the freed one has no slot pointing at it"
+        );
         assert!(second.changed_blocks(Some(&second)).is_empty());
     }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::plan::{Match, RuleAction, MAX_PORT_RANGES, MAX_SIGNATURES_PER_DESTINATION};
+use crate::plan::{MAX_PORT_RANGES, MAX_SIGNATURES_PER_DESTINATION, Match, RuleAction};
 use rampart_contract::FragmentMatch;
 
 /// `struct rule`.
@@ -238,7 +238,7 @@ mod tests {
             let m = Match { src_ports: ranges.clone(), dst_ports: ranges, ..Match::default() };
             let _ = sig_match(1, &m);
             let _ = lengths(bytes.iter().copied().chain([len]));
-            let _ = Counters::sum(&[bytes.clone()]);
+            let _ = Counters::sum(std::slice::from_ref(&bytes));
             let _ = dst_entry(&ports.iter().map(|p| u32::from(p.0)).collect::<Vec<_>>(), 1);
         }
     }
@@ -248,7 +248,9 @@ mod tests {
     #[test]
     fn encodings_have_the_header_sizes() {
         let header = include_str!("../bpf/rampart.h");
-        for name in ["rule", "counters", "prefix_key", "lengths", "sig_match", "dst_entry", "bucket_key", "bucket"] {
+        for name in
+            ["rule", "counters", "prefix_key", "lengths", "sig_match", "dst_entry", "bucket_key", "bucket"]
+        {
             assert!(header.contains(&format!("struct {name} {{")), "{name} missing from rampart.h");
         }
         assert_eq!(RuleValue::default().encode().len(), RULE_SIZE);
@@ -273,7 +275,10 @@ mod tests {
         assert_eq!(&l[..7], &[3, 0, 0, 0, 128, 64, 48]);
         assert_eq!(dst_entry(&[1, 2], 9)[36], 9);
         assert_eq!(lpm_key("2001:db8::/32".parse().unwrap()).len(), LPM_V6_KEY_SIZE);
-        let two = [[1u8, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0]];
+        let two = [
+            [1u8, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0],
+            [2, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0],
+        ];
         assert_eq!(Counters::sum(&two), Counters { packets: 3, bytes: 30 });
     }
 }

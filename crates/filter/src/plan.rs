@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
+use rampart_contract::EventTime;
 use rampart_contract::{Action, Decision, DecisionId, Scope};
 use rampart_contract::{FragmentMatch, LengthRange, PortRange, TcpFlags};
-use rampart_contract::EventTime;
 
 /// Port ranges one signature field can hold in the XDP program.
 pub const MAX_PORT_RANGES: usize = 8;
@@ -32,7 +32,9 @@ impl RuleAction {
         let clamp = |rate: u64| u32::try_from(rate).unwrap_or(u32::MAX);
         match action {
             Action::Discard => Some(RuleAction::Drop),
-            Action::RateLimitPackets { packets_per_sec } => Some(RuleAction::RatePackets(clamp(*packets_per_sec))),
+            Action::RateLimitPackets { packets_per_sec } => {
+                Some(RuleAction::RatePackets(clamp(*packets_per_sec)))
+            }
             Action::RateLimitBytes { bytes_per_sec } => Some(RuleAction::RateBytes(clamp(*bytes_per_sec))),
             _ => None,
         }
@@ -174,9 +176,10 @@ pub fn plan(decisions: &[Decision], syn_guards: &[SynGuard], now: EventTime) -> 
                 }
                 destinations.sort();
                 destinations.dedup();
-                if destinations.iter().any(|n| {
-                    per_destination.get(n).copied().unwrap_or(0) >= MAX_SIGNATURES_PER_DESTINATION
-                }) {
+                if destinations
+                    .iter()
+                    .any(|n| per_destination.get(n).copied().unwrap_or(0) >= MAX_SIGNATURES_PER_DESTINATION)
+                {
                     out.skipped.push(skip(SkipReason::TooManySignatures));
                     continue;
                 }
@@ -211,7 +214,12 @@ pub fn plan(decisions: &[Decision], syn_guards: &[SynGuard], now: EventTime) -> 
     out
 }
 
-fn add_source(sources: &mut BTreeMap<IpNet, RuleSpec>, skipped: &mut Vec<Skipped>, net: IpNet, rule: RuleSpec) {
+fn add_source(
+    sources: &mut BTreeMap<IpNet, RuleSpec>,
+    skipped: &mut Vec<Skipped>,
+    net: IpNet,
+    rule: RuleSpec,
+) {
     match sources.get(&net) {
         // Decisions arrive in id order, so on equal strictness the older one stays.
         Some(held) if held.action.strictness() <= rule.action.strictness() => {
@@ -254,11 +262,16 @@ mod tests {
             src_ports: vec![PortRange::single(53)],
             ..Signature::default()
         };
-        let outbound = Signature { src_prefixes: vec!["198.51.100.1/32".parse().unwrap()], ..Signature::default() };
+        let outbound =
+            Signature { src_prefixes: vec!["198.51.100.1/32".parse().unwrap()], ..Signature::default() };
         let decisions = vec![
             decision(1, prefix("203.0.113.7/24"), Action::Discard),
             decision(2, prefix("203.0.113.0/24"), Action::RateLimitPackets { packets_per_sec: 10 }),
-            decision(3, Scope::Address("2001:db8::1".parse().unwrap()), Action::RateLimitBytes { bytes_per_sec: 1 << 40 }),
+            decision(
+                3,
+                Scope::Address("2001:db8::1".parse().unwrap()),
+                Action::RateLimitBytes { bytes_per_sec: 1 << 40 },
+            ),
             decision(4, Scope::Signature(Box::new(sig)), Action::Discard),
             decision(5, Scope::Signature(Box::new(outbound)), Action::Discard),
             decision(6, prefix("192.0.2.0/24"), Action::Blackhole),
@@ -302,9 +315,8 @@ mod tests {
     #[test]
     fn signatures_without_destination_cover_both_families_and_are_bounded_per_destination() {
         let any = Signature { protocol: Some(6), ..Signature::default() };
-        let decisions: Vec<Decision> = (1..=10)
-            .map(|i| decision(i, Scope::Signature(Box::new(any.clone())), Action::Discard))
-            .collect();
+        let decisions: Vec<Decision> =
+            (1..=10).map(|i| decision(i, Scope::Signature(Box::new(any.clone())), Action::Discard)).collect();
         let p = plan(&decisions, &[], EventTime::from_unix_secs(150));
         assert_eq!(p.signatures.len(), MAX_SIGNATURES_PER_DESTINATION);
         assert_eq!(p.signatures[0].destinations, vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]);

@@ -43,7 +43,11 @@ impl Drop for Netns {
 fn rule(net: &str, id: u64, expires: Option<u64>) -> PrefixRule {
     PrefixRule {
         source: net.parse().unwrap(),
-        rule: RuleSpec { decision: DecisionId(id), action: RuleAction::Drop, expires: expires.map(EventTime::from_unix_secs) },
+        rule: RuleSpec {
+            decision: DecisionId(id),
+            action: RuleAction::Drop,
+            expires: expires.map(EventTime::from_unix_secs),
+        },
     }
 }
 
@@ -56,7 +60,14 @@ fn plan_of(rules: Vec<PrefixRule>) -> FilterPlan {
 fn batches_keep_ranges_and_read_back_equal() {
     let Some(ns) = Netns::new("batch") else { return };
     ns.run(&["add", "table", "ip", "theirs"]);
-    ns.run(&["add", "set", "ip", "theirs", "keep", "{ type ipv4_addr; flags interval; elements = { 10.0.0.0/8 } }"]);
+    ns.run(&[
+        "add",
+        "set",
+        "ip",
+        "theirs",
+        "keep",
+        "{ type ipv4_addr; flags interval; elements = { 10.0.0.0/8 } }",
+    ]);
     let theirs = ns.run(&["list", "table", "ip", "theirs"]);
     let now = EventTime::from_unix_secs(1_000);
     let mut f = NftFilter::new(ns.nft());
@@ -65,7 +76,10 @@ fn batches_keep_ranges_and_read_back_equal() {
         .map(|i| {
             let len = 16 + (i % 17) as u8;
             let addr = std::net::Ipv4Addr::from(0xc000_0000u32 + ((i as u32) << 16));
-            PrefixRule { source: IpNet::V4(ipnet::Ipv4Net::new(addr, len).unwrap().trunc()), ..rule("0.0.0.0/32", i + 1, (i % 2 == 0).then_some(4_600)) }
+            PrefixRule {
+                source: IpNet::V4(ipnet::Ipv4Net::new(addr, len).unwrap().trunc()),
+                ..rule("0.0.0.0/32", i + 1, (i % 2 == 0).then_some(4_600))
+            }
         })
         .collect();
     rules.push(rule("2001:db8::/32", 9_001, None));
@@ -91,5 +105,13 @@ fn batches_keep_ranges_and_read_back_equal() {
     assert!(matches!(bad.apply(&plan_of(rules), now), Err(NftError::Rejected { .. })));
     f.remove().unwrap();
     assert_eq!(ns.run(&["list", "table", "ip", "theirs"]), theirs);
-    assert!(Command::new("ip").args(["netns", "exec", &ns.0, "nft", "list", "table", "inet", "rampart"]).output().unwrap().status.code() != Some(0));
+    assert!(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, "nft", "list", "table", "inet", "rampart"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
 }

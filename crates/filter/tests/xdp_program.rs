@@ -7,18 +7,31 @@ mod support;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use rampart_contract::{Action, Decision, DecisionId, EventTime, FragmentMatch, LengthRange, Origin, PortRange, Scope, Signature, TcpFlags};
-use rampart_filter::plan::{plan, SynGuard};
+use rampart_contract::{
+    Action, Decision, DecisionId, EventTime, FragmentMatch, LengthRange, Origin, PortRange, Scope, Signature,
+    TcpFlags,
+};
+use rampart_filter::plan::{SynGuard, plan};
 use rampart_filter::xdp::ids::RuleKey;
 use rampart_filter::xdp::time::boot_now_ns;
 use rampart_filter::xdp::{Capacity, Options, XdpError, XdpFilter};
-use support::{Pkt, ACK, SYN, TCP, UDP};
+use support::{ACK, Pkt, SYN, TCP, UDP};
 
 const DROP: u32 = 1;
 const PASS: u32 = 2;
 
 fn small() -> Capacity {
-    Capacity { rules: 1024, v4_groups: 64, v4_hosts: 1024, v6_prefixes: 1024, destinations: 64, signatures: 64, buckets: 1024, lpm_v4: 1, lpm_v6: 1 }
+    Capacity {
+        rules: 1024,
+        v4_groups: 64,
+        v4_hosts: 1024,
+        v6_prefixes: 1024,
+        destinations: 64,
+        signatures: 64,
+        buckets: 1024,
+        lpm_v4: 1,
+        lpm_v6: 1,
+    }
 }
 
 fn open(pin_dir: Option<PathBuf>) -> Option<XdpFilter> {
@@ -38,7 +51,9 @@ fn open(pin_dir: Option<PathBuf>) -> Option<XdpFilter> {
 }
 
 fn wall_now() -> EventTime {
-    EventTime::from_unix_micros(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64)
+    EventTime::from_unix_micros(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64,
+    )
 }
 
 fn decision(id: u64, scope: Scope, action: Action, now: EventTime, ttl_ms: u64) -> Decision {
@@ -155,7 +170,13 @@ fn signatures_drop_and_rate_limit_per_destination() {
     };
     let ds = vec![
         decision(1, Scope::Signature(Box::new(dns)), Action::Discard, now, 60_000),
-        decision(2, Scope::Signature(Box::new(syn)), Action::RateLimitPackets { packets_per_sec: 3 }, now, 60_000),
+        decision(
+            2,
+            Scope::Signature(Box::new(syn)),
+            Action::RateLimitPackets { packets_per_sec: 3 },
+            now,
+            60_000,
+        ),
         decision(3, Scope::Signature(Box::new(frags)), Action::Discard, now, 60_000),
     ];
     apply(&mut f, &ds, &[]);
@@ -164,12 +185,18 @@ fn signatures_drop_and_rate_limit_per_destination() {
     assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.10", 123, 4000)), DROP);
     assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.10", 54, 4000)), PASS, "other source port");
     assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.11", 53, 4000)), PASS, "other destination");
-    assert_eq!(verdict(&f, &Pkt { payload: 1, ..Pkt::udp(src, "192.0.2.10", 53, 4000) }), PASS, "shorter than the range");
+    assert_eq!(
+        verdict(&f, &Pkt { payload: 1, ..Pkt::udp(src, "192.0.2.10", 53, 4000) }),
+        PASS,
+        "shorter than the range"
+    );
     assert_eq!(verdict(&f, &Pkt::tcp(src, "192.0.2.10", 53, 4000, SYN)), PASS, "other protocol");
     // Rate limit: three SYNs a second to the /24 (all sources together), then drops; SYN-ACKs and
     // other ports are not in the signature.
     let syn_to = |dst: &str, port| Pkt::tcp(src, dst, 40_000, port, SYN);
-    let verdicts: Vec<u32> = (0..5).map(|i| verdict(&f, &syn_to(if i % 2 == 0 { "192.0.2.77" } else { "192.0.2.78" }, 80 + i))).collect();
+    let verdicts: Vec<u32> = (0..5)
+        .map(|i| verdict(&f, &syn_to(if i % 2 == 0 { "192.0.2.77" } else { "192.0.2.78" }, 80 + i)))
+        .collect();
     assert_eq!(verdicts, vec![PASS, PASS, PASS, DROP, DROP]);
     assert_eq!(verdict(&f, &Pkt::tcp(src, "192.0.2.77", 40_000, 80, SYN | ACK)), PASS);
     assert_eq!(verdict(&f, &syn_to("192.0.2.77", 91)), PASS);
@@ -194,7 +221,8 @@ fn per_source_token_buckets_and_the_syn_guard() {
         decision(1, prefix("198.51.100.0/24"), Action::RateLimitPackets { packets_per_sec: 2 }, now, 60_000),
         decision(2, prefix("2001:db8:7::/48"), Action::RateLimitBytes { bytes_per_sec: 200 }, now, 60_000),
     ];
-    let guards = [SynGuard { destination: "192.0.2.0/24".parse().unwrap(), per_source_pps: 2, expires: None }];
+    let guards =
+        [SynGuard { destination: "192.0.2.0/24".parse().unwrap(), per_source_pps: 2, expires: None }];
     apply(&mut f, &ds, &guards);
     let dst = "192.0.2.1";
     // Each source of the prefix has its own bucket.
@@ -207,14 +235,21 @@ fn per_source_token_buckets_and_the_syn_guard() {
     assert_eq!(big.ip_len(), 108);
     let v: Vec<u32> = (0..2).map(|_| verdict(&f, &big)).collect();
     assert_eq!(v, vec![PASS, DROP]);
-    assert_eq!(f.decision_counters(DecisionId(2)).unwrap(), rampart_filter::layout::Counters { packets: 1, bytes: 108 });
+    assert_eq!(
+        f.decision_counters(DecisionId(2)).unwrap(),
+        rampart_filter::layout::Counters { packets: 1, bytes: 108 }
+    );
     // SYN guard: two SYNs per second per source to the guarded /24; ACKs and other sources pass.
     let syn = |src: &str| Pkt::tcp(src, "192.0.2.9", 40_000, 443, SYN);
     let v: Vec<u32> = (0..3).map(|_| verdict(&f, &syn("203.0.113.1"))).collect();
     assert_eq!(v, vec![PASS, PASS, DROP]);
     assert_eq!(verdict(&f, &Pkt::tcp("203.0.113.1", "192.0.2.9", 40_000, 443, ACK)), PASS);
     assert_eq!(verdict(&f, &syn("203.0.113.2")), PASS);
-    assert_eq!(verdict(&f, &Pkt::tcp("203.0.113.1", "192.0.3.9", 40_000, 443, SYN)), PASS, "unguarded destination");
+    assert_eq!(
+        verdict(&f, &Pkt::tcp("203.0.113.1", "192.0.3.9", 40_000, 443, SYN)),
+        PASS,
+        "unguarded destination"
+    );
     let counters = f.counters().unwrap();
     let guard = counters.iter().find(|(k, _)| matches!(k, RuleKey::SynGuard(_))).unwrap();
     assert_eq!(guard.1.packets, 1);

@@ -80,7 +80,15 @@ pub fn run(args: FilterArgs) -> Result<()> {
         FilterCommand::Apply { decisions, interfaces, pin_dir, syn_guards, backend, hold, interval } => {
             let guards = syn_guards.iter().map(|s| parse_guard(s)).collect::<Result<Vec<_>>>()?;
             let interfaces = interfaces.iter().map(|s| parse_interface(s)).collect::<Result<Vec<_>>>()?;
-            apply(&decisions, &interfaces, &pin_dir, &guards, backend, hold, Duration::from_secs(interval.max(1)))
+            apply(
+                &decisions,
+                &interfaces,
+                &pin_dir,
+                &guards,
+                backend,
+                hold,
+                Duration::from_secs(interval.max(1)),
+            )
         }
         FilterCommand::Status { pin_dir, json } => status(&pin_dir, json),
         FilterCommand::Detach { pin_dir, purge, nftables } => {
@@ -92,7 +100,9 @@ pub fn run(args: FilterArgs) -> Result<()> {
                     }
                     done = true;
                 }
-                Err(e @ (XdpError::NotPinned(_) | XdpError::Unavailable(_))) if nftables => eprintln!("xdp: {e}"),
+                Err(e @ (XdpError::NotPinned(_) | XdpError::Unavailable(_))) if nftables => {
+                    eprintln!("xdp: {e}")
+                }
                 Err(e) => return Err(e).context("detaching the XDP filter"),
             }
             if nftables {
@@ -121,7 +131,10 @@ fn parse_guard(s: &str) -> Result<SynGuard> {
 fn parse_interface(s: &str) -> Result<(String, AttachMode)> {
     match s.split_once('=') {
         None => Ok((s.to_owned(), AttachMode::Auto)),
-        Some((name, mode)) => Ok((name.to_owned(), mode.parse().map_err(anyhow::Error::msg).with_context(|| format!("--interface {s:?}"))?)),
+        Some((name, mode)) => Ok((
+            name.to_owned(),
+            mode.parse().map_err(anyhow::Error::msg).with_context(|| format!("--interface {s:?}"))?,
+        )),
     }
 }
 
@@ -131,8 +144,10 @@ fn wall_now() -> EventTime {
 }
 
 fn read_decisions(path: &Path) -> Result<Vec<Decision>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading decisions {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("decisions {}: expected a JSON array of decisions", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading decisions {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("decisions {}: expected a JSON array of decisions", path.display()))
 }
 
 enum Enforcer {
@@ -175,8 +190,9 @@ fn load_xdp(interfaces: &[(String, AttachMode)], pin_dir: &Path) -> Result<XdpFi
     if interfaces.is_empty() {
         bail!("XDP needs at least one --interface");
     }
-    let filter = XdpFilter::open(Options { pin_dir: Some(pin_dir.to_owned()), capacity: Capacity::default() })
-        .with_context(|| format!("loading the XDP filter (pinned at {})", pin_dir.display()))?;
+    let filter =
+        XdpFilter::open(Options { pin_dir: Some(pin_dir.to_owned()), capacity: Capacity::default() })
+            .with_context(|| format!("loading the XDP filter (pinned at {})", pin_dir.display()))?;
     for (name, mode) in interfaces {
         let used = filter.attach(name, *mode).with_context(|| format!("attaching XDP to {name}"))?;
         println!("xdp: attached to {name} ({used})");
@@ -192,7 +208,14 @@ fn enforce(enforcer: &mut Enforcer, p: &FilterPlan, now: EventTime) -> Result<()
             let r = f.reconcile(p, now, boot).context("updating the XDP maps")?;
             println!(
                 "xdp: {} rules ({} IPv4 and {} IPv6 prefixes, {} signatures, {} SYN guards), {} map elements written, {} released, {} decisions skipped",
-                r.rules, r.v4_prefixes, r.v6_prefixes, r.signatures, r.syn_guards, r.elements_written, r.released, skipped
+                r.rules,
+                r.v4_prefixes,
+                r.v6_prefixes,
+                r.signatures,
+                r.syn_guards,
+                r.elements_written,
+                r.released,
+                skipped
             );
         }
         Enforcer::Nft(n) => {
@@ -208,7 +231,8 @@ fn enforce(enforcer: &mut Enforcer, p: &FilterPlan, now: EventTime) -> Result<()
 
 fn status(pin_dir: &Path, json: bool) -> Result<()> {
     let boot = boot_now_ns().context("reading /proc/uptime")?;
-    let s = xdp::status(pin_dir, boot).with_context(|| format!("reading the XDP filter at {}", pin_dir.display()))?;
+    let s = xdp::status(pin_dir, boot)
+        .with_context(|| format!("reading the XDP filter at {}", pin_dir.display()))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
@@ -221,7 +245,10 @@ fn status(pin_dir: &Path, json: bool) -> Result<()> {
         println!("attached: {} (ifindex {}, {}, program {})", a.interface, a.ifindex, a.mode, a.program_id);
     }
     println!("packets: {} seen, {} passed, {} dropped", s.packets_seen, s.packets_passed, s.packets_dropped);
-    println!("{:>8} {:>10} {:>13} {:>12} {:>12} {:>14}", "rule", "decision", "action", "expires in", "dropped", "dropped bytes");
+    println!(
+        "{:>8} {:>10} {:>13} {:>12} {:>12} {:>14}",
+        "rule", "decision", "action", "expires in", "dropped", "dropped bytes"
+    );
     for r in &s.rules {
         let action = match r.action {
             "drop" => "drop".to_owned(),
@@ -229,7 +256,10 @@ fn status(pin_dir: &Path, json: bool) -> Result<()> {
             _ => format!("{} B/s", r.rate),
         };
         let expires = r.expires_in_secs.map_or_else(|| "never".to_owned(), |s| format!("{s}s"));
-        println!("{:>8} {:>10} {:>13} {:>12} {:>12} {:>14}", r.rule, r.decision, action, expires, r.dropped_packets, r.dropped_bytes);
+        println!(
+            "{:>8} {:>10} {:>13} {:>12} {:>12} {:>14}",
+            r.rule, r.decision, action, expires, r.dropped_packets, r.dropped_bytes
+        );
     }
     Ok(())
 }

@@ -26,9 +26,13 @@ fn required() -> bool {
 fn usable() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false);
-    let tools = ["ip", "nft", "bash"].iter().all(|t| Command::new(t).arg("-V").output().is_ok() || Command::new(t).arg("--version").output().is_ok());
+    let tools = ["ip", "nft", "bash"].iter().all(|t| {
+        Command::new(t).arg("-V").output().is_ok() || Command::new(t).arg("--version").output().is_ok()
+    });
     if root && tools {
         return true;
     }
@@ -67,7 +71,10 @@ impl Pair {
         sh(&["mount", "-t", "bpf", "bpf", pair.bpf_mount.to_str().unwrap()]);
         sh(&["ip", "netns", "add", &pair.src]);
         sh(&["ip", "netns", "add", &pair.dst]);
-        sh(&["ip", "-n", &pair.src, "link", "add", "veth-s", "type", "veth", "peer", "name", "veth-d", "netns", &pair.dst]);
+        sh(&[
+            "ip", "-n", &pair.src, "link", "add", "veth-s", "type", "veth", "peer", "name", "veth-d",
+            "netns", &pair.dst,
+        ]);
         for (ns, dev) in [(&pair.src, "veth-s"), (&pair.dst, "veth-d")] {
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
             sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
@@ -119,7 +126,18 @@ impl Pair {
 
     /// Sends `count` UDP datagrams from `source` to DST:`port` (bash's /dev/udp; bounded).
     fn send(&self, source: &str, port: u16, count: u32) {
-        sh(&["ip", "-n", &self.src, "route", "replace", &format!("{DST}/32"), "dev", "veth-s", "src", source]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.src,
+            "route",
+            "replace",
+            &format!("{DST}/32"),
+            "dev",
+            "veth-s",
+            "src",
+            source,
+        ]);
         let script = format!("for i in $(seq {count}); do echo rampart > /dev/udp/{DST}/{port}; done");
         sh(&["ip", "netns", "exec", &self.src, "timeout", "10", "bash", "-c", &script]);
         // Generic XDP and nftables count synchronously, but let the veth queue drain.
@@ -175,13 +193,20 @@ fn decisions_file(dir: &Path, expires: f64) -> PathBuf {
 }
 
 fn status(pair: &Pair) -> Value {
-    let out = pair.rampart_in_dst(&["filter", "status", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--json"]);
+    let out =
+        pair.rampart_in_dst(&["filter", "status", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn dropped_by(status: &Value, decision: u64) -> u64 {
-    status["rules"].as_array().unwrap().iter().filter(|r| r["decision"] == decision).map(|r| r["dropped_packets"].as_u64().unwrap()).sum()
+    status["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["decision"] == decision)
+        .map(|r| r["dropped_packets"].as_u64().unwrap())
+        .sum()
 }
 
 #[test]
@@ -193,7 +218,18 @@ fn xdp_drops_in_a_namespace_and_keeps_dropping_after_kill_9() {
     let pair = Pair::new("xdp");
     let file = decisions_file(tmp.path(), now_secs() + 600.0);
     let holder = Command::new("ip")
-        .args(["netns", "exec", &pair.dst, RAMPART, "filter", "apply", "--backend", "xdp", "--interface", "veth-d=generic"])
+        .args([
+            "netns",
+            "exec",
+            &pair.dst,
+            RAMPART,
+            "filter",
+            "apply",
+            "--backend",
+            "xdp",
+            "--interface",
+            "veth-d=generic",
+        ])
         .args(["--pin-dir", pair.pin_dir.to_str().unwrap(), "--decisions", file.to_str().unwrap(), "--hold"])
         .stdout(Stdio::null())
         .spawn()
@@ -202,7 +238,8 @@ fn xdp_drops_in_a_namespace_and_keeps_dropping_after_kill_9() {
     // Bounded wait for the holder to attach and write its rules.
     let start = Instant::now();
     loop {
-        let out = pair.rampart_in_dst(&["filter", "status", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--json"]);
+        let out =
+            pair.rampart_in_dst(&["filter", "status", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--json"]);
         if out.status.success() {
             let s: Value = serde_json::from_slice(&out.stdout).unwrap();
             if !s["attached"].as_array().unwrap().is_empty() && s["rules"].as_array().unwrap().len() == 2 {
@@ -221,7 +258,12 @@ fn xdp_drops_in_a_namespace_and_keeps_dropping_after_kill_9() {
     let expires = now_secs() + 15.0;
     decisions_file(tmp.path(), expires);
     let start = Instant::now();
-    while !status(&pair)["rules"].as_array().unwrap().iter().any(|r| r["decision"] == 1 && r["expires_in_secs"].as_u64().is_some_and(|s| s <= 15)) {
+    while !status(&pair)["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["decision"] == 1 && r["expires_in_secs"].as_u64().is_some_and(|s| s <= 15))
+    {
         assert!(start.elapsed() < Duration::from_secs(5), "the holder did not pick up the new expiry");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -252,7 +294,8 @@ fn xdp_drops_in_a_namespace_and_keeps_dropping_after_kill_9() {
     pair.send(ALLOWED, 5353, 1);
     assert_eq!(pair.observed("allowed"), 5, "the signature (not expired) still drops");
 
-    let out = pair.rampart_in_dst(&["filter", "detach", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--purge"]);
+    let out =
+        pair.rampart_in_dst(&["filter", "detach", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--purge"]);
     assert!(out.status.success(), "detach: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("detached from veth-d (generic)"));
     pair.send(ALLOWED, 5353, 1);
@@ -268,9 +311,19 @@ fn nftables_fallback_drops_in_a_namespace_and_leaves_other_tables_alone() {
     let pair = Pair::new("nft");
     let file = decisions_file(tmp.path(), now_secs() + 120.0);
     let observer_before = sh(&["ip", "netns", "exec", &pair.dst, "nft", "list", "table", "inet", "observe"]);
-    let out = pair.rampart_in_dst(&["filter", "apply", "--backend", "nftables", "--decisions", file.to_str().unwrap()]);
+    let out = pair.rampart_in_dst(&[
+        "filter",
+        "apply",
+        "--backend",
+        "nftables",
+        "--decisions",
+        file.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("nftables: 1 IPv4 and 0 IPv6 prefixes, 1 signature rules"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("nftables: 1 IPv4 and 0 IPv6 prefixes, 1 signature rules")
+    );
     pair.send(BANNED, 9999, 5);
     pair.send(ALLOWED, 9999, 5);
     pair.send(ALLOWED, 5353, 4);
@@ -291,7 +344,8 @@ fn nftables_fallback_drops_in_a_namespace_and_leaves_other_tables_alone() {
     let strip = |s: &str| s.lines().filter(|l| !l.contains("counter")).collect::<Vec<_>>().join("\n");
     let observer_after = sh(&["ip", "netns", "exec", &pair.dst, "nft", "list", "table", "inet", "observe"]);
     assert_eq!(strip(&observer_before), strip(&observer_after));
-    let out = pair.rampart_in_dst(&["filter", "detach", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--nftables"]);
+    let out =
+        pair.rampart_in_dst(&["filter", "detach", "--pin-dir", pair.pin_dir.to_str().unwrap(), "--nftables"]);
     assert!(out.status.success(), "detach: {}", String::from_utf8_lossy(&out.stderr));
     pair.send(BANNED, 9999, 1);
     assert_eq!(pair.observed("banned"), 1);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use rampart_contract::{DecisionId, EventTime, FragmentMatch, PortRange};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::plan::{FilterPlan, RuleAction, SignatureRule};
 
@@ -68,7 +68,12 @@ impl Desired {
         // Sorted by address then length: a covering prefix comes before what it covers.
         let mut kept: Vec<IpNet> = Vec::new();
         for (net, (decision, t)) in &drops {
-            if kept.iter().rev().take_while(|k| k.addr().is_ipv4() == net.addr().is_ipv4()).any(|k| k.contains(net)) {
+            if kept
+                .iter()
+                .rev()
+                .take_while(|k| k.addr().is_ipv4() == net.addr().is_ipv4())
+                .any(|k| k.contains(net))
+            {
                 out.skipped.push((*decision, NftSkip::Covered));
                 continue;
             }
@@ -143,10 +148,9 @@ pub fn transaction(desired: &Desired, previous: Option<&Desired>) -> Value {
     for rule in &desired.signature_rules {
         cmds.push(json!({ "add": { "rule": { "family": "inet", "table": TABLE, "chain": SIG_CHAIN, "expr": rule } } }));
     }
-    for (set, want, had) in [
-        (SET4, &desired.src4, previous.map(|p| &p.src4)),
-        (SET6, &desired.src6, previous.map(|p| &p.src6)),
-    ] {
+    for (set, want, had) in
+        [(SET4, &desired.src4, previous.map(|p| &p.src4)), (SET6, &desired.src6, previous.map(|p| &p.src6))]
+    {
         match had {
             None => {
                 cmds.push(json!({ "flush": { "set": { "family": "inet", "table": TABLE, "name": set } } }));
@@ -165,7 +169,11 @@ pub fn transaction(desired: &Desired, previous: Option<&Desired>) -> Value {
                 // Elements kept but with a new lifetime are deleted and added again.
                 let renewed: Vec<&Element> = want
                     .iter()
-                    .filter(|e| had_nets.get(&e.net).is_some_and(|h| h.timeout_secs.is_none() != e.timeout_secs.is_none() || renewal(h, e)))
+                    .filter(|e| {
+                        had_nets.get(&e.net).is_some_and(|h| {
+                            h.timeout_secs.is_none() != e.timeout_secs.is_none() || renewal(h, e)
+                        })
+                    })
                     .collect();
                 let mut delete: Vec<Value> = gone;
                 delete.extend(renewed.iter().map(|e| element_json(&Element { timeout_secs: None, ..**e })));
@@ -244,8 +252,12 @@ fn signature_rule(s: &SignatureRule, v6: bool) -> Result<Option<Value>, NftSkip>
     }
     match s.rule.action {
         RuleAction::Drop => {}
-        RuleAction::RatePackets(r) => expr.push(json!({ "limit": { "rate": r, "per": "second", "inv": true } })),
-        RuleAction::RateBytes(r) => expr.push(json!({ "limit": { "rate": r, "rate_unit": "bytes", "per": "second", "inv": true } })),
+        RuleAction::RatePackets(r) => {
+            expr.push(json!({ "limit": { "rate": r, "per": "second", "inv": true } }))
+        }
+        RuleAction::RateBytes(r) => {
+            expr.push(json!({ "limit": { "rate": r, "rate_unit": "bytes", "per": "second", "inv": true } }))
+        }
     }
     expr.push(json!({ "counter": null }));
     expr.push(json!({ "drop": null }));
@@ -285,8 +297,12 @@ fn parse_value(v: &Value) -> Result<IpNet, String> {
             r.iter().filter_map(Value::as_str).filter_map(|s| s.parse().ok()).collect();
         if let [a, b] = ends[..] {
             let nets: Vec<IpNet> = match (a, b) {
-                (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => ipnet::Ipv4Subnets::new(a, b, 0).map(IpNet::V4).collect(),
-                (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => ipnet::Ipv6Subnets::new(a, b, 0).map(IpNet::V6).collect(),
+                (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+                    ipnet::Ipv4Subnets::new(a, b, 0).map(IpNet::V4).collect()
+                }
+                (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+                    ipnet::Ipv6Subnets::new(a, b, 0).map(IpNet::V6).collect()
+                }
                 _ => Vec::new(),
             };
             return match nets[..] {
@@ -314,11 +330,23 @@ mod tests {
     fn plan_to_elements_and_rules() {
         let plan = FilterPlan {
             v4: vec![
-                PrefixRule { source: "203.0.113.0/24".parse().unwrap(), rule: rule(1, RuleAction::Drop, Some(160)) },
-                PrefixRule { source: "203.0.113.9/32".parse().unwrap(), rule: rule(2, RuleAction::Drop, None) },
-                PrefixRule { source: "198.51.100.0/24".parse().unwrap(), rule: rule(3, RuleAction::RatePackets(5), None) },
+                PrefixRule {
+                    source: "203.0.113.0/24".parse().unwrap(),
+                    rule: rule(1, RuleAction::Drop, Some(160)),
+                },
+                PrefixRule {
+                    source: "203.0.113.9/32".parse().unwrap(),
+                    rule: rule(2, RuleAction::Drop, None),
+                },
+                PrefixRule {
+                    source: "198.51.100.0/24".parse().unwrap(),
+                    rule: rule(3, RuleAction::RatePackets(5), None),
+                },
             ],
-            v6: vec![PrefixRule { source: "2001:db8::/48".parse().unwrap(), rule: rule(4, RuleAction::Drop, None) }],
+            v6: vec![PrefixRule {
+                source: "2001:db8::/48".parse().unwrap(),
+                rule: rule(4, RuleAction::Drop, None),
+            }],
             signatures: vec![SignatureRule {
                 destinations: vec!["192.0.2.10/32".parse().unwrap()],
                 matcher: Match {
@@ -335,13 +363,25 @@ mod tests {
         let d = Desired::from_plan(&plan, EventTime::from_unix_micros(100_500_000));
         assert_eq!(d.src4, vec![Element { net: "203.0.113.0/24".parse().unwrap(), timeout_secs: Some(60) }]);
         assert_eq!(d.src6.len(), 1);
-        assert_eq!(d.skipped, vec![(DecisionId(3), NftSkip::PerSourceRate), (DecisionId(2), NftSkip::Covered)]);
+        assert_eq!(
+            d.skipped,
+            vec![(DecisionId(3), NftSkip::PerSourceRate), (DecisionId(2), NftSkip::Covered)]
+        );
         assert_eq!(d.signature_rules.len(), 1);
         let text = d.signature_rules[0].to_string();
-        assert!(text.contains(r#"{"range":[8000,8080]}"#) && text.contains(r#""rate_unit":"bytes""#), "{text}");
+        assert!(
+            text.contains(r#"{"range":[8000,8080]}"#) && text.contains(r#""rate_unit":"bytes""#),
+            "{text}"
+        );
         let tx = transaction(&d, None).to_string();
-        assert!(tx.contains(r#"{"flush":{"set":{"family":"inet","name":"src4","table":"rampart"}}}"#), "{tx}");
-        assert!(tx.contains(r#"{"elem":{"timeout":60,"val":{"prefix":{"addr":"203.0.113.0","len":24}}}}"#), "{tx}");
+        assert!(
+            tx.contains(r#"{"flush":{"set":{"family":"inet","name":"src4","table":"rampart"}}}"#),
+            "{tx}"
+        );
+        assert!(
+            tx.contains(r#"{"elem":{"timeout":60,"val":{"prefix":{"addr":"203.0.113.0","len":24}}}}"#),
+            "{tx}"
+        );
         // Nothing but Rampart's table is named.
         for table in tx.match_indices(r#""table":""#) {
             assert!(tx[table.0 + 9..].starts_with("rampart\""));
@@ -360,7 +400,10 @@ mod tests {
             {"range": ["198.51.100.128", "198.51.100.255"]}
         ]}}]});
         let nets = parse_set(&listing).unwrap();
-        let want: Vec<IpNet> = ["192.0.2.1/32", "198.51.100.0/25", "198.51.100.128/25", "203.0.113.0/24"].iter().map(|s| s.parse().unwrap()).collect();
+        let want: Vec<IpNet> = ["192.0.2.1/32", "198.51.100.0/25", "198.51.100.128/25", "203.0.113.0/24"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         assert_eq!(nets, want);
         let bad = json!({"nftables": [{"set": {"elem": [{"range": ["198.51.100.1", "198.51.100.7"]}]}}]});
         assert!(parse_set(&bad).is_err());

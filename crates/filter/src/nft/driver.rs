@@ -9,7 +9,7 @@ use rampart_contract::EventTime;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::batch::{parse_set, transaction, Desired, SET4, SET6, TABLE};
+use super::batch::{Desired, SET4, SET6, TABLE, parse_set, transaction};
 use crate::plan::FilterPlan;
 
 /// What can go wrong with nftables.
@@ -29,7 +29,9 @@ pub enum NftError {
     #[error("reading set {set} back: {message}")]
     BadListing { set: String, message: String },
     /// The set read back differs from what was written.
-    #[error("set {set} holds {found} prefixes after the batch, {written} were written (first difference: {first})")]
+    #[error(
+        "set {set} holds {found} prefixes after the batch, {written} were written (first difference: {first})"
+    )]
     Mismatch { set: String, written: usize, found: usize, first: String },
 }
 
@@ -71,7 +73,9 @@ impl NftFilter {
             // A failed write shows up as nft's own error below.
             let _ = pipe.write_all(input);
         }
-        let out = child.wait_with_output().map_err(|source| NftError::Spawn { program: program.to_owned(), source })?;
+        let out = child
+            .wait_with_output()
+            .map_err(|source| NftError::Spawn { program: program.to_owned(), source })?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let stderr: String = stderr.lines().take(6).collect::<Vec<_>>().join(" | ");
@@ -84,7 +88,8 @@ impl NftFilter {
     pub fn apply(&mut self, plan: &FilterPlan, now: EventTime) -> Result<NftReport, NftError> {
         let desired = Desired::from_plan(plan, now);
         let tx = transaction(&desired, self.written.as_ref());
-        let body = serde_json::to_vec(&tx).map_err(|e| NftError::Rejected { what: "encoding".into(), stderr: e.to_string() })?;
+        let body = serde_json::to_vec(&tx)
+            .map_err(|e| NftError::Rejected { what: "encoding".into(), stderr: e.to_string() })?;
         // Unknown state after a failure: the next batch flushes and refills.
         self.written = None;
         self.run(&["-j", "-f", "-"], Some(&body), "transaction")?;
@@ -102,7 +107,12 @@ impl NftFilter {
                     .find(|(a, b)| a != b)
                     .map(|(a, b)| format!("read {a}, wrote {b}"))
                     .unwrap_or_else(|| "one list is a prefix of the other".into());
-                return Err(NftError::Mismatch { set: set.into(), written: written.len(), found: found.len(), first });
+                return Err(NftError::Mismatch {
+                    set: set.into(),
+                    written: written.len(),
+                    found: found.len(),
+                    first,
+                });
             }
         }
         let report = NftReport {
@@ -130,7 +140,9 @@ impl NftFilter {
             .map_err(|e| NftError::BadListing { set: TABLE.into(), message: e.to_string() })?;
         let mut total = 0;
         for item in v.get("nftables").and_then(Value::as_array).into_iter().flatten() {
-            let Some(exprs) = item.get("rule").and_then(|r| r.get("expr")).and_then(Value::as_array) else { continue };
+            let Some(exprs) = item.get("rule").and_then(|r| r.get("expr")).and_then(Value::as_array) else {
+                continue;
+            };
             for e in exprs {
                 total += e.get("counter").and_then(|c| c.get("packets")).and_then(Value::as_u64).unwrap_or(0);
             }

@@ -12,13 +12,18 @@ use rampart_contract::DecisionId;
 use rampart_contract::EventTime;
 
 use super::ids::{RuleKey, SlotIds};
-use super::maps::{bpf_error, delete_all, update_all, BATCH};
+use super::maps::{BATCH, bpf_error, delete_all, update_all};
 use super::status::{attached_here, interface_index, program_name};
 use super::time::boot_deadline;
 use super::{Options, ReconcileReport, XdpError};
-use crate::dir248::{Dir248, BLOCKS};
-use crate::layout::{self, Counters, RuleValue, COUNTERS_SIZE, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, SIG_MATCH_SIZE};
+use crate::dir248::{BLOCKS, Dir248};
+use crate::layout::{
+    self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
+};
 use crate::plan::{FilterPlan, RuleAction};
+
+/// An IPv4 prefix and its rule slot.
+type Ipv4Rule = (Ipv4Net, u32);
 
 /// The compiled program (built by build.rs with clang).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rampart.bpf.o"));
@@ -68,7 +73,8 @@ impl XdpFilter {
     /// Loads the program with `options`' map sizes; with a pin directory, maps already pinned
     /// there are reused (their rules keep dropping throughout) and new ones are pinned.
     pub fn open(options: Options) -> Result<Self, XdpError> {
-        let mut open = ObjectBuilder::default().open_memory(OBJECT).map_err(bpf_error("opening the XDP object"))?;
+        let mut open =
+            ObjectBuilder::default().open_memory(OBJECT).map_err(bpf_error("opening the XDP object"))?;
         let caps = options.capacity;
         let mut reused = false;
         if let Some(dir) = &options.pin_dir {
@@ -111,7 +117,8 @@ impl XdpFilter {
                 }
                 let path = dir.join(PROGRAM);
                 if path.exists() {
-                    std::fs::remove_file(&path).map_err(|source| XdpError::Io { path: path.clone(), source })?;
+                    std::fs::remove_file(&path)
+                        .map_err(|source| XdpError::Io { path: path.clone(), source })?;
                 }
                 prog.pin(&path).map_err(bpf_error(format!("pinning the program at {}", path.display())))?;
             }
@@ -157,7 +164,9 @@ impl XdpFilter {
         self.rule_ids.finish_restore();
         {
             let sigs = find_map(&self.object, "sig_matches")?;
-            let iter = sigs.lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY).map_err(bpf_error("reading signatures"))?;
+            let iter = sigs
+                .lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY)
+                .map_err(bpf_error("reading signatures"))?;
             for (key, value) in iter {
                 let (Some(slot), Some(rule)) = (le_u32(&key), le_u32(&value)) else { continue };
                 if let Some(&decision) = decisions.get(&rule) {
@@ -200,13 +209,19 @@ impl XdpFilter {
             if id != 0 && program_name(id).as_deref() != Some(PROGRAM) {
                 return Err(XdpError::Bpf {
                     what: format!("attaching to {interface}"),
-                    source: format!("another XDP program (id {id}) is attached there; Rampart does not replace it").into(),
+                    source: format!(
+                        "another XDP program (id {id}) is attached there; Rampart does not replace it"
+                    )
+                    .into(),
                 });
             }
         }
         let try_mode = |flags: XdpFlags, name: &'static str| {
             // Replace a Rampart program of the other mode first (the kernel allows one mode).
-            let _ = xdp.detach(ifindex as i32, if name == "native" { XdpFlags::SKB_MODE } else { XdpFlags::DRV_MODE });
+            let _ = xdp.detach(
+                ifindex as i32,
+                if name == "native" { XdpFlags::SKB_MODE } else { XdpFlags::DRV_MODE },
+            );
             xdp.attach(ifindex as i32, flags).map(|()| name)
         };
         let result = match mode {
@@ -228,7 +243,12 @@ impl XdpFilter {
 
     /// Makes the maps say what `plan` says at `now` (`boot_now_ns`: the boot clock read at the
     /// same moment as `now`, see [`super::time`]).
-    pub fn reconcile(&mut self, plan: &FilterPlan, now: EventTime, boot_now_ns: u64) -> Result<ReconcileReport, XdpError> {
+    pub fn reconcile(
+        &mut self,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+    ) -> Result<ReconcileReport, XdpError> {
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
             v4_prefixes: plan.v4.len(),
@@ -257,11 +277,16 @@ impl XdpFilter {
         // 2. Rules, then counters of reused slots.
         let mut desired: Vec<(u32, RuleValue)> = Vec::with_capacity(keys.len());
         for spec in plan.rules() {
-            let value = RuleValue::new(spec.action, spec.decision.0, boot_deadline(spec.expires, now, boot_now_ns));
+            let value =
+                RuleValue::new(spec.action, spec.decision.0, boot_deadline(spec.expires, now, boot_now_ns));
             desired.push((slot(&self.rule_ids, RuleKey::Decision(spec.decision)), value));
         }
         for g in &plan.syn_guards {
-            let value = RuleValue::new(RuleAction::RatePackets(g.per_source_pps), 0, boot_deadline(g.expires, now, boot_now_ns));
+            let value = RuleValue::new(
+                RuleAction::RatePackets(g.per_source_pps),
+                0,
+                boot_deadline(g.expires, now, boot_now_ns),
+            );
             desired.push((slot(&self.rule_ids, RuleKey::SynGuard(g.destination)), value));
         }
         let writes: Vec<(Vec<u8>, Vec<u8>)> = desired
@@ -289,7 +314,7 @@ impl XdpFilter {
         }
 
         // 3. IPv4 sources: groups before the /24 slots that point at them.
-        let (hosts, v4): (Vec<(Ipv4Net, u32)>, Vec<(Ipv4Net, u32)>) = plan
+        let (hosts, v4): (Vec<Ipv4Rule>, Vec<Ipv4Rule>) = plan
             .v4
             .iter()
             .filter_map(|p| match p.source {
@@ -303,7 +328,6 @@ impl XdpFilter {
             self.write_v4(&v4, &mut report)?;
         }
 
-
         // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
         // filter gains bits before entries are added and loses them after they are deleted.
         let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
@@ -311,7 +335,10 @@ impl XdpFilter {
         let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
         for p in &plan.v6 {
             let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
-            v6[set].insert(layout::prefix_key(p.source), slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)));
+            v6[set].insert(
+                layout::prefix_key(p.source),
+                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
+            );
             v6_lengths[set].insert(p.source.prefix_len());
             if let (1, IpNet::V6(n)) = (set, p.source) {
                 let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
@@ -326,9 +353,10 @@ impl XdpFilter {
         report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
         for set in 0..2 {
             let wanted = std::mem::take(&mut v6_lengths[set]);
-            report.elements_written += self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
-                (&mut w.v6[set], &mut w.v6_lengths[set])
-            })?;
+            report.elements_written +=
+                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
+                    (&mut w.v6[set], &mut w.v6_lengths[set])
+                })?;
         }
         report.elements_written += self.write_filter(Some(&union), &filter)?;
         self.written.v6_filter = Some(filter);
@@ -351,7 +379,8 @@ impl XdpFilter {
         }
         self.written.sigs.retain(|s, _| live_sigs.contains(s));
         for g in &plan.syn_guards {
-            dst_sigs.entry(g.destination).or_default().1 = slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
+            dst_sigs.entry(g.destination).or_default().1 =
+                slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
         }
         report.elements_written += update_all(&find_map(&self.object, "sig_matches")?, &sig_writes)?;
         let mut by_family: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2] = Default::default();
@@ -363,9 +392,10 @@ impl XdpFilter {
         }
         for family in 0..2 {
             let wanted = std::mem::take(&mut lengths[family]);
-            report.elements_written += self.sync_hash("dsts", "dst_lengths", family as u32, &by_family[family], wanted, |w| {
-                (&mut w.dsts[family], &mut w.dst_lengths[family])
-            })?;
+            report.elements_written +=
+                self.sync_hash("dsts", "dst_lengths", family as u32, &by_family[family], wanted, |w| {
+                    (&mut w.dsts[family], &mut w.dst_lengths[family])
+                })?;
         }
 
         // 6. Released rules match nothing once no table points at them.
@@ -396,9 +426,13 @@ impl XdpFilter {
     /// Brings the IPv4 host hash to `wanted`.
     fn sync_hosts(&mut self, wanted: &HashMap<[u8; 4], u32>) -> Result<usize, XdpError> {
         let held = &self.written.v4_hosts;
-        let upserts: Vec<(Vec<u8>, Vec<u8>)> =
-            wanted.iter().filter(|(k, v)| held.get(*k) != Some(v)).map(|(k, v)| (k.to_vec(), v.to_ne_bytes().to_vec())).collect();
-        let stale: Vec<Vec<u8>> = held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
+        let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
+            .iter()
+            .filter(|(k, v)| held.get(*k) != Some(v))
+            .map(|(k, v)| (k.to_vec(), v.to_ne_bytes().to_vec()))
+            .collect();
+        let stale: Vec<Vec<u8>> =
+            held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
         let map = find_map(&self.object, "v4_hosts")?;
         let written = update_all(&map, &upserts)? + delete_all(&map, &stale)?;
         self.written.v4_hosts = wanted.clone();
@@ -416,9 +450,12 @@ impl XdpFilter {
             .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
             .collect();
         report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
-        let blocks: Vec<usize> = if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
-        let blocks: Vec<(Vec<u8>, Vec<u8>)> =
-            blocks.into_iter().map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b)))).collect();
+        let blocks: Vec<usize> =
+            if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
+        let blocks: Vec<(Vec<u8>, Vec<u8>)> = blocks
+            .into_iter()
+            .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
+            .collect();
         report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
         self.written.dir = Some(dir);
         self.written.v4_input = v4.to_vec();
@@ -445,7 +482,8 @@ impl XdpFilter {
             .filter(|(k, v)| held.get(*k) != Some(v))
             .map(|(k, v)| (k.to_vec(), v.as_bytes()))
             .collect();
-        let stale: Vec<Vec<u8>> = held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
+        let stale: Vec<Vec<u8>> =
+            held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
         let widen = union != *held_lengths;
         let narrow = union != wanted_lengths;
         let index = lengths_index.to_ne_bytes();
@@ -495,7 +533,11 @@ impl XdpFilter {
 
     /// What the rule for `decision` dropped (zero when it has none).
     pub fn decision_counters(&self, decision: DecisionId) -> Result<Counters, XdpError> {
-        Ok(self.counters()?.into_iter().find(|(k, _)| *k == RuleKey::Decision(decision)).map_or_else(Counters::default, |(_, c)| c))
+        Ok(self
+            .counters()?
+            .into_iter()
+            .find(|(k, _)| *k == RuleKey::Decision(decision))
+            .map_or_else(Counters::default, |(_, c)| c))
     }
 
     /// Runs the program once per `repeat` over `packet` with BPF_PROG_TEST_RUN: its verdict
@@ -561,15 +603,22 @@ fn run(prog: &libbpf_rs::ProgramMut<'_>, packet: &[u8], repeat: u32) -> Result<(
 
 /// The highest rule slot ever used plus one, from the `meta` map.
 pub(super) fn read_high_water<M: MapCore>(meta: &M) -> Result<u32, XdpError> {
-    let v = meta.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error("reading meta"))?.unwrap_or_default();
-    Ok(v.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_ne_bytes).min(u64::from(u32::MAX)) as u32)
+    let v = meta
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(bpf_error("reading meta"))?
+        .unwrap_or_default();
+    Ok(v.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_ne_bytes).min(u64::from(u32::MAX))
+        as u32)
 }
 
 /// Rule slots 1..high with their raw values (slots the program never used are skipped).
 pub(super) fn read_rules<M: MapCore>(rules: &M, high: u32) -> Result<Vec<(u32, Vec<u8>)>, XdpError> {
     let mut out = Vec::new();
     for slot in 1..high.min(rules.max_entries()) {
-        if let Some(v) = rules.lookup(&slot.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error(format!("reading rule {slot}")))? {
+        if let Some(v) = rules
+            .lookup(&slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error(format!("reading rule {slot}")))?
+        {
             out.push((slot, v));
         }
     }
@@ -583,7 +632,13 @@ fn le_u32(b: &[u8]) -> Option<u32> {
 /// A placeholder key for a restored SYN guard slot (never a real destination: /0 of the
 /// documentation range with the slot in the address keeps keys distinct).
 fn orphan_key(slot: u32) -> IpNet {
-    IpNet::V6(ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, (slot >> 16) as u16, slot as u16), 128).unwrap_or_default())
+    IpNet::V6(
+        ipnet::Ipv6Net::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, (slot >> 16) as u16, slot as u16),
+            128,
+        )
+        .unwrap_or_default(),
+    )
 }
 
 /// Map values as bytes.

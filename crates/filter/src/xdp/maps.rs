@@ -17,8 +17,9 @@ pub fn update_all<M: MapCore>(map: &M, entries: &[(Vec<u8>, Vec<u8>)]) -> Result
     for chunk in entries.chunks(BATCH) {
         let keys: Vec<u8> = chunk.iter().flat_map(|(k, _)| k.iter().copied()).collect();
         let values: Vec<u8> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-        map.update_batch(&keys, &values, chunk.len() as u32, MapFlags::ANY, MapFlags::ANY)
-            .map_err(bpf_error(format!("writing {} elements to map {}", chunk.len(), map.name().to_string_lossy())))?;
+        map.update_batch(&keys, &values, chunk.len() as u32, MapFlags::ANY, MapFlags::ANY).map_err(
+            bpf_error(format!("writing {} elements to map {}", chunk.len(), map.name().to_string_lossy())),
+        )?;
     }
     Ok(entries.len())
 }
@@ -28,8 +29,9 @@ pub fn update_all<M: MapCore>(map: &M, entries: &[(Vec<u8>, Vec<u8>)]) -> Result
 pub fn delete_all<M: MapCore>(map: &M, keys: &[Vec<u8>]) -> Result<usize, XdpError> {
     for chunk in keys.chunks(BATCH) {
         let flat: Vec<u8> = chunk.iter().flat_map(|k| k.iter().copied()).collect();
-        map.delete_batch(&flat, chunk.len() as u32, MapFlags::ANY, MapFlags::ANY)
-            .map_err(bpf_error(format!("deleting {} elements from map {}", chunk.len(), map.name().to_string_lossy())))?;
+        map.delete_batch(&flat, chunk.len() as u32, MapFlags::ANY, MapFlags::ANY).map_err(bpf_error(
+            format!("deleting {} elements from map {}", chunk.len(), map.name().to_string_lossy()),
+        ))?;
     }
     Ok(keys.len())
 }

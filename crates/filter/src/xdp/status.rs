@@ -87,7 +87,8 @@ pub fn status(pin_dir: &Path, boot_now_ns: u64) -> Result<Status, XdpError> {
     let rules = open_pinned(pin_dir, "rules")?;
     let rule_stats = open_pinned(pin_dir, "rule_stats")?;
     let stats = open_pinned(pin_dir, "stats")?;
-    let mut status = Status { pin_dir: pin_dir.to_owned(), attached: attachments(&rules)?, ..Status::default() };
+    let mut status =
+        Status { pin_dir: pin_dir.to_owned(), attached: attachments(&rules)?, ..Status::default() };
     let high = super::driver::read_high_water(&open_pinned(pin_dir, "meta")?)?;
     for (slot, value) in super::driver::read_rules(&rules, high)? {
         let key = slot.to_ne_bytes();
@@ -96,7 +97,10 @@ pub fn status(pin_dir: &Path, boot_now_ns: u64) -> Result<Status, XdpError> {
         if rule.expires_ns != 0 && rule.expires_ns <= boot_now_ns {
             continue;
         }
-        let per_cpu = rule_stats.lookup_percpu(&key, MapFlags::ANY).map_err(bpf_error("reading rule counters"))?.unwrap_or_default();
+        let per_cpu = rule_stats
+            .lookup_percpu(&key, MapFlags::ANY)
+            .map_err(bpf_error("reading rule counters"))?
+            .unwrap_or_default();
         let c = Counters::sum(&per_cpu);
         let (name, rate) = match action {
             RuleAction::Drop => ("drop", 0),
@@ -114,7 +118,10 @@ pub fn status(pin_dir: &Path, boot_now_ns: u64) -> Result<Status, XdpError> {
         });
     }
     let total = |i: u32| -> Result<u64, XdpError> {
-        let per_cpu = stats.lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error("reading stats"))?.unwrap_or_default();
+        let per_cpu = stats
+            .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error("reading stats"))?
+            .unwrap_or_default();
         Ok(per_cpu.iter().filter_map(|v| v.get(..8)?.try_into().ok()).map(u64::from_ne_bytes).sum())
     };
     status.packets_seen = total(0)?;
@@ -138,7 +145,8 @@ pub fn detach(pin_dir: &Path, purge: bool) -> Result<Vec<Attachment>, XdpError> 
         xdp.detach(a.ifindex as i32, flags).map_err(bpf_error(format!("detaching from {}", a.interface)))?;
     }
     if purge {
-        std::fs::remove_dir_all(pin_dir).map_err(|source| XdpError::Io { path: pin_dir.to_owned(), source })?;
+        std::fs::remove_dir_all(pin_dir)
+            .map_err(|source| XdpError::Io { path: pin_dir.to_owned(), source })?;
     }
     Ok(attached)
 }

@@ -21,7 +21,8 @@ pub fn boot_deadline(expires: Option<EventTime>, now: EventTime, boot_now_ns: u6
 /// in seconds, and no `unsafe` clock call).
 pub fn boot_now_ns() -> std::io::Result<u64> {
     let text = std::fs::read_to_string("/proc/uptime")?;
-    parse_uptime(&text).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "unreadable /proc/uptime"))
+    parse_uptime(&text)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "unreadable /proc/uptime"))
 }
 
 fn parse_uptime(text: &str) -> Option<u64> {

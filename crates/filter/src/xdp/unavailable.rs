@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{unavailable_reason, Attachment, Options, Status, XdpError};
+use super::{Attachment, Options, Status, XdpError, unavailable_reason};
 
 fn unavailable() -> XdpError {
     XdpError::Unavailable(unavailable_reason().unwrap_or("no XDP program in this build"))

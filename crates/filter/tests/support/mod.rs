@@ -17,7 +17,9 @@ pub fn skip(why: &str) {
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -50,7 +52,16 @@ pub struct Pkt {
 
 impl Pkt {
     pub fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Self {
-        Pkt { src: src.parse().unwrap(), dst: dst.parse().unwrap(), protocol: UDP, sport, dport, flags: 0, payload: 32, frag_offset: 0 }
+        Pkt {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            protocol: UDP,
+            sport,
+            dport,
+            flags: 0,
+            payload: 32,
+            frag_offset: 0,
+        }
     }
 
     pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Self {
@@ -120,7 +131,8 @@ impl Pkt {
 }
 
 fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 =
+        b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
