@@ -1,8 +1,16 @@
-//! The XDP layer of a build without the program: every entry point says why it is missing.
+//! The XDP layer of a build without the program: opening says why it is missing, so no
+//! filter value can exist and its methods are unreachable (`Infallible`).
 
+use std::convert::Infallible;
 use std::path::Path;
+use std::time::Duration;
 
-use super::{Attachment, Options, Status, XdpError, unavailable_reason};
+use rampart_contract::{DecisionId, EventTime};
+
+use super::ids::RuleKey;
+use super::{unavailable_reason, AttachMode, Attachment, Options, ReconcileReport, Status, XdpError};
+use crate::layout::Counters;
+use crate::plan::FilterPlan;
 
 fn unavailable() -> XdpError {
     XdpError::Unavailable(unavailable_reason().unwrap_or("no XDP program in this build"))
@@ -10,12 +18,46 @@ fn unavailable() -> XdpError {
 
 /// Stands in for the loaded filter; it cannot be constructed.
 #[derive(Debug)]
-pub struct XdpFilter(());
+pub struct XdpFilter {
+    never: Infallible,
+}
 
 impl XdpFilter {
     /// Always [`XdpError::Unavailable`].
     pub fn open(_options: Options) -> Result<Self, XdpError> {
         Err(unavailable())
+    }
+
+    pub fn attach(&self, _interface: &str, _mode: AttachMode) -> Result<&'static str, XdpError> {
+        match self.never {}
+    }
+
+    pub fn attached_to(&self, _interface: &str) -> Result<Option<&'static str>, XdpError> {
+        match self.never {}
+    }
+
+    pub fn reconcile(&mut self, _plan: &FilterPlan, _now: EventTime, _boot_now_ns: u64) -> Result<ReconcileReport, XdpError> {
+        match self.never {}
+    }
+
+    pub fn counters(&self) -> Result<Vec<(RuleKey, Counters)>, XdpError> {
+        match self.never {}
+    }
+
+    pub fn decision_counters(&self, _decision: DecisionId) -> Result<Counters, XdpError> {
+        match self.never {}
+    }
+
+    pub fn slot_of(&self, _decision: DecisionId) -> Option<u32> {
+        match self.never {}
+    }
+
+    pub fn test_run(&self, _packet: &[u8], _repeat: u32) -> Result<(u32, Duration), XdpError> {
+        match self.never {}
+    }
+
+    pub fn pin_dir(&self) -> Option<&Path> {
+        match self.never {}
     }
 }
 
