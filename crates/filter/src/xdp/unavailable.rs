@@ -8,7 +8,7 @@ use std::time::Duration;
 use rampart_contract::{DecisionId, EventTime};
 
 use super::ids::RuleKey;
-use super::{unavailable_reason, AttachMode, Attachment, Options, ReconcileReport, Status, XdpError};
+use super::{AttachMode, Attachment, Options, ReconcileReport, Status, XdpError, unavailable_reason};
 use crate::layout::Counters;
 use crate::plan::FilterPlan;
 
@@ -36,7 +36,12 @@ impl XdpFilter {
         match self.never {}
     }
 
-    pub fn reconcile(&mut self, _plan: &FilterPlan, _now: EventTime, _boot_now_ns: u64) -> Result<ReconcileReport, XdpError> {
+    pub fn reconcile(
+        &mut self,
+        _plan: &FilterPlan,
+        _now: EventTime,
+        _boot_now_ns: u64,
+    ) -> Result<ReconcileReport, XdpError> {
         match self.never {}
     }
 
@@ -53,6 +58,18 @@ impl XdpFilter {
     }
 
     pub fn test_run(&self, _packet: &[u8], _repeat: u32) -> Result<(u32, Duration), XdpError> {
+        match self.never {}
+    }
+
+    pub fn test_run_lpm(&self, _packet: &[u8], _repeat: u32) -> Result<(u32, Duration), XdpError> {
+        match self.never {}
+    }
+
+    pub fn load_lpm(&self, _prefixes: &[(ipnet::IpNet, u32)]) -> Result<(), XdpError> {
+        match self.never {}
+    }
+
+    pub fn write_rules(&mut self, _rules: &[(u32, crate::layout::RuleValue)]) -> Result<usize, XdpError> {
         match self.never {}
     }
 
