@@ -65,15 +65,11 @@ impl Desired {
                 out.skipped.push((p.rule.decision, NftSkip::PerSourceRate));
             }
         }
-        // Sorted by address then length: a covering prefix comes before what it covers.
+        // Sorted by address then length: a covering prefix comes before what it covers, and
+        // every prefix between them lies inside it too, so only the last one kept can cover.
         let mut kept: Vec<IpNet> = Vec::new();
         for (net, (decision, t)) in &drops {
-            if kept
-                .iter()
-                .rev()
-                .take_while(|k| k.addr().is_ipv4() == net.addr().is_ipv4())
-                .any(|k| k.contains(net))
-            {
+            if kept.last().is_some_and(|k| k.contains(net)) {
                 out.skipped.push((*decision, NftSkip::Covered));
                 continue;
             }
@@ -177,12 +173,13 @@ pub fn transaction(desired: &Desired, previous: Option<&Desired>) -> Value {
                     .collect();
                 let mut delete: Vec<Value> = gone;
                 delete.extend(renewed.iter().map(|e| element_json(&Element { timeout_secs: None, ..**e })));
+                let renewed_nets: std::collections::BTreeSet<IpNet> = renewed.iter().map(|e| e.net).collect();
                 if !delete.is_empty() {
                     cmds.push(json!({ "delete": { "element": set_ref(set, delete) } }));
                 }
                 let add: Vec<Value> = want
                     .iter()
-                    .filter(|e| !had_nets.contains_key(&e.net) || renewed.contains(e))
+                    .filter(|e| !had_nets.contains_key(&e.net) || renewed_nets.contains(&e.net))
                     .map(element_json)
                     .collect();
                 if !add.is_empty() {
