@@ -8,6 +8,7 @@ mod attacks;
 mod capture_input;
 mod collect;
 mod decisions;
+mod filter;
 mod generate;
 mod html;
 mod inspect;
@@ -58,6 +59,9 @@ enum Command {
     Unban(decisions::UnbanArgs),
     /// Check the audit log of every decision change for tampering.
     Audit(decisions::AuditArgs),
+    /// The host filter: enforce decisions in XDP (nftables where XDP cannot attach), show
+    /// what it attached and dropped, detach it.
+    Filter(filter::FilterArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Ban(args) => decisions::run_ban(args),
         Command::Unban(args) => decisions::run_unban(args),
         Command::Audit(args) => decisions::run_audit(args),
+        Command::Filter(args) => filter::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

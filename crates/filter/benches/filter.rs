@@ -1,0 +1,402 @@
+//! The XDP filter's figures, measured here against the anchors in the same run:
+//! - ns per packet through the program (BPF_PROG_TEST_RUN, repeated) with 1M IPv4 and 100k
+//!   IPv6 prefixes loaded: Rampart's lookup (host hash, DIR-24-8, per-length IPv6 hashes)
+//!   beside the same program over the kernel LPM trie holding the same prefixes;
+//! - map updates per second in batches (a full load and an incremental change), beside the
+//!   trie's element-by-element updates;
+//! - nftables decisions applied per second through one JSON transaction, beside
+//!   element-by-element `nft add element` (the naive anchor) and one `nft add element` command
+//!   carrying them all (nft at its best), in a network namespace the bench creates.
+//!
+//! Needs root. Run with `bench/filter.sh` (or `cargo bench -p rampart-filter --features xdp`).
+
+#[cfg(feature = "xdp")]
+fn main() {
+    bench::main();
+}
+
+#[cfg(not(feature = "xdp"))]
+fn main() {
+    eprintln!("the filter benchmark needs --features xdp");
+}
+
+#[cfg(feature = "xdp")]
+mod bench {
+    use std::collections::HashSet;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+    use rampart_contract::{DecisionId, EventTime};
+    use rampart_filter::nft::NftFilter;
+    use rampart_filter::plan::{FilterPlan, PrefixRule, RuleAction, RuleSpec};
+    use rampart_filter::xdp::time::boot_now_ns;
+    use rampart_filter::xdp::{Capacity, Options, XdpFilter};
+
+    const V4: usize = 1_000_000;
+    const V6: usize = 100_000;
+    /// Distinct sources per measurement (so lookups do not all hit one cache line).
+    const SOURCES: usize = 64;
+    const REPEAT: u32 = 20_000;
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    /// A BGP-table-like mix of lengths: 40 % /32 hosts, 35 % /24, 15 % /16-/23, 5 % /8-/15,
+    /// 5 % /25-/31, all distinct, none in 192.0.2.0/24 (the destination) or 100.64.0.0/10
+    /// (the sources that must miss).
+    fn v4_prefixes(rng: &mut Rng) -> Vec<Ipv4Net> {
+        let mut seen = HashSet::with_capacity(V4);
+        let mut out = Vec::with_capacity(V4);
+        while out.len() < V4 {
+            let r = rng.next();
+            let len = match r % 100 {
+                0..40 => 32,
+                40..75 => 24,
+                75..90 => 16 + (r >> 8) as u8 % 8,
+                90..95 => 8 + (r >> 8) as u8 % 8,
+                _ => 25 + (r >> 8) as u8 % 7,
+            };
+            let addr = Ipv4Addr::from((r >> 16) as u32);
+            let Ok(net) = Ipv4Net::new(addr, len) else { continue };
+            let net = net.trunc();
+            let miss: Ipv4Net = "100.64.0.0/10".parse().unwrap_or_default();
+            if net.contains(&miss.network())
+                || miss.contains(&net.network())
+                || net.contains(&Ipv4Addr::new(192, 0, 2, 1))
+            {
+                continue;
+            }
+            if seen.insert(net) {
+                out.push(net);
+            }
+        }
+        out
+    }
+
+    /// 100k IPv6 prefixes over seven lengths, inside 2000::/4 minus 2001:db8::/32.
+    fn v6_prefixes(rng: &mut Rng) -> Vec<Ipv6Net> {
+        let lens = [32u8, 40, 48, 56, 64, 96, 128];
+        let mut seen = HashSet::with_capacity(V6);
+        let mut out = Vec::with_capacity(V6);
+        while out.len() < V6 {
+            let hi = (rng.next() as u128) << 64 | rng.next() as u128;
+            let addr = Ipv6Addr::from((hi & !(0xfu128 << 124)) | (0x2u128 << 124));
+            let len = lens[(rng.next() % lens.len() as u64) as usize];
+            let Ok(net) = Ipv6Net::new(addr, len) else { continue };
+            let net = net.trunc();
+            if net.addr().segments()[..2] == [0x2001, 0xdb8] {
+                continue;
+            }
+            if seen.insert(net) {
+                out.push(net);
+            }
+        }
+        out
+    }
+
+    fn frame(src: IpAddr) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+        let udp = [0x9c, 0x40, 0, 53, 0, 40, 0, 0];
+        match src {
+            IpAddr::V4(s) => {
+                f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 60, 0, 1, 0, 0, 64, 17, 0, 0]);
+                f.extend_from_slice(&s.octets());
+                f.extend_from_slice(&[192, 0, 2, 1]);
+            }
+            IpAddr::V6(s) => {
+                f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 40, 17, 64]);
+                f.extend_from_slice(&s.octets());
+                f.extend_from_slice(
+                    &"2001:db8::1".parse::<Ipv6Addr>().unwrap_or(Ipv6Addr::LOCALHOST).octets(),
+                );
+            }
+        }
+        f.extend_from_slice(&udp);
+        f.extend(std::iter::repeat_n(0u8, 32));
+        f
+    }
+
+    /// Average ns per packet over `sources`, each run `REPEAT` times in the kernel.
+    fn ns_per_packet(sources: &[IpAddr], run: impl Fn(&[u8]) -> (u32, Duration), want: u32) -> f64 {
+        let mut total = Duration::ZERO;
+        for s in sources {
+            let (verdict, d) = run(&frame(*s));
+            assert_eq!(verdict, want, "{s}");
+            total += d;
+        }
+        total.as_nanos() as f64 / sources.len() as f64
+    }
+
+    fn host_in(net: IpNet, rng: &mut Rng) -> IpAddr {
+        match net {
+            IpNet::V4(n) => {
+                let span = 1u64 << (32 - n.prefix_len());
+                IpAddr::V4(Ipv4Addr::from(u32::from(n.network()) + (rng.next() % span) as u32))
+            }
+            IpNet::V6(n) => {
+                let host_bits = 128 - u32::from(n.prefix_len());
+                let mask = if host_bits == 0 { 0 } else { u128::MAX >> (128 - host_bits) };
+                let r = (rng.next() as u128) << 64 | rng.next() as u128;
+                IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) | (r & mask)))
+            }
+        }
+    }
+
+    pub fn main() {
+        xdp();
+        nftables();
+    }
+
+    fn xdp() {
+        let now = EventTime::from_unix_secs(2_000_000_000);
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let v4 = v4_prefixes(&mut rng);
+        let v6 = v6_prefixes(&mut rng);
+        let spec = |i: usize| RuleSpec {
+            decision: DecisionId(i as u64 + 1),
+            action: RuleAction::Drop,
+            expires: None,
+        };
+        let plan = FilterPlan {
+            v4: v4
+                .iter()
+                .enumerate()
+                .map(|(i, n)| PrefixRule { source: IpNet::V4(*n), rule: spec(i) })
+                .collect(),
+            v6: v6
+                .iter()
+                .enumerate()
+                .map(|(i, n)| PrefixRule { source: IpNet::V6(*n), rule: spec(V4 + i) })
+                .collect(),
+            ..FilterPlan::default()
+        };
+        let capacity = Capacity {
+            rules: 1 << 21,
+            v4_groups: 1 << 16,
+            v4_hosts: 1 << 19,
+            v6_prefixes: 1 << 17,
+            destinations: 16,
+            signatures: 16,
+            buckets: 1024,
+            lpm_v4: 1 << 20,
+            lpm_v6: 1 << 17,
+        };
+        let started = Instant::now();
+        let mut filter = match XdpFilter::open(Options { pin_dir: None, capacity }) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("cannot load the XDP program (root needed): {e}");
+                std::process::exit(1);
+            }
+        };
+        println!("loaded the program and allocated maps in {:.2} s", started.elapsed().as_secs_f64());
+        let boot = boot_now_ns().unwrap_or(1);
+        let t = Instant::now();
+        let report = match filter.reconcile(&plan, now, boot) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("reconcile: {e}");
+                std::process::exit(1);
+            }
+        };
+        let full = t.elapsed();
+        println!(
+            "full load: {} IPv4 + {} IPv6 prefixes ({} map elements, batched) in {:.3} s: {:.0} prefixes/s",
+            V4,
+            V6,
+            report.elements_written,
+            full.as_secs_f64(),
+            (V4 + V6) as f64 / full.as_secs_f64()
+        );
+        // An incremental change: 10,000 prefixes withdrawn and 10,000 added.
+        let mut changed = plan.clone();
+        changed.v4.drain(..10_000);
+        let extra = v4_prefixes(&mut Rng(0x0dd_ba11));
+        let known: HashSet<IpNet> = plan.v4.iter().map(|p| p.source).collect();
+        changed.v4.extend(
+            extra
+                .iter()
+                .map(|n| IpNet::V4(*n))
+                .filter(|n| !known.contains(n))
+                .take(10_000)
+                .enumerate()
+                .map(|(i, n)| PrefixRule { source: n, rule: spec(V4 + V6 + i) }),
+        );
+        changed.v4.sort_by_key(|p| p.source);
+        let t = Instant::now();
+        let r = filter.reconcile(&changed, now, boot).unwrap_or_default();
+        let inc = t.elapsed();
+        println!(
+            "incremental: 20,000 prefix changes ({} map elements) in {:.3} s: {:.0} changes/s (includes rebuilding the 16M-slot table image)",
+            r.elements_written,
+            inc.as_secs_f64(),
+            20_000.0 / inc.as_secs_f64()
+        );
+        filter.reconcile(&plan, now, boot).unwrap_or_default();
+
+        // The trie, same prefixes, same rule slots.
+        let pairs: Vec<(IpNet, u32)> = plan
+            .v4
+            .iter()
+            .chain(&plan.v6)
+            .filter_map(|p| filter.slot_of(p.rule.decision).map(|s| (p.source, s)))
+            .collect();
+        let t = Instant::now();
+        if let Err(e) = filter.load_lpm(&pairs) {
+            eprintln!("loading the LPM trie: {e}: {:?}", std::error::Error::source(&e));
+            std::process::exit(1);
+        }
+        let lpm_load = t.elapsed();
+        println!(
+            "kernel LPM trie: {} prefixes loaded in {:.3} s: {:.0} prefixes/s",
+            pairs.len(),
+            lpm_load.as_secs_f64(),
+            pairs.len() as f64 / lpm_load.as_secs_f64()
+        );
+
+        let mut rng = Rng(42);
+        let pick = |rng: &mut Rng, list: &[IpNet], len: Option<u8>| -> Vec<IpAddr> {
+            let mut out = Vec::new();
+            while out.len() < SOURCES {
+                let n = list[(rng.next() % list.len() as u64) as usize];
+                if len.is_none_or(|l| n.prefix_len() == l) {
+                    out.push(host_in(n, rng));
+                }
+            }
+            out
+        };
+        let v4_nets: Vec<IpNet> = plan.v4.iter().map(|p| p.source).collect();
+        let v6_nets: Vec<IpNet> = plan.v6.iter().map(|p| p.source).collect();
+        let miss4: Vec<IpAddr> = (0..SOURCES)
+            .map(|_| IpAddr::V4(Ipv4Addr::from(0x6440_0000 | (rng.next() as u32 & 0x003f_ffff))))
+            .collect();
+        let miss6: Vec<IpAddr> = (0..SOURCES)
+            .map(|_| host_in("2001:db8::/32".parse().unwrap_or(IpNet::V6(Ipv6Net::default())), &mut rng))
+            .collect();
+        let cases: Vec<(&str, Vec<IpAddr>, u32)> = vec![
+            ("IPv4, no match (passes)", miss4, 2),
+            ("IPv4 /32 host (drop)", pick(&mut rng, &v4_nets, Some(32)), 1),
+            ("IPv4 /24 (drop)", pick(&mut rng, &v4_nets, Some(24)), 1),
+            ("IPv4 /25-/31 (drop)", pick(&mut rng, &v4_nets, Some(28)), 1),
+            ("IPv4, any (drop)", pick(&mut rng, &v4_nets, None), 1),
+            ("IPv6, no match (passes)", miss6, 2),
+            ("IPv6, any (drop)", pick(&mut rng, &v6_nets, None), 1),
+        ];
+        println!();
+        println!(
+            "ns per packet (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each), 1M IPv4 + 100k IPv6 prefixes loaded:"
+        );
+        println!("{:<26} {:>12} {:>14} {:>10}", "packet", "rampart ns", "LPM trie ns", "speedup");
+        for (name, sources, want) in &cases {
+            let ours = ns_per_packet(sources, |f| filter.test_run(f, REPEAT).unwrap_or_default(), *want);
+            let trie = ns_per_packet(sources, |f| filter.test_run_lpm(f, REPEAT).unwrap_or_default(), *want);
+            println!("{name:<26} {ours:>12.1} {trie:>14.1} {:>9.1}x", trie / ours);
+        }
+        // The filter's maps are freed when it goes out of scope here.
+        println!();
+    }
+
+    fn nftables() {
+        let ns = format!("rampart-bench-{}", std::process::id());
+        if !Command::new("ip").args(["netns", "add", &ns]).status().is_ok_and(|s| s.success()) {
+            eprintln!("nftables: cannot create a network namespace (root needed)");
+            return;
+        }
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+            }
+        }
+        let _del = Del(ns.clone());
+        let nft = |args: &[&str]| Command::new("ip").args(["netns", "exec", &ns, "nft"]).args(args).output();
+        let now = EventTime::from_unix_secs(2_000_000_000);
+        // 100,000 prefixes, /24 to /32, each inside its own /24 (an interval set holds no
+        // overlaps).
+        let nets: Vec<Ipv4Net> = (0..100_000u32)
+            .map(|i| {
+                Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8) + (i % 7) * 16), 24 + (i % 9) as u8)
+                    .unwrap_or_default()
+                    .trunc()
+            })
+            .collect();
+        let plan = FilterPlan {
+            v4: nets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| PrefixRule {
+                    source: IpNet::V4(*n),
+                    rule: RuleSpec {
+                        decision: DecisionId(i as u64 + 1),
+                        action: RuleAction::Drop,
+                        expires: Some(EventTime::from_unix_secs(2_000_003_600)),
+                    },
+                })
+                .collect(),
+            ..FilterPlan::default()
+        };
+        // The anchors first, on an empty ruleset (nft loads the whole ruleset on every call).
+        let _ = nft(&["add", "table", "inet", "naive"]);
+        let _ = nft(&["add", "set", "inet", "naive", "s", "{ type ipv4_addr; flags interval, timeout; }"]);
+        let naive = 200;
+        let t = Instant::now();
+        for n in nets.iter().take(naive) {
+            let _ = nft(&["add", "element", "inet", "naive", "s", &format!("{{ {n} timeout 3600s }}")]);
+        }
+        let d = t.elapsed();
+        println!(
+            "nftables, element by element (`nft add element` per decision into an empty set, the naive anchor): {naive} decisions in {:.3} s: {:.0} decisions/s",
+            d.as_secs_f64(),
+            naive as f64 / d.as_secs_f64()
+        );
+        let _ = nft(&["flush", "set", "inet", "naive", "s"]);
+        let all: Vec<String> = nets.iter().map(|n| format!("{n} timeout 3600s")).collect();
+        let script = format!("add element inet naive s {{ {} }}\n", all.join(", "));
+        let t = Instant::now();
+        let ok = {
+            use std::io::Write;
+            let child = Command::new("ip")
+                .args(["netns", "exec", &ns, "nft", "-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn();
+            child.is_ok_and(|mut c| {
+                let wrote = c.stdin.take().is_some_and(|mut i| i.write_all(script.as_bytes()).is_ok());
+                wrote && c.wait().is_ok_and(|s| s.success())
+            })
+        };
+        let d = t.elapsed();
+        println!(
+            "nftables, one native `nft -f` script adding all {} (nft at its best, no read-back){}: {:.3} s: {:.0} decisions/s",
+            nets.len(),
+            if ok { "" } else { " FAILED" },
+            d.as_secs_f64(),
+            nets.len() as f64 / d.as_secs_f64()
+        );
+        let _ = nft(&["delete", "table", "inet", "naive"]);
+        let mut f =
+            NftFilter::new(["ip", "netns", "exec", &ns, "nft"].iter().map(|s| s.to_string()).collect());
+        let t = Instant::now();
+        match f.apply(&plan, now) {
+            Ok(r) => {
+                let d = t.elapsed();
+                println!(
+                    "nftables, Rampart (one JSON transaction, read back and compared): {} decisions in {:.3} s: {:.0} decisions/s",
+                    r.src4,
+                    d.as_secs_f64(),
+                    r.src4 as f64 / d.as_secs_f64()
+                );
+            }
+            Err(e) => println!("nftables, Rampart: {e}"),
+        }
+    }
+}

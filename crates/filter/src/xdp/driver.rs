@@ -1,0 +1,659 @@
+//! The XDP driver: loads the program (reusing pinned maps), attaches it, and reconciles its
+//! maps with a [`FilterPlan`], writing only what changed, in batches.
+
+use std::collections::{BTreeSet, HashMap};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net};
+use libbpf_rs::{Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramInput, Xdp, XdpFlags};
+use rampart_contract::DecisionId;
+use rampart_contract::EventTime;
+
+use super::ids::{RuleKey, SlotIds};
+use super::maps::{BATCH, bpf_error, delete_all, update_all};
+use super::status::{attached_here, interface_index, program_name};
+use super::time::boot_deadline;
+use super::{Options, ReconcileReport, XdpError};
+use crate::dir248::{BLOCKS, Dir248};
+use crate::layout::{
+    self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
+};
+use crate::plan::{FilterPlan, RuleAction};
+
+/// An IPv4 prefix and its rule slot.
+type Ipv4Rule = (Ipv4Net, u32);
+
+/// The compiled program (built by build.rs with clang).
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rampart.bpf.o"));
+
+/// The main program's name in the object (and its pin file).
+pub const PROGRAM: &str = "xdp_rampart";
+/// The benchmark's comparison over the kernel LPM trie.
+const LPM_PROGRAM: &str = "xdp_lpm";
+
+/// What was last written to the maps, so a reconcile writes only differences.
+#[derive(Default)]
+struct Written {
+    rules: HashMap<u32, RuleValue>,
+    dir: Option<Dir248>,
+    /// The IPv4 prefixes `dir` was built from (an unchanged list skips the rebuild).
+    v4_input: Vec<(Ipv4Net, u32)>,
+    v4_hosts: HashMap<[u8; 4], u32>,
+    /// Pinned maps were reused: the first reconcile rewrites the whole IPv4 table.
+    tbl24_unknown: bool,
+    /// IPv6 entries below /32 and from /32 on, each set with its lengths entry.
+    v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2],
+    v6_lengths: [BTreeSet<u8>; 2],
+    /// The Bloom filter words as written (`None`: unknown, rewritten whole).
+    v6_filter: Option<Vec<u64>>,
+    dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
+    dst_lengths: [BTreeSet<u8>; 2],
+    sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
+}
+
+/// A loaded XDP filter.
+pub struct XdpFilter {
+    object: Object,
+    options: Options,
+    rule_ids: SlotIds<RuleKey>,
+    sig_ids: SlotIds<DecisionId>,
+    written: Written,
+    cpus: usize,
+}
+
+impl std::fmt::Debug for XdpFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpFilter").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+impl XdpFilter {
+    /// Loads the program with `options`' map sizes; with a pin directory, maps already pinned
+    /// there are reused (their rules keep dropping throughout) and new ones are pinned.
+    pub fn open(options: Options) -> Result<Self, XdpError> {
+        let mut open =
+            ObjectBuilder::default().open_memory(OBJECT).map_err(bpf_error("opening the XDP object"))?;
+        let caps = options.capacity;
+        let mut reused = false;
+        if let Some(dir) = &options.pin_dir {
+            if !super::on_bpffs(dir) {
+                return Err(XdpError::NotBpffs(dir.clone()));
+            }
+            std::fs::create_dir_all(dir).map_err(|source| XdpError::Io { path: dir.clone(), source })?;
+        }
+        for mut map in open.maps_mut() {
+            let name = map.name().to_string_lossy().into_owned();
+            let size = match name.as_str() {
+                "rules" | "rule_stats" => Some(caps.rules),
+                "v4_tbl8" => Some(caps.v4_groups),
+                "v4_hosts" => Some(caps.v4_hosts),
+                "v6_prefixes" => Some(caps.v6_prefixes),
+                "dsts" => Some(caps.destinations),
+                "sig_matches" => Some(caps.signatures),
+                "buckets" => Some(caps.buckets),
+                "lpm_v4" => Some(caps.lpm_v4),
+                "lpm_v6" => Some(caps.lpm_v6),
+                _ => None,
+            };
+            if let Some(n) = size {
+                map.set_max_entries(n.max(1)).map_err(bpf_error(format!("sizing map {name}")))?;
+            }
+            if let Some(dir) = &options.pin_dir {
+                let path = dir.join(&name);
+                reused |= path.exists();
+                map.set_pin_path(&path).map_err(bpf_error(format!("pin path {}", path.display())))?;
+            }
+        }
+        let object = open.load().map_err(bpf_error(
+            "loading the XDP program (a pinned map of another size or layout cannot be reused: \
+             `rampart filter detach --purge` removes them)",
+        ))?;
+        if let Some(dir) = &options.pin_dir {
+            for mut prog in object.progs_mut() {
+                if prog.name() != PROGRAM {
+                    continue;
+                }
+                let path = dir.join(PROGRAM);
+                if path.exists() {
+                    std::fs::remove_file(&path)
+                        .map_err(|source| XdpError::Io { path: path.clone(), source })?;
+                }
+                prog.pin(&path).map_err(bpf_error(format!("pinning the program at {}", path.display())))?;
+            }
+        }
+        let cpus = libbpf_rs::num_possible_cpus().map_err(bpf_error("counting CPUs"))?;
+        let mut filter = XdpFilter {
+            object,
+            rule_ids: SlotIds::new(caps.rules.saturating_sub(1).max(1)),
+            sig_ids: SlotIds::new(caps.signatures.saturating_sub(1).max(1)),
+            options,
+            written: Written::default(),
+            cpus,
+        };
+        if reused {
+            filter.restore()?;
+        }
+        Ok(filter)
+    }
+
+    /// Reads back what pinned maps hold: which decision owns which rule slot and signature
+    /// slot, the IPv6 and destination entries (so stale ones get deleted).
+    fn restore(&mut self) -> Result<(), XdpError> {
+        let mut decisions: HashMap<u32, u64> = HashMap::new();
+        {
+            let rules = find_map(&self.object, "rules")?;
+            let high = read_high_water(&find_map(&self.object, "meta")?)?;
+            for (slot, value) in read_rules(&rules, high)? {
+                let Some(rule) = RuleValue::decode(&value) else { continue };
+                if rule.action == layout::ACTION_NONE {
+                    continue;
+                }
+                self.written.rules.insert(slot, rule);
+                if rule.decision != 0 {
+                    decisions.insert(slot, rule.decision);
+                    self.rule_ids.restore(RuleKey::Decision(DecisionId(rule.decision)), slot);
+                } else {
+                    // A SYN guard: its key is not recorded in the map; the reconcile that
+                    // follows gives it a slot again, this one is marked taken until then.
+                    self.rule_ids.restore(RuleKey::SynGuard(orphan_key(slot)), slot);
+                }
+            }
+        }
+        self.rule_ids.finish_restore();
+        {
+            let sigs = find_map(&self.object, "sig_matches")?;
+            let iter = sigs
+                .lookup_batch(BATCH as u32, MapFlags::ANY, MapFlags::ANY)
+                .map_err(bpf_error("reading signatures"))?;
+            for (key, value) in iter {
+                let (Some(slot), Some(rule)) = (le_u32(&key), le_u32(&value)) else { continue };
+                if let Some(&decision) = decisions.get(&rule) {
+                    self.sig_ids.restore(DecisionId(decision), slot);
+                    let mut enc = [0u8; SIG_MATCH_SIZE];
+                    enc[..80].copy_from_slice(&value[..80]);
+                    self.written.sigs.insert(slot, enc);
+                }
+            }
+        }
+        self.sig_ids.finish_restore();
+        for key in find_map(&self.object, "v4_hosts")?.keys() {
+            let Ok(k) = <[u8; 4]>::try_from(key.as_slice()) else { continue };
+            self.written.v4_hosts.insert(k, u32::MAX); // value unknown: rewritten
+        }
+        for key in find_map(&self.object, "v6_prefixes")?.keys() {
+            let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
+            let set = usize::from(k[1] >= layout::V6_LONG_FROM);
+            self.written.v6[set].insert(k, u32::MAX); // value unknown: rewritten
+            self.written.v6_lengths[set].insert(k[1]);
+        }
+        for key in find_map(&self.object, "dsts")?.keys() {
+            let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
+            let family = usize::from(k[0] == 6);
+            self.written.dsts[family].insert(k, [0xff; DST_ENTRY_SIZE]);
+            self.written.dst_lengths[family].insert(k[1]);
+        }
+        self.written.tbl24_unknown = true;
+        Ok(())
+    }
+
+    /// Attaches to `interface` (in this network namespace), natively, generically or the
+    /// first that works; returns the mode used. Refuses to replace another XDP program.
+    pub fn attach(&self, interface: &str, mode: super::AttachMode) -> Result<&'static str, XdpError> {
+        let ifindex = interface_index(interface)?;
+        let prog = find_program(&self.object, PROGRAM)?;
+        let xdp = Xdp::new(prog.as_fd());
+        if let Ok(existing) = xdp.query(ifindex as i32, XdpFlags::NONE) {
+            let id = existing.prog_id;
+            if id != 0 && program_name(id).as_deref() != Some(PROGRAM) {
+                return Err(XdpError::Bpf {
+                    what: format!("attaching to {interface}"),
+                    source: format!(
+                        "another XDP program (id {id}) is attached there; Rampart does not replace it"
+                    )
+                    .into(),
+                });
+            }
+        }
+        let try_mode = |flags: XdpFlags, name: &'static str| {
+            // Replace a Rampart program of the other mode first (the kernel allows one mode).
+            let _ = xdp.detach(
+                ifindex as i32,
+                if name == "native" { XdpFlags::SKB_MODE } else { XdpFlags::DRV_MODE },
+            );
+            xdp.attach(ifindex as i32, flags).map(|()| name)
+        };
+        let result = match mode {
+            super::AttachMode::Native => try_mode(XdpFlags::DRV_MODE, "native"),
+            super::AttachMode::Generic => try_mode(XdpFlags::SKB_MODE, "generic"),
+            super::AttachMode::Auto => {
+                try_mode(XdpFlags::DRV_MODE, "native").or_else(|_| try_mode(XdpFlags::SKB_MODE, "generic"))
+            }
+        };
+        result.map_err(bpf_error(format!("attaching to {interface}")))
+    }
+
+    /// Whether this filter's program is attached to `interface`.
+    pub fn attached_to(&self, interface: &str) -> Result<Option<&'static str>, XdpError> {
+        let rules = find_map(&self.object, "rules")?;
+        let id = rules.info().map_err(bpf_error("map info"))?.info.id;
+        attached_here(interface_index(interface)?, id)
+    }
+
+    /// Makes the maps say what `plan` says at `now` (`boot_now_ns`: the boot clock read at the
+    /// same moment as `now`, see [`super::time`]).
+    pub fn reconcile(
+        &mut self,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+    ) -> Result<ReconcileReport, XdpError> {
+        let mut report = ReconcileReport {
+            rules: plan.rules().count() + plan.syn_guards.len(),
+            v4_prefixes: plan.v4.len(),
+            v6_prefixes: plan.v6.len(),
+            signatures: plan.signatures.len(),
+            syn_guards: plan.syn_guards.len(),
+            ..ReconcileReport::default()
+        };
+
+        // 1. Slots.
+        let mut keys: Vec<RuleKey> = plan.rules().map(|r| RuleKey::Decision(r.decision)).collect();
+        keys.extend(plan.syn_guards.iter().map(|g| RuleKey::SynGuard(g.destination)));
+        let assignment = self.rule_ids.assign(&keys).map_err(|e| XdpError::Full {
+            what: "rules",
+            wanted: e.wanted,
+            capacity: e.capacity,
+        })?;
+        let sig_keys: Vec<DecisionId> = plan.signatures.iter().map(|s| s.rule.decision).collect();
+        self.sig_ids.assign(&sig_keys).map_err(|e| XdpError::Full {
+            what: "signatures",
+            wanted: e.wanted,
+            capacity: e.capacity,
+        })?;
+        let slot = |ids: &SlotIds<RuleKey>, key: RuleKey| ids.get(&key).unwrap_or(0);
+
+        // 2. Rules, then counters of reused slots.
+        let mut desired: Vec<(u32, RuleValue)> = Vec::with_capacity(keys.len());
+        for spec in plan.rules() {
+            let value =
+                RuleValue::new(spec.action, spec.decision.0, boot_deadline(spec.expires, now, boot_now_ns));
+            desired.push((slot(&self.rule_ids, RuleKey::Decision(spec.decision)), value));
+        }
+        for g in &plan.syn_guards {
+            let value = RuleValue::new(
+                RuleAction::RatePackets(g.per_source_pps),
+                0,
+                boot_deadline(g.expires, now, boot_now_ns),
+            );
+            desired.push((slot(&self.rule_ids, RuleKey::SynGuard(g.destination)), value));
+        }
+        let writes: Vec<(Vec<u8>, Vec<u8>)> = desired
+            .iter()
+            .filter(|(s, v)| self.written.rules.get(s) != Some(v))
+            .map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec()))
+            .collect();
+        {
+            let stats = find_map(&self.object, "rule_stats")?;
+            let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
+            for s in &assignment.reused {
+                stats
+                    .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
+                    .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
+            }
+            report.elements_written += assignment.reused.len();
+        }
+        report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
+        let high = u64::from(self.rule_ids.high_water());
+        find_map(&self.object, "meta")?
+            .update(&0u32.to_ne_bytes(), &high.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error("writing meta"))?;
+        for (s, v) in desired {
+            self.written.rules.insert(s, v);
+        }
+
+        // 3. IPv4 sources: groups before the /24 slots that point at them.
+        let (hosts, v4): (Vec<Ipv4Rule>, Vec<Ipv4Rule>) = plan
+            .v4
+            .iter()
+            .filter_map(|p| match p.source {
+                IpNet::V4(n) => Some((n, slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)))),
+                IpNet::V6(_) => None,
+            })
+            .partition(|(n, _)| n.prefix_len() == 32);
+        let hosts: HashMap<[u8; 4], u32> = hosts.into_iter().map(|(n, s)| (n.addr().octets(), s)).collect();
+        report.elements_written += self.sync_hosts(&hosts)?;
+        if self.written.dir.is_none() || self.written.tbl24_unknown || v4 != self.written.v4_input {
+            self.write_v4(&v4, &mut report)?;
+        }
+
+        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
+        // filter gains bits before entries are added and loses them after they are deleted.
+        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
+        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
+        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
+        for p in &plan.v6 {
+            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
+            v6[set].insert(
+                layout::prefix_key(p.source),
+                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
+            );
+            v6_lengths[set].insert(p.source.prefix_len());
+            if let (1, IpNet::V6(n)) = (set, p.source) {
+                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
+                filter[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        let held_filter = self.written.v6_filter.take();
+        let union: Vec<u64> = match &held_filter {
+            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
+            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
+        };
+        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
+        for set in 0..2 {
+            let wanted = std::mem::take(&mut v6_lengths[set]);
+            report.elements_written +=
+                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
+                    (&mut w.v6[set], &mut w.v6_lengths[set])
+                })?;
+        }
+        report.elements_written += self.write_filter(Some(&union), &filter)?;
+        self.written.v6_filter = Some(filter);
+
+        // 5. Signatures and SYN guards per destination.
+        let mut sig_writes = Vec::new();
+        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::new();
+        let mut live_sigs = BTreeSet::new();
+        for s in &plan.signatures {
+            let sig_slot = self.sig_ids.get(&s.rule.decision).unwrap_or(0);
+            live_sigs.insert(sig_slot);
+            let enc = layout::sig_match(slot(&self.rule_ids, RuleKey::Decision(s.rule.decision)), &s.matcher);
+            if self.written.sigs.get(&sig_slot) != Some(&enc) {
+                sig_writes.push((sig_slot.to_ne_bytes().to_vec(), enc.to_vec()));
+                self.written.sigs.insert(sig_slot, enc);
+            }
+            for d in &s.destinations {
+                dst_sigs.entry(*d).or_default().0.push(sig_slot);
+            }
+        }
+        self.written.sigs.retain(|s, _| live_sigs.contains(s));
+        for g in &plan.syn_guards {
+            dst_sigs.entry(g.destination).or_default().1 =
+                slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
+        }
+        report.elements_written += update_all(&find_map(&self.object, "sig_matches")?, &sig_writes)?;
+        let mut by_family: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2] = Default::default();
+        let mut lengths: [BTreeSet<u8>; 2] = Default::default();
+        for (net, (sigs, syn)) in &dst_sigs {
+            let family = usize::from(net.addr().is_ipv6());
+            by_family[family].insert(layout::prefix_key(*net), layout::dst_entry(sigs, *syn));
+            lengths[family].insert(net.prefix_len());
+        }
+        for family in 0..2 {
+            let wanted = std::mem::take(&mut lengths[family]);
+            report.elements_written +=
+                self.sync_hash("dsts", "dst_lengths", family as u32, &by_family[family], wanted, |w| {
+                    (&mut w.dsts[family], &mut w.dst_lengths[family])
+                })?;
+        }
+
+        // 6. Released rules match nothing once no table points at them.
+        let releases: Vec<(Vec<u8>, Vec<u8>)> = assignment
+            .released
+            .iter()
+            .map(|s| (s.to_ne_bytes().to_vec(), RuleValue::default().encode().to_vec()))
+            .collect();
+        report.elements_written += update_all(&find_map(&self.object, "rules")?, &releases)?;
+        for s in &assignment.released {
+            self.written.rules.remove(s);
+        }
+        report.released = assignment.released.len();
+        Ok(report)
+    }
+
+    /// Writes the Bloom filter words that differ from `held` (all when unknown).
+    fn write_filter(&self, held: Option<&[u64]>, words: &[u64]) -> Result<usize, XdpError> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = words
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| held.is_none_or(|h| h.get(*i) != Some(w)))
+            .map(|(i, w)| ((i as u32).to_ne_bytes().to_vec(), w.to_ne_bytes().to_vec()))
+            .collect();
+        update_all(&find_map(&self.object, "v6_filter")?, &entries)
+    }
+
+    /// Brings the IPv4 host hash to `wanted`.
+    fn sync_hosts(&mut self, wanted: &HashMap<[u8; 4], u32>) -> Result<usize, XdpError> {
+        let held = &self.written.v4_hosts;
+        let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
+            .iter()
+            .filter(|(k, v)| held.get(*k) != Some(v))
+            .map(|(k, v)| (k.to_vec(), v.to_ne_bytes().to_vec()))
+            .collect();
+        let stale: Vec<Vec<u8>> =
+            held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
+        let map = find_map(&self.object, "v4_hosts")?;
+        let written = update_all(&map, &upserts)? + delete_all(&map, &stale)?;
+        self.written.v4_hosts = wanted.clone();
+        Ok(written)
+    }
+
+    /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that
+    /// point at them.
+    fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
+        let dir = Dir248::build(v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
+        let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
+        let groups: Vec<(Vec<u8>, Vec<u8>)> = dir
+            .changed_groups(previous)
+            .into_iter()
+            .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
+            .collect();
+        report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
+        let blocks: Vec<usize> =
+            if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
+        let blocks: Vec<(Vec<u8>, Vec<u8>)> = blocks
+            .into_iter()
+            .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
+            .collect();
+        report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
+        self.written.dir = Some(dir);
+        self.written.v4_input = v4.to_vec();
+        self.written.tbl24_unknown = false;
+        Ok(())
+    }
+
+    /// Brings a per-length hash (and its lengths entry `lengths_index`) to `wanted`: lengths
+    /// widened first, entries written, stale ones deleted, lengths narrowed.
+    fn sync_hash<V: Copy + PartialEq + AsBytes>(
+        &mut self,
+        map: &str,
+        lengths_map: &str,
+        lengths_index: u32,
+        wanted: &HashMap<[u8; PREFIX_KEY_SIZE], V>,
+        wanted_lengths: BTreeSet<u8>,
+        state: impl Fn(&mut Written) -> (&mut HashMap<[u8; PREFIX_KEY_SIZE], V>, &mut BTreeSet<u8>),
+    ) -> Result<usize, XdpError> {
+        let mut written = 0;
+        let (held, held_lengths) = state(&mut self.written);
+        let union: BTreeSet<u8> = held_lengths.union(&wanted_lengths).copied().collect();
+        let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
+            .iter()
+            .filter(|(k, v)| held.get(*k) != Some(v))
+            .map(|(k, v)| (k.to_vec(), v.as_bytes()))
+            .collect();
+        let stale: Vec<Vec<u8>> =
+            held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
+        let widen = union != *held_lengths;
+        let narrow = union != wanted_lengths;
+        let index = lengths_index.to_ne_bytes();
+        {
+            let lengths = find_map(&self.object, lengths_map)?;
+            let hash = find_map(&self.object, map)?;
+            if widen {
+                lengths
+                    .update(&index, &layout::lengths(union.iter().copied()), MapFlags::ANY)
+                    .map_err(bpf_error(format!("writing {lengths_map}")))?;
+                written += 1;
+            }
+            written += update_all(&hash, &upserts)?;
+            written += delete_all(&hash, &stale)?;
+            if narrow || widen {
+                lengths
+                    .update(&index, &layout::lengths(wanted_lengths.iter().copied()), MapFlags::ANY)
+                    .map_err(bpf_error(format!("writing {lengths_map}")))?;
+                written += 1;
+            }
+        }
+        let (held, held_lengths) = state(&mut self.written);
+        *held = wanted.clone();
+        *held_lengths = wanted_lengths;
+        Ok(written)
+    }
+
+    /// What each rule dropped.
+    pub fn counters(&self) -> Result<Vec<(RuleKey, Counters)>, XdpError> {
+        let stats = find_map(&self.object, "rule_stats")?;
+        let mut out = Vec::new();
+        for (key, slot) in self.rule_ids.iter() {
+            let per_cpu = stats
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .map_err(bpf_error(format!("reading counters of rule {slot}")))?
+                .unwrap_or_default();
+            out.push((*key, Counters::sum(&per_cpu)));
+        }
+        out.sort_by_key(|(k, _)| *k);
+        Ok(out)
+    }
+
+    /// The rule slot holding `decision`, if it is in the maps.
+    pub fn slot_of(&self, decision: DecisionId) -> Option<u32> {
+        self.rule_ids.get(&RuleKey::Decision(decision))
+    }
+
+    /// What the rule for `decision` dropped (zero when it has none).
+    pub fn decision_counters(&self, decision: DecisionId) -> Result<Counters, XdpError> {
+        Ok(self
+            .counters()?
+            .into_iter()
+            .find(|(k, _)| *k == RuleKey::Decision(decision))
+            .map_or_else(Counters::default, |(_, c)| c))
+    }
+
+    /// Runs the program once per `repeat` over `packet` with BPF_PROG_TEST_RUN: its verdict
+    /// (`XDP_DROP` = 1, `XDP_PASS` = 2) and the kernel's average time per run.
+    pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
+        run(&find_program(&self.object, PROGRAM)?, packet, repeat)
+    }
+
+    /// The same through the LPM-trie comparison program.
+    pub fn test_run_lpm(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
+        run(&find_program(&self.object, LPM_PROGRAM)?, packet, repeat)
+    }
+
+    /// Fills the comparison's LPM tries (benchmark only; rule slots as given).
+    pub fn load_lpm(&self, prefixes: &[(IpNet, u32)]) -> Result<(), XdpError> {
+        let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(n, _)| n.addr().is_ipv4());
+        for (name, list) in [("lpm_v4", v4), ("lpm_v6", v6)] {
+            let map = find_map(&self.object, name)?;
+            let entries: Vec<(Vec<u8>, Vec<u8>)> =
+                list.iter().map(|(n, r)| (layout::lpm_key(*n), r.to_ne_bytes().to_vec())).collect();
+            if update_all(&map, &entries).is_err() {
+                // Older kernels have no batch updates for the trie.
+                for (k, v) in &entries {
+                    map.update(k, v, MapFlags::ANY).map_err(bpf_error(format!("writing {name}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes rule values directly (benchmark only: the comparison program's rules).
+    pub fn write_rules(&mut self, rules: &[(u32, RuleValue)]) -> Result<usize, XdpError> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> =
+            rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
+        update_all(&find_map(&self.object, "rules")?, &entries)
+    }
+
+    /// The pin directory, if any.
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.options.pin_dir.as_deref()
+    }
+}
+
+fn find_map<'a>(object: &'a Object, name: &str) -> Result<Map<'a>, XdpError> {
+    object.maps().find(|m| m.name() == name).ok_or_else(|| XdpError::Bpf {
+        what: format!("map {name}"),
+        source: "missing from the XDP object".into(),
+    })
+}
+
+fn find_program<'a>(object: &'a Object, name: &str) -> Result<libbpf_rs::ProgramMut<'a>, XdpError> {
+    object.progs_mut().find(|p| p.name() == name).ok_or_else(|| XdpError::Bpf {
+        what: format!("program {name}"),
+        source: "missing from the XDP object".into(),
+    })
+}
+
+fn run(prog: &libbpf_rs::ProgramMut<'_>, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
+    let input = ProgramInput { data_in: Some(packet), repeat, ..ProgramInput::default() };
+    let out = prog.test_run(input).map_err(bpf_error("BPF_PROG_TEST_RUN"))?;
+    Ok((out.return_value, out.duration))
+}
+
+/// The highest rule slot ever used plus one, from the `meta` map.
+pub(super) fn read_high_water<M: MapCore>(meta: &M) -> Result<u32, XdpError> {
+    let v = meta
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(bpf_error("reading meta"))?
+        .unwrap_or_default();
+    Ok(v.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_ne_bytes).min(u64::from(u32::MAX))
+        as u32)
+}
+
+/// Rule slots 1..high with their raw values (slots the program never used are skipped).
+pub(super) fn read_rules<M: MapCore>(rules: &M, high: u32) -> Result<Vec<(u32, Vec<u8>)>, XdpError> {
+    let mut out = Vec::new();
+    for slot in 1..high.min(rules.max_entries()) {
+        if let Some(v) = rules
+            .lookup(&slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error(format!("reading rule {slot}")))?
+        {
+            out.push((slot, v));
+        }
+    }
+    Ok(out)
+}
+
+fn le_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(..4)?.try_into().ok()?))
+}
+
+/// A placeholder key for a restored SYN guard slot (never a real destination: /0 of the
+/// documentation range with the slot in the address keeps keys distinct).
+fn orphan_key(slot: u32) -> IpNet {
+    IpNet::V6(
+        ipnet::Ipv6Net::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, (slot >> 16) as u16, slot as u16),
+            128,
+        )
+        .unwrap_or_default(),
+    )
+}
+
+/// Map values as bytes.
+trait AsBytes {
+    fn as_bytes(&self) -> Vec<u8>;
+}
+
+impl AsBytes for u32 {
+    fn as_bytes(&self) -> Vec<u8> {
+        self.to_ne_bytes().to_vec()
+    }
+}
+
+impl AsBytes for [u8; DST_ENTRY_SIZE] {
+    fn as_bytes(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+}

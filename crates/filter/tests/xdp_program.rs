@@ -1,0 +1,320 @@
+//! The XDP program through BPF_PROG_TEST_RUN: every rule type, expiry, counters, reconcile,
+//! and pinned maps surviving the loader. Needs root (CI runs as root).
+#![cfg(feature = "xdp")]
+
+mod support;
+
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use rampart_contract::{
+    Action, Decision, DecisionId, EventTime, FragmentMatch, LengthRange, Origin, PortRange, Scope, Signature,
+    TcpFlags,
+};
+use rampart_filter::plan::{SynGuard, plan};
+use rampart_filter::xdp::ids::RuleKey;
+use rampart_filter::xdp::time::boot_now_ns;
+use rampart_filter::xdp::{Capacity, Options, XdpError, XdpFilter};
+use support::{ACK, Pkt, SYN, TCP, UDP};
+
+const DROP: u32 = 1;
+const PASS: u32 = 2;
+
+fn small() -> Capacity {
+    Capacity {
+        rules: 1024,
+        v4_groups: 64,
+        v4_hosts: 1024,
+        v6_prefixes: 1024,
+        destinations: 64,
+        signatures: 64,
+        buckets: 1024,
+        lpm_v4: 1,
+        lpm_v6: 1,
+    }
+}
+
+fn open(pin_dir: Option<PathBuf>) -> Option<XdpFilter> {
+    if !support::is_root() {
+        support::skip("BPF_PROG_TEST_RUN needs root");
+        return None;
+    }
+    support::ensure_bpffs();
+    match XdpFilter::open(Options { pin_dir, capacity: small() }) {
+        Ok(f) => Some(f),
+        Err(e @ XdpError::Unavailable(_)) => {
+            support::skip(&e.to_string());
+            None
+        }
+        Err(e) => panic!("loading the XDP program: {e}"),
+    }
+}
+
+fn wall_now() -> EventTime {
+    EventTime::from_unix_micros(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64,
+    )
+}
+
+fn decision(id: u64, scope: Scope, action: Action, now: EventTime, ttl_ms: u64) -> Decision {
+    Decision {
+        id: DecisionId(id),
+        scope,
+        action,
+        origin: Origin::Operator { name: "test".into() },
+        created: EventTime::from_unix_micros(now.unix_micros() - 1_000_000),
+        expires: Some(EventTime::from_unix_micros(now.unix_micros() + ttl_ms * 1_000)),
+        reason: "test".into(),
+    }
+}
+
+fn prefix(s: &str) -> Scope {
+    Scope::Prefix(s.parse().unwrap())
+}
+
+fn apply(f: &mut XdpFilter, decisions: &[Decision], guards: &[SynGuard]) {
+    let now = wall_now();
+    let p = plan(decisions, guards, now);
+    f.reconcile(&p, now, boot_now_ns().unwrap()).unwrap();
+}
+
+fn verdict(f: &XdpFilter, p: &Pkt) -> u32 {
+    f.test_run(&p.frame(), 1).unwrap().0
+}
+
+#[test]
+fn source_prefixes_at_every_length_drop_and_count() {
+    let Some(mut f) = open(None) else { return };
+    let now = wall_now();
+    let ds = vec![
+        decision(1, prefix("10.0.0.0/8"), Action::Discard, now, 60_000),
+        decision(2, prefix("10.1.0.0/16"), Action::RateLimitPackets { packets_per_sec: 0 }, now, 60_000),
+        decision(3, prefix("198.51.100.0/24"), Action::Discard, now, 60_000),
+        decision(4, prefix("203.0.113.128/25"), Action::Discard, now, 60_000),
+        decision(5, Scope::Address("203.0.113.7".parse().unwrap()), Action::Discard, now, 60_000),
+        decision(6, prefix("2001:db8::/32"), Action::Discard, now, 60_000),
+        decision(7, prefix("2001:db8:1::/48"), Action::Discard, now, 60_000),
+        decision(8, prefix("2001:db9:0:1::/64"), Action::Discard, now, 60_000),
+        decision(9, Scope::Address("2001:dba::9".parse().unwrap()), Action::Discard, now, 60_000),
+        decision(10, prefix("2001:de0::/28"), Action::Discard, now, 60_000),
+    ];
+    apply(&mut f, &ds, &[]);
+    let dst4 = "192.0.2.1";
+    let dst6 = "2001:db8:ffff::1";
+    let cases = [
+        ("10.200.0.1", dst4, DROP, Some(1)),
+        ("10.1.2.3", dst4, DROP, Some(2)),
+        ("11.0.0.1", dst4, PASS, None),
+        ("198.51.100.255", dst4, DROP, Some(3)),
+        ("198.51.101.0", dst4, PASS, None),
+        ("203.0.113.200", dst4, DROP, Some(4)),
+        ("203.0.113.7", dst4, DROP, Some(5)),
+        ("203.0.113.8", dst4, PASS, None),
+        ("2001:db8:2::1", dst6, DROP, Some(6)),
+        ("2001:db8:1::1", dst6, DROP, Some(7)),
+        ("2001:db9:0:1:ffff::1", dst6, DROP, Some(8)),
+        ("2001:db9:0:2::1", dst6, PASS, None),
+        ("2001:dba::9", dst6, DROP, Some(9)),
+        ("2001:dba::a", dst6, PASS, None),
+        ("2001:de5::1", dst6, DROP, Some(10)),
+        ("2001:df0::1", dst6, PASS, None),
+    ];
+    let mut expected = std::collections::HashMap::<u64, (u64, u64)>::new();
+    for (src, dst, want, rule) in cases {
+        let p = Pkt::udp(src, dst, 4000, 53);
+        assert_eq!(verdict(&f, &p), want, "{src}");
+        if let Some(r) = rule {
+            let e = expected.entry(r).or_default();
+            e.0 += 1;
+            e.1 += p.ip_len();
+        }
+    }
+    for (id, (packets, bytes)) in expected {
+        let c = f.decision_counters(DecisionId(id)).unwrap();
+        assert_eq!((c.packets, c.bytes), (packets, bytes), "decision {id}");
+    }
+    // Withdrawn decisions stop matching at once; the others keep their counters.
+    apply(&mut f, &ds[2..3], &[]);
+    assert_eq!(verdict(&f, &Pkt::udp("10.200.0.1", dst4, 1, 2)), PASS);
+    assert_eq!(verdict(&f, &Pkt::udp("2001:db8:1::1", dst6, 1, 2)), PASS);
+    assert_eq!(verdict(&f, &Pkt::udp("198.51.100.1", dst4, 1, 2)), DROP);
+    assert_eq!(f.decision_counters(DecisionId(3)).unwrap().packets, 2);
+    // Non-IP frames pass.
+    let mut arp = Pkt::udp("198.51.100.1", dst4, 1, 2).frame();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(f.test_run(&arp, 1).unwrap().0, PASS);
+}
+
+#[test]
+fn signatures_drop_and_rate_limit_per_destination() {
+    let Some(mut f) = open(None) else { return };
+    let now = wall_now();
+    let dns = Signature {
+        dst_prefixes: vec!["192.0.2.10/32".parse().unwrap()],
+        protocol: Some(UDP),
+        src_ports: vec![PortRange::single(53), PortRange::single(123)],
+        packet_len: Some(LengthRange { min: 50, max: 1500 }),
+        ..Signature::default()
+    };
+    let syn = Signature {
+        dst_prefixes: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8:5::/48".parse().unwrap()],
+        protocol: Some(TCP),
+        dst_ports: vec![PortRange { first: 80, last: 90 }],
+        tcp_flags: Some(TcpFlags { value: SYN, mask: SYN | ACK }),
+        ..Signature::default()
+    };
+    let frags = Signature {
+        dst_prefixes: vec!["192.0.2.20/32".parse().unwrap()],
+        fragment: Some(FragmentMatch::NonInitial),
+        ..Signature::default()
+    };
+    let ds = vec![
+        decision(1, Scope::Signature(Box::new(dns)), Action::Discard, now, 60_000),
+        decision(
+            2,
+            Scope::Signature(Box::new(syn)),
+            Action::RateLimitPackets { packets_per_sec: 3 },
+            now,
+            60_000,
+        ),
+        decision(3, Scope::Signature(Box::new(frags)), Action::Discard, now, 60_000),
+    ];
+    apply(&mut f, &ds, &[]);
+    let src = "198.51.100.1";
+    assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.10", 53, 4000)), DROP);
+    assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.10", 123, 4000)), DROP);
+    assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.10", 54, 4000)), PASS, "other source port");
+    assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.11", 53, 4000)), PASS, "other destination");
+    assert_eq!(
+        verdict(&f, &Pkt { payload: 1, ..Pkt::udp(src, "192.0.2.10", 53, 4000) }),
+        PASS,
+        "shorter than the range"
+    );
+    assert_eq!(verdict(&f, &Pkt::tcp(src, "192.0.2.10", 53, 4000, SYN)), PASS, "other protocol");
+    // Rate limit: three SYNs a second to the /24 (all sources together), then drops; SYN-ACKs and
+    // other ports are not in the signature.
+    let syn_to = |dst: &str, port| Pkt::tcp(src, dst, 40_000, port, SYN);
+    let verdicts: Vec<u32> = (0..5)
+        .map(|i| verdict(&f, &syn_to(if i % 2 == 0 { "192.0.2.77" } else { "192.0.2.78" }, 80 + i)))
+        .collect();
+    assert_eq!(verdicts, vec![PASS, PASS, PASS, DROP, DROP]);
+    assert_eq!(verdict(&f, &Pkt::tcp(src, "192.0.2.77", 40_000, 80, SYN | ACK)), PASS);
+    assert_eq!(verdict(&f, &syn_to("192.0.2.77", 91)), PASS);
+    // The IPv6 destination of the same signature shares its bucket (one rule).
+    assert_eq!(verdict(&f, &Pkt::tcp("2001:db8:9::1", "2001:db8:5::1", 1, 80, SYN)), DROP);
+    assert_eq!(verdict(&f, &Pkt::tcp("2001:db8:9::1", "2001:db8:6::1", 1, 80, SYN)), PASS);
+    // Fragments.
+    let frag = Pkt { frag_offset: 185, ..Pkt::udp(src, "192.0.2.20", 1, 2) };
+    assert_eq!(verdict(&f, &frag), DROP);
+    assert_eq!(verdict(&f, &Pkt::udp(src, "192.0.2.20", 1, 2)), PASS, "first fragment or whole packet");
+    let c = f.decision_counters(DecisionId(2)).unwrap();
+    assert_eq!(c.packets, 3);
+    assert_eq!(f.decision_counters(DecisionId(1)).unwrap().packets, 2);
+    assert_eq!(f.decision_counters(DecisionId(3)).unwrap().packets, 1);
+}
+
+#[test]
+fn per_source_token_buckets_and_the_syn_guard() {
+    let Some(mut f) = open(None) else { return };
+    let now = wall_now();
+    let ds = vec![
+        decision(1, prefix("198.51.100.0/24"), Action::RateLimitPackets { packets_per_sec: 2 }, now, 60_000),
+        decision(2, prefix("2001:db8:7::/48"), Action::RateLimitBytes { bytes_per_sec: 200 }, now, 60_000),
+    ];
+    let guards =
+        [SynGuard { destination: "192.0.2.0/24".parse().unwrap(), per_source_pps: 2, expires: None }];
+    apply(&mut f, &ds, &guards);
+    let dst = "192.0.2.1";
+    // Each source of the prefix has its own bucket.
+    for src in ["198.51.100.1", "198.51.100.2"] {
+        let v: Vec<u32> = (0..3).map(|_| verdict(&f, &Pkt::udp(src, dst, 1, 2))).collect();
+        assert_eq!(v, vec![PASS, PASS, DROP], "{src}");
+    }
+    // Bytes: 200 bytes a second, packets of 60 + 40 + 8 = 108 bytes of IP length for UDP with 60 of payload.
+    let big = Pkt { payload: 60, ..Pkt::udp("2001:db8:7::1", "2001:db8:ffff::1", 1, 2) };
+    assert_eq!(big.ip_len(), 108);
+    let v: Vec<u32> = (0..2).map(|_| verdict(&f, &big)).collect();
+    assert_eq!(v, vec![PASS, DROP]);
+    assert_eq!(
+        f.decision_counters(DecisionId(2)).unwrap(),
+        rampart_filter::layout::Counters { packets: 1, bytes: 108 }
+    );
+    // SYN guard: two SYNs per second per source to the guarded /24; ACKs and other sources pass.
+    let syn = |src: &str| Pkt::tcp(src, "192.0.2.9", 40_000, 443, SYN);
+    let v: Vec<u32> = (0..3).map(|_| verdict(&f, &syn("203.0.113.1"))).collect();
+    assert_eq!(v, vec![PASS, PASS, DROP]);
+    assert_eq!(verdict(&f, &Pkt::tcp("203.0.113.1", "192.0.2.9", 40_000, 443, ACK)), PASS);
+    assert_eq!(verdict(&f, &syn("203.0.113.2")), PASS);
+    assert_eq!(
+        verdict(&f, &Pkt::tcp("203.0.113.1", "192.0.3.9", 40_000, 443, SYN)),
+        PASS,
+        "unguarded destination"
+    );
+    let counters = f.counters().unwrap();
+    let guard = counters.iter().find(|(k, _)| matches!(k, RuleKey::SynGuard(_))).unwrap();
+    assert_eq!(guard.1.packets, 1);
+}
+
+#[test]
+fn rules_expire_inside_the_program_without_a_reconcile() {
+    let Some(mut f) = open(None) else { return };
+    let now = wall_now();
+    let ds = vec![
+        decision(1, prefix("198.51.100.0/24"), Action::Discard, now, 3_000),
+        decision(2, prefix("203.0.113.0/24"), Action::Discard, now, 60_000),
+    ];
+    apply(&mut f, &ds, &[]);
+    let p = Pkt::udp("198.51.100.1", "192.0.2.1", 1, 2);
+    // A debug build spends a while building the table: the rule must still be in force.
+    let spent = wall_now().unix_micros() - now.unix_micros();
+    assert!(spent < 2_500_000, "reconcile took {spent} µs");
+    assert_eq!(verdict(&f, &p), DROP);
+    std::thread::sleep(std::time::Duration::from_micros(3_300_000 - spent));
+    assert_eq!(verdict(&f, &p), PASS, "expired in the program");
+    assert_eq!(verdict(&f, &Pkt::udp("203.0.113.1", "192.0.2.1", 1, 2)), DROP);
+}
+
+#[test]
+fn pinned_maps_keep_rules_and_counters_across_loaders() {
+    if !support::is_root() {
+        support::skip("pinning needs root");
+        return;
+    }
+    struct Unpin(PathBuf);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir = PathBuf::from(format!("/sys/fs/bpf/rampart-test-{}-pin", std::process::id()));
+    let _unpin = Unpin(dir.clone());
+    let now = wall_now();
+    let ds = vec![
+        decision(11, prefix("198.51.100.0/24"), Action::Discard, now, 60_000),
+        decision(12, prefix("2001:db8:7::/48"), Action::Discard, now, 60_000),
+    ];
+    let p4 = Pkt::udp("198.51.100.1", "192.0.2.1", 1, 2);
+    let p6 = Pkt::udp("2001:db8:7::1", "2001:db8:ffff::1", 1, 2);
+    // The first loader goes away (as a daemon that died would), its pins stay.
+    {
+        let Some(mut first) = open(Some(dir.clone())) else { return };
+        apply(&mut first, &ds, &[]);
+        assert_eq!(verdict(&first, &p4), DROP);
+    }
+    // A new loader (a restarted daemon): the pinned rules drop before it reconciles anything.
+    let Some(mut second) = open(Some(dir.clone())) else { return };
+    assert_eq!(verdict(&second, &p4), DROP);
+    assert_eq!(verdict(&second, &p6), DROP);
+    let status = rampart_filter::xdp::status(&dir, boot_now_ns().unwrap()).unwrap();
+    assert_eq!(status.rules.len(), 2);
+    assert_eq!(status.rules.iter().find(|r| r.decision == 11).unwrap().dropped_packets, 2);
+    // Reconciling the same decisions keeps slots and counters; a withdrawn one goes.
+    apply(&mut second, &ds[..1], &[]);
+    assert_eq!(second.decision_counters(DecisionId(11)).unwrap().packets, 2);
+    assert_eq!(verdict(&second, &p6), PASS);
+    assert_eq!(verdict(&second, &p4), DROP);
+    let status = rampart_filter::xdp::status(&dir, boot_now_ns().unwrap()).unwrap();
+    assert_eq!(status.rules.len(), 1);
+    assert!(status.packets_dropped >= 4);
+    let _ = IpNet::V4(Default::default());
+}
