@@ -13,6 +13,7 @@ mod inspect;
 mod replay;
 mod report;
 mod run;
+mod shield;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,9 @@ enum Command {
     /// Run detection over a pcap or pcapng capture in its own event time and report the
     /// attacks found: targets, vectors, timing, volume, signatures.
     Analyze(analyze::AnalyzeArgs),
+    /// Run the HTTP shield: a hardened HTTP/1.1 and HTTP/2 reverse proxy with per-address
+    /// and per-prefix limits, in front of a website.
+    Shield(shield::ShieldArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Attacks(args) => attacks::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Shield(args) => shield::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

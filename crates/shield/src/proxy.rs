@@ -302,6 +302,9 @@ async fn route_request(shared: &Arc<Shared>, conn: &ConnectionInfo, request: Req
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            // The client's connection has its own version (an HTTP/1.0 origin must not make
+            // hyper close a kept-alive HTTP/1.1 client).
+            parts.version = Version::HTTP_11;
             Response::from_parts(parts, Either::Left(body))
         }
         Err(_) if tripped.load(Ordering::Relaxed) => {
