@@ -50,7 +50,10 @@ pub fn run(args: ShieldArgs) -> Result<()> {
     if args.metrics.is_some() {
         config.metrics = args.metrics;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let bans = Arc::new(BanTable::new());
         let shield = Shield::bind(config, bans).await?;

@@ -83,7 +83,10 @@ mod tests {
             reason: "test".into(),
         };
         table.replace(
-            &[ban(Scope::Address("192.0.2.7".parse().unwrap())), ban(Scope::Prefix("2001:db8:5::/48".parse().unwrap()))],
+            &[
+                ban(Scope::Address("192.0.2.7".parse().unwrap())),
+                ban(Scope::Prefix("2001:db8:5::/48".parse().unwrap())),
+            ],
             now,
         );
         assert!(table.is_banned("192.0.2.7".parse().unwrap()));

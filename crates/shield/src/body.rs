@@ -86,7 +86,10 @@ impl Body for GuardedBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         if this.tripped.load(std::sync::atomic::Ordering::Relaxed) {
             return Poll::Ready(Some(Err(BodyError::TooSlow)));
@@ -129,7 +132,8 @@ mod tests {
 
     #[test]
     fn deadline_by_rate_and_whole() {
-        let limits = BodyLimits { timeout: Duration::from_secs(60), grace: Duration::from_secs(10), min_rate: 100 };
+        let limits =
+            BodyLimits { timeout: Duration::from_secs(60), grace: Duration::from_secs(10), min_rate: 100 };
         let start = Instant::now();
         assert_eq!(limits.deadline(start, 0), start + Duration::from_secs(10));
         assert_eq!(limits.deadline(start, 999), start + Duration::from_secs(10));

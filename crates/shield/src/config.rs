@@ -261,8 +261,18 @@ impl Config {
     pub fn quick(listen: SocketAddr, upstream: &str) -> Result<Config, ConfigError> {
         let server = parse_server(upstream).map_err(|m| invalid("--upstream", m))?;
         let config = Config {
-            listeners: vec![Listener { address: listen, certificates: Vec::new(), h2c: true, internal: false }],
-            upstreams: vec![Upstream { name: "default".into(), servers: vec![server], health_check: None, internal: false }],
+            listeners: vec![Listener {
+                address: listen,
+                certificates: Vec::new(),
+                h2c: true,
+                internal: false,
+            }],
+            upstreams: vec![Upstream {
+                name: "default".into(),
+                servers: vec![server],
+                health_check: None,
+                internal: false,
+            }],
             routes: vec![Route {
                 name: "default".into(),
                 host: None,
@@ -282,7 +292,8 @@ impl Config {
 
     /// Read and check a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::from_toml(&text).map_err(|error| match error {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
             other => other,
@@ -291,8 +302,8 @@ impl Config {
 
     /// Parse and check TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let file: ConfigFile =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        let file: ConfigFile = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
         let mut upstreams = Vec::new();
         for (name, pool) in &file.upstreams {
             if pool.servers.is_empty() {
@@ -300,7 +311,9 @@ impl Config {
             }
             let mut servers = Vec::new();
             for (i, server) in pool.servers.iter().enumerate() {
-                servers.push(parse_server(server).map_err(|m| invalid(format!("upstream.{name}.servers[{i}]"), m))?);
+                servers.push(
+                    parse_server(server).map_err(|m| invalid(format!("upstream.{name}.servers[{i}]"), m))?,
+                );
             }
             if let Some(check) = &pool.health_check {
                 let key = format!("upstream.{name}.health_check");
@@ -348,7 +361,12 @@ impl Config {
         let defaults = RateLimits::default();
         let limits = &file.rate_limit;
         let rate_limits = if limits.disabled {
-            RateLimits { per_address: None, per_prefix: None, per_v6_48: None, table_capacity: defaults.table_capacity }
+            RateLimits {
+                per_address: None,
+                per_prefix: None,
+                per_v6_48: None,
+                table_capacity: defaults.table_capacity,
+            }
         } else {
             RateLimits {
                 per_address: pick_rate("rate_limit.per_address", limits.per_address, defaults.per_address)?,
@@ -429,7 +447,9 @@ fn parse_server(text: &str) -> Result<String, String> {
         .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some(other) => return Err(format!("{text:?}: scheme {other} is not supported (plain http to the origin)")),
+        Some(other) => {
+            return Err(format!("{text:?}: scheme {other} is not supported (plain http to the origin)"));
+        }
         None => return Err(format!("{text:?} has no scheme")),
     }
     if uri.path() != "/" && !uri.path().is_empty() {
@@ -505,14 +525,22 @@ mod tests {
         let cases = [
             (format!("{base}[[route]]\nupstream = \"nope\"\n"), "route[0].upstream"),
             (format!("{base}[[route]]\nupstream = \"web\"\npath_prefix = \"x\"\n"), "route[0].path_prefix"),
-            (format!("{base}[[route]]\nupstream = \"web\"\n[limits]\nheader_timeout_secs = 0\n"), "limits.header_timeout_secs"),
-            (format!("{base}[[route]]\nupstream = \"web\"\nrate = {{ per_second = 0, burst = 1 }}\n"), "route[0].rate.per_second"),
+            (
+                format!("{base}[[route]]\nupstream = \"web\"\n[limits]\nheader_timeout_secs = 0\n"),
+                "limits.header_timeout_secs",
+            ),
+            (
+                format!("{base}[[route]]\nupstream = \"web\"\nrate = {{ per_second = 0, burst = 1 }}\n"),
+                "route[0].rate.per_second",
+            ),
         ];
         for (text, key) in cases {
             let message = Config::from_toml(&text).unwrap_err().to_string();
             assert!(message.contains(key), "{message} should name {key}");
         }
-        let message = Config::from_toml(&format!("{base}[[route]]\nupstream = \"web\"\nbogus = 1\n")).unwrap_err().to_string();
+        let message = Config::from_toml(&format!("{base}[[route]]\nupstream = \"web\"\nbogus = 1\n"))
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("bogus"), "{message}");
     }
 }

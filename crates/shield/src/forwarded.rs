@@ -76,7 +76,13 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> I
 
 /// Set `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` for the
 /// origin: appended to when `peer` is a trusted proxy, replaced otherwise.
-pub fn set_forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, proxies: &[IpNet], https: bool, host: Option<&str>) {
+pub fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    proxies: &[IpNet],
+    https: bool,
+    host: Option<&str>,
+) {
     let peer = canonical(peer);
     let keep = trusted(peer, proxies);
     let proto = if https { "https" } else { "http" };
@@ -86,7 +92,11 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, proxies: &[
         Vec::new()
     };
     let prior_forwarded: Vec<String> = if keep {
-        headers.get_all(http::header::FORWARDED).iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect()
+        headers
+            .get_all(http::header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
     } else {
         Vec::new()
     };
@@ -120,7 +130,10 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, proxies: &[
         }
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if https { "https" } else { "http" }));
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if https { "https" } else { "http" }),
+        );
     }
     if let Some(host) = host
         && !headers.contains_key(&X_FORWARDED_HOST)
@@ -145,12 +158,24 @@ mod tests {
     fn only_trusted_proxies_are_believed() {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let h = headers("198.51.100.9, 203.0.113.5, 10.1.1.1");
-        assert_eq!(client_address("10.0.0.1".parse().unwrap(), &h, &proxies), "203.0.113.5".parse::<IpAddr>().unwrap());
-        assert_eq!(client_address("192.0.2.1".parse().unwrap(), &h, &proxies), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address("10.0.0.1".parse().unwrap(), &h, &proxies),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_address("192.0.2.1".parse().unwrap(), &h, &proxies),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
         let bad = headers("junk, 203.0.113.5");
-        assert_eq!(client_address("10.0.0.1".parse().unwrap(), &bad, &proxies), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address("10.0.0.1".parse().unwrap(), &bad, &proxies),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
         let ports = headers("[2001:db8::1]:443, 198.51.100.1:8080");
-        assert_eq!(client_address("10.0.0.1".parse().unwrap(), &ports, &proxies), "198.51.100.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address("10.0.0.1".parse().unwrap(), &ports, &proxies),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -94,7 +94,8 @@ impl Limiter {
     /// A limiter for `rate` holding up to `capacity` keys (rounded up to a power of two
     /// number of sets).
     pub fn new(rate: Rate, capacity: usize) -> Limiter {
-        let per_second = if rate.per_second.is_finite() && rate.per_second > 0.0 { rate.per_second } else { 1.0 };
+        let per_second =
+            if rate.per_second.is_finite() && rate.per_second > 0.0 { rate.per_second } else { 1.0 };
         let interval = ((1e9 / per_second) as u64).max(1);
         let burst = u64::from(rate.burst.max(1));
         let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();

@@ -144,7 +144,10 @@ impl Hardening {
             }
         }
         if self.max_header_bytes < 8192 {
-            return Err(("max_header_bytes".into(), "must be at least 8192 (hyper's smallest buffer)".into()));
+            return Err((
+                "max_header_bytes".into(),
+                "must be at least 8192 (hyper's smallest buffer)".into(),
+            ));
         }
         let counts = [
             ("max_headers", self.max_headers as u64),

@@ -116,7 +116,11 @@ impl Metrics {
         registry.register("requests", "Requests answered, by route and status class", self.requests.clone());
         registry.register("accepted", "Connections accepted", self.accepted.clone());
         registry.register("open_connections", "Connections open now", self.open.clone());
-        registry.register("upstream_healthy", "1 when the upstream server passes its health check", self.healthy.clone());
+        registry.register(
+            "upstream_healthy",
+            "1 when the upstream server passes its health check",
+            self.healthy.clone(),
+        );
         registry
     }
 

@@ -19,7 +19,10 @@ use crate::metrics::Metrics;
 const CONNECTIONS: usize = 32;
 const DEADLINE: Duration = Duration::from_secs(10);
 
-async fn answer(metrics: Arc<Metrics>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    metrics: Arc<Metrics>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = if request.method() == Method::GET && request.uri().path() == "/metrics" {
         let mut r = Response::new(Full::new(Bytes::from(metrics.encode())));
         r.headers_mut().insert(

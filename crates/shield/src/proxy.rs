@@ -57,7 +57,11 @@ impl Limiters {
         let checks = [
             (self.per_address.as_mut(), Key::address(client), Reason::RateAddress),
             (self.per_prefix.as_mut(), Key::prefix(client, 24, 64), Reason::RatePrefix),
-            (if client.is_ipv6() { self.per_v6_48.as_mut() } else { None }, Key::prefix(client, 24, 48), Reason::RatePrefix),
+            (
+                if client.is_ipv6() { self.per_v6_48.as_mut() } else { None },
+                Key::prefix(client, 24, 48),
+                Reason::RatePrefix,
+            ),
         ];
         let mut refused = None;
         for (limiter, key, reason) in checks {
@@ -167,7 +171,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn answer(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -208,14 +214,22 @@ fn range_count(headers: &HeaderMap) -> usize {
 }
 
 /// Answer one request.
-pub async fn handle(shared: Arc<Shared>, conn: ConnectionInfo, request: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnectionInfo,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let mut in_flight = InFlight::new(Arc::clone(&conn.activity));
     let response = route_request(&shared, &conn, request).await;
     in_flight.done = true;
     Ok(response)
 }
 
-async fn route_request(shared: &Arc<Shared>, conn: &ConnectionInfo, request: Request<Incoming>) -> Response<ProxyBody> {
+async fn route_request(
+    shared: &Arc<Shared>,
+    conn: &ConnectionInfo,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
     let hardening = &shared.config.hardening;
     let peer = canonical(conn.peer.ip());
     let client = client_address(peer, request.headers(), &shared.config.trusted_proxies);
@@ -234,7 +248,12 @@ async fn route_request(shared: &Arc<Shared>, conn: &ConnectionInfo, request: Req
         return refuse(shared, Reason::SuspiciousPath, StatusCode::BAD_REQUEST, "bad request path\n");
     }
     let Ok(host) = request_host(&request) else {
-        return refuse(shared, Reason::SuspiciousPath, StatusCode::BAD_REQUEST, ":authority and Host differ\n");
+        return refuse(
+            shared,
+            Reason::SuspiciousPath,
+            StatusCode::BAD_REQUEST,
+            ":authority and Host differ\n",
+        );
     };
     let now = (shared.epoch.elapsed().as_nanos() as u64).max(1);
     let route_hit = {
@@ -247,8 +266,9 @@ async fn route_request(shared: &Arc<Shared>, conn: &ConnectionInfo, request: Req
         match found {
             None => None,
             Some((index, route)) => {
-                let internal_ok =
-                    !route.internal || conn.internal_listener || in_networks(client, &shared.config.internal_networks);
+                let internal_ok = !route.internal
+                    || conn.internal_listener
+                    || in_networks(client, &shared.config.internal_networks);
                 if !internal_ok {
                     Some(Err(()))
                 } else if let Some(retry) = limiters.check_route(index, client, now) {
@@ -269,7 +289,12 @@ async fn route_request(shared: &Arc<Shared>, conn: &ConnectionInfo, request: Req
     let route = &shared.config.routes[index];
     let pool = &shared.pools[route.upstream];
     let Some(server) = pool.pick() else {
-        return refuse(shared, Reason::UpstreamUnavailable, StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+        return refuse(
+            shared,
+            Reason::UpstreamUnavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no healthy upstream\n",
+        );
     };
 
     let (mut parts, body) = request.into_parts();
@@ -283,7 +308,13 @@ async fn route_request(shared: &Arc<Shared>, conn: &ConnectionInfo, request: Req
         .map(|a| a.as_str().to_owned())
         .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
     strip_hop_by_hop(&mut parts.headers);
-    set_forwarding_headers(&mut parts.headers, peer, &shared.config.trusted_proxies, conn.tls, original_host.as_deref());
+    set_forwarding_headers(
+        &mut parts.headers,
+        peer,
+        &shared.config.trusted_proxies,
+        conn.tls,
+        original_host.as_deref(),
+    );
     if let Some(host) = original_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         parts.headers.insert(header::HOST, host);
     }
@@ -347,7 +378,8 @@ mod tests {
             .body(())
             .unwrap();
         assert!(request_host(&request).is_err());
-        let request = Request::builder().uri("/x").header(header::HOST, "Public.Example:443").body(()).unwrap();
+        let request =
+            Request::builder().uri("/x").header(header::HOST, "Public.Example:443").body(()).unwrap();
         assert_eq!(request_host(&request), Ok(Some("public.example".into())));
         let ranges = {
             let mut h = HeaderMap::new();

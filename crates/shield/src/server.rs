@@ -89,7 +89,12 @@ impl Shield {
                     .map_err(|source| ShieldError::Tls { address: listener.address, source })?;
                 Some(TlsAcceptor::from(tls))
             };
-            listeners.push(Bound { listener: bind(listener.address).await?, tls, h2c: listener.h2c, internal: listener.internal });
+            listeners.push(Bound {
+                listener: bind(listener.address).await?,
+                tls,
+                h2c: listener.h2c,
+                internal: listener.internal,
+            });
         }
         let metrics_listener = match config.metrics {
             Some(address) => Some(bind(address).await?),
@@ -144,7 +149,11 @@ impl Shield {
             tasks.spawn(Arc::clone(pool).run_health_checks(Arc::clone(&self.shared.metrics)));
         }
         if let Some(listener) = self.metrics_listener {
-            tasks.spawn(crate::metrics_server::serve(listener, Arc::clone(&self.shared.metrics), stop_rx.clone()));
+            tasks.spawn(crate::metrics_server::serve(
+                listener,
+                Arc::clone(&self.shared.metrics),
+                stop_rx.clone(),
+            ));
         }
         let mut accepters = tokio::task::JoinSet::new();
         for bound in self.listeners {
@@ -263,7 +272,8 @@ async fn serve(
     let info = ConnectionInfo { peer, tls: tls.is_some(), internal_listener: internal, activity };
     match tls {
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(watched)).await;
+            let handshake =
+                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(watched)).await;
             match handshake {
                 Ok(Ok(stream)) => drive(stream, info, true, shared, builder, stop).await,
                 Ok(Err(_)) => shared.metrics.reject(Reason::TlsHandshakeFailed),

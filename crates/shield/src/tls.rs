@@ -53,7 +53,10 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-fn load(files: &CertificateFiles, provider: &rustls::crypto::CryptoProvider) -> Result<Arc<CertifiedKey>, TlsError> {
+fn load(
+    files: &CertificateFiles,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let cert_path = files.cert.display().to_string();
     let key_path = files.key.display().to_string();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
@@ -84,7 +87,10 @@ pub fn server_config(certificates: &[CertificateFiles]) -> Result<Arc<rustls::Se
         }
         default.get_or_insert(key);
     }
-    let default = default.ok_or_else(|| TlsError::Certificate { path: String::new(), message: "no certificate configured".into() })?;
+    let default = default.ok_or_else(|| TlsError::Certificate {
+        path: String::new(),
+        message: "no certificate configured".into(),
+    })?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

@@ -41,7 +41,11 @@ impl Pool {
             servers: upstream
                 .servers
                 .iter()
-                .map(|a| Server { authority: a.clone(), healthy: AtomicBool::new(true), streak: AtomicU32::new(0) })
+                .map(|a| Server {
+                    authority: a.clone(),
+                    healthy: AtomicBool::new(true),
+                    streak: AtomicU32::new(0),
+                })
                 .collect(),
             health_check: upstream.health_check.clone(),
             next: AtomicUsize::new(0),
@@ -81,9 +85,8 @@ impl Pool {
     pub async fn run_health_checks(self: Arc<Self>, metrics: Arc<Metrics>) {
         let Some(check) = self.health_check.clone() else { return };
         let timeout = Duration::from_secs_f64(check.timeout_secs);
-        let client: Client<HttpConnector, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1)
-            .build_http();
+        let client: Client<HttpConnector, Empty<bytes::Bytes>> =
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(check.interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

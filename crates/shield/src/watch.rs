@@ -33,7 +33,12 @@ pub struct Activity {
 impl Activity {
     /// A connection starting now.
     pub fn new() -> Activity {
-        Activity { base: Instant::now(), last_ms: AtomicU64::new(0), inflight: AtomicUsize::new(0), cancelled: AtomicU32::new(0) }
+        Activity {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            inflight: AtomicUsize::new(0),
+            cancelled: AtomicU32::new(0),
+        }
     }
 
     fn touch(&self) {
@@ -115,7 +120,11 @@ impl<T> Watched<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         if buf.filled().len() > before {
