@@ -220,6 +220,14 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let mut in_flight = InFlight::new(Arc::clone(&conn.activity));
+    if request.version() == Version::HTTP_2 {
+        // Rapid Reset: hyper drops a stream's service when it sees RST_STREAM while the
+        // service is pending. Wait until the connection has read all the client sent so far
+        // (microseconds normally; 20 ms at most), then give way once, so a stream reset by
+        // bytes already received never costs an origin request.
+        conn.activity.until_drained(std::time::Duration::from_millis(20)).await;
+        tokio::task::yield_now().await;
+    }
     let response = route_request(&shared, &conn, request).await;
     in_flight.done = true;
     Ok(response)

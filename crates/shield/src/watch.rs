@@ -28,6 +28,9 @@ pub struct Activity {
     pub inflight: AtomicUsize,
     /// Requests the client abandoned (stream reset, connection closed) before their answer.
     pub cancelled: AtomicU32,
+    /// Times a read found the socket empty: everything the client had sent was taken in.
+    drains: AtomicU64,
+    drained: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -38,6 +41,26 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             inflight: AtomicUsize::new(0),
             cancelled: AtomicU32::new(0),
+            drains: AtomicU64::new(0),
+            drained: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Wait (at most `limit`) until the connection has read everything the client sent so
+    /// far, so that a RST_STREAM already on the wire is seen before a request is forwarded.
+    pub async fn until_drained(&self, limit: Duration) {
+        let seen = self.drains.load(Ordering::Acquire);
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        loop {
+            let notified = self.drained.notified();
+            if self.drains.load(Ordering::Acquire) > seen {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = &mut deadline => return,
+            }
         }
     }
 
@@ -126,7 +149,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_pending() {
+            self.activity.drains.fetch_add(1, Ordering::Release);
+            self.activity.drained.notify_waiters();
+        }
+        ready!(polled)?;
         if buf.filled().len() > before {
             self.activity.touch();
         }
