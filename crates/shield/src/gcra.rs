@@ -85,25 +85,24 @@ pub struct Limiter {
     /// `interval × (burst - 1)`: how far TAT may run ahead of `now`.
     tolerance: u64,
     slots: Vec<Slot>,
-    set_mask: usize,
+    sets: usize,
     hasher: foldhash::fast::RandomState,
     evictions: u64,
 }
 
 impl Limiter {
-    /// A limiter for `rate` holding up to `capacity` keys (rounded up to a power of two
-    /// number of sets).
+    /// A limiter for `rate` holding up to `capacity` keys (rounded up to whole sets).
     pub fn new(rate: Rate, capacity: usize) -> Limiter {
         let per_second =
             if rate.per_second.is_finite() && rate.per_second > 0.0 { rate.per_second } else { 1.0 };
         let interval = ((1e9 / per_second) as u64).max(1);
         let burst = u64::from(rate.burst.max(1));
-        let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        let sets = capacity.div_ceil(WAYS).max(1);
         Limiter {
             interval,
             tolerance: interval.saturating_mul(burst - 1),
             slots: vec![Slot::default(); sets * WAYS],
-            set_mask: sets - 1,
+            sets,
             hasher: foldhash::fast::RandomState::default(),
             evictions: 0,
         }
@@ -130,7 +129,8 @@ impl Limiter {
         let mut hasher = self.hasher.build_hasher();
         hasher.write_u128(key.bits);
         hasher.write_u8(key.len);
-        let set = (hasher.finish() as usize) & self.set_mask;
+        // Multiply-shift maps the hash onto any number of sets, no power of two needed.
+        let set = ((u128::from(hasher.finish()) * self.sets as u128) >> 64) as usize;
         let base = set * WAYS;
         let ways = &mut self.slots[base..base + WAYS];
 
