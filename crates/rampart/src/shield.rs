@@ -55,6 +55,8 @@ pub fn run(args: ShieldArgs) -> Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
+        // Signal handlers first: a SIGTERM right after "listening on" must drain, not kill.
+        let shutdown = shutdown_signal()?;
         let bans = Arc::new(BanTable::new());
         let shield = Shield::bind(config, bans).await?;
         for address in shield.local_addrs() {
@@ -67,12 +69,34 @@ pub fn run(args: ShieldArgs) -> Result<()> {
         shield
             .run(
                 async {
-                    let signal = rampart_daemon::shutdown_signal().await;
+                    let signal = shutdown.await;
                     eprintln!("rampart shield: {signal}: draining");
                 },
                 drain,
             )
             .await;
         Ok(())
+    })
+}
+
+/// SIGTERM or SIGINT, with the handlers installed now.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
     })
 }

@@ -11,7 +11,11 @@ use rampart_shield::gcra::{Key, Limiter, Rate};
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
@@ -26,7 +30,8 @@ fn run(capacity: usize, distinct: u32) {
         for i in 0..distinct {
             let address = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32.wrapping_add(i)));
             now += 1_000;
-            allowed += u64::from(limiter.check(Key::address(address), now) == rampart_shield::gcra::Verdict::Allow);
+            allowed +=
+                u64::from(limiter.check(Key::address(address), now) == rampart_shield::gcra::Verdict::Allow);
         }
         let _ = round;
     }
