@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use rampart_shield::config::CertificateFiles;
 use rampart_shield::{BanTable, Config, Shield};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ShieldArgs {
+    #[command(subcommand)]
+    pub command: Option<ShieldCommand>,
     /// Listen on ADDR (HOST:PORT) and proxy everything to --upstream, with the default
     /// hardening and rate limits.
     #[arg(long, value_name = "ADDR", requires = "upstream", conflicts_with = "config")]
@@ -38,7 +41,29 @@ pub struct ShieldArgs {
     pub drain_secs: u64,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ShieldCommand {
+    /// Probe a public listener the way an attacker looks for the internal face behind it
+    /// (other Host headers, absolute-form targets, path traversal and encodings, HTTP/1.0
+    /// without Host, HTTP/2 :authority vs Host) and report every internal target that answers.
+    /// Exits non-zero when one does.
+    Audit {
+        /// The public listener: http://HOST:PORT (its host is sent as the public Host).
+        url: String,
+        /// An internal target to look for, HOST/PATH (repeat for several), e.g.
+        /// intranet.example/admin.
+        #[arg(long = "target", value_name = "HOST/PATH", required = true)]
+        targets: Vec<String>,
+        /// Count an answer as reaching the target only if its body contains TEXT.
+        #[arg(long, value_name = "TEXT")]
+        marker: Option<String>,
+    },
+}
+
 pub fn run(args: ShieldArgs) -> Result<()> {
+    if let Some(ShieldCommand::Audit { url, targets, marker }) = args.command {
+        return audit(&url, &targets, marker.as_deref());
+    }
     let mut config = match (&args.config, args.listen, &args.upstream) {
         (Some(path), _, _) => Config::from_file(path)?,
         (None, Some(listen), Some(upstream)) => Config::quick(listen, upstream)?,
@@ -99,4 +124,48 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>> 
         let _ = tokio::signal::ctrl_c().await;
         "ctrl-c"
     })
+}
+
+fn audit(url: &str, targets: &[String], marker: Option<&str>) -> Result<()> {
+    use rampart_shield::audit::{Target, probes, run};
+    let uri: http::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("{url}: the audit speaks plain http:// (HTTP/1.1 and HTTP/2 with prior knowledge)");
+    }
+    let authority = uri.authority().with_context(|| format!("{url} has no host"))?;
+    let port = authority.port_u16().unwrap_or(80);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(authority.host(), port))
+        .with_context(|| format!("cannot resolve {}", authority.host()))?
+        .next()
+        .with_context(|| format!("{} has no address", authority.host()))?;
+    let mut parsed = Vec::new();
+    for target in targets {
+        let (host, path) = match target.split_once('/') {
+            Some((host, path)) => (host, format!("/{path}")),
+            None => (target.as_str(), "/".to_owned()),
+        };
+        if host.is_empty() {
+            bail!("--target {target:?}: give HOST/PATH");
+        }
+        parsed.push(Target { host: host.to_owned(), path });
+    }
+    let probes = probes(&parsed, authority.as_str());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let findings = runtime.block_on(run(address, &probes, marker));
+    println!("{} probes sent to {address}", probes.len());
+    for finding in &findings {
+        println!(
+            "LEAK {}{}: {} answered {}",
+            finding.probe.target.host, finding.probe.target.path, finding.probe.name, finding.status
+        );
+    }
+    if findings.is_empty() {
+        println!("no internal target answered");
+        Ok(())
+    } else {
+        bail!("{} probes reached an internal target", findings.len())
+    }
 }

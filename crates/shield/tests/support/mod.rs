@@ -36,7 +36,10 @@ impl Drop for Origin {
     }
 }
 
-async fn origin_answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn origin_answer(
+    request: Request<Incoming>,
+    text: &'static str,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let body = match path.as_str() {
         "/echo" => request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default(),
@@ -48,12 +51,17 @@ async fn origin_answer(request: Request<Incoming>) -> Result<Response<Full<Bytes
             Bytes::from(text)
         }
         "/big" => Bytes::from(vec![b'x'; 1 << 20]),
-        _ => Bytes::from_static(b"ok"),
+        _ => Bytes::from_static(text.as_bytes()),
     };
     Ok(Response::new(Full::new(body)))
 }
 
 pub async fn origin() -> Origin {
+    origin_with("ok").await
+}
+
+/// An origin whose default answer is `text`.
+pub async fn origin_with(text: &'static str) -> Origin {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
@@ -65,7 +73,7 @@ pub async fn origin() -> Origin {
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     counter.fetch_add(1, Ordering::Relaxed);
-                    origin_answer(request)
+                    origin_answer(request, text)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
