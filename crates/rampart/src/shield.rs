@@ -90,6 +90,10 @@ pub fn run(args: ShieldArgs) -> Result<()> {
         if let Some(address) = shield.metrics_addr() {
             eprintln!("rampart shield: metrics on http://{address}/metrics");
         }
+        #[cfg(unix)]
+        if let Some(path) = args.config.clone() {
+            reload_on_sighup(shield.reloader(), path, args.metrics)?;
+        }
         let drain = Duration::from_secs(args.drain_secs);
         shield
             .run(
@@ -168,4 +172,32 @@ fn audit(url: &str, targets: &[String], marker: Option<&str>) -> Result<()> {
     } else {
         bail!("{} probes reached an internal target", findings.len())
     }
+}
+
+/// Re-read the configuration file on every SIGHUP and apply it; a bad file is reported and
+/// the running configuration stays.
+#[cfg(unix)]
+fn reload_on_sighup(
+    reloader: rampart_shield::Reloader,
+    path: PathBuf,
+    metrics: Option<SocketAddr>,
+) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let result =
+                Config::from_file(&path).map_err(rampart_shield::ReloadError::from).and_then(|mut config| {
+                    if metrics.is_some() {
+                        config.metrics = metrics;
+                    }
+                    reloader.reload(config)
+                });
+            match result {
+                Ok(()) => eprintln!("rampart shield: SIGHUP: reloaded {}", path.display()),
+                Err(error) => eprintln!("rampart shield: SIGHUP: kept the running configuration: {error}"),
+            }
+        }
+    });
+    Ok(())
 }

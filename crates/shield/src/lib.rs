@@ -26,4 +26,4 @@ pub use bans::{BanList, BanTable};
 pub use config::{Config, ConfigError};
 pub use hardening::Hardening;
 pub use metrics::{Metrics, Reason};
-pub use server::{Shield, ShieldError};
+pub use server::{ReloadError, Reloader, Shield, ShieldError};

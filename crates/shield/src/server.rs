@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::bans::{BanList, canonical};
 use crate::config::Config;
+use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
 use crate::metrics::{Metrics, Reason};
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
@@ -63,6 +64,7 @@ struct Bound {
 /// A shield ready to run: sockets bound, certificates loaded.
 pub struct Shield {
     shared: Arc<Shared>,
+    current: Current,
     listeners: Vec<Bound>,
     metrics_listener: Option<TcpListener>,
 }
@@ -100,22 +102,13 @@ impl Shield {
             Some(address) => Some(bind(address).await?),
             None => None,
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build_http();
-        let shared = Shared {
-            pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
-            limiters: Mutex::new(Limiters::new(&config.rate_limits, &config)),
-            config,
-            client,
-            bans,
-            metrics: Arc::new(Metrics::default()),
-            epoch: Instant::now(),
+        let shared = new_shared(config, bans, Arc::new(Metrics::default()));
+        let shared = Arc::new(shared);
+        let current = Current {
+            shared: Arc::new(RwLock::new(Arc::clone(&shared))),
+            health: Arc::new(Mutex::new(Vec::new())),
         };
-        Ok(Shield { shared: Arc::new(shared), listeners, metrics_listener })
+        Ok(Shield { shared, current, listeners, metrics_listener })
     }
 
     /// The bound addresses of the listeners, in configuration order.
@@ -126,6 +119,11 @@ impl Shield {
     /// The metrics listener's address.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// A handle to swap the configuration while running (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader { current: self.current.clone() }
     }
 
     /// The counters.
@@ -145,9 +143,7 @@ impl Shield {
         })));
         let builder = Arc::new(http_builder(&self.shared.config));
         let mut tasks = tokio::task::JoinSet::new();
-        for pool in &self.shared.pools {
-            tasks.spawn(Arc::clone(pool).run_health_checks(Arc::clone(&self.shared.metrics)));
-        }
+        self.current.start_health_checks(&self.shared);
         if let Some(listener) = self.metrics_listener {
             tasks.spawn(crate::metrics_server::serve(
                 listener,
@@ -160,6 +156,7 @@ impl Shield {
             accepters.spawn(accept_loop(
                 bound,
                 Arc::clone(&self.shared),
+                self.current.clone(),
                 Arc::clone(&builder),
                 Arc::clone(&permits),
                 Arc::clone(&table),
@@ -173,6 +170,7 @@ impl Shield {
         let max = u32::try_from(hardening.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(drain, permits.acquire_many(max)).await;
         tasks.abort_all();
+        self.current.stop_health_checks();
     }
 }
 
@@ -202,6 +200,7 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 async fn accept_loop(
     bound: Bound,
     shared: Arc<Shared>,
+    current: Current,
     builder: Arc<auto::Builder<TokioExecutor>>,
     permits: Arc<Semaphore>,
     table: Arc<Mutex<ConnectionTable>>,
@@ -240,13 +239,14 @@ async fn accept_loop(
         shared.metrics.accepted.inc();
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
+        let current = current.clone();
         let builder = Arc::clone(&builder);
         let tls = bound.tls.clone();
         let (h2c, internal) = (bound.h2c, bound.internal);
         let stop = stop.clone();
         tokio::spawn(async move {
             shared.metrics.open.inc();
-            serve(stream, peer, tls, h2c, internal, &shared, &builder, stop).await;
+            serve(stream, peer, tls, h2c, internal, &shared, &current, &builder, stop).await;
             shared.metrics.open.dec();
             drop(slot);
             drop(permit);
@@ -262,6 +262,7 @@ async fn serve(
     h2c: bool,
     internal: bool,
     shared: &Arc<Shared>,
+    current: &Current,
     builder: &auto::Builder<TokioExecutor>,
     stop: watch::Receiver<bool>,
 ) {
@@ -275,12 +276,12 @@ async fn serve(
             let handshake =
                 tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(watched)).await;
             match handshake {
-                Ok(Ok(stream)) => drive(stream, info, true, shared, builder, stop).await,
+                Ok(Ok(stream)) => drive(stream, info, true, shared, current, builder, stop).await,
                 Ok(Err(_)) => shared.metrics.reject(Reason::TlsHandshakeFailed),
                 Err(_) => shared.metrics.reject(Reason::TlsHandshakeTimeout),
             }
         }
-        None => drive(watched, info, h2c, shared, builder, stop).await,
+        None => drive(watched, info, h2c, shared, current, builder, stop).await,
     }
 }
 
@@ -291,6 +292,7 @@ async fn drive<I>(
     info: ConnectionInfo,
     allow_h2: bool,
     shared: &Arc<Shared>,
+    current: &Current,
     builder: &auto::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -299,8 +301,9 @@ async fn drive<I>(
     let hardening = &shared.config.hardening;
     let activity = Arc::clone(&info.activity);
     let service = {
-        let shared = Arc::clone(shared);
-        service_fn(move |request| handle(Arc::clone(&shared), info.clone(), request))
+        // Each request takes the configuration current when it arrives (SIGHUP reloads).
+        let current = current.clone();
+        service_fn(move |request| handle(current.get(), info.clone(), request))
     };
     let io = TokioIo::new(io);
     let h1_only;
@@ -379,5 +382,95 @@ fn count_connection_error(shared: &Shared, error: &(dyn std::error::Error + 'sta
             return;
         }
         cause = e.source();
+    }
+}
+
+fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> Shared {
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(256)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build_http();
+    Shared {
+        pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
+        limiters: Mutex::new(Limiters::new(&config.rate_limits, &config)),
+        config,
+        client,
+        bans,
+        metrics,
+        epoch: Instant::now(),
+    }
+}
+
+/// The configuration requests use now, and the health checks of its pools.
+#[derive(Debug, Clone)]
+struct Current {
+    shared: Arc<RwLock<Arc<Shared>>>,
+    health: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Current {
+    fn get(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn start_health_checks(&self, shared: &Shared) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        for task in health.drain(..) {
+            task.abort();
+        }
+        for pool in &shared.pools {
+            let task = tokio::spawn(Arc::clone(pool).run_health_checks(Arc::clone(&shared.metrics)));
+            health.push(task.abort_handle());
+        }
+    }
+
+    fn stop_health_checks(&self) {
+        for task in self.health.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Why a reload was refused (the running configuration stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The new configuration changes what only a restart can (listeners, connection limits,
+    /// metrics listener).
+    #[error(
+        "{0} changed: restart to apply it (routes, upstreams, rate limits, trusted proxies and internal networks reload)"
+    )]
+    NeedsRestart(&'static str),
+}
+
+/// Swaps the configuration of a running shield without dropping connections: requests
+/// already in flight finish under the old one, every new request (also on open connections)
+/// uses the new one.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    current: Current,
+}
+
+impl Reloader {
+    /// Apply `config`; rate-limit state starts afresh.
+    pub fn reload(&self, config: Config) -> Result<(), ReloadError> {
+        let old = self.current.get();
+        if config.listeners != old.config.listeners {
+            return Err(ReloadError::NeedsRestart("[[listener]]"));
+        }
+        if config.hardening != old.config.hardening {
+            return Err(ReloadError::NeedsRestart("[limits]"));
+        }
+        if config.metrics != old.config.metrics {
+            return Err(ReloadError::NeedsRestart("metrics"));
+        }
+        let shared = Arc::new(new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics)));
+        self.current.start_health_checks(&shared);
+        *self.current.shared.write().unwrap_or_else(|p| p.into_inner()) = shared;
+        Ok(())
     }
 }

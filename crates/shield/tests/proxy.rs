@@ -282,3 +282,42 @@ async fn shutdown_drains_a_request_in_progress() {
     assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "first half, second half");
     tokio::time::timeout(Duration::from_secs(5), drained).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switches_routes_without_dropping_connections() {
+    let first = origin_with("first origin").await;
+    let second = origin_with("second origin").await;
+    let config = |origin: &Origin| {
+        Config::from_toml(&format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[upstream.web]\nservers = [\"http://{}\"]\n[[route]]\nupstream = \"web\"\n",
+            origin.address
+        ))
+        .unwrap()
+    };
+    let bans = Arc::new(rampart_shield::BanTable::new());
+    let running = rampart_shield::Shield::bind(config(&first), bans).await.unwrap();
+    let address = running.local_addrs()[0];
+    let reloader = running.reloader();
+    let task = tokio::spawn(running.run(std::future::pending(), Duration::from_secs(1)));
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let mut ask = async move || {
+        sender.ready().await.unwrap();
+        let response = sender
+            .send_request(Request::get("/").header("host", "x").body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap().to_bytes()
+    };
+    assert_eq!(ask().await, "first origin");
+    // A listener change needs a restart and is refused; the running configuration stays.
+    let mut moved = config(&second);
+    moved.listeners[0].address = "127.0.0.1:1".parse().unwrap();
+    assert!(reloader.reload(moved).is_err());
+    assert_eq!(ask().await, "first origin");
+    reloader.reload(config(&second)).unwrap();
+    // The same kept-alive connection, the new route.
+    assert_eq!(ask().await, "second origin");
+    task.abort();
+}
