@@ -25,7 +25,7 @@ fn origin(requests: usize) -> std::net::SocketAddr {
             let Ok(mut stream) = stream else { continue };
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).map_or(false, |n| n == 1) {
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
                 head.push(byte[0]);
             }
             let _ = stream.write_all(
