@@ -186,7 +186,7 @@ start_haproxy_tuned() {
 global
   pidfile $work/haproxy-tuned.pid
   nbthread 1
-  maxconn 20000
+  maxconn 9000
 defaults
   mode http
   timeout connect 5s
@@ -195,13 +195,13 @@ defaults
   timeout http-request 10s
   timeout http-keep-alive 60s
   http-reuse always
-  maxconn 20000
+  maxconn 9000
 frontend web
   bind 127.0.0.1:$1
   bind 127.0.0.1:$2 proto h2
   default_backend origin
 backend origin
-  server origin 127.0.0.1:$origin_port maxconn 20000
+  server origin 127.0.0.1:$origin_port maxconn 9000
 EOF
   taskset -c 0 haproxy -db -f "$work/haproxy-tuned.cfg" &
   proxy_pid=$!

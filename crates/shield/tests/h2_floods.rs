@@ -166,3 +166,49 @@ async fn continuation_flood_is_cut_at_the_header_list_limit() {
     assert_eq!(origin.requests.load(Ordering::Relaxed), 0);
     shield.shutdown().await;
 }
+
+/// Streams the server already took (their request in flight, waiting for its body) and the
+/// client then resets: past `h2_max_cancelled_streams` in the window the shield closes the
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_started_streams_past_the_budget_closes_the_connection() {
+    let origin = origin().await;
+    let mut config = quick(&origin);
+    config.hardening.h2_max_cancelled_streams = 50;
+    let shield = shield(config).await;
+    let tcp = TcpStream::connect(shield.address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let started = Instant::now();
+    let mut cancelled = 0;
+    // Bounded: at most 10 rounds of 60 streams.
+    'rounds: for _ in 0..10 {
+        let mut streams = Vec::new();
+        for i in 0..60 {
+            let Ok(mut client) = client.clone().ready().await else { break 'rounds };
+            let request = http::Request::post(format!("http://www.example/echo?{i}")).body(()).unwrap();
+            let Ok((_response, stream)) = client.send_request(request, false) else { break 'rounds };
+            streams.push(stream);
+        }
+        // Let the shield take them and start their origin requests.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for mut stream in streams {
+            stream.send_reset(h2::Reason::CANCEL);
+            cancelled += 1;
+        }
+        if connection.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    eprintln!(
+        "cancelled {cancelled} started streams; connection ended after {:?}; reset floods {}",
+        started.elapsed(),
+        shield.metrics.rejections(Reason::ResetFlood)
+    );
+    assert!(ended.is_ok(), "the connection outlived its cancelled-stream budget");
+    assert_eq!(shield.metrics.rejections(Reason::ResetFlood), 1);
+    assert!(cancelled <= 240, "{cancelled}");
+    shield.shutdown().await;
+}
