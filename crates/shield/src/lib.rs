@@ -16,6 +16,7 @@ pub mod hardening;
 pub mod metrics;
 mod metrics_server;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod routing;
 pub mod server;
 pub mod tls;
