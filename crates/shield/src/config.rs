@@ -75,6 +75,10 @@ pub struct Listener {
     /// An internal listener: internal routes answer here whatever the client address.
     #[serde(default)]
     pub internal: bool,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from a peer in
+    /// `trusted_proxies`; its client address is the connection's.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 /// Active health checks of an upstream pool.
@@ -266,6 +270,7 @@ impl Config {
                 certificates: Vec::new(),
                 h2c: true,
                 internal: false,
+                proxy_protocol: false,
             }],
             upstreams: vec![Upstream {
                 name: "default".into(),

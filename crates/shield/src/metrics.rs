@@ -56,6 +56,9 @@ pub enum Reason {
     UpstreamUnavailable,
     /// A route marked internal was asked from outside the internal networks.
     InternalOnly,
+    /// A PROXY protocol listener got a connection from an untrusted peer, or no valid
+    /// header in time.
+    ProxyProtocol,
 }
 
 /// Label set for rejections.

@@ -81,7 +81,11 @@ fn parse_v1(bytes: &[u8]) -> Result<Option<(Header, usize)>, ProxyHeaderError> {
     };
     let parse_port = |text: &str| -> Result<u16, ProxyHeaderError> {
         // Decimal without sign or leading zeros, as the specification says.
-        if text.is_empty() || text.len() > 5 || (text.len() > 1 && text.starts_with('0')) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        if text.is_empty()
+            || text.len() > 5
+            || (text.len() > 1 && text.starts_with('0'))
+            || !text.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(ProxyHeaderError::BadV1);
         }
         text.parse().map_err(|_| ProxyHeaderError::BadV1)
@@ -120,9 +124,13 @@ fn parse_v2(bytes: &[u8]) -> Result<Option<(Header, usize)>, ProxyHeaderError> {
             if block.len() < 12 {
                 return Err(ProxyHeaderError::BadV2);
             }
-            let ip = |at: usize| IpAddr::V4(Ipv4Addr::new(block[at], block[at + 1], block[at + 2], block[at + 3]));
+            let ip =
+                |at: usize| IpAddr::V4(Ipv4Addr::new(block[at], block[at + 1], block[at + 2], block[at + 3]));
             let port = |at: usize| u16::from_be_bytes([block[at], block[at + 1]]);
-            Header { source: Some(SocketAddr::new(ip(0), port(8))), destination: Some(SocketAddr::new(ip(4), port(10))) }
+            Header {
+                source: Some(SocketAddr::new(ip(0), port(8))),
+                destination: Some(SocketAddr::new(ip(4), port(10))),
+            }
         }
         0x21 | 0x22 => {
             if block.len() < 36 {
@@ -134,7 +142,10 @@ fn parse_v2(bytes: &[u8]) -> Result<Option<(Header, usize)>, ProxyHeaderError> {
                 IpAddr::V6(Ipv6Addr::from(octets))
             };
             let port = |at: usize| u16::from_be_bytes([block[at], block[at + 1]]);
-            Header { source: Some(SocketAddr::new(ip(0), port(32))), destination: Some(SocketAddr::new(ip(16), port(34))) }
+            Header {
+                source: Some(SocketAddr::new(ip(0), port(32))),
+                destination: Some(SocketAddr::new(ip(16), port(34))),
+            }
         }
         // UNSPEC or UNIX sockets: no address we can use.
         0x00 | 0x31 | 0x32 => Header { source: None, destination: None },
@@ -197,17 +208,19 @@ mod tests {
 
     #[test]
     fn v2_round_trip() {
-        for (source, destination) in [
-            ("192.0.2.1:1000", "198.51.100.2:443"),
-            ("[2001:db8::1]:1000", "[2001:db8::2]:443"),
-        ] {
+        for (source, destination) in
+            [("192.0.2.1:1000", "198.51.100.2:443"), ("[2001:db8::1]:1000", "[2001:db8::2]:443")]
+        {
             let source: SocketAddr = source.parse().unwrap();
             let destination: SocketAddr = destination.parse().unwrap();
             let mut bytes = encode_v2(source, destination);
             let header_len = bytes.len();
             bytes.extend_from_slice(b"GET /");
             let (header, used) = parse(&bytes).unwrap().unwrap();
-            assert_eq!((header.source, header.destination, used), (Some(source), Some(destination), header_len));
+            assert_eq!(
+                (header.source, header.destination, used),
+                (Some(source), Some(destination), header_len)
+            );
             for cut in 1..header_len {
                 assert_eq!(parse(&bytes[..cut]), Ok(None), "{cut}");
             }

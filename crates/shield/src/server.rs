@@ -56,6 +56,7 @@ pub enum ShieldError {
 
 struct Bound {
     listener: TcpListener,
+    proxy_protocol: bool,
     tls: Option<TlsAcceptor>,
     h2c: bool,
     internal: bool,
@@ -93,6 +94,7 @@ impl Shield {
             };
             listeners.push(Bound {
                 listener: bind(listener.address).await?,
+                proxy_protocol: listener.proxy_protocol,
                 tls,
                 h2c: listener.h2c,
                 internal: listener.internal,
@@ -174,6 +176,54 @@ impl Shield {
     }
 }
 
+/// Bans, then the per-address and per-prefix caps: the slot, or `None` (counted) to refuse.
+fn admit(
+    shared: &Shared,
+    table: &Arc<Mutex<ConnectionTable>>,
+    address: std::net::IpAddr,
+) -> Option<ConnectionSlot> {
+    if shared.bans.is_banned(address) {
+        shared.metrics.reject(Reason::Banned);
+        return None;
+    }
+    match ConnectionSlot::acquire(table, address) {
+        Ok(slot) => Some(slot),
+        Err(reason) => {
+            shared.metrics.reject(reason);
+            None
+        }
+    }
+}
+
+/// Read exactly one PROXY header (v1 or v2) and nothing after it: `None` if it is not one.
+async fn read_proxy_header(stream: &mut TcpStream) -> Option<crate::proxy_protocol::Header> {
+    use crate::proxy_protocol::{V2_SIGNATURE, parse};
+    use tokio::io::AsyncReadExt;
+    // 15 bytes: the shortest header ("PROXY UNKNOWN\r\n"), so never a byte of the request.
+    let mut buf = vec![0u8; 15];
+    stream.read_exact(&mut buf).await.ok()?;
+    loop {
+        match parse(&buf) {
+            Ok(Some((header, used))) if used == buf.len() => return Some(header),
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) => {
+                let more = if buf.starts_with(&V2_SIGNATURE[..12]) {
+                    if buf.len() < 16 {
+                        16 - buf.len()
+                    } else {
+                        16 + usize::from(u16::from_be_bytes([buf[14], buf[15]])) - buf.len()
+                    }
+                } else {
+                    1
+                };
+                let start = buf.len();
+                buf.resize(start + more, 0);
+                stream.read_exact(&mut buf[start..]).await.ok()?;
+            }
+        }
+    }
+}
+
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let h = &config.hardening;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -225,26 +275,48 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let address = canonical(peer.ip());
-        if shared.bans.is_banned(address) {
-            shared.metrics.reject(Reason::Banned);
+        let proxy_protocol = bound.proxy_protocol;
+        if proxy_protocol && !shared.config.trusted_proxies.iter().any(|p| p.contains(&address)) {
+            // A PROXY header names any address it likes: only a trusted balancer may send one.
+            shared.metrics.reject(Reason::ProxyProtocol);
             continue;
         }
-        let slot = match ConnectionSlot::acquire(&table, address) {
-            Ok(slot) => slot,
-            Err(reason) => {
-                shared.metrics.reject(reason);
-                continue;
+        let slot = if proxy_protocol {
+            // Bans and caps apply to the client the header names, once it is read.
+            None
+        } else {
+            match admit(&shared, &table, address) {
+                Some(slot) => Some(slot),
+                None => continue,
             }
         };
-        shared.metrics.accepted.inc();
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let current = current.clone();
         let builder = Arc::clone(&builder);
+        let table = Arc::clone(&table);
         let tls = bound.tls.clone();
         let (h2c, internal) = (bound.h2c, bound.internal);
         let stop = stop.clone();
         tokio::spawn(async move {
+            let mut stream = stream;
+            let (peer, slot) = match slot {
+                Some(slot) => (peer, slot),
+                None => {
+                    let deadline = shared.config.hardening.header_timeout();
+                    let header = tokio::time::timeout(deadline, read_proxy_header(&mut stream)).await;
+                    let Ok(Some(header)) = header else {
+                        shared.metrics.reject(Reason::ProxyProtocol);
+                        return;
+                    };
+                    let client = header.source.map_or(peer, |s| SocketAddr::new(canonical(s.ip()), s.port()));
+                    match admit(&shared, &table, client.ip()) {
+                        Some(slot) => (client, slot),
+                        None => return,
+                    }
+                }
+            };
+            shared.metrics.accepted.inc();
             shared.metrics.open.inc();
             serve(stream, peer, tls, h2c, internal, &shared, &current, &builder, stop).await;
             shared.metrics.open.dec();

@@ -321,3 +321,51 @@ async fn reload_switches_routes_without_dropping_connections() {
     assert_eq!(ask().await, "second origin");
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_gives_the_client_address_from_trusted_balancers_only() {
+    let origin = origin().await;
+    let text = |trusted: &str| {
+        format!(
+            "trusted_proxies = [{trusted}]\n[[listener]]\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\n\
+             [upstream.web]\nservers = [\"http://{}\"]\n[[route]]\nupstream = \"web\"\n",
+            origin.address
+        )
+    };
+    let shield = shield(Config::from_toml(&text("\"127.0.0.0/8\"")).unwrap()).await;
+    let request = "GET /headers HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n";
+    let answer =
+        raw_request(shield.address, &format!("PROXY TCP4 198.51.100.7 192.0.2.1 5555 80\r\n{request}")).await;
+    assert!(answer.contains("x-forwarded-for: 198.51.100.7\n"), "{answer}");
+    let mut v2 = rampart_shield::proxy_protocol::encode_v2(
+        "[2001:db8::7]:5555".parse().unwrap(),
+        "[2001:db8::1]:443".parse().unwrap(),
+    );
+    v2.extend_from_slice(request.as_bytes());
+    let mut stream = TcpStream::connect(shield.address).await.unwrap();
+    stream.write_all(&v2).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("x-forwarded-for: 2001:db8::7\n"), "{answer}");
+    // The header's client is the one banned and capped.
+    shield.bans.set(vec!["198.51.100.0/24".parse().unwrap()]);
+    let answer =
+        raw_request(shield.address, &format!("PROXY TCP4 198.51.100.7 192.0.2.1 5555 80\r\n{request}")).await;
+    assert_eq!(answer, "");
+    // No header: closed without an answer.
+    assert_eq!(raw_request(shield.address, request).await, "");
+    assert_eq!(shield.metrics.rejections(Reason::ProxyProtocol), 1);
+    shield.shutdown().await;
+    // From a peer that is not a trusted balancer, a header is refused.
+    let shield = shield_untrusted(&text("")).await;
+    let answer =
+        raw_request(shield.address, &format!("PROXY TCP4 198.51.100.7 192.0.2.1 5555 80\r\n{request}")).await;
+    assert_eq!(answer, "");
+    assert_eq!(shield.metrics.rejections(Reason::ProxyProtocol), 1);
+    shield.shutdown().await;
+}
+
+async fn shield_untrusted(text: &str) -> Running {
+    shield(Config::from_toml(text).unwrap()).await
+}
