@@ -85,3 +85,48 @@ fn bad_configuration_names_the_key() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
 }
+
+#[test]
+fn audit_reports_an_internal_target_that_answers() {
+    let origin = origin(200);
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line.trim().rsplit(' ').next().unwrap().to_owned();
+    // The quick start sends every host to the one origin: "intranet.example" answers.
+    let output = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "shield",
+            "audit",
+            &format!("http://{address}"),
+            "--target",
+            "intranet.example/admin",
+            "--marker",
+            "says hi",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("LEAK intranet.example/admin: internal Host answered 200"), "{stdout}");
+    // A marker no answer carries: nothing found, success.
+    let output = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "shield",
+            "audit",
+            &format!("http://{address}"),
+            "--target",
+            "intranet.example/admin",
+            "--marker",
+            "no such text",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
