@@ -5,6 +5,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Why the shield refused or cut something.
@@ -77,6 +78,18 @@ pub struct RouteLabel {
     pub class: String,
 }
 
+/// Label set for per-route latency.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteOnly {
+    /// The route's name.
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
 /// Label set for upstream server health.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ServerLabel {
@@ -87,7 +100,7 @@ pub struct ServerLabel {
 }
 
 /// The shield's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Rejections by reason.
     pub rejected: Family<ReasonLabel, Counter>,
@@ -99,6 +112,21 @@ pub struct Metrics {
     pub open: Gauge,
     /// 1 when an upstream server passes its health check.
     pub healthy: Family<ServerLabel, Gauge>,
+    /// Seconds from the request head to the origin's response head, per route.
+    pub latency: Family<RouteOnly, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            rejected: Family::default(),
+            requests: Family::default(),
+            accepted: Counter::default(),
+            open: Gauge::default(),
+            healthy: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
 }
 
 impl Metrics {
@@ -123,6 +151,11 @@ impl Metrics {
             "upstream_healthy",
             "1 when the upstream server passes its health check",
             self.healthy.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Seconds from the request head to the origin's response head, by route",
+            self.latency.clone(),
         );
         registry
     }

@@ -337,8 +337,14 @@ async fn route_request(
     let body = GuardedBody::new(body, limits, Arc::clone(&shared.metrics), Arc::clone(&tripped));
     let upstream_request = Request::from_parts(parts, body);
 
+    let sent = std::time::Instant::now();
     let response = match shared.client.request(upstream_request).await {
         Ok(response) => {
+            shared
+                .metrics
+                .latency
+                .get_or_create(&crate::metrics::RouteOnly { route: route.name.clone() })
+                .observe(sent.elapsed().as_secs_f64());
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             // The client's connection has its own version (an HTTP/1.0 origin must not make

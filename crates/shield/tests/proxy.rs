@@ -369,3 +369,32 @@ async fn proxy_protocol_gives_the_client_address_from_trusted_balancers_only() {
 async fn shield_untrusted(text: &str) -> Running {
     shield(Config::from_toml(text).unwrap()).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listener_counts_requests_rejections_and_latency() {
+    let origin = origin().await;
+    let mut config = quick(&origin);
+    config.metrics = Some("127.0.0.1:0".parse().unwrap());
+    let shield = shield(config).await;
+    let client = client_from(source_address(9));
+    assert_eq!(probe(&client, &format!("http://{}/", shield.address)).await.0, 200);
+    let answer =
+        raw_request(shield.address, "GET /a/../b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"));
+    let metrics = raw_request(
+        shield.metrics_addr.unwrap(),
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("rampart_shield_requests_total{route=\"default\",class=\"2xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rampart_shield_rejected_total{reason=\"SuspiciousPath\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("rampart_shield_upstream_latency_seconds_count{route=\"default\"} 1"),
+        "{metrics}"
+    );
+    shield.shutdown().await;
+}

@@ -90,6 +90,7 @@ pub struct Running {
     pub address: SocketAddr,
     pub addresses: Vec<SocketAddr>,
     pub metrics: Arc<Metrics>,
+    pub metrics_addr: Option<SocketAddr>,
     pub bans: Arc<BanTable>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
@@ -120,6 +121,7 @@ pub async fn shield(config: Config) -> Running {
     let shield = Shield::bind(config, Arc::clone(&bans) as Arc<dyn rampart_shield::BanList>).await.unwrap();
     let addresses = shield.local_addrs();
     let metrics = shield.metrics();
+    let metrics_addr = shield.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(shield.run(
         async move {
@@ -127,7 +129,15 @@ pub async fn shield(config: Config) -> Running {
         },
         Duration::from_secs(5),
     ));
-    Running { address: addresses[0], addresses, metrics, bans, stop: Some(stop), task: Some(task) }
+    Running {
+        address: addresses[0],
+        addresses,
+        metrics,
+        metrics_addr,
+        bans,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
 
 /// A quick-start configuration in front of `origin`, on a free loopback port.
