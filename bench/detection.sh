@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Detection side by side: the same attack scenarios, replayed in real time as sFlow v5 (1:1)
-# on loopback, to `rampart run` and to Debian's fastnetmon 1.2.4 at once, with the same
+# Detection side by side: the same attack scenarios, replayed in real time as sFlow v5 (1:1,
+# or sampled 1:N with --sample N, the rate announced in each sample) on loopback, to `rampart run` and to Debian's fastnetmon 1.2.4 at once, with the same
 # per-host thresholds. For each scenario: which attacks each one reported, with which
 # classification, and the delay from the attack's first packet to the
 # report (onset line on rampart's stdout; fastnetmon's ban notification script).
@@ -8,21 +8,30 @@
 # Prints a Markdown table and writes it to bench/results/detection-<date>.md.
 #
 # Usage: bench/detection.sh [--scenarios "syn_flood udp_flood ..."] [--threshold-pps 20000]
+#                           [--sample N] [--fastnetmon-average SECONDS]
+# fastnetmon runs its package default average_calculation_time (5 s) unless
+# --fastnetmon-average sets it (1 s is its fastest).
 # Every process is started here and stopped by its PID; traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scenarios="syn_flood ack_flood udp_flood icmp_flood fragment_flood dns_amplification ntp_amplification memcached_amplification carpet_bombing syn_flood_v6 udp_flood_v6 outbound_syn_flood dns_reflector_abuse"
 threshold_pps=20000
+sample=1
+fnm_average=""
 while (($#)); do
   case "$1" in
     --scenarios) scenarios="$2"; shift 2 ;;
     --threshold-pps) threshold_pps="$2"; shift 2 ;;
+    --sample) sample="$2"; shift 2 ;;
+    --fastnetmon-average) fnm_average="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$threshold_pps" =~ ^[0-9]+$ ]] || { echo "--threshold-pps takes a number" >&2; exit 2; }
+[[ "$sample" =~ ^[1-9][0-9]*$ ]] || { echo "--sample takes a positive number" >&2; exit 2; }
+[[ -z "$fnm_average" || "$fnm_average" =~ ^[1-9][0-9]*$ ]] || { echo "--fastnetmon-average takes seconds" >&2; exit 2; }
 fastnetmon_bin=/usr/sbin/fastnetmon
 [[ -x "$fastnetmon_bin" ]] || { echo "fastnetmon missing: apt-get install fastnetmon" >&2; exit 1; }
 
@@ -105,6 +114,7 @@ with open(sys.argv[1]) as src, open(sys.argv[2], "w") as dst:
     echo "notify_script_path = $work/notify.sh"
     echo "notify_script_pass_details = on"
     echo "check_period = 1"
+    [[ -z "$fnm_average" ]] || echo "average_calculation_time = $fnm_average"
     echo "ban_for_pps = on"
     echo "ban_for_bandwidth = on"
     echo "ban_for_flows = off"
@@ -136,7 +146,7 @@ with open(sys.argv[1]) as src, open(sys.argv[2], "w") as dst:
 
   replay_start=$(now)
   "$rampart" replay "$dir/capture.pcap" --sflow "127.0.0.1:$rport" --sflow "127.0.0.1:$fport" \
-    --speed 1 --max-seconds 60 2> "$dir/replay.err"
+    --speed 1 --sample "$sample" --max-seconds 60 2> "$dir/replay.err"
   sleep 3
   kill -INT "$rampart_pid" 2> /dev/null || true
   kill "$fnm_pid" 2> /dev/null || true
@@ -201,10 +211,10 @@ mkdir -p "$here/bench/results"
   echo "# Detection side by side, $stamp_name"
   echo
   echo "Each scenario from \`rampart generate SCENARIO --seed 11 --duration 16 --attack-duration 12\` (attack"
-  echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by \`rampart replay\` as sFlow v5 at 1:1 to both"
+  echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by \`rampart replay\` as sFlow v5 sampled 1:$sample to both"
   echo "collectors at once. Both: per-host threshold $threshold_pps pps / 1000 Mbps, protected"
   echo "198.51.100.0/24 and 2001:db8:100::/48. Rampart also applies its default per-class and per-/24"
-  echo "(/64) thresholds; fastnetmon 1.2.4 runs its package defaults (average_calculation_time 5 s,"
+  echo "(/64) thresholds; fastnetmon 1.2.4 runs its package defaults (average_calculation_time ${fnm_average:-5} s${fnm_average:+ here; package default 5 s},"
   echo "check_period 1 s) plus disable_usage_report = on and a notify script."
   echo "Delay: from the attack's first packet (on the replay's wall clock) to rampart's onset line /"
   echo "fastnetmon's ban notification; in brackets, relative to the end of the first whole wall-clock"

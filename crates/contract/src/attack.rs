@@ -169,6 +169,21 @@ pub struct Attack {
     pub sample_headers: Vec<PacketSample>,
     /// Narrowest filter covering at least 99 % of the attack's profiled traffic.
     pub signature: Signature,
+    /// Pulse waves: set when this attack followed an earlier one on the same target, with a
+    /// vector in common, within the campaign gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<Campaign>,
+}
+
+/// An attack's place in a campaign of pulses on one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Campaign {
+    /// The campaign's first attack.
+    pub first: AttackId,
+    /// This attack's pulse number: 2 for the one after the first.
+    pub pulse: u32,
+    /// The previous pulse.
+    pub previous: AttackId,
 }
 
 impl Attack {
@@ -203,6 +218,7 @@ impl Attack {
             packet_lengths: Vec::new(),
             sample_headers: Vec::new(),
             signature: Signature::default(),
+            campaign: None,
         }
     }
 

@@ -41,6 +41,12 @@ pub fn explanation(attack: &Attack) -> String {
         let reason = threat.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
         text += &format!("; threat level {}{reason}: thresholds at {} %", threat.level, threat.percent);
     }
+    if let Some(c) = &attack.campaign {
+        text += &format!(
+            "; pulse {} of the campaign that began with attack #{} (previous: #{})",
+            c.pulse, c.first, c.previous
+        );
+    }
     text
 }
 

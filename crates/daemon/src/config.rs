@@ -9,7 +9,7 @@ use std::time::Duration;
 use rampart_detect::DetectConfig;
 use rampart_detect::config::{Document, line_col};
 use rampart_ingest::inputs::{parse_bits_per_second, parse_prefix};
-use rampart_ingest::{ExporterConfig, InputConfig, ListenOn};
+use rampart_ingest::{ExporterConfig, InputConfig, InterfaceConfig, ListenOn};
 use rampart_store::Retention;
 use rampart_telemetry::plausibility::is_loopback;
 use serde::Deserialize;
@@ -18,13 +18,15 @@ use toml::Spanned;
 use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
-pub const DAEMON_TABLES: [&str; 3] = ["inputs", "store", "outputs"];
+pub const DAEMON_TABLES: [&str; 5] = ["inputs", "store", "outputs", "mitigation", "bgp"];
 
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
     /// Sockets, trusted exporters, plausibility caps, receive buffer.
     pub inputs: InputConfig,
+    /// Interfaces captured through AF_PACKET rings (mirror / SPAN ports), besides the sockets.
+    pub interfaces: Vec<InterfaceConfig>,
     /// How often the engine is advanced by the wall clock.
     pub advance_interval: Duration,
     pub data_dir: PathBuf,
@@ -44,12 +46,18 @@ pub struct DaemonConfig {
     pub stdout: bool,
     /// How long and how much the attack store keeps.
     pub retention: Retention,
+    /// `[mitigation]`: decisions from attacks (dry run unless told otherwise); `None`: off.
+    pub mitigation: Option<rampart_mitigate::MitigationConfig>,
+    /// `[bgp]`: the speaker that announces decisions as FlowSpec and RTBH routes; needs
+    /// `[mitigation]`.
+    pub bgp: Option<rampart_bgp::config::SpeakerConfig>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             inputs: InputConfig::default(),
+            interfaces: Vec::new(),
             advance_interval: Duration::from_millis(100),
             data_dir: PathBuf::from("rampart-data"),
             metrics: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9108))),
@@ -62,6 +70,8 @@ impl Default for DaemonConfig {
             webhook_secret_file: None,
             stdout: true,
             retention: Retention::default(),
+            mitigation: None,
+            bgp: None,
         }
     }
 }
@@ -82,6 +92,8 @@ struct FileToml {
     inputs: Option<InputsToml>,
     store: Option<StoreToml>,
     outputs: Option<OutputsToml>,
+    mitigation: Option<rampart_mitigate::config::MitigationToml>,
+    bgp: Option<rampart_bgp::config::SpeakerConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +111,30 @@ struct InputsToml {
     max_exporter_pps: Option<Spanned<u64>>,
     max_sampling_rate: Option<Spanned<u32>>,
     exporter: Option<Vec<Spanned<ExporterToml>>>,
+    /// Interfaces to capture: names, or tables with settings.
+    interface: Option<Vec<Spanned<InterfaceToml>>>,
+}
+
+/// `interface = ["eth1"]`, or `[[inputs.interface]]` tables with settings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum InterfaceToml {
+    Name(String),
+    Table(InterfaceTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InterfaceTable {
+    name: String,
+    /// Capture threads, one AF_PACKET ring each in one fanout group.
+    threads: Option<usize>,
+    /// Ring memory per thread, MiB.
+    ring_mb: Option<usize>,
+    /// Keep one packet in N.
+    sample: Option<u32>,
+    /// Fanout group id (default: one the kernel picks).
+    fanout_group: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +197,12 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             let (line, column) = line_col(text, span.start);
             RunConfigError::InvalidAt { file: file.to_owned(), line, column, key: key.to_owned(), message }
         };
+        config.interfaces = parse_interfaces(&inputs, &at)?;
+        // Interfaces alone: no flow socket unless one is listed.
+        let sockets_listed = [&inputs.sflow, &inputs.netflow, &inputs.ipfix].iter().any(|i| i.is_some());
+        if !config.interfaces.is_empty() && !sockets_listed {
+            (config.inputs.sflow, config.inputs.netflow, config.inputs.ipfix) = (None, None, None);
+        }
         parse_inputs(&inputs, &mut config.inputs, &at)?;
         if let Some(bytes) = inputs.receive_buffer {
             config.inputs.receive_buffer = bytes;
@@ -219,7 +261,87 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
         }
     }
     let detect = DetectConfig::from_document(&doc.without_tables(&DAEMON_TABLES))?;
+    if let Some(mitigation) = raw.mitigation.filter(|m| m.enabled()) {
+        let mut resolved = mitigation
+            .resolve(&detect.protected)
+            .map_err(|e| invalid(&format!("mitigation.{}", e.key), e.message))?;
+        // Never filtered whatever the allowlist says: the exporters (the routers telling us
+        // about the traffic), the BGP peers (the peering links) and the address the daemon
+        // listens on.
+        let own = config
+            .inputs
+            .exporters
+            .iter()
+            .map(|e| e.prefix.trunc())
+            .chain(raw.bgp.iter().flat_map(|b| b.peers.iter().map(|p| ipnet::IpNet::from(p.address))))
+            .chain(config.inputs.listen.filter(|ip| !ip.is_unspecified()).map(ipnet::IpNet::from));
+        for prefix in own {
+            if !resolved.guards.allowlist.contains(&prefix) {
+                resolved.guards.allowlist.push(prefix);
+            }
+        }
+        config.mitigation = Some(resolved);
+    }
+    if let Some(bgp) = raw.bgp {
+        if config.mitigation.is_none() {
+            return Err(invalid(
+                "bgp",
+                "the speaker announces mitigation's decisions: add a [mitigation] table".into(),
+            ));
+        }
+        config.bgp = Some(bgp);
+    }
     Ok((config, detect))
+}
+
+/// Most capture threads per interface: more than cores only thrashes.
+pub const MAX_CAPTURE_THREADS: usize = 64;
+
+/// `[inputs] interface`: the interfaces to capture, each once.
+fn parse_interfaces(
+    inputs: &InputsToml,
+    at: &dyn Fn(&str, std::ops::Range<usize>, String) -> RunConfigError,
+) -> Result<Vec<InterfaceConfig>, RunConfigError> {
+    let mut out: Vec<InterfaceConfig> = Vec::new();
+    for entry in inputs.interface.iter().flatten() {
+        let span = entry.span();
+        let config = match entry.get_ref() {
+            InterfaceToml::Name(name) => InterfaceConfig::new(name.clone()),
+            InterfaceToml::Table(table) => {
+                let mut config = InterfaceConfig::new(table.name.clone());
+                if let Some(threads) = table.threads {
+                    if !(1..=MAX_CAPTURE_THREADS).contains(&threads) {
+                        let message = format!("threads = {threads} is not 1 to {MAX_CAPTURE_THREADS}");
+                        return Err(at("inputs.interface.threads", span, message));
+                    }
+                    config.threads = threads;
+                }
+                config.ring_bytes = match table.ring_mb {
+                    Some(mb @ 1..=4096) => mb << 20,
+                    Some(mb) => {
+                        return Err(at("inputs.interface.ring_mb", span, format!("{mb} is not 1 to 4096")));
+                    }
+                    None => (64 << 20) / config.threads,
+                };
+                if let Some(sample) = table.sample {
+                    if sample == 0 {
+                        return Err(at("inputs.interface.sample", span, "must be at least 1".into()));
+                    }
+                    config.sample_one_in = sample;
+                }
+                config.fanout_group = table.fanout_group;
+                config
+            }
+        };
+        if let Err(message) = rampart_ingest::interface::check_name(&config.name) {
+            return Err(at("inputs.interface", span, message));
+        }
+        if out.iter().any(|c| c.name == config.name) {
+            return Err(at("inputs.interface", span, format!("{} is listed twice", config.name)));
+        }
+        out.push(config);
+    }
+    Ok(out)
 }
 
 /// The `[inputs]` sockets, exporters and caps into `config`; errors through `at` (key, span,
@@ -461,6 +583,50 @@ interface_speed = 40000000000
     }
 
     #[test]
+    fn bgp_needs_mitigation_and_its_peers_are_never_filtered() {
+        let peer = "[bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.1\"\n[[bgp.peers]]\nname = \"r1\"\naddress = \"192.0.2.9\"\npeer_as = 64513\n\
+                    families = [\"ipv4_flowspec\", \"ipv6_flowspec\", \"ipv4_unicast\", \"ipv6_unicast\"]\n\
+                    rule_budget = 1000\nblackhole_next_hop_v4 = \"192.0.2.66\"\ncommunities = [\"64500:666\"]\n";
+        let error = parse(peer, "r.toml").unwrap_err().to_string();
+        assert!(error.contains("bgp") && error.contains("[mitigation]"), "{error}");
+        let (daemon, _) =
+            parse(&format!("protected = [\"198.51.100.0/24\"]\n[mitigation]\n{peer}"), "r.toml").unwrap();
+        assert_eq!(daemon.bgp.unwrap().peers[0].name, "r1");
+        let allowlist: Vec<String> =
+            daemon.mitigation.unwrap().guards.allowlist.iter().map(ToString::to_string).collect();
+        assert!(allowlist.contains(&"192.0.2.9/32".to_string()), "{allowlist:?}");
+    }
+
+    #[test]
+    fn mitigation_is_off_without_its_table_and_dry_run_with_it() {
+        let (daemon, _) = parse("protected = [\"198.51.100.0/24\"]\n", "r.toml").unwrap();
+        assert_eq!(daemon.mitigation, None);
+        let text = "protected = [\"198.51.100.0/24\"]\n[mitigation]\nallowlist = [\"198.51.100.53\"]\n\
+                    [mitigation.group.dns]\nladder = [\"notify\"]\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let mitigation = daemon.mitigation.unwrap();
+        assert!(mitigation.dry_run);
+        assert_eq!(
+            mitigation.guards.protected[0].to_string(),
+            "198.51.100.0/24",
+            "detection's protected networks"
+        );
+        assert_eq!(mitigation.groups["dns"].ladder, [rampart_mitigate::Rung::Notify]);
+        let text = "protected = [\"198.51.100.0/24\"]\n[inputs]\nlisten = \"198.51.100.2\"\n\
+                    [[inputs.exporter]]\naddress = \"198.51.100.1\"\n[mitigation]\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let allowlist: Vec<String> =
+            daemon.mitigation.unwrap().guards.allowlist.iter().map(ToString::to_string).collect();
+        assert_eq!(allowlist, ["198.51.100.1/32", "198.51.100.2/32"], "exporters and our own address");
+        let (daemon, _) = parse("[mitigation]\nenabled = false\n", "r.toml").unwrap();
+        assert_eq!(daemon.mitigation, None);
+        let error = parse("[mitigation]\nmin_prefix_v4 = 2\n", "r.toml").unwrap_err().to_string();
+        assert!(error.starts_with("r.toml:2:") && error.contains("mitigation.min_prefix_v4"), "{error}");
+        let error = parse("[mitigation]\nladder = 1\n", "r.toml").unwrap_err().to_string();
+        assert!(error.contains("ladder"), "{error}");
+    }
+
+    #[test]
     fn empty_file_is_the_defaults() {
         let (daemon, detect) = parse("", "r.toml").unwrap();
         assert_eq!(daemon, DaemonConfig::default());
@@ -524,5 +690,36 @@ interface_speed = 40000000000
         let (config, detect) = parse(&format!("{detection}\n{daemon}"), "rampart.toml").unwrap();
         assert_eq!(config, DaemonConfig::default());
         assert_eq!(detect, parse(detection, "x").unwrap().1);
+    }
+
+    #[test]
+    fn interfaces_by_name_or_table() {
+        let (daemon, _) = parse("[inputs]\ninterface = [\"eth1\", \"eth2\"]\n", "r.toml").unwrap();
+        let names: Vec<_> = daemon.interfaces.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["eth1", "eth2"]);
+        // Interfaces alone: no flow socket.
+        assert!(daemon.inputs.addresses().is_empty());
+        assert!(daemon.interfaces.iter().all(|i| i.sample_one_in == 1));
+
+        let text = "[inputs]\nsflow = \"6343\"\n[[inputs.interface]]\nname = \"span0\"\nthreads = 2\nring_mb = 16\nsample = 10\nfanout_group = 77\n";
+        let (daemon, _) = parse(text, "r.toml").unwrap();
+        let span = &daemon.interfaces[0];
+        assert_eq!((span.name.as_str(), span.threads, span.ring_bytes), ("span0", 2, 16 << 20));
+        assert_eq!((span.sample_one_in, span.fanout_group), (10, Some(77)));
+        assert_eq!(daemon.inputs.sflow, Some(ListenOn::Port(6343)));
+        assert_eq!((daemon.inputs.netflow, daemon.inputs.ipfix), (None, None));
+    }
+
+    #[test]
+    fn interface_errors_name_the_key() {
+        let error = |text: &str| parse(text, "r.toml").unwrap_err().to_string();
+        let twice = error("[inputs]\ninterface = [\"eth1\", \"eth1\"]\n");
+        assert!(twice.contains("inputs.interface") && twice.contains("listed twice"), "{twice}");
+        let bad = error("[inputs]\ninterface = [\"a/b\"]\n");
+        assert!(bad.contains("r.toml:2:") && bad.contains("not an interface name"), "{bad}");
+        let threads = error("[inputs]\n[[inputs.interface]]\nname = \"eth1\"\nthreads = 0\n");
+        assert!(threads.contains("inputs.interface.threads"), "{threads}");
+        let sample = error("[inputs]\n[[inputs.interface]]\nname = \"eth1\"\nsample = 0\n");
+        assert!(sample.contains("inputs.interface.sample"), "{sample}");
     }
 }

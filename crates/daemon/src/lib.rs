@@ -11,15 +11,17 @@ pub mod baselines;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod mitigation;
 pub mod sink;
 pub mod webhook;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rampart_bgp::driver::Speaker;
 use rampart_detect::{AttackEvent, DetectConfig, Engine};
-use rampart_ingest::Inputs;
+use rampart_ingest::{Inputs, InterfaceCapture};
 use rampart_store::Store;
 use rampart_telemetry::{DatagramDecoder, TrafficRecord, UnixNanos};
 use tokio::sync::{mpsc, watch};
@@ -43,6 +45,9 @@ pub enum DaemonError {
     /// An input socket could not be bound or its settings are inconsistent.
     #[error(transparent)]
     Inputs(#[from] rampart_ingest::InputError),
+    /// An interface could not be captured (missing, or no privilege).
+    #[error(transparent)]
+    Capture(#[from] rampart_ingest::CaptureError),
     /// A setting cannot be used; the message names it and what to do.
     #[error("{0}")]
     Setup(String),
@@ -77,35 +82,97 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         None => None,
     };
     metrics.webhook = webhook.as_ref().map(|(queue, _)| queue.stats.clone());
+    // Decisions are reconciled (expired ones closed) before anything is detected.
+    let speaker = match &daemon.bgp {
+        Some(config) => {
+            let speaker = Speaker::start(config.clone()).await.map_err(|e| setup!("bgp: {e}"))?;
+            eprintln!(
+                "bgp speaker AS {} for {} peer(s): {}",
+                config.local_as,
+                config.peers.len(),
+                config
+                    .peers
+                    .iter()
+                    .map(|p| format!("{} ({}:{})", p.name, p.address, p.port))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Some(Arc::new(speaker))
+        }
+        None => None,
+    };
+    let mitigation = match &daemon.mitigation {
+        Some(config) => Some(mitigation::start(
+            config,
+            &daemon.data_dir,
+            webhook.as_ref().map(|(queue, _)| queue),
+            speaker.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(started) = &mitigation {
+        metrics.mitigation = Some(started.stats.clone());
+        metrics.script = started.script.clone();
+    }
     let metrics = Arc::new(metrics);
 
     // Bind everything before announcing anything: a busy port is a clean error. The collectors
     // (exporter allowlist, sampling overrides, plausibility) are wired by rampart-ingest, the
     // same way for `collect`; the daemon's metrics count around them.
     let mut counted = Vec::new();
-    let inputs = Inputs::bind_with(&daemon.inputs, &mut |kind, local, decoder| {
-        let counters = Arc::new(CollectorMetrics::new(kind, local));
-        counted.push(counters.clone());
-        Box::new(CountingDecoder::new(decoder, counters)) as Box<dyn DatagramDecoder>
-    })?;
+    // Interfaces alone need no flow socket.
+    let inputs = if daemon.inputs.addresses().is_empty() && !daemon.interfaces.is_empty() {
+        None
+    } else {
+        Some(Inputs::bind_with(&daemon.inputs, &mut |kind, local, decoder| {
+            let counters = Arc::new(CollectorMetrics::new(kind, local));
+            counted.push(counters.clone());
+            Box::new(CountingDecoder::new(decoder, counters)) as Box<dyn DatagramDecoder>
+        })?)
+    };
     if let Ok(mut all) = metrics.collectors.lock() {
         all.extend(counted);
     }
+    // Open every ring now: a missing interface or privilege is a clean error at start.
+    let captures = daemon
+        .interfaces
+        .iter()
+        .map(|config| InterfaceCapture::open(config.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let metrics_listener = match daemon.metrics {
         Some(addr) => Some(http::bind(addr).await?),
         None => None,
     };
 
     let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
-    eprintln!("{}", inputs_notice(&daemon.inputs));
-    for (kind, local) in inputs.listening() {
-        eprintln!("listening for {kind} on {local}");
+    let capture_stop = Arc::new(AtomicBool::new(false));
+    let mut running_captures = Vec::new();
+    for capture in captures {
+        let threads =
+            daemon.interfaces.iter().find(|c| c.name == capture.stats().interface).map_or(1, |c| c.threads);
+        let group = capture.fanout_group().map(|g| format!(" in fanout group {g}")).unwrap_or_default();
+        eprintln!("capturing on {} (AF_PACKET, {threads} ring(s){group})", capture.stats().interface);
+        if let Ok(mut shown) = metrics.captures.lock() {
+            shown.push(capture.stats().clone());
+        }
+        let running = capture
+            .spawn(sink.clone(), capture_stop.clone())
+            .map_err(|source| DaemonError::Start { what: "a capture thread", source })?;
+        running_captures.push(running);
     }
-    for (kind, addr, why) in inputs.skipped() {
-        eprintln!("not listening for {kind} on {addr}: {why}");
-    }
-    let inputs = inputs.spawn(sink.clone(), stop_rx.clone());
-    let input_stats = inputs.stats().to_vec();
+    let mut input_stats = Vec::new();
+    let inputs = inputs.map(|inputs| {
+        eprintln!("{}", inputs_notice(&daemon.inputs));
+        for (kind, local) in inputs.listening() {
+            eprintln!("listening for {kind} on {local}");
+        }
+        for (kind, addr, why) in inputs.skipped() {
+            eprintln!("not listening for {kind} on {addr}: {why}");
+        }
+        let inputs = inputs.spawn(sink.clone(), stop_rx.clone());
+        input_stats = inputs.stats().to_vec();
+        inputs
+    });
     if let Ok(mut shown) = metrics.inputs.lock() {
         shown.extend(input_stats.iter().cloned());
     }
@@ -138,6 +205,15 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         ))
     });
     eprintln!("attack store {} (run {})", store.path().display(), store.run());
+    let control_task = match (&mitigation, &daemon.mitigation) {
+        (Some(started), Some(config)) => Some(mitigation::control_socket(
+            started.mitigator.clone(),
+            config,
+            &daemon.data_dir,
+            stop_rx.clone(),
+        )?),
+        _ => None,
+    };
 
     // Events leave the engine task at once; storing (fsync) happens on a thread of its own.
     let (events_tx, events_rx) = std::sync::mpsc::channel::<Vec<AttackEvent>>();
@@ -150,6 +226,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
             sinks.push(Box::new(WebhookSink::new(queue.clone())));
         }
         sinks.push(Box::new(MetricsSink::new(metrics.clone())));
+        if let Some(started) = &mitigation {
+            sinks.push(Box::new(mitigation::MitigationSink::new(started.mitigator.clone())));
+        }
         std::thread::Builder::new()
             .name("rampart-output".into())
             .spawn(move || sink::deliver_all(events_rx, sinks))
@@ -219,12 +298,15 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
 
     // Stop the collectors, take their last batches, end every ongoing attack.
     let _ = stop_tx.send(true);
+    capture_stop.store(true, Ordering::Relaxed);
     let drain_until = tokio::time::Instant::now() + Duration::from_secs(2);
     while let Ok(Some(batch)) = tokio::time::timeout_at(drain_until, batches.recv()).await {
         for record in &batch {
             engine.observe(record);
         }
     }
+    // Capture threads blocked on a full channel see it closed and stop.
+    drop(batches);
     let last = engine.finish();
     if !last.is_empty() {
         let _ = events_tx.send(last);
@@ -252,15 +334,35 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         let _ = webhook_stop_tx.send(true);
         let _ = task.await;
     }
-    for result in inputs.join().await {
-        if let Err(error) = result {
-            eprintln!("rampart: {error}");
+    if let Some(inputs) = inputs {
+        for result in inputs.join().await {
+            if let Err(error) = result {
+                eprintln!("rampart: {error}");
+            }
+        }
+        // One line for operators: what never reached detection, and why.
+        eprintln!("{}", rampart_ingest::inputs::drop_summary(&input_stats));
+    }
+    for running in running_captures {
+        match tokio::task::spawn_blocking(move || running.join()).await {
+            Ok(Ok(stats)) => eprintln!("{}", rampart_ingest::interface::summary(&stats)),
+            Ok(Err(error)) => eprintln!("rampart: {error}"),
+            Err(error) => eprintln!("rampart: capture: {error}"),
         }
     }
-    // One line for operators: what never reached detection, and why.
-    eprintln!("{}", rampart_ingest::inputs::drop_summary(&input_stats));
     if let Some(task) = http_task {
         task.abort();
+    }
+    if let Some(task) = control_task {
+        let _ = task.await;
+        if let Some(config) = &daemon.mitigation {
+            let _ = std::fs::remove_file(config.control_socket_in(&daemon.data_dir));
+        }
+    }
+    // Last: the routes are withdrawn (or left to graceful restart) once nothing can add any.
+    if let Some(speaker) = speaker {
+        speaker.shutdown(Duration::from_secs(2)).await;
+        eprintln!("bgp speaker stopped");
     }
     Ok(())
 }

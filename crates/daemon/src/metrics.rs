@@ -59,6 +59,8 @@ pub struct Metrics {
     /// What each input let through or dropped before decoding (unknown exporters,
     /// implausible records).
     pub inputs: Mutex<Vec<Arc<rampart_ingest::inputs::InputStats>>>,
+    /// Interfaces captured through AF_PACKET rings.
+    pub captures: Mutex<Vec<Arc<rampart_ingest::InterfaceStats>>>,
     pub engine: Mutex<EngineStats>,
     pub active_attacks: AtomicU64,
     /// Attacks by vector, counted once per attack and vector.
@@ -73,6 +75,9 @@ pub struct Metrics {
     pub webhook: Option<Arc<WebhookStats>>,
     /// The metrics server's own connections.
     pub http: Arc<ConnectionStats>,
+    /// Decisions and refusals, when mitigation is on.
+    pub mitigation: Option<Arc<rampart_mitigate::MitigationStats>>,
+    pub script: Option<Arc<rampart_mitigate::script::ScriptStats>>,
 }
 
 /// The `kind` label of `rampart_attack_events_total`: the engine's event kind.
@@ -267,6 +272,34 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
+/// A capture counter: name, help, and where it is in the shared stats.
+type CaptureCounter = (&'static str, &'static str, fn(&rampart_ingest::InterfaceStats) -> &AtomicU64);
+
+/// Per captured interface: frames read, records handed on, frames not IP or undecodable, and
+/// frames the kernel dropped because the ring was full.
+fn encode_captures(metrics: &Metrics, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let captures: Vec<_> = metrics.captures.lock().map(|c| c.clone()).unwrap_or_default();
+    let counters: [CaptureCounter; 6] = [
+        ("capture_packets", "Frames read from the interface's AF_PACKET rings.", |s| &s.frames),
+        ("capture_records", "Traffic records decoded from captured frames (after sampling).", |s| &s.records),
+        ("capture_non_ip", "Captured frames that were not IP (ARP, LLDP...).", |s| &s.non_ip),
+        ("capture_decode_errors", "Captured IP frames that did not decode.", |s| &s.decode_errors),
+        ("capture_kernel_drops", "Frames the kernel dropped: the capture ring was full.", |s| {
+            &s.kernel_drops
+        }),
+        ("capture_bad_blocks", "Ring blocks whose frame chain was malformed.", |s| &s.bad_blocks),
+    ];
+    for (name, help, get) in counters {
+        let mut family =
+            encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+        for capture in &captures {
+            let labels = [("interface", capture.interface.clone())];
+            ConstCounter::new(get(capture).load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// Per input: datagrams from sources that are not configured exporters (in total and for the
 /// heaviest sources) and records dropped as implausible, by reason.
 fn encode_inputs(metrics: &Metrics, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
@@ -397,6 +430,7 @@ impl Collector for Snapshots {
             }
         }
         encode_inputs(metrics, &mut encoder)?;
+        encode_captures(metrics, &mut encoder)?;
         let engine = metrics.engine.lock().map(|e| e.clone()).unwrap_or_default();
         let engine_counters = [
             ("records", "Records observed by the detection engine.", engine.records),
@@ -492,6 +526,9 @@ impl Collector for Snapshots {
                 "Events waiting for the webhook.",
                 webhook.queued.load(Ordering::Relaxed),
             )?;
+        }
+        if let Some(mitigation) = &metrics.mitigation {
+            crate::mitigation::encode_metrics(mitigation, metrics.script.as_deref(), &mut encoder)?;
         }
         let http = &metrics.http;
         let http_counters = [

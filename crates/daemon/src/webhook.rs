@@ -239,7 +239,7 @@ impl WebhookQueue {
         self.notify.notify_one();
     }
 
-    fn pop(&self) -> Option<String> {
+    pub(crate) fn pop(&self) -> Option<String> {
         let mut queue = self.queue.lock().ok()?;
         let body = queue.pop();
         self.stats.in_flight.store(u64::from(body.is_some()), Ordering::Relaxed);

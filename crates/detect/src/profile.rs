@@ -74,6 +74,8 @@ pub struct TopKeys<T = u16> {
 
 /// Slots of a [`TopKeys`].
 const TOP_K: usize = 16;
+// `TopKeys::position` keeps a bit per slot in a `u32`.
+const _: () = assert!(TOP_K < 32);
 
 impl<T: Copy + Default> Default for TopKeys<T> {
     fn default() -> Self {
@@ -89,8 +91,13 @@ impl<T: Copy + Default> Default for TopKeys<T> {
 }
 
 impl<T: Copy + Eq + Ord + Default> TopKeys<T> {
+    #[inline]
     fn position(&self, key: T) -> Option<usize> {
-        self.keys.get(..self.len)?.iter().position(|&k| k == key)
+        // Branch-free over all slots (the compiler vectorizes it): in a flood of random keys
+        // almost every lookup misses, and an early-exit scan costs a branch per slot.
+        let hits = self.keys.iter().enumerate().fold(0u32, |m, (i, &k)| m | (u32::from(k == key) << i));
+        let live = hits & (1u32 << self.len).wrapping_sub(1);
+        (live != 0).then(|| live.trailing_zeros() as usize)
     }
 
     #[inline]

@@ -1,5 +1,5 @@
 //! Thin async drivers around the telemetry decoders: UDP collectors for sFlow, NetFlow and IPFIX,
-//! live packet capture from an interface, and pcap streams from any reader (standard input).
+//! packet capture from an interface (AF_PACKET rings; libpcap optionally), and pcap streams from any reader (standard input).
 //!
 //! Drivers own the sockets, the clock and the tasks; all protocol logic stays in
 //! `rampart-telemetry`, so what runs here is I/O and bookkeeping only.
@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod inputs;
+pub mod interface;
 #[cfg(feature = "live-capture")]
 pub mod live;
 pub mod udp;
@@ -18,4 +19,5 @@ pub use live::{LiveCapture, LiveCaptureConfig, LiveCaptureError, LiveCaptureRepo
 pub use inputs::{
     ExporterConfig, InputConfig, InputError, InputSnapshot, InputStats, Inputs, ListenOn, RunningInputs,
 };
+pub use interface::{CaptureError, InterfaceCapture, InterfaceConfig, InterfaceStats, RunningCapture};
 pub use udp::{BindError, CollectorKind, UdpCollector, UdpCollectorReport};

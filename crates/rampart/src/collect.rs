@@ -40,13 +40,18 @@ pub struct CollectArgs {
     /// (repeatable). Without any, only loopback sources are accepted.
     #[arg(long = "exporter", value_name = "ADDR|PREFIX[=RATE]")]
     pub exporters: Vec<ExporterConfig>,
-    /// Also capture packets on this interface (mirror / SPAN port); needs a build with
-    /// `--features live-capture` and root or CAP_NET_RAW.
+    /// Also capture packets on this interface (mirror / SPAN port) through AF_PACKET rings;
+    /// needs root or CAP_NET_RAW.
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,
-    /// Capture filter for --interface, in tcpdump syntax (e.g. "not port 22").
+    /// Capture filter for --interface, in tcpdump syntax (e.g. "not port 22"); captures through
+    /// libpcap instead, so it needs a build with `--features live-capture`.
     #[arg(long, value_name = "FILTER", requires = "interface")]
     pub bpf: Option<String>,
+    /// Capture threads (AF_PACKET rings in one fanout group) for --interface (default: one per
+    /// core, up to 4).
+    #[arg(long, value_name = "N", requires = "interface")]
+    pub capture_threads: Option<usize>,
     /// Keep one packet in N from --interface; counts are scaled back up by N.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "interface")]
     pub sample: u32,
@@ -387,65 +392,102 @@ fn print_human(out: &mut impl Write, report: &TrafficReport<CollectDecode>, top:
 }
 
 /// What a finished live capture reports.
-#[cfg_attr(not(feature = "live-capture"), allow(dead_code))]
 struct LiveSummary {
     interface: String,
     stats: ExporterStats,
 }
 
-/// A live capture running on its own thread.
-#[cfg_attr(not(feature = "live-capture"), allow(dead_code))]
+/// A live capture running on threads of its own: AF_PACKET rings (the default), or libpcap
+/// when a tcpdump-syntax filter is asked for (builds with `live-capture`).
 struct LiveHandle {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    running: Running,
+}
+
+enum Running {
+    Rings(rampart_ingest::RunningCapture),
     #[cfg(feature = "live-capture")]
-    thread: tokio::task::JoinHandle<
-        Result<rampart_ingest::live::LiveCaptureReport, rampart_ingest::live::LiveCaptureError>,
-    >,
+    Pcap(
+        tokio::task::JoinHandle<
+            Result<rampart_ingest::live::LiveCaptureReport, rampart_ingest::live::LiveCaptureError>,
+        >,
+    ),
 }
 
 impl LiveHandle {
     async fn finish(self) -> Result<LiveSummary> {
-        #[cfg(feature = "live-capture")]
-        {
-            let report = self.thread.await.context("capture thread")??;
-            Ok(LiveSummary { interface: report.interface, stats: report.stats })
-        }
-        #[cfg(not(feature = "live-capture"))]
-        {
-            unreachable!("no live capture in this build")
+        match self.running {
+            Running::Rings(running) => {
+                let stats = tokio::task::spawn_blocking(move || running.join())
+                    .await
+                    .context("capture threads")?
+                    .map_err(anyhow::Error::msg)?;
+                Ok(LiveSummary { interface: stats.interface.clone(), stats: stats.exporter_stats() })
+            }
+            #[cfg(feature = "live-capture")]
+            Running::Pcap(thread) => {
+                let report = thread.await.context("capture thread")??;
+                Ok(LiveSummary { interface: report.interface, stats: report.stats })
+            }
         }
     }
 }
 
-#[cfg(feature = "live-capture")]
 fn start_live_capture(
     args: &CollectArgs,
     sink: mpsc::Sender<Vec<rampart_telemetry::TrafficRecord>>,
 ) -> Result<Option<LiveHandle>> {
-    use rampart_ingest::live::{LiveCapture, LiveCaptureConfig};
+    use rampart_ingest::{InterfaceCapture, InterfaceConfig};
     let Some(interface) = &args.interface else { return Ok(None) };
-    let mut config = LiveCaptureConfig::new(interface.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.bpf.is_some() {
+        return start_pcap_capture(args, interface, sink, stop);
+    }
+    rampart_ingest::interface::check_name(interface).map_err(|e| anyhow::anyhow!("--interface: {e}"))?;
+    let mut config = InterfaceConfig::new(interface.clone());
+    config.sample_one_in = args.sample;
+    if let Some(threads) = args.capture_threads {
+        if !(1..=64).contains(&threads) {
+            bail!("--capture-threads {threads} is not 1 to 64");
+        }
+        config.threads = threads;
+        config.ring_bytes = (64 << 20) / threads;
+    }
+    let capture = InterfaceCapture::open(config)?;
+    eprintln!("capturing on {interface} (AF_PACKET)");
+    let running = capture.spawn(sink, stop.clone()).context("cannot start the capture threads")?;
+    Ok(Some(LiveHandle { stop, running: Running::Rings(running) }))
+}
+
+/// libpcap, for its tcpdump-syntax filters (`--bpf`).
+#[cfg(feature = "live-capture")]
+fn start_pcap_capture(
+    args: &CollectArgs,
+    interface: &str,
+    sink: mpsc::Sender<Vec<rampart_telemetry::TrafficRecord>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<LiveHandle>> {
+    use rampart_ingest::live::{LiveCapture, LiveCaptureConfig};
+    let mut config = LiveCaptureConfig::new(interface.to_owned());
     config.bpf_filter = args.bpf.clone();
     config.sample_one_in = args.sample;
     let capture = LiveCapture::open(config)?;
-    eprintln!("capturing on {interface}");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    eprintln!("capturing on {interface} (libpcap, filter {:?})", args.bpf.as_deref().unwrap_or_default());
     let thread = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || capture.run(sink, stop))
     };
-    Ok(Some(LiveHandle { stop, thread }))
+    Ok(Some(LiveHandle { stop, running: Running::Pcap(thread) }))
 }
 
 #[cfg(not(feature = "live-capture"))]
-fn start_live_capture(
-    args: &CollectArgs,
+fn start_pcap_capture(
+    _args: &CollectArgs,
+    interface: &str,
     _sink: mpsc::Sender<Vec<rampart_telemetry::TrafficRecord>>,
+    _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Option<LiveHandle>> {
-    match &args.interface {
-        None => Ok(None),
-        Some(interface) => bail!(
-            "cannot capture on {interface}: this rampart was built without live capture; rebuild with `cargo build --release --features live-capture` (needs libpcap-dev)"
-        ),
-    }
+    bail!(
+        "cannot filter the capture on {interface}: --bpf (tcpdump syntax) needs libpcap; rebuild with `cargo build --release --features live-capture` (needs libpcap-dev), or capture without --bpf"
+    )
 }

@@ -7,6 +7,7 @@ mod analyze;
 mod attacks;
 mod capture_input;
 mod collect;
+mod decisions;
 mod generate;
 mod html;
 mod inspect;
@@ -50,6 +51,14 @@ enum Command {
     /// Run detection over a pcap or pcapng capture in its own event time and report the
     /// attacks found: targets, vectors, timing, volume, signatures.
     Analyze(analyze::AnalyzeArgs),
+    /// List the decisions in force (what Rampart blocks, rate-limits or would in dry run).
+    Decisions(decisions::DecisionsArgs),
+    /// Put a decision in force by hand (through the same safety guards as automatic ones).
+    Ban(decisions::BanArgs),
+    /// Withdraw decisions by id, or every one on an address or prefix.
+    Unban(decisions::UnbanArgs),
+    /// Check the audit log of every decision change for tampering.
+    Audit(decisions::AuditArgs),
     /// Run the HTTP shield: a hardened HTTP/1.1 and HTTP/2 reverse proxy with per-address
     /// and per-prefix limits, in front of a website.
     Shield(shield::ShieldArgs),
@@ -65,6 +74,10 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Attacks(args) => attacks::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Decisions(args) => decisions::run_decisions(args),
+        Command::Ban(args) => decisions::run_ban(args),
+        Command::Unban(args) => decisions::run_unban(args),
+        Command::Audit(args) => decisions::run_audit(args),
         Command::Shield(args) => shield::run(args),
     };
     match result {

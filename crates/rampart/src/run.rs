@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rampart_daemon::{DaemonConfig, config, webhook};
 use rampart_detect::DetectConfig;
-use rampart_ingest::ListenOn;
+use rampart_ingest::{InterfaceConfig, ListenOn};
 use rampart_store::Store;
 
 /// Configuration files are read whole; anything larger is not a configuration.
@@ -22,9 +22,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Listen for sFlow v5 on ADDR (HOST:PORT, [IPV6]:PORT, or a PORT on the configured listen
-    /// address, loopback by default). Giving any of --sflow/--netflow/--ipfix listens on exactly
-    /// those; otherwise the configured inputs (default: all three on their standard ports, on
-    /// loopback). A non-loopback address needs [[inputs.exporter]] entries.
+    /// address, loopback by default). Giving any of --sflow/--netflow/--ipfix/--interface
+    /// listens on exactly those; otherwise the configured inputs (default: all three on their
+    /// standard ports, on loopback). A non-loopback address needs [[inputs.exporter]] entries.
     #[arg(long, value_name = "ADDR")]
     pub sflow: Option<ListenOn>,
     /// Listen for NetFlow v5/v9 on ADDR.
@@ -33,6 +33,14 @@ pub struct RunArgs {
     /// Listen for IPFIX on ADDR.
     #[arg(long, value_name = "ADDR")]
     pub ipfix: Option<ListenOn>,
+    /// Capture every packet on this interface (a mirror / SPAN port, or the protected host's
+    /// own) through AF_PACKET rings, one per capture thread in a fanout group (repeatable;
+    /// replaces the configured [inputs] interfaces). Needs root or CAP_NET_RAW.
+    #[arg(long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Capture threads (rings) per --interface (default: one per core, up to 4).
+    #[arg(long, value_name = "N", requires = "interfaces")]
+    pub capture_threads: Option<usize>,
     /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9108; a bare PORT
     /// listens on 127.0.0.1; `off` to disable).
     #[arg(long, value_name = "ADDR|off")]
@@ -52,10 +60,29 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         None => (DaemonConfig::default(), DetectConfig::default()),
     };
-    if args.sflow.is_some() || args.netflow.is_some() || args.ipfix.is_some() {
+    let sockets_given = args.sflow.is_some() || args.netflow.is_some() || args.ipfix.is_some();
+    if sockets_given || !args.interfaces.is_empty() {
         daemon.inputs.sflow = args.sflow;
         daemon.inputs.netflow = args.netflow;
         daemon.inputs.ipfix = args.ipfix;
+    }
+    if !args.interfaces.is_empty() {
+        daemon.interfaces.clear();
+        for name in &args.interfaces {
+            rampart_ingest::interface::check_name(name).map_err(|e| anyhow::anyhow!("--interface: {e}"))?;
+            if daemon.interfaces.iter().any(|c| &c.name == name) {
+                bail!("--interface {name} is given twice");
+            }
+            let mut interface = InterfaceConfig::new(name.clone());
+            if let Some(threads) = args.capture_threads {
+                if !(1..=config::MAX_CAPTURE_THREADS).contains(&threads) {
+                    bail!("--capture-threads {threads} is not 1 to {}", config::MAX_CAPTURE_THREADS);
+                }
+                interface.threads = threads;
+                interface.ring_bytes = (64 << 20) / threads;
+            }
+            daemon.interfaces.push(interface);
+        }
     }
     if let Some(dir) = args.data_dir {
         daemon.data_dir = dir;
@@ -67,7 +94,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(url) = &args.webhook {
         daemon.webhook = Some(webhook::parse_url(url).map_err(|e| anyhow::anyhow!("--webhook: {e}"))?);
     }
-    if let Err(error) = daemon.inputs.validate() {
+    let interfaces_only = daemon.inputs.addresses().is_empty() && !daemon.interfaces.is_empty();
+    if !interfaces_only && let Err(error) = daemon.inputs.validate() {
         bail!("{error}; see [inputs] in config/daemon.example.toml");
     }
     let store = Store::open_with(&daemon.data_dir, daemon.retention)?;

@@ -259,6 +259,13 @@ fn assert_udp_flood_onset(event: &Value) {
     support::assert_valid("event", event);
     let vectors = event["attack"]["vectors"].as_array().unwrap();
     assert!(vectors.iter().any(|v| v == "udp_flood"), "{event}");
+    // The onset already says what to filter: the flood's protocol and destination port, from
+    // its first second over the threshold.
+    let signature = &event["attack"]["signature"];
+    assert_eq!(signature["protocol"], 17, "{event}");
+    assert_eq!(signature["dst_ports"], serde_json::json!([{"first": 80, "last": 80}]), "{event}");
+    assert!(signature["sampled_packets"].as_u64().unwrap() > 0, "{event}");
+    assert!(event["attack"]["distinct_sources"].as_u64().unwrap() > 0, "{event}");
 }
 
 #[test]

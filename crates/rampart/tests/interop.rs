@@ -1,7 +1,8 @@
 //! Interop with programs this project did not write: the same generated capture, exported as
 //! NetFlow v5/v9/IPFIX by softflowd and as sFlow v5 by pmacct, must give `rampart collect` the
 //! per-destination totals that `rampart inspect` computes from the capture, and `inspect` must
-//! agree with tshark.
+//! agree with tshark; sampled sFlow (pmacct 1:100, 1:1000) scales back to the capture and
+//! names the attack in `rampart run`, and softflowd's active timeout keeps NetFlow totals exact.
 //!
 //! Peers are Debian packages installed by `scripts/test`. With `RAMPART_REQUIRE_PEERS` set (as
 //! CI does) a missing peer fails the test; otherwise it is skipped with a message.
@@ -369,4 +370,168 @@ fn replay_as_sflow_matches_inspect() {
         "{report:#}"
     );
     assert_same_destinations("rampart replay", &report_destinations(&report), &expected);
+}
+
+/// A generated UDP flood on 198.51.100.10 (4 s at 40 kpps over a light web background),
+/// padding stripped, followed by the flush tail; generated once per test binary.
+fn flood_capture() -> &'static Path {
+    static CAPTURE: OnceLock<PathBuf> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rampart-interop-flood-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let params = GenParams {
+            seed: 7,
+            duration_secs: 5.0,
+            background_pps: 500,
+            attack_pps: 40_000,
+            attack_start_secs: 0.5,
+            attack_duration_secs: Some(4.0),
+            ..GenParams::for_scenario(Scenario::UdpFlood)
+        };
+        let padded = dir.join("udp-flood-padded.pcap");
+        rampart_trafficgen::generate_to_file(Scenario::UdpFlood, &params, &padded).unwrap();
+        let path = dir.join("udp-flood.pcap");
+        strip_ethernet_padding(&padded, &path);
+        with_flush_tail(&path)
+    })
+}
+
+const FLOOD_TARGET: &str = "198.51.100.10";
+
+/// pmacctd's sFlow probe over `capture` to 127.0.0.1:`port`, sampling one packet in
+/// `sampling` (announced in the samples, so collectors scale back up).
+fn pmacct_sflow(capture: &Path, port: u16, sampling: u32) {
+    let config = capture.with_extension(format!("sfprobe-{port}-{sampling}.conf"));
+    std::fs::write(
+        &config,
+        format!(
+            "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:{port}\nsfprobe_agentip: 127.0.0.1\nsampling_rate: {sampling}\nsnaplen: 128\n",
+            capture.display()
+        ),
+    )
+    .unwrap();
+    let mut pmacctd = Command::new(tool_path("pmacctd"));
+    pmacctd.arg("-f").arg(&config);
+    // See `pmacct_sflow_matches_inspect` on pmacctd's exit status.
+    let status = run_bounded_status(pmacctd, Duration::from_secs(60));
+    if !status.success() {
+        eprintln!("pmacctd exited with {status}; judging by what was collected");
+    }
+}
+
+/// Sampled 1:100 by a real exporter, the flood's packets scale back to the capture's within
+/// 10 % and its bytes within 15 % (about 1,600 samples: one standard deviation is 2.5 % of the
+/// packets and about 3 % of the bytes, whose sizes vary; the bounds are 4 and 5 of them).
+#[test]
+fn pmacct_sampled_sflow_scales_back_to_the_capture() {
+    if !peer_available("pmacctd") {
+        return;
+    }
+    let capture = flood_capture();
+    let target: IpAddr = FLOOD_TARGET.parse().unwrap();
+    let (want_packets, want_bytes) = report_destinations(&inspect(capture))[&target];
+    let port = free_udp_port();
+    let collector = start_collect("--sflow", port, 15);
+    pmacct_sflow(capture, port, 100);
+    let report = finish_collect(collector);
+    assert_eq!(report["decode"]["total"]["decode_errors"], 0, "decode errors: {report:#}");
+    let (packets, bytes) = report_destinations(&report).get(&target).copied().unwrap_or_default();
+    let error = |got: u64, want: u64| (got as f64 - want as f64).abs() / want as f64;
+    println!(
+        "pmacct 1:100: {packets} packets ({:.1} % off {want_packets}), {bytes} bytes ({:.1} % off {want_bytes})",
+        100.0 * error(packets, want_packets),
+        100.0 * error(bytes, want_bytes)
+    );
+    assert!(error(packets, want_packets) < 0.10, "{packets} scaled packets vs {want_packets} in the capture");
+    assert!(error(bytes, want_bytes) < 0.15, "{bytes} scaled bytes vs {want_bytes} in the capture");
+}
+
+/// `rampart run` fed pmacct's sFlow sampled 1:100 and 1:1000 names the flood's target and
+/// vector, and its onset signature names the protocol.
+#[test]
+fn pmacct_sampled_sflow_into_the_daemon_names_target_and_vector() {
+    if !peer_available("pmacctd") {
+        return;
+    }
+    let capture = flood_capture();
+    for sampling in [100, 1000] {
+        let dir = tempfile::Builder::new().prefix("rampart-sampled-").tempdir().unwrap();
+        let config = dir.path().join("rampart.toml");
+        // pmacctd reads the savefile as fast as it can: the scaled rate is far above these.
+        std::fs::write(
+            &config,
+            "protected = [\"198.51.100.0/24\"]\n[thresholds]\npps = 4000\nudp_pps = 2000\n\
+             [lifecycle]\nonset_secs = 1\nquiet_secs = 3\n[inputs]\nadvance_ms = 100\n",
+        )
+        .unwrap();
+        let port = free_udp_port();
+        let mut daemon = Command::new(RAMPART)
+            .args(["run", "--sflow", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdout, stderr) = support::line_channels(&mut daemon);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("daemon startup lines")
+            .starts_with("listening for sFlow on ")
+        {}
+        pmacct_sflow(capture, port, sampling);
+        let mut onset = None;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while onset.is_none() && Instant::now() < deadline {
+            let Ok(line) = stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                break;
+            };
+            let event: Value = serde_json::from_str(&line).unwrap();
+            support::assert_valid("event", &event);
+            if event["event"] == "onset" {
+                onset = Some(event);
+            }
+        }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        let onset = onset.unwrap_or_else(|| panic!("no onset from pmacct's sFlow sampled 1:{sampling}"));
+        assert_eq!(support::target(&onset["attack"]), FLOOD_TARGET, "1:{sampling}: {onset}");
+        let vectors = onset["attack"]["vectors"].as_array().unwrap();
+        assert!(vectors.iter().any(|v| v == "udp_flood"), "1:{sampling}: {onset}");
+        assert_eq!(onset["attack"]["signature"]["protocol"], 17, "1:{sampling}: {onset}");
+    }
+}
+
+/// softflowd with a 5 s active timeout splits every long flow into several records over the
+/// capture's 5 s; NetFlow v9 and IPFIX totals still match the capture exactly.
+#[test]
+fn softflowd_active_timeout_keeps_totals_exact() {
+    if !peer_available("softflowd") {
+        return;
+    }
+    let capture = flood_capture();
+    let expected = report_destinations(&inspect(capture));
+    for (version, flag) in [("9", "--netflow"), ("10", "--ipfix")] {
+        let port = free_udp_port();
+        let collector = start_collect(flag, port, 10);
+        let mut softflowd = Command::new(tool_path("softflowd"));
+        softflowd.arg("-r").arg(capture).args([
+            "-n",
+            &format!("127.0.0.1:{port}"),
+            "-v",
+            version,
+            "-d",
+            "-t",
+            "maxlife=5",
+        ]);
+        run_bounded(softflowd, Duration::from_secs(60));
+        let report = finish_collect(collector);
+        assert_same_destinations(
+            &format!("softflowd -v {version} -t maxlife=5"),
+            &report_destinations(&report),
+            &expected,
+        );
+    }
 }

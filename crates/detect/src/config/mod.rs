@@ -224,6 +224,9 @@ pub struct Lifecycle {
     /// An attack ends after this many seconds with every threshold held (default 10), so pulse
     /// waves with shorter gaps stay one attack.
     pub quiet_secs: u32,
+    /// An attack starting at most this many seconds after an attack on the same target ended,
+    /// with a vector in common, is the next pulse of its campaign (default 600; 0 = never).
+    pub campaign_gap_secs: u32,
 }
 
 /// Memory bounds.
@@ -277,7 +280,7 @@ impl Default for DetectConfig {
                 wide_thresholds: Thresholds::WIDE_DEFAULT,
                 network_thresholds: Thresholds::NETWORK_DEFAULT,
             },
-            lifecycle: Lifecycle { onset_secs: 1, quiet_secs: 10 },
+            lifecycle: Lifecycle { onset_secs: 1, quiet_secs: 10, campaign_gap_secs: 600 },
             limits: Limits {
                 max_hosts: 262_144,
                 max_prefixes: 65_536,
@@ -374,6 +377,7 @@ struct AggregationToml {
 struct LifecycleToml {
     onset_secs: Option<u32>,
     quiet_secs: Option<u32>,
+    campaign_gap_secs: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -556,6 +560,15 @@ impl DetectConfig {
         }
         config.lifecycle.onset_secs = lc.onset_secs.unwrap_or(config.lifecycle.onset_secs);
         config.lifecycle.quiet_secs = lc.quiet_secs.unwrap_or(config.lifecycle.quiet_secs);
+        if let Some(gap) = lc.campaign_gap_secs {
+            if gap > 86_400 {
+                return Err(invalid(
+                    "lifecycle.campaign_gap_secs".to_string(),
+                    format!("{gap} is not within 0..=86400 seconds"),
+                ));
+            }
+            config.lifecycle.campaign_gap_secs = gap;
+        }
 
         let lim = &raw.limits;
         for (name, value) in [

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::keys::{NO_SLOT, SLOTS};
 use crate::baseline::Sample;
 use crate::class::{Class, Evidence};
+use crate::profile::Profile;
 
 pub(super) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -163,7 +164,18 @@ pub(super) struct HostSecond {
     pub(super) last_ns: u64,
     /// Attacks profiling this host's packets, by `SLOT_*`.
     pub(super) slots: [u32; SLOTS],
+    /// This second's provisional profiles of the host (inbound, outbound): an index into
+    /// `Bucket::provisional` once the host is hot, `NO_SLOT` before, `FULL` if none was free.
+    pub(super) provisional: [u32; 2],
+    /// Index of the host's prefix in `Bucket::prefixes` (`NO_SLOT` when that table is full).
+    pub(super) prefix: u32,
+    /// Packets (all classes) from which the host is hot by its learned baseline; `u32::MAX`
+    /// without one.
+    pub(super) learned_watch: u32,
 }
+
+/// No provisional profile was free when the host (or prefix) turned hot: do not retry.
+pub(super) const FULL: u32 = u32::MAX - 1;
 
 impl HostSecond {
     pub(super) fn new(key: u128) -> Self {
@@ -174,8 +186,33 @@ impl HostSecond {
             first_ns: u64::MAX,
             last_ns: 0,
             slots: [NO_SLOT; SLOTS],
+            provisional: [NO_SLOT; 2],
+            prefix: NO_SLOT,
+            learned_watch: u32::MAX,
         }
     }
+}
+
+/// Inbound packets and bytes of one first-level prefix (/24, /64) so far in a second, to tell
+/// when it turns hot.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PrefixSecond {
+    pub(super) packets: u64,
+    pub(super) bytes: u64,
+    /// As [`HostSecond::provisional`].
+    pub(super) provisional: u32,
+}
+
+/// A cleared provisional profile's index in a bucket's pool, `FULL` when `max` are in use.
+pub(super) fn claim(provisional: &mut Vec<Profile>, used: &mut usize, max: usize) -> u32 {
+    if *used >= max {
+        return FULL;
+    }
+    if *used == provisional.len() {
+        provisional.push(Profile::default());
+    }
+    *used += 1;
+    u32::try_from(*used - 1).unwrap_or(FULL)
 }
 
 /// Counters of one open second.
@@ -185,6 +222,14 @@ pub(super) struct Bucket {
     pub(super) hosts: Vec<HostSecond>,
     /// Hosts beyond `max_hosts`, summed per prefix (inbound only).
     pub(super) overflow: FastMap<u128, HostSecond>,
+    /// First-level prefixes of this second's hosts, by prefix key.
+    pub(super) prefix_index: FastMap<u128, u32>,
+    pub(super) prefixes: Vec<PrefixSecond>,
+    /// Provisional profiles of this second's hot hosts and prefixes (the first `used`; the
+    /// rest are kept cleared for reuse), so a target's first second over a limit is profiled
+    /// although it is known to be over only when the second closes.
+    pub(super) provisional: Vec<Profile>,
+    pub(super) used: usize,
 }
 
 impl Bucket {
@@ -192,6 +237,52 @@ impl Bucket {
         self.index.clear();
         self.hosts.clear();
         self.overflow.clear();
+        self.prefix_index.clear();
+        self.prefixes.clear();
+        for p in self.provisional.iter_mut().take(self.used) {
+            *p = Profile::default();
+        }
+        self.used = 0;
+    }
+
+    /// The provisional profile at `index`, if one was claimed there.
+    pub(super) fn provisional(&self, index: u32) -> Option<&Profile> {
+        self.provisional.get(..self.used)?.get(index as usize)
+    }
+
+    /// The index of first-level prefix `key` in `prefixes` (its provisional profile, or those
+    /// of its hot hosts, make its first second's profile).
+    pub(super) fn prefix_slot(&self, key: u128) -> Option<u32> {
+        self.prefix_index.get(&key).copied()
+    }
+
+    /// The provisional profile of the prefix at `index` in `prefixes`, if it turned hot.
+    pub(super) fn prefix_provisional(&self, index: u32) -> Option<&Profile> {
+        self.provisional(self.prefixes.get(index as usize)?.provisional)
+    }
+
+    /// The hot prefixes at `indices` merged with the hot hosts under them (`hot_hosts`:
+    /// prefix index, provisional index): the first second of an aggregate above them.
+    pub(super) fn merged_provisional(
+        &self,
+        indices: Option<&Vec<u32>>,
+        hot_hosts: &[(u32, u32)],
+    ) -> Option<Profile> {
+        let mut indices = indices?.clone();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut merged = Profile::default();
+        for &i in &indices {
+            if let Some(p) = self.prefix_provisional(i) {
+                merged.merge(p);
+            }
+            for &(_, host) in hot_hosts.iter().filter(|&&(prefix, _)| prefix == i) {
+                if let Some(p) = self.provisional(host) {
+                    merged.merge(p);
+                }
+            }
+        }
+        (merged.packets > 0).then_some(merged)
     }
 }
 

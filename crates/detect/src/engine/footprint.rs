@@ -52,11 +52,12 @@ impl Engine {
             + host_capacity * size_of::<HostSecond>()
             + index_capacity * entry(size_of::<u128>(), size_of::<u32>())
             + overflow_capacity * entry(size_of::<u128>(), size_of::<HostSecond>())
+            + self.campaigns.heap_bytes()
             + self.baselines.heap_bytes()
             + self.flows.bytes();
         Footprint {
             targets: self.targets.len(),
-            active_attacks: self.active_attacks,
+            active_attacks: self.targets.values().filter(|t| t.attack.is_some()).count(),
             profile_slots: self.profiles.len(),
             open_seconds: self.buckets.len(),
             pooled_seconds: self.pool.len(),

@@ -102,6 +102,13 @@ impl Engine {
             }
         };
         let mut group_totals: Vec<Option<Metrics>> = vec![None; self.config.groups.len()];
+        // Hot prefixes (indices into `bucket.prefixes`) under each aggregate and group, whose
+        // provisional profiles make its first second's profile.
+        let mut hot_children: FastMap<TargetKey, Vec<u32>> = FastMap::default();
+        let mut group_hot: Vec<Vec<u32>> = vec![Vec::new(); self.config.groups.len()];
+        // Hot hosts feeding the aggregates: (prefix index, provisional profile index). Their
+        // packets are in their own provisional profiles, not their prefix's.
+        let mut hot_hosts: Vec<(u32, u32)> = Vec::new();
         let mut total_rates = TrafficRates::default();
         let mut group_rates = vec![TrafficRates::default(); self.config.groups.len()];
 
@@ -132,8 +139,17 @@ impl Engine {
                 // Under its thresholds and not under attack: feeds the aggregates.
                 if crossed.is_empty() && tracked != Some(true) {
                     add_to(&mut level, &mut level_index, self.prefix_of(host.key), &inbound);
+                    let host_hot = bucket.provisional(host.provisional[0]).is_some();
+                    if host_hot {
+                        hot_hosts.push((host.prefix, host.provisional[0]));
+                    }
                     if let Some(total) = group.and_then(|g| group_totals.get_mut(g)) {
                         total.get_or_insert_with(Metrics::default).merge(&inbound);
+                        if let Some(hot) = group.and_then(|g| group_hot.get_mut(g))
+                            && (host_hot || bucket.prefix_provisional(host.prefix).is_some())
+                        {
+                            hot.push(host.prefix);
+                        }
                     }
                 }
                 if baselines_on {
@@ -142,7 +158,8 @@ impl Engine {
                 }
                 if !crossed.is_empty() || tracked.is_some() {
                     evaluated.insert(target);
-                    self.evaluate(target, second, &inbound, &crossed, events);
+                    let first = bucket.provisional(host.provisional[0]);
+                    self.evaluate(target, second, &inbound, &crossed, first, events);
                 }
             }
             if host.outbound.total() > 0 {
@@ -151,7 +168,8 @@ impl Engine {
                 let crossed = outbound.crossed_host(&thresholds_out);
                 if !crossed.is_empty() || self.targets.contains_key(&target) {
                     evaluated.insert(target);
-                    self.evaluate(target, second, &outbound, &crossed, events);
+                    let first = bucket.provisional(host.provisional[1]);
+                    self.evaluate(target, second, &outbound, &crossed, first, events);
                 }
             }
         }
@@ -188,9 +206,20 @@ impl Engine {
                 };
                 let crossed = m.crossed_aggregate(limits);
                 let tracked = self.tracked(target);
+                let hot: Vec<u32> = match target {
+                    TargetKey::Prefix(key, _) if slot == SLOT_PREFIX => {
+                        bucket.prefix_slot(key).into_iter().collect()
+                    }
+                    _ => hot_children.remove(&target).unwrap_or_default(),
+                };
                 if !crossed.is_empty() || tracked.is_some() {
                     evaluated.insert(target);
-                    self.evaluate(target, second, &m, &crossed, events);
+                    let merged = if crossed.is_empty() {
+                        None
+                    } else {
+                        bucket.merged_provisional(Some(&hot), &hot_hosts)
+                    };
+                    self.evaluate(target, second, &m, &crossed, merged.as_ref(), events);
                 }
                 if crossed.is_empty()
                     && tracked != Some(true)
@@ -198,6 +227,9 @@ impl Engine {
                     && let Some(parent) = self.parent_of(key, len)
                 {
                     add_to(&mut next, &mut next_index, parent, &m);
+                    if !hot.is_empty() {
+                        hot_children.entry(parent).or_default().extend(hot);
+                    }
                 }
             }
             level = next;
@@ -223,7 +255,12 @@ impl Engine {
             }
             if !crossed.is_empty() || self.targets.contains_key(&target) {
                 evaluated.insert(target);
-                self.evaluate(target, second, &m, &crossed, events);
+                let merged = if crossed.is_empty() {
+                    None
+                } else {
+                    bucket.merged_provisional(group_hot.get(g), &hot_hosts)
+                };
+                self.evaluate(target, second, &m, &crossed, merged.as_ref(), events);
             }
         }
 
@@ -231,7 +268,10 @@ impl Engine {
             self.targets.keys().filter(|t| !evaluated.contains(t)).copied().collect();
         silent.sort();
         for target in silent {
-            self.evaluate(target, second, &Metrics::default(), &[], events);
+            self.evaluate(target, second, &Metrics::default(), &[], None, events);
+        }
+        if second.is_multiple_of(MAINTAIN_EVERY_SECS) {
+            self.campaigns.expire(second, self.config.lifecycle.campaign_gap_secs);
         }
         if baselines_on && second.is_multiple_of(MAINTAIN_EVERY_SECS) {
             self.baselines.maintain(second);

@@ -11,6 +11,7 @@
 //! - [`footprint`]: what the engine holds, against its limits;
 //! - [`report`]: the contract's `Attack` built from a target's state and profile.
 
+mod campaign;
 mod counters;
 mod crossing;
 mod footprint;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod report;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -35,10 +37,15 @@ use crate::class::classify;
 use crate::config::DetectConfig;
 use crate::flows::NewFlows;
 use crate::profile::Profile;
-use counters::{Bucket, FastMap, HostSecond, Metrics};
+use crate::threat::ThreatLevel;
+use counters::{Bucket, FastMap, HostSecond, Metrics, PrefixSecond};
 use crossing::Crossing;
-use keys::{NO_SLOT, SLOT_GROUP, SLOT_HOST, SLOT_OUTBOUND, SLOTS, TargetKey, ip_of, key_of, mask, net_key};
+use keys::{
+    NO_SLOT, SLOT_GROUP, SLOT_HOST, SLOT_OUTBOUND, SLOT_PREFIX, SLOTS, TargetKey, ip_of, key_of, mask,
+    net_key,
+};
 use lifecycle::{Seen, Step, TargetState};
+use watch::Watch;
 
 pub use counters::TrafficRates;
 pub use footprint::Footprint;
@@ -50,22 +57,47 @@ const MAX_OPEN_SECS: u64 = 120;
 const TOP_N: usize = 5;
 /// Baseline maintenance (eviction) period, seconds.
 const MAINTAIN_EVERY_SECS: u64 = 60;
+/// Provisional profiles per open second (about 8.5 KiB each, allocated when first needed):
+/// hot hosts and prefixes beyond it are profiled only once they are candidates.
+const PROVISIONAL_PER_SECOND: usize = 1024;
 
-/// A target the engine tracks: its lifecycle and, once reported, its attack's id and profile.
+/// A target the engine tracks: its lifecycle, its profile and, once reported, its attack's id.
 #[derive(Debug)]
 struct Tracked {
     state: TargetState,
     attack: Option<AttackSlot>,
+    /// Index into `Engine::profiles`: a candidate is profiled from its first second over a
+    /// limit, so its onset already carries a signature.
+    profile: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct AttackSlot {
     id: u64,
-    /// Index into `Engine::profiles`.
-    slot: u32,
+    /// Set when the attack is a later pulse of a campaign.
+    campaign: Option<rampart_contract::Campaign>,
 }
 
-/// An attack's profile: `kept` covers its seconds over threshold; `staged` collects the
+/// The index of `prefix` in a bucket's prefix table, inserting it; `NO_SLOT` when full.
+fn prefix_slot(
+    index: &mut FastMap<u128, u32>,
+    prefixes: &mut Vec<PrefixSecond>,
+    prefix: u128,
+    max: usize,
+) -> u32 {
+    if let Some(&i) = index.get(&prefix) {
+        return i;
+    }
+    if prefixes.len() >= max {
+        return NO_SLOT;
+    }
+    let Ok(i) = u32::try_from(prefixes.len()) else { return NO_SLOT };
+    prefixes.push(PrefixSecond { packets: 0, bytes: 0, provisional: NO_SLOT });
+    index.insert(prefix, i);
+    i
+}
+
+/// A target's profile: `kept` covers its seconds over threshold; `staged` collects the
 /// current second, kept only if that second turns out over threshold too (so background
 /// traffic in the quiet tail does not blur the signature).
 #[derive(Debug, Default)]
@@ -120,9 +152,11 @@ pub struct Engine {
     buckets: VecDeque<Bucket>,
     pool: Vec<Bucket>,
     targets: FastMap<TargetKey, Tracked>,
-    /// Profiles of reported attacks; `None` = free.
+    /// Recently ended attacks, for pulse-wave campaigns.
+    campaigns: campaign::Campaigns,
+    /// Profiles of candidates and attacks; `None` = free.
     profiles: Vec<Option<Box<AttackProfile>>>,
-    active_attacks: usize,
+    watch: Watch,
     next_id: u64,
     hasher: foldhash::fast::FixedState,
     /// Key of the per-second remote-address bitmaps (`counters::remote_bit`).
@@ -186,8 +220,9 @@ impl Engine {
             buckets: VecDeque::new(),
             pool: Vec::new(),
             targets: FastMap::default(),
+            campaigns: campaign::Campaigns::default(),
             profiles: Vec::new(),
-            active_attacks: 0,
+            watch: Watch::of(&config),
             next_id: 1,
             hasher: foldhash::fast::FixedState::with_seed(seed),
             remote_key: foldhash::fast::FixedState::with_seed(seed).hash_one(0x07e3_07e5_u64),
@@ -205,7 +240,7 @@ impl Engine {
 
     /// Sets the threat level outside scheduled windows (an operator raising sensitivity by
     /// hand); it applies from the next second closed.
-    pub fn set_threat_level(&mut self, level: crate::threat::ThreatLevel) {
+    pub fn set_threat_level(&mut self, level: ThreatLevel) {
         self.config.threat.level = level;
     }
 
@@ -313,7 +348,7 @@ impl Engine {
         }
         let index = match self.last {
             Some((b, k, i)) if b == offset && k == host => Some(i),
-            _ => self.host_index(offset, host),
+            _ => self.host_index(offset, open + offset as u64, host),
         };
         // Times as seen in the bucket's own second (late and spread records are clamped).
         let bucket_start = (open + offset as u64).saturating_mul(UnixNanos::NANOS_PER_SEC);
@@ -321,38 +356,106 @@ impl Engine {
         let first_ns = record.start.0.clamp(bucket_start, bucket_end);
         let last_ns = record.end.0.clamp(bucket_start, bucket_end);
         let (class, evidence) = classify(record);
-        let entry = match index {
-            Some(i) => {
+        let outbound = direction == Direction::Outbound;
+        let remote =
+            counters::remote_bit(key_of(if outbound { record.dst } else { record.src }), self.remote_key);
+        let overflow_prefix = match index {
+            Some(_) => None,
+            // Overflow hosts only feed their prefix's inbound aggregate.
+            None if outbound => {
+                self.stats.dropped_shares += 1;
+                return;
+            }
+            None => match self.prefix_of(host) {
+                TargetKey::Prefix(prefix, _) => Some(prefix),
+                _ => return,
+            },
+        };
+        let max_prefixes = self.config.limits.max_prefixes;
+        let watch = &self.watch;
+        let Some(bucket) = self.buckets.get_mut(offset) else { return };
+        let entry = match (index, overflow_prefix) {
+            (Some(i), _) => {
                 self.last = Some((offset, host, i));
-                match self.buckets.get_mut(offset).and_then(|b| b.hosts.get_mut(i as usize)) {
+                match bucket.hosts.get_mut(i as usize) {
                     Some(e) => e,
                     None => return,
                 }
             }
-            None => {
-                // Overflow hosts only feed their prefix's inbound aggregate.
-                if direction == Direction::Outbound {
-                    self.stats.dropped_shares += 1;
-                    return;
-                }
-                let TargetKey::Prefix(prefix, _) = self.prefix_of(host) else { return };
-                let max_prefixes = self.config.limits.max_prefixes;
-                let Some(bucket) = self.buckets.get_mut(offset) else { return };
+            (None, Some(prefix)) => {
                 if bucket.overflow.len() >= max_prefixes && !bucket.overflow.contains_key(&prefix) {
                     self.stats.dropped_shares += 1;
                     return;
                 }
-                bucket.overflow.entry(prefix).or_insert_with(|| HostSecond::new(prefix))
+                let slot = prefix_slot(&mut bucket.prefix_index, &mut bucket.prefixes, prefix, max_prefixes);
+                bucket
+                    .overflow
+                    .entry(prefix)
+                    .or_insert_with(|| HostSecond { prefix: slot, ..HostSecond::new(prefix) })
             }
+            (None, None) => return,
         };
         entry.first_ns = entry.first_ns.min(first_ns);
         entry.last_ns = entry.last_ns.max(last_ns);
-        let outbound = direction == Direction::Outbound;
         let counters = if outbound { &mut entry.outbound } else { &mut entry.inbound };
-        let remote =
-            counters::remote_bit(key_of(if outbound { record.dst } else { record.src }), self.remote_key);
         counters.add(class, evidence, remote, packets, bytes, flows);
+        let d = usize::from(outbound);
         let slots = entry.slots;
+        // Provisional profile of the host: claimed once this second's traffic makes it hot,
+        // unless a candidate or attack on it profiles its packets already. Per packet: a few
+        // comparisons until hot (or the pool is full), then one profile update.
+        let unprofiled = slots[if outbound { SLOT_OUTBOUND } else { SLOT_HOST }] == NO_SLOT;
+        if unprofiled
+            && index.is_some()
+            && entry.provisional[d] == NO_SLOT
+            && watch.host[d].is_hot(
+                class,
+                u64::from(counters.packets.get(class.index()).copied().unwrap_or(0)),
+                counters.bytes,
+                u64::from(counters.flows),
+                entry.learned_watch,
+                || counters.total(),
+            )
+        {
+            entry.provisional[d] =
+                counters::claim(&mut bucket.provisional, &mut bucket.used, PROVISIONAL_PER_SECOND);
+        }
+        let used = bucket.used;
+        let host_profiled = unprofiled
+            && match bucket.provisional.get_mut(..used).and_then(|v| v.get_mut(entry.provisional[d] as usize))
+            {
+                Some(p) => {
+                    p.add(record, packets, bytes, outbound, &self.hasher);
+                    true
+                }
+                None => false,
+            };
+        // Provisional profile of the host's /24 or /64 (carpet bombing): one more counter per
+        // inbound packet, a profile update once the prefix is hot, unless the host's own
+        // provisional profile took the packet (the prefix's first second merges its hot hosts'
+        // profiles: every packet is profiled once). Not for a host that is a candidate or under
+        // attack: its traffic does not feed the aggregate.
+        if !outbound
+            && slots[SLOT_PREFIX] == NO_SLOT
+            && slots[SLOT_HOST] == NO_SLOT
+            && let Some(ps) = bucket.prefixes.get_mut(entry.prefix as usize)
+        {
+            ps.packets = ps.packets.saturating_add(packets);
+            ps.bytes = ps.bytes.saturating_add(bytes);
+            if ps.provisional == NO_SLOT
+                && (ps.packets >= watch.prefix.packets || ps.bytes >= watch.prefix.bytes)
+            {
+                ps.provisional =
+                    counters::claim(&mut bucket.provisional, &mut bucket.used, PROVISIONAL_PER_SECOND);
+            }
+            let used = bucket.used;
+            if !host_profiled
+                && let Some(p) =
+                    bucket.provisional.get_mut(..used).and_then(|v| v.get_mut(ps.provisional as usize))
+            {
+                p.add(record, packets, bytes, outbound, &self.hasher);
+            }
+        }
         let profiled = if outbound { &slots[SLOT_OUTBOUND..] } else { &slots[..SLOT_OUTBOUND] };
         for &slot in profiled {
             if slot != NO_SLOT
@@ -364,7 +467,7 @@ impl Engine {
     }
 
     /// Index of `host` in bucket `offset`, inserting it; `None` when the bucket is full.
-    fn host_index(&mut self, offset: usize, host: u128) -> Option<u32> {
+    fn host_index(&mut self, offset: usize, second: u64, host: u128) -> Option<u32> {
         let max_hosts = self.config.limits.max_hosts;
         let bucket = self.buckets.get(offset)?;
         if let Some(&i) = bucket.index.get(&host) {
@@ -375,10 +478,28 @@ impl Engine {
             return None;
         }
         let mut entry = HostSecond::new(host);
-        if self.active_attacks > 0 {
+        if !self.targets.is_empty() {
             entry.slots = self.profile_slots(host);
         }
+        // A host with a learned baseline can cross it far below the thresholds: watched at
+        // half its own learned limit (once per host and second, not per packet).
+        if self.config.baseline.enabled
+            && let Some(learned) = self.baselines.baseline(host, second)
+        {
+            let group = if self.config.groups.is_empty() { None } else { self.config.group_of(ip_of(host)) };
+            let threat = &self.config.threat;
+            let percent =
+                threat.percent(ThreatLevel::Elevated).min(threat.percent(ThreatLevel::High)).min(100);
+            let [pps, _, flows] = self.baseline_limit(group, percent).of(&learned);
+            entry.learned_watch = u32::try_from((pps.min(flows) / 2).max(1)).unwrap_or(u32::MAX);
+        }
+        let prefix = match self.prefix_of(host) {
+            TargetKey::Prefix(prefix, _) => prefix,
+            _ => host,
+        };
+        let max_prefixes = self.config.limits.max_prefixes;
         let bucket = self.buckets.get_mut(offset)?;
+        entry.prefix = prefix_slot(&mut bucket.prefix_index, &mut bucket.prefixes, prefix, max_prefixes);
         let i = u32::try_from(bucket.hosts.len()).ok()?;
         bucket.hosts.push(entry);
         bucket.index.insert(host, i);
@@ -388,7 +509,7 @@ impl Engine {
 
     /// The attacks a host's packets feed, by `SLOT_*`.
     fn profile_slots(&self, host: u128) -> [u32; SLOTS] {
-        let slot_of = |t: TargetKey| self.targets.get(&t).and_then(|s| s.attack).map_or(NO_SLOT, |a| a.slot);
+        let slot_of = |t: TargetKey| self.targets.get(&t).map_or(NO_SLOT, |s| s.profile);
         let mut slots = [NO_SLOT; SLOTS];
         slots[SLOT_HOST] = slot_of(TargetKey::Host(host));
         slots[SLOT_OUTBOUND] = slot_of(TargetKey::Outbound(host));
@@ -442,21 +563,33 @@ impl Engine {
         let mut targets: Vec<TargetKey> = self.targets.keys().copied().collect();
         targets.sort();
         for target in targets {
-            if let Some(tracked) = self.targets.remove(&target)
-                && tracked.attack.is_some()
-            {
-                events.push(self.end_event(target, tracked));
+            if let Some(tracked) = self.targets.remove(&target) {
+                if tracked.attack.is_some() {
+                    events.push(self.end_event(target, tracked));
+                } else {
+                    self.release(&tracked);
+                }
             }
         }
         events
     }
 
+    /// Frees a forgotten target's profile.
+    fn release(&mut self, tracked: &Tracked) {
+        if let Some(p) = self.profiles.get_mut(tracked.profile as usize) {
+            *p = None;
+        }
+    }
+
+    /// One closed second of `target`: `provisional` is the profile of its traffic in that
+    /// second taken before it was known to be over a limit (a hot host or prefix), if any.
     fn evaluate(
         &mut self,
         target: TargetKey,
         second: u64,
         m: &Metrics,
         crossed: &[Crossing],
+        provisional: Option<&Profile>,
         events: &mut Vec<AttackEvent>,
     ) {
         let lifecycle = self.config.lifecycle;
@@ -464,14 +597,14 @@ impl Engine {
         let Some(&(metric, value, threshold, baseline)) = crossed.first() else {
             let Some(tracked) = self.targets.get_mut(&target) else { return };
             // The second is under every limit: its traffic does not describe the attack.
-            if let Some(a) = tracked.attack
-                && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
-            {
+            if let Some(Some(p)) = self.profiles.get_mut(tracked.profile as usize) {
                 p.staged = Profile::default();
             }
             match tracked.state.under(second, seen, lifecycle.quiet_secs) {
                 Step::Forget => {
-                    self.targets.remove(&target);
+                    if let Some(tracked) = self.targets.remove(&target) {
+                        self.release(&tracked);
+                    }
                 }
                 Step::End => {
                     if let Some(tracked) = self.targets.remove(&target) {
@@ -496,14 +629,25 @@ impl Engine {
             sustained_secs: lifecycle.onset_secs,
             threat: report::threat_context(&self.config.threat, second),
         };
-        let tracked = self.targets.entry(target).or_insert_with(|| Tracked {
-            state: TargetState::new(second, seen, trigger.clone()),
-            attack: None,
-        });
-        if let Some(a) = tracked.attack
-            && let Some(Some(p)) = self.profiles.get_mut(a.slot as usize)
-        {
+        if !self.targets.contains_key(&target) {
+            let profile = self.free_profile_slot();
+            let state = TargetState::new(second, seen, trigger.clone());
+            self.targets.insert(target, Tracked { state, attack: None, profile });
+        }
+        // A host's or prefix's packets reach its staged profile or its provisional one, never
+        // both: a host-second is attributed to the target's profile when the target was tracked
+        // at the host's first packet of the second, else profiled provisionally once hot. Above
+        // the prefixes, a hot prefix's profile may hold packets the staged one has too: taken
+        // only when nothing was staged (the target's first second over a limit).
+        let disjoint = matches!(target.slot(&self.config), SLOT_HOST | SLOT_OUTBOUND | SLOT_PREFIX);
+        let Some(tracked) = self.targets.get_mut(&target) else { return };
+        if let Some(Some(p)) = self.profiles.get_mut(tracked.profile as usize) {
             let staged = std::mem::take(&mut p.staged);
+            if let Some(first) = provisional
+                && (disjoint || staged.packets == 0)
+            {
+                p.kept.merge(first);
+            }
             p.kept.merge(&staged);
         }
         let carpet = matches!(target, TargetKey::Prefix(..) | TargetKey::Group(_)) && m.spread_over_hosts();
@@ -515,13 +659,13 @@ impl Engine {
         });
         match step {
             Step::Onset => {
-                let slot = self.free_profile_slot();
                 let id = self.next_id;
                 self.next_id += 1;
-                self.active_attacks += 1;
                 self.stats.attacks += 1;
+                let gap = lifecycle.campaign_gap_secs;
                 if let Some(tracked) = self.targets.get_mut(&target) {
-                    tracked.attack = Some(AttackSlot { id, slot });
+                    let campaign = self.campaigns.continues(target, second, &tracked.state.vectors, gap);
+                    tracked.attack = Some(AttackSlot { id, campaign });
                 }
                 events.extend(self.event(EventKind::Onset, target));
             }

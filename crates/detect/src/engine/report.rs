@@ -32,12 +32,12 @@ impl Engine {
 
     pub(super) fn end_event(&mut self, target: TargetKey, tracked: Tracked) -> AttackEvent {
         let event = AttackEvent { kind: EventKind::End, attack: self.snapshot(target, &tracked) };
-        if let Some(a) = tracked.attack
-            && let Some(p) = self.profiles.get_mut(a.slot as usize)
-        {
-            *p = None;
-            self.active_attacks = self.active_attacks.saturating_sub(1);
+        if let Some(a) = tracked.attack {
+            let state = &tracked.state;
+            let max = self.config.limits.max_attacks;
+            self.campaigns.ended(target, a.id, state.last_over, &state.vectors, a.campaign, max);
         }
+        self.release(&tracked);
         event
     }
 
@@ -59,9 +59,9 @@ impl Engine {
     pub(super) fn snapshot(&self, target: TargetKey, tracked: &Tracked) -> Attack {
         let state = &tracked.state;
         let empty = Profile::default();
-        let profile = tracked
-            .attack
-            .and_then(|a| self.profiles.get(a.slot as usize))
+        let profile = self
+            .profiles
+            .get(tracked.profile as usize)
             .and_then(|p| p.as_deref())
             .map_or(&empty, |p| &p.kept);
         let group = match target {
@@ -122,6 +122,7 @@ impl Engine {
             packet_lengths: profile.length_distribution(),
             sample_headers: profile.samples().to_vec(),
             signature,
+            campaign: tracked.attack.and_then(|a| a.campaign),
         }
     }
 }

@@ -59,6 +59,19 @@ fn feed(
     events
 }
 
+/// The onset of the only attack in `events` names the UDP flood it was fed, from its sources.
+fn assert_udp_onset(events: &[AttackEvent]) {
+    let onsets: Vec<_> = events.iter().filter(|e| e.kind == EventKind::Onset).map(|e| &e.attack).collect();
+    assert_eq!(onsets.len(), 1, "{events:#?}");
+    let s = &onsets[0].signature;
+    assert_eq!(
+        (s.protocol, s.dst_ports.clone()),
+        (Some(17), vec![rampart_contract::PortRange::single(80)]),
+        "{s:#?}"
+    );
+    assert!(s.sampled_packets > 0 && onsets[0].distinct_sources > 0, "{:#?}", onsets[0]);
+}
+
 #[test]
 fn threat_windows_and_manual_level_scale_thresholds() {
     // 70 pps against a 100 pps threshold: quiet at normal, an attack at high (50 %).
@@ -112,7 +125,7 @@ fn flood_onset_and_end_after_quiet() {
     assert_eq!(a.packet_lengths.iter().map(|s| (s.value, s.percent)).collect::<Vec<_>>(), [(48, 100.0)]);
     assert!(a.ttls.is_empty());
     assert!(engine.finish().is_empty());
-    assert!(engine.targets.is_empty() && engine.active_attacks == 0);
+    assert!(engine.targets.is_empty() && engine.profiles.iter().all(Option::is_none));
 }
 
 #[test]
@@ -299,6 +312,38 @@ fn pulses_with_short_gaps_are_one_attack() {
 }
 
 #[test]
+fn pulses_with_long_gaps_are_linked_into_one_campaign() {
+    // The holdout pulse wave: four 3-second bursts 15 s apart (gaps over quiet_secs), then a
+    // SYN flood on the same host (no vector in common) and a UDP burst after the gap.
+    let mut engine = Engine::new(protected());
+    let mut events = Vec::new();
+    let udp = |ns, _| packet(ns, [10, 0, 0, 1], [198, 51, 100, 7], 17, 0);
+    for burst in 0..4 {
+        events.extend(feed(&mut engine, T0 + burst * 15, 3, 12_000, udp));
+    }
+    events.extend(feed(&mut engine, T0 + 70, 3, 12_000, |ns, _| {
+        packet(ns, [10, 0, 0, 1], [198, 51, 100, 7], 6, 0x02)
+    }));
+    events.extend(feed(&mut engine, T0 + 90 + 600 + 20, 3, 12_000, udp));
+    events.extend(engine.finish());
+    let onsets: Vec<&Attack> =
+        events.iter().filter(|e| e.kind == EventKind::Onset).map(|e| &e.attack).collect();
+    assert_eq!(onsets.len(), 6, "{onsets:#?}");
+    let first = onsets[0].id;
+    assert_eq!(onsets[0].campaign, None);
+    for (n, a) in onsets[1..4].iter().enumerate() {
+        let c = a.campaign.unwrap_or_else(|| panic!("pulse {} unlinked", n + 2));
+        assert_eq!((c.first, c.pulse, c.previous), (first, n as u32 + 2, onsets[n].id));
+        assert!(explain(a).contains(&format!("pulse {} of the campaign", n + 2)), "{}", explain(a));
+    }
+    assert_eq!(onsets[4].vectors, [Vector::SynFlood]);
+    assert_eq!(onsets[4].campaign, None, "no vector in common");
+    assert_eq!(onsets[5].campaign, None, "beyond the gap");
+    let ends: Vec<&Attack> = events.iter().filter(|e| e.kind == EventKind::End).map(|e| &e.attack).collect();
+    assert_eq!(ends[3].campaign.map(|c| c.pulse), Some(4));
+}
+
+#[test]
 fn a_protected_host_flooding_out_is_an_outbound_attack() {
     let mut engine = Engine::new(protected());
     let mut events = feed(&mut engine, T0, 3, 8000, |ns, i| {
@@ -400,6 +445,7 @@ fn ipv6_carpet_bombing_over_many_64s_goes_to_the_48() {
     assert_eq!(ends[0].target, Target::Prefix("2001:db8:100::/48".parse().unwrap()));
     assert_eq!(ends[0].trigger.counter_name(), "wide_prefix_pps");
     assert!(ends[0].vectors.contains(&Vector::CarpetBombing));
+    assert_udp_onset(&events);
 }
 
 #[test]
@@ -415,6 +461,7 @@ fn a_protected_network_narrower_than_the_wide_prefix_is_its_own_top_level() {
         (ends[0].target.to_string(), ends[0].trigger.counter_name()),
         ("2001:db8:100::/56".to_owned(), "network_pps".to_owned())
     );
+    assert_udp_onset(&events);
 }
 
 #[test]
@@ -433,6 +480,7 @@ fn carpet_bombing_over_many_24s_goes_to_the_protected_network() {
     assert_eq!(ends[0].target.to_string(), "198.51.0.0/16");
     assert_eq!(ends[0].trigger.counter_name(), "network_pps");
     assert!(explain(ends[0]).contains("for protected network"), "{}", explain(ends[0]));
+    assert_udp_onset(&events);
 }
 
 #[test]
@@ -467,6 +515,7 @@ fn groups_have_aggregates_policies_and_rates() {
     assert_eq!(a.trigger.counter_name(), "group_pps");
     assert_eq!(a.signature.dst_prefixes, vec!["198.51.100.0/28".parse::<IpNet>().unwrap()]);
     assert!(a.vectors.contains(&Vector::CarpetBombing));
+    assert_udp_onset(&events);
 }
 
 #[test]
@@ -550,7 +599,7 @@ proptest! {
         prop_assert_eq!(onsets, ends);
         prop_assert!(engine.stats().peak_hosts <= cap as u64);
         prop_assert!(engine.targets.is_empty());
-        prop_assert_eq!(engine.active_attacks, 0);
+        prop_assert!(engine.profiles.iter().all(Option::is_none));
         for e in &events {
             prop_assert!(e.attack.end >= e.attack.start, "{:?}", e.attack);
             // What consumers read back is the attack that was reported.

@@ -1,0 +1,118 @@
+//! What deciding costs: the guards over allowlists of 16 and 1,024 prefixes, the planner taking
+//! attacks from onset up the ladder, and the store enacting and withdrawing a decision (an
+//! audit append and a durable commit each, fsync-bound). No anchor: no other tool guards and
+//! audits decisions this way; the figures size the per-decision budget.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ipnet::IpNet;
+use rampart_contract::{
+    Action, Attack, AttackEvent, AttackId, Direction, EventKind, EventTime, Level, Metric, Origin, PortRange,
+    Scope, Signature, Target, Trigger, Vector,
+};
+use rampart_mitigate::audit::Actor;
+use rampart_mitigate::guard::{self, GuardConfig};
+use rampart_mitigate::policy::Planner;
+use rampart_mitigate::store::Closing;
+use rampart_mitigate::{DecisionStore, MitigationConfig, NewDecision};
+
+fn signature(host: u8) -> Signature {
+    Signature {
+        dst_prefixes: vec![format!("198.51.100.{host}/32").parse().unwrap()],
+        protocol: Some(17),
+        src_ports: vec![PortRange::single(123)],
+        ..Signature::default()
+    }
+}
+
+fn guards(allowlisted: usize) -> GuardConfig {
+    GuardConfig {
+        protected: vec!["198.51.100.0/24".parse().unwrap()],
+        // Spread over 10.0.0.0/8: none overlaps the decisions, so every entry is checked.
+        allowlist: (0..allowlisted)
+            .map(|i| IpNet::new(format!("10.{}.{}.0", i / 256, i % 256).parse().unwrap(), 24).unwrap())
+            .collect(),
+        ..GuardConfig::default()
+    }
+}
+
+fn bench_guards(c: &mut Criterion) {
+    let mut group = c.benchmark_group("guard_check");
+    group.throughput(Throughput::Elements(1));
+    let scope = Scope::Signature(Box::new(signature(10)));
+    for n in [16, 1024] {
+        let config = guards(n);
+        group.bench_function(format!("signature_discard_allowlist_{n}"), |b| {
+            b.iter(|| guard::check(black_box(&scope), &Action::Discard, &config))
+        });
+    }
+    group.finish();
+}
+
+fn attack(id: u64) -> AttackEvent {
+    let trigger = Trigger::new(Level::Host, Metric::Pps, 500, 100, EventTime::from_unix_secs(1));
+    let host = (id % 250) as u8 + 1;
+    let mut a = Attack::new(
+        AttackId(id),
+        Target::Host(format!("198.51.100.{host}").parse().unwrap()),
+        Direction::Inbound,
+        trigger,
+    );
+    a.vectors = vec![Vector::UdpFlood];
+    a.signature = signature(host);
+    AttackEvent { kind: EventKind::Onset, attack: a }
+}
+
+fn bench_planner(c: &mut Criterion) {
+    let mut group = c.benchmark_group("planner");
+    const ATTACKS: u64 = 1_000;
+    group.throughput(Throughput::Elements(ATTACKS));
+    let events: Vec<AttackEvent> = (1..=ATTACKS).map(attack).collect();
+    group.bench_function("onset_and_three_rungs_1000_attacks", |b| {
+        b.iter(|| {
+            let mut config = MitigationConfig { guards: guards(16), ..MitigationConfig::default() };
+            config.default_policy.step = Duration::from_secs(1);
+            let mut planner = Planner::new(config);
+            let mut steps = 0;
+            for event in &events {
+                steps += planner.on_event(event, EventTime::from_unix_secs(1)).len();
+            }
+            for s in 2..=4 {
+                steps += planner.tick(EventTime::from_unix_secs(s)).len();
+            }
+            black_box(steps)
+        })
+    });
+    group.finish();
+}
+
+fn bench_store(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decision_store");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = DecisionStore::open(dir.path()).unwrap();
+    let now = EventTime::from_unix_secs(1_800_000_000);
+    group.bench_function("enact_and_withdraw_durably", |b| {
+        b.iter(|| {
+            let new = NewDecision {
+                scope: Scope::Signature(Box::new(signature(10))),
+                action: Action::Discard,
+                origin: Origin::Attack { attack: AttackId(1) },
+                created: now,
+                expires: None,
+                reason: "bench".into(),
+                dry_run: false,
+                evidence: None,
+            };
+            let (stored, _) = store.enact(new, now).unwrap();
+            store.close(stored.decision.id, Closing::Withdrawn, Actor::System, "bench", now).unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_guards, bench_planner, bench_store);
+criterion_main!(benches);
