@@ -156,7 +156,7 @@ mod tests {
         assert!(table.is_banned("198.51.100.9".parse().unwrap()));
         table.withdraw(DecisionId(1));
         assert!(!table.is_banned("192.0.2.7".parse().unwrap()));
-        table.reconcile(&[first.clone()]);
+        table.reconcile(std::slice::from_ref(&first));
         assert!(table.is_banned("192.0.2.7".parse().unwrap()));
         assert!(!table.is_banned("198.51.100.9".parse().unwrap()));
         let mut rate = first;
