@@ -15,6 +15,7 @@ mod inspect;
 mod replay;
 mod report;
 mod run;
+mod shield;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,9 @@ enum Command {
     /// The host filter: enforce decisions in XDP (nftables where XDP cannot attach), show
     /// what it attached and dropped, detach it.
     Filter(filter::FilterArgs),
+    /// Run the HTTP shield: a hardened HTTP/1.1 and HTTP/2 reverse proxy with per-address
+    /// and per-prefix limits, in front of a website.
+    Shield(shield::ShieldArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Unban(args) => decisions::run_unban(args),
         Command::Audit(args) => decisions::run_audit(args),
         Command::Filter(args) => filter::run(args),
+        Command::Shield(args) => shield::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,203 @@
+//! `rampart shield`: the hardened HTTP reverse proxy (`rampart-shield`), from a quick start
+//! (`--listen ADDR --upstream URL`) or a configuration file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use rampart_shield::config::CertificateFiles;
+use rampart_shield::{BanTable, Config, Shield};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ShieldArgs {
+    #[command(subcommand)]
+    pub command: Option<ShieldCommand>,
+    /// Listen on ADDR (HOST:PORT) and proxy everything to --upstream, with the default
+    /// hardening and rate limits.
+    #[arg(long, value_name = "ADDR", requires = "upstream", conflicts_with = "config")]
+    pub listen: Option<SocketAddr>,
+    /// The origin server: http://HOST:PORT.
+    #[arg(long, value_name = "URL", requires = "listen")]
+    pub upstream: Option<String>,
+    /// Serve TLS on --listen with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "listen"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Configuration file (TOML): listeners, upstream pools, routes, [limits], [rate_limit]
+    /// (see docs/shield.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (overrides the file's `metrics`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Seconds open connections get to finish at shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub drain_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShieldCommand {
+    /// Probe a public listener the way an attacker looks for the internal face behind it
+    /// (other Host headers, absolute-form targets, path traversal and encodings, HTTP/1.0
+    /// without Host, HTTP/2 :authority vs Host) and report every internal target that answers.
+    /// Exits non-zero when one does.
+    Audit {
+        /// The public listener: http://HOST:PORT (its host is sent as the public Host).
+        url: String,
+        /// An internal target to look for, HOST/PATH (repeat for several), e.g.
+        /// intranet.example/admin.
+        #[arg(long = "target", value_name = "HOST/PATH", required = true)]
+        targets: Vec<String>,
+        /// Count an answer as reaching the target only if its body contains TEXT.
+        #[arg(long, value_name = "TEXT")]
+        marker: Option<String>,
+    },
+}
+
+pub fn run(args: ShieldArgs) -> Result<()> {
+    if let Some(ShieldCommand::Audit { url, targets, marker }) = args.command {
+        return audit(&url, &targets, marker.as_deref());
+    }
+    let mut config = match (&args.config, args.listen, &args.upstream) {
+        (Some(path), _, _) => Config::from_file(path)?,
+        (None, Some(listen), Some(upstream)) => Config::quick(listen, upstream)?,
+        _ => bail!("give either --listen ADDR --upstream URL, or --config FILE"),
+    };
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.listeners[0].certificates = vec![CertificateFiles { cert, key, names: Vec::new() }];
+    }
+    if args.metrics.is_some() {
+        config.metrics = args.metrics;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        // Signal handlers first: a SIGTERM right after "listening on" must drain, not kill.
+        let shutdown = shutdown_signal()?;
+        let bans = Arc::new(BanTable::new());
+        let shield = Shield::bind(config, bans).await?;
+        for address in shield.local_addrs() {
+            eprintln!("rampart shield: listening on {address}");
+        }
+        if let Some(address) = shield.metrics_addr() {
+            eprintln!("rampart shield: metrics on http://{address}/metrics");
+        }
+        #[cfg(unix)]
+        if let Some(path) = args.config.clone() {
+            reload_on_sighup(shield.reloader(), path, args.metrics)?;
+        }
+        let drain = Duration::from_secs(args.drain_secs);
+        shield
+            .run(
+                async {
+                    let signal = shutdown.await;
+                    eprintln!("rampart shield: {signal}: draining");
+                },
+                drain,
+            )
+            .await;
+        Ok(())
+    })
+}
+
+/// SIGTERM or SIGINT, with the handlers installed now.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    })
+}
+
+fn audit(url: &str, targets: &[String], marker: Option<&str>) -> Result<()> {
+    use rampart_shield::audit::{Target, probes, run};
+    let uri: http::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("{url}: the audit speaks plain http:// (HTTP/1.1 and HTTP/2 with prior knowledge)");
+    }
+    let authority = uri.authority().with_context(|| format!("{url} has no host"))?;
+    let port = authority.port_u16().unwrap_or(80);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(authority.host(), port))
+        .with_context(|| format!("cannot resolve {}", authority.host()))?
+        .next()
+        .with_context(|| format!("{} has no address", authority.host()))?;
+    let mut parsed = Vec::new();
+    for target in targets {
+        let (host, path) = match target.split_once('/') {
+            Some((host, path)) => (host, format!("/{path}")),
+            None => (target.as_str(), "/".to_owned()),
+        };
+        if host.is_empty() {
+            bail!("--target {target:?}: give HOST/PATH");
+        }
+        parsed.push(Target { host: host.to_owned(), path });
+    }
+    let probes = probes(&parsed, authority.as_str());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let findings = runtime.block_on(run(address, &probes, marker));
+    println!("{} probes sent to {address}", probes.len());
+    for finding in &findings {
+        println!(
+            "LEAK {}{}: {} answered {}",
+            finding.probe.target.host, finding.probe.target.path, finding.probe.name, finding.status
+        );
+    }
+    if findings.is_empty() {
+        println!("no internal target answered");
+        Ok(())
+    } else {
+        bail!("{} probes reached an internal target", findings.len())
+    }
+}
+
+/// Re-read the configuration file on every SIGHUP and apply it; a bad file is reported and
+/// the running configuration stays.
+#[cfg(unix)]
+fn reload_on_sighup(
+    reloader: rampart_shield::Reloader,
+    path: PathBuf,
+    metrics: Option<SocketAddr>,
+) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let result =
+                Config::from_file(&path).map_err(rampart_shield::ReloadError::from).and_then(|mut config| {
+                    if metrics.is_some() {
+                        config.metrics = metrics;
+                    }
+                    reloader.reload(config)
+                });
+            match result {
+                Ok(()) => eprintln!("rampart shield: SIGHUP: reloaded {}", path.display()),
+                Err(error) => eprintln!("rampart shield: SIGHUP: kept the running configuration: {error}"),
+            }
+        }
+    });
+    Ok(())
+}

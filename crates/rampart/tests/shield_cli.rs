@@ -1,0 +1,132 @@
+//! `rampart shield` as a user runs it: the quick start proxies to an origin and drains on
+//! SIGTERM; a bad configuration is a short message naming the key, and a non-zero exit.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A one-thread origin answering every request with `origin says hi`, for `requests`
+/// connections.
+fn origin(requests: usize) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\nconnection: close\r\n\r\norigin says hi",
+            );
+        }
+    });
+    address
+}
+
+#[test]
+fn quick_start_proxies_and_drains_on_sigterm() {
+    let origin = origin(1);
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(line.contains("listening on"), "{line}");
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("origin says hi"), "{answer}");
+    let status = Command::new("kill").args(["-TERM", &guard.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = guard.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("SIGTERM: draining"), "{rest}");
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shield.toml");
+    std::fs::write(
+        &path,
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n[upstream.web]\nservers = [\"127.0.0.1:1\"]\n[[route]]\nupstream = \"missing\"\n",
+    )
+    .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_rampart")).args(["shield", "--config"]).arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("route[0].upstream"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+    let output = Command::new(env!("CARGO_BIN_EXE_rampart")).args(["shield"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
+}
+
+#[test]
+fn audit_reports_an_internal_target_that_answers() {
+    let origin = origin(200);
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line.trim().rsplit(' ').next().unwrap().to_owned();
+    // The quick start sends every host to the one origin: "intranet.example" answers.
+    let output = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "shield",
+            "audit",
+            &format!("http://{address}"),
+            "--target",
+            "intranet.example/admin",
+            "--marker",
+            "says hi",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("LEAK intranet.example/admin: internal Host answered 200"), "{stdout}");
+    // A marker no answer carries: nothing found, success.
+    let output = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "shield",
+            "audit",
+            &format!("http://{address}"),
+            "--target",
+            "intranet.example/admin",
+            "--marker",
+            "no such text",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}

@@ -1,0 +1,170 @@
+//! Counters of everything the shield refuses, by reason, and per-route request counts, in the
+//! Prometheus/OpenMetrics text format (prometheus-client).
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Why the shield refused or cut something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum Reason {
+    /// Too many connections open from one address.
+    ConnectionsPerAddress,
+    /// Too many connections open from one /24 or /64.
+    ConnectionsPerPrefix,
+    /// The client address or its prefix is banned.
+    Banned,
+    /// The TLS handshake did not finish within its deadline.
+    TlsHandshakeTimeout,
+    /// The TLS handshake failed.
+    TlsHandshakeFailed,
+    /// The request body came too slowly or took too long (slow POST).
+    SlowBody,
+    /// The client read the response too slowly (slow read).
+    SlowRead,
+    /// The connection was idle past its timeout.
+    Idle,
+    /// The request target was longer than allowed.
+    UriTooLong,
+    /// A Range header with too many ranges (the "Apache killer").
+    RangeAbuse,
+    /// More requests than the rate allows for the client address.
+    RateAddress,
+    /// More requests than the rate allows for the client's prefix.
+    RatePrefix,
+    /// More requests than the route's rate allows for the client address.
+    RateRoute,
+    /// The request head did not arrive whole within its deadline (slowloris).
+    HeaderTimeout,
+    /// The request head was larger than allowed, or had too many fields.
+    HeadTooLarge,
+    /// The request head was malformed.
+    BadRequestHead,
+    /// A path that could mean another path to the origin (dot segments, encoded slashes,
+    /// `;` parameters), or an HTTP/2 `:authority` that disagrees with Host.
+    SuspiciousPath,
+    /// An HTTP/2 client cancelled more streams than its budget allows (Rapid Reset).
+    ResetFlood,
+    /// An HTTP/2 connection broke a protocol budget (resets, streams, header list) and was
+    /// closed by the h2 layer.
+    Http2Protocol,
+    /// No route matches the host and path.
+    NoRoute,
+    /// A route's upstream pool has no healthy server, or the upstream failed.
+    UpstreamUnavailable,
+    /// A route marked internal was asked from outside the internal networks.
+    InternalOnly,
+    /// A PROXY protocol listener got a connection from an untrusted peer, or no valid
+    /// header in time.
+    ProxyProtocol,
+}
+
+/// Label set for rejections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason.
+    pub reason: Reason,
+}
+
+/// Label set for per-route requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The route's name.
+    pub route: String,
+    /// The response status class: 2xx, 3xx, 4xx, 5xx.
+    pub class: String,
+}
+
+/// Label set for per-route latency.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteOnly {
+    /// The route's name.
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Label set for upstream server health.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ServerLabel {
+    /// The pool's name.
+    pub upstream: String,
+    /// The server's address.
+    pub server: String,
+}
+
+/// The shield's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Rejections by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Requests answered per route and status class.
+    pub requests: Family<RouteLabel, Counter>,
+    /// Connections accepted.
+    pub accepted: Counter,
+    /// Connections open now.
+    pub open: Gauge,
+    /// 1 when an upstream server passes its health check.
+    pub healthy: Family<ServerLabel, Gauge>,
+    /// Seconds from the request head to the origin's response head, per route.
+    pub latency: Family<RouteOnly, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            rejected: Family::default(),
+            requests: Family::default(),
+            accepted: Counter::default(),
+            open: Gauge::default(),
+            healthy: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl Metrics {
+    /// Count one rejection.
+    pub fn reject(&self, reason: Reason) {
+        self.rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Rejections counted so far for `reason`.
+    pub fn rejections(&self, reason: Reason) -> u64 {
+        self.rejected.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Register every metric under the `rampart_shield` prefix.
+    pub fn registry(self: &std::sync::Arc<Self>) -> Registry {
+        let mut registry = Registry::with_prefix("rampart_shield");
+        registry.register("rejected", "Requests and connections refused, by reason", self.rejected.clone());
+        registry.register("requests", "Requests answered, by route and status class", self.requests.clone());
+        registry.register("accepted", "Connections accepted", self.accepted.clone());
+        registry.register("open_connections", "Connections open now", self.open.clone());
+        registry.register(
+            "upstream_healthy",
+            "1 when the upstream server passes its health check",
+            self.healthy.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Seconds from the request head to the origin's response head, by route",
+            self.latency.clone(),
+        );
+        registry
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(self: &std::sync::Arc<Self>) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry());
+        text
+    }
+}

@@ -1,0 +1,405 @@
+//! One request through the shield: client address, bans, request-target checks, rate limits,
+//! route, segmentation, then the origin, with hop-by-hop headers removed both ways and the
+//! forwarding headers set. Bodies stream both ways.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use ipnet::IpNet;
+
+use crate::bans::{BanList, canonical};
+use crate::body::{BodyLimits, GuardedBody};
+use crate::config::{Config, RateLimits};
+use crate::forwarded::{client_address, set_forwarding_headers};
+use crate::gcra::{Key, Limiter, Verdict};
+use crate::metrics::{Metrics, Reason, RouteLabel};
+use crate::routing::{check_path, find_route, normalize_host};
+use crate::upstream::Pool;
+use crate::watch::Activity;
+
+/// What the shield answers with: the origin's streamed body or one of its own.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// The limiters applied before routing, and one per route with a rate.
+#[derive(Debug)]
+pub struct Limiters {
+    per_address: Option<Limiter>,
+    per_prefix: Option<Limiter>,
+    per_v6_48: Option<Limiter>,
+    per_route: Vec<Option<Limiter>>,
+}
+
+impl Limiters {
+    /// Limiters for `config`.
+    pub fn new(limits: &RateLimits, config: &Config) -> Limiters {
+        let make = |rate: Option<crate::gcra::Rate>| rate.map(|r| Limiter::new(r, limits.table_capacity));
+        Limiters {
+            per_address: make(limits.per_address),
+            per_prefix: make(limits.per_prefix),
+            per_v6_48: make(limits.per_v6_48),
+            per_route: config.routes.iter().map(|r| make(r.rate)).collect(),
+        }
+    }
+
+    /// The global limits for `client` at `now`: the reason and retry delay of the first one
+    /// refusing. Every limiter sees the request, so a refused client keeps paying.
+    fn check_global(&mut self, client: IpAddr, now: u64) -> Option<(Reason, u64)> {
+        let checks = [
+            (self.per_address.as_mut(), Key::address(client), Reason::RateAddress),
+            (self.per_prefix.as_mut(), Key::prefix(client, 24, 64), Reason::RatePrefix),
+            (
+                if client.is_ipv6() { self.per_v6_48.as_mut() } else { None },
+                Key::prefix(client, 24, 48),
+                Reason::RatePrefix,
+            ),
+        ];
+        let mut refused = None;
+        for (limiter, key, reason) in checks {
+            if let Some(limiter) = limiter
+                && let Verdict::Deny { retry_after_nanos } = limiter.check(key, now)
+            {
+                refused.get_or_insert((reason, retry_after_nanos));
+            }
+        }
+        refused
+    }
+
+    fn check_route(&mut self, route: usize, client: IpAddr, now: u64) -> Option<u64> {
+        let limiter = self.per_route.get_mut(route)?.as_mut()?;
+        match limiter.check(Key::address(client), now) {
+            Verdict::Allow => None,
+            Verdict::Deny { retry_after_nanos } => Some(retry_after_nanos),
+        }
+    }
+}
+
+/// Everything requests share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// Upstream pools, as `config.upstreams`.
+    pub pools: Vec<Arc<Pool>>,
+    /// Connection pool to the origins.
+    pub client: Client<HttpConnector, GuardedBody>,
+    /// Rate limiters.
+    pub limiters: Mutex<Limiters>,
+    /// Bans.
+    pub bans: Arc<dyn BanList>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The limiters' clock origin.
+    pub epoch: Instant,
+}
+
+/// The connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The peer.
+    pub peer: SocketAddr,
+    /// Over TLS.
+    pub tls: bool,
+    /// An internal listener.
+    pub internal_listener: bool,
+    /// The connection's activity (requests in flight, cancellations).
+    pub activity: Arc<Activity>,
+}
+
+/// Counts a request in flight; a request dropped before its answer (its stream reset or its
+/// connection gone) counts as cancelled.
+struct InFlight {
+    activity: Arc<Activity>,
+    done: bool,
+}
+
+impl InFlight {
+    fn new(activity: Arc<Activity>) -> InFlight {
+        activity.inflight.fetch_add(1, Ordering::Relaxed);
+        InFlight { activity, done: false }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.activity.inflight.fetch_sub(1, Ordering::Relaxed);
+        if !self.done {
+            self.activity.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Headers that describe one hop and never travel through a proxy (RFC 9110 7.6.1), besides
+/// those the `Connection` header names.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Remove hop-by-hop headers (and those listed in `Connection`).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn answer(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+fn refuse(shared: &Shared, reason: Reason, status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+    shared.metrics.reject(reason);
+    answer(status, text)
+}
+
+fn too_many(shared: &Shared, reason: Reason, retry_after_nanos: u64) -> Response<ProxyBody> {
+    let mut response = refuse(shared, reason, StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+    let secs = retry_after_nanos.div_ceil(1_000_000_000).max(1);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
+fn in_networks(address: IpAddr, networks: &[IpNet]) -> bool {
+    networks.iter().any(|n| n.contains(&address))
+}
+
+/// The request's host: the target's authority (HTTP/2 `:authority`, absolute form), else the
+/// Host header. `Err` when both are present and disagree.
+fn request_host<B>(request: &Request<B>) -> Result<Option<String>, ()> {
+    let from_uri = request.uri().authority().map(|a| normalize_host(a.as_str()));
+    let from_header = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(normalize_host);
+    match (from_uri, from_header) {
+        (Some(a), Some(b)) if request.version() == Version::HTTP_2 && a != b => Err(()),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+fn range_count(headers: &HeaderMap) -> usize {
+    headers
+        .get_all(header::RANGE)
+        .iter()
+        .map(|v| v.as_bytes().iter().filter(|b| **b == b',').count() + 1)
+        .sum()
+}
+
+/// Answer one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnectionInfo,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut in_flight = InFlight::new(Arc::clone(&conn.activity));
+    if request.version() == Version::HTTP_2 {
+        // Rapid Reset: hyper drops a stream's service when it sees RST_STREAM while the
+        // service is pending. Wait until the connection has read all the client sent so far
+        // (microseconds normally; 20 ms at most), then give way once, so a stream reset by
+        // bytes already received never costs an origin request.
+        conn.activity.until_drained(std::time::Duration::from_millis(20)).await;
+        tokio::task::yield_now().await;
+    }
+    let response = route_request(&shared, &conn, request).await;
+    in_flight.done = true;
+    Ok(response)
+}
+
+async fn route_request(
+    shared: &Arc<Shared>,
+    conn: &ConnectionInfo,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let hardening = &shared.config.hardening;
+    let peer = canonical(conn.peer.ip());
+    let client = client_address(peer, request.headers(), &shared.config.trusted_proxies);
+    if shared.bans.is_banned(client) || (client != peer && shared.bans.is_banned(peer)) {
+        return refuse(shared, Reason::Banned, StatusCode::FORBIDDEN, "forbidden\n");
+    }
+    let target_len = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > hardening.max_uri_bytes {
+        return refuse(shared, Reason::UriTooLong, StatusCode::URI_TOO_LONG, "request target too long\n");
+    }
+    if range_count(request.headers()) > hardening.max_ranges {
+        return refuse(shared, Reason::RangeAbuse, StatusCode::RANGE_NOT_SATISFIABLE, "too many ranges\n");
+    }
+    let path = request.uri().path().to_owned();
+    if check_path(&path).is_err() {
+        return refuse(shared, Reason::SuspiciousPath, StatusCode::BAD_REQUEST, "bad request path\n");
+    }
+    let Ok(host) = request_host(&request) else {
+        return refuse(
+            shared,
+            Reason::SuspiciousPath,
+            StatusCode::BAD_REQUEST,
+            ":authority and Host differ\n",
+        );
+    };
+    let now = (shared.epoch.elapsed().as_nanos() as u64).max(1);
+    let route_hit = {
+        let mut limiters = shared.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((reason, retry)) = limiters.check_global(client, now) {
+            drop(limiters);
+            return too_many(shared, reason, retry);
+        }
+        let found = find_route(&shared.config.routes, host.as_deref(), &path);
+        match found {
+            None => None,
+            Some((index, route)) => {
+                let internal_ok = !route.internal
+                    || conn.internal_listener
+                    || in_networks(client, &shared.config.internal_networks);
+                if !internal_ok {
+                    Some(Err(()))
+                } else if let Some(retry) = limiters.check_route(index, client, now) {
+                    drop(limiters);
+                    return too_many(shared, Reason::RateRoute, retry);
+                } else {
+                    Some(Ok(index))
+                }
+            }
+        }
+    };
+    let index = match route_hit {
+        None => return refuse(shared, Reason::NoRoute, StatusCode::NOT_FOUND, "not found\n"),
+        // The same answer as no route: an outsider learns nothing about internal routes.
+        Some(Err(())) => return refuse(shared, Reason::InternalOnly, StatusCode::NOT_FOUND, "not found\n"),
+        Some(Ok(index)) => index,
+    };
+    let route = &shared.config.routes[index];
+    let pool = &shared.pools[route.upstream];
+    let Some(server) = pool.pick() else {
+        return refuse(
+            shared,
+            Reason::UpstreamUnavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no healthy upstream\n",
+        );
+    };
+
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let Ok(uri) = format!("http://{}{}", server.authority, path_and_query).parse::<Uri>() else {
+        return refuse(shared, Reason::SuspiciousPath, StatusCode::BAD_REQUEST, "bad request target\n");
+    };
+    let original_host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+    strip_hop_by_hop(&mut parts.headers);
+    set_forwarding_headers(
+        &mut parts.headers,
+        peer,
+        &shared.config.trusted_proxies,
+        conn.tls,
+        original_host.as_deref(),
+    );
+    if let Some(host) = original_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+        parts.headers.insert(header::HOST, host);
+    }
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let tripped = Arc::new(AtomicBool::new(false));
+    let limits = BodyLimits {
+        timeout: hardening.body_timeout(),
+        grace: hardening.body_grace(),
+        min_rate: hardening.body_min_rate,
+    };
+    let body = GuardedBody::new(body, limits, Arc::clone(&shared.metrics), Arc::clone(&tripped));
+    let upstream_request = Request::from_parts(parts, body);
+
+    let sent = std::time::Instant::now();
+    let response = match shared.client.request(upstream_request).await {
+        Ok(response) => {
+            shared
+                .metrics
+                .latency
+                .get_or_create(&crate::metrics::RouteOnly { route: route.name.clone() })
+                .observe(sent.elapsed().as_secs_f64());
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            // The client's connection has its own version (an HTTP/1.0 origin must not make
+            // hyper close a kept-alive HTTP/1.1 client).
+            parts.version = Version::HTTP_11;
+            Response::from_parts(parts, Either::Left(body))
+        }
+        Err(_) if tripped.load(Ordering::Relaxed) => {
+            // Counted by the body guard; close the connection, its body is unread.
+            let mut response = answer(StatusCode::REQUEST_TIMEOUT, "request body too slow\n");
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        Err(_) => refuse(shared, Reason::UpstreamUnavailable, StatusCode::BAD_GATEWAY, "upstream failed\n"),
+    };
+    let class = format!("{}xx", response.status().as_u16() / 100);
+    shared.metrics.requests.get_or_create(&RouteLabel { route: route.name.clone(), class }).inc();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn authority_and_host_must_agree_on_http2() {
+        let request = Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://public.example/x")
+            .header(header::HOST, "internal.example")
+            .body(())
+            .unwrap();
+        assert!(request_host(&request).is_err());
+        let request =
+            Request::builder().uri("/x").header(header::HOST, "Public.Example:443").body(()).unwrap();
+        assert_eq!(request_host(&request), Ok(Some("public.example".into())));
+        let ranges = {
+            let mut h = HeaderMap::new();
+            h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1,2-3,4-5"));
+            h
+        };
+        assert_eq!(range_count(&ranges), 3);
+    }
+}
