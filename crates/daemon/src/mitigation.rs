@@ -15,7 +15,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use rampart_bgp::driver::Speaker;
-use rampart_contract::{Decision, DecisionId, EventTime, SchemaVersion};
+use rampart_contract::{Decision, DecisionId, EventTime};
 use rampart_detect::AttackEvent;
 use rampart_mitigate::control::{self, Access, Handler, Request, Response};
 use rampart_mitigate::script::{Notice, ScriptActuator, ScriptStats};
@@ -54,25 +54,11 @@ impl Actuator for WebhookActuator {
     }
 
     fn apply(&mut self, applied: &Applied<'_>) -> Result<(), ActuatorError> {
-        self.push(&Notice {
-            schema_version: SchemaVersion,
-            change: "enact",
-            dry_run: applied.dry_run,
-            decision: Some(applied.decision),
-            decision_id: None,
-            attack: applied.attack,
-        })
+        self.push(&Notice::enact(applied))
     }
 
     fn withdraw(&mut self, id: DecisionId, dry_run: bool) -> Result<(), ActuatorError> {
-        self.push(&Notice {
-            schema_version: SchemaVersion,
-            change: "withdraw",
-            dry_run,
-            decision: None,
-            decision_id: Some(id),
-            attack: None,
-        })
+        self.push(&Notice::withdraw(id, dry_run))
     }
 
     fn reconcile(&mut self, _active: &[Decision]) -> Result<(), ActuatorError> {

@@ -50,6 +50,32 @@ pub struct Notice<'a> {
     pub attack: Option<&'a Attack>,
 }
 
+impl<'a> Notice<'a> {
+    /// A decision put into effect (or, in dry run, that would have been).
+    pub fn enact(applied: &Applied<'a>) -> Notice<'a> {
+        Notice {
+            schema_version: SchemaVersion,
+            change: "enact",
+            dry_run: applied.dry_run,
+            decision: Some(applied.decision),
+            decision_id: None,
+            attack: applied.attack,
+        }
+    }
+
+    /// A decision taken out of effect.
+    pub fn withdraw(id: DecisionId, dry_run: bool) -> Notice<'static> {
+        Notice {
+            schema_version: SchemaVersion,
+            change: "withdraw",
+            dry_run,
+            decision: None,
+            decision_id: Some(id),
+            attack: None,
+        }
+    }
+}
+
 /// Bytes of a script's output kept for the log; the rest is read and dropped.
 const KEEP_OUTPUT: usize = 512;
 
@@ -102,25 +128,11 @@ impl Actuator for ScriptActuator {
     }
 
     fn apply(&mut self, applied: &Applied<'_>) -> Result<(), ActuatorError> {
-        self.push(&Notice {
-            schema_version: SchemaVersion,
-            change: "enact",
-            dry_run: applied.dry_run,
-            decision: Some(applied.decision),
-            decision_id: None,
-            attack: applied.attack,
-        })
+        self.push(&Notice::enact(applied))
     }
 
     fn withdraw(&mut self, id: DecisionId, dry_run: bool) -> Result<(), ActuatorError> {
-        self.push(&Notice {
-            schema_version: SchemaVersion,
-            change: "withdraw",
-            dry_run,
-            decision: None,
-            decision_id: Some(id),
-            attack: None,
-        })
+        self.push(&Notice::withdraw(id, dry_run))
     }
 
     /// A notification has nothing to reconcile.
