@@ -39,6 +39,11 @@ pub struct ShieldArgs {
     /// Seconds open connections get to finish at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub drain_secs: u64,
+    /// Follow the decisions in this data directory (a `rampart run` data directory, or where
+    /// `rampart ban` writes): address and prefix discard decisions in force are refused here
+    /// too, re-read every second. Dry-run decisions change nothing.
+    #[arg(long, value_name = "DIR")]
+    pub decisions: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +88,27 @@ pub fn run(args: ShieldArgs) -> Result<()> {
         // Signal handlers first: a SIGTERM right after "listening on" must drain, not kill.
         let shutdown = shutdown_signal()?;
         let bans = Arc::new(BanTable::new());
+        if let Some(dir) = args.decisions.clone() {
+            // The first read before serving: a ban in force applies from the first request.
+            follow_decisions(&dir, &bans, &mut None);
+            let bans = bans.clone();
+            tokio::spawn(async move {
+                let mut last_error = None;
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let (dir, table) = (dir.clone(), bans.clone());
+                    let error = std::mem::take(&mut last_error);
+                    last_error = tokio::task::spawn_blocking(move || {
+                        let mut error = error;
+                        follow_decisions(&dir, &table, &mut error);
+                        error
+                    })
+                    .await
+                    .unwrap_or(None);
+                }
+            });
+        }
         let shield = Shield::bind(config, bans).await?;
         for address in shield.local_addrs() {
             eprintln!("rampart shield: listening on {address}");
@@ -106,6 +132,31 @@ pub fn run(args: ShieldArgs) -> Result<()> {
             .await;
         Ok(())
     })
+}
+
+/// Puts the address and prefix decisions in force in `dir`'s decision store (not dry run) into
+/// `bans`; a store that cannot be read keeps the last bans, and says why once per new error.
+fn follow_decisions(dir: &std::path::Path, bans: &BanTable, last_error: &mut Option<String>) {
+    let now = rampart_contract::EventTime::from_unix_nanos(rampart_daemon::wall_clock().0);
+    let read = rampart_mitigate::DecisionReader::open(dir).and_then(|reader| match reader {
+        Some(reader) => reader.all(),
+        None => Ok(Vec::new()),
+    });
+    match read {
+        Ok(stored) => {
+            let in_force: Vec<rampart_contract::Decision> =
+                stored.into_iter().filter(|s| !s.dry_run && s.closed.is_none()).map(|s| s.decision).collect();
+            bans.replace(&in_force, now);
+            *last_error = None;
+        }
+        Err(error) => {
+            let message = error.to_string();
+            if last_error.as_deref() != Some(message.as_str()) {
+                eprintln!("rampart shield: decisions in {}: {message}; keeping the last bans", dir.display());
+            }
+            *last_error = Some(message);
+        }
+    }
 }
 
 /// SIGTERM or SIGINT, with the handlers installed now.

@@ -130,3 +130,72 @@ fn audit_reports_an_internal_target_that_answers() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 }
+
+/// One request from `source` (a 127.x address of its own); `None` when the shield closed the
+/// connection without answering (a banned address).
+fn get_from(source: &str, shield: &str) -> Option<String> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&source.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    socket.connect(&shield.parse::<std::net::SocketAddr>().unwrap().into()).ok()?;
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    (!answer.is_empty()).then_some(answer)
+}
+
+/// `--decisions DIR`: an operator's `rampart ban` of an address is refused by the shield
+/// within about a second, other clients are not, and `rampart unban` lets it in again.
+#[test]
+fn decisions_from_the_store_ban_and_unban_within_a_second() {
+    let dir = tempfile::Builder::new().prefix("rampart-shield-bans-").tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(&config, "protected = [\"198.51.100.0/24\"]\n[mitigation]\n").unwrap();
+    let origin = origin(64);
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}"), "--decisions"])
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let shield = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let (banned, other) = ("127.0.0.77:0", "127.0.0.78:0");
+    assert!(get_from(banned, &shield).is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+
+    let rampart = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    rampart(&["ban", "127.0.0.77", "--action", "discard", "--duration", "1h", "--reason", "test"]);
+    let banned_at = std::time::Instant::now();
+    while get_from(banned, &shield).is_some() {
+        assert!(banned_at.elapsed() < Duration::from_secs(5), "the ban did not reach the shield");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("ban in force at the shield {:.2} s after `rampart ban`", banned_at.elapsed().as_secs_f64());
+    assert!(
+        get_from(other, &shield).is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "another client was refused"
+    );
+
+    rampart(&["unban", "127.0.0.77"]);
+    let unbanned_at = std::time::Instant::now();
+    while get_from(banned, &shield).is_none() {
+        assert!(unbanned_at.elapsed() < Duration::from_secs(5), "the unban did not reach the shield");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
