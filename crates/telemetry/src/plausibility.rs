@@ -256,15 +256,46 @@ impl ExporterBudget {
     }
 }
 
-/// The whole verdict on one record of `exporter`'s: [`check_record`], then the budget.
+/// Seconds before its arrival from which a record's traffic is "late": detection has judged
+/// those seconds already and counts it in the oldest second still open, all at once.
+pub const LATE_AFTER_SECS: u64 = 2;
+
+/// The whole verdict on one record of `exporter`'s: [`check_record`], then the budget. What
+/// the record claims for seconds more than [`LATE_AFTER_SECS`] before it arrived counts in
+/// full in the arrival second, where detection will count it: a record claiming a long flow
+/// in the past (60 s of an active timeout, or a forged month) must fit the exporter's
+/// capacity for one second. Staggered exports of steady traffic do (each arrival second
+/// carries about one second's worth of it).
 pub fn admit(
     record: &TrafficRecord,
     received: UnixNanos,
     limits: &PlausibilityLimits,
     budget: &mut ExporterBudget,
 ) -> Result<(), ImplausibleReason> {
-    let load = check_record(record, limits)?;
+    let mut load = check_record(record, limits)?;
+    let late = late_load(record, received);
+    load.pps = load.pps.saturating_add(late.pps);
+    load.bps = load.bps.saturating_add(late.bps);
     budget.admit(received, load, limits)
+}
+
+/// The sampling-scaled packets and bits `record` claims before `received - LATE_AFTER_SECS`.
+fn late_load(record: &TrafficRecord, received: UnixNanos) -> RecordLoad {
+    let cutoff = received.0.saturating_sub(LATE_AFTER_SECS * UnixNanos::NANOS_PER_SEC);
+    if record.start.0 >= cutoff {
+        return RecordLoad::default();
+    }
+    let rate = u128::from(record.sampling_rate.max(1));
+    let span = u128::from(record.end.0.saturating_sub(record.start.0));
+    let before = u128::from(record.end.0.min(cutoff).saturating_sub(record.start.0));
+    // A record with no duration before the cutoff is late in full.
+    let share = |total: u128| if span == 0 { total } else { total * before / span };
+    let packets = share(u128::from(record.packets) * rate);
+    let bits = share(u128::from(record.bytes) * rate * 8);
+    RecordLoad {
+        pps: u64::try_from(packets).unwrap_or(u64::MAX),
+        bps: u64::try_from(bits).unwrap_or(u64::MAX),
+    }
 }
 
 /// Whether `addr` is a loopback address (IPv4-mapped loopback included).
@@ -356,6 +387,30 @@ mod tests {
         );
         assert_eq!(budget.admit(at(6), load, &limits), Ok(()));
         assert_eq!(budget.load().pps, 400);
+    }
+
+    #[test]
+    fn a_long_flow_in_the_past_counts_in_full_in_its_arrival_second() {
+        // 600 pps for 60 s (36,000 packets) passes as a rate; arriving long after, detection
+        // counts it at once, so a 1,488 pps exporter cannot carry it in one second.
+        let limits = PlausibilityLimits { max_pps: 1488, ..PlausibilityLimits::default() };
+        let old = flow(36_000, 36_000 * 100, 60, 1);
+        assert!(check_record(&old, &limits).is_ok());
+        let mut budget = ExporterBudget::default();
+        let long_after = UnixNanos::from_secs(1000 + 600);
+        assert_eq!(admit(&old, long_after, &limits, &mut budget), Err(ImplausibleReason::ExporterRate));
+        // Arriving as it ends, only its last seconds are on time: the late part still counts.
+        let mut budget = ExporterBudget::default();
+        let at_end = UnixNanos::from_secs(1060);
+        assert_eq!(late_load(&old, at_end).pps, 34_800);
+        assert_eq!(admit(&old, at_end, &limits, &mut budget), Err(ImplausibleReason::ExporterRate));
+        // Staggered exports of steady traffic: one second's worth a second passes.
+        let mut budget = ExporterBudget::default();
+        let small = flow(1_200, 1_200 * 100, 60, 1);
+        assert_eq!(admit(&small, at_end, &limits, &mut budget), Ok(()));
+        // A record of the current seconds is not late at all.
+        let now = flow(1_000, 100_000, 1, 1);
+        assert_eq!(late_load(&now, UnixNanos::from_secs(1001)), RecordLoad::default());
     }
 
     #[test]
