@@ -289,7 +289,8 @@ fn late_load(record: &TrafficRecord, received: UnixNanos) -> RecordLoad {
     let span = u128::from(record.end.0.saturating_sub(record.start.0));
     let before = u128::from(record.end.0.min(cutoff).saturating_sub(record.start.0));
     // A record with no duration before the cutoff is late in full.
-    let share = |total: u128| if span == 0 { total } else { total * before / span };
+    // Saturating: only a forged record comes near, and it is refused either way.
+    let share = |total: u128| total.saturating_mul(before).checked_div(span).unwrap_or(total);
     let packets = share(u128::from(record.packets) * rate);
     let bits = share(u128::from(record.bytes) * rate * 8);
     RecordLoad {
