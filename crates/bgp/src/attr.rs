@@ -70,7 +70,8 @@ pub enum PathAttribute {
 }
 
 impl PathAttribute {
-    fn code(&self) -> u8 {
+    /// The attribute's type code (also the order routers emit attributes in).
+    pub(crate) fn code(&self) -> u8 {
         match self {
             PathAttribute::Origin(_) => 1,
             PathAttribute::AsPath(_) => 2,

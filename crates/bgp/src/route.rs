@@ -315,7 +315,7 @@ impl Encoding {
             attrs.push(PathAttribute::LargeCommunities(self.large_communities.clone()));
         }
         attrs.extend(tail);
-        attrs.sort_by_key(attr_order); // in type code order, as routers emit them
+        attrs.sort_by_key(PathAttribute::code); // in type code order, as routers emit them
 
         Ok(Message::Update(Update { withdrawn: Vec::new(), attributes: attrs, nlri }).encode(self.as4)?)
     }
@@ -398,21 +398,4 @@ fn key_size(k: &RouteKey) -> Result<usize, RouteError> {
             v.len()
         }
     })
-}
-
-fn attr_order(a: &PathAttribute) -> u8 {
-    match a {
-        PathAttribute::Origin(_) => 1,
-        PathAttribute::AsPath(_) => 2,
-        PathAttribute::NextHop(_) => 3,
-        PathAttribute::Med(_) => 4,
-        PathAttribute::LocalPref(_) => 5,
-        PathAttribute::Communities(_) => 8,
-        PathAttribute::MpReach(_) => 14,
-        PathAttribute::MpUnreach(_) => 15,
-        PathAttribute::ExtCommunities(_) => 16,
-        PathAttribute::Ipv6ExtCommunities(_) => 25,
-        PathAttribute::LargeCommunities(_) => 32,
-        PathAttribute::Unknown { code, .. } => *code,
-    }
 }
