@@ -10,6 +10,7 @@ pub mod bans;
 pub mod body;
 pub mod config;
 pub mod connections;
+pub mod defense;
 pub mod forwarded;
 pub mod gcra;
 pub mod hardening;

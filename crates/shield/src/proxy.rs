@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use crate::bans::{BanList, canonical};
 use crate::body::{BodyLimits, GuardedBody};
 use crate::config::{Config, RateLimits};
+use crate::defense::{Challenger, ClientFingerprints};
 use crate::forwarded::{client_address, set_forwarding_headers};
 use crate::gcra::{Key, Limiter, Verdict};
 use crate::metrics::{Metrics, Reason, RouteLabel};
@@ -100,6 +101,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The limiters' clock origin.
     pub epoch: Instant,
+    /// The challenge ladder, when configured.
+    pub challenger: Option<Arc<dyn Challenger>>,
 }
 
 /// The connection a request came on.
@@ -113,6 +116,8 @@ pub struct ConnectionInfo {
     pub internal_listener: bool,
     /// The connection's activity (requests in flight, cancellations).
     pub activity: Arc<Activity>,
+    /// Fingerprints of the client's TLS and HTTP/2 stacks.
+    pub fingerprints: ClientFingerprints,
 }
 
 /// Counts a request in flight; a request dropped before its answer (its stream reset or its

@@ -27,6 +27,7 @@ use crate::bans::{BanList, canonical};
 use crate::config::Config;
 use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
+use crate::defense::ClientFingerprints;
 use crate::metrics::{Metrics, Reason};
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
 use crate::tls::{TlsError, server_config};
@@ -342,7 +343,13 @@ async fn serve(
     let activity = Arc::new(Activity::new());
     let limits = SendLimits { min_rate: hardening.send_min_rate, window: hardening.send_grace() };
     let watched = Watched::new(stream, Arc::clone(&activity), limits, Arc::clone(&shared.metrics));
-    let info = ConnectionInfo { peer, tls: tls.is_some(), internal_listener: internal, activity };
+    let info = ConnectionInfo {
+        peer,
+        tls: tls.is_some(),
+        internal_listener: internal,
+        activity,
+        fingerprints: ClientFingerprints::default(),
+    };
     match tls {
         Some(acceptor) => {
             let handshake =
@@ -474,6 +481,7 @@ fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> 
         bans,
         metrics,
         epoch: Instant::now(),
+        challenger: None,
     }
 }
 
