@@ -23,7 +23,7 @@ mod trigger;
 mod vector;
 mod version;
 
-pub use attack::{Attack, AttackEvent, AttackId, Campaign, EventKind, PacketSample, Share};
+pub use attack::{Attack, AttackEvent, AttackId, Campaign, EventKind, PacketSample, Share, VectorShare};
 pub use decision::{Action, Decision, DecisionId, Origin, RouteTarget, Scope};
 pub use signature::{Collateral, FragmentMatch, LengthRange, PortRange, Signature, TcpFlags};
 pub use target::{Direction, Policy, Target};

@@ -241,6 +241,22 @@ fn reflection_is_named_by_its_ports_and_flags() {
     let mut ports: Vec<u16> = a.top_src_ports.iter().map(|p| p.value).collect();
     ports.sort_unstable();
     assert_eq!(ports, [37810, 47808]);
+    // Each vector has its share and its own rule: UDP from its service's port.
+    let per_vector: Vec<(&str, Vec<PortRange>, Option<u8>)> = a
+        .vector_shares
+        .iter()
+        .map(|v| (v.vector.name(), v.signature.src_ports.clone(), v.signature.protocol))
+        .collect();
+    assert_eq!(
+        per_vector,
+        [
+            ("bacnet_amplification", vec![PortRange::single(47808)], Some(17)),
+            ("dhdiscover_amplification", vec![PortRange::single(37810)], Some(17)),
+        ]
+    );
+    for v in &a.vector_shares {
+        assert!((35.0..=65.0).contains(&v.percent), "{v:#?}");
+    }
 
     let (names, a) = vector_names(Scenario::Amplification(AmplificationVector::UnknownPort));
     assert_eq!(names, ["udp_reflection"]);
