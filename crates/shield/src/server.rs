@@ -134,6 +134,11 @@ impl Shield {
         Reloader { current: self.current.clone() }
     }
 
+    /// The challenge ladder, to drive its pressure (`Challenger::set_pressure`).
+    pub fn challenger(&self) -> Option<Arc<dyn Challenger>> {
+        self.shared.challenger.clone()
+    }
+
     /// The counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.shared.metrics)
