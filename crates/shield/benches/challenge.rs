@@ -36,17 +36,24 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let count = if quick { 2_000 } else { 200_000 };
     let settings = ChallengeSettings { min_difficulty: 4, max_difficulty: 4, ..ChallengeSettings::default() };
-    let ladder = Ladder::with_parts(settings, &[[7u8; 32]], Arc::new(NoResolver), Arc::new(Metrics::default()))
-        .expect("a ladder");
+    let ladder =
+        Ladder::with_parts(settings, &[[7u8; 32]], Arc::new(NoResolver), Arc::new(Metrics::default()))
+            .expect("a ladder");
     let now = SystemTime::now();
     let secs = rampart_shield::challenge::unix_secs(now);
 
     // Cookies: distinct clearances for distinct clients.
     let requests: Vec<_> = (0..count as u32)
         .map(|i| {
-            let parts = Request::get("/page").header(header::USER_AGENT, UA).body(()).expect("request").into_parts().0;
+            let parts = Request::get("/page")
+                .header(header::USER_AGENT, UA)
+                .body(())
+                .expect("request")
+                .into_parts()
+                .0;
             let binding = ladder.binding(&parts, client(i));
-            let cookie = format!("session=abc; __rampart_clearance={}; theme=dark", ladder.clearance(&binding, secs));
+            let cookie =
+                format!("session=abc; __rampart_clearance={}; theme=dark", ladder.clearance(&binding, secs));
             let parts = Request::get("/page")
                 .header(header::USER_AGENT, UA)
                 .header(header::COOKIE, cookie)
@@ -76,7 +83,11 @@ fn main() {
     let mut refused = 0usize;
     for (i, (_, parts)) in requests.iter().enumerate() {
         // The same cookies from another /24: every one refused.
-        refused += usize::from(!ladder.is_cleared(black_box(parts), IpAddr::V4(Ipv4Addr::new(203, 0, 113, i as u8)), now));
+        refused += usize::from(!ladder.is_cleared(
+            black_box(parts),
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, i as u8)),
+            now,
+        ));
     }
     rate("foreign cookies refused (Challenger::is_cleared)", count, started.elapsed());
     assert_eq!(refused, count);
@@ -85,7 +96,8 @@ fn main() {
     // the server's: one SHA-256 of the proof either way).
     let solved: Vec<_> = (0..count as u32)
         .map(|i| {
-            let parts = Request::get("/").header(header::USER_AGENT, UA).body(()).expect("request").into_parts().0;
+            let parts =
+                Request::get("/").header(header::USER_AGENT, UA).body(()).expect("request").into_parts().0;
             let binding = ladder.binding(&parts, client(i));
             let challenge = ladder.work_challenge(&binding, secs);
             let counter = pow::solve(&challenge, 4);
@@ -104,7 +116,8 @@ fn main() {
         .iter()
         .map(|(_, challenge, counter, address)| {
             let target = format!("{VERIFY_PATH}?m=pow&r=%2Fpage&c={challenge}&n={counter}");
-            let parts = Request::get(target).header(header::USER_AGENT, UA).body(()).expect("request").into_parts().0;
+            let parts =
+                Request::get(target).header(header::USER_AGENT, UA).body(()).expect("request").into_parts().0;
             (*address, parts)
         })
         .collect();

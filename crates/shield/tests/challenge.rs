@@ -375,3 +375,34 @@ fn the_pages_script_solves_what_the_server_checks() {
     assert_eq!(counter, pow::solve(&challenge, 10), "the first counter, as the Rust solver finds it");
     assert_eq!(ladder.check_proof(&binding, &challenge, counter, now), Ok(()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_clearances_and_the_key_file_outlives_the_shield() {
+    let origin = origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = shield(config(&origin, dir.path(), "")).await;
+    let me = neighbour(6, 10);
+    let page = get(me, running.address, "/guarded", &[], UA).await;
+    let clearance = get(me, running.address, &page.refresh(), &page.cookies(), UA).await.cookies();
+    assert_eq!(get(me, running.address, "/guarded", &clearance, UA).await.status, 200);
+    // Same challenge settings: the ladder (pressure, replay cache) carries over.
+    running.challenger.as_ref().unwrap().set_pressure(3);
+    running.reloader.reload(config(&origin, dir.path(), "")).unwrap();
+    assert_eq!(get(me, running.address, "/guarded", &clearance, UA).await.status, 200);
+    assert!(
+        get(neighbour(6, 11), running.address, "/guarded", &[], "other")
+            .await
+            .body
+            .contains("data-challenge"),
+        "still under pressure"
+    );
+    // Changed settings: a new ladder, but the key file is the same, so clearances hold.
+    running.reloader.reload(config(&origin, dir.path(), "lang = \"de\"")).unwrap();
+    assert_eq!(get(me, running.address, "/guarded", &clearance, UA).await.status, 200);
+    assert!(get(neighbour(6, 12), running.address, "/guarded", &[], UA).await.body.contains("lang=\"de\""));
+    running.shutdown().await;
+    // A new shield on the same data directory honours them too.
+    let again = shield(config(&origin, dir.path(), "")).await;
+    assert_eq!(get(me, again.address, "/guarded", &clearance, UA).await.status, 200);
+    again.shutdown().await;
+}

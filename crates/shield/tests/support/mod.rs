@@ -93,6 +93,7 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub bans: Arc<BanTable>,
     pub challenger: Option<Arc<dyn rampart_shield::defense::Challenger>>,
+    pub reloader: rampart_shield::Reloader,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -124,6 +125,7 @@ pub async fn shield(config: Config) -> Running {
     let metrics = shield.metrics();
     let metrics_addr = shield.metrics_addr();
     let challenger = shield.challenger();
+    let reloader = shield.reloader();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(shield.run(
         async move {
@@ -138,6 +140,7 @@ pub async fn shield(config: Config) -> Running {
         metrics_addr,
         bans,
         challenger,
+        reloader,
         stop: Some(stop),
         task: Some(task),
     }
