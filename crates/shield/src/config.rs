@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::challenge::{ChallengeMode, ChallengeSettings};
 use crate::gcra::Rate;
 use crate::hardening::Hardening;
 
@@ -145,6 +146,8 @@ struct RouteFile {
     rate: Option<RateFile>,
     #[serde(default)]
     internal: bool,
+    #[serde(default)]
+    challenge: ChallengeMode,
 }
 
 fn default_prefix() -> String {
@@ -180,6 +183,8 @@ struct ConfigFile {
     limits: Hardening,
     #[serde(default)]
     rate_limit: RateLimitFile,
+    #[serde(default)]
+    challenge: ChallengeSettings,
 }
 
 /// An upstream pool.
@@ -210,6 +215,8 @@ pub struct Route {
     pub rate: Option<Rate>,
     /// Answers only to internal networks or on internal listeners.
     pub internal: bool,
+    /// When it challenges clients without a clearance.
+    pub challenge: ChallengeMode,
 }
 
 /// Rate limits applied to every request before routing.
@@ -257,6 +264,8 @@ pub struct Config {
     pub internal_networks: Vec<IpNet>,
     /// Metrics listener.
     pub metrics: Option<SocketAddr>,
+    /// The challenge ladder.
+    pub challenge: ChallengeSettings,
 }
 
 impl Config {
@@ -285,12 +294,14 @@ impl Config {
                 upstream: 0,
                 rate: None,
                 internal: false,
+                challenge: ChallengeMode::default(),
             }],
             hardening: Hardening::default(),
             rate_limits: RateLimits::default(),
             trusted_proxies: Vec::new(),
             internal_networks: Vec::new(),
             metrics: None,
+            challenge: ChallengeSettings::default(),
         };
         config.check()
     }
@@ -361,6 +372,7 @@ impl Config {
                 upstream,
                 rate,
                 internal: route.internal,
+                challenge: route.challenge,
             });
         }
         let defaults = RateLimits::default();
@@ -389,6 +401,7 @@ impl Config {
             trusted_proxies: file.trusted_proxies,
             internal_networks: file.internal_networks,
             metrics: file.metrics,
+            challenge: file.challenge,
         }
         .check()
     }
@@ -415,6 +428,7 @@ impl Config {
             return Err(invalid("rate_limit.table_capacity", "must be at least 1"));
         }
         self.hardening.check().map_err(|(key, message)| invalid(format!("limits.{key}"), message))?;
+        self.challenge.check().map_err(|(key, message)| invalid(format!("challenge.{key}"), message))?;
         // Host-specific before any-host, then longer prefixes first; stable, so ties keep the
         // file's order.
         self.routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));

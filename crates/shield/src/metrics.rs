@@ -62,6 +62,42 @@ pub enum Reason {
     ProxyProtocol,
 }
 
+/// What the challenge ladder did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum ChallengeOutcome {
+    /// Served the cookie-check (no JavaScript) page.
+    PageCookie,
+    /// Served the proof-of-work page.
+    PageWork,
+    /// Passed the cookie check: clearance issued.
+    PassedCookie,
+    /// Solved the proof of work: clearance issued.
+    PassedWork,
+    /// Gave up on a client that keeps no cookies.
+    NoCookies,
+    /// A proof for a forged, foreign or expired challenge.
+    BadChallenge,
+    /// A proof without the zero bits.
+    BadWork,
+    /// A proof for a challenge already redeemed.
+    Replayed,
+    /// A request with a valid clearance.
+    Cleared,
+    /// A good bot confirmed by reverse DNS.
+    GoodBot,
+    /// A bot User-Agent not (yet) confirmed by reverse DNS.
+    BotUnverified,
+    /// A client in the allowed networks.
+    AllowedNetwork,
+}
+
+/// Label set for challenge outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: ChallengeOutcome,
+}
+
 /// Label set for rejections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -114,6 +150,8 @@ pub struct Metrics {
     pub healthy: Family<ServerLabel, Gauge>,
     /// Seconds from the request head to the origin's response head, per route.
     pub latency: Family<RouteOnly, Histogram, fn() -> Histogram>,
+    /// Challenge ladder outcomes.
+    pub challenges: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -125,6 +163,7 @@ impl Default for Metrics {
             open: Gauge::default(),
             healthy: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            challenges: Family::default(),
         }
     }
 }
@@ -138,6 +177,16 @@ impl Metrics {
     /// Rejections counted so far for `reason`.
     pub fn rejections(&self, reason: Reason) -> u64 {
         self.rejected.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Count one challenge outcome.
+    pub fn challenge(&self, outcome: ChallengeOutcome) {
+        self.challenges.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Challenge outcomes counted so far.
+    pub fn challenge_count(&self, outcome: ChallengeOutcome) -> u64 {
+        self.challenges.get_or_create(&OutcomeLabel { outcome }).get()
     }
 
     /// Register every metric under the `rampart_shield` prefix.
@@ -157,6 +206,7 @@ impl Metrics {
             "Seconds from the request head to the origin's response head, by route",
             self.latency.clone(),
         );
+        registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
         registry
     }
 
