@@ -66,6 +66,15 @@ impl FloodKind {
         }
     }
 
+    /// Default concurrent workers: the cache-busting flood holds twice the origin's default
+    /// concurrency limit (64) in flight when nothing stops it.
+    pub fn default_workers(self) -> u32 {
+        match self {
+            FloodKind::CacheBusting => 128,
+            _ => 64,
+        }
+    }
+
     /// Default source count: a few heavy bots for the GET flood, thousands of light ones for
     /// the distributed flood.
     pub fn default_sources(self) -> u32 {
@@ -108,7 +117,7 @@ impl FloodPlan {
             kind,
             rate,
             duration,
-            workers: 64,
+            workers: kind.default_workers(),
             sources: kind.default_sources(),
             requests_per_connection: 20,
             max_requests: u64::from(rate).saturating_mul(duration.as_secs() + 1),

@@ -2,7 +2,7 @@
 //! connecting, and targets are loopback only.
 //!
 //! Address plan (one /16 per population, so a test can tell them apart by prefix):
-//! legitimate browsers 127.10.x.y, the GET flood 127.66.0.y, the login flood 127.67.x.y, the
+//! legitimate browsers 127.10.x.y (one /24 each), the GET flood 127.66.0.y, the login flood 127.67.x.y, the
 //! cache-busting flood 127.68.x.y, the distributed flood 127.128.0.0/9 (one /24 per bot group).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,9 +28,12 @@ pub fn population_address(second: u8, index: u32) -> Ipv4Addr {
     Ipv4Addr::new(127, second, third as u8, fourth as u8)
 }
 
-/// Legitimate browser `index`: 127.10.x.y.
+/// Legitimate browser `index`: 127.10.x.y, each browser in its own /24 (up to 256 browsers;
+/// more share /24s), the way a public site's visitors come from many networks.
 pub fn legit_address(index: u32) -> IpAddr {
-    IpAddr::V4(population_address(10, index))
+    let third = (index % 256) as u8;
+    let fourth = ((index / 256) % 254 + 1) as u8;
+    IpAddr::V4(Ipv4Addr::new(127, 10, third, fourth))
 }
 
 /// A distributed-flood bot: `prefix` picks one of 32,768 /24s in 127.128.0.0/9, `host` one of
@@ -79,7 +82,8 @@ mod tests {
             assert!((1..=254).contains(&a.octets()[3]), "{a}");
         }
         assert_eq!(legit_address(0), IpAddr::V4(Ipv4Addr::new(127, 10, 0, 1)));
-        assert_eq!(legit_address(254), IpAddr::V4(Ipv4Addr::new(127, 10, 1, 1)));
+        assert_eq!(legit_address(1), IpAddr::V4(Ipv4Addr::new(127, 10, 1, 1)));
+        assert_eq!(legit_address(256), IpAddr::V4(Ipv4Addr::new(127, 10, 0, 2)));
         let IpAddr::V4(a) = distributed_address(0, 0) else { unreachable!() };
         assert_eq!(a, Ipv4Addr::new(127, 128, 0, 1));
         let IpAddr::V4(a) = distributed_address(32_767, 253) else { unreachable!() };
