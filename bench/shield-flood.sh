@@ -188,7 +188,7 @@ start_haproxy_tuned() {
 global
   pidfile $work/haproxy-tuned.pid
   nbthread 1
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 5s
@@ -198,7 +198,7 @@ defaults
   timeout http-keep-alive 60s
   timeout queue 5s
   http-reuse always
-  maxconn 20000
+  maxconn 8000
 backend per_net
   stick-table type ip size 100k expire 30s store http_req_rate(10s)
 backend per_route

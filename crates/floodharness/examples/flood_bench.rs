@@ -95,7 +95,9 @@ async fn main() -> anyhow::Result<()> {
         warmup: Duration::from_secs(args.warmup),
         cooldown: Duration::from_secs(args.cooldown),
     };
-    let report = run_scenario(&scenario, &origin).await.with_context(|| format!("{} against {target}", kind.name()))?;
+    let report = run_scenario(&scenario, &origin)
+        .await
+        .with_context(|| format!("{} against {target}", kind.name()))?;
     print!("{}", report.text());
     println!("{}", Report::table_header());
     println!("{}", report.row());
@@ -105,7 +107,8 @@ async fn main() -> anyhow::Result<()> {
             .append(true)
             .open(path)
             .with_context(|| format!("open {}", path.display()))?;
-        writeln!(file, "{}", serde_json::to_string(&report)?).with_context(|| format!("write {}", path.display()))?;
+        writeln!(file, "{}", serde_json::to_string(&report)?)
+            .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())
 }

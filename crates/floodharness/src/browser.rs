@@ -235,11 +235,15 @@ impl Browser {
 
     /// Sends on the kept-alive connection, opening one if needed; like a browser, retries once
     /// on a fresh connection when a reused one turns out closed.
-    async fn exchange(&mut self, build: impl Fn() -> Result<Request<Full<Bytes>>, HarnessError>) -> Result<Answer, HarnessError> {
+    async fn exchange(
+        &mut self,
+        build: impl Fn() -> Result<Request<Full<Bytes>>, HarnessError>,
+    ) -> Result<Answer, HarnessError> {
         let reused = self.connection.as_ref().is_some_and(Connection::is_open);
         for attempt in 0..2 {
             if !self.connection.as_ref().is_some_and(Connection::is_open) {
-                self.connection = Some(Connection::open(legit_address(self.index), self.target, self.timeout).await?);
+                self.connection =
+                    Some(Connection::open(legit_address(self.index), self.target, self.timeout).await?);
             }
             let Some(connection) = self.connection.as_mut() else { continue };
             match connection.send(build()?, self.timeout).await {
@@ -258,15 +262,35 @@ impl Browser {
     }
 
     /// One request as a browser makes it, challenges followed; the record of how it ended.
-    async fn fetch(&mut self, method: Method, path: &str, fetch: Fetch, referer: Option<&str>, body: &str) -> LegitRecord {
+    async fn fetch(
+        &mut self,
+        method: Method,
+        path: &str,
+        fetch: Fetch,
+        referer: Option<&str>,
+        body: &str,
+    ) -> LegitRecord {
         let started = self.now();
         let clock = Instant::now();
-        let mut record = LegitRecord { started, latency: Duration::ZERO, status: None, challenged: false, from_origin: false };
+        let mut record = LegitRecord {
+            started,
+            latency: Duration::ZERO,
+            status: None,
+            challenged: false,
+            from_origin: false,
+        };
         let (mut method, mut path, mut fetch, mut body) = (method, path.to_owned(), fetch, body.to_owned());
         let mut referer = referer.map(str::to_owned);
         for _ in 0..=MAX_CHALLENGE_HOPS {
             let cookie = self.jar.header(self.now());
-            let headers = browser_headers(self.profile, fetch, &self.host, referer.as_deref(), cookie.as_deref(), body.len());
+            let headers = browser_headers(
+                self.profile,
+                fetch,
+                &self.host,
+                referer.as_deref(),
+                cookie.as_deref(),
+                body.len(),
+            );
             let send_body = Bytes::from(body.clone());
             let (m, p) = (method.clone(), path.clone());
             let answer = self.exchange(|| build_request(m.clone(), &p, &headers, send_body.clone())).await;
@@ -291,7 +315,12 @@ impl Browser {
             } else {
                 meta_refresh(&String::from_utf8_lossy(&answer.body), &path).map(|r| (r.delay_secs, r.target))
             };
-            let Some((delay_secs, target)) = next else { break };
+            let Some((delay_secs, target)) = next else {
+                // A page of the proxy's own instead of the site (a JavaScript challenge, say)
+                // stood in the way just as much.
+                record.challenged |= answer.status.is_success();
+                break;
+            };
             record.challenged = true;
             let wait = Duration::from_secs(u64::from(delay_secs)).min(MAX_REFRESH_WAIT);
             if !wait.is_zero() {
@@ -320,8 +349,17 @@ pub async fn browse(
     records: Arc<Mutex<Vec<LegitRecord>>>,
 ) {
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed ^ (u64::from(index) << 32));
-    let profile = if index % 2 == 0 { Profile::Firefox } else { Profile::Chrome };
-    let mut browser = Browser { index, profile, target, host, jar: CookieJar::new(), connection: None, epoch, timeout: plan.request_timeout };
+    let profile = if index.is_multiple_of(2) { Profile::Firefox } else { Profile::Chrome };
+    let mut browser = Browser {
+        index,
+        profile,
+        target,
+        host,
+        jar: CookieJar::new(),
+        connection: None,
+        epoch,
+        timeout: plan.request_timeout,
+    };
     let mut mine = Vec::new();
     let mut referer: Option<String> = None;
     let mut have_assets = false;
@@ -333,7 +371,8 @@ pub async fn browse(
         let page_referer = referer.clone();
         let (path, record) = if plan.login_one_in > 0 && rng.gen_range(0..plan.login_one_in) == 0 {
             let form = format!("user=visitor{index}&password=correct-horse-{index}");
-            let record = browser.fetch(Method::POST, "/login", Fetch::Form, page_referer.as_deref(), &form).await;
+            let record =
+                browser.fetch(Method::POST, "/login", Fetch::Form, page_referer.as_deref(), &form).await;
             ("/login".to_owned(), record)
         } else {
             let path = match choice {
@@ -341,7 +380,8 @@ pub async fn browse(
                 35..=84 => format!("/article/{}", rng.gen_range(1..=200u32)),
                 _ => format!("/search?q={}", SEARCH_WORDS[rng.gen_range(0..SEARCH_WORDS.len())]),
             };
-            let record = browser.fetch(Method::GET, &path, Fetch::Navigate, page_referer.as_deref(), "").await;
+            let record =
+                browser.fetch(Method::GET, &path, Fetch::Navigate, page_referer.as_deref(), "").await;
             (path, record)
         };
         let page_ok = record.succeeded();
@@ -349,7 +389,11 @@ pub async fn browse(
         let page_url = format!("http://{}{}", browser.host, path);
         // Assets: all three on the first page, then as a cache revalidation now and then.
         if page_ok && (!have_assets || rng.gen_range(0..4u32) == 0) {
-            for (asset, fetch) in [("/assets/site.css", Fetch::Style), ("/assets/site.js", Fetch::Script), ("/assets/logo.svg", Fetch::Image)] {
+            for (asset, fetch) in [
+                ("/assets/site.css", Fetch::Style),
+                ("/assets/site.js", Fetch::Script),
+                ("/assets/logo.svg", Fetch::Image),
+            ] {
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -358,7 +402,9 @@ pub async fn browse(
             have_assets = true;
         }
         referer = Some(page_url);
-        let think = rng.gen_range(plan.think.0.as_millis() as u64..=plan.think.1.as_millis().max(plan.think.0.as_millis()) as u64);
+        let think = rng.gen_range(
+            plan.think.0.as_millis() as u64..=plan.think.1.as_millis().max(plan.think.0.as_millis()) as u64,
+        );
         let wake = Instant::now() + Duration::from_millis(think);
         if wake >= deadline {
             break;
@@ -371,7 +417,18 @@ pub async fn browse(
 }
 
 const SEARCH_WORDS: [&str; 12] = [
-    "budget", "agenda", "vote", "committee", "session", "energy", "health", "schools", "transport", "petition", "minutes", "members",
+    "budget",
+    "agenda",
+    "vote",
+    "committee",
+    "session",
+    "energy",
+    "health",
+    "schools",
+    "transport",
+    "petition",
+    "minutes",
+    "members",
 ];
 
 #[cfg(test)]
@@ -388,8 +445,19 @@ mod tests {
         assert_eq!(
             names(&h),
             [
-                "host", "user-agent", "accept", "accept-language", "accept-encoding", "connection", "cookie",
-                "upgrade-insecure-requests", "sec-fetch-dest", "sec-fetch-mode", "sec-fetch-site", "sec-fetch-user", "priority"
+                "host",
+                "user-agent",
+                "accept",
+                "accept-language",
+                "accept-encoding",
+                "connection",
+                "cookie",
+                "upgrade-insecure-requests",
+                "sec-fetch-dest",
+                "sec-fetch-mode",
+                "sec-fetch-site",
+                "sec-fetch-user",
+                "priority"
             ]
         );
         assert!(h.iter().any(|(n, v)| *n == "sec-fetch-site" && v == "none"));
@@ -401,8 +469,19 @@ mod tests {
         assert_eq!(
             names(&h),
             [
-                "host", "connection", "sec-ch-ua-platform", "user-agent", "sec-ch-ua", "sec-ch-ua-mobile", "accept",
-                "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "referer", "accept-encoding", "accept-language"
+                "host",
+                "connection",
+                "sec-ch-ua-platform",
+                "user-agent",
+                "sec-ch-ua",
+                "sec-ch-ua-mobile",
+                "accept",
+                "sec-fetch-site",
+                "sec-fetch-mode",
+                "sec-fetch-dest",
+                "referer",
+                "accept-encoding",
+                "accept-language"
             ]
         );
         let form = browser_headers(Profile::Chrome, Fetch::Form, "h", Some("http://h/"), None, 12);

@@ -35,24 +35,25 @@ pub fn meta_refresh(html: &str, current: &str) -> Option<Refresh> {
 /// Resolves a `Location` header (or refresh URL) against the current path.
 pub fn resolve(location: &str, current: &str) -> Option<String> {
     let location = location.trim();
-    let path = if let Some(rest) = location.strip_prefix("http://").or_else(|| location.strip_prefix("https://")) {
-        // Absolute: keep the path; the harness only ever sends to its own loopback target.
-        match rest.find('/') {
-            Some(slash) => rest[slash..].to_owned(),
-            None => "/".to_owned(),
-        }
-    } else if location.starts_with("//") {
-        return None;
-    } else if location.starts_with('/') {
-        location.to_owned()
-    } else if location.is_empty() {
-        current.to_owned()
-    } else {
-        let base = current.split('?').next().unwrap_or("/");
-        let directory = &base[..base.rfind('/').map_or(0, |s| s + 1)];
-        let directory = if directory.is_empty() { "/" } else { directory };
-        format!("{directory}{location}")
-    };
+    let path =
+        if let Some(rest) = location.strip_prefix("http://").or_else(|| location.strip_prefix("https://")) {
+            // Absolute: keep the path; the harness only ever sends to its own loopback target.
+            match rest.find('/') {
+                Some(slash) => rest[slash..].to_owned(),
+                None => "/".to_owned(),
+            }
+        } else if location.starts_with("//") {
+            return None;
+        } else if location.starts_with('/') {
+            location.to_owned()
+        } else if location.is_empty() {
+            current.to_owned()
+        } else {
+            let base = current.split('?').next().unwrap_or("/");
+            let directory = &base[..base.rfind('/').map_or(0, |s| s + 1)];
+            let directory = if directory.is_empty() { "/" } else { directory };
+            format!("{directory}{location}")
+        };
     if path.bytes().any(|b| b.is_ascii_control() || b == b' ') || path.len() > 8192 {
         return None;
     }
@@ -122,10 +123,19 @@ mod tests {
             Some(Refresh { delay_secs: 0, target: "/.rampart/check?t=abc&r=%2Farticle%2F7".into() })
         );
         assert_eq!(target(r#"<META HTTP-EQUIV="Refresh" CONTENT="2;URL='/ok'">"#).as_deref(), Some("/ok"));
-        assert_eq!(target("<meta http-equiv=refresh content='1; url=next'>").as_deref(), Some("/article/next"));
-        assert_eq!(target(r#"<meta content="0;url=http://127.0.0.1:8080/p?q" http-equiv="refresh"/>"#).as_deref(), Some("/p?q"));
+        assert_eq!(
+            target("<meta http-equiv=refresh content='1; url=next'>").as_deref(),
+            Some("/article/next")
+        );
+        assert_eq!(
+            target(r#"<meta content="0;url=http://127.0.0.1:8080/p?q" http-equiv="refresh"/>"#).as_deref(),
+            Some("/p?q")
+        );
         assert_eq!(target(r#"<meta http-equiv="refresh" content="3">"#).as_deref(), Some("/article/7?x=1"));
-        assert_eq!(meta_refresh(r#"<meta http-equiv="refresh" content="5; url=/a">"#, "/").map(|r| r.delay_secs), Some(5));
+        assert_eq!(
+            meta_refresh(r#"<meta http-equiv="refresh" content="5; url=/a">"#, "/").map(|r| r.delay_secs),
+            Some(5)
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ impl Drop for Connection {
 
 impl Connection {
     /// Connects to `target` from `source` within `timeout`.
-    pub async fn open(source: IpAddr, target: SocketAddr, timeout: Duration) -> Result<Connection, HarnessError> {
+    pub async fn open(
+        source: IpAddr,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Connection, HarnessError> {
         let stream = tokio::time::timeout(timeout, connect_from(source, target))
             .await
             .map_err(|_| HarnessError::Timeout)??;
@@ -76,7 +80,11 @@ impl Connection {
     }
 
     /// Sends one request and reads its answer within `timeout`.
-    pub async fn send(&mut self, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Answer, HarnessError> {
+    pub async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Answer, HarnessError> {
         let exchange = async {
             self.sender.ready().await?;
             let response = self.sender.send_request(request).await?;

@@ -104,8 +104,12 @@ fn is_token_byte(b: u8) -> bool {
 
 fn is_cookie_value_byte(b: u8) -> bool {
     // RFC 6265 cookie-octet, plus the quotes of a quoted value.
-    b == 0x21 || (0x23..=0x2b).contains(&b) || (0x2d..=0x3a).contains(&b) || (0x3c..=0x5b).contains(&b)
-        || (0x5d..=0x7e).contains(&b) || b == b'"'
+    b == 0x21
+        || (0x23..=0x2b).contains(&b)
+        || (0x2d..=0x3a).contains(&b)
+        || (0x3c..=0x5b).contains(&b)
+        || (0x5d..=0x7e).contains(&b)
+        || b == b'"'
 }
 
 /// Whether an `Expires` date names a year before 2000 (the conventional "delete me").

@@ -38,7 +38,8 @@ pub enum FloodKind {
 
 impl FloodKind {
     /// Every flood.
-    pub const ALL: [FloodKind; 4] = [FloodKind::GetFlood, FloodKind::Distributed, FloodKind::LoginFlood, FloodKind::CacheBusting];
+    pub const ALL: [FloodKind; 4] =
+        [FloodKind::GetFlood, FloodKind::Distributed, FloodKind::LoginFlood, FloodKind::CacheBusting];
 
     /// Its name in tables and on the command line.
     pub fn name(self) -> &'static str {
@@ -128,7 +129,9 @@ impl FloodPlan {
 
     fn check(&self) -> Result<(), HarnessError> {
         if self.rate == 0 || self.workers == 0 || self.sources == 0 || self.requests_per_connection == 0 {
-            return Err(HarnessError::Plan("rate, workers, sources and requests per connection must be positive".into()));
+            return Err(HarnessError::Plan(
+                "rate, workers, sources and requests per connection must be positive".into(),
+            ));
         }
         if self.duration.is_zero() || self.duration > Duration::from_secs(600) {
             return Err(HarnessError::Plan("a flood lasts between 1 ms and 600 s".into()));
@@ -158,8 +161,13 @@ fn random_token(rng: &mut ChaCha8Rng, len: usize) -> String {
 }
 
 /// One flood request: method, target, ordered headers, body.
-pub fn flood_request(kind: FloodKind, host: &str, rng: &mut ChaCha8Rng) -> (Method, String, Vec<(&'static str, String)>, Bytes) {
-    let h = |pairs: &[(&'static str, &str)]| pairs.iter().map(|(n, v)| (*n, (*v).to_owned())).collect::<Vec<_>>();
+pub fn flood_request(
+    kind: FloodKind,
+    host: &str,
+    rng: &mut ChaCha8Rng,
+) -> (Method, String, Vec<(&'static str, String)>, Bytes) {
+    let h =
+        |pairs: &[(&'static str, &str)]| pairs.iter().map(|(n, v)| (*n, (*v).to_owned())).collect::<Vec<_>>();
     match kind {
         FloodKind::GetFlood => {
             let key_len = rng.gen_range(1..=6);
@@ -175,7 +183,11 @@ pub fn flood_request(kind: FloodKind, host: &str, rng: &mut ChaCha8Rng) -> (Meth
             (Method::GET, target, headers, Bytes::new())
         }
         FloodKind::Distributed => {
-            let target = if rng.gen_bool(0.5) { "/".to_owned() } else { format!("/article/{}", rng.gen_range(1..=200u32)) };
+            let target = if rng.gen_bool(0.5) {
+                "/".to_owned()
+            } else {
+                format!("/article/{}", rng.gen_range(1..=200u32))
+            };
             let ua = BROWSER_UAS[rng.gen_range(0..BROWSER_UAS.len())];
             // One order and set for every "browser" (a bot framework's, Go's net/http style).
             let headers = h(&[
@@ -205,7 +217,10 @@ pub fn flood_request(kind: FloodKind, host: &str, rng: &mut ChaCha8Rng) -> (Meth
                 ("connection", "keep-alive"),
                 ("upgrade-insecure-requests", "1"),
                 ("user-agent", HEADLESS_UA),
-                ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"),
+                (
+                    "accept",
+                    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+                ),
                 ("accept-encoding", "gzip, deflate"),
                 ("accept-language", "en-US"),
             ]);
@@ -219,7 +234,9 @@ pub fn classify(answer: &Answer, path: &str) -> FloodOutcome {
     if answer.from_origin() {
         return FloodOutcome::Origin;
     }
+    // A redirect, a meta refresh, or a page of the proxy's own instead of the site.
     let challenge = (answer.status.is_redirection() && answer.headers.contains_key(http::header::LOCATION))
+        || answer.status.is_success()
         || meta_refresh(&String::from_utf8_lossy(&answer.body), path).is_some();
     match answer.status.as_u16() {
         _ if challenge => FloodOutcome::Challenged,
@@ -232,7 +249,12 @@ pub fn classify(answer: &Answer, path: &str) -> FloodOutcome {
 /// Runs the flood against `target` from `start` and returns its outcomes per second since
 /// `start`. Ends by itself at `start + duration` (answers awaited at most `request_timeout`
 /// longer) or at the request cap.
-pub async fn run_flood(plan: &FloodPlan, target: SocketAddr, host: &str, start: Instant) -> Result<Vec<FloodSecond>, HarnessError> {
+pub async fn run_flood(
+    plan: &FloodPlan,
+    target: SocketAddr,
+    host: &str,
+    start: Instant,
+) -> Result<Vec<FloodSecond>, HarnessError> {
     plan.check()?;
     crate::sources::ensure_loopback(target)?;
     let seconds = plan.duration.as_secs_f64().ceil() as usize;
@@ -245,7 +267,9 @@ pub async fn run_flood(plan: &FloodPlan, target: SocketAddr, host: &str, start: 
         let host = host.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut series = vec![FloodSecond::default(); seconds.max(1)];
-            let mut rng = ChaCha8Rng::seed_from_u64(plan.seed.wrapping_mul(0x9e37_79b9).wrapping_add(u64::from(worker)));
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                plan.seed.wrapping_mul(0x9e37_79b9).wrapping_add(u64::from(worker)),
+            );
             let mut source_turn = 0u32;
             let mut connection: Option<Connection> = None;
             let mut on_connection = 0;
@@ -261,8 +285,11 @@ pub async fn run_flood(plan: &FloodPlan, target: SocketAddr, host: &str, start: 
                 // Behind by more than a second (answers were slow): skip, never burst.
                 next = if now > next + Duration::from_secs(1) { now + interval } else { next + interval };
                 sent += 1;
-                let second = ((now.saturating_duration_since(start)).as_secs() as usize).min(series.len() - 1);
-                if on_connection >= plan.requests_per_connection || !connection.as_ref().is_some_and(Connection::is_open) {
+                let second =
+                    ((now.saturating_duration_since(start)).as_secs() as usize).min(series.len() - 1);
+                if on_connection >= plan.requests_per_connection
+                    || !connection.as_ref().is_some_and(Connection::is_open)
+                {
                     let source = plan.kind.source((worker + source_turn * plan.workers) % plan.sources);
                     source_turn = source_turn.wrapping_add(1);
                     on_connection = 0;
@@ -368,17 +395,28 @@ mod tests {
         for (name, value) in headers {
             map.insert(*name, value.parse().unwrap());
         }
-        Answer { status: http::StatusCode::from_u16(status).unwrap(), headers: map, body: Bytes::from(body.to_owned()) }
+        Answer {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            headers: map,
+            body: Bytes::from(body.to_owned()),
+        }
     }
 
     #[test]
     fn classifies_answers() {
-        assert_eq!(classify(&answer(200, &[(crate::origin::ORIGIN_MARKER, "1")], ""), "/"), FloodOutcome::Origin);
+        assert_eq!(
+            classify(&answer(200, &[(crate::origin::ORIGIN_MARKER, "1")], ""), "/"),
+            FloodOutcome::Origin
+        );
         // An origin's own error is still the origin's answer.
-        assert_eq!(classify(&answer(404, &[(crate::origin::ORIGIN_MARKER, "1")], ""), "/"), FloodOutcome::Origin);
+        assert_eq!(
+            classify(&answer(404, &[(crate::origin::ORIGIN_MARKER, "1")], ""), "/"),
+            FloodOutcome::Origin
+        );
         assert_eq!(classify(&answer(403, &[], "no"), "/"), FloodOutcome::Blocked);
         assert_eq!(classify(&answer(429, &[("retry-after", "1")], ""), "/"), FloodOutcome::Throttled);
         assert_eq!(classify(&answer(503, &[], "busy"), "/"), FloodOutcome::Refused);
+        assert_eq!(classify(&answer(200, &[], "<script>prove()</script>"), "/"), FloodOutcome::Challenged);
         assert_eq!(classify(&answer(303, &[("location", "/check")], ""), "/"), FloodOutcome::Challenged);
         let page = r#"<meta http-equiv="refresh" content="0; url=/.check">"#;
         assert_eq!(classify(&answer(403, &[], page), "/"), FloodOutcome::Challenged);

@@ -44,7 +44,8 @@ pub enum Route {
 
 impl Route {
     /// Every route, in counter order.
-    pub const ALL: [Route; 6] = [Route::Page, Route::Asset, Route::Search, Route::Login, Route::Article, Route::Other];
+    pub const ALL: [Route; 6] =
+        [Route::Page, Route::Asset, Route::Search, Route::Login, Route::Article, Route::Other];
 
     /// The route of a method and path.
     pub fn of(method: &Method, path: &str) -> Route {
@@ -215,7 +216,11 @@ impl Drop for InFlight<'_> {
 
 const PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Parliament</title><link rel="stylesheet" href="/assets/site.css"><script src="/assets/site.js" defer></script></head><body><h1>Parliament</h1><img src="/assets/logo.svg" alt="logo"><form action="/search"><input name="q"></form><ul><li><a href="/article/1">Session of the day</a></li><li><a href="/article/2">Votes</a></li></ul></body></html>"#;
 
-async fn answer(request: Request<Incoming>, config: &OriginConfig, counters: &Counters) -> Response<Full<Bytes>> {
+async fn answer(
+    request: Request<Incoming>,
+    config: &OriginConfig,
+    counters: &Counters,
+) -> Response<Full<Bytes>> {
     let route = Route::of(request.method(), request.uri().path());
     let (_guard, in_flight) = InFlight::enter(counters);
     let mut delay = if route == Route::Search { config.search_delay } else { Duration::ZERO };
@@ -235,16 +240,34 @@ async fn answer(request: Request<Incoming>, config: &OriginConfig, counters: &Co
     counters.per_route[route.index()].fetch_add(1, Ordering::Relaxed);
     let (status, content_type, body): (StatusCode, &str, Bytes) = match route {
         Route::Page => (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(PAGE.as_bytes())),
-        Route::Asset if path.ends_with(".css") => {
-            (StatusCode::OK, "text/css", Bytes::from_static(b"body{font-family:serif;margin:2em}h1{color:#036}"))
+        Route::Asset if path.ends_with(".css") => (
+            StatusCode::OK,
+            "text/css",
+            Bytes::from_static(b"body{font-family:serif;margin:2em}h1{color:#036}"),
+        ),
+        Route::Asset if path.ends_with(".js") => (
+            StatusCode::OK,
+            "text/javascript",
+            Bytes::from_static(b"document.documentElement.className='js';"),
+        ),
+        Route::Asset => (
+            StatusCode::OK,
+            "image/svg+xml",
+            Bytes::from_static(br#"<svg xmlns="http://www.w3.org/2000/svg"/>"#),
+        ),
+        Route::Search => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            Bytes::from_static(b"<!doctype html><p>3 results</p>"),
+        ),
+        Route::Login => {
+            (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(b"<!doctype html><p>Welcome</p>"))
         }
-        Route::Asset if path.ends_with(".js") => {
-            (StatusCode::OK, "text/javascript", Bytes::from_static(b"document.documentElement.className='js';"))
-        }
-        Route::Asset => (StatusCode::OK, "image/svg+xml", Bytes::from_static(br#"<svg xmlns="http://www.w3.org/2000/svg"/>"#)),
-        Route::Search => (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(b"<!doctype html><p>3 results</p>")),
-        Route::Login => (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(b"<!doctype html><p>Welcome</p>")),
-        Route::Article => (StatusCode::OK, "text/html; charset=utf-8", Bytes::from(format!("<!doctype html><h1>{path}</h1>"))),
+        Route::Article => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            Bytes::from(format!("<!doctype html><h1>{path}</h1>")),
+        ),
         Route::Other => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found")),
     };
     let mut builder = Response::builder()
@@ -255,7 +278,8 @@ async fn answer(request: Request<Incoming>, config: &OriginConfig, counters: &Co
         builder = builder.header(header::CACHE_CONTROL, "public, max-age=3600");
     }
     if let Some(session) = session {
-        builder = builder.header(header::SET_COOKIE, format!("session=s{session:08x}; Path=/; HttpOnly; SameSite=Lax"));
+        builder = builder
+            .header(header::SET_COOKIE, format!("session=s{session:08x}; Path=/; HttpOnly; SameSite=Lax"));
     }
     builder.body(Full::new(body)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }

@@ -23,7 +23,7 @@ pub const MITIGATED_SHARE: f64 = 0.9;
 pub enum FloodOutcome {
     /// The origin answered.
     Origin,
-    /// The proxy answered with a challenge (a meta refresh or a redirect).
+    /// The proxy answered with a challenge (a meta refresh, a redirect, or a page of its own).
     Challenged,
     /// The proxy answered 403.
     Blocked,
@@ -292,7 +292,8 @@ impl Report {
     /// One Markdown table row.
     pub fn row(&self) -> String {
         let legit = &self.legit_during_flood;
-        let mitigated = self.flood_total.mitigated_share().map_or("-".to_owned(), |s| format!("{:.1}", s * 100.0));
+        let mitigated =
+            self.flood_total.mitigated_share().map_or("-".to_owned(), |s| format!("{:.1}", s * 100.0));
         let mitigation = self.mitigation_secs.map_or("never".to_owned(), |s| format!("{s} s"));
         format!(
             "| {} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} ({}) |",
@@ -314,13 +315,31 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let l = &self.legit_during_flood;
-        let _ = writeln!(out, "{} against {}: {} req/s for {} s", self.flood.name(), self.target, self.flood_rate, self.flood_secs);
+        let _ = writeln!(
+            out,
+            "{} against {}: {} req/s for {} s",
+            self.flood.name(),
+            self.target,
+            self.flood_rate,
+            self.flood_secs
+        );
         let _ = writeln!(
             out,
             "  legitimate during the flood: {} requests, {} ok ({:.2} %), {} challenged, {} blocked, {} throttled, {} failed; p50 {:.1} ms, p99 {:.1} ms",
-            l.requests, l.succeeded, l.success_pct(), l.challenged, l.blocked, l.throttled, l.failed, l.p50_ms, l.p99_ms
+            l.requests,
+            l.succeeded,
+            l.success_pct(),
+            l.challenged,
+            l.blocked,
+            l.throttled,
+            l.failed,
+            l.p50_ms,
+            l.p99_ms
         );
-        let _ = writeln!(out, "  second: flood sent / reached origin / challenged / 403 / 429 / other refusal / dropped / timed out | origin answers");
+        let _ = writeln!(
+            out,
+            "  second: flood sent / reached origin / challenged / 403 / 429 / other refusal / dropped / timed out | origin answers"
+        );
         for (second, counts) in self.flood_series.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -360,10 +379,17 @@ mod tests {
         assert_eq!(time_to_mitigation(&[]), None);
         assert_eq!(time_to_mitigation(&[second(100, 0, 0); 5]), None);
         assert_eq!(time_to_mitigation(&[second(0, 100, 0); 5]), Some(0));
-        let series = [second(100, 0, 0), second(50, 50, 0), second(5, 95, 0), second(10, 90, 0), second(1, 99, 0)];
+        let series =
+            [second(100, 0, 0), second(50, 50, 0), second(5, 95, 0), second(10, 90, 0), second(1, 99, 0)];
         assert_eq!(time_to_mitigation(&series), Some(2));
         // A relapse restarts the clock; empty seconds neither break nor make the tail.
-        let series = [second(0, 100, 0), second(20, 80, 0), FloodSecond::default(), second(0, 10, 0), FloodSecond::default()];
+        let series = [
+            second(0, 100, 0),
+            second(20, 80, 0),
+            FloodSecond::default(),
+            second(0, 10, 0),
+            FloodSecond::default(),
+        ];
         assert_eq!(time_to_mitigation(&series), Some(3));
         // Timeouts are not mitigation.
         assert_eq!(time_to_mitigation(&[second(0, 50, 50)]), None);

@@ -64,7 +64,8 @@ pub async fn run_scenario(scenario: &Scenario, origin: &Origin) -> Result<Report
         let totals = OriginTotals(origin.stats().total());
         sample_origin(origin, totals, flood_start, seconds)
     };
-    let (flood_series, origin_series) = tokio::join!(run_flood(&scenario.flood, scenario.target, &host, flood_start), sampler);
+    let (flood_series, origin_series) =
+        tokio::join!(run_flood(&scenario.flood, scenario.target, &host, flood_start), sampler);
     let flood_series = flood_series?;
     for browser in browsers {
         let _ = browser.await;

@@ -13,11 +13,7 @@ use crate::HarnessError;
 
 /// Refuses any target that is not loopback.
 pub fn ensure_loopback(target: SocketAddr) -> Result<(), HarnessError> {
-    if target.ip().is_loopback() {
-        Ok(())
-    } else {
-        Err(HarnessError::NotLoopback(target))
-    }
+    if target.ip().is_loopback() { Ok(()) } else { Err(HarnessError::NotLoopback(target)) }
 }
 
 /// The `index`th address of a /16 population `127.second.x.y`, skipping .0 and .255 in the
@@ -58,13 +54,8 @@ pub async fn connect_from(source: IpAddr, target: SocketAddr) -> Result<TcpStrea
         IpAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(io(format!("socket for {source}")))?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(io(format!("bind {source}")))?;
-    let stream = socket
-        .connect(target)
-        .await
-        .map_err(io(format!("connect {source} -> {target}")))?;
+    socket.bind(SocketAddr::new(source, 0)).map_err(io(format!("bind {source}")))?;
+    let stream = socket.connect(target).await.map_err(io(format!("connect {source} -> {target}")))?;
     // Small requests: send each at once.
     let _ = stream.set_nodelay(true);
     Ok(stream)

@@ -96,7 +96,9 @@ async fn challenging_site() -> SocketAddr {
                         .and_then(|c| c.to_str().ok())
                         .is_some_and(|c| c.split("; ").any(|p| p == "clear=1"));
                     let response = if cleared {
-                        Response::builder().header(ORIGIN_MARKER, "1").body(Full::new(Bytes::from_static(b"page")))
+                        Response::builder()
+                            .header(ORIGIN_MARKER, "1")
+                            .body(Full::new(Bytes::from_static(b"page")))
                     } else {
                         let back = request.uri().path_and_query().map_or("/".to_owned(), |p| p.to_string());
                         Response::builder()
@@ -108,7 +110,9 @@ async fn challenging_site() -> SocketAddr {
                     };
                     Ok::<_, Infallible>(response.unwrap())
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -156,5 +160,9 @@ async fn refuses_targets_outside_loopback() {
         cooldown: Duration::ZERO,
     };
     assert!(run_scenario(&scenario, &origin).await.is_err());
-    assert!(Origin::start(OriginConfig { listen: "192.0.2.10:0".parse().unwrap(), ..OriginConfig::default() }).await.is_err());
+    assert!(
+        Origin::start(OriginConfig { listen: "192.0.2.10:0".parse().unwrap(), ..OriginConfig::default() })
+            .await
+            .is_err()
+    );
 }
