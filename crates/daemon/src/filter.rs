@@ -426,10 +426,10 @@ impl Worker {
             if Instant::now() >= next_reading {
                 self.read_counters();
                 next_reading = Instant::now() + self.counters_every;
-                if std::mem::take(&mut failed) {
-                    if let Ok(mut state) = self.shared.state.lock() {
-                        state.due = true;
-                    }
+                if std::mem::take(&mut failed)
+                    && let Ok(mut state) = self.shared.state.lock()
+                {
+                    state.due = true;
                 }
             }
         }

@@ -360,9 +360,7 @@ fn nftables_fallback_drops_in_a_namespace_and_leaves_other_tables_alone() {
 /// engine derives matches the test's own packets.
 fn flood_pcap(path: &Path, pps: u32, secs: u32) {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65_535, 1] {
