@@ -442,23 +442,50 @@ impl XdpFilter {
     /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that
     /// point at them.
     fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
-        let dir = Dir248::build(v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
-        let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
-        let groups: Vec<(Vec<u8>, Vec<u8>)> = dir
-            .changed_groups(previous)
+        let mut v4 = v4.to_vec();
+        v4.sort_unstable_by_key(|(n, _)| *n);
+        let (groups, blocks) = match (self.written.dir.as_mut(), self.written.tbl24_unknown) {
+            // A delta: only the ranges of the changed prefixes are recomputed and written.
+            (Some(dir), false) => {
+                let (removed, added) = sorted_diff(&self.written.v4_input, &v4);
+                let changes = dir.update(&removed, &added)?;
+                (changes.groups, changes.blocks)
+            }
+            _ => {
+                let dir =
+                    Dir248::build(&v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
+                let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
+                let groups = dir.changed_groups(previous);
+                let blocks = if self.written.tbl24_unknown {
+                    (0..BLOCKS).collect()
+                } else {
+                    dir.changed_blocks(previous)
+                };
+                self.written.dir = Some(dir);
+                (groups, blocks)
+            }
+        };
+        let Some(dir) = self.written.dir.as_ref() else { return Ok(()) };
+        let groups: Vec<(Vec<u8>, Vec<u8>)> = groups
             .into_iter()
             .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
             .collect();
-        report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
-        let blocks: Vec<usize> =
-            if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
         let blocks: Vec<(Vec<u8>, Vec<u8>)> = blocks
             .into_iter()
             .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
             .collect();
-        report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
-        self.written.dir = Some(dir);
-        self.written.v4_input = v4.to_vec();
+        let written = find_map(&self.object, "v4_tbl8")
+            .and_then(|map| update_all(&map, &groups))
+            .and_then(|n| Ok(n + update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?));
+        match written {
+            Ok(n) => report.elements_written += n,
+            Err(e) => {
+                // The image is ahead of the maps now: the next reconcile rewrites them whole.
+                self.written.tbl24_unknown = true;
+                return Err(e);
+            }
+        }
+        self.written.v4_input = v4;
         self.written.tbl24_unknown = false;
         Ok(())
     }
@@ -656,4 +683,36 @@ impl AsBytes for [u8; DST_ENTRY_SIZE] {
     fn as_bytes(&self) -> Vec<u8> {
         self.to_vec()
     }
+}
+
+/// What changed from `old` to `new` (both sorted by prefix, each prefix once): prefixes gone,
+/// and prefixes new or with another rule.
+fn sorted_diff(old: &[Ipv4Rule], new: &[Ipv4Rule]) -> (Vec<Ipv4Net>, Vec<Ipv4Rule>) {
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    added.push(*b);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                removed.push(a.0);
+                i += 1;
+            }
+            (Some(a), None) => {
+                removed.push(a.0);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                added.push(*b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (removed, added)
 }
