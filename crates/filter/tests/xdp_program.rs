@@ -319,7 +319,8 @@ fn pinned_maps_keep_rules_and_counters_across_loaders() {
     let _ = IpNet::V4(Default::default());
 }
 
-/// The IPv4 table changed by deltas (no rebuild) through a sequence of reconciles: after each,
+/// The IPv4 table changed by deltas (no rebuild, and no walk over the unchanged rules: only
+/// sources change) through a sequence of reconciles, one full reconcile among them: after each,
 /// every probe gets the verdict of a naive longest-prefix search over the decisions in force,
 /// in the program itself (groups created, changed, given up and reused, covering prefixes
 /// added under and over longer ones).
@@ -376,6 +377,13 @@ fn ipv4_deltas_keep_the_program_equal_to_a_longest_prefix_search() {
             .iter()
             .map(|(net, id)| decision(*id, prefix(&net.to_string()), Action::Discard, now, 60_000))
             .collect();
+        let mut ds = ds;
+        if n == 4 {
+            // A signature changes more than sources: this step is a full reconcile, between
+            // deltas.
+            let sig = Signature { protocol: Some(6), ..Signature::default() };
+            ds.push(decision(99, Scope::Signature(Box::new(sig)), Action::Discard, now, 60_000));
+        }
         apply(&mut f, &ds, &[]);
         for probe in probes {
             let addr: std::net::Ipv4Addr = probe.parse().unwrap();

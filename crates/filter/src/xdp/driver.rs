@@ -1,7 +1,9 @@
 //! The XDP driver: loads the program (reusing pinned maps), attaches it, and reconciles its
 //! maps with a [`FilterPlan`], writing only what changed, in batches.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +29,12 @@ type Ipv4Rule = (Ipv4Net, u32);
 
 /// The compiled program (built by build.rs with clang).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rampart.bpf.o"));
+
+/// Expiries this close to the one written are the same expiry (see [`RuleValue::same_within`]).
+const DEADLINE_SLACK_NS: u64 = 100_000_000;
+
+#[path = "delta.rs"]
+mod delta;
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";
@@ -61,6 +69,9 @@ pub struct XdpFilter {
     sig_ids: SlotIds<DecisionId>,
     written: Written,
     cpus: usize,
+    /// The plan last written in full or by a delta (`None` after a failure: the next
+    /// reconcile is a full one).
+    last_plan: Option<FilterPlan>,
 }
 
 impl std::fmt::Debug for XdpFilter {
@@ -131,6 +142,7 @@ impl XdpFilter {
             options,
             written: Written::default(),
             cpus,
+            last_plan: None,
         };
         if reused {
             filter.restore()?;
@@ -141,7 +153,7 @@ impl XdpFilter {
     /// Reads back what pinned maps hold: which decision owns which rule slot and signature
     /// slot, the IPv6 and destination entries (so stale ones get deleted).
     fn restore(&mut self) -> Result<(), XdpError> {
-        let mut decisions: HashMap<u32, u64> = HashMap::new();
+        let mut decisions: HashMap<u32, u64> = HashMap::default();
         {
             let rules = find_map(&self.object, "rules")?;
             let high = read_high_water(&find_map(&self.object, "meta")?)?;
@@ -249,6 +261,12 @@ impl XdpFilter {
         now: EventTime,
         boot_now_ns: u64,
     ) -> Result<ReconcileReport, XdpError> {
+        if let Some(last) = self.last_plan.take()
+            && let Some(report) = self.source_delta(&last, plan, now, boot_now_ns)?
+        {
+            self.last_plan = Some(plan.clone());
+            return Ok(report);
+        }
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
             v4_prefixes: plan.v4.len(),
@@ -289,11 +307,13 @@ impl XdpFilter {
             );
             desired.push((slot(&self.rule_ids, RuleKey::SynGuard(g.destination)), value));
         }
-        let writes: Vec<(Vec<u8>, Vec<u8>)> = desired
-            .iter()
-            .filter(|(s, v)| self.written.rules.get(s) != Some(v))
-            .map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec()))
-            .collect();
+        // Deadlines derive from two clocks read once per reconcile (the boot clock to 10 ms):
+        // the same expiry read again is not a change.
+        desired.retain(|(s, v)| {
+            self.written.rules.get(s).is_none_or(|held| !held.same_within(v, DEADLINE_SLACK_NS))
+        });
+        let writes: Vec<(Vec<u8>, Vec<u8>)> =
+            desired.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
         {
             let stats = find_map(&self.object, "rule_stats")?;
             let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
@@ -328,42 +348,11 @@ impl XdpFilter {
             self.write_v4(&v4, &mut report)?;
         }
 
-        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
-        // filter gains bits before entries are added and loses them after they are deleted.
-        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
-        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
-        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
-        for p in &plan.v6 {
-            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
-            v6[set].insert(
-                layout::prefix_key(p.source),
-                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
-            );
-            v6_lengths[set].insert(p.source.prefix_len());
-            if let (1, IpNet::V6(n)) = (set, p.source) {
-                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
-                filter[bit / 64] |= 1 << (bit % 64);
-            }
-        }
-        let held_filter = self.written.v6_filter.take();
-        let union: Vec<u64> = match &held_filter {
-            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
-            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
-        };
-        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
-        for set in 0..2 {
-            let wanted = std::mem::take(&mut v6_lengths[set]);
-            report.elements_written +=
-                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
-                    (&mut w.v6[set], &mut w.v6_lengths[set])
-                })?;
-        }
-        report.elements_written += self.write_filter(Some(&union), &filter)?;
-        self.written.v6_filter = Some(filter);
+        self.write_v6(plan, &mut report)?;
 
         // 5. Signatures and SYN guards per destination.
         let mut sig_writes = Vec::new();
-        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::new();
+        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::default();
         let mut live_sigs = BTreeSet::new();
         for s in &plan.signatures {
             let sig_slot = self.sig_ids.get(&s.rule.decision).unwrap_or(0);
@@ -398,18 +387,98 @@ impl XdpFilter {
                 })?;
         }
 
-        // 6. Released rules match nothing once no table points at them.
-        let releases: Vec<(Vec<u8>, Vec<u8>)> = assignment
-            .released
+        self.release_rules(&assignment.released, &mut report)?;
+        self.last_plan = Some(plan.clone());
+        Ok(report)
+    }
+
+    /// The IPv6 source tables from `plan`: lengths widened to old and new while entries
+    /// change; the Bloom filter gains bits before entries are added and loses them after they
+    /// are deleted.
+    fn write_v6(&mut self, plan: &FilterPlan, report: &mut ReconcileReport) -> Result<(), XdpError> {
+        let slot = |ids: &SlotIds<RuleKey>, key: RuleKey| ids.get(&key).unwrap_or(0);
+        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
+        // filter gains bits before entries are added and loses them after they are deleted.
+        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
+        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
+        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
+        for p in &plan.v6 {
+            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
+            v6[set].insert(
+                layout::prefix_key(p.source),
+                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
+            );
+            v6_lengths[set].insert(p.source.prefix_len());
+            if let (1, IpNet::V6(n)) = (set, p.source) {
+                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
+                filter[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        let held_filter = self.written.v6_filter.take();
+        let union: Vec<u64> = match &held_filter {
+            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
+            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
+        };
+        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
+        for set in 0..2 {
+            let wanted = std::mem::take(&mut v6_lengths[set]);
+            report.elements_written +=
+                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
+                    (&mut w.v6[set], &mut w.v6_lengths[set])
+                })?;
+        }
+        report.elements_written += self.write_filter(Some(&union), &filter)?;
+        self.written.v6_filter = Some(filter);
+        Ok(())
+    }
+
+    /// Released rules match nothing once no table points at them: cleared last.
+    fn release_rules(&mut self, released: &[u32], report: &mut ReconcileReport) -> Result<(), XdpError> {
+        let releases: Vec<(Vec<u8>, Vec<u8>)> = released
             .iter()
             .map(|s| (s.to_ne_bytes().to_vec(), RuleValue::default().encode().to_vec()))
             .collect();
         report.elements_written += update_all(&find_map(&self.object, "rules")?, &releases)?;
-        for s in &assignment.released {
+        for s in released {
             self.written.rules.remove(s);
         }
-        report.released = assignment.released.len();
-        Ok(report)
+        report.released = released.len();
+        Ok(())
+    }
+
+    /// Whether the IPv4 table's image is what the maps hold (a delta can apply to it).
+    fn v4_table_known(&self) -> bool {
+        self.written.dir.is_some() && !self.written.tbl24_unknown
+    }
+
+    /// Applies a delta to the IPv4 table image and writes what changed.
+    fn write_v4_delta(
+        &mut self,
+        removed: &[Ipv4Net],
+        added: &[(Ipv4Net, u32)],
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
+        if removed.is_empty() && added.is_empty() {
+            return Ok(());
+        }
+        let Some(dir) = self.written.dir.as_mut() else { return Ok(()) };
+        let changes = dir.update(removed, added)?;
+        let (gone, mut fresh): (HashSet<Ipv4Net>, Vec<Ipv4Rule>) =
+            (removed.iter().chain(added.iter().map(|(n, _)| n)).copied().collect(), added.to_vec());
+        fresh.sort_unstable_by_key(|(n, _)| *n);
+        // The input list, kept sorted: the old one without what changed, merged with the new.
+        let kept = std::mem::take(&mut self.written.v4_input).into_iter().filter(|(n, _)| !gone.contains(n));
+        let mut merged = Vec::with_capacity(kept.size_hint().0 + fresh.len());
+        let mut fresh = fresh.into_iter().peekable();
+        for item in kept {
+            while let Some(f) = fresh.next_if(|f| f.0 < item.0) {
+                merged.push(f);
+            }
+            merged.push(item);
+        }
+        merged.extend(fresh);
+        self.written.v4_input = merged;
+        self.write_v4_changes(changes.groups, changes.blocks, report)
     }
 
     /// Writes the Bloom filter words that differ from `held` (all when unknown).
@@ -465,6 +534,18 @@ impl XdpFilter {
                 (groups, blocks)
             }
         };
+        self.written.v4_input = v4;
+        self.write_v4_changes(groups, blocks, report)
+    }
+
+    /// Writes the table image's `groups`, then its `blocks`; a failure leaves the table
+    /// unknown (rewritten whole by the next reconcile).
+    fn write_v4_changes(
+        &mut self,
+        groups: Vec<usize>,
+        blocks: Vec<usize>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
         let Some(dir) = self.written.dir.as_ref() else { return Ok(()) };
         let groups: Vec<(Vec<u8>, Vec<u8>)> = groups
             .into_iter()
@@ -485,7 +566,6 @@ impl XdpFilter {
                 return Err(e);
             }
         }
-        self.written.v4_input = v4;
         self.written.tbl24_unknown = false;
         Ok(())
     }
