@@ -68,8 +68,7 @@ impl XdpFilter {
     ) -> Result<Option<ReconcileReport>, XdpError> {
         if last.signatures != plan.signatures
             || last.syn_guards != plan.syn_guards
-            || !sorted_unique(&plan.v4)
-            || !sorted_unique(&plan.v6)
+            || ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l))
             || !self.v4_table_known()
         {
             return Ok(None);

@@ -115,7 +115,8 @@ impl<K: Copy + Eq + std::hash::Hash + Ord> SlotIds<K> {
     /// `fresh` ones (not held yet) get one. Both sorted; a key in both keeps its slot.
     pub fn assign_delta(&mut self, gone: &[K], fresh: &[K]) -> Result<Assignment, Exhausted> {
         let fresh: Vec<K> = fresh.iter().filter(|k| !self.by_key.contains_key(k)).copied().collect();
-        let leaving = gone.iter().filter(|k| self.by_key.contains_key(k) && !fresh.contains(k)).count();
+        let leaving =
+            gone.iter().filter(|k| self.by_key.contains_key(k) && fresh.binary_search(k).is_err()).count();
         let available = (self.max + 1 - self.next) as usize + self.free.len();
         if fresh.len() > available {
             return Err(Exhausted {
