@@ -296,6 +296,7 @@ impl FilterActuator {
             counters_every: settings.counters_every,
             counters_path: data_dir.join(COUNTERS_FILE),
             counters,
+            written: None,
         };
         let worker = std::thread::Builder::new()
             .name("rampart-filter".into())
@@ -391,6 +392,8 @@ struct Worker {
     counters_every: Duration,
     counters_path: PathBuf,
     counters: CountersFile,
+    /// The counts last written to the file.
+    written: Option<BTreeMap<u64, Dropped>>,
 }
 
 impl Worker {
@@ -498,10 +501,15 @@ impl Worker {
                 "nftables"
             }
         };
+        // Written when something changed: an idle filter does not write every second.
+        if self.written.as_ref() == Some(&self.counters.decisions) && self.counters.backend == backend {
+            return;
+        }
         self.counters.backend = backend.to_owned();
         self.counters.updated = wall_now().unix_micros() as f64 / 1e6;
-        if let Err(e) = write_atomically(&self.counters_path, &self.counters) {
-            eprintln!("rampart: filter: {e}");
+        match write_atomically(&self.counters_path, &self.counters) {
+            Ok(()) => self.written = Some(self.counters.decisions.clone()),
+            Err(e) => eprintln!("rampart: filter: {e}"),
         }
     }
 }
