@@ -78,31 +78,38 @@ rampart_secs=$(echo "$end - $start" | bc)
 rampart_range=$(in_ns nft list set inet rampart src4 | grep -o '198\.51\.100\.0[/0-9]*' | head -1)
 in_ns nft delete table inet rampart
 
-mkdir -p "$dir/etc" "$dir/data" "$dir/hub" "$dir/log"
-cp /etc/crowdsec/profiles.yaml /etc/crowdsec/simulation.yaml "$dir/etc/"
-touch "$dir/etc/local_api_credentials.yaml"
-cat > "$dir/config.yaml" <<YAML
-common: {daemonize: false, log_media: file, log_level: error, log_dir: $dir/log/, working_dir: .}
+# A LAPI of its own for each run (its database in a fresh directory), stopped with the run.
+cscli() { in_ns cscli -c "$lapi/config.yaml" "$@"; }
+start_lapi() {
+  lapi=$dir/lapi-$1
+  mkdir -p "$lapi/etc" "$lapi/data" "$lapi/hub" "$lapi/log"
+  cp /etc/crowdsec/profiles.yaml /etc/crowdsec/simulation.yaml "$lapi/etc/"
+  touch "$lapi/etc/local_api_credentials.yaml"
+  cat > "$lapi/config.yaml" <<YAML
+common: {daemonize: false, log_media: file, log_level: error, log_dir: $lapi/log/, working_dir: .}
 config_paths:
-  config_dir: $dir/etc/
-  data_dir: $dir/data/
-  simulation_path: $dir/etc/simulation.yaml
-  hub_dir: $dir/hub/
-  index_path: $dir/hub/.index.json
-  notification_dir: $dir/etc/notifications/
+  config_dir: $lapi/etc/
+  data_dir: $lapi/data/
+  simulation_path: $lapi/etc/simulation.yaml
+  hub_dir: $lapi/hub/
+  index_path: $lapi/hub/.index.json
+  notification_dir: $lapi/etc/notifications/
   plugin_dir: /usr/lib/crowdsec/plugins/
-db_config: {log_level: error, type: sqlite, db_path: $dir/data/crowdsec.db, use_wal: true}
+db_config: {log_level: error, type: sqlite, db_path: $lapi/data/crowdsec.db, use_wal: true}
 api:
-  client: {credentials_path: $dir/etc/local_api_credentials.yaml}
-  server: {log_level: error, listen_uri: "127.0.0.1:$port", profiles_path: $dir/etc/profiles.yaml, trusted_ips: [127.0.0.1]}
+  client: {credentials_path: $lapi/etc/local_api_credentials.yaml}
+  server: {log_level: error, listen_uri: "127.0.0.1:$port", profiles_path: $lapi/etc/profiles.yaml, trusted_ips: [127.0.0.1]}
 prometheus: {enabled: false}
 YAML
-cscli() { in_ns cscli -c "$dir/config.yaml" "$@"; }
-cscli machines add bench --password "$(head -c 24 /dev/urandom | base64 | tr -dc a-zA-Z0-9)" \
-  -f "$dir/etc/local_api_credentials.yaml" --force >/dev/null 2>&1
-in_ns crowdsec -c "$dir/config.yaml" -no-cs >"$dir/log/lapi.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do cscli bouncers list >/dev/null 2>&1 && break; sleep 0.2; done
+  cscli machines add bench --password "$(head -c 24 /dev/urandom | base64 | tr -dc a-zA-Z0-9)" \
+  -f "$lapi/etc/local_api_credentials.yaml" --force >/dev/null 2>&1
+  # Started by `ip netns exec` directly (not through a function, whose subshell would take the
+  # PID): it execs the program, so $! is the process to stop.
+  ip netns exec "$ns" crowdsec -c "$lapi/config.yaml" -no-cs >"$lapi/log/lapi.out" 2>&1 &
+  lapi_pid=$!
+  pids+=("$lapi_pid")
+  for _ in $(seq 50); do cscli bouncers list >/dev/null 2>&1 && break; sleep 0.2; done
+}
 
 count() {
   in_ns nft -j list set ip crowdsec crowdsec-blacklists 2>/dev/null |
@@ -113,14 +120,15 @@ count() {
 # One run: a bouncer polling every $1, the decisions imported once it runs; seconds from the
 # start of the import until the set holds all 10,001 (bounded at 60 s).
 run() {
-  local frequency=$1 key bouncer start end import_end n
+  local frequency=$1 key bouncer start end import_end n deadline
+  start_lapi "$frequency"
   key=$(cscli bouncers add "bench-$frequency" -o raw 2>/dev/null | tail -1)
-  cat > "$dir/bouncer-$frequency.yaml" <<YAML
+  cat > "$lapi/bouncer-$frequency.yaml" <<YAML
 mode: nftables
 update_frequency: $frequency
 daemonize: false
 log_mode: file
-log_dir: $dir/log/
+log_dir: $lapi/log/
 log_level: error
 api_url: http://127.0.0.1:$port/
 api_key: $key
@@ -131,7 +139,7 @@ nftables:
   ipv4: {enabled: true, set-only: false, table: crowdsec, chain: crowdsec-chain}
   ipv6: {enabled: false, set-only: false, table: crowdsec6, chain: crowdsec6-chain}
 YAML
-  in_ns crowdsec-firewall-bouncer -c "$dir/bouncer-$frequency.yaml" >"$dir/log/bouncer-$frequency.out" 2>&1 &
+  ip netns exec "$ns" crowdsec-firewall-bouncer -c "$lapi/bouncer-$frequency.yaml" >"$lapi/log/bouncer-$frequency.out" 2>&1 &
   bouncer=$!
   pids+=("$bouncer")
   for _ in $(seq 50); do in_ns nft list table ip crowdsec >/dev/null 2>&1 && break; sleep 0.2; done
@@ -140,7 +148,8 @@ YAML
   cscli decisions import -i "$dir/crowdsec.json" >/dev/null 2>&1
   import_end=$(date +%s.%N)
   n=0
-  for _ in $(seq 300); do
+  deadline=$(($(date +%s) + 60))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
     n=$(count)
     [ "$n" -ge 10001 ] && break
     sleep 0.2
@@ -149,10 +158,9 @@ YAML
   range=$(in_ns nft list set ip crowdsec crowdsec-blacklists | grep -o '198\.51\.100\.0[/0-9]*' | head -1)
   printf 'crowdsec-firewall-bouncer, update_frequency %s: %s of 10001 elements in nftables %.2f s after the import began (the import itself %.2f s); the /24 range became %s\n' \
     "$frequency" "$n" "$(echo "$end - $start" | bc)" "$(echo "$import_end - $start" | bc)" "${range:-nothing}"
-  kill "$bouncer"
-  wait "$bouncer" 2>/dev/null || true
+  kill "$bouncer" "$lapi_pid"
+  wait "$bouncer" "$lapi_pid" 2>/dev/null || true
   in_ns nft delete table ip crowdsec 2>/dev/null || true
-  cscli decisions delete --all >/dev/null 2>&1 || true
 }
 run 10s
 run 1s
