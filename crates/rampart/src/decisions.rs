@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use rampart_contract::{Action, Decision, EventTime, Origin, Scope, text};
+use rampart_daemon::filter::CountersFile;
 use rampart_mitigate::audit::hash_hex;
 use rampart_mitigate::config::MitigationToml;
 use rampart_mitigate::control::{self, ClientError, Request, Response};
@@ -269,9 +270,22 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
     };
     let now = now();
     let shown: Vec<&StoredDecision> = decisions.iter().filter(|d| all || d.active_at(now)).collect();
+    // What each decision's rule dropped in the host filter (`[filter]`), kept by the daemon
+    // also after the decision is gone.
+    let counters = CountersFile::read(&dir).map_err(anyhow::Error::msg)?;
+    let dropped = |stored: &StoredDecision| counters.as_ref()?.decisions.get(&stored.decision.id.0).copied();
     let mut out = BufWriter::new(io::stdout().lock());
     if json {
-        serde_json::to_writer_pretty(&mut out, &shown)?;
+        let mut listed = Vec::with_capacity(shown.len());
+        for stored in &shown {
+            let mut value = serde_json::to_value(stored)?;
+            if let (Some(d), Some(object)) = (dropped(stored), value.as_object_mut()) {
+                object.insert("dropped_packets".into(), d.packets.into());
+                object.insert("dropped_bytes".into(), d.bytes.into());
+            }
+            listed.push(value);
+        }
+        serde_json::to_writer_pretty(&mut out, &listed)?;
         writeln!(out)?;
         return Ok(out.flush()?);
     }
@@ -279,23 +293,34 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
         writeln!(out, "no decisions{} in {}", if all { "" } else { " in force" }, dir.display())?;
         return Ok(out.flush()?);
     }
+    // The dropped column only where a host filter ran.
+    let column = |text: String| if counters.is_some() { format!("{text:>22}  ") } else { String::new() };
     writeln!(
         out,
-        "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  reason",
-        "id", "state", "action", "scope", "origin", "expires"
+        "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}reason",
+        "id",
+        "state",
+        "action",
+        "scope",
+        "origin",
+        "expires",
+        column("dropped (filter)".into())
     )?;
     for stored in shown {
         let d = &stored.decision;
         let expires = d.expires.map_or_else(|| "never".to_owned(), |e| e.to_string());
+        let filtered =
+            dropped(stored).map_or_else(|| "-".to_owned(), |c| format!("{} pkt {} B", c.packets, c.bytes));
         writeln!(
             out,
-            "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}",
+            "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}{}",
             d.id.0,
             state(stored, now),
             action_text(&d.action),
             scope_text(&d.scope),
             origin_text(&d.origin),
             expires,
+            column(filtered),
             d.reason
         )?;
     }
