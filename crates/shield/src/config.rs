@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::gcra::Rate;
 use crate::hardening::Hardening;
+use crate::origin::{CacheSettings, LimitSettings, OriginSettings, ProtectionSettings, SnapshotSettings, ThreatLevel};
 
 /// A configuration mistake, naming the file or key.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,86 @@ struct UpstreamFile {
     health_check: Option<HealthCheck>,
     #[serde(default)]
     internal: bool,
+    #[serde(default)]
+    origin: OriginFile,
+}
+
+/// `[upstream.NAME.origin]`: the origin's protection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginFile {
+    min_concurrency: Option<u32>,
+    max_concurrency: Option<u32>,
+    initial_concurrency: Option<u32>,
+    queue_size: Option<usize>,
+    queue_timeout_secs: Option<f64>,
+    timeout_secs: Option<f64>,
+    #[serde(default)]
+    session_cookies: Vec<String>,
+    cache: Option<bool>,
+    cache_max_entry_bytes: Option<usize>,
+    cache_max_bytes: Option<usize>,
+    max_stale_secs: Option<f64>,
+}
+
+/// `[origin]`: the shield-wide threat level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProtectionFile {
+    #[serde(default)]
+    threat_level: ThreatLevel,
+    threat_file: Option<PathBuf>,
+}
+
+/// `[snapshot]`: the emergency static snapshot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotFile {
+    dir: PathBuf,
+    #[serde(default)]
+    always: bool,
+    at_level: Option<ThreatLevel>,
+}
+
+fn origin_settings(key: &str, file: &OriginFile) -> Result<OriginSettings, ConfigError> {
+    let defaults = OriginSettings::default();
+    let limit_defaults = LimitSettings::default();
+    let max = file.max_concurrency.unwrap_or(limit_defaults.max);
+    let min = file.min_concurrency.unwrap_or(limit_defaults.min.min(max));
+    if max == 0 {
+        return Err(invalid(format!("{key}.max_concurrency"), "must be at least 1"));
+    }
+    if min == 0 || min > max {
+        return Err(invalid(format!("{key}.min_concurrency"), "must be at least 1 and at most max_concurrency"));
+    }
+    let initial = file.initial_concurrency.unwrap_or(limit_defaults.initial).clamp(min, max);
+    let seconds = |name: &str, value: Option<f64>, default: Duration| match value {
+        Some(v) => positive_secs(&format!("{key}.{name}"), v),
+        None => Ok(default),
+    };
+    let cache_defaults = CacheSettings::default();
+    let cache = if file.cache.unwrap_or(true) {
+        Some(CacheSettings {
+            max_entry_bytes: file.cache_max_entry_bytes.unwrap_or(cache_defaults.max_entry_bytes),
+            max_bytes: file.cache_max_bytes.unwrap_or(cache_defaults.max_bytes),
+            max_stale: seconds("max_stale_secs", file.max_stale_secs, cache_defaults.max_stale)?,
+        })
+    } else {
+        None
+    };
+    for (i, name) in file.session_cookies.iter().enumerate() {
+        if name.is_empty() || name.contains([';', '=', ' ']) {
+            return Err(invalid(format!("{key}.session_cookies[{i}]"), "not a cookie name"));
+        }
+    }
+    Ok(OriginSettings {
+        limit: LimitSettings { min, max, initial, ..limit_defaults },
+        queue_size: file.queue_size.unwrap_or(defaults.queue_size),
+        queue_timeout: seconds("queue_timeout_secs", file.queue_timeout_secs, defaults.queue_timeout)?,
+        timeout: seconds("timeout_secs", file.timeout_secs, defaults.timeout)?,
+        session_cookies: file.session_cookies.clone(),
+        cache,
+    })
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -180,6 +261,9 @@ struct ConfigFile {
     limits: Hardening,
     #[serde(default)]
     rate_limit: RateLimitFile,
+    #[serde(default)]
+    origin: ProtectionFile,
+    snapshot: Option<SnapshotFile>,
 }
 
 /// An upstream pool.
@@ -193,6 +277,8 @@ pub struct Upstream {
     pub health_check: Option<HealthCheck>,
     /// Only routes marked internal may use it.
     pub internal: bool,
+    /// Its protection: concurrency limit, queue, stale cache.
+    pub origin: OriginSettings,
 }
 
 /// A route: requests whose host and path match go to `upstream`.
@@ -257,6 +343,8 @@ pub struct Config {
     pub internal_networks: Vec<IpNet>,
     /// Metrics listener.
     pub metrics: Option<SocketAddr>,
+    /// Threat level and static snapshot (`[origin]`, `[snapshot]`).
+    pub protection: ProtectionSettings,
 }
 
 impl Config {
@@ -277,6 +365,7 @@ impl Config {
                 servers: vec![server],
                 health_check: None,
                 internal: false,
+                origin: OriginSettings::default(),
             }],
             routes: vec![Route {
                 name: "default".into(),
@@ -291,6 +380,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             internal_networks: Vec::new(),
             metrics: None,
+            protection: ProtectionSettings::default(),
         };
         config.check()
     }
@@ -336,6 +426,7 @@ impl Config {
                 servers,
                 health_check: pool.health_check.clone(),
                 internal: pool.internal,
+                origin: origin_settings(&format!("upstream.{name}.origin"), &pool.origin)?,
             });
         }
         let mut routes = Vec::new();
@@ -389,6 +480,11 @@ impl Config {
             trusted_proxies: file.trusted_proxies,
             internal_networks: file.internal_networks,
             metrics: file.metrics,
+            protection: ProtectionSettings {
+                threat_level: file.origin.threat_level,
+                threat_file: file.origin.threat_file,
+                snapshot: file.snapshot.map(|s| SnapshotSettings { dir: s.dir, always: s.always, at_level: s.at_level }),
+            },
         }
         .check()
     }

@@ -16,6 +16,7 @@ pub mod gcra;
 pub mod hardening;
 pub mod metrics;
 mod metrics_server;
+pub mod origin;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod routing;

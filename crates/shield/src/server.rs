@@ -147,6 +147,7 @@ impl Shield {
         let builder = Arc::new(http_builder(&self.shared.config));
         let mut tasks = tokio::task::JoinSet::new();
         self.current.start_health_checks(&self.shared);
+        tasks.spawn(poll_threat_level(self.current.clone()));
         if let Some(listener) = self.metrics_listener {
             tasks.spawn(crate::metrics_server::serve(
                 listener,
@@ -473,7 +474,15 @@ fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> 
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build_http();
+    let threat = Arc::new(crate::origin::Threat::new(
+        config.protection.threat_level,
+        config.protection.threat_file.clone(),
+    ));
+    threat.read_file();
+    let upstreams: Vec<_> = config.upstreams.iter().map(|u| (u.name.clone(), u.origin.clone())).collect();
+    let protection = crate::origin::Protection::new(&upstreams, &config.protection, threat, Arc::clone(&metrics));
     Shared {
+        protection,
         pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
         limiters: Mutex::new(Limiters::new(&config.rate_limits, &config)),
         config,
@@ -482,6 +491,18 @@ fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> 
         metrics,
         epoch: Instant::now(),
         challenger: None,
+    }
+}
+
+/// Re-read the threat file of the configuration in force every second.
+async fn poll_threat_level(current: Current) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let threat = Arc::clone(current.get().protection.threat());
+        // A file read may block on a slow disk: off the request threads.
+        let _ = tokio::task::spawn_blocking(move || threat.read_file()).await;
     }
 }
 
