@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use crate::gcra::Rate;
 use crate::hardening::Hardening;
-use crate::origin::{CacheSettings, LimitSettings, OriginSettings, ProtectionSettings, SnapshotSettings, ThreatLevel};
+use crate::origin::{
+    CacheSettings, LimitSettings, OriginSettings, ProtectionSettings, SnapshotSettings, ThreatLevel,
+};
 
 /// A configuration mistake, naming the file or key.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +178,10 @@ fn origin_settings(key: &str, file: &OriginFile) -> Result<OriginSettings, Confi
         return Err(invalid(format!("{key}.max_concurrency"), "must be at least 1"));
     }
     if min == 0 || min > max {
-        return Err(invalid(format!("{key}.min_concurrency"), "must be at least 1 and at most max_concurrency"));
+        return Err(invalid(
+            format!("{key}.min_concurrency"),
+            "must be at least 1 and at most max_concurrency",
+        ));
     }
     let initial = file.initial_concurrency.unwrap_or(limit_defaults.initial).clamp(min, max);
     let seconds = |name: &str, value: Option<f64>, default: Duration| match value {
@@ -483,7 +488,11 @@ impl Config {
             protection: ProtectionSettings {
                 threat_level: file.origin.threat_level,
                 threat_file: file.origin.threat_file,
-                snapshot: file.snapshot.map(|s| SnapshotSettings { dir: s.dir, always: s.always, at_level: s.at_level }),
+                snapshot: file.snapshot.map(|s| SnapshotSettings {
+                    dir: s.dir,
+                    always: s.always,
+                    at_level: s.at_level,
+                }),
             },
         }
         .check()

@@ -373,8 +373,12 @@ async fn route_request(
         }
         Forwarded::Substitute(response) => response,
         Forwarded::Overloaded(_) => {
-            let mut response =
-                refuse(shared, Reason::OriginOverloaded, StatusCode::SERVICE_UNAVAILABLE, "origin overloaded\n");
+            let mut response = refuse(
+                shared,
+                Reason::OriginOverloaded,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "origin overloaded\n",
+            );
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
             response
         }

@@ -480,7 +480,8 @@ fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> 
     ));
     threat.read_file();
     let upstreams: Vec<_> = config.upstreams.iter().map(|u| (u.name.clone(), u.origin.clone())).collect();
-    let protection = crate::origin::Protection::new(&upstreams, &config.protection, threat, Arc::clone(&metrics));
+    let protection =
+        crate::origin::Protection::new(&upstreams, &config.protection, threat, Arc::clone(&metrics));
     Shared {
         protection,
         pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),

@@ -76,14 +76,19 @@ impl Body for OriginBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(tee) = &mut this.tee {
                     match frame.data_ref() {
-                        Some(data) if tee.body.len() + data.len() <= tee.max => tee.body.extend_from_slice(data),
+                        Some(data) if tee.body.len() + data.len() <= tee.max => {
+                            tee.body.extend_from_slice(data)
+                        }
                         // Too big, or trailers: not kept.
                         _ => this.tee = None,
                     }

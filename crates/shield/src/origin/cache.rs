@@ -219,13 +219,7 @@ pub struct StaleCache {
 impl StaleCache {
     /// An empty cache.
     pub fn new(settings: CacheSettings) -> StaleCache {
-        StaleCache {
-            settings,
-            slots: HashMap::default(),
-            order: BTreeMap::new(),
-            bytes: 0,
-            tick: 0,
-        }
+        StaleCache { settings, slots: HashMap::default(), order: BTreeMap::new(), bytes: 0, tick: 0 }
     }
 
     /// The bounds.
@@ -279,7 +273,13 @@ impl StaleCache {
     /// A copy for a request with `headers` that may still be served in place of the origin:
     /// its Vary headers match and it is no staler than `stale-if-error` (or the configured
     /// default, tightened to `max_stale` when given) allows.
-    pub fn stale(&mut self, key: &str, headers: &HeaderMap, now: Duration, max_stale: Duration) -> Option<Hit> {
+    pub fn stale(
+        &mut self,
+        key: &str,
+        headers: &HeaderMap,
+        now: Duration,
+        max_stale: Duration,
+    ) -> Option<Hit> {
         let slot = self.slots.get_mut(key)?;
         let policy = &slot.stored.policy;
         if policy.vary.iter().any(|(name, value)| headers.get(name) != value.as_ref()) {
@@ -307,7 +307,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
         }
         map
     }
@@ -344,8 +347,13 @@ mod tests {
 
     #[test]
     fn staleness_follows_stale_if_error_or_the_default() {
-        let mut cache = StaleCache::new(CacheSettings { max_stale: Duration::from_secs(100), ..Default::default() });
-        cache.insert("a".into(), stored(&[("cache-control", "max-age=10, stale-if-error=30")], b"A"), Duration::ZERO);
+        let mut cache =
+            StaleCache::new(CacheSettings { max_stale: Duration::from_secs(100), ..Default::default() });
+        cache.insert(
+            "a".into(),
+            stored(&[("cache-control", "max-age=10, stale-if-error=30")], b"A"),
+            Duration::ZERO,
+        );
         cache.insert("b".into(), stored(&[("age", "50")], b"B"), Duration::ZERO);
         let h = HeaderMap::new();
         let s = Duration::from_secs;

@@ -80,7 +80,11 @@ impl OriginGuard {
     }
 
     /// Wait for a permit, at most `deadline`.
-    pub async fn acquire(self: &Arc<Self>, priority: Priority, deadline: Duration) -> Result<Permit, Refusal> {
+    pub async fn acquire(
+        self: &Arc<Self>,
+        priority: Priority,
+        deadline: Duration,
+    ) -> Result<Permit, Refusal> {
         let (sender, receiver) = oneshot::channel();
         let ticket = {
             let mut state = self.lock();

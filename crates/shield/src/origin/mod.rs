@@ -142,10 +142,12 @@ fn has_cookie(headers: &HeaderMap, names: &[String]) -> bool {
     if names.is_empty() {
         return false;
     }
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).any(|pair| {
-        let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
-        names.iter().any(|n| n == name)
-    })
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).any(
+        |pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
+            names.iter().any(|n| n == name)
+        },
+    )
 }
 
 impl Protection {
@@ -374,7 +376,12 @@ impl Protection {
     ) -> Option<Response<ProxyBody>> {
         let (cache, key) = (protected.cache.as_ref()?, context.key.as_ref()?);
         let now = self.epoch.elapsed();
-        let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).stale(key, &context.headers, now, Duration::MAX)?;
+        let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).stale(
+            key,
+            &context.headers,
+            now,
+            Duration::MAX,
+        )?;
         let mut response = Response::new(Either::Right(Full::new(if context.head {
             Bytes::new()
         } else {
@@ -390,7 +397,11 @@ impl Protection {
         Some(response)
     }
 
-    async fn from_snapshot(&self, context: &RequestContext, reason: &'static str) -> Option<Response<ProxyBody>> {
+    async fn from_snapshot(
+        &self,
+        context: &RequestContext,
+        reason: &'static str,
+    ) -> Option<Response<ProxyBody>> {
         let (snapshot, _) = self.snapshot.as_ref()?;
         // Only public GET and HEAD: an internal route's answer never comes from the snapshot.
         if context.internal || context.key.is_none() {
@@ -412,8 +423,11 @@ impl Protection {
     }
 
     fn count(&self, protected: &Protected, kind: &str, reason: &str) {
-        let label =
-            SubstituteLabel { upstream: protected.name.clone(), kind: kind.to_owned(), reason: reason.to_owned() };
+        let label = SubstituteLabel {
+            upstream: protected.name.clone(),
+            kind: kind.to_owned(),
+            reason: reason.to_owned(),
+        };
         self.metrics.substituted.get_or_create(&label).inc();
     }
 }
