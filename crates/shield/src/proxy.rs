@@ -343,6 +343,7 @@ async fn route_request(
         conn.tls,
         original_host.as_deref(),
     );
+    crate::fingerprint::set_headers(&mut parts.headers, &conn.fingerprints);
     if let Some(host) = original_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         parts.headers.insert(header::HOST, host);
     }
