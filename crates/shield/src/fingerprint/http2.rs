@@ -260,11 +260,15 @@ mod tests {
     /// literal with indexed name 1, `:scheme https` (static 7).
     pub(crate) fn firefox_like() -> Vec<u8> {
         let mut bytes = PREFACE.to_vec();
-        let settings: Vec<u8> =
-            [(1u16, 65536u32), (4, 131072), (5, 16384)].iter().flat_map(|(i, v)| [&i.to_be_bytes()[..], &v.to_be_bytes()[..]].concat()).collect();
+        let settings: Vec<u8> = [(1u16, 65536u32), (4, 131072), (5, 16384)]
+            .iter()
+            .flat_map(|(i, v)| [&i.to_be_bytes()[..], &v.to_be_bytes()[..]].concat())
+            .collect();
         bytes.extend(frame(0x4, 0, 0, &settings));
         bytes.extend(frame(0x8, 0, 0, &12517377u32.to_be_bytes()));
-        for (stream, dependency, weight) in [(3u32, 0u32, 200u8), (5, 0, 100), (7, 0, 0), (9, 7, 0), (11, 3, 0)] {
+        for (stream, dependency, weight) in
+            [(3u32, 0u32, 200u8), (5, 0, 100), (7, 0, 0), (9, 7, 0), (11, 3, 0)]
+        {
             let mut p = dependency.to_be_bytes().to_vec();
             p.push(weight);
             bytes.extend(frame(0x2, 0, stream, &p));

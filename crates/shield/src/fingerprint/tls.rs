@@ -82,7 +82,8 @@ pub fn parse(bytes: &[u8]) -> Result<Option<ClientHello>, HelloError> {
             if message[0] != 0x01 {
                 return Err(HelloError::NotClientHello);
             }
-            let body = (usize::from(message[1]) << 16) | (usize::from(message[2]) << 8) | usize::from(message[3]);
+            let body =
+                (usize::from(message[1]) << 16) | (usize::from(message[2]) << 8) | usize::from(message[3]);
             if body > MAX_HELLO {
                 return Err(HelloError::TooLong);
             }
@@ -227,10 +228,12 @@ impl ClientHello {
             alpn
         );
         ciphers.sort_unstable();
-        let b = if ciphers.is_empty() { "000000000000".to_owned() } else { truncated_hash(&hex_list(&ciphers)) };
+        let b =
+            if ciphers.is_empty() { "000000000000".to_owned() } else { truncated_hash(&hex_list(&ciphers)) };
         let mut sorted: Vec<u16> = extensions.into_iter().filter(|e| *e != 0x0000 && *e != 0x0010).collect();
         sorted.sort_unstable();
-        let algorithms: Vec<u16> = self.signature_algorithms.iter().copied().filter(|s| !is_grease(*s)).collect();
+        let algorithms: Vec<u16> =
+            self.signature_algorithms.iter().copied().filter(|s| !is_grease(*s)).collect();
         let c = if sorted.is_empty() {
             "000000000000".to_owned()
         } else if algorithms.is_empty() {
@@ -286,8 +289,8 @@ pub(crate) mod tests {
     /// published fingerprint is `t13d1516h2_8daaf6152771_e5627efa2ab1`, with GREASE added.
     pub(crate) fn foxio_example() -> Vec<u8> {
         let ciphers = [
-            0x0a0a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c,
-            0x009d, 0x002f, 0x0035,
+            0x0a0a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
+            0x009c, 0x009d, 0x002f, 0x0035,
         ];
         let mut sni = vec![0, 14, 0, 0, 11];
         sni.extend_from_slice(b"example.org");
