@@ -78,8 +78,7 @@ pub fn fingerprint(bytes: &[u8]) -> Result<Option<String>, Http2Error> {
     let mut seen = Seen::default();
     let mut at = PREFACE.len();
     let bytes = &bytes[..bytes.len().min(MAX_PREFACE)];
-    loop {
-        let Some(header) = bytes.get(at..at + 9) else { break };
+    while let Some(header) = bytes.get(at..at + 9) {
         let length = (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
         let (kind, flags) = (header[3], header[4]);
         let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;

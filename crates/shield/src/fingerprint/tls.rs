@@ -129,7 +129,7 @@ impl<'a> Reader<'a> {
     }
 
     fn u16_list(mut self) -> Result<Vec<u16>, HelloError> {
-        if self.bytes.len() % 2 != 0 {
+        if !self.bytes.len().is_multiple_of(2) {
             return Err(HelloError::Malformed);
         }
         let mut out = Vec::with_capacity(self.bytes.len() / 2);

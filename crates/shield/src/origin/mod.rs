@@ -258,7 +258,7 @@ impl Protection {
         };
         let label = UpstreamLabel { upstream: protected.name.clone() };
         if self.snapshot_forced()
-            && let Some(answer) = self.from_snapshot(context, "operator").await
+            && let Some(answer) = self.snapshot_file(context, "operator").await
         {
             return Forwarded::Substitute(answer);
         }
@@ -266,7 +266,7 @@ impl Protection {
         protected.guard.tighten(tightening.concurrency);
         if tightening.stale_instead_of_queue
             && protected.guard.would_wait()
-            && let Some(answer) = self.from_cache(protected, context, StaleReason::Overloaded)
+            && let Some(answer) = self.stale_copy(protected, context, StaleReason::Overloaded)
         {
             return Forwarded::Substitute(answer);
         }
@@ -356,10 +356,10 @@ impl Protection {
         context: &RequestContext,
         reason: StaleReason,
     ) -> Option<Response<ProxyBody>> {
-        if let Some(answer) = self.from_cache(protected, context, reason) {
+        if let Some(answer) = self.stale_copy(protected, context, reason) {
             return Some(answer);
         }
-        self.from_snapshot(context, reason.as_str()).await
+        self.snapshot_file(context, reason.as_str()).await
     }
 
     /// The answer to a request whose upstream has no healthy server, if the shield has one.
@@ -368,7 +368,7 @@ impl Protection {
         self.fallback(protected, context, StaleReason::Unhealthy).await
     }
 
-    fn from_cache(
+    fn stale_copy(
         &self,
         protected: &Protected,
         context: &RequestContext,
@@ -397,7 +397,7 @@ impl Protection {
         Some(response)
     }
 
-    async fn from_snapshot(
+    async fn snapshot_file(
         &self,
         context: &RequestContext,
         reason: &'static str,
