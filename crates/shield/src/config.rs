@@ -630,6 +630,59 @@ mod tests {
     }
 
     #[test]
+    fn origin_protection_keys() {
+        let config = Config::from_toml(
+            r#"
+            [[listener]]
+            address = "127.0.0.1:1"
+            [upstream.web]
+            servers = ["127.0.0.1:2"]
+            [upstream.web.origin]
+            max_concurrency = 10
+            min_concurrency = 2
+            queue_size = 0
+            queue_timeout_secs = 0.5
+            session_cookies = ["sid"]
+            cache = false
+            [[route]]
+            upstream = "web"
+            [origin]
+            threat_level = "elevated"
+            threat_file = "/var/lib/rampart/threat-level"
+            [snapshot]
+            dir = "/srv/snapshot"
+            at_level = "high"
+            "#,
+        )
+        .unwrap();
+        let origin = &config.upstreams[0].origin;
+        assert_eq!((origin.limit.min, origin.limit.max, origin.limit.initial), (2, 10, 10));
+        assert_eq!((origin.queue_size, origin.queue_timeout), (0, Duration::from_millis(500)));
+        assert_eq!(origin.session_cookies, ["sid"]);
+        assert!(origin.cache.is_none());
+        assert_eq!(config.protection.threat_level, ThreatLevel::Elevated);
+        let snapshot = config.protection.snapshot.as_ref().unwrap();
+        assert_eq!((snapshot.always, snapshot.at_level), (false, Some(ThreatLevel::High)));
+        let base = "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.web]\nservers = [\"127.0.0.1:2\"]\n[[route]]\nupstream = \"web\"\n";
+        for (extra, key) in [
+            ("[upstream.web.origin]\nmax_concurrency = 0\n", "upstream.web.origin.max_concurrency"),
+            (
+                "[upstream.web.origin]\nmin_concurrency = 5\nmax_concurrency = 4\n",
+                "upstream.web.origin.min_concurrency",
+            ),
+            ("[upstream.web.origin]\nqueue_timeout_secs = 0\n", "upstream.web.origin.queue_timeout_secs"),
+            (
+                "[upstream.web.origin]\nsession_cookies = [\"a=b\"]\n",
+                "upstream.web.origin.session_cookies[0]",
+            ),
+            ("[origin]\nthreat_level = \"severe\"\n", "severe"),
+        ] {
+            let message = Config::from_toml(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(message.contains(key), "{message} should name {key}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let base = "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.web]\nservers = [\"127.0.0.1:2\"]\n";
         let cases = [

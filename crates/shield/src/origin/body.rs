@@ -1,7 +1,6 @@
-//! The origin's answer on its way to the client: it streams as it comes, holds the origin
-//! permit until it is done (the origin is busy until then), and, when the answer may be kept,
-//! copies it into the stale cache as it passes, giving up the copy (not the stream) once it
-//! grows past the entry bound.
+//! The origin's answer on its way to the client: it streams as it comes and, when the answer
+//! may be kept, is copied into the stale cache as it passes, the copy (not the stream) given
+//! up once it grows past the entry bound.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::origin::cache::{StaleCache, Stored};
-use crate::origin::guard::Permit;
 
 /// A copy being taken for the cache.
 #[derive(Debug)]
@@ -40,18 +38,17 @@ impl Tee {
     }
 }
 
-/// The origin's body with its permit and, maybe, a copy being taken.
+/// The origin's body and, maybe, a copy being taken.
 #[derive(Debug)]
 pub struct OriginBody {
     inner: Incoming,
-    permit: Option<Permit>,
     tee: Option<Tee>,
 }
 
 impl OriginBody {
-    /// `inner`, holding `permit` until it ends, copied by `tee` if given.
-    pub fn new(inner: Incoming, permit: Option<Permit>, tee: Option<Tee>) -> OriginBody {
-        let mut body = OriginBody { inner, permit, tee };
+    /// `inner`, copied by `tee` if given.
+    pub fn new(inner: Incoming, tee: Option<Tee>) -> OriginBody {
+        let mut body = OriginBody { inner, tee };
         if body.inner.is_end_stream() {
             body.finish();
         }
@@ -59,7 +56,6 @@ impl OriginBody {
     }
 
     fn finish(&mut self) {
-        self.permit = None;
         if let Some(tee) = self.tee.take() {
             tee.finish();
         }
@@ -68,7 +64,7 @@ impl OriginBody {
 
 impl From<Incoming> for OriginBody {
     fn from(inner: Incoming) -> OriginBody {
-        OriginBody::new(inner, None, None)
+        OriginBody::new(inner, None)
     }
 }
 
@@ -97,10 +93,7 @@ impl Body for OriginBody {
                     this.finish();
                 }
             }
-            Poll::Ready(Some(Err(_))) => {
-                this.tee = None;
-                this.permit = None;
-            }
+            Poll::Ready(Some(Err(_))) => this.tee = None,
             Poll::Ready(None) => this.finish(),
             Poll::Pending => {}
         }

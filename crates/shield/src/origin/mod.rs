@@ -308,6 +308,10 @@ impl Protection {
         // Only the answers that say "too much" teach the limit to back off; a 500 from a bug
         // on one page does not.
         permit.answered(matches!(status.as_u16(), 502..=504));
+        // The origin's place is given back with the answer's head, not its body's end: a
+        // client reading slowly must not hold the origin's slots (the slow-read guard cuts it
+        // meanwhile), as a body streamed from the origin's buffers costs the origin little.
+        drop(permit);
         if status.is_server_error()
             && status != StatusCode::NOT_IMPLEMENTED
             && let Some(answer) = self.fallback(protected, context, StaleReason::Failing).await
@@ -346,7 +350,7 @@ impl Protection {
             }
             _ => None,
         };
-        Forwarded::Origin(Response::from_parts(parts, OriginBody::new(body, Some(permit), tee)))
+        Forwarded::Origin(Response::from_parts(parts, OriginBody::new(body, tee)))
     }
 
     /// An answer in the origin's place: a stale copy, else a snapshot file.
@@ -435,6 +439,58 @@ impl Protection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A challenger that clears requests carrying `x-cleared: yes` (the real ladder checks a
+    /// signed cookie; only the answer matters here).
+    #[derive(Debug)]
+    struct HeaderChallenger;
+
+    impl Challenger for HeaderChallenger {
+        fn is_cleared(&self, request: &http::request::Parts, _: IpAddr, _: SystemTime) -> bool {
+            request.headers.get("x-cleared").is_some_and(|v| v == "yes")
+        }
+
+        fn challenge(&self, _: &http::request::Parts, _: IpAddr, _: SystemTime) -> Response<Full<Bytes>> {
+            Response::new(Full::new(Bytes::new()))
+        }
+    }
+
+    #[test]
+    fn classes_from_clearance_and_session_and_the_cache_key() {
+        let settings =
+            OriginSettings { session_cookies: vec!["sessionid".into()], ..OriginSettings::default() };
+        let protection = Protection::new(
+            &[("web".into(), settings)],
+            &ProtectionSettings::default(),
+            Arc::new(Threat::new(ThreatLevel::Normal, None)),
+            Arc::new(Metrics::default()),
+        );
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let challenger = HeaderChallenger;
+        let request = |headers: &[(&str, &str)], method: Method| {
+            let mut builder = Request::builder().method(method).uri("/a?b=1");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(()).unwrap()
+        };
+        let class = |r: &Request<()>, c: Option<&dyn Challenger>| {
+            protection.context(0, r, Some("www.example"), client, c, false).priority
+        };
+        let anonymous = request(&[], Method::GET);
+        assert_eq!(class(&anonymous, Some(&challenger)), Priority::Anonymous);
+        let session = request(&[("cookie", "sessionid=1")], Method::GET);
+        assert_eq!(class(&session, Some(&challenger)), Priority::Session);
+        let cleared = request(&[("x-cleared", "yes")], Method::GET);
+        assert_eq!(class(&cleared, Some(&challenger)), Priority::Cleared);
+        assert_eq!(class(&cleared, None), Priority::Anonymous);
+        let both = request(&[("x-cleared", "yes"), ("cookie", "sessionid=1")], Method::GET);
+        assert_eq!(class(&both, Some(&challenger)), Priority::Cleared);
+        let context = protection.context(0, &anonymous, Some("www.example"), client, None, false);
+        assert_eq!(context.key.as_deref(), Some("www.example\u{0}/a?b=1"));
+        let post = request(&[], Method::POST);
+        assert!(protection.context(0, &post, None, client, None, false).key.is_none());
+    }
 
     #[test]
     fn session_cookies_by_name() {
