@@ -285,3 +285,73 @@ async fn stale_copies_answer_for_a_failing_overloaded_or_stopped_origin() {
     let (status, _, _) = get(&client, url("/nowhere"), None).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raised_threat_level_and_failed_health_checks_bring_stale_copies_sooner() {
+    let origin = slow_origin(Duration::from_millis(300)).await;
+    let config = Config::from_toml(&format!(
+        r#"
+        [origin]
+        threat_level = "elevated"
+
+        [[listener]]
+        address = "127.0.0.1:0"
+
+        [upstream.web]
+        servers = ["{}"]
+        health_check = {{ path = "/health", interval_secs = 0.2, timeout_secs = 2, fall = 1, rise = 1 }}
+
+        [upstream.web.origin]
+        max_concurrency = 1
+        min_concurrency = 1
+        queue_size = 10
+        queue_timeout_secs = 30
+
+        [[route]]
+        upstream = "web"
+
+        [rate_limit]
+        disabled = true
+        "#,
+        origin.address
+    ))
+    .unwrap();
+    let shield = shield(config).await;
+    let client = client();
+    let url = |path: &str| format!("http://{}{path}", shield.address);
+    let (status, headers, _) = get(&client, url("/page"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("x-rampart-stale").is_none());
+
+    // Elevated: a request that would have to queue gets the stale copy at once (at normal it
+    // would wait its turn; the other tests show it).
+    let busy = {
+        let client = client.clone();
+        let url = url("/slow");
+        tokio::spawn(async move { get(&client, url, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, headers, body) = get(&client, url("/page"), None).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"page /page"[..]));
+    assert_eq!(headers["x-rampart-stale"], "overloaded");
+    // Without a copy it still waits for the origin rather than failing.
+    let (status, headers, _) = get(&client, url("/other"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("x-rampart-stale").is_none());
+    assert_eq!(busy.await.unwrap().0, StatusCode::OK);
+
+    // The health check fails: the pool has no server, the copy answers as "origin-down".
+    origin.failing.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, headers, _) = get(&client, url("/page"), None).await;
+        if headers.get("x-rampart-stale").is_some_and(|v| v == "origin-down") {
+            assert_eq!(status, StatusCode::OK);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the failed health check never took the server out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _, _) = get(&client, url("/never-cached"), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}

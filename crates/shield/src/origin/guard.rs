@@ -32,6 +32,8 @@ pub struct OriginGuard {
     state: Mutex<State>,
     epoch: Instant,
     max: u32,
+    /// The ceiling last applied, so that an unchanged threat level costs no lock.
+    ceiling: std::sync::atomic::AtomicU32,
 }
 
 impl OriginGuard {
@@ -44,6 +46,7 @@ impl OriginGuard {
             }),
             epoch: Instant::now(),
             max: settings.max,
+            ceiling: std::sync::atomic::AtomicU32::new(settings.max),
         })
     }
 
@@ -60,15 +63,18 @@ impl OriginGuard {
         self.lock().limit.limit()
     }
 
-    /// Requests at the origin now, and waiting.
-    pub fn load(&self) -> (u32, usize) {
+    /// The limit, the requests at the origin and those waiting, now.
+    pub fn load(&self) -> (u32, u32, usize) {
         let state = self.lock();
-        (state.admission.inflight(), state.admission.queued())
+        (state.limit.limit(), state.admission.inflight(), state.admission.queued())
     }
 
     /// Scale the ceiling to `factor` of the hard maximum (the threat level).
     pub fn tighten(&self, factor: f64) {
         let ceiling = (f64::from(self.max) * factor.clamp(0.0, 1.0)).round() as u32;
+        if self.ceiling.swap(ceiling, std::sync::atomic::Ordering::Relaxed) == ceiling {
+            return;
+        }
         let mut state = self.lock();
         state.limit.set_ceiling(ceiling);
     }

@@ -93,6 +93,9 @@ pub struct ProtectionSettings {
 #[derive(Debug)]
 struct Protected {
     name: String,
+    /// `origin_limit` and `origin_queued` of this upstream (handles, so that setting them
+    /// costs no label lookup).
+    gauges: (prometheus_client::metrics::gauge::Gauge, prometheus_client::metrics::gauge::Gauge),
     settings: OriginSettings,
     guard: Arc<OriginGuard>,
     cache: Option<Arc<Mutex<cache::StaleCache>>>,
@@ -162,6 +165,13 @@ impl Protection {
             .iter()
             .map(|(name, s)| Protected {
                 name: name.clone(),
+                gauges: {
+                    let label = UpstreamLabel { upstream: name.clone() };
+                    (
+                        metrics.origin_limit.get_or_create(&label).clone(),
+                        metrics.origin_queued.get_or_create(&label).clone(),
+                    )
+                },
                 guard: OriginGuard::new(s.limit, s.queue_size),
                 cache: s.cache.map(|c| Arc::new(Mutex::new(cache::StaleCache::new(c)))),
                 settings: s.clone(),
@@ -256,7 +266,6 @@ impl Protection {
         let Some(protected) = self.upstreams.get(context.upstream) else {
             return Forwarded::Overloaded(Refusal::QueueFull);
         };
-        let label = UpstreamLabel { upstream: protected.name.clone() };
         if self.snapshot_forced()
             && let Some(answer) = self.snapshot_file(context, "operator").await
         {
@@ -272,8 +281,9 @@ impl Protection {
         }
         let deadline = protected.settings.queue_timeout.mul_f64(tightening.queue_deadline);
         let acquired = protected.guard.acquire(context.priority, deadline).await;
-        self.metrics.origin_limit.get_or_create(&label).set(i64::from(protected.guard.limit()));
-        self.metrics.origin_queued.get_or_create(&label).set(protected.guard.load().1 as i64);
+        let (limit, _, queued) = protected.guard.load();
+        protected.gauges.0.set(i64::from(limit));
+        protected.gauges.1.set(queued as i64);
         let mut permit = match acquired {
             Ok(permit) => permit,
             Err(refusal) => {
