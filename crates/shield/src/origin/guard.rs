@@ -198,7 +198,8 @@ impl Permit {
         Permit { guard: Arc::clone(guard), inflight, released: false, sent: None }
     }
 
-    /// The request is leaving for the origin now.
+    /// The request is leaving for the origin now (not called: its answer teaches the limit
+    /// nothing).
     pub fn sent(&mut self) {
         self.sent = Some(Instant::now());
     }

@@ -124,6 +124,9 @@ pub struct RequestContext {
     headers: HeaderMap,
     path: String,
     internal: bool,
+    /// The request has a body: its latency includes the client's upload, so it does not
+    /// teach the limit (slow uploads must not shrink the origin's limit).
+    has_body: bool,
 }
 
 /// The outcome of sending a request through the protection.
@@ -205,7 +208,7 @@ impl Protection {
     /// What to remember of `request` for upstream `upstream`: its class (clearance, session,
     /// anonymous) and its cache key. `internal`: the route is internal (never a snapshot).
     #[allow(clippy::too_many_arguments)]
-    pub fn context<B>(
+    pub fn context<B: hyper::body::Body>(
         &self,
         upstream: usize,
         request: &Request<B>,
@@ -245,6 +248,7 @@ impl Protection {
             headers: if cacheable { headers.clone() } else { HeaderMap::new() },
             path: request.uri().path().to_owned(),
             internal,
+            has_body: !request.body().is_end_stream(),
         }
     }
 
@@ -293,12 +297,16 @@ impl Protection {
                 };
             }
         };
-        permit.sent();
+        if !context.has_body {
+            permit.sent();
+        }
         let sent = tokio::time::timeout(protected.settings.timeout, client.request(request)).await;
         let response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
-                permit.answered(true);
+                // Only a failure to connect says the origin is in trouble; a request that
+                // broke later may have been broken by its client.
+                permit.answered(error.is_connect());
                 drop(permit);
                 return match self.fallback(protected, context, StaleReason::Failing).await {
                     Some(answer) => Forwarded::Substitute(answer),
@@ -482,9 +490,9 @@ mod tests {
             for (name, value) in headers {
                 builder = builder.header(*name, *value);
             }
-            builder.body(()).unwrap()
+            builder.body(http_body_util::Empty::<Bytes>::new()).unwrap()
         };
-        let class = |r: &Request<()>, c: Option<&dyn Challenger>| {
+        let class = |r: &Request<http_body_util::Empty<Bytes>>, c: Option<&dyn Challenger>| {
             protection.context(0, r, Some("www.example"), client, c, false).priority
         };
         let anonymous = request(&[], Method::GET);
