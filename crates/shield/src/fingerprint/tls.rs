@@ -187,12 +187,30 @@ fn version_code(version: u16) -> &'static str {
 }
 
 fn truncated_hash(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(12);
+    for b in digest.iter().take(6) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
+/// `0a0b,1301,...`: four lower-case hex digits each, written without a `format!` per value
+/// (this runs once per TLS connection, also under a handshake flood).
 fn hex_list(values: &[u16]) -> String {
-    values.iter().map(|v| format!("{v:04x}")).collect::<Vec<_>>().join(",")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(values.len() * 5);
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for shift in [12, 8, 4, 0] {
+            out.push(char::from(HEX[usize::from((v >> shift) & 0x0f)]));
+        }
+    }
+    out
 }
 
 impl ClientHello {
