@@ -174,7 +174,9 @@ async fn many_clients_never_push_the_origin_past_its_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_holders_are_served_before_anonymous_waiters() {
-    let origin = slow_origin(Duration::from_millis(100)).await;
+    // 300 ms a request: the session request arrives while the first anonymous one is at the
+    // origin, with slack for a loaded machine.
+    let origin = slow_origin(Duration::from_millis(300)).await;
     let shield = shield(config(
         origin.address,
         "max_concurrency = 1\nmin_concurrency = 1\nqueue_size = 100\nqueue_timeout_secs = 30\nsession_cookies = [\"sessionid\"]",
@@ -202,8 +204,8 @@ async fn session_holders_are_served_before_anonymous_waiters() {
     while let Some(done) = anonymous.join_next().await {
         after += usize::from(done.unwrap() > session_done);
     }
-    // At most two anonymous requests (the one at the origin, one granted just before) finish
-    // first; the other six waited behind the session.
+    // The anonymous request at the origin when the session came (and, on a slow machine, one
+    // more) finishes first; the others waited behind the session.
     assert!(after >= 6, "only {after} of 8 anonymous requests finished after the session one");
     assert_eq!(origin.peak.load(Ordering::SeqCst), 1);
 }
