@@ -78,8 +78,10 @@ pub enum DecisionsCommand {
 
 #[derive(Debug, Args)]
 pub struct BanArgs {
-    /// An address (203.0.113.7: traffic from it; with --action blackhole, traffic to it) or a
-    /// prefix (203.0.113.0/24).
+    /// An address (203.0.113.7: traffic from it; with --action blackhole, traffic to it), a
+    /// prefix (203.0.113.0/24), or a signature as reports print it ('dst 198.51.100.10/32,
+    /// proto 17, src port 53, length 512-1500'; fields: src, dst, proto, src port, dst port,
+    /// tcp flags 0xVV[/0xMM], not fragments | non-initial fragments, length MIN-MAX).
     #[arg(value_name = "SCOPE")]
     pub scope: String,
     /// discard, blackhole, notify, rate-limit:BYTES_PER_SEC, rate-limit-pps:PACKETS_PER_SEC,
@@ -184,10 +186,22 @@ fn parse_scope(text: &str) -> Result<Scope> {
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok(Scope::Address(ip));
     }
-    match parse_prefix(text) {
-        Some(net) => Ok(Scope::Prefix(net)),
-        None => bail!("{text:?} is not an address or prefix (e.g. 203.0.113.7, 203.0.113.0/24)"),
+    if let Some(net) = parse_prefix(text) {
+        return Ok(Scope::Prefix(net));
     }
+    if text.contains(char::is_whitespace) {
+        // A signature, as reports print it.
+        return match rampart_contract::parse_signature(text) {
+            Ok(signature) if signature.dst_prefixes.is_empty() => {
+                bail!("signature {text:?} needs a destination (dst PREFIX): it must name what it protects")
+            }
+            Ok(signature) => Ok(Scope::Signature(Box::new(signature))),
+            Err(e) => bail!("{e} (e.g. 'dst 198.51.100.10/32, proto 17, src port 53')"),
+        };
+    }
+    bail!(
+        "{text:?} is not an address, prefix or signature (e.g. 203.0.113.7, 203.0.113.0/24, 'dst 198.51.100.10/32, proto 17, src port 53')"
+    )
 }
 
 /// `discard`, `rate-limit 1000000 B/s`...

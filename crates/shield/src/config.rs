@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::challenge::{ChallengeMode, ChallengeSettings};
 use crate::gcra::Rate;
 use crate::hardening::Hardening;
 use crate::origin::{
@@ -231,6 +232,8 @@ struct RouteFile {
     rate: Option<RateFile>,
     #[serde(default)]
     internal: bool,
+    #[serde(default)]
+    challenge: ChallengeMode,
 }
 
 fn default_prefix() -> String {
@@ -269,6 +272,8 @@ struct ConfigFile {
     #[serde(default)]
     origin: ProtectionFile,
     snapshot: Option<SnapshotFile>,
+    #[serde(default)]
+    challenge: ChallengeSettings,
 }
 
 /// An upstream pool.
@@ -301,6 +306,8 @@ pub struct Route {
     pub rate: Option<Rate>,
     /// Answers only to internal networks or on internal listeners.
     pub internal: bool,
+    /// When it challenges clients without a clearance.
+    pub challenge: ChallengeMode,
 }
 
 /// Rate limits applied to every request before routing.
@@ -350,6 +357,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Threat level and static snapshot (`[origin]`, `[snapshot]`).
     pub protection: ProtectionSettings,
+    /// The challenge ladder.
+    pub challenge: ChallengeSettings,
 }
 
 impl Config {
@@ -379,6 +388,7 @@ impl Config {
                 upstream: 0,
                 rate: None,
                 internal: false,
+                challenge: ChallengeMode::default(),
             }],
             hardening: Hardening::default(),
             rate_limits: RateLimits::default(),
@@ -386,6 +396,7 @@ impl Config {
             internal_networks: Vec::new(),
             metrics: None,
             protection: ProtectionSettings::default(),
+            challenge: ChallengeSettings::default(),
         };
         config.check()
     }
@@ -457,6 +468,7 @@ impl Config {
                 upstream,
                 rate,
                 internal: route.internal,
+                challenge: route.challenge,
             });
         }
         let defaults = RateLimits::default();
@@ -494,6 +506,7 @@ impl Config {
                     at_level: s.at_level,
                 }),
             },
+            challenge: file.challenge,
         }
         .check()
     }
@@ -520,6 +533,7 @@ impl Config {
             return Err(invalid("rate_limit.table_capacity", "must be at least 1"));
         }
         self.hardening.check().map_err(|(key, message)| invalid(format!("limits.{key}"), message))?;
+        self.challenge.check().map_err(|(key, message)| invalid(format!("challenge.{key}"), message))?;
         // Host-specific before any-host, then longer prefixes first; stable, so ties keep the
         // file's order.
         self.routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));

@@ -67,6 +67,42 @@ pub enum Reason {
     OriginTimeout,
 }
 
+/// What the challenge ladder did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum ChallengeOutcome {
+    /// Served the cookie-check (no JavaScript) page.
+    PageCookie,
+    /// Served the proof-of-work page.
+    PageWork,
+    /// Passed the cookie check: clearance issued.
+    PassedCookie,
+    /// Solved the proof of work: clearance issued.
+    PassedWork,
+    /// Gave up on a client that keeps no cookies.
+    NoCookies,
+    /// A proof for a forged, foreign or expired challenge.
+    BadChallenge,
+    /// A proof without the zero bits.
+    BadWork,
+    /// A proof for a challenge already redeemed.
+    Replayed,
+    /// A request with a valid clearance.
+    Cleared,
+    /// A good bot confirmed by reverse DNS.
+    GoodBot,
+    /// A bot User-Agent not (yet) confirmed by reverse DNS.
+    BotUnverified,
+    /// A client in the allowed networks.
+    AllowedNetwork,
+}
+
+/// Label set for challenge outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: ChallengeOutcome,
+}
+
 /// Label set for rejections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -143,6 +179,8 @@ pub struct Metrics {
     pub origin_queued: Family<UpstreamLabel, Gauge>,
     /// Answers the shield gave in place of the origin (stale copies, snapshot files).
     pub substituted: Family<SubstituteLabel, Counter>,
+    /// Challenge ladder outcomes.
+    pub challenges: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -157,6 +195,7 @@ impl Default for Metrics {
             origin_limit: Family::default(),
             origin_queued: Family::default(),
             substituted: Family::default(),
+            challenges: Family::default(),
         }
     }
 }
@@ -170,6 +209,16 @@ impl Metrics {
     /// Rejections counted so far for `reason`.
     pub fn rejections(&self, reason: Reason) -> u64 {
         self.rejected.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Count one challenge outcome.
+    pub fn challenge(&self, outcome: ChallengeOutcome) {
+        self.challenges.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Challenge outcomes counted so far.
+    pub fn challenge_count(&self, outcome: ChallengeOutcome) -> u64 {
+        self.challenges.get_or_create(&OutcomeLabel { outcome }).get()
     }
 
     /// Register every metric under the `rampart_shield` prefix.
@@ -204,6 +253,7 @@ impl Metrics {
             "Answers given in place of the origin (stale copies, snapshot files), by upstream, kind and reason",
             self.substituted.clone(),
         );
+        registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
         registry
     }
 

@@ -27,7 +27,7 @@ use crate::bans::{BanList, canonical};
 use crate::config::Config;
 use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
-use crate::defense::ClientFingerprints;
+use crate::defense::{Challenger, ClientFingerprints};
 use crate::fingerprint::{Tap, TapKind, TapResult};
 use crate::metrics::{Metrics, Reason};
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
@@ -46,6 +46,9 @@ pub enum ShieldError {
         /// Why.
         source: std::io::Error,
     },
+    /// The challenge ladder cannot start (its key file, its resolver).
+    #[error(transparent)]
+    Challenge(#[from] crate::challenge::LadderError),
     /// A listener's certificates are unusable.
     #[error("listener {address}: {source}")]
     Tls {
@@ -106,7 +109,9 @@ impl Shield {
             Some(address) => Some(bind(address).await?),
             None => None,
         };
-        let shared = new_shared(config, bans, Arc::new(Metrics::default()));
+        let metrics = Arc::new(Metrics::default());
+        let challenger = build_challenger(&config, &metrics, None)?;
+        let shared = new_shared(config, bans, metrics, challenger);
         let shared = Arc::new(shared);
         let current = Current {
             shared: Arc::new(RwLock::new(Arc::clone(&shared))),
@@ -128,6 +133,11 @@ impl Shield {
     /// A handle to swap the configuration while running (SIGHUP).
     pub fn reloader(&self) -> Reloader {
         Reloader { current: self.current.clone() }
+    }
+
+    /// The challenge ladder, to drive its pressure (`Challenger::set_pressure`).
+    pub fn challenger(&self) -> Option<Arc<dyn Challenger>> {
+        self.shared.challenger.clone()
     }
 
     /// The counters.
@@ -491,7 +501,28 @@ fn count_connection_error(shared: &Shared, error: &(dyn std::error::Error + 'sta
     }
 }
 
-fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> Shared {
+/// The challenge ladder of `config`; `previous` (the running one) is kept when its settings
+/// did not change, so a reload keeps clearances, the replay cache and the pressure.
+fn build_challenger(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Shared>,
+) -> Result<Option<Arc<dyn Challenger>>, crate::challenge::LadderError> {
+    if let Some(previous) = previous
+        && previous.config.challenge == config.challenge
+    {
+        return Ok(previous.challenger.clone());
+    }
+    let ladder = crate::challenge::Ladder::new(config.challenge.clone(), Arc::clone(metrics))?;
+    Ok(Some(Arc::new(ladder)))
+}
+
+fn new_shared(
+    config: Config,
+    bans: Arc<dyn BanList>,
+    metrics: Arc<Metrics>,
+    challenger: Option<Arc<dyn Challenger>>,
+) -> Shared {
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
@@ -515,7 +546,7 @@ fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> 
         bans,
         metrics,
         epoch: Instant::now(),
-        challenger: None,
+        challenger,
     }
 }
 
@@ -567,6 +598,9 @@ pub enum ReloadError {
     /// The new configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The new challenge settings cannot start.
+    #[error(transparent)]
+    Challenge(#[from] crate::challenge::LadderError),
     /// The new configuration changes what only a restart can (listeners, connection limits,
     /// metrics listener).
     #[error(
@@ -596,7 +630,9 @@ impl Reloader {
         if config.metrics != old.config.metrics {
             return Err(ReloadError::NeedsRestart("metrics"));
         }
-        let shared = Arc::new(new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics)));
+        let challenger = build_challenger(&config, &old.metrics, Some(&old))?;
+        let shared =
+            Arc::new(new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics), challenger));
         self.current.start_health_checks(&shared);
         *self.current.shared.write().unwrap_or_else(|p| p.into_inner()) = shared;
         Ok(())
