@@ -1,6 +1,6 @@
 //! Origin protection through the real shield on loopback: a slow origin that counts its
-//! concurrent requests stays within the limit however many clients come; session holders are
-//! served first; a failing, overloaded or stopped origin is answered for with stale copies or
+//! concurrent requests stays within the limit however many clients come; holders of a
+//! clearance (earned from the real challenge ladder) and of a session are served first; a failing, overloaded or stopped origin is answered for with stale copies or
 //! the static snapshot; the threat file tightens the shield.
 
 mod support;
@@ -356,4 +356,102 @@ async fn a_raised_threat_level_and_failed_health_checks_bring_stale_copies_soone
     }
     let (status, _, _) = get(&client, url("/never-cached"), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// `name=value` of every cookie `headers` set.
+fn set_cookies(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .filter(|c| !c.ends_with('='))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearance_holders_are_served_before_anonymous_waiters() {
+    const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+    let origin = slow_origin(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml(&format!(
+        r#"
+        [[listener]]
+        address = "127.0.0.1:0"
+
+        [upstream.web]
+        servers = ["{}"]
+
+        [upstream.web.origin]
+        max_concurrency = 1
+        min_concurrency = 1
+        queue_size = 100
+        queue_timeout_secs = 30
+
+        [[route]]
+        upstream = "web"
+
+        [[route]]
+        name = "guarded"
+        path_prefix = "/guarded"
+        upstream = "web"
+        challenge = "always"
+
+        [challenge]
+        data_dir = "{}"
+
+        [rate_limit]
+        disabled = true
+        "#,
+        origin.address,
+        dir.path().display()
+    ))
+    .unwrap();
+    let shield = shield(config).await;
+    let address = shield.address;
+    let client = client();
+    let send = |target: String, cookies: Vec<String>| {
+        let client = client.clone();
+        async move {
+            let mut request = Request::get(format!("http://{address}{target}")).header("user-agent", UA);
+            if !cookies.is_empty() {
+                request = request.header("cookie", cookies.join("; "));
+            }
+            let response = client.request(request.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+            let (parts, body) = response.into_parts();
+            (
+                parts.status,
+                parts.headers,
+                String::from_utf8_lossy(&body.collect().await.unwrap().to_bytes()).into_owned(),
+            )
+        }
+    };
+    // Earn a clearance the way a browser without JavaScript does: the cookie check's page,
+    // its meta refresh with the probe cookie, the clearance in the answer.
+    let (_, headers, body) = send("/guarded/start".into(), vec![]).await;
+    let start = body.find("url=").expect("a meta refresh") + 4;
+    let refresh = body[start..start + body[start..].find('"').unwrap()].replace("&amp;", "&");
+    let (_, headers, _) = send(refresh, set_cookies(&headers)).await;
+    let clearance = set_cookies(&headers);
+    assert!(clearance.iter().any(|c| c.starts_with("__rampart_clearance=")), "{clearance:?}");
+    assert_eq!(origin.served.load(Ordering::SeqCst), 0, "the ladder answered, not the origin");
+
+    let started = Instant::now();
+    let mut anonymous = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let request = send(format!("/anon/{i}"), vec![]);
+        anonymous.spawn(async move {
+            assert_eq!(request.await.0, StatusCode::OK);
+            started.elapsed()
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, _, _) = send("/account".into(), clearance).await;
+    let cleared_done = started.elapsed();
+    assert_eq!(status, StatusCode::OK);
+    let mut after = 0;
+    while let Some(done) = anonymous.join_next().await {
+        after += usize::from(done.unwrap() > cleared_done);
+    }
+    assert!(after >= 6, "only {after} of 8 anonymous requests finished after the cleared one");
+    assert_eq!(origin.peak.load(Ordering::SeqCst), 1);
 }
