@@ -1,7 +1,8 @@
 //! Origin protection through the real shield on loopback: a slow origin that counts its
 //! concurrent requests stays within the limit however many clients come; holders of a
-//! clearance (earned from the real challenge ladder) and of a session are served first; a failing, overloaded or stopped origin is answered for with stale copies or
-//! the static snapshot; the threat file tightens the shield.
+//! clearance (earned from the real challenge ladder) and of a session are served first; a
+//! failing, overloaded or stopped origin is answered for with stale copies or the static
+//! snapshot; the threat level and failed health checks bring stale copies sooner.
 
 mod support;
 
