@@ -60,6 +60,11 @@ pub enum Reason {
     /// A PROXY protocol listener got a connection from an untrusted peer, or no valid
     /// header in time.
     ProxyProtocol,
+    /// The origin's admission queue was full or the request waited past its deadline, and
+    /// neither a stale copy nor a snapshot could answer.
+    OriginOverloaded,
+    /// The origin did not answer within its timeout.
+    OriginTimeout,
 }
 
 /// What the challenge ladder did with a request.
@@ -135,6 +140,24 @@ pub struct ServerLabel {
     pub server: String,
 }
 
+/// Label set for per-upstream origin protection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    /// The pool's name.
+    pub upstream: String,
+}
+
+/// Label set for answers the shield gave in place of the origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SubstituteLabel {
+    /// The pool's name.
+    pub upstream: String,
+    /// `stale` (a cached copy) or `snapshot` (the static snapshot).
+    pub kind: String,
+    /// Why: `overloaded`, `origin-error`, `origin-down`, `operator`.
+    pub reason: String,
+}
+
 /// The shield's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -150,6 +173,12 @@ pub struct Metrics {
     pub healthy: Family<ServerLabel, Gauge>,
     /// Seconds from the request head to the origin's response head, per route.
     pub latency: Family<RouteOnly, Histogram, fn() -> Histogram>,
+    /// The adaptive concurrency limit of each upstream.
+    pub origin_limit: Family<UpstreamLabel, Gauge>,
+    /// Requests waiting in each upstream's admission queue.
+    pub origin_queued: Family<UpstreamLabel, Gauge>,
+    /// Answers the shield gave in place of the origin (stale copies, snapshot files).
+    pub substituted: Family<SubstituteLabel, Counter>,
     /// Challenge ladder outcomes.
     pub challenges: Family<OutcomeLabel, Counter>,
 }
@@ -163,6 +192,9 @@ impl Default for Metrics {
             open: Gauge::default(),
             healthy: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            origin_limit: Family::default(),
+            origin_queued: Family::default(),
+            substituted: Family::default(),
             challenges: Family::default(),
         }
     }
@@ -205,6 +237,21 @@ impl Metrics {
             "upstream_latency_seconds",
             "Seconds from the request head to the origin's response head, by route",
             self.latency.clone(),
+        );
+        registry.register(
+            "origin_concurrency_limit",
+            "The adaptive concurrency limit of each upstream",
+            self.origin_limit.clone(),
+        );
+        registry.register(
+            "origin_queued",
+            "Requests waiting in each upstream's admission queue",
+            self.origin_queued.clone(),
+        );
+        registry.register(
+            "substituted",
+            "Answers given in place of the origin (stale copies, snapshot files), by upstream, kind and reason",
+            self.substituted.clone(),
         );
         registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
         registry
