@@ -550,16 +550,33 @@ fn new_shared(
     }
 }
 
-/// Re-read the threat file of the configuration in force every second.
+/// Re-read the threat file of the configuration in force every second, and hand a changed
+/// level to the challenge ladder as its pressure (normal 0, elevated 2: proofs of work for
+/// whoever is challenged, high 3: the hardest). Only a change is applied, so what the flood
+/// defense sets in between stands until the level moves.
 async fn poll_threat_level(current: Current) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut applied: Option<u8> = None;
     loop {
         tick.tick().await;
-        let threat = Arc::clone(current.get().protection.threat());
+        let shared = current.get();
+        let threat = Arc::clone(shared.protection.threat());
         // A file read may block on a slow disk: off the request threads.
         let _ = tokio::task::spawn_blocking(move || threat.read_file()).await;
+        let pressure = threat_pressure(shared.protection.pressure());
+        if applied != Some(pressure) {
+            if let Some(challenger) = &shared.challenger {
+                challenger.set_pressure(pressure);
+            }
+            applied = Some(pressure);
+        }
     }
+}
+
+/// The ladder's pressure (0..=3) for the origin protection's 0..=1.
+fn threat_pressure(pressure: f64) -> u8 {
+    (pressure.clamp(0.0, 1.0) * 3.0).round() as u8
 }
 
 /// The configuration requests use now, and the health checks of its pools.

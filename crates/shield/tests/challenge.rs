@@ -206,6 +206,42 @@ async fn cookie_check_proof_of_work_and_bad_cookies_through_the_shield() {
     shield.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raised_threat_level_brings_the_proof_of_work() {
+    let origin = origin_with("the origin's page").await;
+    let dir = tempfile::tempdir().unwrap();
+    let threat_file = dir.path().join("threat-level");
+    let extra = format!("[origin]\nthreat_file = {:?}\n", threat_file.display().to_string());
+    let shield = shield(config(&origin, dir.path(), &extra)).await;
+    let client = neighbour(4, 30);
+    let page = get(client, shield.address, "/guarded/x", &[], UA).await;
+    assert!(
+        page.body.contains("http-equiv") && !page.body.contains("data-challenge"),
+        "calm: the cookie check"
+    );
+    std::fs::write(&threat_file, "high\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = get(client, shield.address, "/guarded/x", &[], UA).await;
+        if page.body.contains("data-challenge") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(page.attribute("data-difficulty"), "12", "high: the hardest proof of work");
+    std::fs::write(&threat_file, "normal\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = get(client, shield.address, "/guarded/x", &[], UA).await;
+        if !page.body.contains("data-challenge") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "back to normal: the cookie check again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shield.shutdown().await;
+}
+
 /// Drive the running shield's pressure the way the flood defense will: through the
 /// challenger the proxy holds.
 async fn set_pressure(shield: &Running, level: u8) {
