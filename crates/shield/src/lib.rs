@@ -11,6 +11,7 @@ pub mod body;
 pub mod config;
 pub mod connections;
 pub mod defense;
+pub mod flood;
 pub mod forwarded;
 pub mod gcra;
 pub mod hardening;

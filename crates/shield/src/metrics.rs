@@ -114,6 +114,19 @@ pub struct Metrics {
     pub healthy: Family<ServerLabel, Gauge>,
     /// Seconds from the request head to the origin's response head, per route.
     pub latency: Family<RouteOnly, Histogram, fn() -> Histogram>,
+    /// Automatic flood rules in force.
+    pub flood_rules_active: Gauge,
+    /// Requests matched by an automatic flood rule, by rung.
+    pub flood_matched: Family<RungLabel, Counter>,
+    /// Floods for which no rule was safe (or measurable).
+    pub flood_no_safe_rule: Counter,
+}
+
+/// Label set for flood rule rungs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RungLabel {
+    /// `rate_limit`, `challenge` or `block`.
+    pub rung: String,
 }
 
 impl Default for Metrics {
@@ -125,6 +138,9 @@ impl Default for Metrics {
             open: Gauge::default(),
             healthy: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            flood_rules_active: Gauge::default(),
+            flood_matched: Family::default(),
+            flood_no_safe_rule: Counter::default(),
         }
     }
 }
@@ -138,6 +154,11 @@ impl Metrics {
     /// Rejections counted so far for `reason`.
     pub fn rejections(&self, reason: Reason) -> u64 {
         self.rejected.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Count one request matched by a flood rule at `rung`.
+    pub fn flood_matched(&self, rung: &str) {
+        self.flood_matched.get_or_create(&RungLabel { rung: rung.to_owned() }).inc();
     }
 
     /// Register every metric under the `rampart_shield` prefix.
@@ -156,6 +177,21 @@ impl Metrics {
             "upstream_latency_seconds",
             "Seconds from the request head to the origin's response head, by route",
             self.latency.clone(),
+        );
+        registry.register(
+            "flood_rules_active",
+            "Automatic flood rules in force",
+            self.flood_rules_active.clone(),
+        );
+        registry.register(
+            "flood_matched",
+            "Requests matched by an automatic flood rule, by rung",
+            self.flood_matched.clone(),
+        );
+        registry.register(
+            "flood_no_safe_rule",
+            "Floods for which no rule was safe or measurable",
+            self.flood_no_safe_rule.clone(),
         );
         registry
     }
