@@ -180,6 +180,8 @@ struct ConfigFile {
     limits: Hardening,
     #[serde(default)]
     rate_limit: RateLimitFile,
+    #[serde(default)]
+    flood: crate::flood::FloodConfig,
 }
 
 /// An upstream pool.
@@ -257,6 +259,8 @@ pub struct Config {
     pub internal_networks: Vec<IpNet>,
     /// Metrics listener.
     pub metrics: Option<SocketAddr>,
+    /// The automatic flood defense (`[flood]`).
+    pub flood: crate::flood::FloodConfig,
 }
 
 impl Config {
@@ -291,6 +295,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             internal_networks: Vec::new(),
             metrics: None,
+            flood: crate::flood::FloodConfig::default(),
         };
         config.check()
     }
@@ -389,6 +394,7 @@ impl Config {
             trusted_proxies: file.trusted_proxies,
             internal_networks: file.internal_networks,
             metrics: file.metrics,
+            flood: file.flood,
         }
         .check()
     }
@@ -415,6 +421,10 @@ impl Config {
             return Err(invalid("rate_limit.table_capacity", "must be at least 1"));
         }
         self.hardening.check().map_err(|(key, message)| invalid(format!("limits.{key}"), message))?;
+        self.flood.validate().map_err(|(key, message)| invalid(format!("flood.{key}"), message))?;
+        if let Some(name) = self.flood.routes.keys().find(|n| !self.routes.iter().any(|r| &r.name == *n)) {
+            return Err(invalid(format!("flood.routes.{name}"), "no [[route]] has this name"));
+        }
         // Host-specific before any-host, then longer prefixes first; stable, so ties keep the
         // file's order.
         self.routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));

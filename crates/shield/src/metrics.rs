@@ -60,6 +60,8 @@ pub enum Reason {
     /// A PROXY protocol listener got a connection from an untrusted peer, or no valid
     /// header in time.
     ProxyProtocol,
+    /// An automatic flood rule throttled, challenged or blocked the request.
+    FloodRule,
 }
 
 /// Label set for rejections.

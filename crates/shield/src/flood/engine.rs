@@ -415,6 +415,8 @@ impl FloodEngine {
             Ok(mined) => {
                 let state = self.route_state(route, second);
                 state.window.retain(|(_, f)| !mined.signature.matches(f));
+                // What the new rule matched no longer counts against the route this second.
+                state.unmatched = 0;
                 let id = self.next_id;
                 self.next_id += 1;
                 let coverage = mined.window_matched as f64 / mined.flood_size.max(1) as f64;
