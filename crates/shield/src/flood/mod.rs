@@ -173,7 +173,9 @@ impl FloodConfig {
         self.learn.validate().map_err(|m| split(&format!("learn.{m}")))?;
         self.mine.validate().map_err(|m| split(&format!("mine.{m}")))?;
         for (name, route) in &self.routes {
-            if route.factor.is_some_and(|f| !above_one(f)) || route.min_rps.is_some_and(|r| !(r >= 1.0)) {
+            if route.factor.is_some_and(|f| !above_one(f))
+                || route.min_rps.is_some_and(|r| r.is_nan() || r < 1.0)
+            {
                 return bad(&format!("routes.{name}"), "factor must be above 1 and min_rps at least 1");
             }
         }
