@@ -109,7 +109,7 @@ fn main() {
     let started = Instant::now();
     let mut found = 0;
     for _ in 0..runs {
-        found += usize::from(mine(&window, 2048.0 * 0.1, &baseline, &MineConfig::default()).is_ok());
+        found += usize::from(mine(&window, 2048.0, &baseline, &MineConfig::default()).is_ok());
     }
     let mine_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
     println!("feature extraction: {extract_ns:.0} ns/request ({:.2} M/s/core)", 1e3 / extract_ns);

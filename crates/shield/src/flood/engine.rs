@@ -97,6 +97,8 @@ struct RouteState {
     pending: Vec<Features>,
     last_mine_ms: u64,
     last_no_rule_event_ms: u64,
+    /// The trigger limit and the second it was computed for.
+    limit: Option<(u64, f64)>,
 }
 
 #[derive(Debug, Default)]
@@ -200,19 +202,40 @@ impl FloodEngine {
     }
 
     fn route_state(&mut self, route: &str, second: u64) -> &mut RouteState {
-        let capacity = self.config.reservoir;
-        self.routes.entry(route.to_owned()).or_insert_with(|| RouteState {
-            second,
-            counts: SecondCounts::default(),
-            unmatched: 0,
-            flooded: false,
-            unhealthy_until: 0,
-            window: VecDeque::new(),
-            reservoir: Reservoir::new(capacity, seed_of(route)),
-            pending: Vec::new(),
-            last_mine_ms: 0,
-            last_no_rule_event_ms: 0,
-        })
+        // Look up before inserting: `entry` would allocate the key on every request.
+        if !self.routes.contains_key(route) {
+            let capacity = self.config.reservoir;
+            self.routes.insert(
+                route.to_owned(),
+                RouteState {
+                    second,
+                    counts: SecondCounts::default(),
+                    unmatched: 0,
+                    flooded: false,
+                    unhealthy_until: 0,
+                    window: VecDeque::new(),
+                    reservoir: Reservoir::new(capacity, seed_of(route)),
+                    pending: Vec::new(),
+                    last_mine_ms: 0,
+                    last_no_rule_event_ms: 0,
+                    limit: None,
+                },
+            );
+        }
+        // Just inserted if it was missing.
+        self.routes.get_mut(route).unwrap_or_else(|| unreachable!())
+    }
+
+    /// The route's limit for its current second, computed once a second.
+    fn cached_limit(&mut self, route: &str, second: u64) -> f64 {
+        if let Some((at, limit)) = self.route_state(route, second).limit
+            && at == second
+        {
+            return limit;
+        }
+        let limit = self.limit(route, second);
+        self.route_state(route, second).limit = Some((second, limit));
+        limit
     }
 
     /// The request rate over which `route` counts as flooded at `second`.
@@ -317,14 +340,13 @@ impl FloodEngine {
         self.roll(route, now_ms);
         let second = now_ms / 1000;
         let route_flooded = self.route_state(route, second).flooded;
-        if let Some(host) = host
-            && (self.hosts.len() < self.config.learn.max_keys || self.hosts.contains_key(host))
-        {
-            let state = self
-                .hosts
-                .entry(host.to_owned())
-                .or_insert_with(|| HostState { second, ..HostState::default() });
-            if state.second == second {
+        if let Some(host) = host {
+            if !self.hosts.contains_key(host) && self.hosts.len() < self.config.learn.max_keys {
+                self.hosts.insert(host.to_owned(), HostState { second, ..HostState::default() });
+            }
+            if let Some(state) = self.hosts.get_mut(host)
+                && state.second == second
+            {
                 state.counts.requests += 1;
                 state.flooded |= route_flooded;
             }
@@ -369,7 +391,7 @@ impl FloodEngine {
         }
         let unmatched = state.unmatched;
         let unhealthy = state.unhealthy_until > second;
-        let limit = self.limit(route, second);
+        let limit = self.cached_limit(route, second);
         let over = unmatched as f64 > limit;
         if !over && !unhealthy {
             let max_pending = self.config.max_window;
@@ -403,8 +425,11 @@ impl FloodEngine {
         let full = self.active.len() >= MAX_ACTIVE_RULES;
         let state = self.route_state(route, second);
         let window: Vec<Features> = state.window.iter().map(|(_, f)| *f).collect();
-        let span_secs =
-            state.window.front().map_or(1.0, |(t, _)| (now_ms.saturating_sub(*t) as f64 / 1000.0).max(1.0));
+        // The time the window covers (less than window_secs when it is capped by max_window).
+        let span_secs = state
+            .window
+            .front()
+            .map_or(0.001, |(t, _)| (now_ms.saturating_sub(*t) as f64 / 1000.0).max(0.001));
         let expected = baseline_rate * span_secs;
         let result = if full {
             Err(NoRule::NoSafeRule)
@@ -498,7 +523,7 @@ impl FloodEngine {
     pub fn learn_request(&mut self, route: &str, features: &Features, status: u16, now_ms: u64) {
         self.roll(route, now_ms);
         let second = now_ms / 1000;
-        let limit = self.limit(route, second);
+        let limit = self.cached_limit(route, second);
         let max_pending = self.config.max_window;
         let state = self.route_state(route, second);
         if state.second != second {
