@@ -149,9 +149,8 @@ pub fn baseline(data: Option<PathBuf>, config: Option<&Path>, replay: Option<&Pa
                 engine.limit(&route.name, second),
             ),
             None => println!(
-                "route {}: still warming up; flood limit {:.0}/s (the floor); {count} baseline samples",
-                route.name,
-                engine.limit(&route.name, second)
+                "route {}: still warming up (no rate trigger yet); {count} baseline samples",
+                route.name
             ),
         }
     }

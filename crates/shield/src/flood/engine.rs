@@ -238,11 +238,12 @@ impl FloodEngine {
         limit
     }
 
-    /// The request rate over which `route` counts as flooded at `second`.
+    /// The request rate over which `route` counts as flooded at `second`: infinite while its
+    /// baseline warms up (a busy site over the floor would otherwise hold every second as a
+    /// flood and never learn; and no rule can be measured without a baseline anyway).
     pub fn limit(&self, route: &str, second: u64) -> f64 {
         let (factor, floor) = self.config.route_limits(route);
-        let learned = self.levels(route, second).map_or(0.0, |l| l.rate * factor);
-        learned.max(floor)
+        self.levels(route, second).map_or(f64::INFINITY, |l| (l.rate * factor).max(floor))
     }
 
     /// Let time pass to `now_ms` for every route: learn the seconds that ended, move rules on
@@ -276,6 +277,10 @@ impl FloodEngine {
         state.unmatched = 0;
         state.flooded = false;
         let unhealthy = state.unhealthy_until > old_second;
+        let warming_up = self.book.levels(&route_key(route), old_second, &learn).is_none();
+        let state = self.routes.get_mut(route).unwrap_or_else(|| unreachable!());
+        // While warming up, a slow origin is what normal looks like: learn it.
+        let unhealthy = unhealthy && !warming_up;
         let pending = std::mem::take(&mut state.pending);
         if !flooded && !unhealthy {
             for features in pending {
