@@ -457,3 +457,66 @@ pub fn replay_lines(
     engine.tick(last_ms + 1000);
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flood_config_errors_name_the_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.web]\nservers = [\"127.0.0.1:2\"]\n[[route]]\nname = \"web\"\nupstream = \"web\"\n";
+        let cases = [
+            ("[flood]\nfactor = 1\n", "flood.factor"),
+            ("[flood.mine]\nmax_impact = 0.9\n", "flood.mine.max_impact"),
+            ("[flood.learn]\nslot_secs = 7\n", "flood.learn.slot_secs"),
+            ("[flood.routes.nope]\nmin_rps = 5\n", "flood.routes.nope"),
+            ("[flood.routes.web]\nmin_rps = 0.5\n", "flood.routes.web"),
+            ("[flood]\nbogus = 1\n", "bogus"),
+        ];
+        for (text, key) in cases {
+            let message = crate::Config::from_toml(&format!("{base}{text}")).unwrap_err().to_string();
+            assert!(message.contains(key), "{message} should name {key}");
+        }
+        let config = crate::Config::from_toml(&format!(
+            "{base}[flood]\ndata_dir = \"/tmp/x\"\n[flood.ladder]\nstart = \"challenge\"\n[flood.routes.web]\nenabled = false\n"
+        ))
+        .unwrap();
+        assert_eq!(config.flood.ladder.start, Rung::Challenge);
+        assert!(!config.flood.route_enabled("web"));
+        assert!(config.flood.route_enabled("other"));
+    }
+
+    #[test]
+    fn a_corrupt_baseline_is_ignored_and_a_saved_one_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(persist::BASELINE_FILE), b"not json").unwrap();
+        let config = FloodConfig { data_dir: Some(dir.path().to_owned()), ..FloodConfig::default() };
+        let defense = FloodDefense::new(config.clone(), &[]);
+        let headers = http::HeaderMap::new();
+        let view = RequestView {
+            method: "GET",
+            path: "/",
+            query: None,
+            headers: Some(&headers),
+            user_agent: None,
+            client: "192.0.2.1".parse().unwrap(),
+            fingerprints: None,
+        };
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        for second in 0..3 {
+            for _ in 0..10 {
+                assert_eq!(
+                    defense.check("web", None, &view, start + Duration::from_secs(second)),
+                    FloodVerdict::Pass
+                );
+            }
+        }
+        defense.tick(start + Duration::from_secs(4));
+        defense.save().unwrap();
+        assert!(persist::read_rules(dir.path()).unwrap().is_some());
+        let saved = persist::read_baseline(dir.path()).unwrap().unwrap();
+        assert_eq!(saved.samples["web"].len(), 30);
+        let again = FloodDefense::new(config, &[]);
+        assert_eq!(again.lock().samples()["web"].len(), 30, "samples reloaded at start");
+    }
+}
