@@ -81,7 +81,8 @@ pub enum ShieldCommand {
         json: bool,
     },
     /// Show the learned per-route baselines; with --replay, warm them up from an access log
-    /// (nginx/Apache "combined" format) and save them into the data directory.
+    /// (nginx/Apache "combined" format, or JSON lines as in docs/shield.md) and save them into
+    /// the data directory.
     Baseline {
         /// The access log to replay.
         #[arg(long, value_name = "FILE")]

@@ -119,7 +119,7 @@ pub fn baseline(data: Option<PathBuf>, config: Option<&Path>, replay: Option<&Pa
             );
         }
         println!(
-            "{}: {} lines learned, {} skipped (not combined format), {} matched no route",
+            "{}: {} lines learned, {} skipped (neither combined format nor JSON), {} matched no route",
             log.display(),
             stats.learned,
             stats.skipped,

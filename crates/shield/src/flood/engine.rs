@@ -525,7 +525,14 @@ impl FloodEngine {
 
     /// Learn one past request (access-log replay): counted into the baselines and offered to
     /// the baseline sample unless its second is over the limit; no rule is checked or made.
-    pub fn learn_request(&mut self, route: &str, features: &Features, status: u16, now_ms: u64) {
+    pub fn learn_request(
+        &mut self,
+        route: &str,
+        features: &Features,
+        status: u16,
+        latency_ms: Option<f64>,
+        now_ms: u64,
+    ) {
         self.roll(route, now_ms);
         let second = now_ms / 1000;
         let limit = self.cached_limit(route, second);
@@ -539,6 +546,9 @@ impl FloodEngine {
         if status >= 500 {
             state.counts.errors += 1;
         }
+        // Without a logged latency the second's mean is lower than real; the latency trigger's
+        // floor (min_latency_ms) keeps that harmless.
+        state.counts.latency_ms_sum += latency_ms.unwrap_or(0.0);
         if state.counts.requests as f64 > limit {
             state.flooded = true;
         } else if state.pending.len() < max_pending {

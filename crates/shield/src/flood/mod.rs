@@ -67,7 +67,8 @@ pub struct FloodConfig {
     pub enabled: bool,
     /// Where baselines and rules are kept (also `rampart shield --data DIR`); none: in memory.
     pub data_dir: Option<PathBuf>,
-    /// A combined-format access log replayed at start when there is no saved baseline.
+    /// An access log (combined format or JSON lines) replayed at start when there is no saved
+    /// baseline.
     pub replay: Option<PathBuf>,
     /// A route is flooded over `factor` times its learned request rate...
     pub factor: f64,
@@ -412,7 +413,7 @@ impl FloodDefense {
     }
 }
 
-/// Replay a combined-format access log into `engine`'s baselines (learning only: no rule is
+/// Replay an access log (combined format or JSON lines, see [`replay`]) into `engine`'s baselines (learning only: no rule is
 /// made from the past). Lines are routed as the shield would route them (without a host).
 pub fn replay_file(
     engine: &mut FloodEngine,
@@ -423,7 +424,7 @@ pub fn replay_file(
     replay_lines(engine, std::io::BufReader::new(file), routes)
 }
 
-/// Replay combined-format lines from `reader` (see [`replay_file`]).
+/// Replay access-log lines from `reader` (see [`replay_file`]).
 pub fn replay_lines(
     engine: &mut FloodEngine,
     reader: impl BufRead,
@@ -433,7 +434,7 @@ pub fn replay_lines(
     let mut last_ms = 0;
     for line in reader.lines() {
         let line = line?;
-        let Ok(parsed) = replay::parse_combined(&line) else {
+        let Ok(parsed) = replay::parse_line(&line) else {
             stats.skipped += 1;
             continue;
         };
@@ -450,7 +451,13 @@ pub fn replay_lines(
             client: parsed.client,
             fingerprints: None,
         };
-        engine.learn_request(&route.name, &features::extract(&view), parsed.status, parsed.time_ms);
+        engine.learn_request(
+            &route.name,
+            &features::extract(&view),
+            parsed.status,
+            parsed.latency_ms,
+            parsed.time_ms,
+        );
         last_ms = last_ms.max(parsed.time_ms);
         stats.learned += 1;
     }

@@ -1,11 +1,19 @@
-//! Warm-up from an access log in the nginx/Apache "combined" format
-//! (`%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"`, extra fields after it ignored).
+//! Warm-up from an access log, one request a line, in either of two formats (told apart by the
+//! first character):
+//! - the nginx/Apache "combined" format (`%h %l %u %t "%r" %>s %b "%{Referer}i"
+//!   "%{User-Agent}i"`, extra fields after it ignored);
+//! - JSON lines, one object a line: `client`, `method`, `path` (or nginx's `uri`, a query after
+//!   `?` allowed), `query` (or `args`), `status`, `user_agent`, the time as `time_ms` (Unix ms) or
+//!   `msec` (nginx's `$msec`, Unix seconds with decimals), and optionally the upstream latency as
+//!   `latency_ms` or `request_time` (seconds). nginx writes it with
+//!   `log_format rampart escape=json '{"msec":$msec,"client":"$remote_addr","method":"$request_method","uri":"$uri","args":"$args","status":$status,"user_agent":"$http_user_agent","request_time":$request_time}';`
+//!
 //! A line that does not parse is counted and skipped, never a panic.
 
 use std::net::IpAddr;
 
 /// One access-log line, as far as the baselines need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
     /// The client address.
     pub client: IpAddr,
@@ -21,6 +29,8 @@ pub struct LogLine {
     pub status: u16,
     /// The User-Agent (`None` when logged as `-`).
     pub user_agent: Option<String>,
+    /// The upstream latency in milliseconds, when logged.
+    pub latency_ms: Option<f64>,
 }
 
 /// Why a line was skipped.
@@ -38,6 +48,9 @@ pub enum LineError {
     /// No three-digit status.
     #[error("no status code")]
     Status,
+    /// A JSON line that is not an object with the fields above.
+    #[error("not a JSON access-log object")]
+    Json,
 }
 
 fn quoted(text: &str) -> Option<(String, &str)> {
@@ -145,7 +158,81 @@ pub fn parse_combined(line: &str) -> Result<LogLine, LineError> {
         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
         None => (target.to_owned(), None),
     };
-    Ok(LogLine { client, time_ms, method: method.to_owned(), path, query, status, user_agent })
+    Ok(LogLine {
+        client,
+        time_ms,
+        method: method.to_owned(),
+        path,
+        query,
+        status,
+        user_agent,
+        latency_ms: None,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct JsonLine {
+    client: String,
+    method: String,
+    #[serde(alias = "uri")]
+    path: String,
+    #[serde(default, alias = "args")]
+    query: Option<String>,
+    status: serde_json::Value,
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    time_ms: Option<u64>,
+    #[serde(default)]
+    msec: Option<f64>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(default)]
+    request_time: Option<f64>,
+}
+
+/// Parse one JSON access-log line (see the module doc).
+pub fn parse_json(line: &str) -> Result<LogLine, LineError> {
+    let json: JsonLine = serde_json::from_str(line).map_err(|_| LineError::Json)?;
+    let client: IpAddr = json.client.parse().map_err(|_| LineError::Client)?;
+    let time_ms = match (json.time_ms, json.msec) {
+        (Some(ms), _) => ms,
+        (None, Some(secs)) if secs.is_finite() && secs >= 0.0 && secs < 1e11 => (secs * 1000.0) as u64,
+        _ => return Err(LineError::Time),
+    };
+    // nginx logs numbers as numbers, other tools as strings.
+    let status = match &json.status {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .and_then(|s| u16::try_from(s).ok())
+    .filter(|s| (100..=599).contains(s))
+    .ok_or(LineError::Status)?;
+    if json.method.is_empty() || !json.path.starts_with('/') {
+        return Err(LineError::Request);
+    }
+    let (path, query) = match json.path.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (json.path.clone(), json.query.filter(|q| !q.is_empty())),
+    };
+    let latency_ms =
+        json.latency_ms.or(json.request_time.map(|s| s * 1000.0)).filter(|l| l.is_finite() && *l >= 0.0);
+    Ok(LogLine {
+        client,
+        time_ms,
+        method: json.method,
+        path,
+        query,
+        status,
+        user_agent: json.user_agent.filter(|u| !u.is_empty() && u != "-"),
+        latency_ms,
+    })
+}
+
+/// Parse a line of either format.
+pub fn parse_line(line: &str) -> Result<LogLine, LineError> {
+    if line.trim_start().starts_with('{') { parse_json(line) } else { parse_combined(line) }
 }
 
 #[cfg(test)]
@@ -177,10 +264,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn parses_json_lines_as_nginx_writes_them() {
+        let line = r#"{"msec":1796000000.250,"client":"2001:db8::7","method":"GET","uri":"/search","args":"q=vote","status":200,"user_agent":"Mozilla/5.0","request_time":0.042}"#;
+        let parsed = parse_line(line).unwrap();
+        assert_eq!(parsed.time_ms, 1_796_000_000_250);
+        assert_eq!(parsed.path, "/search");
+        assert_eq!(parsed.query.as_deref(), Some("q=vote"));
+        assert_eq!(parsed.status, 200);
+        assert!((parsed.latency_ms.unwrap() - 42.0).abs() < 1e-9);
+        let line = r#"{"time_ms":5,"client":"192.0.2.1","method":"POST","path":"/login?x=1","status":"503"}"#;
+        let parsed = parse_line(line).unwrap();
+        assert_eq!((parsed.status, parsed.query.as_deref(), parsed.user_agent), (503, Some("x=1"), None));
+        assert_eq!(parse_line(r#"{"client":"192.0.2.1"}"#), Err(LineError::Json));
+        assert_eq!(
+            parse_line(r#"{"time_ms":5,"client":"x","method":"GET","path":"/","status":200}"#),
+            Err(LineError::Client)
+        );
+    }
+
     proptest! {
         #[test]
         fn random_lines_never_panic(line in ".{0,300}") {
-            let _ = parse_combined(&line);
+            let _ = parse_line(&line);
+            let _ = parse_json(&format!("{{{line}"));
+        }
+
+        #[test]
+        fn mutated_json_lines_never_panic(cut in 0usize..200, insert in ".{0,8}", at in 0usize..200) {
+            let mut line = r#"{"msec":1796000000.250,"client":"2001:db8::7","method":"GET","uri":"/s","args":"q","status":200,"request_time":0.04}"#.to_owned();
+            let at = line.floor_char_boundary(at.min(line.len()));
+            line.insert_str(at, &insert);
+            let cut = line.floor_char_boundary(cut.min(line.len()));
+            let _ = parse_line(&line[..cut]);
+            let _ = parse_line(&line);
         }
 
         #[test]
