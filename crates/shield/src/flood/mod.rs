@@ -225,7 +225,7 @@ pub struct ReplayStats {
 pub struct FloodDefense {
     engine: Mutex<FloodEngine>,
     data_dir: Option<PathBuf>,
-    metrics: Mutex<Option<Arc<Metrics>>>,
+    metrics: std::sync::OnceLock<Arc<Metrics>>,
     no_safe_counted: std::sync::atomic::AtomicU64,
 }
 
@@ -261,7 +261,7 @@ impl FloodDefense {
         FloodDefense {
             engine: Mutex::new(engine),
             data_dir,
-            metrics: Mutex::new(None),
+            metrics: std::sync::OnceLock::new(),
             no_safe_counted: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -270,9 +270,10 @@ impl FloodDefense {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Count rule activity into `metrics` from now on.
+    /// Count rule activity into `metrics` from now on (the first call wins: one shield, one
+    /// set of metrics).
     pub fn attach_metrics(&self, metrics: Arc<Metrics>) {
-        *self.metrics.lock().unwrap_or_else(|p| p.into_inner()) = Some(metrics);
+        let _ = self.metrics.set(metrics);
     }
 
     /// The verdict for one request on `route` at `now`.
@@ -294,7 +295,7 @@ impl FloodDefense {
             (outcome, engine.take_events())
         };
         self.emit(events);
-        if let Some(metrics) = self.metrics.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        if let Some(metrics) = self.metrics.get()
             && outcome.rule.is_some()
         {
             let rung = match outcome.verdict {
@@ -351,7 +352,7 @@ impl FloodDefense {
             (engine.take_events(), snapshot)
         };
         self.emit(events);
-        if let Some(metrics) = self.metrics.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(metrics) = self.metrics.get() {
             metrics.flood_rules_active.set(snapshot.active.len() as i64);
             let before =
                 self.no_safe_counted.swap(snapshot.no_safe_rule, std::sync::atomic::Ordering::Relaxed);

@@ -197,7 +197,7 @@ pub fn parse_json(line: &str) -> Result<LogLine, LineError> {
     let client: IpAddr = json.client.parse().map_err(|_| LineError::Client)?;
     let time_ms = match (json.time_ms, json.msec) {
         (Some(ms), _) => ms,
-        (None, Some(secs)) if secs.is_finite() && secs >= 0.0 && secs < 1e11 => (secs * 1000.0) as u64,
+        (None, Some(secs)) if (0.0..1e11).contains(&secs) => (secs * 1000.0) as u64,
         _ => return Err(LineError::Time),
     };
     // nginx logs numbers as numbers, other tools as strings.
