@@ -8,9 +8,13 @@
 # Prints a Markdown table and writes it to bench/results/detection-<date>.md.
 #
 # Usage: bench/detection.sh [--scenarios "syn_flood udp_flood ..."] [--threshold-pps 20000]
-#                           [--sample N] [--fastnetmon-average SECONDS]
+#                           [--sample N] [--fastnetmon-average SECONDS] [--netflow ACTIVE_SECS]
 # fastnetmon runs its package default average_calculation_time (5 s) unless
 # --fastnetmon-average sets it (1 s is its fastest).
+# --netflow ACTIVE_SECS: instead of sFlow, a real-time NetFlow v9 exporter: the capture is
+# replayed at its own speed by tcpreplay into a veth pair of a network namespace made here,
+# and softflowd (active timeout ACTIVE_SECS, its `maxlife`; other timeouts at its defaults)
+# captures the other end and exports to both collectors. Needs root; installs tcpreplay.
 # Every process is started here and stopped by its PID; traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +23,14 @@ scenarios="syn_flood ack_flood udp_flood icmp_flood fragment_flood dns_amplifica
 threshold_pps=20000
 sample=1
 fnm_average=""
+netflow_active=""
 while (($#)); do
   case "$1" in
     --scenarios) scenarios="$2"; shift 2 ;;
     --threshold-pps) threshold_pps="$2"; shift 2 ;;
     --sample) sample="$2"; shift 2 ;;
     --fastnetmon-average) fnm_average="$2"; shift 2 ;;
+    --netflow) netflow_active="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -32,6 +38,12 @@ done
 [[ "$threshold_pps" =~ ^[0-9]+$ ]] || { echo "--threshold-pps takes a number" >&2; exit 2; }
 [[ "$sample" =~ ^[1-9][0-9]*$ ]] || { echo "--sample takes a positive number" >&2; exit 2; }
 [[ -z "$fnm_average" || "$fnm_average" =~ ^[1-9][0-9]*$ ]] || { echo "--fastnetmon-average takes seconds" >&2; exit 2; }
+[[ -z "$netflow_active" || "$netflow_active" =~ ^[1-9][0-9]*$ ]] || { echo "--netflow takes seconds" >&2; exit 2; }
+if [[ -n "$netflow_active" ]]; then
+  [[ $(id -u) == 0 ]] || { echo "--netflow needs root (network namespace, capture)" >&2; exit 1; }
+  command -v tcpreplay > /dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpreplay > /dev/null
+  command -v softflowd > /dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softflowd > /dev/null
+fi
 fastnetmon_bin=/usr/sbin/fastnetmon
 [[ -x "$fastnetmon_bin" ]] || { echo "fastnetmon missing: apt-get install fastnetmon" >&2; exit 1; }
 
@@ -40,8 +52,15 @@ rampart=$PWD/target/release/rampart
 here=$PWD
 work=$(mktemp -d /tmp/rampart-detection-bench.XXXXXX)
 pids=()
+netns=rdb$$
+veth_root=rdba$$
+veth_ns=rdbb$$
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [[ -n "$netflow_active" ]]; then
+    ip link del "$veth_root" 2> /dev/null || true
+    ip netns del "$netns" 2> /dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,6 +91,19 @@ chmod +x "$work/notify.sh"
 printf 'protected = ["198.51.100.0/24", "2001:db8:100::/48"]\n[thresholds]\npps = %s\nmbps = 1000\n' \
   "$threshold_pps" > "$work/rampart.toml"
 
+if [[ -n "$netflow_active" ]]; then
+  # The replayed frames go out of the namespace's end and are captured at the root end, where
+  # the kernel drops them (not addressed to this host's MAC): nothing is routed anywhere.
+  ip netns add "$netns"
+  ip link add "$veth_root" type veth peer name "$veth_ns"
+  ip link set "$veth_ns" netns "$netns"
+  ip link set "$veth_root" up
+  ip -n "$netns" link set "$veth_ns" up
+  ip -n "$netns" link set lo up
+fi
+input_flag=--sflow
+[[ -z "$netflow_active" ]] || input_flag=--netflow
+
 rows=()
 for scenario in $scenarios; do
   dir="$work/$scenario"
@@ -81,7 +113,7 @@ for scenario in $scenarios; do
   fport=$(free_port)
   mport=$(free_port)
 
-  "$rampart" run --config "$work/rampart.toml" --data-dir "$dir/data" --sflow "127.0.0.1:$rport" \
+  "$rampart" run --config "$work/rampart.toml" --data-dir "$dir/data" "$input_flag" "127.0.0.1:$rport" \
     --metrics "127.0.0.1:$mport" > "$dir/rampart.fifo.out" 2> "$dir/rampart.err" &
   rampart_pid=$!
   pids+=("$rampart_pid")
@@ -124,10 +156,17 @@ with open(sys.argv[1]) as src, open(sys.argv[2], "w") as dst:
     echo "mirror_afxdp = off"
     echo "mirror_netmap = off"
     echo "pcap = off"
-    echo "netflow = off"
-    echo "sflow = on"
-    echo "sflow_port = $fport"
-    echo "sflow_host = 127.0.0.1"
+    if [[ -n "$netflow_active" ]]; then
+      echo "netflow = on"
+      echo "netflow_port = $fport"
+      echo "netflow_host = 127.0.0.1"
+      echo "sflow = off"
+    else
+      echo "netflow = off"
+      echo "sflow = on"
+      echo "sflow_port = $fport"
+      echo "sflow_host = 127.0.0.1"
+    fi
     echo "enable_api = off"
     echo "prometheus = off"
     echo "pid_path = $dir/fastnetmon.pid"
@@ -144,9 +183,23 @@ with open(sys.argv[1]) as src, open(sys.argv[2], "w") as dst:
   sleep 1
   : > "$work/bans.log"
 
-  replay_start=$(now)
-  "$rampart" replay "$dir/capture.pcap" --sflow "127.0.0.1:$rport" --sflow "127.0.0.1:$fport" \
-    --speed 1 --sample "$sample" --max-seconds 60 2> "$dir/replay.err"
+  if [[ -n "$netflow_active" ]]; then
+    # One softflowd, two collectors (without -l it sends every datagram to each).
+    softflowd -d -i "$veth_root" -v 9 -t "maxlife=$netflow_active" -n "127.0.0.1:$rport" \
+      -n "127.0.0.1:$fport" -p "$dir/softflowd.pid" -c "$dir/softflowd.ctl" > "$dir/softflowd.log" 2>&1 &
+    softflowd_pid=$!
+    pids+=("$softflowd_pid")
+    sleep 1
+    replay_start=$(now)
+    timeout 60 ip netns exec "$netns" tcpreplay -q -i "$veth_ns" "$dir/capture.pcap" > "$dir/replay.err" 2>&1
+    # Long flows come out at the active timeout after they began, and again every timeout.
+    sleep $((netflow_active + 3))
+    kill "$softflowd_pid" 2> /dev/null || true
+  else
+    replay_start=$(now)
+    "$rampart" replay "$dir/capture.pcap" --sflow "127.0.0.1:$rport" --sflow "127.0.0.1:$fport" \
+      --speed 1 --sample "$sample" --max-seconds 60 2> "$dir/replay.err"
+  fi
   sleep 3
   kill -INT "$rampart_pid" 2> /dev/null || true
   kill "$fnm_pid" 2> /dev/null || true
@@ -211,7 +264,12 @@ mkdir -p "$here/bench/results"
   echo "# Detection side by side, $stamp_name"
   echo
   echo "Each scenario from \`rampart generate SCENARIO --seed 11 --duration 16 --attack-duration 12\` (attack"
-  echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by \`rampart replay\` as sFlow v5 sampled 1:$sample to both"
+  if [[ -n "$netflow_active" ]]; then
+    echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by tcpreplay into a veth pair,"
+    echo "captured by softflowd 1.1.0 (NetFlow v9, active timeout (maxlife) ${netflow_active} s, other timeouts at its defaults) exporting to both"
+  else
+    echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by \`rampart replay\` as sFlow v5 sampled 1:$sample to both"
+  fi
   echo "collectors at once. Both: per-host threshold $threshold_pps pps / 1000 Mbps, protected"
   echo "198.51.100.0/24 and 2001:db8:100::/48. Rampart also applies its default per-class and per-/24"
   echo "(/64) thresholds; fastnetmon 1.2.4 runs its package defaults (average_calculation_time ${fnm_average:-5} s${fnm_average:+ here; package default 5 s},"

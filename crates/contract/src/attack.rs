@@ -169,10 +169,28 @@ pub struct Attack {
     pub sample_headers: Vec<PacketSample>,
     /// Narrowest filter covering at least 99 % of the attack's profiled traffic.
     pub signature: Signature,
+    /// Each of `vectors` with the share of the profiled packets it accounts for and a
+    /// signature of its own (99 % of that vector's packets), so a multi-vector attack can be
+    /// filtered one precise rule per vector. Shares need not add up to 100 %: traffic no vector
+    /// names (background, fragments of reflected answers) is in none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vector_shares: Vec<VectorShare>,
     /// Pulse waves: set when this attack followed an earlier one on the same target, with a
     /// vector in common, within the campaign gap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<Campaign>,
+}
+
+/// One vector of an attack: how much of it, and the filter for that part alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VectorShare {
+    pub vector: Vector,
+    /// Profiled packets of this vector.
+    pub packets: u64,
+    /// Its percentage of the attack's profiled packets.
+    pub percent: f64,
+    /// Narrowest filter covering at least 99 % of this vector's profiled packets.
+    pub signature: Signature,
 }
 
 /// An attack's place in a campaign of pulses on one target.
@@ -218,6 +236,7 @@ impl Attack {
             packet_lengths: Vec::new(),
             sample_headers: Vec::new(),
             signature: Signature::default(),
+            vector_shares: Vec::new(),
             campaign: None,
         }
     }

@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
-pub const DAEMON_TABLES: [&str; 5] = ["inputs", "store", "outputs", "mitigation", "bgp"];
+pub const DAEMON_TABLES: [&str; 6] = ["inputs", "store", "outputs", "mitigation", "bgp", "filter"];
 
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,9 @@ pub struct DaemonConfig {
     /// `[bgp]`: the speaker that announces decisions as FlowSpec and RTBH routes; needs
     /// `[mitigation]`.
     pub bgp: Option<rampart_bgp::config::SpeakerConfig>,
+    /// `[filter]`: the host filter (XDP, nftables fallback) enforcing the decisions; needs
+    /// `[mitigation]`.
+    pub filter: Option<crate::filter::FilterSettings>,
 }
 
 impl Default for DaemonConfig {
@@ -72,6 +75,7 @@ impl Default for DaemonConfig {
             retention: Retention::default(),
             mitigation: None,
             bgp: None,
+            filter: None,
         }
     }
 }
@@ -94,6 +98,7 @@ struct FileToml {
     outputs: Option<OutputsToml>,
     mitigation: Option<rampart_mitigate::config::MitigationToml>,
     bgp: Option<rampart_bgp::config::SpeakerConfig>,
+    filter: Option<crate::filter::FilterToml>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +295,16 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
             ));
         }
         config.bgp = Some(bgp);
+    }
+    if let Some(filter) = raw.filter {
+        if config.mitigation.is_none() {
+            return Err(invalid(
+                "filter",
+                "the host filter enforces mitigation's decisions: add a [mitigation] table".into(),
+            ));
+        }
+        let settings = filter.resolve().map_err(|e| invalid(&format!("filter.{}", e.key), e.message))?;
+        config.filter = Some(settings);
     }
     Ok((config, detect))
 }
@@ -595,6 +610,22 @@ interface_speed = 40000000000
         let allowlist: Vec<String> =
             daemon.mitigation.unwrap().guards.allowlist.iter().map(ToString::to_string).collect();
         assert!(allowlist.contains(&"192.0.2.9/32".to_string()), "{allowlist:?}");
+    }
+
+    #[test]
+    fn the_filter_needs_mitigation_and_its_errors_name_line_and_key() {
+        let filter = "[filter]\ninterfaces = [\"eth0=generic\"]\n";
+        let error = parse(filter, "r.toml").unwrap_err().to_string();
+        assert!(error.contains("filter") && error.contains("[mitigation]"), "{error}");
+        let (daemon, _) =
+            parse(&format!("protected = [\"198.51.100.0/24\"]\n[mitigation]\n{filter}"), "r.toml").unwrap();
+        let settings = daemon.filter.unwrap();
+        assert_eq!(settings.interfaces[0].0, "eth0");
+        let error =
+            parse("protected = [\"198.51.100.0/24\"]\n[mitigation]\n[filter]\nmode = \"fast\"\n", "r.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(error.starts_with("r.toml:4:") && error.contains("filter.mode"), "{error}");
     }
 
     #[test]

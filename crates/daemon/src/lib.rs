@@ -9,6 +9,7 @@
 
 pub mod baselines;
 pub mod config;
+pub mod filter;
 pub mod http;
 pub mod metrics;
 pub mod mitigation;
@@ -101,12 +102,24 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         }
         None => None,
     };
+    let filter = match &daemon.filter {
+        Some(settings) => {
+            let (actuator, stats) = filter::FilterActuator::start(settings, &daemon.data_dir)
+                .map_err(|e| setup!("filter: {e}"))?;
+            let backend = stats.backend.lock().map(|b| *b).unwrap_or("?");
+            eprintln!("filter: decisions enforced by {backend}");
+            metrics.filter = Some(stats);
+            Some(actuator)
+        }
+        None => None,
+    };
     let mitigation = match &daemon.mitigation {
         Some(config) => Some(mitigation::start(
             config,
             &daemon.data_dir,
             webhook.as_ref().map(|(queue, _)| queue),
             speaker.clone(),
+            filter,
         )?),
         None => None,
     };

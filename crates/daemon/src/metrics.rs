@@ -78,6 +78,8 @@ pub struct Metrics {
     /// Decisions and refusals, when mitigation is on.
     pub mitigation: Option<Arc<rampart_mitigate::MitigationStats>>,
     pub script: Option<Arc<rampart_mitigate::script::ScriptStats>>,
+    /// The host filter's counters, when `[filter]` is on.
+    pub filter: Option<Arc<crate::filter::FilterStats>>,
 }
 
 /// The `kind` label of `rampart_attack_events_total`: the engine's event kind.
@@ -534,6 +536,9 @@ impl Collector for Snapshots {
         }
         if let Some(mitigation) = &metrics.mitigation {
             crate::mitigation::encode_metrics(mitigation, metrics.script.as_deref(), &mut encoder)?;
+        }
+        if let Some(filter) = &metrics.filter {
+            crate::filter::encode_metrics(filter, &mut encoder)?;
         }
         let http = &metrics.http;
         let http_counters = [

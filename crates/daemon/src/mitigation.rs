@@ -125,12 +125,14 @@ fn now() -> EventTime {
 }
 
 /// Opens the decision store in `data_dir` (reconciling it), starts the actuators (the script,
-/// and the webhook when `[mitigation] webhook = true` and `webhook` is configured).
+/// and the webhook when `[mitigation] webhook = true` and `webhook` is configured; the BGP
+/// speaker and the host filter when given).
 pub fn start(
     config: &MitigationConfig,
     data_dir: &Path,
     webhook: Option<&WebhookQueue>,
     speaker: Option<Arc<Speaker>>,
+    filter: Option<crate::filter::FilterActuator>,
 ) -> Result<Started, DaemonError> {
     let store = DecisionStore::open(data_dir).map_err(|e| setup!("mitigation: {e}"))?;
     for warning in store.warnings() {
@@ -146,6 +148,9 @@ pub fn start(
     }
     if let Some(speaker) = speaker {
         actuators.push(Box::new(BgpActuator { speaker }));
+    }
+    if let Some(filter) = filter {
+        actuators.push(Box::new(filter));
     }
     match (config.webhook, webhook) {
         (true, Some(queue)) => actuators.push(Box::new(WebhookActuator::new(queue.clone()))),

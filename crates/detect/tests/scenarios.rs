@@ -101,6 +101,8 @@ fn expected_onset(scenario: Scenario) -> (Option<u8>, Option<u8>, Option<u16>, O
         }
         Scenario::AckFlood => (Some(6), Some(0x10), None, None),
         Scenario::RstFlood => (Some(6), Some(0x04), None, None),
+        Scenario::RstAckFlood => (Some(6), Some(0x14), None, None),
+        Scenario::MiddleboxReflection => (Some(6), None, None, None),
         Scenario::UdpFlood | Scenario::UdpFloodV6 => (Some(17), None, None, None),
         Scenario::IcmpFlood => (Some(1), None, None, None),
         Scenario::IcmpFloodV6 => (Some(58), None, None, None),
@@ -207,6 +209,8 @@ fn single_attack_scenarios() -> Vec<Scenario> {
         Scenario::IcmpFloodV6,
         Scenario::BacnetDhdiscover,
         Scenario::SynAckReflection,
+        Scenario::RstAckFlood,
+        Scenario::MiddleboxReflection,
     ];
     s.extend(AmplificationVector::ALL.iter().map(|&v| Scenario::Amplification(v)));
     s
@@ -237,6 +241,22 @@ fn reflection_is_named_by_its_ports_and_flags() {
     let mut ports: Vec<u16> = a.top_src_ports.iter().map(|p| p.value).collect();
     ports.sort_unstable();
     assert_eq!(ports, [37810, 47808]);
+    // Each vector has its share and its own rule: UDP from its service's port.
+    let per_vector: Vec<(&str, Vec<PortRange>, Option<u8>)> = a
+        .vector_shares
+        .iter()
+        .map(|v| (v.vector.name(), v.signature.src_ports.clone(), v.signature.protocol))
+        .collect();
+    assert_eq!(
+        per_vector,
+        [
+            ("bacnet_amplification", vec![PortRange::single(47808)], Some(17)),
+            ("dhdiscover_amplification", vec![PortRange::single(37810)], Some(17)),
+        ]
+    );
+    for v in &a.vector_shares {
+        assert!((35.0..=65.0).contains(&v.percent), "{v:#?}");
+    }
 
     let (names, a) = vector_names(Scenario::Amplification(AmplificationVector::UnknownPort));
     assert_eq!(names, ["udp_reflection"]);
@@ -250,6 +270,22 @@ fn reflection_is_named_by_its_ports_and_flags() {
     ports.sort_unstable();
     assert_eq!(ports, [80, 443]);
     assert!(a.distinct_sources >= 40, "{}", a.distinct_sources);
+
+    // Middlebox reflection: SYNs and PSH+ACKs carrying an HTTP request to port 80.
+    let (names, a) = vector_names(Scenario::MiddleboxReflection);
+    assert_eq!(names, ["tcp_middlebox_reflection"]);
+    assert_eq!((a.signature.protocol, a.signature.dst_ports.clone()), (Some(6), vec![PortRange::single(80)]));
+    let flags: Vec<u8> = a.tcp_flags.iter().map(|f| f.value).collect();
+    assert!(flags.contains(&0x02) && flags.contains(&0x18), "{flags:?}");
+    assert!(a.signature.packet_len.is_some_and(|l| l.min > 40), "{:?}", a.signature.packet_len);
+    assert!(a.distinct_sources >= 40, "{}", a.distinct_sources);
+}
+
+#[test]
+fn rst_ack_floods_name_both_flags() {
+    let (names, a) = vector_names(Scenario::RstAckFlood);
+    assert_eq!(names, ["rst_flood"]);
+    assert_eq!((a.signature.protocol, a.signature.tcp_flags), (Some(6), Some(TcpFlags::exact(0x14))));
 }
 
 #[test]

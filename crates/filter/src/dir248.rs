@@ -7,8 +7,13 @@
 //! (so an update writes only those). A /24's group keeps its index across rebuilds, and new
 //! groups take indexes the previous image did not use, so a reader never sees a group index
 //! that points at another /24's group while the driver writes groups before the slots.
+//!
+//! [`Dir248::update`] changes an image in place by a delta (prefixes removed and added): only
+//! the /24 ranges of the changed prefixes are recomputed, so the cost follows the change, not
+//! the table (a rebuild touches all 16M slots). Groups a delta frees become reusable only in a
+//! later delta, once the driver has written the slots that no longer point at them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use ipnet::Ipv4Net;
 use thiserror::Error;
@@ -43,6 +48,22 @@ pub struct Dir248 {
     /// The /24 (address >> 8) each group serves, by group index.
     group_owner: Vec<Option<u32>>,
     group_of: HashMap<u32, u32>,
+    /// Prefixes up to /24 and longer ones, by (network, length), for the delta updates.
+    short: BTreeMap<(u32, u8), u32>,
+    long: BTreeMap<(u32, u8), u32>,
+    /// Group indexes no slot points at, those never used (or freed longest ago) first.
+    free: VecDeque<u32>,
+    /// Freed by the last delta: free from the next one on.
+    released: Vec<u32>,
+}
+
+/// What a delta changed: the driver writes `groups` first, then `blocks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Group indexes whose content changed (sorted).
+    pub groups: Vec<usize>,
+    /// `v4_tbl24` elements whose content changed (sorted).
+    pub blocks: Vec<usize>,
 }
 
 impl std::fmt::Debug for Dir248 {
@@ -130,7 +151,211 @@ impl Dir248 {
         for (&slot, &g) in &group_of {
             slots[slot as usize] = GROUP_FLAG | g;
         }
-        Ok(Dir248 { slots, groups, group_owner, group_of })
+        let (mut short, mut long) = (BTreeMap::new(), BTreeMap::new());
+        for &(net, rule) in &sorted {
+            let key = (u32::from(net.network()), net.prefix_len());
+            if net.prefix_len() <= 24 {
+                short.insert(key, rule)
+            } else {
+                long.insert(key, rule)
+            };
+        }
+        let mut free: Vec<u32> =
+            (0..max_groups as u32).filter(|&g| group_owner[g as usize].is_none()).collect();
+        free.sort_by_key(|&g| (taken_before[g as usize], g));
+        Ok(Dir248 {
+            slots,
+            groups,
+            group_owner,
+            group_of,
+            short,
+            long,
+            free: free.into(),
+            released: Vec::new(),
+        })
+    }
+
+    /// Changes the image in place: `removed` prefixes go (absent ones are ignored), `added`
+    /// ones are set (a prefix already held takes the new rule). Only the /24 ranges the changed
+    /// prefixes cover are recomputed. On an error nothing changed.
+    pub fn update(&mut self, removed: &[Ipv4Net], added: &[(Ipv4Net, u32)]) -> Result<Changes, Dir248Error> {
+        if let Some(&(_, rule)) = added.iter().find(|(_, r)| *r == 0 || r & GROUP_FLAG != 0) {
+            return Err(Dir248Error::BadRuleId(rule));
+        }
+        self.free.extend(self.released.drain(..));
+        // What was there before each change, to undo them all when the groups do not fit.
+        let mut undo: Vec<((u32, u8), Option<u32>)> = Vec::new();
+        let mut short_dirty: Vec<(u32, u8)> = Vec::new();
+        let mut long_dirty: BTreeSet<u32> = BTreeSet::new();
+        let changes =
+            removed.iter().map(|n| (n.trunc(), None)).chain(added.iter().map(|&(n, r)| (n.trunc(), Some(r))));
+        for (net, rule) in changes {
+            let key = (u32::from(net.network()), net.prefix_len());
+            let map = if key.1 <= 24 { &mut self.short } else { &mut self.long };
+            let before = match rule {
+                Some(r) => map.insert(key, r),
+                None => map.remove(&key),
+            };
+            if before == rule {
+                continue;
+            }
+            undo.push((key, before));
+            if key.1 <= 24 {
+                short_dirty.push(key);
+            } else {
+                long_dirty.insert(key.0 >> 8);
+            }
+        }
+        // Groups: every /24 left with longer prefixes needs one.
+        let max = self.groups.len();
+        let gained =
+            long_dirty.iter().filter(|&&s| !self.group_of.contains_key(&s) && self.has_long(s)).count();
+        let lost =
+            long_dirty.iter().filter(|&&s| self.group_of.contains_key(&s) && !self.has_long(s)).count();
+        let needed = self.group_of.len() + gained - lost;
+        if gained > self.free.len() + lost {
+            for (key, before) in undo.into_iter().rev() {
+                let map = if key.1 <= 24 { &mut self.short } else { &mut self.long };
+                match before {
+                    Some(r) => map.insert(key, r),
+                    None => map.remove(&key),
+                };
+            }
+            return Err(Dir248Error::TooManyGroups { needed, max });
+        }
+
+        let mut out = Changes::default();
+        let mut groups_done: BTreeSet<u32> = BTreeSet::new();
+        // Groups given up first, so that when no never-used index is left, new ones can take
+        // them.
+        for &s24 in &long_dirty {
+            if !self.has_long(s24) {
+                let base = self.short_rule(s24);
+                self.recompute_group(s24, base, &mut out);
+            }
+        }
+        // Shortest first, so a range inside one already recomputed is skipped.
+        short_dirty.sort_by_key(|&(addr, len)| (len, addr));
+        let mut done: BTreeMap<u32, u32> = BTreeMap::new();
+        for (addr, len) in short_dirty {
+            let first = addr >> 8;
+            let last = first + ((1u32 << (24 - len)) - 1);
+            if done.range(..=first).next_back().is_some_and(|(_, &end)| end >= last) {
+                continue;
+            }
+            done.insert(first, last);
+            self.recompute_range(addr, len, &mut out, &mut groups_done);
+        }
+        for s24 in long_dirty {
+            if groups_done.contains(&s24) {
+                continue;
+            }
+            let base = self.short_rule(s24);
+            self.recompute_group(s24, base, &mut out);
+        }
+        out.groups.sort_unstable();
+        out.groups.dedup();
+        out.blocks.sort_unstable();
+        out.blocks.dedup();
+        Ok(out)
+    }
+
+    fn has_long(&self, s24: u32) -> bool {
+        self.long.range((s24 << 8, 25)..=((s24 << 8) | 0xff, 32)).next().is_some()
+    }
+
+    /// The rule of the longest prefix up to /24 covering /24 `s24`.
+    fn short_rule(&self, s24: u32) -> u32 {
+        self.ancestor_rule(s24 << 8, 24)
+    }
+
+    /// The rule of the longest prefix up to /24, of length at most `len`, covering `addr`.
+    fn ancestor_rule(&self, addr: u32, len: u8) -> u32 {
+        (0..=len)
+            .rev()
+            .find_map(|l| {
+                let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
+                self.short.get(&(addr & mask, l)).copied()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Recomputes the /24 slots prefix `addr/len` (up to /24) covers, and their groups.
+    fn recompute_range(&mut self, addr: u32, len: u8, out: &mut Changes, groups_done: &mut BTreeSet<u32>) {
+        let first = addr >> 8;
+        let count = 1usize << (24 - len);
+        let base = if len == 0 { 0 } else { self.ancestor_rule(addr, len - 1) };
+        let mut values = vec![base; count];
+        let last_addr = if len == 0 { u32::MAX } else { addr | (u32::MAX >> len) };
+        let mut inner: Vec<(u32, u8, u32)> = self
+            .short
+            .range((addr, len)..=(last_addr, 24))
+            .filter(|((_, l), _)| *l >= len)
+            .map(|(&(a, l), &r)| (a, l, r))
+            .collect();
+        inner.sort_by_key(|&(a, l, _)| (l, a));
+        for (a, l, r) in inner {
+            let from = ((a >> 8) - first) as usize;
+            values[from..from + (1usize << (24 - l))].fill(r);
+        }
+        for (i, value) in values.into_iter().enumerate() {
+            let s24 = first + i as u32;
+            // A /24 that just gained longer prefixes gets its group in `update`'s last pass.
+            if self.slots[s24 as usize] & GROUP_FLAG != 0 {
+                groups_done.insert(s24);
+                self.recompute_group(s24, value, out);
+            } else if self.slots[s24 as usize] != value {
+                self.slots[s24 as usize] = value;
+                out.blocks.push(s24 as usize / SLOTS_PER_BLOCK);
+            }
+        }
+    }
+
+    /// Recomputes the group of /24 `s24` over `base` (its rule up to /24): created, changed or
+    /// released as its longer prefixes say.
+    fn recompute_group(&mut self, s24: u32, base: u32, out: &mut Changes) {
+        let lo = s24 << 8;
+        let mut inner: Vec<(u32, u8, u32)> =
+            self.long.range((lo, 25)..=(lo | 0xff, 32)).map(|(&(a, l), &r)| (a, l, r)).collect();
+        let held = self.group_of.get(&s24).copied();
+        if inner.is_empty() {
+            if let Some(g) = held {
+                self.groups[g as usize] = None;
+                self.group_owner[g as usize] = None;
+                self.group_of.remove(&s24);
+                self.released.push(g);
+            }
+            if self.slots[s24 as usize] != base {
+                self.slots[s24 as usize] = base;
+                out.blocks.push(s24 as usize / SLOTS_PER_BLOCK);
+            }
+            return;
+        }
+        inner.sort_by_key(|&(a, l, _)| (l, a));
+        let mut content = Box::new([base; 256]);
+        for (a, l, r) in inner {
+            let from = (a & 0xff) as usize;
+            content[from..from + (1usize << (32 - l))].fill(r);
+        }
+        let g = match held {
+            Some(g) => g,
+            None => {
+                // `update` checked there is room: a never-used (or long freed) index, else one
+                // just released.
+                let Some(g) = self.free.pop_front().or_else(|| self.released.pop()) else { return };
+                self.group_of.insert(s24, g);
+                self.group_owner[g as usize] = Some(s24);
+                g
+            }
+        };
+        if self.groups[g as usize].as_deref() != Some(&*content) {
+            self.groups[g as usize] = Some(content);
+            out.groups.push(g as usize);
+        }
+        if self.slots[s24 as usize] != GROUP_FLAG | g {
+            self.slots[s24 as usize] = GROUP_FLAG | g;
+            out.blocks.push(s24 as usize / SLOTS_PER_BLOCK);
+        }
     }
 
     /// The rule for `addr` (0: none), as the program finds it.
@@ -245,8 +470,14 @@ mod tests {
     }
 
     fn arb_prefixes() -> impl Strategy<Value = Vec<(Ipv4Net, u32)>> {
+        arb_prefixes_from(0)
+    }
+
+    /// From /`shortest` on (a delta recomputes the whole range of a short prefix: a /0 is 16M
+    /// slots, slow in a debug build; the unit test below covers /0).
+    fn arb_prefixes_from(shortest: u8) -> impl Strategy<Value = Vec<(Ipv4Net, u32)>> {
         // Clustered addresses so prefixes overlap.
-        prop::collection::vec((0u32..4, any::<u32>(), 0u8..=32), 0..40).prop_map(|raw| {
+        prop::collection::vec((0u32..4, any::<u32>(), shortest..=32), 0..40).prop_map(|raw| {
             let mut seen = std::collections::HashSet::new();
             raw.into_iter()
                 .enumerate()
@@ -270,5 +501,75 @@ mod tests {
                 prop_assert_eq!(t.lookup(a), naive(&prefixes, a), "{}", a);
             }
         }
+
+        #[test]
+        fn delta_updates_match_a_naive_search_and_report_every_change(
+            a in arb_prefixes_from(6),
+            b in arb_prefixes_from(6),
+            probes in prop::collection::vec(any::<u32>(), 64),
+        ) {
+            let mut t = Dir248::build(&a, 64, None).unwrap();
+            let mut addrs: Vec<Ipv4Addr> =
+                a.iter().chain(&b).flat_map(|(n, _)| [n.network(), n.broadcast()]).collect();
+            addrs.extend(probes.iter().map(|&r| Ipv4Addr::from((r & 0xc000_0000) | 0x0a0b_0000 | (r & 0x3ff))));
+            // There and back again: groups freed by the first delta are reused by the second.
+            for (from, to) in [(&a, &b), (&b, &a), (&a, &b)] {
+                let before = t.clone();
+                let removed: Vec<Ipv4Net> =
+                    from.iter().map(|(n, _)| *n).filter(|n| !to.iter().any(|(m, _)| m == n)).collect();
+                let added: Vec<(Ipv4Net, u32)> =
+                    to.iter().filter(|p| !from.contains(p)).copied().collect();
+                let changes = t.update(&removed, &added).unwrap();
+                for &addr in &addrs {
+                    prop_assert_eq!(t.lookup(addr), naive(to, addr), "{}", addr);
+                }
+                // Whole chunks compared at once (a memcmp), the blocks of those that differ.
+                const CHUNK: usize = 4096 * SLOTS_PER_BLOCK;
+                for (c, (x, y)) in before.slots.chunks_exact(CHUNK).zip(t.slots.chunks_exact(CHUNK)).enumerate() {
+                    if x == y {
+                        continue;
+                    }
+                    for b in c * 4096..(c + 1) * 4096 {
+                        if before.block(b) != t.block(b) {
+                            prop_assert!(changes.blocks.binary_search(&b).is_ok(), "block {} changed unreported", b);
+                        }
+                    }
+                }
+                for (s24, &g) in &t.group_of {
+                    let g = g as usize;
+                    prop_assert_eq!(t.slots[*s24 as usize], GROUP_FLAG | g as u32);
+                    prop_assert_eq!(t.group_owner[g], Some(*s24));
+                    if before.group(g) != t.group(g) {
+                        prop_assert!(changes.groups.binary_search(&g).is_ok(), "group {} changed unreported", g);
+                    }
+                    // A reader never follows a slot into another /24's group.
+                    prop_assert!(before.group_owner[g].is_none_or(|o| o == *s24), "group {} reused at once", g);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_delta_that_needs_too_many_groups_changes_nothing() {
+        let p = |s: &str, r| (s.parse::<Ipv4Net>().unwrap(), r);
+        let mut t = Dir248::build(&[p("192.0.2.1/32", 1)], 1, None).unwrap();
+        let before = t.clone();
+        let error = t.update(&[], &[p("198.51.100.1/32", 2), p("10.0.0.0/8", 3)]).unwrap_err();
+        assert_eq!(error, Dir248Error::TooManyGroups { needed: 2, max: 1 });
+        assert!(t == before);
+        assert_eq!(t.update(&[], &[p("10.0.0.0/8", 0)]), Err(Dir248Error::BadRuleId(0)));
+        // Giving up the only group makes room for another /24 in the same delta.
+        let changes = t.update(&["192.0.2.1/32".parse().unwrap()], &[p("198.51.100.1/32", 2)]).unwrap();
+        assert_eq!(t.lookup("198.51.100.1".parse().unwrap()), 2);
+        assert_eq!(t.lookup("192.0.2.1".parse().unwrap()), 0);
+        assert_eq!(changes.groups, vec![0]);
+        // The default route, under and over the rest.
+        t.update(&[], &[p("0.0.0.0/0", 4), p("198.51.0.0/16", 5)]).unwrap();
+        for (addr, want) in [("192.0.2.1", 4), ("198.51.100.1", 2), ("198.51.100.2", 5), ("198.52.0.1", 4)] {
+            assert_eq!(t.lookup(addr.parse().unwrap()), want, "{addr}");
+        }
+        t.update(&["0.0.0.0/0".parse().unwrap()], &[]).unwrap();
+        assert_eq!(t.lookup("192.0.2.1".parse().unwrap()), 0);
+        assert_eq!(t.lookup("198.51.100.2".parse().unwrap()), 5);
     }
 }

@@ -66,6 +66,16 @@ impl RuleValue {
         RuleValue { expires_ns, decision, action, rate }
     }
 
+    /// The same rule, its expiry within `slack_ns` of `other`'s (both expiring, or neither).
+    pub fn same_within(&self, other: &RuleValue, slack_ns: u64) -> bool {
+        let expiry = match (self.expires_ns, other.expires_ns) {
+            (0, 0) => true,
+            (0, _) | (_, 0) => false,
+            (a, b) => a.abs_diff(b) <= slack_ns,
+        };
+        expiry && (self.decision, self.action, self.rate) == (other.decision, other.action, other.rate)
+    }
+
     pub fn encode(&self) -> [u8; RULE_SIZE] {
         let mut b = [0u8; RULE_SIZE];
         b[0..8].copy_from_slice(&self.expires_ns.to_ne_bytes());
@@ -225,6 +235,18 @@ pub fn lpm_key(net: IpNet) -> Vec<u8> {
 mod tests {
     use super::*;
     use rampart_contract::{LengthRange, PortRange, TcpFlags};
+
+    #[test]
+    fn a_rule_read_again_with_clock_jitter_is_the_same_rule() {
+        let rule = RuleValue::new(RuleAction::Drop, 7, 5_000_000_000);
+        assert!(rule.same_within(&RuleValue { expires_ns: 5_010_000_000, ..rule }, 100_000_000));
+        assert!(!rule.same_within(&RuleValue { expires_ns: 6_000_000_000, ..rule }, 100_000_000));
+        assert!(!rule.same_within(&RuleValue { expires_ns: 0, ..rule }, u64::MAX));
+        assert!(!rule.same_within(&RuleValue::new(RuleAction::RatePackets(5), 7, 5_000_000_000), 0));
+        assert!(
+            RuleValue::new(RuleAction::Drop, 7, 0).same_within(&RuleValue::new(RuleAction::Drop, 7, 0), 0)
+        );
+    }
 
     proptest::proptest! {
         #[test]

@@ -111,6 +111,29 @@ fn bench_store(c: &mut Criterion) {
             store.close(stored.decision.id, Closing::Withdrawn, Actor::System, "bench", now).unwrap();
         })
     });
+    // An event batch of 100 attacks: 100 enacts and 100 withdrawals, synced once.
+    const BATCH: u64 = 100;
+    group.throughput(Throughput::Elements(2 * BATCH));
+    group.bench_function("enact_and_withdraw_100_in_one_batch", |b| {
+        b.iter(|| {
+            store.begin_batch().unwrap();
+            for host in 1..=BATCH {
+                let new = NewDecision {
+                    scope: Scope::Signature(Box::new(signature(host as u8))),
+                    action: Action::Discard,
+                    origin: Origin::Attack { attack: AttackId(host) },
+                    created: now,
+                    expires: None,
+                    reason: "bench".into(),
+                    dry_run: false,
+                    evidence: None,
+                };
+                let (stored, _) = store.enact(new, now).unwrap();
+                store.close(stored.decision.id, Closing::Withdrawn, Actor::System, "bench", now).unwrap();
+            }
+            store.end_batch().unwrap();
+        })
+    });
     group.finish();
 }
 

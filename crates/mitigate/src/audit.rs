@@ -191,6 +191,10 @@ pub struct AuditLog {
     path: PathBuf,
     seq: u64,
     head: Hash,
+    /// Appends wait for [`AuditLog::sync`] instead of syncing each.
+    deferred: bool,
+    /// Appended since the last sync.
+    unsynced: bool,
 }
 
 impl AuditLog {
@@ -238,7 +242,7 @@ impl AuditLog {
             }
             _ => (0, GENESIS),
         };
-        Ok((AuditLog { file, path: path.to_owned(), seq, head }, warnings))
+        Ok((AuditLog { file, path: path.to_owned(), seq, head, deferred: false, unsynced: false }, warnings))
     }
 
     /// Sequence number and hash of the last record (0 and [`GENESIS`] when empty).
@@ -250,7 +254,27 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends `record` (its `seq` and `prev` set here), synced to disk; returns it as written.
+    /// Whether appends sync at once (`false`) or wait for [`AuditLog::sync`] (`true`).
+    pub fn defer_sync(&mut self, deferred: bool) {
+        self.deferred = deferred;
+    }
+
+    /// Whether appends wait for [`AuditLog::sync`].
+    pub fn deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// Syncs what was appended since the last sync.
+    pub fn sync(&mut self) -> Result<(), AuditError> {
+        if self.unsynced {
+            self.file.sync_data().map_err(|reason| AuditError::Io { path: self.path.clone(), reason })?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Appends `record` (its `seq` and `prev` set here), synced to disk unless syncs are
+    /// deferred; returns it as written.
     pub fn append(&mut self, mut record: AuditRecord) -> Result<AuditRecord, AuditError> {
         let io_error = |reason| AuditError::Io { path: self.path.clone(), reason };
         record.seq = self.seq + 1;
@@ -264,7 +288,11 @@ impl AuditLog {
         line.extend_from_slice(&body);
         line.extend_from_slice(b"}\n");
         self.file.write_all(&line).map_err(io_error)?;
-        self.file.sync_data().map_err(io_error)?;
+        if self.deferred {
+            self.unsynced = true;
+        } else {
+            self.file.sync_data().map_err(io_error)?;
+        }
         self.seq = record.seq;
         self.head = hash;
         Ok(record)

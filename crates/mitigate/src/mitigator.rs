@@ -101,6 +101,15 @@ pub struct Mitigator {
     stats: Arc<MitigationStats>,
     /// The latest attack of each tracked attack id, for the notifications' JSON.
     attacks: HashMap<AttackId, Attack>,
+    /// Inside a batch: what the actuators will be told once it is on disk.
+    deferred: Option<Vec<Pending>>,
+}
+
+/// An actuator notification waiting for its batch to reach the disk.
+#[derive(Debug)]
+enum Pending {
+    Apply(StoredDecision),
+    Withdraw(StoredDecision),
 }
 
 impl std::fmt::Debug for Mitigator {
@@ -127,6 +136,7 @@ impl Mitigator {
             actuators,
             stats: Arc::new(MitigationStats::default()),
             attacks: HashMap::new(),
+            deferred: None,
         };
         let expired = mitigator.store.expire(now)?;
         mitigator.stats.expired.fetch_add(expired.len() as u64, Ordering::Relaxed);
@@ -170,7 +180,34 @@ impl Mitigator {
         eprintln!("rampart: mitigation: {error}");
     }
 
+    /// Starts a batch of store changes; actuators hear of them when it ends, once they are
+    /// on disk.
+    fn begin_batch(&mut self) {
+        // Without a batch (the store refused one) every change syncs by itself: slower, not wrong.
+        if let Err(e) = self.store.begin_batch() {
+            self.store_failed(&e);
+        }
+        self.deferred.get_or_insert_with(Vec::new);
+    }
+
+    fn end_batch(&mut self) {
+        if let Err(e) = self.store.end_batch() {
+            // Act anyway: the changes are committed, only their sync failed (counted, said).
+            self.store_failed(&e);
+        }
+        for pending in self.deferred.take().unwrap_or_default() {
+            match pending {
+                Pending::Apply(stored) => self.notify_apply(&stored),
+                Pending::Withdraw(stored) => self.notify_withdraw(&stored),
+            }
+        }
+    }
+
     fn notify_apply(&mut self, stored: &StoredDecision) {
+        if let Some(deferred) = &mut self.deferred {
+            deferred.push(Pending::Apply(stored.clone()));
+            return;
+        }
         let attack = match &stored.decision.origin {
             Origin::Attack { attack } => self.attacks.get(attack),
             _ => None,
@@ -188,6 +225,10 @@ impl Mitigator {
     }
 
     fn notify_withdraw(&mut self, stored: &StoredDecision) {
+        if let Some(deferred) = &mut self.deferred {
+            deferred.push(Pending::Withdraw(stored.clone()));
+            return;
+        }
         for actuator in &mut self.actuators {
             if stored.dry_run && !actuator.in_dry_run() {
                 continue;
@@ -299,19 +340,24 @@ impl Mitigator {
 
     /// Takes one batch of attack events (with their store ids).
     pub fn on_events(&mut self, events: &[AttackEvent], now: EventTime) {
+        self.begin_batch();
         for event in events {
             self.attacks.insert(event.attack.id, event.attack.clone());
             let steps = self.planner.on_event(event, now);
             self.run_steps(steps, now);
         }
+        self.end_batch();
         self.refresh_gauges(now);
     }
 
     /// Advances time: escalation, lease renewal, expiry.
     pub fn tick(&mut self, now: EventTime) {
+        self.begin_batch();
         let steps = self.planner.tick(now);
         self.run_steps(steps, now);
-        match self.store.expire(now) {
+        let expired = self.store.expire(now);
+        self.end_batch();
+        match expired {
             Ok(expired) => {
                 self.stats.expired.fetch_add(expired.len() as u64, Ordering::Relaxed);
                 for stored in &expired {

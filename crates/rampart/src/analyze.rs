@@ -301,6 +301,17 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
                 c.matching_pps, c.baseline_pps, c.percent
             )?;
         }
+        if a.vector_shares.len() > 1 {
+            for v in &a.vector_shares {
+                writeln!(
+                    out,
+                    "  vector       {} {:.1}%: {}",
+                    v.vector,
+                    v.percent,
+                    rampart_contract::text::signature(&v.signature)
+                )?;
+            }
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use rampart_contract::{Action, Decision, EventTime, Origin, Scope, text};
+use rampart_daemon::filter::CountersFile;
 use rampart_mitigate::audit::hash_hex;
 use rampart_mitigate::config::MitigationToml;
 use rampart_mitigate::control::{self, ClientError, Request, Response};
@@ -78,8 +79,10 @@ pub enum DecisionsCommand {
 
 #[derive(Debug, Args)]
 pub struct BanArgs {
-    /// An address (203.0.113.7: traffic from it; with --action blackhole, traffic to it) or a
-    /// prefix (203.0.113.0/24).
+    /// An address (203.0.113.7: traffic from it; with --action blackhole, traffic to it), a
+    /// prefix (203.0.113.0/24), or a signature as reports print it ('dst 198.51.100.10/32,
+    /// proto 17, src port 53, length 512-1500'; fields: src, dst, proto, src port, dst port,
+    /// tcp flags 0xVV[/0xMM], not fragments | non-initial fragments, length MIN-MAX).
     #[arg(value_name = "SCOPE")]
     pub scope: String,
     /// discard, blackhole, notify, rate-limit:BYTES_PER_SEC, rate-limit-pps:PACKETS_PER_SEC,
@@ -184,10 +187,22 @@ fn parse_scope(text: &str) -> Result<Scope> {
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok(Scope::Address(ip));
     }
-    match parse_prefix(text) {
-        Some(net) => Ok(Scope::Prefix(net)),
-        None => bail!("{text:?} is not an address or prefix (e.g. 203.0.113.7, 203.0.113.0/24)"),
+    if let Some(net) = parse_prefix(text) {
+        return Ok(Scope::Prefix(net));
     }
+    if text.contains(char::is_whitespace) {
+        // A signature, as reports print it.
+        return match rampart_contract::parse_signature(text) {
+            Ok(signature) if signature.dst_prefixes.is_empty() => {
+                bail!("signature {text:?} needs a destination (dst PREFIX): it must name what it protects")
+            }
+            Ok(signature) => Ok(Scope::Signature(Box::new(signature))),
+            Err(e) => bail!("{e} (e.g. 'dst 198.51.100.10/32, proto 17, src port 53')"),
+        };
+    }
+    bail!(
+        "{text:?} is not an address, prefix or signature (e.g. 203.0.113.7, 203.0.113.0/24, 'dst 198.51.100.10/32, proto 17, src port 53')"
+    )
 }
 
 /// `discard`, `rate-limit 1000000 B/s`...
@@ -255,9 +270,22 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
     };
     let now = now();
     let shown: Vec<&StoredDecision> = decisions.iter().filter(|d| all || d.active_at(now)).collect();
+    // What each decision's rule dropped in the host filter (`[filter]`), kept by the daemon
+    // also after the decision is gone.
+    let counters = CountersFile::read(&dir).map_err(anyhow::Error::msg)?;
+    let dropped = |stored: &StoredDecision| counters.as_ref()?.decisions.get(&stored.decision.id.0).copied();
     let mut out = BufWriter::new(io::stdout().lock());
     if json {
-        serde_json::to_writer_pretty(&mut out, &shown)?;
+        let mut listed = Vec::with_capacity(shown.len());
+        for stored in &shown {
+            let mut value = serde_json::to_value(stored)?;
+            if let (Some(d), Some(object)) = (dropped(stored), value.as_object_mut()) {
+                object.insert("dropped_packets".into(), d.packets.into());
+                object.insert("dropped_bytes".into(), d.bytes.into());
+            }
+            listed.push(value);
+        }
+        serde_json::to_writer_pretty(&mut out, &listed)?;
         writeln!(out)?;
         return Ok(out.flush()?);
     }
@@ -265,23 +293,34 @@ pub fn run_decisions(args: DecisionsArgs) -> Result<()> {
         writeln!(out, "no decisions{} in {}", if all { "" } else { " in force" }, dir.display())?;
         return Ok(out.flush()?);
     }
+    // The dropped column only where a host filter ran.
+    let column = |text: String| if counters.is_some() { format!("{text:>22}  ") } else { String::new() };
     writeln!(
         out,
-        "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  reason",
-        "id", "state", "action", "scope", "origin", "expires"
+        "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}reason",
+        "id",
+        "state",
+        "action",
+        "scope",
+        "origin",
+        "expires",
+        column("dropped (filter)".into())
     )?;
     for stored in shown {
         let d = &stored.decision;
         let expires = d.expires.map_or_else(|| "never".to_owned(), |e| e.to_string());
+        let filtered =
+            dropped(stored).map_or_else(|| "-".to_owned(), |c| format!("{} pkt {} B", c.packets, c.bytes));
         writeln!(
             out,
-            "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}",
+            "{:>5}  {:<9}  {:<24}  {:<34}  {:<14}  {:<27}  {}{}",
             d.id.0,
             state(stored, now),
             action_text(&d.action),
             scope_text(&d.scope),
             origin_text(&d.origin),
             expires,
+            column(filtered),
             d.reason
         )?;
     }

@@ -2,7 +2,11 @@
 //! id): `rampart filter apply` drops traffic from a banned source and traffic matching a
 //! signature, counts it, lets the rest through; after `kill -9` of the process that loaded the
 //! XDP program the pinned rules still drop until they expire; the same decisions through the
-//! nftables fallback. Needs root, iproute2 and nft (CI runs as root).
+//! nftables fallback; and the daemon: a generated flood streamed as sFlow into `rampart run`
+//! (`[filter]`) becomes a decision whose rule drops the attack's packets in the namespace, and
+//! goes after the hold. Needs root, iproute2 and nft (CI runs as root).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -349,4 +353,296 @@ fn nftables_fallback_drops_in_a_namespace_and_leaves_other_tables_alone() {
     assert!(out.status.success(), "detach: {}", String::from_utf8_lossy(&out.stderr));
     pair.send(BANNED, 9999, 1);
     assert_eq!(pair.observed("banned"), 1);
+}
+
+/// A pcap of a UDP flood to DST port 80 (`pps` packets per second for `secs` seconds) from
+/// 203.0.113.0/24, each datagram the 8 bytes bash's `echo rampart` sends, so the signature the
+/// engine derives matches the test's own packets.
+fn flood_pcap(path: &Path, pps: u32, secs: u32) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65_535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let dst: std::net::Ipv4Addr = DST.parse().unwrap();
+    let start = now_secs() as u32;
+    for n in 0..pps * secs {
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+        frame.extend_from_slice(&[0x45, 0, 0, 36, 0, 1, 0, 0, 64, 17, 0, 0]);
+        frame.extend_from_slice(&[203, 0, 113, (n % 250) as u8 + 1]);
+        frame.extend_from_slice(&dst.octets());
+        frame.extend_from_slice(&(40_000 + (n % 1000) as u16).to_be_bytes());
+        frame.extend_from_slice(&80u16.to_be_bytes());
+        frame.extend_from_slice(&16u16.to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(b"rampart\n");
+        let micros = u64::from(n) * 1_000_000 / u64::from(pps);
+        for v in [
+            start + (micros / 1_000_000) as u32,
+            (micros % 1_000_000) as u32,
+            frame.len() as u32,
+            frame.len() as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&frame);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Stops a spawned process with SIGTERM (so `timeout` ends what it runs), on drop too.
+struct Terminated(Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// The daemon's decisions (`rampart decisions list --json`), with `--all` closed ones too.
+fn decisions(data: &Path, all: bool) -> Vec<Value> {
+    let mut args = vec!["decisions", "list", "--json", "--data-dir", data.to_str().unwrap()];
+    if all {
+        args.push("--all");
+    }
+    let out = Command::new(RAMPART).args(&args).output().unwrap();
+    assert!(out.status.success(), "decisions list: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().cloned().unwrap()
+}
+
+/// End to end through the daemon: a flood streamed as sFlow into `rampart run` (in the
+/// destination namespace, with `[filter]` on veth-d) becomes a discard decision for the
+/// attack's signature; the host filter drops the attack's packets (counted per decision, in
+/// `/metrics`, `filter status` and `decisions list`) while other traffic passes; after the
+/// attack ends and the hold passes, the rule goes and the same packets pass again.
+#[test]
+fn the_daemons_decisions_reach_the_host_filter_and_leave_after_the_hold() {
+    if !usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = Pair::new("dmn");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"protected = ["192.0.2.0/24"]
+
+[thresholds]
+pps = 4000
+udp_pps = 2000
+
+[lifecycle]
+onset_secs = 1
+quiet_secs = 2
+
+[inputs]
+advance_ms = 100
+
+[mitigation]
+dry_run = false
+
+[mitigation.default]
+ladder = ["discard"]
+hold_secs = 2
+
+[filter]
+interfaces = ["veth-d=generic"]
+pin_dir = "{}"
+counters_ms = 200
+"#,
+            pair.pin_dir.display()
+        ),
+    )
+    .unwrap();
+    // Counts what gets past Rampart to the attacked port and to another one.
+    let by_port = |port: u16| {
+        json!({ "add": { "rule": { "family": "inet", "table": "observe", "chain": "in", "comment": format!("port{port}"), "expr": [
+            { "match": { "op": "==", "left": { "payload": { "protocol": "udp", "field": "dport" } }, "right": port } }, { "counter": null } ] } } })
+    };
+    pair.nft_stdin(&json!({ "nftables": [by_port(80), by_port(9999)] }).to_string());
+
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.dst,
+            RAMPART,
+            "run",
+            "--sflow",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_stdout, stderr) = support::line_channels(&mut child);
+    let daemon = Holder(child);
+    let (mut sflow, mut metrics, mut backend) = (None, None, None);
+    while sflow.is_none() || metrics.is_none() || backend.is_none() {
+        let line = stderr.recv_timeout(Duration::from_secs(30)).expect("daemon startup lines");
+        if let Some(addr) = line.strip_prefix("listening for sFlow on ") {
+            sflow = Some(addr.to_owned());
+        } else if let Some(url) = line.strip_prefix("metrics on http://") {
+            metrics = Some(url.trim_end_matches("/metrics").to_owned());
+        } else if let Some(b) = line.strip_prefix("filter: decisions enforced by ") {
+            backend = Some(b.to_owned());
+        }
+    }
+    let (sflow, metrics, backend) = (sflow.unwrap(), metrics.unwrap(), backend.unwrap());
+    let xdp = cfg!(feature = "xdp");
+    assert_eq!(backend, if xdp { "xdp" } else { "nftables" }, "built with xdp: {xdp}");
+
+    // The attacker: UDP to DST:80 from BANNED, about a packet a millisecond, bounded in count
+    // and time.
+    sh(&["ip", "-n", &pair.src, "route", "replace", &format!("{DST}/32"), "dev", "veth-s", "src", BANNED]);
+    let attacker = Command::new("ip")
+        .args(["netns", "exec", &pair.src, "timeout", "40", "bash", "-c"])
+        .arg(format!(
+            "exec 9<> <(:); for i in $(seq 30000); do echo rampart > /dev/udp/{DST}/80; read -t 0.001 -u 9; done"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let attacker = Terminated(attacker);
+
+    // The telemetry of the flood: 6,000 packets/s for 8 s, sampled 1 in 100, as sFlow.
+    let pcap = tmp.path().join("flood.pcap");
+    flood_pcap(&pcap, 6_000, 8);
+    let replay = Command::new("ip")
+        .args(["netns", "exec", &pair.dst, RAMPART, "replay"])
+        .arg(&pcap)
+        .args(["--sflow", &sflow, "--sample", "100", "--max-seconds", "20"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let replay = Terminated(replay);
+
+    // The decision, and the first packet its rule drops.
+    let pin = pair.pin_dir.to_str().unwrap().to_owned();
+    let dropped_by_rules = |id: u64| -> u64 {
+        if xdp {
+            let out = Command::new(RAMPART)
+                .args(["filter", "status", "--pin-dir", &pin, "--json"])
+                .output()
+                .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).map_or(0, |s| dropped_by(&s, id))
+        } else {
+            let out =
+                sh(&["ip", "netns", "exec", &pair.dst, "nft", "-j", "list", "table", "inet", "rampart"]);
+            let v: Value = serde_json::from_str(&out).unwrap();
+            v["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|i| i.get("rule"))
+                .flat_map(|r| r["expr"].as_array().unwrap().iter())
+                .filter_map(|e| e["counter"]["packets"].as_u64())
+                .sum()
+        }
+    };
+    let start = Instant::now();
+    let decision = loop {
+        if let Some(d) = decisions(&data, false).into_iter().next() {
+            break d;
+        }
+        assert!(start.elapsed() < Duration::from_secs(25), "no decision for the flood");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let id = decision["decision"]["id"].as_u64().unwrap();
+    let created = decision["decision"]["created"].as_f64().unwrap();
+    assert_eq!(decision["decision"]["action"], "discard", "{decision}");
+    assert_eq!(
+        decision["decision"]["scope"]["signature"]["dst_prefixes"][0],
+        format!("{DST}/32"),
+        "{decision}"
+    );
+    let first_drop = loop {
+        if dropped_by_rules(id) > 0 {
+            break now_secs();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the decision's rule never dropped a packet");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    println!(
+        "decision {id} → first dropped packet seen {:.1} ms after the decision was made ({backend})",
+        (first_drop - created) * 1e3
+    );
+
+    // While it holds: the attacked port gets nothing, other traffic passes.
+    let before = pair.observed("port80");
+    pair.send(BANNED, 9999, 5);
+    assert_eq!(pair.observed("port9999"), 5, "other traffic passes");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pair.observed("port80"), before, "the attack's packets are dropped");
+    if xdp {
+        // /metrics (inside the namespace, through bash's /dev/tcp) shows the rule's counters.
+        let (host, port) = metrics.rsplit_once(':').unwrap();
+        let scrape = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &pair.dst,
+            "timeout",
+            "10",
+            "bash",
+            "-c",
+            &format!(
+                "exec 3<>/dev/tcp/{host}/{port}; printf 'GET /metrics HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' >&3; cat <&3"
+            ),
+        ]);
+        assert!(scrape.contains("rampart_filter_backend{backend=\"xdp\"} 1"), "{scrape}");
+        let counted = scrape
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("rampart_filter_rule_dropped_packets_total{{decision=\"{id}\"}} "))
+            })
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(counted.is_some_and(|n| n > 0), "{scrape}");
+    }
+
+    // The flood ends, 2 quiet seconds end the attack, the hold (2 s) ends the decision, and
+    // its rule goes: the attacker's packets pass again.
+    drop(replay);
+    let start = Instant::now();
+    while !decisions(&data, false).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the decision was not withdrawn after the hold");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let start = Instant::now();
+    let passing = loop {
+        let before = pair.observed("port80");
+        std::thread::sleep(Duration::from_millis(200));
+        if pair.observed("port80") > before {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+    };
+    assert!(passing, "the attack's port still drops after the withdrawal");
+    drop(attacker);
+    if xdp {
+        let s = status(&pair);
+        assert!(s["rules"].as_array().unwrap().is_empty(), "{s}");
+    }
+    // What the rule dropped outlives it, in the decision's record.
+    let closed = decisions(&data, true);
+    let record = closed.iter().find(|d| d["decision"]["id"] == id).unwrap();
+    if xdp {
+        assert!(record["dropped_packets"].as_u64().is_some_and(|n| n > 0), "{record}");
+    }
+    drop(daemon);
 }

@@ -56,6 +56,51 @@ fn list(dir: &Path, all: bool) -> Vec<Value> {
 }
 
 #[test]
+fn operators_ban_signatures_as_reports_print_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("data");
+    let config = scratch.path().join("rampart.toml");
+    std::fs::write(&config, "protected = [\"198.51.100.0/24\"]\n").unwrap();
+    let config = config.to_str().unwrap();
+    let ban = |scope: &str| {
+        rampart(
+            &[
+                "ban",
+                scope,
+                "--action",
+                "discard",
+                "--duration",
+                "1h",
+                "--reason",
+                "dns reflection",
+                "--config",
+                config,
+            ],
+            &dir,
+        )
+    };
+    let out = ok(&ban("dst 198.51.100.10/32, proto 17, src port 53, length 512-1500"));
+    assert!(
+        out.starts_with("decision 1: discard dst 198.51.100.10/32, proto 17, src port 53, length 512-1500"),
+        "{out}"
+    );
+    let listed = list(&dir, false);
+    let signature = &listed[0]["decision"]["scope"]["signature"];
+    assert_eq!(
+        (signature["protocol"].as_u64(), signature["src_ports"][0]["first"].as_u64()),
+        (Some(17), Some(53))
+    );
+    // A typo names the field; a signature without a destination, or outside the protected
+    // networks, is refused.
+    let error = failed(&ban("dst 198.51.100.10/32, proto 17, src prot 53"));
+    assert!(error.contains("\"src prot 53\"") && error.contains("not an address or prefix"), "{error}");
+    let error = failed(&ban("proto 17, src port 53"));
+    assert!(error.contains("needs a destination"), "{error}");
+    let error = failed(&ban("dst 192.0.2.0/24, proto 17"));
+    assert!(error.contains("not inside the protected networks"), "{error}");
+}
+
+#[test]
 fn bans_unbans_and_a_tampered_audit_log_without_a_daemon() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("data");

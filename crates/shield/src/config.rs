@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::challenge::{ChallengeMode, ChallengeSettings};
 use crate::gcra::Rate;
 use crate::hardening::Hardening;
 
@@ -145,6 +146,8 @@ struct RouteFile {
     rate: Option<RateFile>,
     #[serde(default)]
     internal: bool,
+    #[serde(default)]
+    challenge: ChallengeMode,
 }
 
 fn default_prefix() -> String {
@@ -182,6 +185,7 @@ struct ConfigFile {
     rate_limit: RateLimitFile,
     #[serde(default)]
     flood: crate::flood::FloodConfig,
+    challenge: ChallengeSettings,
 }
 
 /// An upstream pool.
@@ -212,6 +216,8 @@ pub struct Route {
     pub rate: Option<Rate>,
     /// Answers only to internal networks or on internal listeners.
     pub internal: bool,
+    /// When it challenges clients without a clearance.
+    pub challenge: ChallengeMode,
 }
 
 /// Rate limits applied to every request before routing.
@@ -261,6 +267,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The automatic flood defense (`[flood]`).
     pub flood: crate::flood::FloodConfig,
+    /// The challenge ladder.
+    pub challenge: ChallengeSettings,
 }
 
 impl Config {
@@ -289,6 +297,7 @@ impl Config {
                 upstream: 0,
                 rate: None,
                 internal: false,
+                challenge: ChallengeMode::default(),
             }],
             hardening: Hardening::default(),
             rate_limits: RateLimits::default(),
@@ -296,6 +305,7 @@ impl Config {
             internal_networks: Vec::new(),
             metrics: None,
             flood: crate::flood::FloodConfig::default(),
+            challenge: ChallengeSettings::default(),
         };
         config.check()
     }
@@ -366,6 +376,7 @@ impl Config {
                 upstream,
                 rate,
                 internal: route.internal,
+                challenge: route.challenge,
             });
         }
         let defaults = RateLimits::default();
@@ -395,6 +406,7 @@ impl Config {
             internal_networks: file.internal_networks,
             metrics: file.metrics,
             flood: file.flood,
+            challenge: file.challenge,
         }
         .check()
     }
@@ -425,6 +437,7 @@ impl Config {
         if let Some(name) = self.flood.routes.keys().find(|n| !self.routes.iter().any(|r| &r.name == *n)) {
             return Err(invalid(format!("flood.routes.{name}"), "no [[route]] has this name"));
         }
+        self.challenge.check().map_err(|(key, message)| invalid(format!("challenge.{key}"), message))?;
         // Host-specific before any-host, then longer prefixes first; stable, so ties keep the
         // file's order.
         self.routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));

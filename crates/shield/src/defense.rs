@@ -49,4 +49,8 @@ pub trait Challenger: Send + Sync + Debug {
     /// The answer instead of the request: a challenge page, or the check of a solved challenge
     /// that sets the clearance and sends the client back where it was going.
     fn challenge(&self, request: &Parts, client: IpAddr, now: SystemTime) -> Response<Full<Bytes>>;
+
+    /// The load the challenge's cost follows: 0 (calm) to 3 (under attack), set by the flood
+    /// defense or the detection layer's threat level. Ignored by default.
+    fn set_pressure(&self, _level: u8) {}
 }

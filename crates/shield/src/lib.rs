@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod bans;
 pub mod body;
+pub mod challenge;
 pub mod config;
 pub mod connections;
 pub mod defense;

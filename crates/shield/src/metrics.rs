@@ -64,6 +64,42 @@ pub enum Reason {
     FloodRule,
 }
 
+/// What the challenge ladder did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum ChallengeOutcome {
+    /// Served the cookie-check (no JavaScript) page.
+    PageCookie,
+    /// Served the proof-of-work page.
+    PageWork,
+    /// Passed the cookie check: clearance issued.
+    PassedCookie,
+    /// Solved the proof of work: clearance issued.
+    PassedWork,
+    /// Gave up on a client that keeps no cookies.
+    NoCookies,
+    /// A proof for a forged, foreign or expired challenge.
+    BadChallenge,
+    /// A proof without the zero bits.
+    BadWork,
+    /// A proof for a challenge already redeemed.
+    Replayed,
+    /// A request with a valid clearance.
+    Cleared,
+    /// A good bot confirmed by reverse DNS.
+    GoodBot,
+    /// A bot User-Agent not (yet) confirmed by reverse DNS.
+    BotUnverified,
+    /// A client in the allowed networks.
+    AllowedNetwork,
+}
+
+/// Label set for challenge outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: ChallengeOutcome,
+}
+
 /// Label set for rejections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -122,6 +158,8 @@ pub struct Metrics {
     pub flood_matched: Family<RungLabel, Counter>,
     /// Floods for which no rule was safe (or measurable).
     pub flood_no_safe_rule: Counter,
+    /// Challenge ladder outcomes.
+    pub challenges: Family<OutcomeLabel, Counter>,
 }
 
 /// Label set for flood rule rungs.
@@ -143,6 +181,7 @@ impl Default for Metrics {
             flood_rules_active: Gauge::default(),
             flood_matched: Family::default(),
             flood_no_safe_rule: Counter::default(),
+            challenges: Family::default(),
         }
     }
 }
@@ -161,6 +200,16 @@ impl Metrics {
     /// Count one request matched by a flood rule at `rung`.
     pub fn flood_matched(&self, rung: &str) {
         self.flood_matched.get_or_create(&RungLabel { rung: rung.to_owned() }).inc();
+    }
+
+    /// Count one challenge outcome.
+    pub fn challenge(&self, outcome: ChallengeOutcome) {
+        self.challenges.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Challenge outcomes counted so far.
+    pub fn challenge_count(&self, outcome: ChallengeOutcome) -> u64 {
+        self.challenges.get_or_create(&OutcomeLabel { outcome }).get()
     }
 
     /// Register every metric under the `rampart_shield` prefix.
@@ -195,6 +244,7 @@ impl Metrics {
             "Floods for which no rule was safe or measurable",
             self.flood_no_safe_rule.clone(),
         );
+        registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
         registry
     }
 

@@ -197,6 +197,10 @@ fn too_many(shared: &Shared, reason: Reason, retry_after_nanos: u64) -> Response
     response
 }
 
+fn challenge_answer(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
+    response.map(Either::Right)
+}
+
 fn in_networks(address: IpAddr, networks: &[IpNet]) -> bool {
     networks.iter().any(|n| n.contains(&address))
 }
@@ -283,8 +287,12 @@ pub async fn handle(
 async fn route_request(
     shared: &Arc<Shared>,
     conn: &ConnectionInfo,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if conn.tls {
+        // The challenge ladder's cookies get `Secure` on TLS listeners only.
+        request.extensions_mut().insert(crate::challenge::OverTls);
+    }
     let hardening = &shared.config.hardening;
     let peer = canonical(conn.peer.ip());
     let client = client_address(peer, request.headers(), &shared.config.trusted_proxies);
@@ -345,6 +353,13 @@ async fn route_request(
             }
         }
     };
+    if let Some(challenger) = &shared.challenger
+        && path.starts_with(crate::challenge::PREFIX)
+    {
+        // The ladder's own step (the check of a solved challenge), whatever the route.
+        let (parts, _body) = request.into_parts();
+        return challenge_answer(challenger.challenge(&parts, client, std::time::SystemTime::now()));
+    }
     let index = match route_hit {
         None => return refuse(shared, Reason::NoRoute, StatusCode::NOT_FOUND, "not found\n"),
         // The same answer as no route: an outsider learns nothing about internal routes.
@@ -369,8 +384,15 @@ async fn route_request(
         && !challenger.is_cleared(&parts, client, SystemTime::now())
     {
         shared.metrics.reject(Reason::FloodRule);
-        let (head, body) = challenger.challenge(&parts, client, SystemTime::now()).into_parts();
-        return Response::from_parts(head, Either::Right(body));
+        return challenge_answer(challenger.challenge(&parts, client, SystemTime::now()));
+    }
+    if route.challenge == crate::challenge::ChallengeMode::Always
+        && let Some(challenger) = &shared.challenger
+    {
+        let now = std::time::SystemTime::now();
+        if !challenger.is_cleared(&parts, client, now) {
+            return challenge_answer(challenger.challenge(&parts, client, now));
+        }
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let Ok(uri) = format!("http://{}{}", server.authority, path_and_query).parse::<Uri>() else {

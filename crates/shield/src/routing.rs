@@ -90,6 +90,7 @@ mod tests {
             upstream: 0,
             rate: None,
             internal: false,
+            challenge: Default::default(),
         }
     }
 

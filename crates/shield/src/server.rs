@@ -27,7 +27,7 @@ use crate::bans::{BanList, canonical};
 use crate::config::Config;
 use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
-use crate::defense::ClientFingerprints;
+use crate::defense::{Challenger, ClientFingerprints};
 use crate::metrics::{Metrics, Reason};
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
 use crate::tls::{TlsError, server_config};
@@ -45,6 +45,9 @@ pub enum ShieldError {
         /// Why.
         source: std::io::Error,
     },
+    /// The challenge ladder cannot start (its key file, its resolver).
+    #[error(transparent)]
+    Challenge(#[from] crate::challenge::LadderError),
     /// A listener's certificates are unusable.
     #[error("listener {address}: {source}")]
     Tls {
@@ -111,7 +114,8 @@ impl Shield {
             flood.attach_metrics(Arc::clone(&metrics));
             flood
         });
-        let mut shared = new_shared(config, bans, metrics);
+        let challenger = build_challenger(&config, &metrics, None)?;
+        let mut shared = new_shared(config, bans, metrics, challenger);
         shared.flood = flood;
         let shared = Arc::new(shared);
         let current = Current {
@@ -134,6 +138,11 @@ impl Shield {
     /// A handle to swap the configuration while running (SIGHUP).
     pub fn reloader(&self) -> Reloader {
         Reloader { current: self.current.clone() }
+    }
+
+    /// The challenge ladder, to drive its pressure (`Challenger::set_pressure`).
+    pub fn challenger(&self) -> Option<Arc<dyn Challenger>> {
+        self.shared.challenger.clone()
     }
 
     /// The counters.
@@ -478,7 +487,28 @@ fn count_connection_error(shared: &Shared, error: &(dyn std::error::Error + 'sta
     }
 }
 
-fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> Shared {
+/// The challenge ladder of `config`; `previous` (the running one) is kept when its settings
+/// did not change, so a reload keeps clearances, the replay cache and the pressure.
+fn build_challenger(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Shared>,
+) -> Result<Option<Arc<dyn Challenger>>, crate::challenge::LadderError> {
+    if let Some(previous) = previous
+        && previous.config.challenge == config.challenge
+    {
+        return Ok(previous.challenger.clone());
+    }
+    let ladder = crate::challenge::Ladder::new(config.challenge.clone(), Arc::clone(metrics))?;
+    Ok(Some(Arc::new(ladder)))
+}
+
+fn new_shared(
+    config: Config,
+    bans: Arc<dyn BanList>,
+    metrics: Arc<Metrics>,
+    challenger: Option<Arc<dyn Challenger>>,
+) -> Shared {
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
@@ -493,7 +523,7 @@ fn new_shared(config: Config, bans: Arc<dyn BanList>, metrics: Arc<Metrics>) -> 
         bans,
         metrics,
         epoch: Instant::now(),
-        challenger: None,
+        challenger,
         flood: None,
     }
 }
@@ -534,6 +564,9 @@ pub enum ReloadError {
     /// The new configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The new challenge settings cannot start.
+    #[error(transparent)]
+    Challenge(#[from] crate::challenge::LadderError),
     /// The new configuration changes what only a restart can (listeners, connection limits,
     /// metrics listener).
     #[error(
@@ -566,7 +599,8 @@ impl Reloader {
         if config.flood != old.config.flood {
             return Err(ReloadError::NeedsRestart("[flood]"));
         }
-        let mut shared = new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics));
+        let challenger = build_challenger(&config, &old.metrics, Some(&old))?;
+        let mut shared = new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics), challenger);
         shared.flood = old.flood.clone();
         let shared = Arc::new(shared);
         self.current.start_health_checks(&shared);

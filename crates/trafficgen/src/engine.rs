@@ -118,7 +118,9 @@ impl Plan {
         let (vector, ip_protocol, source_port, reflectors, spoofed) = match ph.kind {
             FloodKind::Tcp(wire::TCP_SYN) => (AttackVector::SynFlood, wire::PROTO_TCP, None, None, true),
             FloodKind::Tcp(wire::TCP_ACK) => (AttackVector::AckFlood, wire::PROTO_TCP, None, None, true),
-            FloodKind::Tcp(wire::TCP_RST) => (AttackVector::RstFlood, wire::PROTO_TCP, None, None, true),
+            FloodKind::Tcp(flags) if flags & wire::TCP_RST != 0 => {
+                (AttackVector::RstFlood, wire::PROTO_TCP, None, None, true)
+            }
             FloodKind::Tcp(_) => (AttackVector::TcpFlood, wire::PROTO_TCP, None, None, true),
             FloodKind::Udp if ph.carpet.is_some() => {
                 (AttackVector::CarpetBombing, wire::PROTO_UDP, None, None, true)
@@ -131,6 +133,9 @@ impl Plan {
             }
             FloodKind::SynAckReflection => {
                 (AttackVector::SynAckReflection, wire::PROTO_TCP, None, Some(p.reflectors), false)
+            }
+            FloodKind::MiddleboxReflection => {
+                (AttackVector::TcpMiddleboxReflection, wire::PROTO_TCP, None, Some(p.reflectors), false)
             }
         };
         let info = AttackInfo {
@@ -233,6 +238,8 @@ fn single_attack(scenario: Scenario) -> Option<(FloodKind, bool, bool)> {
         Scenario::CarpetBombing => (FloodKind::Udp, false, true),
         Scenario::Amplification(v) => (FloodKind::Amplification(v), false, false),
         Scenario::SynAckReflection => (FloodKind::SynAckReflection, false, false),
+        Scenario::RstAckFlood => (FloodKind::Tcp(wire::TCP_RST | wire::TCP_ACK), false, false),
+        Scenario::MiddleboxReflection => (FloodKind::MiddleboxReflection, false, false),
         Scenario::SynFloodV6 => (FloodKind::Tcp(wire::TCP_SYN), true, false),
         Scenario::UdpFloodV6 => (FloodKind::Udp, true, false),
         Scenario::IcmpFloodV6 => (FloodKind::Icmp, true, false),

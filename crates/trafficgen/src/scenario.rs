@@ -107,6 +107,11 @@ pub enum Scenario {
     /// TCP SYN-ACK reflection: web servers (ports 80 and 443) answering SYNs spoofed from the
     /// target.
     SynAckReflection,
+    /// Spoofed TCP RST+ACK flood at one host (every packet RST and ACK).
+    RstAckFlood,
+    /// TCP middlebox reflection: SYNs and PSH+ACKs carrying an HTTP request to port 80, from a
+    /// bounded set of middleboxes, never answered by the target.
+    MiddleboxReflection,
     /// IPv6 SYN flood.
     SynFloodV6,
     /// IPv6 UDP flood.
@@ -151,6 +156,8 @@ impl Scenario {
         Scenario::Amplification(AmplificationVector::UnknownPort),
         Scenario::BacnetDhdiscover,
         Scenario::SynAckReflection,
+        Scenario::RstAckFlood,
+        Scenario::MiddleboxReflection,
         Scenario::SynFloodV6,
         Scenario::UdpFloodV6,
         Scenario::IcmpFloodV6,
@@ -187,6 +194,8 @@ impl Scenario {
             },
             Scenario::BacnetDhdiscover => "bacnet_dhdiscover",
             Scenario::SynAckReflection => "syn_ack_reflection",
+            Scenario::RstAckFlood => "rst_ack_flood",
+            Scenario::MiddleboxReflection => "middlebox_reflection",
             Scenario::SynFloodV6 => "syn_flood_v6",
             Scenario::UdpFloodV6 => "udp_flood_v6",
             Scenario::IcmpFloodV6 => "icmp_flood_v6",
@@ -235,6 +244,10 @@ impl Scenario {
             Scenario::BacnetDhdiscover => "BACnet (47808) and DHDiscover (37810) reflection at one host",
             Scenario::SynAckReflection => {
                 "TCP SYN-ACK reflection: web servers' ports 80/443 answer SYNs spoofed from one host"
+            }
+            Scenario::RstAckFlood => "spoofed TCP RST+ACK flood at one host on benign background",
+            Scenario::MiddleboxReflection => {
+                "TCP middlebox reflection: SYN and PSH+ACK with an HTTP GET to port 80 from many middleboxes"
             }
             Scenario::SynFloodV6 => "IPv6 SYN flood from 2001:db8:ffff::/48 at one host",
             Scenario::UdpFloodV6 => "IPv6 UDP flood from 2001:db8:ffff::/48 at one host",

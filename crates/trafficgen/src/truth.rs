@@ -53,11 +53,13 @@ pub enum AttackVector {
     UdpReflection,
     /// TCP SYN-ACKs reflected by servers from many sources.
     SynAckReflection,
+    /// TCP carrying an HTTP request to port 80 from many middleboxes (middlebox reflection).
+    TcpMiddleboxReflection,
 }
 
 impl AttackVector {
     /// Every vector the generator writes into ground truth.
-    pub const ALL: [AttackVector; 20] = [
+    pub const ALL: [AttackVector; 21] = [
         AttackVector::SynFlood,
         AttackVector::AckFlood,
         AttackVector::RstFlood,
@@ -78,6 +80,7 @@ impl AttackVector {
         AttackVector::DhdiscoverAmplification,
         AttackVector::UdpReflection,
         AttackVector::SynAckReflection,
+        AttackVector::TcpMiddleboxReflection,
     ];
 
     /// The snake_case name used in JSON.
@@ -103,6 +106,7 @@ impl AttackVector {
             AttackVector::DhdiscoverAmplification => "dhdiscover_amplification",
             AttackVector::UdpReflection => "udp_reflection",
             AttackVector::SynAckReflection => "syn_ack_reflection",
+            AttackVector::TcpMiddleboxReflection => "tcp_middlebox_reflection",
         }
     }
 }

@@ -89,10 +89,15 @@ impl Engine {
             TargetKey::Group(g) => self.group_keys.get(usize::from(g)).copied(),
             _ => None,
         };
-        signature.collateral = baseline_key
+        let baseline = baseline_key
             .filter(|_| self.config.baseline.enabled)
-            .and_then(|key| self.baselines.baseline(key, state.first_over))
-            .map(|b| collateral(&signature, &b));
+            .and_then(|key| self.baselines.baseline(key, state.first_over));
+        signature.collateral = baseline.as_ref().map(|b| collateral(&signature, b));
+        let vectors: Vec<_> = state.vectors.iter().copied().collect();
+        let mut vector_shares = profile.vector_shares(&vectors, &signature);
+        for share in &mut vector_shares {
+            share.signature.collateral = baseline.as_ref().map(|b| collateral(&share.signature, b));
+        }
         let start_ns = state.first_ns.max(state.first_over.saturating_mul(UnixNanos::NANOS_PER_SEC));
         Attack {
             id: AttackId(tracked.attack.map_or(0, |a| a.id)),
@@ -100,7 +105,7 @@ impl Engine {
             direction: target.direction(),
             group: group.map(|g| g.name.clone()),
             policy: group.map_or(self.config.policy, |g| g.policy),
-            vectors: state.vectors.iter().copied().collect(),
+            vectors,
             start: EventTime::from_unix_nanos(start_ns),
             end: EventTime::from_unix_nanos(state.end_ns),
             current_pps: state.current_pps,
@@ -122,6 +127,7 @@ impl Engine {
             packet_lengths: profile.length_distribution(),
             sample_headers: profile.samples().to_vec(),
             signature,
+            vector_shares,
             campaign: tracked.attack.and_then(|a| a.campaign),
         }
     }

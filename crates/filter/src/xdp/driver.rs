@@ -1,7 +1,9 @@
 //! The XDP driver: loads the program (reusing pinned maps), attaches it, and reconciles its
 //! maps with a [`FilterPlan`], writing only what changed, in batches.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +29,12 @@ type Ipv4Rule = (Ipv4Net, u32);
 
 /// The compiled program (built by build.rs with clang).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rampart.bpf.o"));
+
+/// Expiries this close to the one written are the same expiry (see [`RuleValue::same_within`]).
+const DEADLINE_SLACK_NS: u64 = 100_000_000;
+
+#[path = "delta.rs"]
+mod delta;
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";
@@ -61,6 +69,9 @@ pub struct XdpFilter {
     sig_ids: SlotIds<DecisionId>,
     written: Written,
     cpus: usize,
+    /// The plan last written in full or by a delta (`None` after a failure: the next
+    /// reconcile is a full one).
+    last_plan: Option<FilterPlan>,
 }
 
 impl std::fmt::Debug for XdpFilter {
@@ -131,6 +142,7 @@ impl XdpFilter {
             options,
             written: Written::default(),
             cpus,
+            last_plan: None,
         };
         if reused {
             filter.restore()?;
@@ -141,7 +153,7 @@ impl XdpFilter {
     /// Reads back what pinned maps hold: which decision owns which rule slot and signature
     /// slot, the IPv6 and destination entries (so stale ones get deleted).
     fn restore(&mut self) -> Result<(), XdpError> {
-        let mut decisions: HashMap<u32, u64> = HashMap::new();
+        let mut decisions: HashMap<u32, u64> = HashMap::default();
         {
             let rules = find_map(&self.object, "rules")?;
             let high = read_high_water(&find_map(&self.object, "meta")?)?;
@@ -249,6 +261,20 @@ impl XdpFilter {
         now: EventTime,
         boot_now_ns: u64,
     ) -> Result<ReconcileReport, XdpError> {
+        if let Some(mut last) = self.last_plan.take()
+            && let Some(report) = self.source_delta(&last, plan, now, boot_now_ns)?
+        {
+            // Into the last plan's allocations: a fresh copy of a million rules costs more
+            // than the delta.
+            let FilterPlan { v4, v6, signatures, syn_guards, skipped } = &mut last;
+            v4.clone_from(&plan.v4);
+            v6.clone_from(&plan.v6);
+            signatures.clone_from(&plan.signatures);
+            syn_guards.clone_from(&plan.syn_guards);
+            skipped.clone_from(&plan.skipped);
+            self.last_plan = Some(last);
+            return Ok(report);
+        }
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
             v4_prefixes: plan.v4.len(),
@@ -289,11 +315,13 @@ impl XdpFilter {
             );
             desired.push((slot(&self.rule_ids, RuleKey::SynGuard(g.destination)), value));
         }
-        let writes: Vec<(Vec<u8>, Vec<u8>)> = desired
-            .iter()
-            .filter(|(s, v)| self.written.rules.get(s) != Some(v))
-            .map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec()))
-            .collect();
+        // Deadlines derive from two clocks read once per reconcile (the boot clock to 10 ms):
+        // the same expiry read again is not a change.
+        desired.retain(|(s, v)| {
+            self.written.rules.get(s).is_none_or(|held| !held.same_within(v, DEADLINE_SLACK_NS))
+        });
+        let writes: Vec<(Vec<u8>, Vec<u8>)> =
+            desired.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
         {
             let stats = find_map(&self.object, "rule_stats")?;
             let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
@@ -328,42 +356,11 @@ impl XdpFilter {
             self.write_v4(&v4, &mut report)?;
         }
 
-        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
-        // filter gains bits before entries are added and loses them after they are deleted.
-        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
-        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
-        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
-        for p in &plan.v6 {
-            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
-            v6[set].insert(
-                layout::prefix_key(p.source),
-                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
-            );
-            v6_lengths[set].insert(p.source.prefix_len());
-            if let (1, IpNet::V6(n)) = (set, p.source) {
-                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
-                filter[bit / 64] |= 1 << (bit % 64);
-            }
-        }
-        let held_filter = self.written.v6_filter.take();
-        let union: Vec<u64> = match &held_filter {
-            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
-            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
-        };
-        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
-        for set in 0..2 {
-            let wanted = std::mem::take(&mut v6_lengths[set]);
-            report.elements_written +=
-                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
-                    (&mut w.v6[set], &mut w.v6_lengths[set])
-                })?;
-        }
-        report.elements_written += self.write_filter(Some(&union), &filter)?;
-        self.written.v6_filter = Some(filter);
+        self.write_v6(plan, &mut report)?;
 
         // 5. Signatures and SYN guards per destination.
         let mut sig_writes = Vec::new();
-        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::new();
+        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::default();
         let mut live_sigs = BTreeSet::new();
         for s in &plan.signatures {
             let sig_slot = self.sig_ids.get(&s.rule.decision).unwrap_or(0);
@@ -398,18 +395,98 @@ impl XdpFilter {
                 })?;
         }
 
-        // 6. Released rules match nothing once no table points at them.
-        let releases: Vec<(Vec<u8>, Vec<u8>)> = assignment
-            .released
+        self.release_rules(&assignment.released, &mut report)?;
+        self.last_plan = Some(plan.clone());
+        Ok(report)
+    }
+
+    /// The IPv6 source tables from `plan`: lengths widened to old and new while entries
+    /// change; the Bloom filter gains bits before entries are added and loses them after they
+    /// are deleted.
+    fn write_v6(&mut self, plan: &FilterPlan, report: &mut ReconcileReport) -> Result<(), XdpError> {
+        let slot = |ids: &SlotIds<RuleKey>, key: RuleKey| ids.get(&key).unwrap_or(0);
+        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
+        // filter gains bits before entries are added and loses them after they are deleted.
+        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
+        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
+        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
+        for p in &plan.v6 {
+            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
+            v6[set].insert(
+                layout::prefix_key(p.source),
+                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
+            );
+            v6_lengths[set].insert(p.source.prefix_len());
+            if let (1, IpNet::V6(n)) = (set, p.source) {
+                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
+                filter[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        let held_filter = self.written.v6_filter.take();
+        let union: Vec<u64> = match &held_filter {
+            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
+            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
+        };
+        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
+        for set in 0..2 {
+            let wanted = std::mem::take(&mut v6_lengths[set]);
+            report.elements_written +=
+                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
+                    (&mut w.v6[set], &mut w.v6_lengths[set])
+                })?;
+        }
+        report.elements_written += self.write_filter(Some(&union), &filter)?;
+        self.written.v6_filter = Some(filter);
+        Ok(())
+    }
+
+    /// Released rules match nothing once no table points at them: cleared last.
+    fn release_rules(&mut self, released: &[u32], report: &mut ReconcileReport) -> Result<(), XdpError> {
+        let releases: Vec<(Vec<u8>, Vec<u8>)> = released
             .iter()
             .map(|s| (s.to_ne_bytes().to_vec(), RuleValue::default().encode().to_vec()))
             .collect();
         report.elements_written += update_all(&find_map(&self.object, "rules")?, &releases)?;
-        for s in &assignment.released {
+        for s in released {
             self.written.rules.remove(s);
         }
-        report.released = assignment.released.len();
-        Ok(report)
+        report.released = released.len();
+        Ok(())
+    }
+
+    /// Whether the IPv4 table's image is what the maps hold (a delta can apply to it).
+    fn v4_table_known(&self) -> bool {
+        self.written.dir.is_some() && !self.written.tbl24_unknown
+    }
+
+    /// Applies a delta to the IPv4 table image and writes what changed.
+    fn write_v4_delta(
+        &mut self,
+        removed: &[Ipv4Net],
+        added: &[(Ipv4Net, u32)],
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
+        if removed.is_empty() && added.is_empty() {
+            return Ok(());
+        }
+        let Some(dir) = self.written.dir.as_mut() else { return Ok(()) };
+        let changes = dir.update(removed, added)?;
+        let (gone, mut fresh): (HashSet<Ipv4Net>, Vec<Ipv4Rule>) =
+            (removed.iter().chain(added.iter().map(|(n, _)| n)).copied().collect(), added.to_vec());
+        fresh.sort_unstable_by_key(|(n, _)| *n);
+        // The input list, kept sorted: the old one without what changed, merged with the new.
+        let kept = std::mem::take(&mut self.written.v4_input).into_iter().filter(|(n, _)| !gone.contains(n));
+        let mut merged = Vec::with_capacity(kept.size_hint().0 + fresh.len());
+        let mut fresh = fresh.into_iter().peekable();
+        for item in kept {
+            while let Some(f) = fresh.next_if(|f| f.0 < item.0) {
+                merged.push(f);
+            }
+            merged.push(item);
+        }
+        merged.extend(fresh);
+        self.written.v4_input = merged;
+        self.write_v4_changes(changes.groups, changes.blocks, report)
     }
 
     /// Writes the Bloom filter words that differ from `held` (all when unknown).
@@ -442,23 +519,61 @@ impl XdpFilter {
     /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that
     /// point at them.
     fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
-        let dir = Dir248::build(v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
-        let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
-        let groups: Vec<(Vec<u8>, Vec<u8>)> = dir
-            .changed_groups(previous)
+        let mut v4 = v4.to_vec();
+        v4.sort_unstable_by_key(|(n, _)| *n);
+        let (groups, blocks) = match (self.written.dir.as_mut(), self.written.tbl24_unknown) {
+            // A delta: only the ranges of the changed prefixes are recomputed and written.
+            (Some(dir), false) => {
+                let (removed, added) = sorted_diff(&self.written.v4_input, &v4);
+                let changes = dir.update(&removed, &added)?;
+                (changes.groups, changes.blocks)
+            }
+            _ => {
+                let dir =
+                    Dir248::build(&v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
+                let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
+                let groups = dir.changed_groups(previous);
+                let blocks = if self.written.tbl24_unknown {
+                    (0..BLOCKS).collect()
+                } else {
+                    dir.changed_blocks(previous)
+                };
+                self.written.dir = Some(dir);
+                (groups, blocks)
+            }
+        };
+        self.written.v4_input = v4;
+        self.write_v4_changes(groups, blocks, report)
+    }
+
+    /// Writes the table image's `groups`, then its `blocks`; a failure leaves the table
+    /// unknown (rewritten whole by the next reconcile).
+    fn write_v4_changes(
+        &mut self,
+        groups: Vec<usize>,
+        blocks: Vec<usize>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
+        let Some(dir) = self.written.dir.as_ref() else { return Ok(()) };
+        let groups: Vec<(Vec<u8>, Vec<u8>)> = groups
             .into_iter()
             .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
             .collect();
-        report.elements_written += update_all(&find_map(&self.object, "v4_tbl8")?, &groups)?;
-        let blocks: Vec<usize> =
-            if self.written.tbl24_unknown { (0..BLOCKS).collect() } else { dir.changed_blocks(previous) };
         let blocks: Vec<(Vec<u8>, Vec<u8>)> = blocks
             .into_iter()
             .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
             .collect();
-        report.elements_written += update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?;
-        self.written.dir = Some(dir);
-        self.written.v4_input = v4.to_vec();
+        let written = find_map(&self.object, "v4_tbl8")
+            .and_then(|map| update_all(&map, &groups))
+            .and_then(|n| Ok(n + update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?));
+        match written {
+            Ok(n) => report.elements_written += n,
+            Err(e) => {
+                // The image is ahead of the maps now: the next reconcile rewrites them whole.
+                self.written.tbl24_unknown = true;
+                return Err(e);
+            }
+        }
         self.written.tbl24_unknown = false;
         Ok(())
     }
@@ -656,4 +771,36 @@ impl AsBytes for [u8; DST_ENTRY_SIZE] {
     fn as_bytes(&self) -> Vec<u8> {
         self.to_vec()
     }
+}
+
+/// What changed from `old` to `new` (both sorted by prefix, each prefix once): prefixes gone,
+/// and prefixes new or with another rule.
+fn sorted_diff(old: &[Ipv4Rule], new: &[Ipv4Rule]) -> (Vec<Ipv4Net>, Vec<Ipv4Rule>) {
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    added.push(*b);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                removed.push(a.0);
+                i += 1;
+            }
+            (Some(a), None) => {
+                removed.push(a.0);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                added.push(*b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (removed, added)
 }

@@ -2,7 +2,9 @@
 //! reconciles while it is wanted; a released slot is reused only in a later reconcile, so a
 //! table entry written in this one never points at a slot that changed meaning in it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashSet};
 
 use ipnet::IpNet;
 use rampart_contract::DecisionId;
@@ -42,7 +44,7 @@ pub struct Exhausted {
 
 impl<K: Copy + Eq + std::hash::Hash + Ord> SlotIds<K> {
     pub fn new(max: u32) -> Self {
-        SlotIds { by_key: HashMap::new(), free: BTreeSet::new(), next: 1, max }
+        SlotIds { by_key: HashMap::default(), free: BTreeSet::new(), next: 1, max }
     }
 
     /// Restores a slot found in a pinned map (after a restart).
@@ -72,7 +74,7 @@ impl<K: Copy + Eq + std::hash::Hash + Ord> SlotIds<K> {
 
     /// Gives every key in `wanted` a slot, keeping the ones it had; releases the rest.
     pub fn assign(&mut self, wanted: &[K]) -> Result<Assignment, Exhausted> {
-        let wanted_set: std::collections::HashSet<K> = wanted.iter().copied().collect();
+        let wanted_set: HashSet<K> = wanted.iter().copied().collect();
         if wanted_set.len() > self.max as usize {
             return Err(Exhausted { wanted: wanted_set.len(), capacity: self.max as usize });
         }
@@ -109,6 +111,40 @@ impl<K: Copy + Eq + std::hash::Hash + Ord> SlotIds<K> {
         Ok(out)
     }
 
+    /// Like [`assign`](Self::assign), given what changed: `gone` keys give up their slots,
+    /// `fresh` ones (not held yet) get one. Both sorted; a key in both keeps its slot.
+    pub fn assign_delta(&mut self, gone: &[K], fresh: &[K]) -> Result<Assignment, Exhausted> {
+        let fresh: Vec<K> = fresh.iter().filter(|k| !self.by_key.contains_key(k)).copied().collect();
+        let leaving =
+            gone.iter().filter(|k| self.by_key.contains_key(k) && fresh.binary_search(k).is_err()).count();
+        let available = (self.max + 1 - self.next) as usize + self.free.len();
+        if fresh.len() > available {
+            return Err(Exhausted {
+                wanted: self.by_key.len() - leaving + fresh.len(),
+                capacity: self.max as usize,
+            });
+        }
+        let mut out = Assignment::default();
+        for k in gone {
+            if let Some(s) = self.by_key.remove(k) {
+                out.released.push(s);
+            }
+        }
+        for k in fresh {
+            let slot = if let Some(s) = self.free.pop_first() {
+                out.reused.push(s);
+                s
+            } else {
+                let s = self.next;
+                self.next += 1;
+                s
+            };
+            self.by_key.insert(k, slot);
+        }
+        self.free.extend(out.released.iter().copied());
+        Ok(out)
+    }
+
     /// One above the highest slot ever given out (slots in use are below it).
     pub fn high_water(&self) -> u32 {
         self.next
@@ -138,6 +174,24 @@ mod tests {
         assert_eq!(out.reused, vec![a]);
         assert!(ids.assign(&[1, 2, 3, 4]).is_err());
         assert_eq!(ids.get(&40), Some(a), "a failed assignment changes nothing");
+    }
+
+    #[test]
+    fn a_delta_assignment_is_the_full_one() {
+        let mut full: SlotIds<u32> = SlotIds::new(4);
+        let mut delta: SlotIds<u32> = SlotIds::new(4);
+        full.assign(&[10, 20]).unwrap();
+        delta.assign_delta(&[], &[10, 20]).unwrap();
+        for (wanted, gone, fresh) in
+            [(vec![20, 30], vec![10], vec![30]), (vec![20, 30, 40], vec![], vec![40])]
+        {
+            assert_eq!(full.assign(&wanted).unwrap(), delta.assign_delta(&gone, &fresh).unwrap());
+            for k in &wanted {
+                assert_eq!(full.get(k), delta.get(k));
+            }
+        }
+        assert!(delta.assign_delta(&[], &[1, 2]).is_err(), "more than the capacity");
+        assert_eq!(delta.get(&40), full.get(&40), "a failed assignment changes nothing");
     }
 
     #[test]

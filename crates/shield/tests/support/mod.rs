@@ -92,6 +92,8 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     pub metrics_addr: Option<SocketAddr>,
     pub bans: Arc<BanTable>,
+    pub challenger: Option<Arc<dyn rampart_shield::defense::Challenger>>,
+    pub reloader: rampart_shield::Reloader,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -122,6 +124,8 @@ pub async fn shield(config: Config) -> Running {
     let addresses = shield.local_addrs();
     let metrics = shield.metrics();
     let metrics_addr = shield.metrics_addr();
+    let challenger = shield.challenger();
+    let reloader = shield.reloader();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(shield.run(
         async move {
@@ -135,6 +139,8 @@ pub async fn shield(config: Config) -> Running {
         metrics,
         metrics_addr,
         bans,
+        challenger,
+        reloader,
         stop: Some(stop),
         task: Some(task),
     }

@@ -45,6 +45,8 @@ pub(crate) enum FloodKind {
     Amplification(AmplificationVector),
     /// SYN-ACKs from a bounded set of web servers (ports 80 and 443).
     SynAckReflection,
+    /// SYNs and PSH+ACKs carrying an HTTP GET to port 80 from a bounded set of middleboxes.
+    MiddleboxReflection,
 }
 
 /// Destinations of a flood.
@@ -167,7 +169,7 @@ impl Flood {
             }
             _ => None,
         };
-        let servers = if spec.kind == FloodKind::SynAckReflection {
+        let servers = if matches!(spec.kind, FloodKind::SynAckReflection | FloodKind::MiddleboxReflection) {
             reflector_set(&mut rng, spec.reflectors)
         } else {
             Vec::new()
@@ -237,6 +239,7 @@ impl Flood {
             FloodKind::Fragment => self.fragment(buf, noise),
             FloodKind::Amplification(_) => self.amplification(buf, noise),
             FloodKind::SynAckReflection => self.syn_ack(buf),
+            FloodKind::MiddleboxReflection => self.middlebox(buf),
         };
         let tag = self.tag(ts);
         let step = self.rng.jitter(self.interval);
@@ -271,6 +274,7 @@ impl Flood {
             }
             wire::TCP_RST if rng.percent(30) => (wire::TCP_RST | wire::TCP_ACK, &[], rng.u32(), 0),
             wire::TCP_RST => (flags, &[], 0, 0),
+            f if f == wire::TCP_RST | wire::TCP_ACK => (flags, &[], rng.u32(), 0),
             _ => (flags, &[], rng.u32(), rng.u16()),
         };
         let t = Tcp { sport, dport, seq: rng.u32(), ack, flags, window };
@@ -302,6 +306,37 @@ impl Flood {
         let off = wire::l4_offset(false);
         let hlen = wire::write_tcp(buf, off, &t, opts);
         wire::finish(buf, &h, PROTO_TCP, hlen)
+    }
+
+    /// What a censoring middlebox is made to reflect: a SYN or a PSH+ACK, each carrying an
+    /// HTTP GET for a blocked site (SYNs with payload, as in the attacks seen in the wild), to
+    /// port 80 of the target, from one of a bounded set of middleboxes.
+    fn middlebox(&mut self, buf: &mut FrameBuf) -> wire::Built {
+        const REQUESTS: [&[u8]; 3] = [
+            b"GET / HTTP/1.1\r\nHost: www.youporn.com\r\n\r\n",
+            b"GET /?q=ultrasurf HTTP/1.1\r\nHost: www.bittorrent.com\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: freedomhouse.org\r\nUser-Agent: Mozilla/5.0\r\n\r\n",
+        ];
+        let dst = self.target() as u32;
+        let rng = &mut self.rng;
+        let &(src, ttl) =
+            self.servers.get(rng.below(self.servers.len().max(1) as u32) as usize).unwrap_or(&(0, 64));
+        let h = IpHdr { addrs: Addrs::V4 { src, dst }, ttl, ident: rng.u16(), dont_fragment: true };
+        let flags = if rng.percent(50) { wire::TCP_SYN } else { wire::TCP_PSH | wire::TCP_ACK };
+        let ack = if flags == wire::TCP_SYN { 0 } else { rng.u32() };
+        let t = Tcp {
+            sport: rng.range(1_024, 65_535) as u16,
+            dport: 80,
+            seq: rng.u32(),
+            ack,
+            flags,
+            window: SYN_WINDOWS[rng.below(SYN_WINDOWS.len() as u32) as usize],
+        };
+        let request = REQUESTS[rng.below(REQUESTS.len() as u32) as usize];
+        let off = wire::l4_offset(false);
+        let hlen = wire::write_tcp(buf, off, &t, &[]);
+        wire::copy_payload(buf, off + hlen, request, 0, request.len());
+        wire::finish(buf, &h, PROTO_TCP, hlen + request.len())
     }
 
     fn udp(&mut self, buf: &mut FrameBuf, noise: &[u8]) -> wire::Built {

@@ -1,5 +1,9 @@
 //! Per-attack traffic profile: bounded sketches of the packets sent to an attack's target
-//! while the attack is ongoing (top ports, protocol mix, distinct sources, signature).
+//! while the attack is ongoing (top ports, protocol mix, distinct sources, signature), kept
+//! per traffic class so each vector of a multi-vector attack gets its own signature
+//! (`vectors`).
+
+mod vectors;
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -9,6 +13,8 @@ use rampart_contract::{
     EventTime, FragmentMatch, LengthRange, PacketSample, PortRange, Share, Signature, TcpFlags,
 };
 use rampart_telemetry::{Fragment, RecordSource, TrafficRecord};
+
+use crate::class::Class;
 
 /// HyperLogLog with 2^8 registers (about 6.5 % standard error, 256 bytes).
 #[derive(Debug, Clone)]
@@ -199,15 +205,48 @@ pub struct Profile {
     /// Remote side: sources of inbound traffic, destinations of outbound traffic.
     remotes: DistinctCounter,
     remote_prefixes: TopKeys<RemotePrefix>,
-    src_ports: TopKeys,
-    dst_ports: TopKeys,
     protocols: [u64; 256],
     tcp_flags: [u64; 256],
     ttls: [u64; 256],
     non_initial_fragments: u64,
+    /// Ports and lengths per traffic class (by `Class::index`); the whole profile's are their
+    /// sums, so a packet updates one set of sketches, not two.
+    classes: [ClassPart; Class::COUNT],
+    samples: Vec<PacketSample>,
+}
+
+/// The ports and lengths of one traffic class of a profile.
+#[derive(Debug, Clone)]
+struct ClassPart {
+    packets: u64,
+    src_ports: TopKeys,
+    dst_ports: TopKeys,
     lengths: [u64; LEN_BUCKETS],
     packets_with_len: u64,
-    samples: Vec<PacketSample>,
+}
+
+impl Default for ClassPart {
+    fn default() -> Self {
+        ClassPart {
+            packets: 0,
+            src_ports: TopKeys::default(),
+            dst_ports: TopKeys::default(),
+            lengths: [0; LEN_BUCKETS],
+            packets_with_len: 0,
+        }
+    }
+}
+
+impl ClassPart {
+    fn merge(&mut self, other: &ClassPart) {
+        self.packets = self.packets.saturating_add(other.packets);
+        self.src_ports.merge(&other.src_ports);
+        self.dst_ports.merge(&other.dst_ports);
+        for (a, b) in self.lengths.iter_mut().zip(other.lengths) {
+            *a = a.saturating_add(b);
+        }
+        self.packets_with_len = self.packets_with_len.saturating_add(other.packets_with_len);
+    }
 }
 
 impl Default for Profile {
@@ -219,14 +258,11 @@ impl Default for Profile {
             last_ns: 0,
             remotes: DistinctCounter::default(),
             remote_prefixes: TopKeys::default(),
-            src_ports: TopKeys::default(),
-            dst_ports: TopKeys::default(),
             protocols: [0; 256],
             tcp_flags: [0; 256],
             ttls: [0; 256],
             non_initial_fragments: 0,
-            lengths: [0; LEN_BUCKETS],
-            packets_with_len: 0,
+            classes: std::array::from_fn(|_| ClassPart::default()),
             samples: Vec::new(),
         }
     }
@@ -283,12 +319,13 @@ fn sample_of(record: &TrafficRecord) -> PacketSample {
 pub const SIGNATURE_COVERAGE: f64 = 0.99;
 
 impl Profile {
-    /// Adds `packets` and `bytes` of `record`; `outbound` when the protected side is its source
-    /// (the remote side is then the destination).
+    /// Adds `packets` and `bytes` of `record`, of traffic class `class`; `outbound` when the
+    /// protected side is its source (the remote side is then the destination).
     #[inline]
     pub fn add(
         &mut self,
         record: &TrafficRecord,
+        class: Class,
         packets: u64,
         bytes: u64,
         outbound: bool,
@@ -308,11 +345,13 @@ impl Profile {
         {
             self.samples.push(sample_of(record));
         }
+        let part = &mut self.classes[class.index() % Class::COUNT];
+        part.packets = part.packets.saturating_add(packets);
         if let Some(port) = record.src_port {
-            self.src_ports.add(port, packets);
+            part.src_ports.add(port, packets);
         }
         if let Some(port) = record.dst_port {
-            self.dst_ports.add(port, packets);
+            part.dst_ports.add(port, packets);
         }
         let p = &mut self.protocols[usize::from(record.protocol)];
         *p = p.saturating_add(packets);
@@ -333,8 +372,9 @@ impl Profile {
         });
         if let Some(len) = len {
             let bucket = ((len / LEN_BUCKET) as usize).min(LEN_BUCKETS - 1);
-            self.lengths[bucket] = self.lengths[bucket].saturating_add(packets);
-            self.packets_with_len = self.packets_with_len.saturating_add(packets);
+            let part = &mut self.classes[class.index() % Class::COUNT];
+            part.lengths[bucket] = part.lengths[bucket].saturating_add(packets);
+            part.packets_with_len = part.packets_with_len.saturating_add(packets);
         }
     }
 
@@ -355,8 +395,9 @@ impl Profile {
         self.remote_prefixes.merge(&other.remote_prefixes);
         let room = MAX_SAMPLES.saturating_sub(self.samples.len());
         self.samples.extend(other.samples.iter().take(room).cloned());
-        self.src_ports.merge(&other.src_ports);
-        self.dst_ports.merge(&other.dst_ports);
+        for (a, b) in self.classes.iter_mut().zip(&other.classes) {
+            a.merge(b);
+        }
         for (a, b) in self.protocols.iter_mut().zip(other.protocols) {
             *a = a.saturating_add(b);
         }
@@ -367,10 +408,15 @@ impl Profile {
             *a = a.saturating_add(b);
         }
         self.non_initial_fragments = self.non_initial_fragments.saturating_add(other.non_initial_fragments);
-        for (a, b) in self.lengths.iter_mut().zip(other.lengths) {
-            *a = a.saturating_add(b);
+    }
+
+    /// The classes' ports and lengths together: the whole profile's.
+    fn whole(&self) -> ClassPart {
+        let mut whole = ClassPart::default();
+        for part in &self.classes {
+            whole.merge(part);
         }
-        self.packets_with_len = self.packets_with_len.saturating_add(other.packets_with_len);
+        whole
     }
 
     /// Estimated distinct remote addresses (sources inbound, destinations outbound).
@@ -394,11 +440,11 @@ impl Profile {
     }
 
     pub fn top_src_ports(&self, n: usize) -> Vec<Share<u16>> {
-        self.src_ports.top(n).into_iter().map(|(k, c)| self.share(k, c)).collect()
+        self.whole().src_ports.top(n).into_iter().map(|(k, c)| self.share(k, c)).collect()
     }
 
     pub fn top_dst_ports(&self, n: usize) -> Vec<Share<u16>> {
-        self.dst_ports.top(n).into_iter().map(|(k, c)| self.share(k, c)).collect()
+        self.whole().dst_ports.top(n).into_iter().map(|(k, c)| self.share(k, c)).collect()
     }
 
     /// Protocols by packets, descending.
@@ -419,9 +465,10 @@ impl Profile {
 
     /// Packet lengths in 16-byte buckets (value = first length of the bucket), ascending.
     pub fn length_distribution(&self) -> Vec<Share<u32>> {
+        let lengths = self.whole().lengths;
         (0..LEN_BUCKETS)
-            .filter(|&b| self.lengths[b] > 0)
-            .map(|b| self.share(b as u32 * LEN_BUCKET, self.lengths[b]))
+            .filter(|&b| lengths[b] > 0)
+            .map(|b| self.share(b as u32 * LEN_BUCKET, lengths[b]))
             .collect()
     }
 
@@ -440,17 +487,11 @@ impl Profile {
     /// to whichever remote prefix carries 99 % of it (else anywhere).
     pub fn signature(&self, target: IpNet, outbound: bool) -> Signature {
         let n = self.packets;
+        let whole = self.whole();
         let covers = |count: u64| n > 0 && count as f64 >= SIGNATURE_COVERAGE * n as f64;
         let protocol = (0..=255u8).find(|&p| covers(self.protocols[usize::from(p)]));
         let tcp_flags = if protocol == Some(crate::class::PROTO_TCP) {
-            (0..=255u8).find(|&f| covers(self.tcp_flags[usize::from(f)])).map(TcpFlags::exact).or_else(|| {
-                // No one flags byte: the bits all of them share (RST with and without ACK), when
-                // those include one of FIN, SYN, RST, ACK (else the mix says nothing).
-                let seen = (0..=255u8).filter(|&f| self.tcp_flags[usize::from(f)] > 0);
-                let (all, any) = seen.fold((0xffu8, 0u8), |(all, any), f| (all & f, any | f));
-                let flags = TcpFlags { value: all, mask: all | !any };
-                (flags.mask & 0x17 != 0).then_some(flags)
-            })
+            tcp_flags_covering(&self.tcp_flags, n, |_| true)
         } else {
             None
         };
@@ -475,47 +516,64 @@ impl Profile {
             src_prefixes,
             dst_prefixes,
             protocol,
-            src_ports: ports(&self.src_ports),
-            dst_ports: ports(&self.dst_ports),
+            src_ports: ports(&whole.src_ports),
+            dst_ports: ports(&whole.dst_ports),
             tcp_flags,
             fragment: fragment
                 .map(|only| if only { FragmentMatch::NonInitial } else { FragmentMatch::NotNonInitial }),
-            packet_len: self.length_range(),
+            packet_len: length_range(&whole, n),
             sampled_packets: n,
             collateral: None,
         }
     }
+}
 
-    /// Narrowest bucket range holding at least 99 % of the packets with a known length.
-    fn length_range(&self) -> Option<LengthRange> {
-        let n = self.packets_with_len;
-        if n == 0 || (n as f64) < SIGNATURE_COVERAGE * self.packets as f64 {
-            return None;
-        }
-        let need = (SIGNATURE_COVERAGE * n as f64).ceil() as u64;
-        let mut best: Option<(usize, usize)> = None;
-        let (mut lo, mut sum) = (0usize, 0u64);
-        for hi in 0..LEN_BUCKETS {
-            sum += self.lengths[hi];
-            while lo < hi && sum - self.lengths[lo] >= need {
-                sum -= self.lengths[lo];
-                lo += 1;
-            }
-            if sum >= need && best.is_none_or(|(a, b)| hi - lo < b - a) {
-                best = Some((lo, hi));
-            }
-        }
-        best.map(|(lo, hi)| {
-            let max = if hi == LEN_BUCKETS - 1 { 65_535 } else { (hi as u32 + 1) * LEN_BUCKET - 1 };
-            let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-            LengthRange { min: clamp(lo as u32 * LEN_BUCKET), max: clamp(max) }
-        })
+/// The TCP flags of 99 % of `n` packets, among the flag bytes `admit` lets in: one flags byte,
+/// else the bits all of them share (RST with and without ACK) when those include one of FIN,
+/// SYN, RST, ACK (else the mix says nothing).
+fn tcp_flags_covering(histogram: &[u64; 256], n: u64, admit: impl Fn(u8) -> bool) -> Option<TcpFlags> {
+    let count = |f: u8| if admit(f) { histogram[usize::from(f)] } else { 0 };
+    let covers = |c: u64| n > 0 && c as f64 >= SIGNATURE_COVERAGE * n as f64;
+    (0..=255u8).find(|&f| covers(count(f))).map(TcpFlags::exact).or_else(|| {
+        let mut seen = (0..=255u8).filter(|&f| count(f) > 0).peekable();
+        seen.peek()?;
+        let (all, any) = seen.fold((0xffu8, 0u8), |(all, any), f| (all & f, any | f));
+        let flags = TcpFlags { value: all, mask: all | !any };
+        (flags.mask & 0x17 != 0).then_some(flags)
+    })
+}
+
+/// Narrowest bucket range holding at least 99 % of `part`'s packets with a known length, when
+/// those are 99 % of its `packets`.
+fn length_range(part: &ClassPart, packets: u64) -> Option<LengthRange> {
+    let n = part.packets_with_len;
+    if n == 0 || (n as f64) < SIGNATURE_COVERAGE * packets as f64 {
+        return None;
     }
+    let need = (SIGNATURE_COVERAGE * n as f64).ceil() as u64;
+    let mut best: Option<(usize, usize)> = None;
+    let (mut lo, mut sum) = (0usize, 0u64);
+    for hi in 0..LEN_BUCKETS {
+        sum += part.lengths[hi];
+        while lo < hi && sum - part.lengths[lo] >= need {
+            sum -= part.lengths[lo];
+            lo += 1;
+        }
+        if sum >= need && best.is_none_or(|(a, b)| hi - lo < b - a) {
+            best = Some((lo, hi));
+        }
+    }
+    best.map(|(lo, hi)| {
+        let max = if hi == LEN_BUCKETS - 1 { 65_535 } else { (hi as u32 + 1) * LEN_BUCKET - 1 };
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        LengthRange { min: clamp(lo as u32 * LEN_BUCKET), max: clamp(max) }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::class::classify;
     use rampart_telemetry::UnixNanos;
     use std::net::IpAddr;
 
@@ -618,11 +676,11 @@ mod tests {
                 ..TrafficRecord::EMPTY
             };
             if i % 2 == 0 {
-                a.add(&r, 1, 100, false, &h)
+                a.add(&r, classify(&r).0, 1, 100, false, &h)
             } else {
-                b.add(&r, 1, 100, false, &h)
+                b.add(&r, classify(&r).0, 1, 100, false, &h)
             }
-            whole.add(&r, 1, 100, false, &h);
+            whole.add(&r, classify(&r).0, 1, 100, false, &h);
         }
         a.merge(&b);
         assert_eq!((a.packets, a.bytes), (whole.packets, whole.bytes));
@@ -650,7 +708,7 @@ mod tests {
                 packet_len: Some(40 + i % 20),
                 ..TrafficRecord::EMPTY
             };
-            p.add(&r, 1, 60, false, &h);
+            p.add(&r, classify(&r).0, 1, 60, false, &h);
         }
         let s = p.signature("198.51.100.10/32".parse().unwrap(), false);
         assert_eq!(
@@ -686,14 +744,9 @@ mod tests {
                 bytes: 60,
                 ..TrafficRecord::EMPTY
             };
-            syn_acks.add(&r, 1, 60, false, &h);
-            rsts.add(
-                &TrafficRecord { tcp_flags: if i % 3 == 0 { 0x14 } else { 0x04 }, ..r },
-                1,
-                40,
-                false,
-                &h,
-            );
+            syn_acks.add(&r, classify(&r).0, 1, 60, false, &h);
+            let rst = TrafficRecord { tcp_flags: if i % 3 == 0 { 0x14 } else { 0x04 }, ..r };
+            rsts.add(&rst, classify(&rst).0, 1, 40, false, &h);
         }
         let t = "198.51.100.10/32".parse().unwrap();
         let s = syn_acks.signature(t, false);

@@ -1,0 +1,188 @@
+//! The fast path of a reconcile: when only source prefixes changed since the last plan
+//! (signatures and SYN guards as they were), the maps get just those changes. A full
+//! reconcile walks every rule of the plan; this walks the two plans' prefix lists once, in
+//! order, and touches only what differs.
+
+use foldhash::HashSet;
+use ipnet::{IpNet, Ipv4Net};
+use libbpf_rs::{MapCore, MapFlags};
+use rampart_contract::EventTime;
+
+use super::{XdpFilter, find_map};
+use crate::layout::{COUNTERS_SIZE, RuleValue};
+use crate::plan::{FilterPlan, PrefixRule};
+use crate::xdp::ids::RuleKey;
+use crate::xdp::maps::{bpf_error, delete_all, update_all};
+use crate::xdp::time::boot_deadline;
+use crate::xdp::{ReconcileReport, XdpError};
+
+/// Prefix rules gone and prefix rules new or changed, from `old` to `new` (both sorted by
+/// source, each source once).
+fn diff_rules<'a>(
+    old: &'a [PrefixRule],
+    new: &'a [PrefixRule],
+) -> (Vec<&'a PrefixRule>, Vec<&'a PrefixRule>) {
+    let (mut gone, mut fresh) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a.source == b.source => {
+                if a.rule != b.rule {
+                    gone.push(a);
+                    fresh.push(b);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.source < b.source => {
+                gone.push(a);
+                i += 1;
+            }
+            (Some(a), None) => {
+                gone.push(a);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                fresh.push(b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (gone, fresh)
+}
+
+fn sorted_unique(rules: &[PrefixRule]) -> bool {
+    rules.windows(2).all(|w| w[0].source < w[1].source)
+}
+
+impl XdpFilter {
+    /// Applies `plan` as a delta of source prefixes over the last plan written, when that is
+    /// all that changed; `None`: a full reconcile is needed.
+    pub(super) fn source_delta(
+        &mut self,
+        last: &FilterPlan,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+    ) -> Result<Option<ReconcileReport>, XdpError> {
+        if last.signatures != plan.signatures
+            || last.syn_guards != plan.syn_guards
+            || ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l))
+            || !self.v4_table_known()
+        {
+            return Ok(None);
+        }
+        let (gone4, new4) = diff_rules(&last.v4, &plan.v4);
+        let (gone6, new6) = diff_rules(&last.v6, &plan.v6);
+        let mut report = ReconcileReport {
+            rules: plan.rules().count() + plan.syn_guards.len(),
+            v4_prefixes: plan.v4.len(),
+            v6_prefixes: plan.v6.len(),
+            signatures: plan.signatures.len(),
+            syn_guards: plan.syn_guards.len(),
+            ..ReconcileReport::default()
+        };
+
+        // 1. Slots: a decision keeps its slot when only its rule changed.
+        let new_keys: HashSet<RuleKey> =
+            new4.iter().chain(&new6).map(|p| RuleKey::Decision(p.rule.decision)).collect();
+        let old_keys: HashSet<RuleKey> =
+            gone4.iter().chain(&gone6).map(|p| RuleKey::Decision(p.rule.decision)).collect();
+        let mut released_keys: Vec<RuleKey> = old_keys.difference(&new_keys).copied().collect();
+        released_keys.sort();
+        let mut fresh_keys: Vec<RuleKey> = new_keys.difference(&old_keys).copied().collect();
+        fresh_keys.sort();
+        let assignment = self
+            .rule_ids
+            .assign_delta(&released_keys, &fresh_keys)
+            .map_err(|e| XdpError::Full { what: "rules", wanted: e.wanted, capacity: e.capacity })?;
+        let slot =
+            |f: &XdpFilter, p: &PrefixRule| f.rule_ids.get(&RuleKey::Decision(p.rule.decision)).unwrap_or(0);
+
+        // 2. Rules, then counters of reused slots.
+        let rules: Vec<(u32, RuleValue)> = new4
+            .iter()
+            .chain(&new6)
+            .map(|p| {
+                let deadline = boot_deadline(p.rule.expires, now, boot_now_ns);
+                (slot(self, p), RuleValue::new(p.rule.action, p.rule.decision.0, deadline))
+            })
+            .collect();
+        let writes: Vec<(Vec<u8>, Vec<u8>)> =
+            rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
+        {
+            let stats = find_map(&self.object, "rule_stats")?;
+            let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
+            for s in &assignment.reused {
+                stats
+                    .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
+                    .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
+            }
+            report.elements_written += assignment.reused.len();
+        }
+        report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
+        let high = u64::from(self.rule_ids.high_water());
+        find_map(&self.object, "meta")?
+            .update(&0u32.to_ne_bytes(), &high.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error("writing meta"))?;
+        for (s, v) in rules {
+            self.written.rules.insert(s, v);
+        }
+
+        // 3. IPv4: hosts in their hash, the rest by a delta of the table.
+        let v4 = |p: &PrefixRule| match p.source {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        };
+        let re_added: HashSet<Ipv4Net> = new4.iter().filter_map(|p| v4(p)).collect();
+        let host_upserts: Vec<(Vec<u8>, Vec<u8>)> = new4
+            .iter()
+            .filter_map(|p| Some((v4(p)?, slot(self, p))))
+            .filter(|(n, _)| n.prefix_len() == 32)
+            .map(|(n, s)| (n.addr().octets().to_vec(), s.to_ne_bytes().to_vec()))
+            .collect();
+        let host_deletes: Vec<Vec<u8>> = gone4
+            .iter()
+            .filter_map(|p| v4(p))
+            .filter(|n| n.prefix_len() == 32 && !re_added.contains(n))
+            .map(|n| n.addr().octets().to_vec())
+            .collect();
+        {
+            let hosts = find_map(&self.object, "v4_hosts")?;
+            report.elements_written +=
+                update_all(&hosts, &host_upserts)? + delete_all(&hosts, &host_deletes)?;
+        }
+        for p in &gone4 {
+            if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32 && !re_added.contains(n)) {
+                self.written.v4_hosts.remove(&n.addr().octets());
+            }
+        }
+        for p in &new4 {
+            if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32) {
+                let s = slot(self, p);
+                self.written.v4_hosts.insert(n.addr().octets(), s);
+            }
+        }
+        let removed: Vec<Ipv4Net> = gone4
+            .iter()
+            .filter_map(|p| v4(p))
+            .filter(|n| n.prefix_len() < 32 && !re_added.contains(n))
+            .collect();
+        let added: Vec<(Ipv4Net, u32)> = new4
+            .iter()
+            .filter_map(|p| Some((v4(p)?, slot(self, p))))
+            .filter(|(n, _)| n.prefix_len() < 32)
+            .collect();
+        self.write_v4_delta(&removed, &added, &mut report)?;
+
+        // 4. IPv6, when it changed: the full pass over its (smaller) tables.
+        if !(gone6.is_empty() && new6.is_empty()) {
+            self.write_v6(plan, &mut report)?;
+        }
+
+        // 5. Released rules match nothing once no table points at them.
+        self.release_rules(&assignment.released, &mut report)?;
+        Ok(Some(report))
+    }
+}
