@@ -185,6 +185,7 @@ struct ConfigFile {
     rate_limit: RateLimitFile,
     #[serde(default)]
     flood: crate::flood::FloodConfig,
+    #[serde(default)]
     challenge: ChallengeSettings,
 }
 
