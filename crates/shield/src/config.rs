@@ -13,6 +13,9 @@ use serde::Deserialize;
 use crate::challenge::{ChallengeMode, ChallengeSettings};
 use crate::gcra::Rate;
 use crate::hardening::Hardening;
+use crate::origin::{
+    CacheSettings, LimitSettings, OriginSettings, ProtectionSettings, SnapshotSettings, ThreatLevel,
+};
 
 /// A configuration mistake, naming the file or key.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,89 @@ struct UpstreamFile {
     health_check: Option<HealthCheck>,
     #[serde(default)]
     internal: bool,
+    #[serde(default)]
+    origin: OriginFile,
+}
+
+/// `[upstream.NAME.origin]`: the origin's protection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginFile {
+    min_concurrency: Option<u32>,
+    max_concurrency: Option<u32>,
+    initial_concurrency: Option<u32>,
+    queue_size: Option<usize>,
+    queue_timeout_secs: Option<f64>,
+    timeout_secs: Option<f64>,
+    #[serde(default)]
+    session_cookies: Vec<String>,
+    cache: Option<bool>,
+    cache_max_entry_bytes: Option<usize>,
+    cache_max_bytes: Option<usize>,
+    max_stale_secs: Option<f64>,
+}
+
+/// `[origin]`: the shield-wide threat level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProtectionFile {
+    #[serde(default)]
+    threat_level: ThreatLevel,
+    threat_file: Option<PathBuf>,
+}
+
+/// `[snapshot]`: the emergency static snapshot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotFile {
+    dir: PathBuf,
+    #[serde(default)]
+    always: bool,
+    at_level: Option<ThreatLevel>,
+}
+
+fn origin_settings(key: &str, file: &OriginFile) -> Result<OriginSettings, ConfigError> {
+    let defaults = OriginSettings::default();
+    let limit_defaults = LimitSettings::default();
+    let max = file.max_concurrency.unwrap_or(limit_defaults.max);
+    let min = file.min_concurrency.unwrap_or(limit_defaults.min.min(max));
+    if max == 0 {
+        return Err(invalid(format!("{key}.max_concurrency"), "must be at least 1"));
+    }
+    if min == 0 || min > max {
+        return Err(invalid(
+            format!("{key}.min_concurrency"),
+            "must be at least 1 and at most max_concurrency",
+        ));
+    }
+    let initial = file.initial_concurrency.unwrap_or(limit_defaults.initial).clamp(min, max);
+    let seconds = |name: &str, value: Option<f64>, default: Duration| match value {
+        Some(v) => positive_secs(&format!("{key}.{name}"), v),
+        None => Ok(default),
+    };
+    let cache_defaults = CacheSettings::default();
+    let cache = if file.cache.unwrap_or(true) {
+        Some(CacheSettings {
+            max_entry_bytes: file.cache_max_entry_bytes.unwrap_or(cache_defaults.max_entry_bytes),
+            max_bytes: file.cache_max_bytes.unwrap_or(cache_defaults.max_bytes),
+            max_stale: seconds("max_stale_secs", file.max_stale_secs, cache_defaults.max_stale)?,
+        })
+    } else {
+        None
+    };
+    for (i, name) in file.session_cookies.iter().enumerate() {
+        if name.is_empty() || name.contains([';', '=', ' ']) {
+            return Err(invalid(format!("{key}.session_cookies[{i}]"), "not a cookie name"));
+        }
+    }
+    Ok(OriginSettings {
+        limit: LimitSettings { min, max, initial, ..limit_defaults },
+        queue_size: file.queue_size.unwrap_or(defaults.queue_size),
+        queue_timeout: seconds("queue_timeout_secs", file.queue_timeout_secs, defaults.queue_timeout)?,
+        timeout: seconds("timeout_secs", file.timeout_secs, defaults.timeout)?,
+        session_cookies: file.session_cookies.clone(),
+        cache,
+    })
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -186,6 +272,9 @@ struct ConfigFile {
     #[serde(default)]
     flood: crate::flood::FloodConfig,
     #[serde(default)]
+    origin: ProtectionFile,
+    snapshot: Option<SnapshotFile>,
+    #[serde(default)]
     challenge: ChallengeSettings,
 }
 
@@ -200,6 +289,8 @@ pub struct Upstream {
     pub health_check: Option<HealthCheck>,
     /// Only routes marked internal may use it.
     pub internal: bool,
+    /// Its protection: concurrency limit, queue, stale cache.
+    pub origin: OriginSettings,
 }
 
 /// A route: requests whose host and path match go to `upstream`.
@@ -268,6 +359,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The automatic flood defense (`[flood]`).
     pub flood: crate::flood::FloodConfig,
+    /// Threat level and static snapshot (`[origin]`, `[snapshot]`).
+    pub protection: ProtectionSettings,
     /// The challenge ladder.
     pub challenge: ChallengeSettings,
 }
@@ -290,6 +383,7 @@ impl Config {
                 servers: vec![server],
                 health_check: None,
                 internal: false,
+                origin: OriginSettings::default(),
             }],
             routes: vec![Route {
                 name: "default".into(),
@@ -306,6 +400,7 @@ impl Config {
             internal_networks: Vec::new(),
             metrics: None,
             flood: crate::flood::FloodConfig::default(),
+            protection: ProtectionSettings::default(),
             challenge: ChallengeSettings::default(),
         };
         config.check()
@@ -352,6 +447,7 @@ impl Config {
                 servers,
                 health_check: pool.health_check.clone(),
                 internal: pool.internal,
+                origin: origin_settings(&format!("upstream.{name}.origin"), &pool.origin)?,
             });
         }
         let mut routes = Vec::new();
@@ -407,6 +503,15 @@ impl Config {
             internal_networks: file.internal_networks,
             metrics: file.metrics,
             flood: file.flood,
+            protection: ProtectionSettings {
+                threat_level: file.origin.threat_level,
+                threat_file: file.origin.threat_file,
+                snapshot: file.snapshot.map(|s| SnapshotSettings {
+                    dir: s.dir,
+                    always: s.always,
+                    at_level: s.at_level,
+                }),
+            },
             challenge: file.challenge,
         }
         .check()
@@ -546,6 +651,59 @@ mod tests {
         assert_eq!(config.hardening.header_timeout_secs, 5.0);
         assert_eq!(config.rate_limits.per_address, Some(Rate { per_second: 10.0, burst: 20 }));
         assert_eq!(config.rate_limits.per_prefix, RateLimits::default().per_prefix);
+    }
+
+    #[test]
+    fn origin_protection_keys() {
+        let config = Config::from_toml(
+            r#"
+            [[listener]]
+            address = "127.0.0.1:1"
+            [upstream.web]
+            servers = ["127.0.0.1:2"]
+            [upstream.web.origin]
+            max_concurrency = 10
+            min_concurrency = 2
+            queue_size = 0
+            queue_timeout_secs = 0.5
+            session_cookies = ["sid"]
+            cache = false
+            [[route]]
+            upstream = "web"
+            [origin]
+            threat_level = "elevated"
+            threat_file = "/var/lib/rampart/threat-level"
+            [snapshot]
+            dir = "/srv/snapshot"
+            at_level = "high"
+            "#,
+        )
+        .unwrap();
+        let origin = &config.upstreams[0].origin;
+        assert_eq!((origin.limit.min, origin.limit.max, origin.limit.initial), (2, 10, 10));
+        assert_eq!((origin.queue_size, origin.queue_timeout), (0, Duration::from_millis(500)));
+        assert_eq!(origin.session_cookies, ["sid"]);
+        assert!(origin.cache.is_none());
+        assert_eq!(config.protection.threat_level, ThreatLevel::Elevated);
+        let snapshot = config.protection.snapshot.as_ref().unwrap();
+        assert_eq!((snapshot.always, snapshot.at_level), (false, Some(ThreatLevel::High)));
+        let base = "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.web]\nservers = [\"127.0.0.1:2\"]\n[[route]]\nupstream = \"web\"\n";
+        for (extra, key) in [
+            ("[upstream.web.origin]\nmax_concurrency = 0\n", "upstream.web.origin.max_concurrency"),
+            (
+                "[upstream.web.origin]\nmin_concurrency = 5\nmax_concurrency = 4\n",
+                "upstream.web.origin.min_concurrency",
+            ),
+            ("[upstream.web.origin]\nqueue_timeout_secs = 0\n", "upstream.web.origin.queue_timeout_secs"),
+            (
+                "[upstream.web.origin]\nsession_cookies = [\"a=b\"]\n",
+                "upstream.web.origin.session_cookies[0]",
+            ),
+            ("[origin]\nthreat_level = \"severe\"\n", "severe"),
+        ] {
+            let message = Config::from_toml(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(message.contains(key), "{message} should name {key}");
+        }
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub enum Reason {
     ProxyProtocol,
     /// An automatic flood rule throttled, challenged or blocked the request.
     FloodRule,
+    /// The origin's admission queue was full or the request waited past its deadline, and
+    /// neither a stale copy nor a snapshot could answer.
+    OriginOverloaded,
+    /// The origin did not answer within its timeout.
+    OriginTimeout,
 }
 
 /// What the challenge ladder did with a request.
@@ -137,6 +142,24 @@ pub struct ServerLabel {
     pub server: String,
 }
 
+/// Label set for per-upstream origin protection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    /// The pool's name.
+    pub upstream: String,
+}
+
+/// Label set for answers the shield gave in place of the origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SubstituteLabel {
+    /// The pool's name.
+    pub upstream: String,
+    /// `stale` (a cached copy) or `snapshot` (the static snapshot).
+    pub kind: String,
+    /// Why: `overloaded`, `origin-error`, `origin-down`, `operator`.
+    pub reason: String,
+}
+
 /// The shield's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -158,6 +181,12 @@ pub struct Metrics {
     pub flood_matched: Family<RungLabel, Counter>,
     /// Floods for which no rule was safe (or measurable).
     pub flood_no_safe_rule: Counter,
+    /// The adaptive concurrency limit of each upstream.
+    pub origin_limit: Family<UpstreamLabel, Gauge>,
+    /// Requests waiting in each upstream's admission queue.
+    pub origin_queued: Family<UpstreamLabel, Gauge>,
+    /// Answers the shield gave in place of the origin (stale copies, snapshot files).
+    pub substituted: Family<SubstituteLabel, Counter>,
     /// Challenge ladder outcomes.
     pub challenges: Family<OutcomeLabel, Counter>,
 }
@@ -181,6 +210,9 @@ impl Default for Metrics {
             flood_rules_active: Gauge::default(),
             flood_matched: Family::default(),
             flood_no_safe_rule: Counter::default(),
+            origin_limit: Family::default(),
+            origin_queued: Family::default(),
+            substituted: Family::default(),
             challenges: Family::default(),
         }
     }
@@ -243,6 +275,21 @@ impl Metrics {
             "flood_no_safe_rule",
             "Floods for which no rule was safe or measurable",
             self.flood_no_safe_rule.clone(),
+        );
+        registry.register(
+            "origin_concurrency_limit",
+            "The adaptive concurrency limit of each upstream",
+            self.origin_limit.clone(),
+        );
+        registry.register(
+            "origin_queued",
+            "Requests waiting in each upstream's admission queue",
+            self.origin_queued.clone(),
+        );
+        registry.register(
+            "substituted",
+            "Answers given in place of the origin (stale copies, snapshot files), by upstream, kind and reason",
+            self.substituted.clone(),
         );
         registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
         registry

@@ -24,12 +24,13 @@ use crate::defense::{Challenger, ClientFingerprints, FloodVerdict};
 use crate::forwarded::{client_address, set_forwarding_headers};
 use crate::gcra::{Key, Limiter, Verdict};
 use crate::metrics::{Metrics, Reason, RouteLabel};
+use crate::origin::{Forwarded, OriginBody, Protection};
 use crate::routing::{check_path, find_route, normalize_host};
 use crate::upstream::Pool;
 use crate::watch::Activity;
 
 /// What the shield answers with: the origin's streamed body or one of its own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<OriginBody, Full<Bytes>>;
 
 /// The limiters applied before routing, and one per route with a rate.
 #[derive(Debug)]
@@ -106,6 +107,9 @@ pub struct Shared {
     /// The automatic flood defense, unless `[flood] enabled = false`; one for the shield's
     /// life (reloads keep it).
     pub flood: Option<Arc<crate::flood::FloodDefense>>,
+    /// Origin protection: concurrency limits, admission queues, stale cache, snapshot,
+    /// threat level.
+    pub protection: Protection,
 }
 
 /// The connection a request came on.
@@ -369,7 +373,18 @@ async fn route_request(
     let (index, flood_verdict) = index;
     let route = &shared.config.routes[index];
     let pool = &shared.pools[route.upstream];
+    let context = shared.protection.context(
+        route.upstream,
+        &request,
+        host.as_deref(),
+        client,
+        shared.challenger.as_deref(),
+        route.internal,
+    );
     let Some(server) = pool.pick() else {
+        if let Some(answer) = shared.protection.unavailable(&context).await {
+            return answer;
+        }
         return refuse(
             shared,
             Reason::UpstreamUnavailable,
@@ -411,6 +426,7 @@ async fn route_request(
         conn.tls,
         original_host.as_deref(),
     );
+    crate::fingerprint::set_headers(&mut parts.headers, &conn.fingerprints);
     if let Some(host) = original_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         parts.headers.insert(header::HOST, host);
     }
@@ -426,27 +442,42 @@ async fn route_request(
     let upstream_request = Request::from_parts(parts, body);
 
     let sent = std::time::Instant::now();
-    let response = match shared.client.request(upstream_request).await {
-        Ok(response) => {
+    let response = match shared.protection.forward(&shared.client, &context, upstream_request).await {
+        Forwarded::Origin(response) => {
             shared
                 .metrics
                 .latency
                 .get_or_create(&crate::metrics::RouteOnly { route: route.name.clone() })
                 .observe(sent.elapsed().as_secs_f64());
             let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
             // The client's connection has its own version (an HTTP/1.0 origin must not make
             // hyper close a kept-alive HTTP/1.1 client).
             parts.version = Version::HTTP_11;
             Response::from_parts(parts, Either::Left(body))
         }
-        Err(_) if tripped.load(Ordering::Relaxed) => {
+        Forwarded::Substitute(response) => response,
+        Forwarded::Overloaded(_) => {
+            let mut response = refuse(
+                shared,
+                Reason::OriginOverloaded,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "origin overloaded\n",
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            response
+        }
+        Forwarded::Failed(_) if tripped.load(Ordering::Relaxed) => {
             // Counted by the body guard; close the connection, its body is unread.
             let mut response = answer(StatusCode::REQUEST_TIMEOUT, "request body too slow\n");
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
-        Err(_) => refuse(shared, Reason::UpstreamUnavailable, StatusCode::BAD_GATEWAY, "upstream failed\n"),
+        Forwarded::Timeout => {
+            refuse(shared, Reason::OriginTimeout, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+        }
+        Forwarded::Failed(_) => {
+            refuse(shared, Reason::UpstreamUnavailable, StatusCode::BAD_GATEWAY, "upstream failed\n")
+        }
     };
     if let Some(flood) = &shared.flood
         && !tripped.load(Ordering::Relaxed)

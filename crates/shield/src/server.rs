@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
 use crate::defense::{Challenger, ClientFingerprints};
+use crate::fingerprint::{Tap, TapKind, TapResult};
 use crate::metrics::{Metrics, Reason};
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
 use crate::tls::{TlsError, server_config};
@@ -163,6 +164,7 @@ impl Shield {
         let builder = Arc::new(http_builder(&self.shared.config));
         let mut tasks = tokio::task::JoinSet::new();
         self.current.start_health_checks(&self.shared);
+        tasks.spawn(poll_threat_level(self.current.clone()));
         if let Some(listener) = self.metrics_listener {
             tasks.spawn(crate::metrics_server::serve(
                 listener,
@@ -373,23 +375,38 @@ async fn serve(
     };
     match tls {
         Some(acceptor) => {
+            // The tap copies the ClientHello as rustls reads it (JA4).
+            let tapped = Tap::new(watched, TapKind::Tls);
+            let hello = tapped.result();
             let handshake =
-                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(watched)).await;
+                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(tapped)).await;
             match handshake {
-                Ok(Ok(stream)) => drive(stream, info, true, shared, current, builder, stop).await,
+                Ok(Ok(stream)) => {
+                    let mut info = info;
+                    info.fingerprints.tls = hello.get().cloned().flatten();
+                    let tapped = Tap::new(stream, TapKind::Http2);
+                    let frames = tapped.result();
+                    drive(tapped, info, frames, true, shared, current, builder, stop).await
+                }
                 Ok(Err(_)) => shared.metrics.reject(Reason::TlsHandshakeFailed),
                 Err(_) => shared.metrics.reject(Reason::TlsHandshakeTimeout),
             }
         }
-        None => drive(watched, info, h2c, shared, current, builder, stop).await,
+        None => {
+            let tapped = Tap::new(watched, TapKind::Http2);
+            let frames = tapped.result();
+            drive(tapped, info, frames, h2c, shared, current, builder, stop).await
+        }
     }
 }
 
 /// Run one HTTP connection to its end, closing it when idle, when it cancels too many
 /// streams, or (gracefully) at shutdown.
+#[allow(clippy::too_many_arguments)]
 async fn drive<I>(
     io: I,
     info: ConnectionInfo,
+    http2_fingerprint: TapResult,
     allow_h2: bool,
     shared: &Arc<Shared>,
     current: &Current,
@@ -403,7 +420,15 @@ async fn drive<I>(
     let service = {
         // Each request takes the configuration current when it arrives (SIGHUP reloads).
         let current = current.clone();
-        service_fn(move |request| handle(current.get(), info.clone(), request))
+        service_fn(move |request| {
+            let mut info = info.clone();
+            // hyper dispatches a request once it has read its HEADERS frame through the tap,
+            // so the HTTP/2 fingerprint is known by the first request.
+            if info.fingerprints.http2.is_none() {
+                info.fingerprints.http2 = http2_fingerprint.get().cloned().flatten();
+            }
+            handle(current.get(), info, request)
+        })
     };
     let io = TokioIo::new(io);
     let h1_only;
@@ -515,7 +540,16 @@ fn new_shared(
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build_http();
+    let threat = Arc::new(crate::origin::Threat::new(
+        config.protection.threat_level,
+        config.protection.threat_file.clone(),
+    ));
+    threat.read_file();
+    let upstreams: Vec<_> = config.upstreams.iter().map(|u| (u.name.clone(), u.origin.clone())).collect();
+    let protection =
+        crate::origin::Protection::new(&upstreams, &config.protection, threat, Arc::clone(&metrics));
     Shared {
+        protection,
         pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
         limiters: Mutex::new(Limiters::new(&config.rate_limits, &config)),
         config,
@@ -525,6 +559,18 @@ fn new_shared(
         epoch: Instant::now(),
         challenger,
         flood: None,
+    }
+}
+
+/// Re-read the threat file of the configuration in force every second.
+async fn poll_threat_level(current: Current) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let threat = Arc::clone(current.get().protection.threat());
+        // A file read may block on a slow disk: off the request threads.
+        let _ = tokio::task::spawn_blocking(move || threat.read_file()).await;
     }
 }
 

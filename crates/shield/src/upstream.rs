@@ -120,6 +120,7 @@ mod tests {
             servers: vec!["a:1".into(), "b:1".into()],
             health_check: Some(check.clone()),
             internal: false,
+            origin: crate::origin::OriginSettings::default(),
         });
         let picks: Vec<_> = (0..4).map(|_| pool.pick().unwrap().authority.clone()).collect();
         assert_eq!(picks, ["a:1", "b:1", "a:1", "b:1"]);

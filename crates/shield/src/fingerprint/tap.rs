@@ -1,0 +1,167 @@
+//! A transparent tap on a connection: it copies the first bytes the client sends as they are
+//! read (by rustls for the ClientHello, by hyper for the HTTP/2 preface), until a fingerprint
+//! can be computed or the bound is reached, then only passes bytes through.
+//!
+//! Why a tap and not a peek-and-replay: the bytes reach rustls and hyper exactly as before,
+//! with no extra wait (a client that opens an HTTP/2 connection and sends its first request
+//! later is never held up), and the fingerprint is ready when the handshake completes (TLS) or
+//! when the first request is dispatched (HTTP/2, whose HEADERS frame hyper has just read).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::fingerprint::{http2, tls};
+
+/// Which fingerprint a tap computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapKind {
+    /// JA4 from the TLS ClientHello.
+    Tls,
+    /// Akamai-style from the HTTP/2 preface and first frames.
+    Http2,
+}
+
+/// The tap's result: set once, `None` when the bytes were not what the tap looks for.
+pub type TapResult = Arc<OnceLock<Option<Arc<str>>>>;
+
+/// A connection with a tap.
+#[derive(Debug)]
+pub struct Tap<T> {
+    inner: T,
+    kind: TapKind,
+    seen: Vec<u8>,
+    result: TapResult,
+}
+
+impl<T> Tap<T> {
+    /// Tap `inner` for `kind`.
+    pub fn new(inner: T, kind: TapKind) -> Tap<T> {
+        Tap { inner, kind, seen: Vec::new(), result: Arc::new(OnceLock::new()) }
+    }
+
+    /// The result cell, readable while the connection runs.
+    pub fn result(&self) -> TapResult {
+        Arc::clone(&self.result)
+    }
+
+    /// The fingerprint, once known.
+    pub fn fingerprint(&self) -> Option<Arc<str>> {
+        self.result.get().cloned().flatten()
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        if self.result.get().is_some() || bytes.is_empty() {
+            return;
+        }
+        let bound = match self.kind {
+            TapKind::Tls => tls::MAX_HELLO + 64,
+            TapKind::Http2 => http2::MAX_PREFACE,
+        };
+        let room = bound.saturating_sub(self.seen.len());
+        self.seen.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let outcome: Option<Option<Arc<str>>> = match self.kind {
+            TapKind::Tls => match tls::parse(&self.seen) {
+                Ok(Some(hello)) => Some(Some(Arc::from(hello.ja4()))),
+                Ok(None) if self.seen.len() < bound => None,
+                _ => Some(None),
+            },
+            TapKind::Http2 => match http2::fingerprint(&self.seen) {
+                Ok(Some(text)) => Some(Some(Arc::from(text))),
+                Ok(None) if self.seen.len() < bound => None,
+                _ => Some(None),
+            },
+        };
+        if let Some(outcome) = outcome {
+            let _ = self.result.set(outcome);
+            self.seen = Vec::new();
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tap<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let this = &mut *self;
+            let filled = &buf.filled()[before..];
+            if filled.is_empty() && this.result.get().is_none() {
+                // The client closed before a fingerprint could be taken.
+                let _ = this.result.set(None);
+            }
+            this.observe(filled);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn passes_bytes_through_and_fingerprints_them_in_small_reads() {
+        let hello = crate::fingerprint::tls::tests::foxio_example();
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut tap = Tap::new(server, TapKind::Tls);
+        let sent = hello.clone();
+        let writer = tokio::spawn(async move {
+            for chunk in sent.chunks(7) {
+                client.write_all(chunk).await.unwrap();
+            }
+            client.shutdown().await.unwrap();
+        });
+        let mut received = Vec::new();
+        let mut buf = [0u8; 13];
+        loop {
+            let n = tap.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap();
+        assert_eq!(received, hello);
+        assert_eq!(tap.fingerprint().as_deref(), Some("t13d1516h2_8daaf6152771_e5627efa2ab1"));
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut tap = Tap::new(server, TapKind::Http2);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let _ = tap.read(&mut buf).await.unwrap();
+        assert_eq!(tap.result().get(), Some(&None), "an HTTP/1 client: no fingerprint, no more copying");
+    }
+}
