@@ -16,6 +16,7 @@ mod replay;
 mod report;
 mod run;
 mod shield;
+mod shield_flood;
 
 use std::process::ExitCode;
 

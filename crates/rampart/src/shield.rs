@@ -44,6 +44,10 @@ pub struct ShieldArgs {
     /// too, re-read every second. Dry-run decisions change nothing.
     #[arg(long, value_name = "DIR")]
     pub decisions: Option<PathBuf>,
+    /// Keep the automatic flood defense's baselines and rules in DIR (overrides the file's
+    /// `[flood] data_dir`); `rampart shield rules --data DIR` lists the rules.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,11 +67,47 @@ pub enum ShieldCommand {
         #[arg(long, value_name = "TEXT")]
         marker: Option<String>,
     },
+    /// List the automatic flood rules in force and the recent ones: what they match, why,
+    /// since when, the share of the route's baseline they touch, how many requests they matched.
+    Rules {
+        /// The shield's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Or its configuration file (for `[flood] data_dir`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print the rules file as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the learned per-route baselines; with --replay, warm them up from an access log
+    /// (nginx/Apache "combined" format, or JSON lines as in docs/shield.md) and save them into
+    /// the data directory.
+    Baseline {
+        /// The access log to replay.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
+        /// The shield's data directory.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The shield's configuration (routes; `[flood]`); without it, one route for everything.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: ShieldArgs) -> Result<()> {
-    if let Some(ShieldCommand::Audit { url, targets, marker }) = args.command {
-        return audit(&url, &targets, marker.as_deref());
+    match args.command {
+        Some(ShieldCommand::Audit { url, targets, marker }) => {
+            return audit(&url, &targets, marker.as_deref());
+        }
+        Some(ShieldCommand::Rules { data, config, json }) => {
+            return crate::shield_flood::rules(data, config.as_deref(), json);
+        }
+        Some(ShieldCommand::Baseline { replay, data, config }) => {
+            return crate::shield_flood::baseline(data, config.as_deref(), replay.as_deref());
+        }
+        None => {}
     }
     let mut config = match (&args.config, args.listen, &args.upstream) {
         (Some(path), _, _) => Config::from_file(path)?,
@@ -79,6 +119,9 @@ pub fn run(args: ShieldArgs) -> Result<()> {
     }
     if args.metrics.is_some() {
         config.metrics = args.metrics;
+    }
+    if args.data.is_some() {
+        config.flood.data_dir = args.data.clone();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -118,7 +161,7 @@ pub fn run(args: ShieldArgs) -> Result<()> {
         }
         #[cfg(unix)]
         if let Some(path) = args.config.clone() {
-            reload_on_sighup(shield.reloader(), path, args.metrics)?;
+            reload_on_sighup(shield.reloader(), path, args.metrics, args.data.clone())?;
         }
         let drain = Duration::from_secs(args.drain_secs);
         shield
@@ -232,6 +275,7 @@ fn reload_on_sighup(
     reloader: rampart_shield::Reloader,
     path: PathBuf,
     metrics: Option<SocketAddr>,
+    data: Option<PathBuf>,
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
@@ -241,6 +285,9 @@ fn reload_on_sighup(
                 Config::from_file(&path).map_err(rampart_shield::ReloadError::from).and_then(|mut config| {
                     if metrics.is_some() {
                         config.metrics = metrics;
+                    }
+                    if data.is_some() {
+                        config.flood.data_dir = data.clone();
                     }
                     reloader.reload(config)
                 });

@@ -270,6 +270,8 @@ struct ConfigFile {
     #[serde(default)]
     rate_limit: RateLimitFile,
     #[serde(default)]
+    flood: crate::flood::FloodConfig,
+    #[serde(default)]
     origin: ProtectionFile,
     snapshot: Option<SnapshotFile>,
     #[serde(default)]
@@ -355,6 +357,8 @@ pub struct Config {
     pub internal_networks: Vec<IpNet>,
     /// Metrics listener.
     pub metrics: Option<SocketAddr>,
+    /// The automatic flood defense (`[flood]`).
+    pub flood: crate::flood::FloodConfig,
     /// Threat level and static snapshot (`[origin]`, `[snapshot]`).
     pub protection: ProtectionSettings,
     /// The challenge ladder.
@@ -395,6 +399,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             internal_networks: Vec::new(),
             metrics: None,
+            flood: crate::flood::FloodConfig::default(),
             protection: ProtectionSettings::default(),
             challenge: ChallengeSettings::default(),
         };
@@ -497,6 +502,7 @@ impl Config {
             trusted_proxies: file.trusted_proxies,
             internal_networks: file.internal_networks,
             metrics: file.metrics,
+            flood: file.flood,
             protection: ProtectionSettings {
                 threat_level: file.origin.threat_level,
                 threat_file: file.origin.threat_file,
@@ -533,6 +539,10 @@ impl Config {
             return Err(invalid("rate_limit.table_capacity", "must be at least 1"));
         }
         self.hardening.check().map_err(|(key, message)| invalid(format!("limits.{key}"), message))?;
+        self.flood.validate().map_err(|(key, message)| invalid(format!("flood.{key}"), message))?;
+        if let Some(name) = self.flood.routes.keys().find(|n| !self.routes.iter().any(|r| &r.name == *n)) {
+            return Err(invalid(format!("flood.routes.{name}"), "no [[route]] has this name"));
+        }
         self.challenge.check().map_err(|(key, message)| invalid(format!("challenge.{key}"), message))?;
         // Host-specific before any-host, then longer prefixes first; stable, so ties keep the
         // file's order.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connections;
 pub mod defense;
 pub mod fingerprint;
+pub mod flood;
 pub mod forwarded;
 pub mod gcra;
 pub mod hardening;

@@ -60,6 +60,8 @@ pub enum Reason {
     /// A PROXY protocol listener got a connection from an untrusted peer, or no valid
     /// header in time.
     ProxyProtocol,
+    /// An automatic flood rule throttled, challenged or blocked the request.
+    FloodRule,
     /// The origin's admission queue was full or the request waited past its deadline, and
     /// neither a stale copy nor a snapshot could answer.
     OriginOverloaded,
@@ -173,6 +175,12 @@ pub struct Metrics {
     pub healthy: Family<ServerLabel, Gauge>,
     /// Seconds from the request head to the origin's response head, per route.
     pub latency: Family<RouteOnly, Histogram, fn() -> Histogram>,
+    /// Automatic flood rules in force.
+    pub flood_rules_active: Gauge,
+    /// Requests matched by an automatic flood rule, by rung.
+    pub flood_matched: Family<RungLabel, Counter>,
+    /// Floods for which no rule was safe (or measurable).
+    pub flood_no_safe_rule: Counter,
     /// The adaptive concurrency limit of each upstream.
     pub origin_limit: Family<UpstreamLabel, Gauge>,
     /// Requests waiting in each upstream's admission queue.
@@ -181,6 +189,13 @@ pub struct Metrics {
     pub substituted: Family<SubstituteLabel, Counter>,
     /// Challenge ladder outcomes.
     pub challenges: Family<OutcomeLabel, Counter>,
+}
+
+/// Label set for flood rule rungs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RungLabel {
+    /// `rate_limit`, `challenge` or `block`.
+    pub rung: String,
 }
 
 impl Default for Metrics {
@@ -192,6 +207,9 @@ impl Default for Metrics {
             open: Gauge::default(),
             healthy: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            flood_rules_active: Gauge::default(),
+            flood_matched: Family::default(),
+            flood_no_safe_rule: Counter::default(),
             origin_limit: Family::default(),
             origin_queued: Family::default(),
             substituted: Family::default(),
@@ -209,6 +227,11 @@ impl Metrics {
     /// Rejections counted so far for `reason`.
     pub fn rejections(&self, reason: Reason) -> u64 {
         self.rejected.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// Count one request matched by a flood rule at `rung`.
+    pub fn flood_matched(&self, rung: &str) {
+        self.flood_matched.get_or_create(&RungLabel { rung: rung.to_owned() }).inc();
     }
 
     /// Count one challenge outcome.
@@ -237,6 +260,21 @@ impl Metrics {
             "upstream_latency_seconds",
             "Seconds from the request head to the origin's response head, by route",
             self.latency.clone(),
+        );
+        registry.register(
+            "flood_rules_active",
+            "Automatic flood rules in force",
+            self.flood_rules_active.clone(),
+        );
+        registry.register(
+            "flood_matched",
+            "Requests matched by an automatic flood rule, by rung",
+            self.flood_matched.clone(),
+        );
+        registry.register(
+            "flood_no_safe_rule",
+            "Floods for which no rule was safe or measurable",
+            self.flood_no_safe_rule.clone(),
         );
         registry.register(
             "origin_concurrency_limit",

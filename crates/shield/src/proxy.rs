@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use crate::bans::{BanList, canonical};
 use crate::body::{BodyLimits, GuardedBody};
 use crate::config::{Config, RateLimits};
-use crate::defense::{Challenger, ClientFingerprints};
+use crate::defense::{Challenger, ClientFingerprints, FloodVerdict};
 use crate::forwarded::{client_address, set_forwarding_headers};
 use crate::gcra::{Key, Limiter, Verdict};
 use crate::metrics::{Metrics, Reason, RouteLabel};
@@ -104,6 +104,9 @@ pub struct Shared {
     pub epoch: Instant,
     /// The challenge ladder, when configured.
     pub challenger: Option<Arc<dyn Challenger>>,
+    /// The automatic flood defense, unless `[flood] enabled = false`; one for the shield's
+    /// life (reloads keep it).
+    pub flood: Option<Arc<crate::flood::FloodDefense>>,
     /// Origin protection: concurrency limits, admission queues, stale cache, snapshot,
     /// threat level.
     pub protection: Protection,
@@ -226,6 +229,45 @@ fn range_count(headers: &HeaderMap) -> usize {
         .sum()
 }
 
+/// The flood defense's verdict for a request of `route`.
+fn flood_check(
+    flood: &crate::flood::FloodDefense,
+    route: &str,
+    host: Option<&str>,
+    request: &Request<Incoming>,
+    conn: &ConnectionInfo,
+    client: IpAddr,
+) -> FloodVerdict {
+    let view = crate::flood::RequestView {
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        query: request.uri().query(),
+        headers: Some(request.headers()),
+        user_agent: None,
+        client,
+        fingerprints: Some(&conn.fingerprints),
+    };
+    flood.check(route, host, &view, SystemTime::now())
+}
+
+/// The answer to a refusing flood verdict: `429` for a throttle, `403` for a block, and for a
+/// challenge when no challenge ladder is configured (then blocking is the safe side). A
+/// challenge with a ladder is answered after routing, where the request's parts are at hand.
+fn flood_refusal(shared: &Shared, verdict: FloodVerdict) -> Option<Response<ProxyBody>> {
+    match verdict {
+        FloodVerdict::Pass => None,
+        FloodVerdict::Throttle { retry_after } => Some(too_many(
+            shared,
+            Reason::FloodRule,
+            u64::try_from(retry_after.as_nanos()).unwrap_or(u64::MAX),
+        )),
+        FloodVerdict::Challenge if shared.challenger.is_some() => None,
+        FloodVerdict::Challenge | FloodVerdict::Block => {
+            Some(refuse(shared, Reason::FloodRule, StatusCode::FORBIDDEN, "forbidden\n"))
+        }
+    }
+}
+
 /// Answer one request.
 pub async fn handle(
     shared: Arc<Shared>,
@@ -294,13 +336,23 @@ async fn route_request(
                 let internal_ok = !route.internal
                     || conn.internal_listener
                     || in_networks(client, &shared.config.internal_networks);
+                // The flood rules see every request of the route, before its own rate limit.
+                let flood = match &shared.flood {
+                    Some(flood) if internal_ok => {
+                        flood_check(flood, &route.name, host.as_deref(), &request, conn, client)
+                    }
+                    _ => FloodVerdict::Pass,
+                };
                 if !internal_ok {
                     Some(Err(()))
+                } else if let Some(response) = flood_refusal(shared, flood) {
+                    drop(limiters);
+                    return response;
                 } else if let Some(retry) = limiters.check_route(index, client, now) {
                     drop(limiters);
                     return too_many(shared, Reason::RateRoute, retry);
                 } else {
-                    Some(Ok(index))
+                    Some(Ok((index, flood)))
                 }
             }
         }
@@ -318,6 +370,7 @@ async fn route_request(
         Some(Err(())) => return refuse(shared, Reason::InternalOnly, StatusCode::NOT_FOUND, "not found\n"),
         Some(Ok(index)) => index,
     };
+    let (index, flood_verdict) = index;
     let route = &shared.config.routes[index];
     let pool = &shared.pools[route.upstream];
     let context = shared.protection.context(
@@ -341,6 +394,13 @@ async fn route_request(
     };
 
     let (mut parts, body) = request.into_parts();
+    if flood_verdict == FloodVerdict::Challenge
+        && let Some(challenger) = &shared.challenger
+        && !challenger.is_cleared(&parts, client, SystemTime::now())
+    {
+        shared.metrics.reject(Reason::FloodRule);
+        return challenge_answer(challenger.challenge(&parts, client, SystemTime::now()));
+    }
     if route.challenge == crate::challenge::ChallengeMode::Always
         && let Some(challenger) = &shared.challenger
     {
@@ -419,6 +479,11 @@ async fn route_request(
             refuse(shared, Reason::UpstreamUnavailable, StatusCode::BAD_GATEWAY, "upstream failed\n")
         }
     };
+    if let Some(flood) = &shared.flood
+        && !tripped.load(Ordering::Relaxed)
+    {
+        flood.observe_response(&route.name, response.status().as_u16(), sent.elapsed(), SystemTime::now());
+    }
     let class = format!("{}xx", response.status().as_u16() / 100);
     shared.metrics.requests.get_or_create(&RouteLabel { route: route.name.clone(), class }).inc();
     response

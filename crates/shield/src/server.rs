@@ -110,8 +110,14 @@ impl Shield {
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
+        let flood = config.flood.enabled.then(|| {
+            let flood = Arc::new(crate::flood::FloodDefense::new(config.flood.clone(), &config.routes));
+            flood.attach_metrics(Arc::clone(&metrics));
+            flood
+        });
         let challenger = build_challenger(&config, &metrics, None)?;
-        let shared = new_shared(config, bans, metrics, challenger);
+        let mut shared = new_shared(config, bans, metrics, challenger);
+        shared.flood = flood;
         let shared = Arc::new(shared);
         let current = Current {
             shared: Arc::new(RwLock::new(Arc::clone(&shared))),
@@ -166,6 +172,7 @@ impl Shield {
                 stop_rx.clone(),
             ));
         }
+        let flood_task = self.shared.flood.clone().map(|flood| tokio::spawn(flood.run(stop_rx.clone())));
         let mut accepters = tokio::task::JoinSet::new();
         for bound in self.listeners {
             accepters.spawn(accept_loop(
@@ -185,6 +192,10 @@ impl Shield {
         let max = u32::try_from(hardening.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(drain, permits.acquire_many(max)).await;
         tasks.abort_all();
+        if let Some(task) = flood_task {
+            // It saves the baselines on its way out.
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
         self.current.stop_health_checks();
     }
 }
@@ -547,6 +558,7 @@ fn new_shared(
         metrics,
         epoch: Instant::now(),
         challenger,
+        flood: None,
     }
 }
 
@@ -647,9 +659,13 @@ impl Reloader {
         if config.metrics != old.config.metrics {
             return Err(ReloadError::NeedsRestart("metrics"));
         }
+        if config.flood != old.config.flood {
+            return Err(ReloadError::NeedsRestart("[flood]"));
+        }
         let challenger = build_challenger(&config, &old.metrics, Some(&old))?;
-        let shared =
-            Arc::new(new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics), challenger));
+        let mut shared = new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics), challenger);
+        shared.flood = old.flood.clone();
+        let shared = Arc::new(shared);
         self.current.start_health_checks(&shared);
         *self.current.shared.write().unwrap_or_else(|p| p.into_inner()) = shared;
         Ok(())

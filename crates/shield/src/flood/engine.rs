@@ -1,0 +1,621 @@
+//! The pure core of the automatic flood defense: requests, responses and `now` in; verdicts,
+//! rules and events out. No clock, no files (see [`super::FloodDefense`] for the driver).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::FloodConfig;
+use super::baseline::{BaselineBook, Levels, SecondCounts};
+use super::features::{Attr, Features};
+use super::mine::{NoRule, RuleKind, mine};
+use super::reservoir::Reservoir;
+use super::rules::{Change, Rule, Rung, ShownCondition};
+use crate::defense::FloodVerdict;
+use crate::gcra::{Key, Limiter, Rate, Verdict};
+
+/// Per-client limiter slots of a rate-limiting rule (32 bytes each).
+const RULE_LIMITER_KEYS: usize = 16_384;
+/// Rules in force at once at most; beyond, no new rule is made (and that is counted).
+const MAX_ACTIVE_RULES: usize = 32;
+
+/// What a rule did, for the event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleEvent {
+    /// `rule_created`, `escalated`, `stepped_down`, `expired`, `no_safe_rule`.
+    pub event: &'static str,
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    /// The route.
+    pub route: String,
+    /// The rule, if any.
+    pub rule: Option<u64>,
+    /// Its rung after the change.
+    pub rung: Option<Rung>,
+    /// Why.
+    pub why: String,
+    /// Its impacted-baseline share.
+    pub impacted_baseline: Option<f64>,
+    /// Requests it matched so far.
+    pub matched: Option<u64>,
+}
+
+/// The engine's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    /// Rules made.
+    pub rules_made: u64,
+    /// Floods for which no rule was safe (or none could be measured).
+    pub no_safe_rule: u64,
+    /// Requests matched by a rule, per rung.
+    pub matched_by_rung: [u64; 3],
+}
+
+/// The engine's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// What to do.
+    pub verdict: FloodVerdict,
+    /// The rule that matched, and whether it still lacks readable values (the driver then
+    /// gives this request's labels to [`FloodEngine::show`]).
+    pub rule: Option<(u64, bool)>,
+}
+
+/// Health of a route's origin, as the flood defense sees it (for the origin protection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RouteHealth {
+    /// The route's request rate is over its limit this second.
+    pub overloaded: bool,
+    /// Its origin's error share or latency is over its limit.
+    pub origin_unhealthy: bool,
+}
+
+struct ActiveRule {
+    rule: Rule,
+    limiter: Limiter,
+    second_matched: u64,
+}
+
+impl std::fmt::Debug for ActiveRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.rule.fmt(f)
+    }
+}
+
+#[derive(Debug)]
+struct RouteState {
+    second: u64,
+    counts: SecondCounts,
+    unmatched: u64,
+    flooded: bool,
+    unhealthy_until: u64,
+    window: VecDeque<(u64, Features)>,
+    reservoir: Reservoir,
+    /// This second's candidates for the baseline sample: they join it only if the second
+    /// ends calm, so the first requests of a flood (before the trigger) never poison it.
+    pending: Vec<Features>,
+    last_mine_ms: u64,
+    last_no_rule_event_ms: u64,
+    /// The trigger limit and the second it was computed for.
+    limit: Option<(u64, f64)>,
+}
+
+#[derive(Debug, Default)]
+struct HostState {
+    second: u64,
+    counts: SecondCounts,
+    flooded: bool,
+}
+
+/// The flood defense's state.
+#[derive(Debug)]
+pub struct FloodEngine {
+    config: FloodConfig,
+    routes: HashMap<String, RouteState>,
+    hosts: HashMap<String, HostState>,
+    book: BaselineBook,
+    active: Vec<ActiveRule>,
+    recent: VecDeque<Rule>,
+    next_id: u64,
+    stats: EngineStats,
+    events: Vec<RuleEvent>,
+}
+
+fn route_key(route: &str) -> String {
+    format!("route:{route}")
+}
+
+fn seed_of(route: &str) -> u64 {
+    super::features::stable_hash(route.as_bytes())
+}
+
+impl FloodEngine {
+    /// An engine with empty baselines.
+    pub fn new(config: FloodConfig) -> FloodEngine {
+        FloodEngine {
+            config,
+            routes: HashMap::new(),
+            hosts: HashMap::new(),
+            book: BaselineBook::default(),
+            active: Vec::new(),
+            recent: VecDeque::new(),
+            next_id: 1,
+            stats: EngineStats::default(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FloodConfig {
+        &self.config
+    }
+
+    /// Take over learned baselines, baseline samples and the rule counter (from a snapshot).
+    pub fn restore(&mut self, book: BaselineBook, samples: BTreeMap<String, Vec<Features>>, next_id: u64) {
+        self.book = book;
+        self.next_id = self.next_id.max(next_id);
+        for (route, samples) in samples {
+            let reservoir = Reservoir::restore(self.config.reservoir, seed_of(&route), samples);
+            self.route_state(&route, 0).reservoir = reservoir;
+        }
+    }
+
+    /// The learned baselines.
+    pub fn book(&self) -> &BaselineBook {
+        &self.book
+    }
+
+    /// Each route's baseline sample.
+    pub fn samples(&self) -> BTreeMap<String, Vec<Features>> {
+        self.routes.iter().map(|(k, v)| (k.clone(), v.reservoir.samples().to_vec())).collect()
+    }
+
+    /// The next rule number.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Rules in force.
+    pub fn active_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.active.iter().map(|a| &a.rule)
+    }
+
+    /// Rules expired lately, newest last.
+    pub fn recent_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.recent.iter()
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<RuleEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The baseline levels of `route` at `second`.
+    pub fn levels(&self, route: &str, second: u64) -> Option<Levels> {
+        self.book.levels(&route_key(route), second, &self.config.learn)
+    }
+
+    fn route_state(&mut self, route: &str, second: u64) -> &mut RouteState {
+        // Look up before inserting: `entry` would allocate the key on every request.
+        if !self.routes.contains_key(route) {
+            let capacity = self.config.reservoir;
+            self.routes.insert(
+                route.to_owned(),
+                RouteState {
+                    second,
+                    counts: SecondCounts::default(),
+                    unmatched: 0,
+                    flooded: false,
+                    unhealthy_until: 0,
+                    window: VecDeque::new(),
+                    reservoir: Reservoir::new(capacity, seed_of(route)),
+                    pending: Vec::new(),
+                    last_mine_ms: 0,
+                    last_no_rule_event_ms: 0,
+                    limit: None,
+                },
+            );
+        }
+        // Just inserted if it was missing.
+        self.routes.get_mut(route).unwrap_or_else(|| unreachable!())
+    }
+
+    /// The route's limit for its current second, computed once a second.
+    fn cached_limit(&mut self, route: &str, second: u64) -> f64 {
+        if let Some((at, limit)) = self.route_state(route, second).limit
+            && at == second
+        {
+            return limit;
+        }
+        let limit = self.limit(route, second);
+        self.route_state(route, second).limit = Some((second, limit));
+        limit
+    }
+
+    /// The request rate over which `route` counts as flooded at `second`: infinite while its
+    /// baseline warms up (a busy site over the floor would otherwise hold every second as a
+    /// flood and never learn; and no rule can be measured without a baseline anyway).
+    pub fn limit(&self, route: &str, second: u64) -> f64 {
+        let (factor, floor) = self.config.route_limits(route);
+        self.levels(route, second).map_or(f64::INFINITY, |l| (l.rate * factor).max(floor))
+    }
+
+    /// Let time pass to `now_ms` for every route: learn the seconds that ended, move rules on
+    /// their ladder. Call it about once a second even without traffic.
+    pub fn tick(&mut self, now_ms: u64) {
+        let routes: Vec<String> = self.routes.keys().cloned().collect();
+        for route in routes {
+            self.roll(&route, now_ms);
+        }
+        let second = now_ms / 1000;
+        let learn = self.config.learn.clone();
+        for (host, state) in &mut self.hosts {
+            if state.second < second {
+                self.book.learn(&format!("host:{host}"), state.second, state.counts, state.flooded, &learn);
+                *state = HostState { second, ..HostState::default() };
+            }
+        }
+        self.hosts.retain(|_, s| s.second == second || s.counts.requests > 0);
+    }
+
+    fn roll(&mut self, route: &str, now_ms: u64) {
+        let second = now_ms / 1000;
+        let learn = self.config.learn.clone();
+        let state = self.route_state(route, second);
+        if state.second >= second {
+            return;
+        }
+        let (old_second, counts, flooded) = (state.second, state.counts, state.flooded);
+        state.second = second;
+        state.counts = SecondCounts::default();
+        state.unmatched = 0;
+        state.flooded = false;
+        let unhealthy = state.unhealthy_until > old_second;
+        let warming_up = self.book.levels(&route_key(route), old_second, &learn).is_none();
+        let state = self.routes.get_mut(route).unwrap_or_else(|| unreachable!());
+        // While warming up, a slow origin is what normal looks like: learn it.
+        let unhealthy = unhealthy && !warming_up;
+        let pending = std::mem::take(&mut state.pending);
+        if !flooded && !unhealthy {
+            for features in pending {
+                state.reservoir.offer(features);
+            }
+        }
+        self.book.learn(&route_key(route), old_second, counts, flooded || unhealthy, &learn);
+        let ladder = self.config.ladder.clone();
+        let mut index = 0;
+        while index < self.active.len() {
+            let active = &mut self.active[index];
+            if active.rule.route != route {
+                index += 1;
+                continue;
+            }
+            let matched = std::mem::take(&mut active.second_matched);
+            let change = active.rule.tick(matched, now_ms, &ladder);
+            if let Some(change) = change {
+                let rule = &active.rule;
+                let (event, rung) = match change {
+                    Change::Escalated(r) => ("escalated", Some(r)),
+                    Change::SteppedDown(r) => ("stepped_down", Some(r)),
+                    Change::Expired => ("expired", None),
+                };
+                let why = match change {
+                    Change::Escalated(_) => format!("flood went on at >= {:.0} matched/s", rule.persist_rps),
+                    _ => format!("quiet for {} s", ladder.hold_secs),
+                };
+                self.events.push(RuleEvent {
+                    event,
+                    time_ms: now_ms,
+                    route: route.to_owned(),
+                    rule: Some(rule.id),
+                    rung,
+                    why,
+                    impacted_baseline: Some(rule.impacted_baseline),
+                    matched: Some(rule.matched),
+                });
+            }
+            if active.rule.expired_ms.is_some() {
+                let done = self.active.swap_remove(index);
+                self.recent.push_back(done.rule);
+                while self.recent.len() > self.config.recent_rules {
+                    self.recent.pop_front();
+                }
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// One request on `route` (and `host`) from `client`: the verdict of the first rule that
+    /// matches; unmatched requests feed the window, the baseline sample and the trigger.
+    pub fn check(
+        &mut self,
+        route: &str,
+        host: Option<&str>,
+        features: &Features,
+        client: IpAddr,
+        now_ms: u64,
+    ) -> Outcome {
+        self.roll(route, now_ms);
+        let second = now_ms / 1000;
+        let route_flooded = self.route_state(route, second).flooded;
+        if let Some(host) = host {
+            if !self.hosts.contains_key(host) && self.hosts.len() < self.config.learn.max_keys {
+                self.hosts.insert(host.to_owned(), HostState { second, ..HostState::default() });
+            }
+            if let Some(state) = self.hosts.get_mut(host)
+                && state.second == second
+            {
+                state.counts.requests += 1;
+                state.flooded |= route_flooded;
+            }
+        }
+        let state = self.route_state(route, second);
+        state.counts.requests += 1;
+        let nanos = now_ms.saturating_mul(1_000_000).max(1);
+        for active in &mut self.active {
+            if active.rule.route != route || !active.rule.signature.matches(features) {
+                continue;
+            }
+            let verdict = match active.rule.rung {
+                Rung::RateLimit => {
+                    let key = match active.rule.kind {
+                        RuleKind::PrefixLimit => Key::prefix(client, 24, 64),
+                        RuleKind::Signature => Key::address(client),
+                    };
+                    match active.limiter.check(key, nanos) {
+                        Verdict::Allow => FloodVerdict::Pass,
+                        Verdict::Deny { retry_after_nanos } => FloodVerdict::Throttle {
+                            retry_after: std::time::Duration::from_nanos(retry_after_nanos),
+                        },
+                    }
+                }
+                Rung::Challenge => FloodVerdict::Challenge,
+                Rung::Block => FloodVerdict::Block,
+            };
+            active.second_matched += 1;
+            active.rule.count(verdict != FloodVerdict::Pass);
+            self.stats.matched_by_rung[active.rule.rung as usize] += 1;
+            return Outcome { verdict, rule: Some((active.rule.id, active.rule.shown.is_empty())) };
+        }
+        let window_ms = self.config.window_secs * 1000;
+        let max_window = self.config.max_window;
+        let state = self.route_state(route, second);
+        state.unmatched += 1;
+        state.window.push_back((now_ms, *features));
+        while state.window.len() > max_window
+            || state.window.front().is_some_and(|(t, _)| t + window_ms < now_ms)
+        {
+            state.window.pop_front();
+        }
+        let unmatched = state.unmatched;
+        let unhealthy = state.unhealthy_until > second;
+        let limit = self.cached_limit(route, second);
+        let over = unmatched as f64 > limit;
+        if !over && !unhealthy {
+            let max_pending = self.config.max_window;
+            let state = self.route_state(route, second);
+            if !route_flooded && state.pending.len() < max_pending {
+                state.pending.push(*features);
+            }
+            return Outcome { verdict: FloodVerdict::Pass, rule: None };
+        }
+        if self.config.route_enabled(route) {
+            let interval = self.config.mine_interval_ms;
+            let state = self.route_state(route, second);
+            state.flooded = true;
+            if now_ms.saturating_sub(state.last_mine_ms) >= interval {
+                state.last_mine_ms = now_ms;
+                let why = if over {
+                    format!("{unmatched} requests in one second, over the limit of {limit:.0}/s")
+                } else {
+                    "origin errors or latency over their limit".to_owned()
+                };
+                self.mine_route(route, second, now_ms, why);
+            }
+        }
+        Outcome { verdict: FloodVerdict::Pass, rule: None }
+    }
+
+    fn mine_route(&mut self, route: &str, second: u64, now_ms: u64, why: String) {
+        let (_, floor) = self.config.route_limits(route);
+        let baseline_rate = self.levels(route, second).map_or(floor / self.config.factor, |l| l.rate);
+        let mine_config = self.config.mine.clone();
+        let full = self.active.len() >= MAX_ACTIVE_RULES;
+        let state = self.route_state(route, second);
+        let window: Vec<Features> = state.window.iter().map(|(_, f)| *f).collect();
+        // The time the window covers (less than window_secs when it is capped by max_window).
+        let span_secs = state
+            .window
+            .front()
+            .map_or(0.001, |(t, _)| (now_ms.saturating_sub(*t) as f64 / 1000.0).max(0.001));
+        let expected = baseline_rate * span_secs;
+        let result = if full {
+            Err(NoRule::NoSafeRule)
+        } else {
+            mine(&window, expected, state.reservoir.samples(), &mine_config)
+        };
+        match result {
+            Ok(mined) => {
+                let state = self.route_state(route, second);
+                state.window.retain(|(_, f)| !mined.signature.matches(f));
+                // What the new rule matched no longer counts against the route this second.
+                state.unmatched = 0;
+                let id = self.next_id;
+                self.next_id += 1;
+                let coverage = mined.window_matched as f64 / mined.flood_size.max(1) as f64;
+                let start = match mined.kind {
+                    RuleKind::PrefixLimit => Rung::RateLimit,
+                    RuleKind::Signature => self.config.ladder.start.min(self.config.ladder.max),
+                };
+                let rule = Rule {
+                    id,
+                    route: route.to_owned(),
+                    shown: Vec::new(),
+                    kind: mined.kind,
+                    created_ms: now_ms,
+                    why: why.clone(),
+                    impacted_baseline: mined.impact_share(),
+                    baseline_samples: mined.baseline_size,
+                    flood_coverage: coverage.min(1.0),
+                    matched: 0,
+                    matched_by_rung: [0; 3],
+                    refused: 0,
+                    rung: start,
+                    rung_since_ms: now_ms,
+                    // Legitimate traffic alone would match about rate x impact: clearly more
+                    // means the flood goes on.
+                    persist_rps: (baseline_rate * mined.impact_share() * self.config.factor)
+                        .max(self.config.min_persist_rps),
+                    quiet_since_ms: None,
+                    expired_ms: None,
+                    signature: mined.signature,
+                };
+                let rate =
+                    Rate { per_second: self.config.rule_rate.per_second, burst: self.config.rule_rate.burst };
+                self.events.push(RuleEvent {
+                    event: "rule_created",
+                    time_ms: now_ms,
+                    route: route.to_owned(),
+                    rule: Some(id),
+                    rung: Some(start),
+                    why,
+                    impacted_baseline: Some(rule.impacted_baseline),
+                    matched: Some(0),
+                });
+                self.stats.rules_made += 1;
+                self.active.push(ActiveRule {
+                    rule,
+                    limiter: Limiter::new(rate, RULE_LIMITER_KEYS),
+                    second_matched: 0,
+                });
+            }
+            Err(reason) => {
+                self.stats.no_safe_rule += 1;
+                let state = self.route_state(route, second);
+                if now_ms.saturating_sub(state.last_no_rule_event_ms) >= 10_000 {
+                    state.last_no_rule_event_ms = now_ms;
+                    let reason = match reason {
+                        NoRule::BaselineTooSmall => {
+                            "the baseline sample is too small to measure a rule's impact"
+                        }
+                        NoRule::NoExcess => "too little excess traffic to tell the flood apart",
+                        NoRule::NoSafeRule => "every candidate rule would touch too much of the baseline",
+                    };
+                    self.events.push(RuleEvent {
+                        event: "no_safe_rule",
+                        time_ms: now_ms,
+                        route: route.to_owned(),
+                        rule: None,
+                        rung: None,
+                        why: format!("{why}; {reason}"),
+                        impacted_baseline: None,
+                        matched: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Learn one past request (access-log replay): counted into the baselines and offered to
+    /// the baseline sample unless its second is over the limit; no rule is checked or made.
+    pub fn learn_request(
+        &mut self,
+        route: &str,
+        features: &Features,
+        status: u16,
+        latency_ms: Option<f64>,
+        now_ms: u64,
+    ) {
+        self.roll(route, now_ms);
+        let second = now_ms / 1000;
+        let limit = self.cached_limit(route, second);
+        let max_pending = self.config.max_window;
+        let state = self.route_state(route, second);
+        if state.second != second {
+            return; // older than what was learned
+        }
+        state.counts.requests += 1;
+        state.counts.responses += 1;
+        if status >= 500 {
+            state.counts.errors += 1;
+        }
+        // Without a logged latency the second's mean is lower than real; the latency trigger's
+        // floor (min_latency_ms) keeps that harmless.
+        state.counts.latency_ms_sum += latency_ms.unwrap_or(0.0);
+        if state.counts.requests as f64 > limit {
+            state.flooded = true;
+        } else if state.pending.len() < max_pending {
+            state.pending.push(*features);
+        }
+    }
+
+    /// The origin answered a request of `route` (`status` 502 for a failure) after `latency_ms`.
+    pub fn observe_response(&mut self, route: &str, status: u16, latency_ms: f64, now_ms: u64) {
+        self.roll(route, now_ms);
+        let second = now_ms / 1000;
+        let levels = self.levels(route, second);
+        let config = &self.config;
+        let (min_responses, error_factor, min_error, latency_factor, min_latency) = (
+            config.min_responses,
+            config.error_factor,
+            config.min_error_share,
+            config.latency_factor,
+            config.min_latency_ms,
+        );
+        let state = self.route_state(route, second);
+        state.counts.responses += 1;
+        if status >= 500 {
+            state.counts.errors += 1;
+        }
+        state.counts.latency_ms_sum += latency_ms.max(0.0);
+        let counts = state.counts;
+        if counts.responses < min_responses {
+            return;
+        }
+        let n = counts.responses as f64;
+        let error_limit = levels.map_or(0.0, |l| l.error_share * error_factor).max(min_error);
+        let latency_limit = levels.map_or(0.0, |l| l.latency_ms * latency_factor).max(min_latency);
+        if counts.errors as f64 / n > error_limit || counts.latency_ms_sum / n > latency_limit {
+            state.unhealthy_until = second + 2;
+        }
+    }
+
+    /// What the flood defense knows of `route`'s health at `now_ms`.
+    pub fn health(&self, route: &str, now_ms: u64) -> RouteHealth {
+        let second = now_ms / 1000;
+        match self.routes.get(route) {
+            None => RouteHealth::default(),
+            Some(state) => RouteHealth {
+                overloaded: state.second == second && state.flooded,
+                origin_unhealthy: state.unhealthy_until > second,
+            },
+        }
+    }
+
+    /// Give rule `id` the readable values of a request it matched.
+    pub fn show(&mut self, id: u64, labels: &[String; Attr::COUNT]) {
+        if let Some(active) = self.active.iter_mut().find(|a| a.rule.id == id) {
+            let rule = &mut active.rule;
+            rule.shown = rule
+                .signature
+                .conditions
+                .iter()
+                .map(|c| ShownCondition {
+                    attr: c.attr,
+                    values: if c.values.len() == 1 {
+                        vec![labels[c.attr.index()].clone()]
+                    } else {
+                        vec![format!("{} values, e.g. {}", c.values.len(), labels[c.attr.index()])]
+                    },
+                })
+                .collect();
+        }
+    }
+}
