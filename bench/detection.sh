@@ -184,17 +184,22 @@ with open(sys.argv[1]) as src, open(sys.argv[2], "w") as dst:
   : > "$work/bans.log"
 
   if [[ -n "$netflow_active" ]]; then
-    # One softflowd, two collectors (without -l it sends every datagram to each).
-    softflowd -d -i "$veth_root" -v 9 -t "maxlife=$netflow_active" -n "127.0.0.1:$rport" \
-      -n "127.0.0.1:$fport" -p "$dir/softflowd.pid" -c "$dir/softflowd.ctl" > "$dir/softflowd.log" 2>&1 &
-    softflowd_pid=$!
-    pids+=("$softflowd_pid")
+    # One softflowd per collector, both capturing the same interface (softflowd 1.1.0 sends
+    # to one destination unless load balancing).
+    softflowd_pids=()
+    for port in "$rport" "$fport"; do
+      softflowd -d -i "$veth_root" -v 9 -t "maxlife=$netflow_active" -n "127.0.0.1:$port" \
+        -p "$dir/softflowd-$port.pid" -c "$dir/softflowd-$port.ctl" > "$dir/softflowd-$port.log" 2>&1 &
+      softflowd_pids+=($!)
+      pids+=($!)
+    done
     sleep 1
     replay_start=$(now)
-    timeout 60 ip netns exec "$netns" tcpreplay -q -i "$veth_ns" "$dir/capture.pcap" > "$dir/replay.err" 2>&1
+    timeout 60 ip netns exec "$netns" tcpreplay -q -i "$veth_ns" "$dir/capture.pcap" > "$dir/replay.err" 2>&1 \
+      || echo "$scenario: tcpreplay exited $?: $(tail -c 300 "$dir/replay.err")" >&2
     # Long flows come out at the active timeout after they began, and again every timeout.
     sleep $((netflow_active + 3))
-    kill "$softflowd_pid" 2> /dev/null || true
+    kill "${softflowd_pids[@]}" 2> /dev/null || true
   else
     replay_start=$(now)
     "$rampart" replay "$dir/capture.pcap" --sflow "127.0.0.1:$rport" --sflow "127.0.0.1:$fport" \
@@ -266,7 +271,7 @@ mkdir -p "$here/bench/results"
   echo "Each scenario from \`rampart generate SCENARIO --seed 11 --duration 16 --attack-duration 12\` (attack"
   if [[ -n "$netflow_active" ]]; then
     echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by tcpreplay into a veth pair,"
-    echo "captured by softflowd 1.1.0 (NetFlow v9, active timeout (maxlife) ${netflow_active} s, other timeouts at its defaults) exporting to both"
+    echo "captured by softflowd 1.1.0 (NetFlow v9, active timeout (maxlife) ${netflow_active} s, other timeouts at its defaults; one instance per collector) exporting to both"
   else
     echo "50 kpps from second 1 to 13 over 5 kpps of benign web traffic) replayed in real time by \`rampart replay\` as sFlow v5 sampled 1:$sample to both"
   fi
