@@ -142,7 +142,11 @@ impl Metrics {
         if udp > 0 && udp_like.saturating_mul(2) >= self.total {
             let heavy: Vec<(u16, u64)> = self.ports.heavy().take(3).collect();
             let certain: u64 = heavy.iter().map(|&(_, c)| c).sum();
-            let named = heavy.iter().filter(|&&(_, c)| c.saturating_mul(100) >= NAMED_PORT_PERCENT * udp);
+            // Port 0 is no service: flow exporters write it for fragments (no transport
+            // header), whose share counts towards the concentration but names nothing.
+            let named = heavy
+                .iter()
+                .filter(|&&(port, c)| port != 0 && c.saturating_mul(100) >= NAMED_PORT_PERCENT * udp);
             let mut found = BTreeSet::new();
             if certain.saturating_mul(100) >= CONCENTRATED_PERCENT * udp && self.many_sources() {
                 found.extend(named.map(|&(port, _)| reflector_vector(port).unwrap_or(Vector::UdpReflection)));

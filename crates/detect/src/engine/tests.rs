@@ -222,6 +222,10 @@ fn reflection_needs_concentrated_ports_and_many_sources() {
     // Two known ports, a third unknown: each named.
     let mix = vectors_of(|ns, i| udp(ns, i, i as u8, [47808, 37810, 4242][(i % 3) as usize]));
     assert_eq!(mix, [Vector::BacnetAmplification, Vector::DhdiscoverAmplification, Vector::UdpReflection]);
+    // DNS answers and, as flow records with port 0, their fragments (softflowd's NetFlow):
+    // DNS reflection only, no reflection "on port 0".
+    let flows = vectors_of(|ns, i| udp(ns, i, i as u8, if i % 5 < 3 { 53 } else { 0 }));
+    assert_eq!(flows, [Vector::DnsAmplification]);
     // Two sources on one port: a stream, not reflection.
     assert_eq!(vectors_of(|ns, i| udp(ns, 0, (i % 2) as u8, 12345)), [Vector::UdpFlood]);
     // Random source ports from many sources: a flood.

@@ -37,7 +37,7 @@ fn part_of(vector: Vector, udp: &ClassPart) -> Part {
         Vector::UdpReflection => {
             // The heavy source ports no reflector table names.
             let ports = udp.src_ports.top(3).into_iter().map(|(p, _)| p);
-            Part::UdpFrom(ports.filter(|&p| crate::class::reflector_vector(p).is_none()).collect())
+            Part::UdpFrom(ports.filter(|&p| p != 0 && crate::class::reflector_vector(p).is_none()).collect())
         }
         v if v.is_amplification() => {
             Part::UdpFrom(AMPLIFICATION_PORTS.iter().filter(|&&(_, av)| av == v).map(|&(p, _)| p).collect())
