@@ -231,6 +231,9 @@ start_rampart_with() {
 }
 start_rampart() { start_rampart_with shield-flood.toml "$1" "$2"; }
 start_rampart_tuned() { start_rampart_with shield-flood-tuned.toml "$1" "$2"; }
+# bench/shield-flood-auto.toml: the automatic flood defense with its warm-up shortened to the
+# benchmark's browsing (nothing written for the floods).
+start_rampart_auto() { start_rampart_with shield-flood-auto.toml "$1" "$2"; }
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
@@ -270,6 +273,7 @@ run haproxy-default start_haproxy_default
 run haproxy-tuned start_haproxy_tuned
 run rampart start_rampart
 run rampart-tuned start_rampart_tuned
+run rampart-auto start_rampart_auto
 
 {
   echo "# Shield flood benchmark, $(date -u +%Y-%m-%dT%H:%MZ): $rate flood requests/s for ${seconds}s after ${warmup}s of browsing, $clients browsers; proxy on core 0, harness and origin on core 1"
