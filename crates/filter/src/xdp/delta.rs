@@ -5,14 +5,13 @@
 
 use foldhash::HashSet;
 use ipnet::{IpNet, Ipv4Net};
-use libbpf_rs::{MapCore, MapFlags};
 use rampart_contract::EventTime;
 
 use super::{XdpFilter, find_map};
-use crate::layout::{COUNTERS_SIZE, RuleValue};
+use crate::layout::RuleValue;
 use crate::plan::{FilterPlan, PrefixRule};
 use crate::xdp::ids::RuleKey;
-use crate::xdp::maps::{bpf_error, delete_all, update_all};
+use crate::xdp::maps::{delete_all, update_all};
 use crate::xdp::time::boot_deadline;
 use crate::xdp::{ReconcileReport, XdpError};
 
@@ -109,26 +108,7 @@ impl XdpFilter {
                 (slot(self, p), RuleValue::new(p.rule.action, p.rule.decision.0, deadline))
             })
             .collect();
-        let writes: Vec<(Vec<u8>, Vec<u8>)> =
-            rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
-        {
-            let stats = find_map(&self.object, "rule_stats")?;
-            let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
-            for s in &assignment.reused {
-                stats
-                    .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
-                    .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
-            }
-            report.elements_written += assignment.reused.len();
-        }
-        report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
-        let high = u64::from(self.rule_ids.high_water());
-        find_map(&self.object, "meta")?
-            .update(&0u32.to_ne_bytes(), &high.to_ne_bytes(), MapFlags::ANY)
-            .map_err(bpf_error("writing meta"))?;
-        for (s, v) in rules {
-            self.written.rules.insert(s, v);
-        }
+        self.commit_rules(rules, &assignment.reused, &mut report)?;
 
         // 3. IPv4: hosts in their hash, the rest by a delta of the table.
         let v4 = |p: &PrefixRule| match p.source {

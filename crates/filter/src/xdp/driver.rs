@@ -35,6 +35,8 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 
 #[path = "delta.rs"]
 mod delta;
+#[path = "readback.rs"]
+mod readback;
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";
@@ -320,26 +322,7 @@ impl XdpFilter {
         desired.retain(|(s, v)| {
             self.written.rules.get(s).is_none_or(|held| !held.same_within(v, DEADLINE_SLACK_NS))
         });
-        let writes: Vec<(Vec<u8>, Vec<u8>)> =
-            desired.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
-        {
-            let stats = find_map(&self.object, "rule_stats")?;
-            let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
-            for s in &assignment.reused {
-                stats
-                    .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
-                    .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
-            }
-            report.elements_written += assignment.reused.len();
-        }
-        report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
-        let high = u64::from(self.rule_ids.high_water());
-        find_map(&self.object, "meta")?
-            .update(&0u32.to_ne_bytes(), &high.to_ne_bytes(), MapFlags::ANY)
-            .map_err(bpf_error("writing meta"))?;
-        for (s, v) in desired {
-            self.written.rules.insert(s, v);
-        }
+        self.commit_rules(desired, &assignment.reused, &mut report)?;
 
         // 3. IPv4 sources: groups before the /24 slots that point at them.
         let (hosts, v4): (Vec<Ipv4Rule>, Vec<Ipv4Rule>) = plan
@@ -403,6 +386,35 @@ impl XdpFilter {
     /// The IPv6 source tables from `plan`: lengths widened to old and new while entries
     /// change; the Bloom filter gains bits before entries are added and loses them after they
     /// are deleted.
+    /// Writes `rules` (zeroing the counters of the `reused` slots first), then the slots' high
+    /// water mark, and remembers what was written.
+    fn commit_rules(
+        &mut self,
+        rules: Vec<(u32, RuleValue)>,
+        reused: &[u32],
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
+        let writes: Vec<(Vec<u8>, Vec<u8>)> =
+            rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
+        let stats = find_map(&self.object, "rule_stats")?;
+        let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
+        for s in reused {
+            stats
+                .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
+                .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
+        }
+        report.elements_written += reused.len();
+        report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
+        let high = u64::from(self.rule_ids.high_water());
+        find_map(&self.object, "meta")?
+            .update(&0u32.to_ne_bytes(), &high.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_error("writing meta"))?;
+        for (s, v) in rules {
+            self.written.rules.insert(s, v);
+        }
+        Ok(())
+    }
+
     fn write_v6(&mut self, plan: &FilterPlan, report: &mut ReconcileReport) -> Result<(), XdpError> {
         let slot = |ids: &SlotIds<RuleKey>, key: RuleKey| ids.get(&key).unwrap_or(0);
         // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
@@ -624,70 +636,6 @@ impl XdpFilter {
         *held = wanted.clone();
         *held_lengths = wanted_lengths;
         Ok(written)
-    }
-
-    /// What each rule dropped.
-    pub fn counters(&self) -> Result<Vec<(RuleKey, Counters)>, XdpError> {
-        let stats = find_map(&self.object, "rule_stats")?;
-        let mut out = Vec::new();
-        for (key, slot) in self.rule_ids.iter() {
-            let per_cpu = stats
-                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
-                .map_err(bpf_error(format!("reading counters of rule {slot}")))?
-                .unwrap_or_default();
-            out.push((*key, Counters::sum(&per_cpu)));
-        }
-        out.sort_by_key(|(k, _)| *k);
-        Ok(out)
-    }
-
-    /// The rule slot holding `decision`, if it is in the maps.
-    pub fn slot_of(&self, decision: DecisionId) -> Option<u32> {
-        self.rule_ids.get(&RuleKey::Decision(decision))
-    }
-
-    /// What the rule for `decision` dropped (zero when it has none).
-    pub fn decision_counters(&self, decision: DecisionId) -> Result<Counters, XdpError> {
-        Ok(self
-            .counters()?
-            .into_iter()
-            .find(|(k, _)| *k == RuleKey::Decision(decision))
-            .map_or_else(Counters::default, |(_, c)| c))
-    }
-
-    /// Runs the program once per `repeat` over `packet` with BPF_PROG_TEST_RUN: its verdict
-    /// (`XDP_DROP` = 1, `XDP_PASS` = 2) and the kernel's average time per run.
-    pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
-        run(&find_program(&self.object, PROGRAM)?, packet, repeat)
-    }
-
-    /// The same through the LPM-trie comparison program.
-    pub fn test_run_lpm(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
-        run(&find_program(&self.object, LPM_PROGRAM)?, packet, repeat)
-    }
-
-    /// Fills the comparison's LPM tries (benchmark only; rule slots as given).
-    pub fn load_lpm(&self, prefixes: &[(IpNet, u32)]) -> Result<(), XdpError> {
-        let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(n, _)| n.addr().is_ipv4());
-        for (name, list) in [("lpm_v4", v4), ("lpm_v6", v6)] {
-            let map = find_map(&self.object, name)?;
-            let entries: Vec<(Vec<u8>, Vec<u8>)> =
-                list.iter().map(|(n, r)| (layout::lpm_key(*n), r.to_ne_bytes().to_vec())).collect();
-            if update_all(&map, &entries).is_err() {
-                // Older kernels have no batch updates for the trie.
-                for (k, v) in &entries {
-                    map.update(k, v, MapFlags::ANY).map_err(bpf_error(format!("writing {name}")))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes rule values directly (benchmark only: the comparison program's rules).
-    pub fn write_rules(&mut self, rules: &[(u32, RuleValue)]) -> Result<usize, XdpError> {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> =
-            rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
-        update_all(&find_map(&self.object, "rules")?, &entries)
     }
 
     /// The pin directory, if any.
