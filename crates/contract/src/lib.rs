@@ -26,7 +26,7 @@ mod version;
 
 pub use attack::{Attack, AttackEvent, AttackId, Campaign, EventKind, PacketSample, Share, VectorShare};
 pub use decision::{Action, Decision, DecisionId, Origin, RouteTarget, Scope};
-pub use signature::{Collateral, FragmentMatch, LengthRange, PortRange, Signature, TcpFlags};
+pub use signature::{Collateral, Confidence, FragmentMatch, LengthRange, PortRange, Signature, TcpFlags};
 pub use signature_parse::{SignatureSyntax, parse_signature};
 pub use target::{Direction, Policy, Target};
 pub use time::EventTime;

@@ -111,13 +111,90 @@ pub struct Signature {
     pub fragment: Option<FragmentMatch>,
     /// IP total length range holding at least 99 % of the packets.
     pub packet_len: Option<LengthRange>,
-    /// Packets the signature was computed from (how much evidence backs it).
+    /// Packets the signature was computed from, scaled by the sampling rate (the traffic it
+    /// describes).
     pub sampled_packets: u64,
+    /// Packets actually observed behind it, before scaling: under 1:1000 sampling a thousand
+    /// times fewer than `sampled_packets`. The evidence, and what `confidence` is graded on.
+    #[serde(default)]
+    pub samples: u64,
+    /// How far the signature can be trusted, from `samples`.
+    #[serde(default)]
+    pub confidence: Confidence,
     /// How much of the target's normal traffic it would also match, when a baseline is known.
     pub collateral: Option<Collateral>,
 }
 
+/// How much evidence backs a signature (or a vector named from sampled telemetry). Each field
+/// of a signature covers 99 % of the observed packets; with `n` observed packets, the share of
+/// the whole attack it covers is, at 95 % confidence, at least [`Confidence::coverage_bound`]`(n)`
+/// (the Wilson score bound): 87.5 % from 32 packets, 94.5 % from 100, 98 % from 1,000.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Fewer than [`Confidence::MIN_SAMPLES`] observed packets: no vector is named from them
+    /// and no signature rule is written from them.
+    #[default]
+    Insufficient,
+    /// 32 to 99 packets: each field covers at least 87.5 % of the attack.
+    Low,
+    /// 100 to 999: at least 94.5 %.
+    Medium,
+    /// 1,000 or more: at least 98 %.
+    High,
+}
+
+impl Confidence {
+    /// Observed packets below which shares are too noisy to name a vector: among 32 samples a
+    /// class carrying a quarter of the traffic shows up as half of them with probability 0.2 %,
+    /// and an 80 % port concentration is measured within ±14 % (two standard errors).
+    pub const MIN_SAMPLES: u64 = 32;
+
+    pub const fn of(samples: u64) -> Self {
+        match samples {
+            0..Self::MIN_SAMPLES => Confidence::Insufficient,
+            Self::MIN_SAMPLES..100 => Confidence::Low,
+            100..1000 => Confidence::Medium,
+            _ => Confidence::High,
+        }
+    }
+
+    /// The share (0–1) of an attack a field covering 99 % of `samples` observed packets
+    /// covers at least, at 95 % confidence (Wilson score lower bound); 0 without samples.
+    pub fn coverage_bound(samples: u64) -> f64 {
+        if samples == 0 {
+            return 0.0;
+        }
+        let (n, p, z2) = (samples as f64, 0.99, 1.96f64 * 1.96);
+        let centre = p + z2 / (2.0 * n);
+        let spread = (z2 * (p * (1.0 - p) / n + z2 / (4.0 * n * n))).sqrt();
+        ((centre - spread) / (1.0 + z2 / n)).max(0.0)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Insufficient => "insufficient",
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
+impl std::fmt::Display for Confidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Signature {
+    /// Sets `samples` and the `confidence` graded on them.
+    pub fn with_samples(self, samples: u64) -> Self {
+        Signature { samples, confidence: Confidence::of(samples), ..self }
+    }
+
     /// Whether the signature restricts anything beyond the destination (a signature of only
     /// prefixes can only blackhole).
     pub fn is_specific(&self) -> bool {
@@ -193,6 +270,26 @@ mod tests {
         assert!(!s.matches(&PacketSample { fragment: true, ..syn("198.51.100.10", 80) }));
         assert!(Signature::default().matches(&syn("192.0.2.1", 1)));
         assert!(!Signature::default().is_specific());
+    }
+
+    #[test]
+    fn confidence_follows_the_samples() {
+        assert_eq!(Confidence::of(0), Confidence::Insufficient);
+        assert_eq!(Confidence::of(31), Confidence::Insufficient);
+        assert_eq!(Confidence::of(32), Confidence::Low);
+        assert_eq!(Confidence::of(100), Confidence::Medium);
+        assert_eq!(Confidence::of(5_000), Confidence::High);
+        let bound = |n| (Confidence::coverage_bound(n) * 1000.0).round() / 10.0;
+        assert_eq!((bound(0), bound(32), bound(100), bound(1000)), (0.0, 87.6, 94.6, 98.2));
+        assert!(Confidence::coverage_bound(u64::MAX) <= 0.99 + 1e-9);
+        let s = Signature::default().with_samples(40);
+        assert_eq!((s.samples, s.confidence), (40, Confidence::Low));
+        let v = serde_json::to_value(s).unwrap();
+        assert_eq!(v["confidence"], "low");
+        // Documents written before the field read as no evidence.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().retain(|k, _| k != "samples" && k != "confidence");
+        assert_eq!(serde_json::from_value::<Signature>(old).unwrap().confidence, Confidence::Insufficient);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Text for people, rendered from the typed values (the engine builds no sentences).
 
 use crate::attack::Attack;
-use crate::signature::{FragmentMatch, Signature};
+use crate::signature::{Confidence, FragmentMatch, Signature};
 use crate::target::{Direction, Target};
 use crate::trigger::Level;
 
@@ -89,6 +89,25 @@ pub fn signature(s: &Signature) -> String {
     fields.join(", ")
 }
 
+/// "medium: 412 packets observed, each field covers at least 97.5 % of the attack (95 %
+/// confidence)".
+pub fn confidence(s: &Signature) -> String {
+    if s.samples < Confidence::MIN_SAMPLES {
+        return format!(
+            "{}: {} packets observed, fewer than the {} a vector is named from",
+            s.confidence,
+            s.samples,
+            Confidence::MIN_SAMPLES
+        );
+    }
+    format!(
+        "{}: {} packets observed, each field covers at least {:.1} % of the attack (95 % confidence)",
+        s.confidence,
+        s.samples,
+        100.0 * Confidence::coverage_bound(s.samples)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +139,19 @@ mod tests {
             "inbound prefix_pps_vs_baseline 50000 > 20000 (5000/s learned normal, 4.0x) for prefix \
              (hosts each under their own thresholds) since 2026-01-01T00:00:01Z (2 consecutive seconds \
              needed); threat level high (vote): thresholds at 50 %"
+        );
+    }
+
+    #[test]
+    fn confidence_text() {
+        let s = Signature::default().with_samples(412);
+        assert_eq!(
+            confidence(&s),
+            "medium: 412 packets observed, each field covers at least 97.5 % of the attack (95 % confidence)"
+        );
+        assert_eq!(
+            confidence(&Signature::default().with_samples(3)),
+            "insufficient: 3 packets observed, fewer than the 32 a vector is named from"
         );
     }
 

@@ -521,10 +521,11 @@ fn readme_sample_rates_with_lowered_thresholds() {
 
 #[test]
 fn engine_state_per_host_is_small() {
-    // 321 today: counters by class in and out, the reflection evidence (port sketch, remote
-    // bitmap), the profile slots and the provisional-profile links that give onsets their
-    // signature. 100,000 hosts in a second stay under 34 MB.
+    // 337 today: counters by class in and out, the reflection evidence (port sketch, remote
+    // bitmap), the packets observed before sampling scales them (the evidence vectors are
+    // named on), the profile slots and the provisional-profile links that give onsets their
+    // signature. 100,000 hosts in a second stay under 35 MB.
     let bytes = Engine::bytes_per_tracked_host();
     eprintln!("bytes per tracked host-second: {bytes}");
-    assert!(bytes <= 336, "{bytes}");
+    assert!(bytes <= 344, "{bytes}");
 }

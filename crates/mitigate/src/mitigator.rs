@@ -499,7 +499,8 @@ mod tests {
             protocol: Some(17),
             dst_ports: vec![PortRange::single(123)],
             ..Signature::default()
-        };
+        }
+        .with_samples(1_000);
         AttackEvent { kind: EventKind::Onset, attack: a }
     }
 

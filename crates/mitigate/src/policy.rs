@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rampart_contract::{
-    Action, Attack, AttackEvent, AttackId, Direction, EventKind, EventTime, Policy, Scope, Target,
+    Action, Attack, AttackEvent, AttackId, Confidence, Direction, EventKind, EventTime, Policy, Scope, Target,
 };
 
 use crate::audit::Evidence;
@@ -64,6 +64,9 @@ struct Tracked {
     expires: Option<EventTime>,
     /// No rung above the current one can be had until something changes (an update).
     exhausted: bool,
+    /// The rung that waits for a signature backed by enough evidence: tried as soon as an
+    /// update brings one, not a whole step later.
+    awaiting_evidence: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +156,11 @@ impl Planner {
                 tracked.attack = attack.clone();
                 // The rate or the signature changed: higher rungs may be possible now.
                 tracked.exhausted = false;
+                if attack.signature.confidence > Confidence::Insufficient
+                    && let Some(rung) = tracked.awaiting_evidence.take()
+                {
+                    return self.climb(attack.id, rung, now);
+                }
                 Vec::new()
             }
             EventKind::End => {
@@ -192,6 +200,7 @@ impl Planner {
             ended: None,
             expires: None,
             exhausted: false,
+            awaiting_evidence: None,
         };
         self.attacks.insert(attack.id, tracked);
         self.climb(attack.id, 0, now)
@@ -225,11 +234,12 @@ impl Planner {
         for index in from..tracked.ladder.len() {
             let rung = tracked.ladder[index];
             if matches!(rung, Rung::RateLimit | Rung::Discard)
-                && tracked.attack.signature.sampled_packets == 0
-                && !tracked.attack.signature.is_specific()
+                && tracked.attack.signature.confidence == Confidence::Insufficient
             {
-                // No evidence behind the signature yet (an onset before any packet was
-                // profiled): wait for an update rather than refuse.
+                // Too few packets observed behind the signature (an onset before any packet
+                // was profiled, or thinly sampled telemetry): wait for the update that brings
+                // enough rather than write a rule from noise, or refuse.
+                tracked.awaiting_evidence = Some(index);
                 return steps;
             }
             let Some((scope, action)) = rung_decision(rung, &tracked.attack, &tracked.policy) else {
@@ -372,7 +382,8 @@ mod tests {
             protocol: Some(17),
             dst_ports: vec![PortRange::single(53)],
             ..Signature::default()
-        };
+        }
+        .with_samples(1_000);
         a
     }
 
@@ -497,9 +508,13 @@ mod tests {
         a.signature = Signature { dst_prefixes: full.dst_prefixes.clone(), ..Signature::default() };
         p.on_event(&event(EventKind::Onset, &a), at(0));
         assert!(run(&mut p, 1, 60).is_empty(), "neither a refusal nor a rung without evidence");
-        a.signature = Signature { sampled_packets: 40, ..full };
+        // Specific, but from 20 observed packets (1:10,000 sampling): still waiting.
+        a.signature = Signature { sampled_packets: 200_000, ..full.clone() }.with_samples(20);
         p.on_event(&event(EventKind::Update, &a), at(61));
-        assert_eq!(run(&mut p, 62, 62), [(62, "rate_limit".into())]);
+        assert!(run(&mut p, 62, 90).is_empty(), "no rule from 20 packets");
+        // Enough: the rung is tried with the update, not a step later.
+        a.signature = Signature { sampled_packets: 400_000, ..full }.with_samples(40);
+        assert_eq!(names(&p.on_event(&event(EventKind::Update, &a), at(91))), ["rate_limit"]);
     }
 
     #[test]

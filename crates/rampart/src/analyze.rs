@@ -294,6 +294,7 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
         }
         let s = &a.signature;
         writeln!(out, "  signature    {}", rampart_contract::text::signature(s))?;
+        writeln!(out, "  confidence   {}", rampart_contract::text::confidence(s))?;
         if let Some(c) = &s.collateral {
             writeln!(
                 out,
@@ -305,10 +306,12 @@ fn print_human(out: &mut impl Write, name: &str, attacks: &[Attack], stats: &Eng
             for v in &a.vector_shares {
                 writeln!(
                     out,
-                    "  vector       {} {:.1}%: {}",
+                    "  vector       {} {:.1}%: {} ({} confidence, {} packets observed)",
                     v.vector,
                     v.percent,
-                    rampart_contract::text::signature(&v.signature)
+                    rampart_contract::text::signature(&v.signature),
+                    v.signature.confidence,
+                    v.signature.samples
                 )?;
             }
         }

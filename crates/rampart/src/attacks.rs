@@ -178,6 +178,7 @@ fn show(out: &mut impl Write, data_dir: &Path, id: u64, json: bool) -> Result<()
     writeln!(out)?;
     writeln!(out, "{}", text::explanation(&attack.attack))?;
     writeln!(out, "signature: {}", text::signature(&attack.attack.signature))?;
+    writeln!(out, "confidence: {}", text::confidence(&attack.attack.signature))?;
     writeln!(out, "events:")?;
     for event in &events {
         writeln!(

@@ -103,6 +103,8 @@ pub(super) struct DirCounters {
     pub(super) probes: u32,
     pub(super) bytes: u64,
     pub(super) flows: u32,
+    /// Packets observed before scaling by the sampling rate (see [`Metrics::observed`]).
+    pub(super) observed: u32,
 }
 
 #[inline]
@@ -119,12 +121,14 @@ impl DirCounters {
         evidence: Evidence,
         remote: u64,
         packets: u64,
+        observed: u64,
         bytes: u64,
         flows: u64,
     ) {
         if let Some(c) = self.packets.get_mut(class.index()) {
             add_u32(c, packets);
         }
+        add_u32(&mut self.observed, observed);
         self.remotes |= remote;
         if let Some(port) = evidence.udp_src_port {
             self.ports.add(port, u32::try_from(packets).unwrap_or(u32::MAX));
@@ -306,6 +310,9 @@ pub(super) struct Metrics {
     /// Aggregates: hosts contributing and the busiest one's packets.
     pub(super) hosts: u64,
     pub(super) max_host: u64,
+    /// Packets observed before scaling by the sampling rate: under 1:1000 sampling a thousand
+    /// times fewer than `total`, and what the shares naming vectors are measured on.
+    pub(super) observed: u64,
 }
 
 impl Metrics {
@@ -333,6 +340,7 @@ impl Metrics {
             last_ns,
             hosts: 1,
             max_host: total,
+            observed: u64::from(d.observed),
         }
     }
 
@@ -365,6 +373,7 @@ impl Metrics {
         self.last_ns = self.last_ns.max(other.last_ns);
         self.hosts = self.hosts.saturating_add(other.hosts);
         self.max_host = self.max_host.max(other.max_host);
+        self.observed = self.observed.saturating_add(other.observed);
     }
 
     pub(super) fn class(&self, c: Class) -> u64 {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use rampart_contract::{Metric, Vector};
+use rampart_contract::{Confidence, Metric, Vector};
 
 use super::counters::{Metrics, distinct_remotes};
 use crate::baseline::Baseline;
@@ -24,6 +24,21 @@ const CONCENTRATED_PERCENT: u64 = 80;
 const NAMED_PORT_PERCENT: u64 = 10;
 
 impl Metrics {
+    /// The per-second value of a class counter that names a vector when it crosses.
+    fn class_counter(&self, metric: Metric) -> Option<u64> {
+        Some(match metric {
+            Metric::TcpPps => self.tcp(),
+            Metric::TcpSynPps => self.class(Class::TcpSyn),
+            Metric::TcpAckPps => self.class(Class::TcpAck),
+            Metric::TcpRstPps => self.class(Class::TcpRst),
+            Metric::UdpPps => self.class(Class::Udp),
+            Metric::IcmpPps => self.class(Class::Icmp),
+            Metric::FragmentPps => self.class(Class::Fragment),
+            Metric::AmplificationPps => self.amp,
+            _ => return None,
+        })
+    }
+
     /// Host counters over their thresholds.
     pub(super) fn crossed_host(&self, t: &Thresholds) -> Vec<Crossing> {
         let amp = self.amp;
@@ -182,6 +197,53 @@ impl Metrics {
                 v.insert(reflected);
             }
         }
+    }
+}
+
+/// The seconds of one target too thinly sampled to name vectors on their own (fewer than
+/// [`Confidence::MIN_SAMPLES`] observed packets: under 1:10,000 sampling, a 100 kpps flood
+/// shows ten), summed until they hold enough. A single sampled SYN scaled by 10,000 crosses a
+/// SYN threshold by itself; averaged over the seconds it took to gather the evidence, it does
+/// not, and shares are measured on enough packets to mean something.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Evidence {
+    metrics: Metrics,
+    seconds: u64,
+    /// The class crossings of those seconds, once per counter.
+    crossed: Vec<Crossing>,
+}
+
+impl Evidence {
+    /// Adds the vectors second `m` shows to `into`: at once when it holds enough observed
+    /// packets (and nothing is pending), else once the seconds gathered so far do, their
+    /// class counters averaged over those seconds against the limits they crossed.
+    pub(super) fn vectors(&mut self, m: &Metrics, crossed: &[Crossing], into: &mut BTreeSet<Vector>) {
+        if self.seconds == 0 && m.observed >= Confidence::MIN_SAMPLES {
+            m.vectors(crossed, into);
+            return;
+        }
+        self.metrics.merge(m);
+        self.seconds += 1;
+        for &c in crossed {
+            if m.class_counter(c.0).is_some() && !self.crossed.iter().any(|k| k.0 == c.0) {
+                self.crossed.push(c);
+            }
+        }
+        if self.metrics.observed < Confidence::MIN_SAMPLES {
+            return;
+        }
+        let seconds = self.seconds;
+        let sum = &self.metrics;
+        let averaged: Vec<Crossing> = self
+            .crossed
+            .iter()
+            .filter(|&&(metric, _, threshold, _)| {
+                sum.class_counter(metric).is_some_and(|v| v / seconds > threshold)
+            })
+            .copied()
+            .collect();
+        sum.vectors(&averaged, into);
+        *self = Evidence::default();
     }
 }
 

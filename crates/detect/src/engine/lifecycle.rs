@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use rampart_contract::{Trigger, Vector};
+use rampart_contract::{Confidence, Trigger, Vector};
 
 /// What the engine saw of the target in one closed second.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub(super) struct Seen {
     pub last_ns: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// The confidence of the target's profile so far (its signature's).
+    pub confidence: Confidence,
 }
 
 impl Seen {
@@ -44,6 +46,8 @@ struct Reported {
     peak_pps: u64,
     peak_bps: u64,
     vectors: usize,
+    /// Whether the signature had enough evidence to act on.
+    backed: bool,
 }
 
 /// A target over a limit (a candidate) or under attack.
@@ -129,7 +133,12 @@ impl TargetState {
         self.peak_pps = self.peak_pps.max(seen.packets);
         self.peak_bps = self.peak_bps.max(seen.bps());
         vectors(&mut self.vectors);
-        let now = Reported { peak_pps: self.peak_pps, peak_bps: self.peak_bps, vectors: self.vectors.len() };
+        let now = Reported {
+            peak_pps: self.peak_pps,
+            peak_bps: self.peak_bps,
+            vectors: self.vectors.len(),
+            backed: seen.confidence > Confidence::Insufficient,
+        };
         match self.reported {
             None if self.streak >= onset_secs => {
                 self.reported = Some(now);
@@ -138,7 +147,10 @@ impl TargetState {
             None => Step::Quiet,
             Some(before) => {
                 let grew = |now: u64, before: u64| now as f64 >= before as f64 * 1.1 && now > before;
+                // A signature now backed by enough evidence (thinly sampled telemetry) is news
+                // too: mitigation waits for one it can act on.
                 if now.vectors != before.vectors
+                    || now.backed != before.backed
                     || grew(now.peak_pps, before.peak_pps)
                     || grew(now.peak_bps, before.peak_bps)
                 {
@@ -173,7 +185,13 @@ mod tests {
 
     fn seen(second: u64, packets: u64) -> Seen {
         let ns = second * 1_000_000_000;
-        Seen { first_ns: ns, last_ns: ns + 999_000_000, packets, bytes: packets.saturating_mul(60) }
+        Seen {
+            first_ns: ns,
+            last_ns: ns + 999_000_000,
+            packets,
+            bytes: packets.saturating_mul(60),
+            confidence: Confidence::High,
+        }
     }
 
     /// Drives a target through `seconds` (`Some(pps)` over a limit, `None` under), returning

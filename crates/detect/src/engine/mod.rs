@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use rampart_contract::{AttackEvent, Direction, EventKind, EventTime, Trigger, Vector};
+use rampart_contract::{AttackEvent, Confidence, Direction, EventKind, EventTime, Trigger, Vector};
 use rampart_telemetry::spread::spread_per_second;
 use rampart_telemetry::{TrafficRecord, UnixNanos};
 use serde::Serialize;
@@ -69,6 +69,8 @@ struct Tracked {
     /// Index into `Engine::profiles`: a candidate is profiled from its first second over a
     /// limit, so its onset already carries a signature.
     profile: u32,
+    /// Thinly sampled seconds not yet enough to name vectors.
+    evidence: Box<crossing::Evidence>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -405,7 +407,8 @@ impl Engine {
         entry.first_ns = entry.first_ns.min(first_ns);
         entry.last_ns = entry.last_ns.max(last_ns);
         let counters = if outbound { &mut entry.outbound } else { &mut entry.inbound };
-        counters.add(class, evidence, remote, packets, bytes, flows);
+        let observed = packets / u64::from(record.sampling_rate.max(1));
+        counters.add(class, evidence, remote, packets, observed, bytes, flows);
         let d = usize::from(outbound);
         let slots = entry.slots;
         // Provisional profile of the host: claimed once this second's traffic makes it hot,
@@ -600,7 +603,13 @@ impl Engine {
         events: &mut Vec<AttackEvent>,
     ) {
         let lifecycle = self.config.lifecycle;
-        let seen = Seen { first_ns: m.first_ns, last_ns: m.last_ns, packets: m.total, bytes: m.bytes };
+        let mut seen = Seen {
+            first_ns: m.first_ns,
+            last_ns: m.last_ns,
+            packets: m.total,
+            bytes: m.bytes,
+            confidence: Confidence::Insufficient,
+        };
         let Some(&(metric, value, threshold, baseline)) = crossed.first() else {
             let Some(tracked) = self.targets.get_mut(&target) else { return };
             // The second is under every limit: its traffic does not describe the attack.
@@ -639,7 +648,7 @@ impl Engine {
         if !self.targets.contains_key(&target) {
             let profile = self.free_profile_slot();
             let state = TargetState::new(second, seen, trigger.clone());
-            self.targets.insert(target, Tracked { state, attack: None, profile });
+            self.targets.insert(target, Tracked { state, attack: None, profile, evidence: Box::default() });
         }
         // A host's or prefix's packets reach its staged profile or its provisional one, never
         // both: a host-second is attributed to the target's profile when the target was tracked
@@ -656,13 +665,15 @@ impl Engine {
                 p.kept.merge(first);
             }
             p.kept.merge(&staged);
+            seen.confidence = Confidence::of(p.kept.observed());
         }
         let carpet = matches!(target, TargetKey::Prefix(..) | TargetKey::Group(_)) && m.spread_over_hosts();
+        let evidence = &mut tracked.evidence;
         let step = tracked.state.over(second, seen, trigger, lifecycle.onset_secs, |vectors| {
             if carpet {
                 vectors.insert(Vector::CarpetBombing);
             }
-            m.vectors(crossed, vectors);
+            evidence.vectors(m, crossed, vectors);
         });
         match step {
             Step::Onset => {

@@ -546,6 +546,56 @@ fn groups_have_aggregates_policies_and_rates() {
     assert_udp_onset(&events);
 }
 
+/// 1:20,000 sampling: a UDP flood shows 12 samples a second and one background SYN, scaled to
+/// 20,000 pps, crosses the SYN threshold by itself. No vector is named until 32 packets were
+/// observed; then the SYN's rate averaged over those seconds is under its limit, and the flood
+/// is named for what it is. The signature carries its evidence.
+#[test]
+fn vectors_are_named_only_from_enough_samples() {
+    let mut engine = Engine::new(protected());
+    let mut events = Vec::new();
+    for s in 0..6u64 {
+        for i in 0..13u64 {
+            let ns = (T0 + s) * 1_000_000_000 + i * 70_000_000;
+            let src = [203, 0, 113, (s * 13 + i) as u8];
+            let r = match i {
+                12 if s == 1 => packet(ns, src, [198, 51, 100, 7], 6, 0x02),
+                12 => continue,
+                _ => TrafficRecord {
+                    src_port: Some(1024 + (s * 13 + i) as u16 * 97),
+                    ..packet(ns, src, [198, 51, 100, 7], 17, 0)
+                },
+            };
+            let r = TrafficRecord { sampling_rate: 20_000, ..r };
+            events.extend(engine.advance(r.start));
+            engine.observe(&r);
+        }
+    }
+    events.extend(engine.finish());
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Onset, EventKind::Update, EventKind::End], "{events:#?}");
+    let (onset, update, end) = (&events[0].attack, &events[1].attack, &events[2].attack);
+    assert!(onset.vectors.is_empty(), "{onset:#?}");
+    assert_eq!(onset.signature.confidence, Confidence::Insufficient);
+    assert_eq!(onset.signature.samples, 12);
+    assert_eq!(onset.signature.sampled_packets, 12 * 20_000);
+    // Named in the third second, from 37 samples; never as a SYN flood.
+    assert_eq!(update.vectors, [Vector::UdpFlood], "{update:#?}");
+    assert_eq!((update.signature.confidence, update.signature.samples), (Confidence::Low, 37));
+    assert_eq!(end.vectors, [Vector::UdpFlood]);
+    assert_eq!(end.signature.samples, 73);
+
+    // The same traffic unsampled, at 20,000 times the packets' weight each: one record is one
+    // packet, evidence enough from the first second (and the SYN is the 1/13 it is).
+    let mut engine = Engine::new(protected());
+    let events = feed(&mut engine, T0, 2, 12_000, |ns, i| TrafficRecord {
+        src_port: Some(1024 + (i % 60_000) as u16),
+        ..packet(ns, [203, 0, (i >> 8) as u8, i as u8], [198, 51, 100, 7], 17, 0)
+    });
+    assert_eq!(events[0].attack.vectors, [Vector::UdpFlood]);
+    assert_eq!(events[0].attack.signature.confidence, Confidence::High);
+}
+
 #[test]
 fn packet_sources_carry_sample_headers_and_flows_do_not() {
     let mut engine = Engine::new(protected());

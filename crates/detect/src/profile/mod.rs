@@ -219,6 +219,8 @@ pub struct Profile {
 #[derive(Debug, Clone)]
 struct ClassPart {
     packets: u64,
+    /// Of which observed, before scaling by the sampling rate (the evidence).
+    observed: u64,
     src_ports: TopKeys,
     dst_ports: TopKeys,
     lengths: [u64; LEN_BUCKETS],
@@ -229,6 +231,7 @@ impl Default for ClassPart {
     fn default() -> Self {
         ClassPart {
             packets: 0,
+            observed: 0,
             src_ports: TopKeys::default(),
             dst_ports: TopKeys::default(),
             lengths: [0; LEN_BUCKETS],
@@ -240,6 +243,7 @@ impl Default for ClassPart {
 impl ClassPart {
     fn merge(&mut self, other: &ClassPart) {
         self.packets = self.packets.saturating_add(other.packets);
+        self.observed = self.observed.saturating_add(other.observed);
         self.src_ports.merge(&other.src_ports);
         self.dst_ports.merge(&other.dst_ports);
         for (a, b) in self.lengths.iter_mut().zip(other.lengths) {
@@ -347,6 +351,7 @@ impl Profile {
         }
         let part = &mut self.classes[class.index() % Class::COUNT];
         part.packets = part.packets.saturating_add(packets);
+        part.observed = part.observed.saturating_add(packets / u64::from(record.sampling_rate.max(1)));
         if let Some(port) = record.src_port {
             part.src_ports.add(port, packets);
         }
@@ -417,6 +422,12 @@ impl Profile {
             whole.merge(part);
         }
         whole
+    }
+
+    /// Packets observed, before scaling by the sampling rate: how much evidence the profile
+    /// holds.
+    pub fn observed(&self) -> u64 {
+        self.classes.iter().map(|c| c.observed).sum()
     }
 
     /// Estimated distinct remote addresses (sources inbound, destinations outbound).
@@ -524,7 +535,9 @@ impl Profile {
             packet_len: length_range(&whole, n),
             sampled_packets: n,
             collateral: None,
+            ..Signature::default()
         }
+        .with_samples(whole.observed)
     }
 }
 

@@ -72,8 +72,11 @@ impl Profile {
                     Part::UdpFrom(ports) => udp_from_signature(udp, &ports, whole),
                 };
                 let packets = signature.sampled_packets;
-                let signature =
-                    if packets == 0 { Signature { sampled_packets: 0, ..whole.clone() } } else { signature };
+                let signature = if packets == 0 {
+                    Signature { sampled_packets: 0, ..whole.clone() }.with_samples(0)
+                } else {
+                    signature
+                };
                 VectorShare { vector, packets, percent: self.share((), packets).percent, signature }
             })
             .collect()
@@ -118,7 +121,9 @@ impl Profile {
             packet_len: length_range(&part, n),
             sampled_packets: n,
             collateral: None,
+            ..Signature::default()
         }
+        .with_samples(part.observed)
     }
 }
 
@@ -141,7 +146,13 @@ fn udp_from_signature(udp: &ClassPart, ports: &[u16], whole: &Signature) -> Sign
         packet_len: length_range(udp, udp.packets),
         sampled_packets: n,
         collateral: None,
+        ..Signature::default()
     }
+    // Observed packets per port are not kept: the class's, in proportion.
+    .with_samples(
+        u64::try_from(u128::from(udp.observed) * u128::from(n) / u128::from(udp.packets.max(1)))
+            .unwrap_or(u64::MAX),
+    )
 }
 
 #[cfg(test)]
