@@ -376,24 +376,32 @@ fn replay_as_sflow_matches_inspect() {
 /// padding stripped, followed by the flush tail; generated once per test binary.
 fn flood_capture() -> &'static Path {
     static CAPTURE: OnceLock<PathBuf> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rampart-interop-flood-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let params = GenParams {
-            seed: 7,
-            duration_secs: 5.0,
-            background_pps: 500,
-            attack_pps: 40_000,
-            attack_start_secs: 0.5,
-            attack_duration_secs: Some(4.0),
-            ..GenParams::for_scenario(Scenario::UdpFlood)
-        };
-        let padded = dir.join("udp-flood-padded.pcap");
-        rampart_trafficgen::generate_to_file(Scenario::UdpFlood, &params, &padded).unwrap();
-        let path = dir.join("udp-flood.pcap");
-        strip_ethernet_padding(&padded, &path);
-        with_flush_tail(&path)
-    })
+    CAPTURE.get_or_init(|| udp_flood_capture("udp-flood", 40_000))
+}
+
+/// The same flood at 100 kpps (400,000 packets): 40 samples at 1:10,000, enough to name it.
+fn heavy_flood_capture() -> &'static Path {
+    static CAPTURE: OnceLock<PathBuf> = OnceLock::new();
+    CAPTURE.get_or_init(|| udp_flood_capture("udp-flood-heavy", 100_000))
+}
+
+fn udp_flood_capture(name: &str, attack_pps: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-interop-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let params = GenParams {
+        seed: 7,
+        duration_secs: 5.0,
+        background_pps: 500,
+        attack_pps,
+        attack_start_secs: 0.5,
+        attack_duration_secs: Some(4.0),
+        ..GenParams::for_scenario(Scenario::UdpFlood)
+    };
+    let padded = dir.join(format!("{name}-padded.pcap"));
+    rampart_trafficgen::generate_to_file(Scenario::UdpFlood, &params, &padded).unwrap();
+    let path = dir.join(format!("{name}.pcap"));
+    strip_ethernet_padding(&padded, &path);
+    with_flush_tail(&path)
 }
 
 const FLOOD_TARGET: &str = "198.51.100.10";
@@ -446,15 +454,16 @@ fn pmacct_sampled_sflow_scales_back_to_the_capture() {
     assert!(error(bytes, want_bytes) < 0.15, "{bytes} scaled bytes vs {want_bytes} in the capture");
 }
 
-/// `rampart run` fed pmacct's sFlow sampled 1:100 and 1:1000 names the flood's target and
-/// vector, and its onset signature names the protocol.
+/// `rampart run` fed pmacct's sFlow sampled 1:100, 1:1000 and 1:10,000 names the flood's
+/// target and, once 32 packets were observed (at the onset or in the update that follows),
+/// its vector; the onset signature names the protocol.
 #[test]
 fn pmacct_sampled_sflow_into_the_daemon_names_target_and_vector() {
     if !peer_available("pmacctd") {
         return;
     }
-    let capture = flood_capture();
-    for sampling in [100, 1000] {
+    for sampling in [100, 1000, 10_000] {
+        let capture = if sampling == 10_000 { heavy_flood_capture() } else { flood_capture() };
         let dir = tempfile::Builder::new().prefix("rampart-sampled-").tempdir().unwrap();
         let config = dir.path().join("rampart.toml");
         // pmacctd reads the savefile as fast as it can: the scaled rate is far above these.
@@ -482,25 +491,41 @@ fn pmacct_sampled_sflow_into_the_daemon_names_target_and_vector() {
             .starts_with("listening for sFlow on ")
         {}
         pmacct_sflow(capture, port, sampling);
-        let mut onset = None;
+        let (mut onset, mut named) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while onset.is_none() && Instant::now() < deadline {
+        while named.is_none() && Instant::now() < deadline {
             let Ok(line) = stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
                 break;
             };
             let event: Value = serde_json::from_str(&line).unwrap();
             support::assert_valid("event", &event);
             if event["event"] == "onset" {
-                onset = Some(event);
+                onset = Some(event.clone());
+            }
+            if !event["attack"]["vectors"].as_array().unwrap().is_empty() {
+                named = Some(event);
             }
         }
         let _ = daemon.kill();
         let _ = daemon.wait();
         let onset = onset.unwrap_or_else(|| panic!("no onset from pmacct's sFlow sampled 1:{sampling}"));
         assert_eq!(support::target(&onset["attack"]), FLOOD_TARGET, "1:{sampling}: {onset}");
-        let vectors = onset["attack"]["vectors"].as_array().unwrap();
-        assert!(vectors.iter().any(|v| v == "udp_flood"), "1:{sampling}: {onset}");
         assert_eq!(onset["attack"]["signature"]["protocol"], 17, "1:{sampling}: {onset}");
+        let named = named.unwrap_or_else(|| panic!("1:{sampling}: the vector was never named after {onset}"));
+        let attack = &named["attack"];
+        assert_eq!(attack["vectors"], serde_json::json!(["udp_flood"]), "1:{sampling}: {named}");
+        let samples = attack["signature"]["samples"].as_u64().unwrap();
+        assert!(
+            samples >= 32 && attack["signature"]["confidence"] != "insufficient",
+            "1:{sampling}: {named}"
+        );
+        // Scaled: each observed packet stands for `sampling` of them.
+        let scaled = attack["signature"]["sampled_packets"].as_u64().unwrap();
+        assert_eq!(scaled, samples * u64::from(sampling), "1:{sampling}: {named}");
+        println!(
+            "1:{sampling}: {} at {samples} samples ({})",
+            named["event"], attack["signature"]["confidence"]
+        );
     }
 }
 
