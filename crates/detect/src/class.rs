@@ -167,15 +167,7 @@ pub fn classify(record: &TrafficRecord) -> (Class, Evidence) {
     match record.protocol {
         PROTO_TCP => {
             let flags = record.tcp_flags;
-            let class = if flags & TCP_RST != 0 {
-                Class::TcpRst
-            } else if flags & TCP_SYN != 0 {
-                if flags & TCP_ACK == 0 { Class::TcpSyn } else { Class::TcpOther }
-            } else if flags & TCP_ACK != 0 && flags & TCP_FIN == 0 {
-                Class::TcpAck
-            } else {
-                Class::TcpOther
-            };
+            let class = tcp_class(flags);
             let syn_ack = class == Class::TcpOther && flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK;
             let probe = record.dst_port == Some(80) && {
                 // Flows: the mean length.
@@ -192,6 +184,19 @@ pub fn classify(record: &TrafficRecord) -> (Class, Evidence) {
         }
         PROTO_ICMP | PROTO_ICMPV6 => (Class::Icmp, Evidence::default()),
         _ => (Class::Other, Evidence::default()),
+    }
+}
+
+/// The class of a (not non-initial fragment) TCP packet with these flags.
+pub fn tcp_class(flags: u8) -> Class {
+    if flags & TCP_RST != 0 {
+        Class::TcpRst
+    } else if flags & TCP_SYN != 0 {
+        if flags & TCP_ACK == 0 { Class::TcpSyn } else { Class::TcpOther }
+    } else if flags & TCP_ACK != 0 && flags & TCP_FIN == 0 {
+        Class::TcpAck
+    } else {
+        Class::TcpOther
     }
 }
 

@@ -11,7 +11,7 @@
 use rampart_contract::{FragmentMatch, PortRange, Signature, Vector, VectorShare};
 
 use super::{ClassPart, Profile, SIGNATURE_COVERAGE, TopKeys, length_range, tcp_flags_covering};
-use crate::class::{AMPLIFICATION_PORTS, Class, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, classify};
+use crate::class::{AMPLIFICATION_PORTS, Class, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, tcp_class};
 
 /// Where a vector's packets are in a profile.
 enum Part {
@@ -44,15 +44,6 @@ fn part_of(vector: Vector, udp: &ClassPart) -> Part {
         }
         _ => Part::Whole,
     }
-}
-
-fn is_class(flags: u8, classes: &[Class]) -> bool {
-    let record = rampart_telemetry::TrafficRecord {
-        protocol: PROTO_TCP,
-        tcp_flags: flags,
-        ..rampart_telemetry::TrafficRecord::EMPTY
-    };
-    classes.contains(&classify(&record).0)
 }
 
 impl Profile {
@@ -109,7 +100,7 @@ impl Profile {
             src_ports: ports(&part.src_ports),
             dst_ports: ports(&part.dst_ports),
             tcp_flags: if tcp {
-                tcp_flags_covering(&self.tcp_flags, n, |f| is_class(f, classes))
+                tcp_flags_covering(&self.tcp_flags, n, |f| classes.contains(&tcp_class(f)))
             } else {
                 None
             },
@@ -159,6 +150,7 @@ fn udp_from_signature(udp: &ClassPart, ports: &[u16], whole: &Signature) -> Sign
 mod tests {
     use std::net::IpAddr;
 
+    use crate::class::classify;
     use rampart_telemetry::{TrafficRecord, UnixNanos};
 
     use super::*;
