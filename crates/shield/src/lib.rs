@@ -16,6 +16,7 @@ pub mod fingerprint;
 pub mod flood;
 pub mod forwarded;
 pub mod gcra;
+pub mod h2_frames;
 pub mod hardening;
 pub mod metrics;
 mod metrics_server;

@@ -48,6 +48,12 @@ pub enum Reason {
     SuspiciousPath,
     /// An HTTP/2 client cancelled more streams than its budget allows (Rapid Reset).
     ResetFlood,
+    /// An HTTP/2 client sent more PINGs a second than its budget allows (CVE-2019-9512).
+    PingFlood,
+    /// An HTTP/2 client sent more SETTINGS a second than its budget allows (CVE-2019-9515).
+    SettingsFlood,
+    /// An HTTP/2 client sent more empty frames a second than its budget allows (CVE-2019-9518).
+    EmptyFrameFlood,
     /// An HTTP/2 connection broke a protocol budget (resets, streams, header list) and was
     /// closed by the h2 layer.
     Http2Protocol,

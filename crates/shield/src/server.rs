@@ -430,7 +430,11 @@ async fn drive<I>(
             handle(current.get(), info, request)
         })
     };
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(crate::h2_frames::Metered::new(
+        io,
+        hardening.h2_frame_budgets(),
+        Arc::clone(&shared.metrics),
+    ));
     let h1_only;
     let builder = if allow_h2 {
         builder
