@@ -9,7 +9,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Why the shield refused or cut something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, EncodeLabelValue)]
 pub enum Reason {
     /// Too many connections open from one address.
     ConnectionsPerAddress,
@@ -195,6 +195,8 @@ pub struct Metrics {
     pub substituted: Family<SubstituteLabel, Counter>,
     /// Challenge ladder outcomes.
     pub challenges: Family<OutcomeLabel, Counter>,
+    /// Access log lines dropped because the writer fell behind (its queue was full).
+    pub access_log_dropped: Counter,
 }
 
 /// Label set for flood rule rungs.
@@ -220,6 +222,7 @@ impl Default for Metrics {
             origin_queued: Family::default(),
             substituted: Family::default(),
             challenges: Family::default(),
+            access_log_dropped: Counter::default(),
         }
     }
 }
@@ -298,6 +301,11 @@ impl Metrics {
             self.substituted.clone(),
         );
         registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            self.access_log_dropped.clone(),
+        );
         registry
     }
 

@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use ipnet::IpNet;
 
+use crate::access_log::{LoggedBody, Pending, Rejected, RouteName};
 use crate::bans::{BanList, canonical};
 use crate::body::{BodyLimits, GuardedBody};
 use crate::config::{Config, RateLimits};
@@ -110,6 +111,8 @@ pub struct Shared {
     /// Origin protection: concurrency limits, admission queues, stale cache, snapshot,
     /// threat level.
     pub protection: Protection,
+    /// The access log, when configured.
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 /// The connection a request came on.
@@ -191,7 +194,9 @@ fn answer(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
 
 fn refuse(shared: &Shared, reason: Reason, status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     shared.metrics.reject(reason);
-    answer(status, text)
+    let mut response = answer(status, text);
+    response.extensions_mut().insert(Rejected(reason));
+    response
 }
 
 fn too_many(shared: &Shared, reason: Reason, retry_after_nanos: u64) -> Response<ProxyBody> {
@@ -268,12 +273,12 @@ fn flood_refusal(shared: &Shared, verdict: FloodVerdict) -> Option<Response<Prox
     }
 }
 
-/// Answer one request.
+/// Answer one request (and log it, when the access log is on).
 pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnectionInfo,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<LoggedBody<ProxyBody>>, Infallible> {
     let mut in_flight = InFlight::new(Arc::clone(&conn.activity));
     if request.version() == Version::HTTP_2 {
         // Rapid Reset: hyper drops a stream's service when it sees RST_STREAM while the
@@ -283,9 +288,17 @@ pub async fn handle(
         conn.activity.until_drained(std::time::Duration::from_millis(20)).await;
         tokio::task::yield_now().await;
     }
+    let pending = shared.access_log.as_ref().map(|log| {
+        let client =
+            client_address(canonical(conn.peer.ip()), request.headers(), &shared.config.trusted_proxies);
+        Pending::start(Arc::clone(log), &request, client)
+    });
     let response = route_request(&shared, &conn, request).await;
     in_flight.done = true;
-    Ok(response)
+    Ok(match pending {
+        Some(pending) => pending.finish(response),
+        None => response.map(LoggedBody::unlogged),
+    })
 }
 
 async fn route_request(
@@ -399,7 +412,9 @@ async fn route_request(
         && !challenger.is_cleared(&parts, client, SystemTime::now())
     {
         shared.metrics.reject(Reason::FloodRule);
-        return challenge_answer(challenger.challenge(&parts, client, SystemTime::now()));
+        let mut response = challenge_answer(challenger.challenge(&parts, client, SystemTime::now()));
+        response.extensions_mut().insert(Rejected(Reason::FloodRule));
+        return response;
     }
     if route.challenge == crate::challenge::ChallengeMode::Always
         && let Some(challenger) = &shared.challenger
@@ -486,6 +501,10 @@ async fn route_request(
     }
     let class = format!("{}xx", response.status().as_u16() / 100);
     shared.metrics.requests.get_or_create(&RouteLabel { route: route.name.clone(), class }).inc();
+    let mut response = response;
+    if shared.access_log.is_some() {
+        response.extensions_mut().insert(RouteName(route.name.clone()));
+    }
     response
 }
 

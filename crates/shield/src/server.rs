@@ -49,6 +49,14 @@ pub enum ShieldError {
     /// The challenge ladder cannot start (its key file, its resolver).
     #[error(transparent)]
     Challenge(#[from] crate::challenge::LadderError),
+    /// The access log file cannot be opened.
+    #[error("access_log.path {path}: {source}")]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A listener's certificates are unusable.
     #[error("listener {address}: {source}")]
     Tls {
@@ -116,7 +124,9 @@ impl Shield {
             flood
         });
         let challenger = build_challenger(&config, &metrics, None)?;
+        let access_log = open_access_log(&config, &metrics, None)?;
         let mut shared = new_shared(config, bans, metrics, challenger);
+        shared.access_log = access_log;
         shared.flood = flood;
         let shared = Arc::new(shared);
         let current = Current {
@@ -516,6 +526,24 @@ fn count_connection_error(shared: &Shared, error: &(dyn std::error::Error + 'sta
     }
 }
 
+/// The access log of `config`; `previous` (the running one) is kept when its settings did not
+/// change, so a reload neither reopens the file nor loses the second's counts.
+fn open_access_log(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Shared>,
+) -> Result<Option<Arc<crate::access_log::AccessLog>>, ShieldError> {
+    let Some(settings) = &config.access_log else { return Ok(None) };
+    if let Some(log) = previous.and_then(|p| p.access_log.as_ref())
+        && log.settings() == settings
+    {
+        return Ok(Some(Arc::clone(log)));
+    }
+    crate::access_log::AccessLog::open(settings, Arc::clone(metrics))
+        .map(Some)
+        .map_err(|source| ShieldError::AccessLog { path: settings.path.clone(), source })
+}
+
 /// The challenge ladder of `config`; `previous` (the running one) is kept when its settings
 /// did not change, so a reload keeps clearances, the replay cache and the pressure.
 fn build_challenger(
@@ -563,6 +591,7 @@ fn new_shared(
         epoch: Instant::now(),
         challenger,
         flood: None,
+        access_log: None,
     }
 }
 
@@ -634,6 +663,9 @@ pub enum ReloadError {
     /// The new challenge settings cannot start.
     #[error(transparent)]
     Challenge(#[from] crate::challenge::LadderError),
+    /// The new access log cannot be opened.
+    #[error(transparent)]
+    AccessLog(#[from] ShieldError),
     /// The new configuration changes what only a restart can (listeners, connection limits,
     /// metrics listener).
     #[error(
@@ -667,8 +699,10 @@ impl Reloader {
             return Err(ReloadError::NeedsRestart("[flood]"));
         }
         let challenger = build_challenger(&config, &old.metrics, Some(&old))?;
+        let access_log = open_access_log(&config, &old.metrics, Some(&old))?;
         let mut shared = new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics), challenger);
         shared.flood = old.flood.clone();
+        shared.access_log = access_log;
         let shared = Arc::new(shared);
         self.current.start_health_checks(&shared);
         *self.current.shared.write().unwrap_or_else(|p| p.into_inner()) = shared;

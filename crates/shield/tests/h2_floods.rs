@@ -259,8 +259,9 @@ async fn control_flood(
     let mut acks = 0;
     let mut at = 0;
     while received.len() >= at + 9 {
-        let len =
-            (usize::from(received[at]) << 16) | (usize::from(received[at + 1]) << 8) | usize::from(received[at + 2]);
+        let len = (usize::from(received[at]) << 16)
+            | (usize::from(received[at + 1]) << 8)
+            | usize::from(received[at + 2]);
         if received[at + 3] == ack_kind && received[at + 4] & 1 == 1 {
             acks += 1;
         }
