@@ -246,7 +246,7 @@ impl Sampler {
                 } else if sampled >= self.successes_per_sec {
                     // At most twice the budget a second; the summary has the rest.
                     Decision::Skip
-                } else if self.every > 1 && past % self.every == 0 {
+                } else if self.every > 1 && past.is_multiple_of(self.every) {
                     self.success_lines += 1;
                     Decision::Write { sample: self.every }
                 } else if self.every <= 1 && past.is_power_of_two() {
