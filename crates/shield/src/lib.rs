@@ -27,6 +27,7 @@ pub mod proxy_protocol;
 pub mod routing;
 pub mod server;
 pub mod tls;
+pub mod tunnel;
 pub mod upstream;
 pub mod watch;
 

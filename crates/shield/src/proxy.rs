@@ -128,6 +128,8 @@ pub struct ConnectionInfo {
     pub activity: Arc<Activity>,
     /// Fingerprints of the client's TLS and HTTP/2 stacks.
     pub fingerprints: ClientFingerprints,
+    /// The connection is served with HTTP/1.1 upgrades (WebSocket) enabled.
+    pub upgrades: bool,
 }
 
 /// Counts a request in flight; a request dropped before its answer (its stream reset or its
@@ -406,6 +408,13 @@ async fn route_request(
         );
     };
 
+    // Only HTTP/1.1 GET upgrades to WebSocket, on connections served with upgrades; anything
+    // else loses its Upgrade header with the other hop-by-hop headers.
+    let websocket = conn.upgrades
+        && request.version() == Version::HTTP_11
+        && request.method() == http::Method::GET
+        && crate::tunnel::wants_websocket(request.headers());
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     if flood_verdict == FloodVerdict::Challenge
         && let Some(challenger) = &shared.challenger
@@ -434,6 +443,9 @@ async fn route_request(
         .map(|a| a.as_str().to_owned())
         .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
     strip_hop_by_hop(&mut parts.headers);
+    if websocket {
+        crate::tunnel::set_upgrade_headers(&mut parts.headers);
+    }
     set_forwarding_headers(
         &mut parts.headers,
         peer,
@@ -464,6 +476,20 @@ async fn route_request(
                 .latency
                 .get_or_create(&crate::metrics::RouteOnly { route: route.name.clone() })
                 .observe(sent.elapsed().as_secs_f64());
+            let mut response = response;
+            if let Some(client_upgrade) = client_upgrade
+                && response.status() == StatusCode::SWITCHING_PROTOCOLS
+            {
+                let origin_upgrade = hyper::upgrade::on(&mut response);
+                crate::tunnel::spawn(
+                    client_upgrade,
+                    origin_upgrade,
+                    hardening.idle_timeout(),
+                    Arc::clone(&conn.activity),
+                    Arc::clone(&shared.metrics),
+                );
+                crate::tunnel::set_upgrade_headers(response.headers_mut());
+            }
             let (mut parts, body) = response.into_parts();
             // The client's connection has its own version (an HTTP/1.0 origin must not make
             // hyper close a kept-alive HTTP/1.1 client).

@@ -382,6 +382,7 @@ async fn serve(
         internal_listener: internal,
         activity,
         fingerprints: ClientFingerprints::default(),
+        upgrades: false,
     };
     match tls {
         Some(acceptor) => {
@@ -427,6 +428,8 @@ async fn drive<I>(
 {
     let hardening = &shared.config.hardening;
     let activity = Arc::clone(&info.activity);
+    let mut info = info;
+    info.upgrades = allow_h2;
     let service = {
         // Each request takes the configuration current when it arrives (SIGHUP reloads).
         let current = current.clone();
@@ -445,15 +448,24 @@ async fn drive<I>(
         hardening.h2_frame_budgets(),
         Arc::clone(&shared.metrics),
     ));
+    // Upgrades (WebSocket) where HTTP/2 is allowed too: hyper-util serves upgrades only in its
+    // auto-detecting mode, which ignores `http1_only`, so an HTTP/1-only listener stays
+    // without them (an Upgrade header is then dropped as hop-by-hop).
     let h1_only;
-    let builder = if allow_h2 {
-        builder
+    let mut connection = if allow_h2 {
+        Serving::Upgrades(Box::pin(builder.serve_connection_with_upgrades(io, service)))
     } else {
         h1_only = builder.clone().http1_only();
-        &h1_only
+        Serving::Plain(Box::pin(h1_only.serve_connection(io, service)))
     };
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
+    macro_rules! graceful_shutdown {
+        () => {
+            match &mut connection {
+                Serving::Upgrades(c) => c.as_mut().graceful_shutdown(),
+                Serving::Plain(c) => c.as_mut().graceful_shutdown(),
+            }
+        };
+    }
     let idle = hardening.idle_timeout();
     let window = hardening.h2_reset_window();
     // Once a second: cheap with ten thousand connections open, prompt enough for idleness and
@@ -464,15 +476,19 @@ async fn drive<I>(
     let mut draining = false;
     loop {
         tokio::select! {
-            result = connection.as_mut() => {
+            result = std::future::poll_fn(|cx| connection.poll(cx)) => {
                 if let Err(error) = result {
                     count_connection_error(shared, &*error);
+                }
+                // A WebSocket tunnel holds the connection's slot until it ends.
+                while activity.inflight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 return;
             }
             _ = stop.changed(), if !draining => {
                 draining = true;
-                connection.as_mut().graceful_shutdown();
+                graceful_shutdown!();
             }
             _ = tick.tick() => {
                 let cancelled = activity.cancelled.load(std::sync::atomic::Ordering::Relaxed);
@@ -491,9 +507,28 @@ async fn drive<I>(
                         return;
                     }
                     draining = true;
-                    connection.as_mut().graceful_shutdown();
+                    graceful_shutdown!();
                 }
             }
+        }
+    }
+}
+
+/// A client connection served with upgrades, or HTTP/1-only without them.
+enum Serving<A, B> {
+    Upgrades(std::pin::Pin<Box<A>>),
+    Plain(std::pin::Pin<Box<B>>),
+}
+
+impl<A, B, R> Serving<A, B>
+where
+    A: Future<Output = R>,
+    B: Future<Output = R>,
+{
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+        match self {
+            Serving::Upgrades(a) => a.as_mut().poll(cx),
+            Serving::Plain(b) => b.as_mut().poll(cx),
         }
     }
 }
