@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::webhook::{Secret, parse_url};
 
 /// Tables of the configuration file that belong to the daemon, not to detection.
-pub const DAEMON_TABLES: [&str; 6] = ["inputs", "store", "outputs", "mitigation", "bgp", "filter"];
+pub const DAEMON_TABLES: [&str; 7] = ["inputs", "store", "outputs", "mitigation", "bgp", "filter", "shield"];
 
 /// Everything `rampart run` needs besides detection.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +54,8 @@ pub struct DaemonConfig {
     /// `[filter]`: the host filter (XDP, nftables fallback) enforcing the decisions; needs
     /// `[mitigation]`.
     pub filter: Option<crate::filter::FilterSettings>,
+    /// `[shield]`: the HTTP shield run inside the daemon, its bans fed by the mitigator.
+    pub shield: Option<crate::shield::ShieldSettings>,
 }
 
 impl Default for DaemonConfig {
@@ -76,6 +78,7 @@ impl Default for DaemonConfig {
             mitigation: None,
             bgp: None,
             filter: None,
+            shield: None,
         }
     }
 }
@@ -99,6 +102,7 @@ struct FileToml {
     mitigation: Option<rampart_mitigate::config::MitigationToml>,
     bgp: Option<rampart_bgp::config::SpeakerConfig>,
     filter: Option<crate::filter::FilterToml>,
+    shield: Option<crate::shield::ShieldToml>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -305,6 +309,9 @@ pub fn parse(text: &str, file: &str) -> Result<(DaemonConfig, DetectConfig), Run
         }
         let settings = filter.resolve().map_err(|e| invalid(&format!("filter.{}", e.key), e.message))?;
         config.filter = Some(settings);
+    }
+    if let Some(shield) = raw.shield {
+        config.shield = Some(shield.resolve().map_err(|(key, message)| invalid(&key, message))?);
     }
     Ok((config, detect))
 }

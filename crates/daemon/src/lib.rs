@@ -13,6 +13,7 @@ pub mod filter;
 pub mod http;
 pub mod metrics;
 pub mod mitigation;
+pub mod shield;
 pub mod sink;
 pub mod webhook;
 
@@ -113,6 +114,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         }
         None => None,
     };
+    // The shield's bans are one of the mitigator's actuators: a decision reaches it when the
+    // decision is on disk, not at the next poll.
+    let shield_bans = daemon.shield.as_ref().map(|_| Arc::new(rampart_shield::BanTable::new()));
     let mitigation = match &daemon.mitigation {
         Some(config) => Some(mitigation::start(
             config,
@@ -120,6 +124,7 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
             webhook.as_ref().map(|(queue, _)| queue),
             speaker.clone(),
             filter,
+            shield_bans.clone().map(shield::ShieldActuator::new),
         )?),
         None => None,
     };
@@ -155,6 +160,10 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     let metrics_listener = match daemon.metrics {
         Some(addr) => Some(http::bind(addr).await?),
         None => None,
+    };
+    let shield = match (&daemon.shield, shield_bans) {
+        (Some(settings), Some(bans)) => Some(shield::bind(settings, bans).await?),
+        _ => None,
     };
 
     let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
@@ -217,6 +226,8 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
             stop_rx.clone(),
         ))
     });
+    let shield_drain = shield.as_ref().map(|s| s.drain());
+    let shield_task = shield.map(|shield| shield.spawn(stop_rx.clone()));
     eprintln!("attack store {} (run {})", store.path().display(), store.run());
     let control_task = match (&mitigation, &daemon.mitigation) {
         (Some(started), Some(config)) => Some(mitigation::control_socket(
@@ -365,6 +376,11 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     }
     if let Some(task) = http_task {
         task.abort();
+    }
+    if let (Some(task), Some(drain)) = (shield_task, shield_drain) {
+        // It stopped accepting with the inputs; open connections get their drain.
+        let _ = tokio::time::timeout(drain + Duration::from_secs(1), task).await;
+        eprintln!("shield stopped");
     }
     if let Some(task) = control_task {
         let _ = task.await;

@@ -133,6 +133,7 @@ pub fn start(
     webhook: Option<&WebhookQueue>,
     speaker: Option<Arc<Speaker>>,
     filter: Option<crate::filter::FilterActuator>,
+    shield: Option<crate::shield::ShieldActuator>,
 ) -> Result<Started, DaemonError> {
     let store = DecisionStore::open(data_dir).map_err(|e| setup!("mitigation: {e}"))?;
     for warning in store.warnings() {
@@ -151,6 +152,9 @@ pub fn start(
     }
     if let Some(filter) = filter {
         actuators.push(Box::new(filter));
+    }
+    if let Some(shield) = shield {
+        actuators.push(Box::new(shield));
     }
     match (config.webhook, webhook) {
         (true, Some(queue)) => actuators.push(Box::new(WebhookActuator::new(queue.clone()))),

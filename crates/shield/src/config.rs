@@ -276,6 +276,7 @@ struct ConfigFile {
     snapshot: Option<SnapshotFile>,
     #[serde(default)]
     challenge: ChallengeSettings,
+    access_log: Option<crate::access_log::AccessLogSettings>,
 }
 
 /// An upstream pool.
@@ -363,6 +364,8 @@ pub struct Config {
     pub protection: ProtectionSettings,
     /// The challenge ladder.
     pub challenge: ChallengeSettings,
+    /// The structured access log (`[access_log]`), off when absent.
+    pub access_log: Option<crate::access_log::AccessLogSettings>,
 }
 
 impl Config {
@@ -402,6 +405,7 @@ impl Config {
             flood: crate::flood::FloodConfig::default(),
             protection: ProtectionSettings::default(),
             challenge: ChallengeSettings::default(),
+            access_log: None,
         };
         config.check()
     }
@@ -513,6 +517,7 @@ impl Config {
                 }),
             },
             challenge: file.challenge,
+            access_log: file.access_log,
         }
         .check()
     }
@@ -544,6 +549,9 @@ impl Config {
             return Err(invalid(format!("flood.routes.{name}"), "no [[route]] has this name"));
         }
         self.challenge.check().map_err(|(key, message)| invalid(format!("challenge.{key}"), message))?;
+        if let Some(log) = &self.access_log {
+            log.check().map_err(|(key, message)| invalid(format!("access_log.{key}"), message))?;
+        }
         // Host-specific before any-host, then longer prefixes first; stable, so ties keep the
         // file's order.
         self.routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.path_prefix.len())));

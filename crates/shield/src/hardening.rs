@@ -60,6 +60,13 @@ pub struct Hardening {
     pub h2_max_header_list_bytes: u32,
     /// Bytes the server buffers per stream towards a slow client.
     pub h2_max_send_buffer: usize,
+    /// PING frames (not acknowledgements) one HTTP/2 connection may send a second.
+    pub h2_max_pings_per_sec: u32,
+    /// SETTINGS frames (not acknowledgements) one HTTP/2 connection may send a second.
+    pub h2_max_settings_per_sec: u32,
+    /// Frames that carry and end nothing (empty DATA, HEADERS, CONTINUATION) one HTTP/2
+    /// connection may send a second.
+    pub h2_max_empty_frames_per_sec: u32,
     /// A Range header may name at most this many ranges.
     pub max_ranges: usize,
 }
@@ -88,6 +95,11 @@ impl Default for Hardening {
             h2_reset_window_secs: 10.0,
             h2_max_header_list_bytes: 16 * 1024,
             h2_max_send_buffer: 256 * 1024,
+            // Browsers send one SETTINGS per connection and PING rarely (keep-alive, a
+            // bandwidth probe); empty frames without an end flag have no use at all.
+            h2_max_pings_per_sec: 100,
+            h2_max_settings_per_sec: 50,
+            h2_max_empty_frames_per_sec: 100,
             max_ranges: 16,
         }
     }
@@ -121,6 +133,14 @@ impl Hardening {
     /// TLS handshake deadline.
     pub fn tls_handshake_timeout(&self) -> Duration {
         secs(self.tls_handshake_timeout_secs)
+    }
+    /// The per-second HTTP/2 control-frame budgets.
+    pub fn h2_frame_budgets(&self) -> crate::h2_frames::FrameBudgets {
+        crate::h2_frames::FrameBudgets {
+            pings: self.h2_max_pings_per_sec,
+            settings: self.h2_max_settings_per_sec,
+            empty: self.h2_max_empty_frames_per_sec,
+        }
     }
     /// Window for counting cancelled HTTP/2 streams.
     pub fn h2_reset_window(&self) -> Duration {
@@ -159,6 +179,9 @@ impl Hardening {
             ("h2_max_cancelled_streams", u64::from(self.h2_max_cancelled_streams)),
             ("h2_max_header_list_bytes", u64::from(self.h2_max_header_list_bytes)),
             ("h2_max_send_buffer", self.h2_max_send_buffer as u64),
+            ("h2_max_pings_per_sec", u64::from(self.h2_max_pings_per_sec)),
+            ("h2_max_settings_per_sec", u64::from(self.h2_max_settings_per_sec)),
+            ("h2_max_empty_frames_per_sec", u64::from(self.h2_max_empty_frames_per_sec)),
             ("max_ranges", self.max_ranges as u64),
         ];
         for (key, value) in counts {

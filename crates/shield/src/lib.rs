@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access_log;
 pub mod audit;
 pub mod bans;
 pub mod body;
@@ -16,6 +17,7 @@ pub mod fingerprint;
 pub mod flood;
 pub mod forwarded;
 pub mod gcra;
+pub mod h2_frames;
 pub mod hardening;
 pub mod metrics;
 mod metrics_server;
@@ -25,6 +27,7 @@ pub mod proxy_protocol;
 pub mod routing;
 pub mod server;
 pub mod tls;
+pub mod tunnel;
 pub mod upstream;
 pub mod watch;
 

@@ -9,7 +9,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Why the shield refused or cut something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, EncodeLabelValue)]
 pub enum Reason {
     /// Too many connections open from one address.
     ConnectionsPerAddress,
@@ -48,6 +48,12 @@ pub enum Reason {
     SuspiciousPath,
     /// An HTTP/2 client cancelled more streams than its budget allows (Rapid Reset).
     ResetFlood,
+    /// An HTTP/2 client sent more PINGs a second than its budget allows (CVE-2019-9512).
+    PingFlood,
+    /// An HTTP/2 client sent more SETTINGS a second than its budget allows (CVE-2019-9515).
+    SettingsFlood,
+    /// An HTTP/2 client sent more empty frames a second than its budget allows (CVE-2019-9518).
+    EmptyFrameFlood,
     /// An HTTP/2 connection broke a protocol budget (resets, streams, header list) and was
     /// closed by the h2 layer.
     Http2Protocol,
@@ -189,6 +195,8 @@ pub struct Metrics {
     pub substituted: Family<SubstituteLabel, Counter>,
     /// Challenge ladder outcomes.
     pub challenges: Family<OutcomeLabel, Counter>,
+    /// Access log lines dropped because the writer fell behind (its queue was full).
+    pub access_log_dropped: Counter,
 }
 
 /// Label set for flood rule rungs.
@@ -214,6 +222,7 @@ impl Default for Metrics {
             origin_queued: Family::default(),
             substituted: Family::default(),
             challenges: Family::default(),
+            access_log_dropped: Counter::default(),
         }
     }
 }
@@ -292,6 +301,11 @@ impl Metrics {
             self.substituted.clone(),
         );
         registry.register("challenges", "Challenge ladder outcomes", self.challenges.clone());
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            self.access_log_dropped.clone(),
+        );
         registry
     }
 

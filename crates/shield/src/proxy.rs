@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use ipnet::IpNet;
 
+use crate::access_log::{LoggedBody, Pending, Rejected, RouteName};
 use crate::bans::{BanList, canonical};
 use crate::body::{BodyLimits, GuardedBody};
 use crate::config::{Config, RateLimits};
@@ -110,6 +111,8 @@ pub struct Shared {
     /// Origin protection: concurrency limits, admission queues, stale cache, snapshot,
     /// threat level.
     pub protection: Protection,
+    /// The access log, when configured.
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 /// The connection a request came on.
@@ -125,6 +128,8 @@ pub struct ConnectionInfo {
     pub activity: Arc<Activity>,
     /// Fingerprints of the client's TLS and HTTP/2 stacks.
     pub fingerprints: ClientFingerprints,
+    /// The connection is served with HTTP/1.1 upgrades (WebSocket) enabled.
+    pub upgrades: bool,
 }
 
 /// Counts a request in flight; a request dropped before its answer (its stream reset or its
@@ -191,7 +196,9 @@ fn answer(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
 
 fn refuse(shared: &Shared, reason: Reason, status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     shared.metrics.reject(reason);
-    answer(status, text)
+    let mut response = answer(status, text);
+    response.extensions_mut().insert(Rejected(reason));
+    response
 }
 
 fn too_many(shared: &Shared, reason: Reason, retry_after_nanos: u64) -> Response<ProxyBody> {
@@ -268,12 +275,12 @@ fn flood_refusal(shared: &Shared, verdict: FloodVerdict) -> Option<Response<Prox
     }
 }
 
-/// Answer one request.
+/// Answer one request (and log it, when the access log is on).
 pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnectionInfo,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<LoggedBody<ProxyBody>>, Infallible> {
     let mut in_flight = InFlight::new(Arc::clone(&conn.activity));
     if request.version() == Version::HTTP_2 {
         // Rapid Reset: hyper drops a stream's service when it sees RST_STREAM while the
@@ -283,9 +290,17 @@ pub async fn handle(
         conn.activity.until_drained(std::time::Duration::from_millis(20)).await;
         tokio::task::yield_now().await;
     }
+    let pending = shared.access_log.as_ref().map(|log| {
+        let client =
+            client_address(canonical(conn.peer.ip()), request.headers(), &shared.config.trusted_proxies);
+        Pending::start(Arc::clone(log), &request, client)
+    });
     let response = route_request(&shared, &conn, request).await;
     in_flight.done = true;
-    Ok(response)
+    Ok(match pending {
+        Some(pending) => pending.finish(response),
+        None => response.map(LoggedBody::unlogged),
+    })
 }
 
 async fn route_request(
@@ -393,13 +408,22 @@ async fn route_request(
         );
     };
 
+    // Only HTTP/1.1 GET upgrades to WebSocket, on connections served with upgrades; anything
+    // else loses its Upgrade header with the other hop-by-hop headers.
+    let websocket = conn.upgrades
+        && request.version() == Version::HTTP_11
+        && request.method() == http::Method::GET
+        && crate::tunnel::wants_websocket(request.headers());
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     if flood_verdict == FloodVerdict::Challenge
         && let Some(challenger) = &shared.challenger
         && !challenger.is_cleared(&parts, client, SystemTime::now())
     {
         shared.metrics.reject(Reason::FloodRule);
-        return challenge_answer(challenger.challenge(&parts, client, SystemTime::now()));
+        let mut response = challenge_answer(challenger.challenge(&parts, client, SystemTime::now()));
+        response.extensions_mut().insert(Rejected(Reason::FloodRule));
+        return response;
     }
     if route.challenge == crate::challenge::ChallengeMode::Always
         && let Some(challenger) = &shared.challenger
@@ -419,6 +443,9 @@ async fn route_request(
         .map(|a| a.as_str().to_owned())
         .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
     strip_hop_by_hop(&mut parts.headers);
+    if websocket {
+        crate::tunnel::set_upgrade_headers(&mut parts.headers);
+    }
     set_forwarding_headers(
         &mut parts.headers,
         peer,
@@ -449,6 +476,20 @@ async fn route_request(
                 .latency
                 .get_or_create(&crate::metrics::RouteOnly { route: route.name.clone() })
                 .observe(sent.elapsed().as_secs_f64());
+            let mut response = response;
+            if let Some(client_upgrade) = client_upgrade
+                && response.status() == StatusCode::SWITCHING_PROTOCOLS
+            {
+                let origin_upgrade = hyper::upgrade::on(&mut response);
+                crate::tunnel::spawn(
+                    client_upgrade,
+                    origin_upgrade,
+                    hardening.idle_timeout(),
+                    Arc::clone(&conn.activity),
+                    Arc::clone(&shared.metrics),
+                );
+                crate::tunnel::set_upgrade_headers(response.headers_mut());
+            }
             let (mut parts, body) = response.into_parts();
             // The client's connection has its own version (an HTTP/1.0 origin must not make
             // hyper close a kept-alive HTTP/1.1 client).
@@ -486,6 +527,10 @@ async fn route_request(
     }
     let class = format!("{}xx", response.status().as_u16() / 100);
     shared.metrics.requests.get_or_create(&RouteLabel { route: route.name.clone(), class }).inc();
+    let mut response = response;
+    if shared.access_log.is_some() {
+        response.extensions_mut().insert(RouteName(route.name.clone()));
+    }
     response
 }
 

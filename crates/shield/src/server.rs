@@ -49,6 +49,14 @@ pub enum ShieldError {
     /// The challenge ladder cannot start (its key file, its resolver).
     #[error(transparent)]
     Challenge(#[from] crate::challenge::LadderError),
+    /// The access log file cannot be opened.
+    #[error("access_log.path {path}: {source}")]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A listener's certificates are unusable.
     #[error("listener {address}: {source}")]
     Tls {
@@ -116,7 +124,9 @@ impl Shield {
             flood
         });
         let challenger = build_challenger(&config, &metrics, None)?;
+        let access_log = open_access_log(&config, &metrics, None)?;
         let mut shared = new_shared(config, bans, metrics, challenger);
+        shared.access_log = access_log;
         shared.flood = flood;
         let shared = Arc::new(shared);
         let current = Current {
@@ -372,6 +382,7 @@ async fn serve(
         internal_listener: internal,
         activity,
         fingerprints: ClientFingerprints::default(),
+        upgrades: false,
     };
     match tls {
         Some(acceptor) => {
@@ -417,6 +428,8 @@ async fn drive<I>(
 {
     let hardening = &shared.config.hardening;
     let activity = Arc::clone(&info.activity);
+    let mut info = info;
+    info.upgrades = allow_h2;
     let service = {
         // Each request takes the configuration current when it arrives (SIGHUP reloads).
         let current = current.clone();
@@ -430,16 +443,29 @@ async fn drive<I>(
             handle(current.get(), info, request)
         })
     };
-    let io = TokioIo::new(io);
+    let io = TokioIo::new(crate::h2_frames::Metered::new(
+        io,
+        hardening.h2_frame_budgets(),
+        Arc::clone(&shared.metrics),
+    ));
+    // Upgrades (WebSocket) where HTTP/2 is allowed too: hyper-util serves upgrades only in its
+    // auto-detecting mode, which ignores `http1_only`, so an HTTP/1-only listener stays
+    // without them (an Upgrade header is then dropped as hop-by-hop).
     let h1_only;
-    let builder = if allow_h2 {
-        builder
+    let mut connection = if allow_h2 {
+        Serving::Upgrades(Box::pin(builder.serve_connection_with_upgrades(io, service)))
     } else {
         h1_only = builder.clone().http1_only();
-        &h1_only
+        Serving::Plain(Box::pin(h1_only.serve_connection(io, service)))
     };
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
+    macro_rules! graceful_shutdown {
+        () => {
+            match &mut connection {
+                Serving::Upgrades(c) => c.as_mut().graceful_shutdown(),
+                Serving::Plain(c) => c.as_mut().graceful_shutdown(),
+            }
+        };
+    }
     let idle = hardening.idle_timeout();
     let window = hardening.h2_reset_window();
     // Once a second: cheap with ten thousand connections open, prompt enough for idleness and
@@ -450,15 +476,19 @@ async fn drive<I>(
     let mut draining = false;
     loop {
         tokio::select! {
-            result = connection.as_mut() => {
+            result = std::future::poll_fn(|cx| connection.poll(cx)) => {
                 if let Err(error) = result {
                     count_connection_error(shared, &*error);
+                }
+                // A WebSocket tunnel holds the connection's slot until it ends.
+                while activity.inflight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 return;
             }
             _ = stop.changed(), if !draining => {
                 draining = true;
-                connection.as_mut().graceful_shutdown();
+                graceful_shutdown!();
             }
             _ = tick.tick() => {
                 let cancelled = activity.cancelled.load(std::sync::atomic::Ordering::Relaxed);
@@ -477,9 +507,28 @@ async fn drive<I>(
                         return;
                     }
                     draining = true;
-                    connection.as_mut().graceful_shutdown();
+                    graceful_shutdown!();
                 }
             }
+        }
+    }
+}
+
+/// A client connection served with upgrades, or HTTP/1-only without them.
+enum Serving<A, B> {
+    Upgrades(std::pin::Pin<Box<A>>),
+    Plain(std::pin::Pin<Box<B>>),
+}
+
+impl<A, B, R> Serving<A, B>
+where
+    A: Future<Output = R>,
+    B: Future<Output = R>,
+{
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+        match self {
+            Serving::Upgrades(a) => a.as_mut().poll(cx),
+            Serving::Plain(b) => b.as_mut().poll(cx),
         }
     }
 }
@@ -510,6 +559,24 @@ fn count_connection_error(shared: &Shared, error: &(dyn std::error::Error + 'sta
         }
         cause = e.source();
     }
+}
+
+/// The access log of `config`; `previous` (the running one) is kept when its settings did not
+/// change, so a reload neither reopens the file nor loses the second's counts.
+fn open_access_log(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Shared>,
+) -> Result<Option<Arc<crate::access_log::AccessLog>>, ShieldError> {
+    let Some(settings) = &config.access_log else { return Ok(None) };
+    if let Some(log) = previous.and_then(|p| p.access_log.as_ref())
+        && log.settings() == settings
+    {
+        return Ok(Some(Arc::clone(log)));
+    }
+    crate::access_log::AccessLog::open(settings, Arc::clone(metrics))
+        .map(Some)
+        .map_err(|source| ShieldError::AccessLog { path: settings.path.clone(), source })
 }
 
 /// The challenge ladder of `config`; `previous` (the running one) is kept when its settings
@@ -559,6 +626,7 @@ fn new_shared(
         epoch: Instant::now(),
         challenger,
         flood: None,
+        access_log: None,
     }
 }
 
@@ -630,6 +698,9 @@ pub enum ReloadError {
     /// The new challenge settings cannot start.
     #[error(transparent)]
     Challenge(#[from] crate::challenge::LadderError),
+    /// The new access log cannot be opened.
+    #[error(transparent)]
+    AccessLog(#[from] ShieldError),
     /// The new configuration changes what only a restart can (listeners, connection limits,
     /// metrics listener).
     #[error(
@@ -663,8 +734,10 @@ impl Reloader {
             return Err(ReloadError::NeedsRestart("[flood]"));
         }
         let challenger = build_challenger(&config, &old.metrics, Some(&old))?;
+        let access_log = open_access_log(&config, &old.metrics, Some(&old))?;
         let mut shared = new_shared(config, Arc::clone(&old.bans), Arc::clone(&old.metrics), challenger);
         shared.flood = old.flood.clone();
+        shared.access_log = access_log;
         let shared = Arc::new(shared);
         self.current.start_health_checks(&shared);
         *self.current.shared.write().unwrap_or_else(|p| p.into_inner()) = shared;

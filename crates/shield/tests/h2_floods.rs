@@ -214,3 +214,134 @@ async fn cancelling_started_streams_past_the_budget_closes_the_connection() {
     assert!(cancelled <= 240, "{cancelled}");
     shield.shutdown().await;
 }
+
+/// Send `frames` copies of `flood` after the preface, SETTINGS and `opening`, 20 to a write
+/// (bounded: at most 10 seconds), while reading what the shield answers. Returns the
+/// acknowledgements of type `ack_kind` received and whether the shield closed the connection.
+async fn control_flood(
+    address: std::net::SocketAddr,
+    opening: &[u8],
+    flood: &[u8],
+    frames: usize,
+    ack_kind: u8,
+) -> (usize, bool) {
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut first = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    first.extend(frame(4, 0, 0, &[]));
+    first.extend_from_slice(opening);
+    writer.write_all(&first).await.unwrap();
+    let started = Instant::now();
+    let batch: Vec<u8> = flood.repeat(20);
+    let writing = tokio::spawn(async move {
+        for _ in 0..frames.div_ceil(20) {
+            if started.elapsed() > Duration::from_secs(10) || writer.write_all(&batch).await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        writer
+    });
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16384];
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Err(_) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _writer = writing.await.unwrap();
+    let mut acks = 0;
+    let mut at = 0;
+    while received.len() >= at + 9 {
+        let len = (usize::from(received[at]) << 16)
+            | (usize::from(received[at + 1]) << 8)
+            | usize::from(received[at + 2]);
+        if received[at + 3] == ack_kind && received[at + 4] & 1 == 1 {
+            acks += 1;
+        }
+        at += 9 + len;
+    }
+    (acks, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_settings_and_empty_frame_floods_close_the_connection_within_the_budget() {
+    let origin = origin().await;
+    let config = quick(&origin);
+    let budgets = config.hardening.h2_frame_budgets();
+    let shield = shield(config).await;
+    // PING flood: 5,000 PINGs; the shield answers at most its budget before closing.
+    let (pongs, closed) = control_flood(shield.address, &[], &frame(6, 0, 0, &[7; 8]), 5_000, 6).await;
+    eprintln!("ping flood: {pongs} PING acks before the close");
+    assert!(closed, "a PING flood must close the connection");
+    assert!(pongs as u32 <= budgets.pings, "{pongs} PINGs answered, budget {}", budgets.pings);
+    assert_eq!(shield.metrics.rejections(Reason::PingFlood), 1);
+    // SETTINGS flood: the opening SETTINGS counts too.
+    let (acks, closed) = control_flood(shield.address, &[], &frame(4, 0, 0, &[]), 5_000, 4).await;
+    eprintln!("settings flood: {acks} SETTINGS acks before the close");
+    assert!(closed, "a SETTINGS flood must close the connection");
+    assert!(acks as u32 <= budgets.settings, "{acks} SETTINGS answered, budget {}", budgets.settings);
+    assert_eq!(shield.metrics.rejections(Reason::SettingsFlood), 1);
+    // Empty DATA flood on an open POST stream: HEADERS (:method POST, :scheme http, :path /,
+    // :authority www.example) without END_STREAM, then zero-length DATA without END_STREAM.
+    let mut headers = vec![0x83, 0x86, 0x84, 0x41, 11];
+    headers.extend(b"www.example");
+    let (_, closed) =
+        control_flood(shield.address, &frame(1, 0x4, 1, &headers), &frame(0, 0, 1, &[]), 5_000, 0).await;
+    assert!(closed, "an empty DATA flood must close the connection");
+    assert_eq!(shield.metrics.rejections(Reason::EmptyFrameFlood), 1);
+    // Empty CONTINUATION flood: HEADERS without END_HEADERS, then empty CONTINUATIONs. h2
+    // itself allows only a few CONTINUATION frames per header block (its CVE-2024-27316 fix),
+    // so h2 (GOAWAY after the fifth) closes the connection before the meter's budget is met.
+    let (_, closed) =
+        control_flood(shield.address, &frame(1, 0, 3, &headers), &frame(9, 0, 3, &[]), 5_000, 0).await;
+    assert!(closed, "an empty CONTINUATION flood must close the connection");
+    // An ordinary client is still served.
+    let (status, _) = probe(&client_from(source_address(3)), &format!("http://{}/", shield.address)).await;
+    assert_eq!(status, 200);
+    shield.shutdown().await;
+}
+
+/// An ordinary HTTP/2 client — many requests with bodies over one connection, pings of its
+/// own — breaks none of the frame budgets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_h2_clients_stay_within_the_frame_budgets() {
+    let origin = origin().await;
+    let shield = shield(quick(&origin)).await;
+    let tcp = TcpStream::connect(shield.address).await.unwrap();
+    let (client, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping_pong = connection.ping_pong().expect("ping_pong");
+    let connection = tokio::spawn(connection);
+    for i in 0..200 {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::post(format!("http://www.example/echo?{i}")).body(()).unwrap();
+        let (response, mut body) = client.send_request(request, false).unwrap();
+        body.send_data(bytes::Bytes::from(vec![b'a'; 1000]), false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"end"), true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut received = 0;
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            received += chunk.len();
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        assert_eq!(received, 1003);
+        if i % 20 == 0 {
+            ping_pong.ping(h2::Ping::opaque()).await.unwrap();
+        }
+    }
+    for reason in [Reason::PingFlood, Reason::SettingsFlood, Reason::EmptyFrameFlood] {
+        assert_eq!(shield.metrics.rejections(reason), 0, "{reason:?}");
+    }
+    drop(client);
+    connection.abort();
+    shield.shutdown().await;
+}

@@ -1,0 +1,155 @@
+//! The shield inside `rampart run` (`[shield]`): the mitigator pushes decisions into its ban
+//! table, so `rampart ban` against the running daemon refuses the address at the shield within
+//! a second (no store poll), other clients are served, and `rampart unban` lets it in again.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A one-thread origin answering `origin says hi`, for at most `requests` connections.
+fn origin(requests: usize) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\nconnection: close\r\n\r\norigin says hi",
+            );
+        }
+    });
+    address
+}
+
+/// One request from `source`; `None` when the shield closed the connection unanswered.
+fn get_from(source: &str, shield: &str) -> Option<String> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&source.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    socket.connect(&shield.parse::<std::net::SocketAddr>().unwrap().into()).ok()?;
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    (!answer.is_empty()).then_some(answer)
+}
+
+#[test]
+fn a_ban_against_rampart_run_reaches_its_shield_within_a_second() {
+    let dir = tempfile::Builder::new().prefix("rampart-run-shield-").tempdir().unwrap();
+    let data = dir.path().join("data");
+    let origin = origin(256);
+    let shield_config = dir.path().join("shield.toml");
+    std::fs::write(
+        &shield_config,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[upstream.web]\nservers = [\"http://{origin}\"]\n[[route]]\nupstream = \"web\"\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "protected = [\"198.51.100.0/24\"]\n[mitigation]\n[shield]\nconfig = \"{}\"\ndrain_secs = 1\n",
+            shield_config.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "--sflow", "127.0.0.1:0", "--metrics", "off", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let (_stdout, stderr) = support::line_channels(&mut guard.0);
+    let (mut shield, mut control) = (None, false);
+    while shield.is_none() || !control {
+        let line = stderr.recv_timeout(Duration::from_secs(20)).expect("daemon startup lines");
+        if let Some(address) = line.strip_prefix("shield listening on ") {
+            shield = Some(address.trim().to_owned());
+        } else if line.starts_with("control socket ") {
+            control = true;
+        }
+    }
+    let shield = shield.unwrap();
+    let (banned, other) = ("127.0.0.87:0", "127.0.0.88:0");
+    assert!(get_from(banned, &shield).is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+
+    let rampart = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let asked = Instant::now();
+    rampart(&["ban", "127.0.0.87", "--action", "discard", "--duration", "1h", "--reason", "test"]);
+    let answered = asked.elapsed();
+    // Bounded: 50 tries, 20 ms apart.
+    let mut refused = None;
+    for _ in 0..50 {
+        if get_from(banned, &shield).is_none() {
+            refused = Some(asked.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = refused.expect("the ban did not reach the shield");
+    println!(
+        "ban in force at the shield {:.3} s after `rampart ban` started ({:.3} s for the command itself)",
+        refused.as_secs_f64(),
+        answered.as_secs_f64()
+    );
+    assert!(refused < Duration::from_secs(1), "{refused:?}");
+    assert!(
+        get_from(other, &shield).is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "another client was refused"
+    );
+
+    rampart(&["unban", "127.0.0.87"]);
+    let asked = Instant::now();
+    while get_from(banned, &shield).is_none() {
+        assert!(asked.elapsed() < Duration::from_secs(1), "the unban did not reach the shield");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGTERM: the daemon stops its shield with everything else.
+    let pid = guard.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    let mut saw_stop = false;
+    while started.elapsed() < Duration::from_secs(15) {
+        match stderr.recv_timeout(Duration::from_secs(15)) {
+            Ok(line) if line.contains("shield stopped") => saw_stop = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(saw_stop, "the daemon says its shield stopped");
+    assert!(guard.0.wait().unwrap().success());
+}
