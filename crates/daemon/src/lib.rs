@@ -128,6 +128,13 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         )?),
         None => None,
     };
+    if daemon.shield.is_some() && mitigation.is_none() {
+        // Not an error (the shield's own limits and flood defense still work), but the operator
+        // should know `rampart ban` and attack decisions will not reach it.
+        eprintln!(
+            "warning: [shield] without [mitigation]: the shield runs without decision-store bans; add a [mitigation] table to apply them"
+        );
+    }
     if let Some(started) = &mitigation {
         metrics.mitigation = Some(started.stats.clone());
         metrics.script = started.script.clone();
