@@ -41,6 +41,10 @@ pub struct GenerateArgs {
     /// Stop after this many packets.
     #[arg(long)]
     pub max_packets: Option<u64>,
+    /// Attack target (or bulk-transfer server) [default: 198.51.100.10, 2001:db8:100::10 for
+    /// IPv6 scenarios].
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Option<std::net::IpAddr>,
     /// List the scenarios and exit.
     #[arg(long)]
     pub list: bool,
@@ -72,6 +76,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         params.attack_duration_secs = args.attack_duration;
     }
     params.max_packets = args.max_packets;
+    if args.target.is_some() {
+        params.target = args.target;
+    }
     params.snaplen = args.snaplen;
     let truth = rampart_trafficgen::generate_to_file(scenario, &params, &args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
