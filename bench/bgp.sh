@@ -20,10 +20,16 @@
 # Prints a Markdown table and writes it to bench/results/bgp-<date>.md.
 #
 # Usage: bench/bgp.sh [--rules 10000] [--no-exabgp]
+#        bench/bgp.sh --onset [--runs 40] [--fastnetmon-runs 3]: onset to route in BIRD, p50/p99,
+#        with fastnetmon's ban on the same replay (bench/bgp-onset.sh)
 # Every loop is bounded (60 s per wait). Traffic goes to 127.0.77.0/24 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [[ "${1:-}" == --onset ]]; then
+  shift
+  exec bench/bgp-onset.sh "$@"
+fi
 rules=10000
 exabgp=1
 while (($#)); do

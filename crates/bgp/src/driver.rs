@@ -1,6 +1,8 @@
 //! The thin Tokio driver: one task per peer connects (with backoff) or accepts, feeds the
 //! [`Session`] bytes and the clock, and writes what it returns. [`Speaker`] is what the
-//! daemon calls: `announce`, `withdraw`, `set_active` (reconcile), `status`, `shutdown`.
+//! daemon calls: `announce`, `withdraw`, `set_active` (reconcile), `status`, `shutdown`, and
+//! `take_refusals`: every route a peer's budget leaves out (aggregated, dropped), once, for
+//! the audit log.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +17,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::budget::WidenGuard;
 use crate::config::{ConnectMode, PeerConfig, SpeakerConfig};
-use crate::rib::Refused;
+use crate::rib::{RefusalCounts, Refused};
 use crate::route::{Route, RouteError};
 use crate::session::{Event, Session, State};
 
@@ -39,9 +42,11 @@ pub struct PeerStatus {
     pub state: State,
     pub routes: usize,
     pub established_count: u64,
-    /// Routes refused (budget, duplicate NLRI) since start.
+    /// Routes refused (budget, duplicate NLRI, aggregated) since start.
     pub refused_total: u64,
-    /// The most recent refusals, for the audit log.
+    /// The same by reason.
+    pub refusals: RefusalCounts,
+    /// The routes left out now, and why.
     pub last_refused: Vec<Refused>,
     pub last_error: Option<String>,
 }
@@ -59,7 +64,20 @@ pub struct Speaker {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Keeps each peer's inbound channel open when no listener holds it.
     _inbound: Vec<mpsc::Sender<TcpStream>>,
+    refusals: Mutex<Option<mpsc::Receiver<PeerRefusal>>>,
 }
+
+/// A route a peer's table left out, reported once when it becomes left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRefusal {
+    pub peer: String,
+    pub budget: usize,
+    pub refused: Refused,
+}
+
+/// Refusal reports waiting for the daemon; beyond this many they are dropped (and counted in
+/// [`Speaker::reports_dropped`]; the per-peer counts still hold them).
+const REFUSAL_QUEUE: usize = 4096;
 
 /// An active decision: its expiry, routes and priority rank (lower first).
 #[derive(Debug)]
@@ -80,6 +98,10 @@ struct Shared {
     generation: watch::Sender<u64>,
     /// The rank the next announced decision gets: after everything active.
     next_rank: AtomicU64,
+    /// How far a destination may be widened to fit a budget; `None`: never.
+    widen: Option<WidenGuard>,
+    refusals: mpsc::Sender<PeerRefusal>,
+    reports_dropped: AtomicU64,
 }
 
 /// How often expiry is checked: a decision is withdrawn at most this long after it expires.
@@ -123,16 +145,29 @@ impl Shared {
 }
 
 impl Speaker {
-    /// Starts one task per peer (and the listener, when configured).
+    /// Starts one task per peer (and the listener, when configured); over budget, routes are
+    /// dropped by priority, never widened.
     pub async fn start(config: SpeakerConfig) -> Result<Speaker, DriverError> {
+        Speaker::start_with(config, None).await
+    }
+
+    /// [`Speaker::start`], aggregating over budget as far as `widen` allows.
+    pub async fn start_with(
+        config: SpeakerConfig,
+        widen: Option<WidenGuard>,
+    ) -> Result<Speaker, DriverError> {
         for peer in &config.peers {
             peer.check().map_err(DriverError::Config)?;
         }
         let (generation, _) = watch::channel(0u64);
+        let (refusals, refusals_rx) = mpsc::channel(REFUSAL_QUEUE);
         let shared = Arc::new(Shared {
             decisions: Mutex::new(BTreeMap::new()),
             generation,
             next_rank: AtomicU64::new(0),
+            widen,
+            refusals,
+            reports_dropped: AtomicU64::new(0),
         });
         let (stop, _) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -147,6 +182,7 @@ impl Speaker {
                 routes: 0,
                 established_count: 0,
                 refused_total: 0,
+                refusals: RefusalCounts::default(),
                 last_refused: Vec::new(),
                 last_error: None,
             }));
@@ -193,7 +229,24 @@ impl Speaker {
                 }
             }
         }));
-        Ok(Speaker { shared, stop, status, tasks: Mutex::new(tasks), _inbound: keep })
+        Ok(Speaker {
+            shared,
+            stop,
+            status,
+            tasks: Mutex::new(tasks),
+            _inbound: keep,
+            refusals: Mutex::new(Some(refusals_rx)),
+        })
+    }
+
+    /// The reports of routes left out (once: the first caller gets the receiver).
+    pub fn take_refusals(&self) -> Option<mpsc::Receiver<PeerRefusal>> {
+        self.refusals.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Refusal reports dropped because nobody took them fast enough.
+    pub fn reports_dropped(&self) -> u64 {
+        self.shared.reports_dropped.load(Ordering::Relaxed)
     }
 
     /// Adds (or replaces) a decision's routes at every peer, after every active decision in
@@ -380,9 +433,15 @@ impl PeerTask {
     }
 
     fn apply(&mut self) {
-        let refused = self.session.set_routes(self.shared.routes());
+        let refused = self.session.set_routes_within(self.shared.routes(), self.shared.widen.as_ref());
+        for refused in refused {
+            let report = PeerRefusal { peer: self.peer.name.clone(), budget: self.peer.rule_budget, refused };
+            if self.shared.refusals.try_send(report).is_err() {
+                self.shared.reports_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        s.last_refused = refused;
+        s.last_refused = self.session.rib().left_out();
         drop(s);
         self.update_status(None);
     }
@@ -415,6 +474,7 @@ impl PeerTask {
         s.routes = self.session.rib().len();
         s.established_count = self.session.stats().established_count;
         s.refused_total = self.session.rib().refused_total();
+        s.refusals = self.session.rib().refusal_counts();
         if error.is_some() {
             s.last_error = error;
         }

@@ -4,12 +4,13 @@
 //! The core is pure, in the manner of quinn-proto: [`message`], [`attr`], [`flowspec`] and
 //! [`community`] are the codec (bytes in, typed values out, and back); [`route`] turns a
 //! [`rampart_contract::Decision`] into routes and a peer's UPDATEs; [`rib`] is the per-peer
-//! Adj-RIB-Out with its rule budget; [`session`] is the RFC 4271 session state machine, fed
+//! Adj-RIB-Out with its rule budget, which [`budget`] fills (aggregating, else dropping by priority); [`session`] is the RFC 4271 session state machine, fed
 //! bytes and `now`, returning bytes to send. Only [`driver`] touches sockets and clocks.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod attr;
+pub mod budget;
 pub mod community;
 pub mod config;
 pub mod driver;

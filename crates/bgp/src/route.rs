@@ -63,6 +63,61 @@ pub enum RouteKey {
     Flow(FlowRule),
 }
 
+/// For the audit log: `blackhole 198.51.100.7/32`, `flowspec dst 198.51.100.7/32 protocol =17`.
+impl std::fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rule = match self {
+            RouteKey::Blackhole(p) => return write!(f, "blackhole {p}"),
+            RouteKey::Flow(rule) => rule,
+        };
+        f.write_str("flowspec")?;
+        for c in &rule.components {
+            match c {
+                Component::DstPrefix(p) | Component::SrcPrefix(p) => {
+                    let side = if matches!(c, Component::DstPrefix(_)) { "dst" } else { "src" };
+                    match p {
+                        FlowPrefix::V4(n) => write!(f, " {side} {n}")?,
+                        FlowPrefix::V6 { prefix, offset: 0 } => write!(f, " {side} {prefix}")?,
+                        FlowPrefix::V6 { prefix, offset } => write!(f, " {side} {prefix} offset {offset}")?,
+                    }
+                }
+                Component::Numeric(kind, ops) => {
+                    write!(f, " {}", format!("{kind:?}").to_lowercase())?;
+                    for (i, op) in ops.iter().enumerate() {
+                        let join = if op.and {
+                            "&"
+                        } else if i > 0 {
+                            ","
+                        } else {
+                            " "
+                        };
+                        let lt = if op.lt { "<" } else { "" };
+                        let gt = if op.gt { ">" } else { "" };
+                        let eq = if op.eq { "=" } else { "" };
+                        write!(f, "{join}{lt}{gt}{eq}{}", op.value)?;
+                    }
+                }
+                Component::Bitmask(kind, ops) => {
+                    write!(f, " {}", format!("{kind:?}").to_lowercase())?;
+                    for (i, op) in ops.iter().enumerate() {
+                        let join = if op.and {
+                            "&"
+                        } else if i > 0 {
+                            ","
+                        } else {
+                            " "
+                        };
+                        let not = if op.not { "!" } else { "" };
+                        let all = if op.matches { "=" } else { "" };
+                        write!(f, "{join}{not}{all}0x{:x}", op.value)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl RouteKey {
     pub fn family(&self) -> Family {
         match self {

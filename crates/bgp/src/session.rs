@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rampart_contract::DecisionId;
 
+use crate::budget::WidenGuard;
 use crate::community::{Community, LargeCommunity, RedirectIpEncoding};
 use crate::error::CodecError;
 use crate::family::Family;
@@ -409,9 +410,16 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// Makes the peer's table exactly `routes` (priority order); returns what did not fit.
+    /// Makes the peer's table exactly `routes` (priority order); returns what was newly left
+    /// out (no route is widened: see [`Session::set_routes_within`]).
     pub fn set_routes(&mut self, routes: Vec<Route>) -> Vec<Refused> {
-        let refused = self.rib.set(routes);
+        self.set_routes_within(routes, None)
+    }
+
+    /// Makes the peer's table exactly `routes` (priority order), aggregating over budget as
+    /// far as `widen` allows; returns what was newly left out.
+    pub fn set_routes_within(&mut self, routes: Vec<Route>, widen: Option<&WidenGuard>) -> Vec<Refused> {
+        let refused = self.rib.set(routes, widen);
         self.flush();
         refused
     }

@@ -87,7 +87,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     // Decisions are reconciled (expired ones closed) before anything is detected.
     let speaker = match &daemon.bgp {
         Some(config) => {
-            let speaker = Speaker::start(config.clone()).await.map_err(|e| setup!("bgp: {e}"))?;
+            // Over a peer's budget, routes aggregate only as far as mitigation's guards allow.
+            let widen = daemon.mitigation.as_ref().map(mitigation::widen_guard);
+            let speaker = Speaker::start_with(config.clone(), widen).await.map_err(|e| setup!("bgp: {e}"))?;
             eprintln!(
                 "bgp speaker AS {} for {} peer(s): {}",
                 config.local_as,
@@ -139,6 +141,13 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         metrics.mitigation = Some(started.stats.clone());
         metrics.script = started.script.clone();
     }
+    metrics.bgp = speaker.clone();
+    let left_out_task = match (&speaker, &mitigation) {
+        (Some(speaker), Some(started)) => {
+            mitigation::audit_left_out(speaker, started.mitigator.clone(), stop_rx.clone())
+        }
+        _ => None,
+    };
     let metrics = Arc::new(metrics);
 
     // Bind everything before announcing anything: a busy port is a clean error. The collectors
@@ -394,6 +403,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         if let Some(config) = &daemon.mitigation {
             let _ = std::fs::remove_file(config.control_socket_in(&daemon.data_dir));
         }
+    }
+    if let Some(task) = left_out_task {
+        let _ = task.await;
     }
     // Last: the routes are withdrawn (or left to graceful restart) once nothing can add any.
     if let Some(speaker) = speaker {

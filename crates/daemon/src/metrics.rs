@@ -80,6 +80,8 @@ pub struct Metrics {
     pub script: Option<Arc<rampart_mitigate::script::ScriptStats>>,
     /// The host filter's counters, when `[filter]` is on.
     pub filter: Option<Arc<crate::filter::FilterStats>>,
+    /// The BGP speaker (its peers' sessions, routes and refusals), when `[bgp]` is on.
+    pub bgp: Option<Arc<rampart_bgp::driver::Speaker>>,
 }
 
 /// The `kind` label of `rampart_attack_events_total`: the engine's event kind.
@@ -536,6 +538,9 @@ impl Collector for Snapshots {
         }
         if let Some(mitigation) = &metrics.mitigation {
             crate::mitigation::encode_metrics(mitigation, metrics.script.as_deref(), &mut encoder)?;
+        }
+        if let Some(speaker) = &metrics.bgp {
+            crate::mitigation::encode_bgp_metrics(speaker, &mut encoder)?;
         }
         if let Some(filter) = &metrics.filter {
             crate::filter::encode_metrics(filter, &mut encoder)?;

@@ -14,10 +14,14 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use rampart_bgp::driver::Speaker;
-use rampart_contract::{Decision, DecisionId, EventTime};
+use rampart_bgp::budget::WidenGuard;
+use rampart_bgp::driver::{PeerRefusal, Speaker};
+use rampart_bgp::rib::Refusal as BgpRefusal;
+use rampart_contract::{Action, Decision, DecisionId, EventTime, Scope};
 use rampart_detect::AttackEvent;
+use rampart_mitigate::audit::LeftOut;
 use rampart_mitigate::control::{self, Access, Handler, Request, Response};
+use rampart_mitigate::guard;
 use rampart_mitigate::script::{Notice, ScriptActuator, ScriptStats};
 use rampart_mitigate::{
     Actuator, ActuatorError, Applied, DecisionStore, MitigationConfig, MitigationStats, Mitigator, Outcome,
@@ -256,6 +260,106 @@ impl EventSink for MitigationSink {
     }
 }
 
+/// The speaker's widening guard: a route's destination may grow (to fit a peer's budget) only
+/// to a prefix mitigation's own guards would let a blackhole name: inside the protected
+/// networks, clear of every allowlisted address, not shorter than the minimum.
+pub fn widen_guard(config: &MitigationConfig) -> WidenGuard {
+    let guards = config.guards.clone();
+    WidenGuard::new(move |prefix| guard::check(&Scope::Prefix(*prefix), &Action::Blackhole, &guards).is_ok())
+}
+
+/// What the audit log says of a route left out.
+fn left_out(report: &PeerRefusal) -> LeftOut {
+    match &report.refused.why {
+        BgpRefusal::Aggregated { into } => LeftOut::Aggregated { into: into.to_string() },
+        BgpRefusal::OverBudget => LeftOut::Budget { budget: report.budget as u64 },
+        BgpRefusal::Duplicate { holder } => LeftOut::Duplicate { holder: *holder },
+    }
+}
+
+/// Audits every route a BGP peer leaves out (the speaker counts them for `/metrics`), off the
+/// runtime's threads (each record is a synced write), until `stop`.
+pub fn audit_left_out(
+    speaker: &Speaker,
+    mitigator: Shared,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let mut reports = speaker.take_refusals()?;
+    Some(tokio::spawn(async move {
+        loop {
+            let mut batch = Vec::new();
+            tokio::select! {
+                n = reports.recv_many(&mut batch, 256) => if n == 0 { return },
+                _ = stop.changed() => return,
+            }
+            let mitigator = mitigator.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let Ok(mut mitigator) = mitigator.lock() else { return };
+                for report in batch {
+                    let why = left_out(&report);
+                    let route = report.refused.route.key.to_string();
+                    mitigator.route_left_out(&report.peer, report.refused.route.decision, route, why, now());
+                }
+            });
+            let _ = written.await;
+        }
+    }))
+}
+
+/// The BGP part of `/metrics`: each peer's session, routes and routes left out by why.
+pub fn encode_bgp_metrics(speaker: &Speaker, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    use prometheus_client::metrics::MetricType;
+    let peers = speaker.status();
+    {
+        let mut family = encoder.encode_descriptor(
+            "bgp_refusals",
+            "Decisions' routes a BGP peer does not hold, by peer and reason: budget (dropped, lower \
+             priority), aggregated (covered by a wider route), duplicate (the same route of another decision).",
+            None,
+            MetricType::Counter,
+        )?;
+        for peer in &peers {
+            for reason in BgpRefusal::NAMES {
+                let n = peer.refusals.get(reason);
+                ConstCounter::new(n)
+                    .encode(family.encode_family(&[("peer", peer.name.as_str()), ("reason", reason)])?)?;
+            }
+        }
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "bgp_routes",
+            "Routes each BGP peer holds.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for peer in &peers {
+            ConstGauge::new(peer.routes as i64)
+                .encode(family.encode_family(&[("peer", peer.name.as_str())])?)?;
+        }
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "bgp_established",
+            "1 while the session with the peer is established.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for peer in &peers {
+            let up = i64::from(peer.state == rampart_bgp::session::State::Established);
+            ConstGauge::new(up).encode(family.encode_family(&[("peer", peer.name.as_str())])?)?;
+        }
+    }
+    let dropped = ConstCounter::new(speaker.reports_dropped());
+    dropped.encode(encoder.encode_descriptor(
+        "bgp_refusal_reports_dropped",
+        "Routes left out whose audit record was dropped: the audit writer fell behind.",
+        None,
+        dropped.metric_type(),
+    )?)?;
+    Ok(())
+}
+
 /// The mitigation part of `/metrics`.
 pub fn encode_metrics(
     stats: &MitigationStats,
@@ -327,7 +431,7 @@ pub fn encode_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_contract::{Action, Origin, Scope};
+    use rampart_contract::Origin;
 
     #[test]
     fn the_webhook_gets_each_change_as_json_without_waiting() {

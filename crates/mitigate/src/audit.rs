@@ -85,6 +85,40 @@ pub enum Change {
     Extend { id: DecisionId, expires: Option<EventTime> },
     /// A guard refused a decision; nothing changed.
     Refuse { scope: Scope, action: Action, refusal: Refusal },
+    /// A BGP peer's rule budget left one of a decision's routes out: aggregated into a wider
+    /// route, dropped (lower priority than the routes held), or a duplicate of another
+    /// decision's. The decision stays in force.
+    RouteLeftOut {
+        /// The peer's name (`[[bgp.peers]] name`).
+        peer: String,
+        decision: DecisionId,
+        /// The route, as text (`blackhole 198.51.100.7/32`, `flow ...`).
+        route: String,
+        left_out: LeftOut,
+    },
+}
+
+/// Why a BGP peer does not hold a decision's route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOut {
+    /// Covered by this wider route, announced instead (still inside every guard).
+    Aggregated { into: String },
+    /// The peer's budget of this many rules is full of higher-priority routes.
+    Budget { budget: u64 },
+    /// Another decision already announces the same route.
+    Duplicate { holder: DecisionId },
+}
+
+impl LeftOut {
+    /// The metrics label (`aggregated`, `budget`, `duplicate`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            LeftOut::Aggregated { .. } => "aggregated",
+            LeftOut::Budget { .. } => "budget",
+            LeftOut::Duplicate { .. } => "duplicate",
+        }
+    }
 }
 
 /// What an automatic change was based on: the attack as known at the time.

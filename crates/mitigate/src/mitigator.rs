@@ -12,7 +12,7 @@ use rampart_contract::{
 };
 
 use crate::actuator::{Actuator, Applied};
-use crate::audit::Actor;
+use crate::audit::{Actor, LeftOut};
 use crate::config::MitigationConfig;
 use crate::guard::{self, Refusal};
 use crate::policy::{Planner, Step};
@@ -370,6 +370,34 @@ impl Mitigator {
         let planner = &self.planner;
         self.attacks.retain(|id, _| planner.is_tracked(*id));
         self.refresh_gauges(now);
+    }
+
+    /// Audits a route a BGP peer's budget left out (aggregated, dropped, duplicate); the
+    /// speaker counts them.
+    pub fn route_left_out(
+        &mut self,
+        peer: &str,
+        decision: DecisionId,
+        route: String,
+        left_out: LeftOut,
+        now: EventTime,
+    ) {
+        let reason = match &left_out {
+            LeftOut::Aggregated { into } => {
+                format!("peer {peer}: budget full, {route} aggregated into {into}")
+            }
+            LeftOut::Budget { budget } => {
+                format!(
+                    "peer {peer}: budget of {budget} rules full of higher-priority routes, {route} not announced"
+                )
+            }
+            LeftOut::Duplicate { holder } => {
+                format!("peer {peer}: {route} already announced for decision {}", holder.0)
+            }
+        };
+        if let Err(e) = self.store.route_left_out(peer, decision, route, left_out, &reason, now) {
+            self.store_failed(&e);
+        }
     }
 
     /// An operator's ban: through the same guards as policy, never a dry run. A refusal is

@@ -19,7 +19,7 @@ use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefi
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, Actor, AuditError, AuditLog, AuditRecord, Change, Evidence, Hash};
+use crate::audit::{self, Actor, AuditError, AuditLog, AuditRecord, Change, Evidence, Hash, LeftOut};
 use crate::guard::Refusal;
 
 /// File name of the decision store inside the data directory.
@@ -462,6 +462,29 @@ impl DecisionStore {
             dry_run,
             reason: reason.to_owned(),
             evidence,
+        };
+        Ok(self.commit(record, |_, _, _| Ok(()))?.1)
+    }
+
+    /// Audits a route a BGP peer left out (nothing else changes).
+    pub fn route_left_out(
+        &mut self,
+        peer: &str,
+        decision: DecisionId,
+        route: String,
+        left_out: LeftOut,
+        reason: &str,
+        now: EventTime,
+    ) -> Result<AuditRecord, StoreError> {
+        let record = AuditRecord {
+            seq: 0,
+            prev: String::new(),
+            time: now,
+            actor: Actor::System,
+            change: Change::RouteLeftOut { peer: peer.to_owned(), decision, route, left_out },
+            dry_run: false,
+            reason: reason.to_owned(),
+            evidence: None,
         };
         Ok(self.commit(record, |_, _, _| Ok(()))?.1)
     }

@@ -41,6 +41,10 @@ pub struct GenerateArgs {
     /// Stop after this many packets.
     #[arg(long)]
     pub max_packets: Option<u64>,
+    /// Attack target (or bulk-transfer server) [default: 198.51.100.10, 2001:db8:100::10 for
+    /// IPv6 scenarios].
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Option<std::net::IpAddr>,
     /// List the scenarios and exit.
     #[arg(long)]
     pub list: bool,
@@ -72,6 +76,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         params.attack_duration_secs = args.attack_duration;
     }
     params.max_packets = args.max_packets;
+    if args.target.is_some() {
+        params.target = args.target;
+    }
     params.snaplen = args.snaplen;
     let truth = rampart_trafficgen::generate_to_file(scenario, &params, &args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -82,4 +89,44 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         truth.totals.packets
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(out: PathBuf, target: Option<&str>) -> GenerateArgs {
+        GenerateArgs {
+            scenario: Some(Scenario::UdpFlood),
+            out,
+            seed: 3,
+            duration: Some(1.0),
+            nanosecond: false,
+            background_pps: Some(100),
+            attack_pps: Some(1000),
+            snaplen: None,
+            attack_start: Some(0.2),
+            attack_duration: Some(0.5),
+            max_packets: None,
+            target: target.map(|t| t.parse().unwrap()),
+            list: false,
+        }
+    }
+
+    fn truth_target(out: &std::path::Path) -> serde_json::Value {
+        let text = std::fs::read_to_string(rampart_trafficgen::truth_path(out)).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["attacks"][0]["target"].clone()
+    }
+
+    #[test]
+    fn the_target_moves_the_attack_and_a_wrong_family_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a.pcap");
+        run(args(out.clone(), Some("198.51.100.77"))).unwrap();
+        assert_eq!(truth_target(&out), "198.51.100.77");
+        run(args(out.clone(), None)).unwrap();
+        assert_eq!(truth_target(&out), "198.51.100.10");
+        let error = run(args(out, Some("2001:db8:100::7"))).unwrap_err();
+        assert!(format!("{error:#}").contains("target"), "{error:#}");
+    }
 }

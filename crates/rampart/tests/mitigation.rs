@@ -665,3 +665,100 @@ peer_as = 64513
     assert!(!listed.is_empty(), "no decision recorded");
     drop(daemon);
 }
+
+/// A peer's rule budget in the running daemon: over it, operators' FlowSpec bans on hosts of
+/// the protected /24 are aggregated into wider rules BIRD holds, never across the allowlisted
+/// address; what cannot be aggregated is the lowest priority and is dropped. Every route left
+/// out is in the audit log and in `/metrics` by peer and reason, as is a guard's refusal.
+#[test]
+fn over_a_peers_budget_rules_aggregate_safely_and_every_refusal_is_audited_and_counted() {
+    let Some(bird) = Bird::start() else { return };
+    let dir = tempfile::Builder::new().prefix("rampart-bgp-budget-").tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("rampart.toml");
+    let toml = format!(
+        "protected = [\"198.51.100.0/24\"]\n\n[mitigation]\ndry_run = false\nallowlist = [\"198.51.100.53\"]\n\n\
+         [bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.1\"\n\n[[bgp.peers]]\nname = \"bird\"\n\
+         address = \"127.0.0.1\"\nport = {}\npeer_as = 64513\nrule_budget = 2\n",
+        bird.port
+    );
+    std::fs::write(&config, toml).unwrap();
+    let daemon = Daemon::start(&config, &data);
+    let ban = |host: &str| {
+        let scope = format!("dst 198.51.100.{host}/32, proto 17, src port 53");
+        rampart(&["ban", &scope, "--action", "discard", "--duration", "1h", "--reason", "budget test"], &data)
+    };
+    for host in ["10", "11", "12"] {
+        ok(&ban(host));
+    }
+    // Three rules, a budget of two: .10 and .11 become their /31.
+    bird.wait_routes(Duration::from_secs(20), "no aggregate of .10 and .11", |r| {
+        r.contains("dst 198.51.100.10/31;") && r.contains("dst 198.51.100.12/32;")
+    });
+    ok(&ban("60"));
+    // .10/31 and .12 become .8/29; .40 can only join them in a /26, which holds .53: dropped.
+    ok(&ban("40"));
+    let routes = bird.wait_routes(Duration::from_secs(20), "no .8/29 and .60 rules", |r| {
+        r.contains("dst 198.51.100.8/29;") && r.contains("dst 198.51.100.60/32;")
+    });
+    assert!(!routes.contains("198.51.100.40") && !routes.contains("/26"), "{routes}");
+    let error = failed(&ban("53"));
+    assert!(error.contains("allowlisted"), "{error}");
+    // Five decisions in force: a route left out is no decision withdrawn.
+    assert_eq!(list(&data, false).len(), 5);
+
+    let count = |metrics: &str, series: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = daemon.scrape();
+        let budget = "rampart_bgp_refusals_total{peer=\"bird\",reason=\"budget\"}";
+        if count(&metrics, budget) == 1 || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        count(&metrics, "rampart_bgp_refusals_total{peer=\"bird\",reason=\"budget\"}"),
+        1,
+        "{metrics}"
+    );
+    // .10 and .11 into the /31, then with .12 into the /29.
+    assert!(
+        count(&metrics, "rampart_bgp_refusals_total{peer=\"bird\",reason=\"aggregated\"}") >= 3,
+        "{metrics}"
+    );
+    assert_eq!(count(&metrics, "rampart_bgp_refusals_total{peer=\"bird\",reason=\"duplicate\"}"), 0);
+    assert_eq!(count(&metrics, "rampart_bgp_routes{peer=\"bird\"}"), 2, "{metrics}");
+    assert_eq!(count(&metrics, "rampart_mitigation_refusals_total{guard=\"allowlisted\"}"), 1, "{metrics}");
+
+    // The audit log says which route went where, and why; the chain holds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let audit = loop {
+        let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
+        if audit.contains("\"budget\":{\"budget\":2}") || Instant::now() > deadline {
+            break audit;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let left_out: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
+        .filter(|r| r["change"]["route_left_out"].is_object())
+        .map(|r| r["change"]["route_left_out"].clone())
+        .collect();
+    let dropped: Vec<&Value> = left_out.iter().filter(|c| c["left_out"]["budget"].is_object()).collect();
+    assert_eq!(dropped.len(), 1, "{left_out:?}");
+    assert_eq!(dropped[0]["peer"], "bird");
+    assert_eq!(dropped[0]["route"], "flowspec dst 198.51.100.40/32 protocol =17 srcport =53");
+    assert!(
+        left_out.iter().any(|c| c["left_out"]["aggregated"]["into"]
+            == "flowspec dst 198.51.100.8/29 protocol =17 srcport =53"),
+        "{left_out:?}"
+    );
+    assert_audit_valid(&data);
+    drop(daemon);
+    ok(&rampart(&["audit", "verify"], &data));
+}
