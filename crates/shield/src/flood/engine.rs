@@ -75,6 +75,8 @@ struct ActiveRule {
     rule: Rule,
     limiter: Limiter,
     second_matched: u64,
+    /// Matched requests let through this second (the rate-limit rung's allowance).
+    second_passed: u64,
 }
 
 impl std::fmt::Debug for ActiveRule {
@@ -297,7 +299,8 @@ impl FloodEngine {
                 continue;
             }
             let matched = std::mem::take(&mut active.second_matched);
-            let change = active.rule.tick(matched, now_ms, &ladder);
+            let passed = std::mem::take(&mut active.second_passed);
+            let change = active.rule.tick(matched, passed, now_ms, &ladder);
             if let Some(change) = change {
                 let rule = &active.rule;
                 let (event, rung) = match change {
@@ -306,6 +309,14 @@ impl FloodEngine {
                     Change::Expired => ("expired", None),
                 };
                 let why = match change {
+                    Change::Escalated(_)
+                        if rule.rung == Rung::Challenge && passed as f64 >= rule.persist_rps =>
+                    {
+                        format!(
+                            "the rate limit let {passed} matched requests through in a second (>= {:.0})",
+                            rule.persist_rps
+                        )
+                    }
                     Change::Escalated(_) => format!("flood went on at >= {:.0} matched/s", rule.persist_rps),
                     _ => format!("quiet for {} s", ladder.hold_secs),
                 };
@@ -380,6 +391,9 @@ impl FloodEngine {
                 Rung::Block => FloodVerdict::Block,
             };
             active.second_matched += 1;
+            if verdict == FloodVerdict::Pass {
+                active.second_passed += 1;
+            }
             active.rule.count(verdict != FloodVerdict::Pass);
             self.stats.matched_by_rung[active.rule.rung as usize] += 1;
             return Outcome { verdict, rule: Some((active.rule.id, active.rule.shown.is_empty())) };
@@ -494,6 +508,7 @@ impl FloodEngine {
                     rule,
                     limiter: Limiter::new(rate, RULE_LIMITER_KEYS),
                     second_matched: 0,
+                    second_passed: 0,
                 });
             }
             Err(reason) => {
