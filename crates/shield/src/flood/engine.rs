@@ -97,6 +97,11 @@ struct RouteState {
     /// This second's candidates for the baseline sample: they join it only if the second
     /// ends calm, so the first requests of a flood (before the trigger) never poison it.
     pending: Vec<Features>,
+    /// The last calm second's candidates, held until the second after it ends calm too: a
+    /// flood that starts late in a second may stay under the trigger until the next one, and
+    /// a single flood request in the sample can rule out every signature (under 1,000
+    /// samples, `max_impact` lets a rule match none).
+    held: Vec<Features>,
     last_mine_ms: u64,
     last_no_rule_event_ms: u64,
     /// The trigger limit and the second it was computed for.
@@ -218,6 +223,7 @@ impl FloodEngine {
                     window: VecDeque::new(),
                     reservoir: Reservoir::new(capacity, seed_of(route)),
                     pending: Vec::new(),
+                    held: Vec::new(),
                     last_mine_ms: 0,
                     last_no_rule_event_ms: 0,
                     limit: None,
@@ -274,6 +280,15 @@ impl FloodEngine {
             return;
         }
         let (old_second, counts, flooded) = (state.second, state.counts, state.flooded);
+        // A flood a rule holds leaves the second under the trigger, yet it is no normal
+        // second: its requests (the matched ones count in `counts`) and the flood's unmatched
+        // remnants must not be learned.
+        let attacked = self
+            .active
+            .iter()
+            .any(|a| a.rule.route == route && a.second_matched as f64 >= a.rule.persist_rps);
+        let flooded = flooded || attacked;
+        let state = self.route_state(route, second);
         state.second = second;
         state.counts = SecondCounts::default();
         state.unmatched = 0;
@@ -284,9 +299,17 @@ impl FloodEngine {
         // While warming up, a slow origin is what normal looks like: learn it.
         let unhealthy = unhealthy && !warming_up;
         let pending = std::mem::take(&mut state.pending);
-        if !flooded && !unhealthy {
-            for features in pending {
+        if flooded || unhealthy {
+            state.held.clear();
+        } else {
+            for features in std::mem::replace(&mut state.held, pending) {
                 state.reservoir.offer(features);
+            }
+            // The second after it had no request at all: calm as well.
+            if second > old_second + 1 {
+                for features in std::mem::take(&mut state.held) {
+                    state.reservoir.offer(features);
+                }
             }
         }
         self.book.learn(&route_key(route), old_second, counts, flooded || unhealthy, &learn);
