@@ -147,12 +147,23 @@ struct Series {
     seasonal: Vec<Option<f32>>,
     running: Histogram,
     recent: Option<f64>,
+    /// Seconds folded into `recent` (saturating): while fewer than `recent_secs`, the recent
+    /// level is their plain mean, so a short warm-up is not just its first second.
+    #[serde(default)]
+    recent_secs_seen: u64,
 }
 
 impl Series {
     fn learn(&mut self, value: f64, elapsed_secs: u64, config: &LearnConfig) {
         self.running.record(value);
-        let alpha = 1.0 - (-(elapsed_secs.max(1) as f64) / config.recent_secs as f64).exp();
+        let elapsed = elapsed_secs.max(1);
+        self.recent_secs_seen = self.recent_secs_seen.saturating_add(elapsed);
+        // The larger of the time constant's weight and a running mean's: a plain EWMA started
+        // from the first second keeps that second (all visitors' first pages and assets at
+        // once, or a quiet start) for about `recent_secs`, and the trigger, a multiple of it,
+        // was then far off after a short warm-up.
+        let alpha = (1.0 - (-(elapsed as f64) / config.recent_secs as f64).exp())
+            .max(elapsed as f64 / self.recent_secs_seen as f64);
         self.recent = Some(match self.recent {
             None => value,
             Some(old) => old + alpha * (value - old),
@@ -353,6 +364,26 @@ mod tests {
         // Next day at 09:00 the seasonal level (p95 of the slot) answers.
         let levels = key.levels(day + DAY_SECS + 9 * 3600, &config).unwrap();
         assert!(levels.rate > 80.0 && levels.rate < 1200.0, "{levels:?}");
+    }
+
+    #[test]
+    fn a_short_warm_up_learns_its_mean_not_its_first_second() {
+        let config = LearnConfig { warmup_secs: 8, ..Default::default() };
+        let mut key = KeyBaseline::default();
+        // A burst as every visitor opens its first page, then the steady browsing rate.
+        key.learn(1_000_000, counts(250), false, &config);
+        for s in 1..10 {
+            key.learn(1_000_000 + s, counts(60), false, &config);
+        }
+        let levels = key.levels(1_000_010, &config).unwrap();
+        assert!((levels.rate - 79.0).abs() < 0.5, "{levels:?}");
+        // Past `recent_secs` the time constant rules again: one second moves it little.
+        for s in 10..2000 {
+            key.learn(1_000_000 + s, counts(60), false, &config);
+        }
+        key.learn(1_002_000, counts(600), false, &config);
+        let levels = key.levels(1_002_001, &config).unwrap();
+        assert!(levels.rate < 61.0, "{levels:?}");
     }
 
     #[test]

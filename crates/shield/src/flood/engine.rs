@@ -75,6 +75,8 @@ struct ActiveRule {
     rule: Rule,
     limiter: Limiter,
     second_matched: u64,
+    /// Matched requests let through this second (the rate-limit rung's allowance).
+    second_passed: u64,
 }
 
 impl std::fmt::Debug for ActiveRule {
@@ -95,6 +97,11 @@ struct RouteState {
     /// This second's candidates for the baseline sample: they join it only if the second
     /// ends calm, so the first requests of a flood (before the trigger) never poison it.
     pending: Vec<Features>,
+    /// The last calm second's candidates, held until the second after it ends calm too: a
+    /// flood that starts late in a second may stay under the trigger until the next one, and
+    /// a single flood request in the sample can rule out every signature (under 1,000
+    /// samples, `max_impact` lets a rule match none).
+    held: Vec<Features>,
     last_mine_ms: u64,
     last_no_rule_event_ms: u64,
     /// The trigger limit and the second it was computed for.
@@ -216,6 +223,7 @@ impl FloodEngine {
                     window: VecDeque::new(),
                     reservoir: Reservoir::new(capacity, seed_of(route)),
                     pending: Vec::new(),
+                    held: Vec::new(),
                     last_mine_ms: 0,
                     last_no_rule_event_ms: 0,
                     limit: None,
@@ -272,6 +280,15 @@ impl FloodEngine {
             return;
         }
         let (old_second, counts, flooded) = (state.second, state.counts, state.flooded);
+        // A flood a rule holds leaves the second under the trigger, yet it is no normal
+        // second: its requests (the matched ones count in `counts`) and the flood's unmatched
+        // remnants must not be learned.
+        let attacked = self
+            .active
+            .iter()
+            .any(|a| a.rule.route == route && a.second_matched as f64 >= a.rule.persist_rps);
+        let flooded = flooded || attacked;
+        let state = self.route_state(route, second);
         state.second = second;
         state.counts = SecondCounts::default();
         state.unmatched = 0;
@@ -282,9 +299,17 @@ impl FloodEngine {
         // While warming up, a slow origin is what normal looks like: learn it.
         let unhealthy = unhealthy && !warming_up;
         let pending = std::mem::take(&mut state.pending);
-        if !flooded && !unhealthy {
-            for features in pending {
+        if flooded || unhealthy {
+            state.held.clear();
+        } else {
+            for features in std::mem::replace(&mut state.held, pending) {
                 state.reservoir.offer(features);
+            }
+            // The second after it had no request at all: calm as well.
+            if second > old_second + 1 {
+                for features in std::mem::take(&mut state.held) {
+                    state.reservoir.offer(features);
+                }
             }
         }
         self.book.learn(&route_key(route), old_second, counts, flooded || unhealthy, &learn);
@@ -297,7 +322,8 @@ impl FloodEngine {
                 continue;
             }
             let matched = std::mem::take(&mut active.second_matched);
-            let change = active.rule.tick(matched, now_ms, &ladder);
+            let passed = std::mem::take(&mut active.second_passed);
+            let change = active.rule.tick(matched, passed, now_ms, &ladder);
             if let Some(change) = change {
                 let rule = &active.rule;
                 let (event, rung) = match change {
@@ -306,6 +332,14 @@ impl FloodEngine {
                     Change::Expired => ("expired", None),
                 };
                 let why = match change {
+                    Change::Escalated(_)
+                        if rule.rung == Rung::Challenge && passed as f64 >= rule.persist_rps =>
+                    {
+                        format!(
+                            "the rate limit let {passed} matched requests through in a second (>= {:.0})",
+                            rule.persist_rps
+                        )
+                    }
                     Change::Escalated(_) => format!("flood went on at >= {:.0} matched/s", rule.persist_rps),
                     _ => format!("quiet for {} s", ladder.hold_secs),
                 };
@@ -380,6 +414,9 @@ impl FloodEngine {
                 Rung::Block => FloodVerdict::Block,
             };
             active.second_matched += 1;
+            if verdict == FloodVerdict::Pass {
+                active.second_passed += 1;
+            }
             active.rule.count(verdict != FloodVerdict::Pass);
             self.stats.matched_by_rung[active.rule.rung as usize] += 1;
             return Outcome { verdict, rule: Some((active.rule.id, active.rule.shown.is_empty())) };
@@ -494,6 +531,7 @@ impl FloodEngine {
                     rule,
                     limiter: Limiter::new(rate, RULE_LIMITER_KEYS),
                     second_matched: 0,
+                    second_passed: 0,
                 });
             }
             Err(reason) => {

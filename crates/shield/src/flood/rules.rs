@@ -51,6 +51,10 @@ impl Rung {
 pub struct LadderConfig {
     /// Seconds a flood must go on under a rung before the next one.
     pub escalate_secs: u64,
+    /// Seconds a rate-limit rung may let `persist_rps` or more matched requests through
+    /// before the next rung: a flood from more clients than the per-client rate can hold (a
+    /// distributed flood, or a few clients each far over it) is not contained by it.
+    pub leak_secs: u64,
     /// Quiet seconds before a rule steps down a rung (and, at the bottom, expires).
     pub hold_secs: u64,
     /// The rung a new rule starts at.
@@ -61,7 +65,13 @@ pub struct LadderConfig {
 
 impl Default for LadderConfig {
     fn default() -> Self {
-        LadderConfig { escalate_secs: 5, hold_secs: 60, start: Rung::RateLimit, max: Rung::Block }
+        LadderConfig {
+            escalate_secs: 5,
+            leak_secs: 1,
+            hold_secs: 60,
+            start: Rung::RateLimit,
+            max: Rung::Block,
+        }
     }
 }
 
@@ -136,16 +146,21 @@ impl Rule {
         }
     }
 
-    /// One second passed in which the rule matched `matched` requests: move on the ladder.
-    pub fn tick(&mut self, matched: u64, now_ms: u64, config: &LadderConfig) -> Option<Change> {
+    /// One second passed in which the rule matched `matched` requests and let `passed` of them
+    /// through: move on the ladder.
+    pub fn tick(&mut self, matched: u64, passed: u64, now_ms: u64, config: &LadderConfig) -> Option<Change> {
         if self.expired_ms.is_some() {
             return None;
         }
         if matched as f64 >= self.persist_rps {
             self.quiet_since_ms = None;
             let ceiling = self.ceiling(config);
-            if self.rung < ceiling && now_ms.saturating_sub(self.rung_since_ms) >= config.escalate_secs * 1000
-            {
+            let under = now_ms.saturating_sub(self.rung_since_ms);
+            // Legitimate traffic alone matches less than `persist_rps`: letting that much
+            // through means the rate limit is not holding the flood.
+            let leaking = self.rung == Rung::RateLimit && passed as f64 >= self.persist_rps;
+            let due = under >= config.escalate_secs * 1000 || (leaking && under >= config.leak_secs * 1000);
+            if self.rung < ceiling && due {
                 self.rung = self.rung.up().min(ceiling);
                 self.rung_since_ms = now_ms;
                 return Some(Change::Escalated(self.rung));
@@ -213,20 +228,38 @@ mod tests {
         let mut rule = rule();
         let mut changes = Vec::new();
         for second in 1..=20 {
-            changes.extend(rule.tick(1000, second * 1000, &config));
+            changes.extend(rule.tick(1000, 0, second * 1000, &config));
         }
         assert_eq!(changes, [Change::Escalated(Rung::Challenge), Change::Escalated(Rung::Block)]);
         assert_eq!(rule.rung, Rung::Block);
         changes.clear();
         for second in 21..=60 {
-            changes.extend(rule.tick(0, second * 1000, &config));
+            changes.extend(rule.tick(0, 0, second * 1000, &config));
         }
         assert_eq!(
             changes,
             [Change::SteppedDown(Rung::Challenge), Change::SteppedDown(Rung::RateLimit), Change::Expired]
         );
         assert!(rule.expired_ms.is_some());
-        assert_eq!(rule.tick(1000, 61_000, &config), None);
+        assert_eq!(rule.tick(1000, 0, 61_000, &config), None);
+    }
+
+    #[test]
+    fn a_leaking_rate_limit_escalates_after_leak_secs_a_holding_one_after_escalate_secs() {
+        let config = LadderConfig { escalate_secs: 5, leak_secs: 1, hold_secs: 10, ..Default::default() };
+        // 1,000 matched a second of which 600 passed: 300 clients at the per-client rate.
+        let mut leaking = rule();
+        assert_eq!(leaking.tick(1000, 600, 500, &config), None, "not a full second under the rung yet");
+        assert_eq!(leaking.tick(1000, 600, 1000, &config), Some(Change::Escalated(Rung::Challenge)));
+        // Above rate-limit, passing is not a leak (challenged requests are not passed anyway).
+        assert_eq!(leaking.tick(1000, 600, 2000, &config), None);
+        assert_eq!(leaking.tick(1000, 600, 6000, &config), Some(Change::Escalated(Rung::Block)));
+        // A rate limit that lets through less than legitimate traffic would keeps its rung.
+        let mut holding = rule();
+        for second in 1..5 {
+            assert_eq!(holding.tick(1000, 9, second * 1000, &config), None);
+        }
+        assert_eq!(holding.tick(1000, 9, 5000, &config), Some(Change::Escalated(Rung::Challenge)));
     }
 
     #[test]
@@ -234,7 +267,7 @@ mod tests {
         let config = LadderConfig::default();
         let mut rule = Rule { kind: RuleKind::PrefixLimit, ..rule() };
         for second in 1..=30 {
-            assert_eq!(rule.tick(1000, second * 1000, &config), None);
+            assert_eq!(rule.tick(1000, 1000, second * 1000, &config), None);
         }
         assert_eq!(rule.rung, Rung::RateLimit);
     }
@@ -244,12 +277,12 @@ mod tests {
         let config =
             LadderConfig { escalate_secs: 1, hold_secs: 10, max: Rung::Challenge, ..Default::default() };
         let mut rule = rule();
-        rule.tick(100, 2000, &config);
+        rule.tick(100, 0, 2000, &config);
         assert_eq!(rule.rung, Rung::Challenge);
         for second in 3..30 {
             // Bursts every 5 s: never 10 quiet seconds.
             let matched = if second % 5 == 0 { 100 } else { 0 };
-            rule.tick(matched, second * 1000, &config);
+            rule.tick(matched, 0, second * 1000, &config);
         }
         assert_eq!(rule.rung, Rung::Challenge);
     }

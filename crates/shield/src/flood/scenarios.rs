@@ -335,3 +335,50 @@ fn the_ladder_escalates_and_the_rule_expires_after_the_flood() {
     assert_eq!(engine.active_rules().count(), 0);
     assert!(engine.recent_rules().count() >= 1);
 }
+
+#[test]
+fn a_flood_starting_late_in_a_calm_second_stays_out_of_the_baseline_sample() {
+    // A small sample (under 1,000: a rule may match none of it), and the flood's first 60
+    // requests in the last 100 ms of a second that stays under the trigger.
+    let mut config = FloodConfig::default();
+    config.learn.warmup_secs = 30;
+    config.mine.min_baseline_samples = 150;
+    let mut engine = FloodEngine::new(config);
+    let mut rng = Rng(7);
+    let fingerprints = ClientFingerprints::default();
+    let start: u64 = 1_796_000_000_000;
+    let flood_second = 40;
+    let mut flood_features = Vec::new();
+    for second in 0..flood_second + 6 {
+        let base = start + second * 1000;
+        let mut arrivals: Vec<(u64, bool)> = (0..20).map(|_| (base + rng.below(1000), false)).collect();
+        if second == flood_second - 1 {
+            arrivals.extend((0..60).map(|_| (base + 900 + rng.below(100), true)));
+        } else if second >= flood_second {
+            arrivals.extend((0..600).map(|_| (base + rng.below(1000), true)));
+        }
+        arrivals.sort_unstable();
+        for (now_ms, is_flood) in arrivals {
+            let req =
+                if is_flood { flood_request(Flood::RandomQueryOneBot, &mut rng) } else { legit(&mut rng) };
+            let features = view(&req, &fingerprints);
+            if is_flood {
+                flood_features.push(features);
+            }
+            engine.check("web", None, &features, req.client, now_ms);
+        }
+        engine.tick(base + 1000);
+    }
+    let samples = &engine.samples()["web"];
+    assert!(samples.len() >= 150, "{} samples", samples.len());
+    let bot = flood_features[0].get(super::features::Attr::UserAgent);
+    assert!(
+        samples.iter().all(|f| f.get(super::features::Attr::UserAgent) != bot),
+        "flood requests in the baseline sample: {} of {}; events {:?}",
+        samples.iter().filter(|f| f.get(super::features::Attr::UserAgent) == bot).count(),
+        samples.len(),
+        engine.take_events()
+    );
+    let events = engine.take_events();
+    assert!(events.iter().any(|e| e.event == "rule_created"), "{events:?}");
+}
