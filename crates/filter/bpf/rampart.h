@@ -98,7 +98,8 @@ struct dst_entry {
 	__u32 count;                  /* signatures in sig[] */
 	__u32 sig[MAX_SIGS_PER_DST];  /* indexes into sig_matches */
 	__u32 syn_rule;               /* 0: no SYN guard; else the rule counting its drops */
-	__u32 pad;                    /* the SYN rate per source is the rule's rate */
+	__u32 syn_cookies;            /* 1: answer SYNs with cookies from XDP; 0: the SYN rate
+				       * per source is the rule's rate */
 };
 
 /* Per-source token bucket key: rule id (or SYN guard rule), source address. */

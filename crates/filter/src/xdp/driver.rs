@@ -16,13 +16,14 @@ use rampart_contract::EventTime;
 use super::ids::{RuleKey, SlotIds};
 use super::maps::{BATCH, bpf_error, delete_all, update_all};
 use super::status::{attached_here, interface_index, program_name};
+use super::syncookies::{set_rodata_u32, syncookie_helpers};
 use super::time::boot_deadline;
 use super::{Options, ReconcileReport, XdpError};
 use crate::dir248::{BLOCKS, Dir248};
 use crate::layout::{
     self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
 };
-use crate::plan::{FilterPlan, RuleAction};
+use crate::plan::{FilterPlan, RuleAction, SynMode};
 
 /// An IPv4 prefix and its rule slot.
 type Ipv4Rule = (Ipv4Net, u32);
@@ -74,6 +75,10 @@ pub struct XdpFilter {
     /// The plan last written in full or by a delta (`None` after a failure: the next
     /// reconcile is a full one).
     last_plan: Option<FilterPlan>,
+    /// Whether the program was loaded with the SYN cookie helpers, or why not.
+    syn_cookies: Result<(), &'static str>,
+    /// Why cookie guards fell back to a per-source rate at the last full reconcile.
+    cookie_fallback: Option<String>,
 }
 
 impl std::fmt::Debug for XdpFilter {
@@ -96,8 +101,22 @@ impl XdpFilter {
             }
             std::fs::create_dir_all(dir).map_err(|source| XdpError::Io { path: dir.clone(), source })?;
         }
+        let syn_cookies = if !options.syn_cookies {
+            Err("turned off in the loader's options")
+        } else if syncookie_helpers() {
+            Ok(())
+        } else {
+            Err("this kernel has no bpf_tcp_raw_gen_syncookie helpers for XDP")
+        };
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
+            if name.ends_with(".rodata") {
+                // The program's constants: set per load, never pinned.
+                if syn_cookies.is_ok() {
+                    set_rodata_u32(&mut map, 1)?;
+                }
+                continue;
+            }
             let size = match name.as_str() {
                 "rules" | "rule_stats" => Some(caps.rules),
                 "v4_tbl8" => Some(caps.v4_groups),
@@ -145,6 +164,8 @@ impl XdpFilter {
             written: Written::default(),
             cpus,
             last_plan: None,
+            syn_cookies,
+            cookie_fallback: None,
         };
         if reused {
             filter.restore()?;
@@ -343,7 +364,7 @@ impl XdpFilter {
 
         // 5. Signatures and SYN guards per destination.
         let mut sig_writes = Vec::new();
-        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::default();
+        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32, bool)> = HashMap::default();
         let mut live_sigs = BTreeSet::new();
         for s in &plan.signatures {
             let sig_slot = self.sig_ids.get(&s.rule.decision).unwrap_or(0);
@@ -358,16 +379,24 @@ impl XdpFilter {
             }
         }
         self.written.sigs.retain(|s, _| live_sigs.contains(s));
+        let cookies = if plan.syn_guards.iter().any(|g| g.mode == SynMode::Cookies) {
+            report.syn_cookie_fallback = super::syn_cookie_problem(self.syn_cookies);
+            report.syn_cookie_fallback.is_none()
+        } else {
+            false
+        };
+        self.cookie_fallback.clone_from(&report.syn_cookie_fallback);
         for g in &plan.syn_guards {
-            dst_sigs.entry(g.destination).or_default().1 =
-                slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
+            let entry = dst_sigs.entry(g.destination).or_default();
+            entry.1 = slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
+            entry.2 = cookies && g.mode == SynMode::Cookies;
         }
         report.elements_written += update_all(&find_map(&self.object, "sig_matches")?, &sig_writes)?;
         let mut by_family: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2] = Default::default();
         let mut lengths: [BTreeSet<u8>; 2] = Default::default();
-        for (net, (sigs, syn)) in &dst_sigs {
+        for (net, (sigs, syn, cookies)) in &dst_sigs {
             let family = usize::from(net.addr().is_ipv6());
-            by_family[family].insert(layout::prefix_key(*net), layout::dst_entry(sigs, *syn));
+            by_family[family].insert(layout::prefix_key(*net), layout::dst_entry(sigs, *syn, *cookies));
             lengths[family].insert(net.prefix_len());
         }
         for family in 0..2 {
@@ -641,6 +670,12 @@ impl XdpFilter {
     /// The pin directory, if any.
     pub fn pin_dir(&self) -> Option<&Path> {
         self.options.pin_dir.as_deref()
+    }
+
+    /// Whether the loaded program answers SYNs with cookies where a guard asks for them, or
+    /// why not.
+    pub fn syn_cookies(&self) -> Result<(), &'static str> {
+        self.syn_cookies
     }
 }
 

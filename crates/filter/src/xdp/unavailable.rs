@@ -76,6 +76,14 @@ impl XdpFilter {
     pub fn pin_dir(&self) -> Option<&Path> {
         match self.never {}
     }
+
+    pub fn syn_cookies(&self) -> Result<(), &'static str> {
+        match self.never {}
+    }
+
+    pub fn test_run_output(&self, _packet: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        match self.never {}
+    }
 }
 
 /// Always [`XdpError::Unavailable`].
