@@ -83,6 +83,15 @@ struct {
 	__type(value, __u64);
 } v6_filter SEC(".maps");
 
+/* Behind a set filter bit: which lengths the source's /32 (or one sharing its slot) has, so
+ * the search tries those only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << V6_MASK_SLOTS_LOG2);
+	__type(key, __u32);
+	__type(value, struct len_mask);
+} v6_len_masks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2097152);
@@ -301,6 +310,29 @@ static __always_inline void *lookup_by_length(void *map, const struct lengths *l
 	return 0;
 }
 
+/* Longest-first search of the IPv6 hash over the lengths (all /32 or longer) in `mask`. */
+static __always_inline __u32 *lookup_masked(const struct lengths *lens, const struct len_mask *mask,
+					    const __u32 *addr)
+{
+	struct prefix_key key = {};
+	key.family = 6;
+	__u32 count = lens->count;
+	for (__u32 i = 0; i < MAX_LENGTHS; i++) {
+		if (i >= count)
+			break;
+		__u32 len = lens->len[i];
+		__u32 bit = (len - 32) & 127;
+		if (!((mask->w[bit >> 6] >> (bit & 63)) & 1))
+			continue;
+		key.len = len;
+		mask_into(&key, addr, len);
+		__u32 *v = bpf_map_lookup_elem(&v6_prefixes, &key);
+		if (v)
+			return v;
+	}
+	return 0;
+}
+
 static __always_inline __u32 v6_filter_bit(__u32 top32)
 {
 	return (top32 * V6_FILTER_MULTIPLIER) >> (32 - V6_FILTER_BITS_LOG2);
@@ -335,7 +367,10 @@ static __always_inline __u32 source_rule(const struct pkt *p)
 		__u32 word = bit / 64;
 		__u64 *w = bpf_map_lookup_elem(&v6_filter, &word);
 		if (w && (*w >> (bit % 64)) & 1) {
-			__u32 *rule = lookup_by_length(&v6_prefixes, lens, 6, p->src);
+			__u32 top = bpf_ntohl(p->src[0]);
+			__u32 slot = (top * V6_MASK_MULTIPLIER) >> (32 - V6_MASK_SLOTS_LOG2);
+			struct len_mask *m = bpf_map_lookup_elem(&v6_len_masks, &slot);
+			__u32 *rule = m ? lookup_masked(lens, m, p->src) : 0;
 			if (rule)
 				return *rule;
 		}
@@ -753,5 +788,13 @@ int xdp_lpm(struct xdp_md *ctx)
 	if (rule && verdict_for_source(*rule, &p, &now) == XDP_DROP)
 		return XDP_DROP;
 	count_stat(STAT_PASSED);
+	return XDP_PASS;
+}
+
+/* The benchmark's zero: nothing but the verdict, so BPF_PROG_TEST_RUN's own cost per run
+ * (context setup, the call, the timing) can be taken off the two programs' figures. */
+SEC("xdp")
+int xdp_noop(struct xdp_md *ctx)
+{
 	return XDP_PASS;
 }

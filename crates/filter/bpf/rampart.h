@@ -17,6 +17,15 @@
 #define V6_FILTER_WORDS (1 << (V6_FILTER_BITS_LOG2 - 6))
 #define V6_FILTER_MULTIPLIER 0x9E3779B1u
 
+/* IPv6 length masks: per slot (hash of the /32), bit len - 32 set for each length of /32 and
+ * longer that a prefix under a /32 of the slot has. */
+#define V6_MASK_SLOTS_LOG2 18
+#define V6_MASK_MULTIPLIER 0x85EBCA77u
+
+struct len_mask {
+	__u64 w[2];
+};
+
 #define ACTION_NONE 0
 #define ACTION_DROP 1
 #define ACTION_RATE_PACKETS 2

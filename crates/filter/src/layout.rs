@@ -37,6 +37,17 @@ pub fn v6_filter_bit(top32: u32) -> u32 {
     top32.wrapping_mul(0x9E37_79B1) >> 8
 }
 
+/// Slots of the IPv6 length masks (`V6_MASK_SLOTS`), two words each.
+pub const V6_MASK_SLOTS: usize = 1 << 18;
+
+/// The word (of the masks array, two per slot) and bit of IPv6 prefix length `len` (/32 or
+/// longer) under the /32 `top32`, as the program computes them.
+pub fn v6_mask_bit(top32: u32, len: u8) -> (usize, u32) {
+    let slot = (top32.wrapping_mul(0x85EB_CA77) >> (32 - 18)) as usize;
+    let bit = u32::from(len.saturating_sub(V6_LONG_FROM)).min(127);
+    (2 * slot + (bit / 64) as usize, bit % 64)
+}
+
 /// The IPv6 source lengths searched always (below /32) and behind the Bloom filter.
 pub const V6_LONG_FROM: u8 = 32;
 
@@ -299,6 +310,10 @@ mod tests {
         assert_eq!(dst_entry(&[1, 2], 9, false)[36..44], [9, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(dst_entry(&[], 9, true)[40], 1);
         assert_eq!(lpm_key("2001:db8::/32".parse().unwrap()).len(), LPM_V6_KEY_SIZE);
+        let (w32, b32) = v6_mask_bit(0x2001_0db8, 32);
+        assert_eq!((w32 % 2, b32), (0, 0));
+        assert_eq!(v6_mask_bit(0x2001_0db8, 128), (w32 + 1, 32));
+        assert_eq!(v6_mask_bit(0x2001_0db8, 95), (w32, 63));
         let two = [
             [1u8, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0],
             [2, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0],

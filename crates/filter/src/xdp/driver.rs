@@ -38,11 +38,15 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 mod delta;
 #[path = "readback.rs"]
 mod readback;
+#[path = "v6.rs"]
+mod v6;
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";
 /// The benchmark's comparison over the kernel LPM trie.
 const LPM_PROGRAM: &str = "xdp_lpm";
+/// The benchmark's zero (BPF_PROG_TEST_RUN's own cost).
+const NOOP_PROGRAM: &str = "xdp_noop";
 
 /// What was last written to the maps, so a reconcile writes only differences.
 #[derive(Default)]
@@ -59,6 +63,8 @@ struct Written {
     v6_lengths: [BTreeSet<u8>; 2],
     /// The Bloom filter words as written (`None`: unknown, rewritten whole).
     v6_filter: Option<Vec<u64>>,
+    /// The length masks (two words a slot) as written (`None`: unknown, rewritten whole).
+    v6_masks: Option<Vec<u64>>,
     dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
     dst_lengths: [BTreeSet<u8>; 2],
     sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
@@ -444,43 +450,6 @@ impl XdpFilter {
         Ok(())
     }
 
-    fn write_v6(&mut self, plan: &FilterPlan, report: &mut ReconcileReport) -> Result<(), XdpError> {
-        let slot = |ids: &SlotIds<RuleKey>, key: RuleKey| ids.get(&key).unwrap_or(0);
-        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
-        // filter gains bits before entries are added and loses them after they are deleted.
-        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
-        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
-        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
-        for p in &plan.v6 {
-            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
-            v6[set].insert(
-                layout::prefix_key(p.source),
-                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
-            );
-            v6_lengths[set].insert(p.source.prefix_len());
-            if let (1, IpNet::V6(n)) = (set, p.source) {
-                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
-                filter[bit / 64] |= 1 << (bit % 64);
-            }
-        }
-        let held_filter = self.written.v6_filter.take();
-        let union: Vec<u64> = match &held_filter {
-            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
-            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
-        };
-        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
-        for set in 0..2 {
-            let wanted = std::mem::take(&mut v6_lengths[set]);
-            report.elements_written +=
-                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
-                    (&mut w.v6[set], &mut w.v6_lengths[set])
-                })?;
-        }
-        report.elements_written += self.write_filter(Some(&union), &filter)?;
-        self.written.v6_filter = Some(filter);
-        Ok(())
-    }
-
     /// Released rules match nothing once no table points at them: cleared last.
     fn release_rules(&mut self, released: &[u32], report: &mut ReconcileReport) -> Result<(), XdpError> {
         let releases: Vec<(Vec<u8>, Vec<u8>)> = released
@@ -528,17 +497,6 @@ impl XdpFilter {
         merged.extend(fresh);
         self.written.v4_input = merged;
         self.write_v4_changes(changes.groups, changes.blocks, report)
-    }
-
-    /// Writes the Bloom filter words that differ from `held` (all when unknown).
-    fn write_filter(&self, held: Option<&[u64]>, words: &[u64]) -> Result<usize, XdpError> {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = words
-            .iter()
-            .enumerate()
-            .filter(|(i, w)| held.is_none_or(|h| h.get(*i) != Some(w)))
-            .map(|(i, w)| ((i as u32).to_ne_bytes().to_vec(), w.to_ne_bytes().to_vec()))
-            .collect();
-        update_all(&find_map(&self.object, "v6_filter")?, &entries)
     }
 
     /// Brings the IPv4 host hash to `wanted`.

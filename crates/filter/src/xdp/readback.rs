@@ -63,6 +63,11 @@ impl XdpFilter {
         run(&find_program(&self.object, LPM_PROGRAM)?, packet, repeat)
     }
 
+    /// The same through a program that only returns `XDP_PASS` (the harness's own cost).
+    pub fn test_run_noop(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
+        run(&find_program(&self.object, NOOP_PROGRAM)?, packet, repeat)
+    }
+
     /// Fills the comparison's LPM tries (benchmark only; rule slots as given).
     pub fn load_lpm(&self, prefixes: &[(IpNet, u32)]) -> Result<(), XdpError> {
         let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(n, _)| n.addr().is_ipv4());
