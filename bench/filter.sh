@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The XDP filter and nftables fallback figures (README performance table): ns per packet with
-# 1M IPv4 + 100k IPv6 prefixes, Rampart's lookup vs the kernel LPM trie in the same run; map
+# 1M IPv4 + 100k IPv6 prefixes, Rampart's lookup vs the kernel LPM trie in the same run, raw and
+# net of a no-op XDP program's ns over the same frames (the TEST_RUN harness's own cost); map
 # updates per second (full load, and deltas); nftables decisions per second vs `nft add element`
 # one by one; then CrowdSec's firewall bouncer (Debian's crowdsec + crowdsec-firewall-bouncer)
 # fed 10,000 decisions and a range, at its default 10 s poll and at 1 s, beside `rampart filter

@@ -16,7 +16,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -24,7 +23,7 @@ use rampart_contract::{Decision, DecisionId, EventTime};
 use rampart_filter::nft::NftFilter;
 use rampart_filter::plan::{SynGuard, plan};
 use rampart_filter::xdp::time::boot_now_ns;
-use rampart_filter::xdp::{self, AttachMode, Capacity, Options, XdpFilter};
+use rampart_filter::xdp::{self, AttachMode, Options, XdpFilter};
 use rampart_mitigate::{Actuator, ActuatorError, Applied};
 use serde::{Deserialize, Serialize};
 
@@ -130,15 +129,9 @@ impl FilterToml {
     }
 }
 
-/// `PREFIX=PPS` (an address is its own /32 or /128).
+/// `PREFIX=PPS` or `PREFIX=PPS,cookies` (an address is its own /32 or /128).
 pub fn parse_syn_guard(s: &str) -> Result<SynGuard, String> {
-    let (net, pps) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PREFIX=PPS"))?;
-    let destination: IpNet = net
-        .parse()
-        .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{s:?}: {net:?} is not an address or prefix"))?;
-    let per_source_pps = pps.parse().map_err(|_| format!("{s:?}: {pps:?} is not a rate"))?;
-    Ok(SynGuard { destination, per_source_pps, expires: None })
+    SynGuard::parse(s)
 }
 
 /// What one decision's rule dropped.
@@ -297,6 +290,7 @@ impl FilterActuator {
             counters_path: data_dir.join(COUNTERS_FILE),
             counters,
             written: None,
+            cookie_fallback: None,
         };
         let worker = std::thread::Builder::new()
             .name("rampart-filter".into())
@@ -356,7 +350,7 @@ fn nft_enforcer() -> Result<Enforcer, String> {
 }
 
 fn load_xdp(settings: &FilterSettings) -> Result<XdpFilter, String> {
-    let options = Options { pin_dir: Some(settings.pin_dir.clone()), capacity: Capacity::default() };
+    let options = Options { pin_dir: Some(settings.pin_dir.clone()), ..Options::default() };
     let filter = XdpFilter::open(options)
         .map_err(|e| format!("loading XDP (pinned at {}): {}", settings.pin_dir.display(), chain(&e)))?;
     for (name, mode) in &settings.interfaces {
@@ -394,6 +388,8 @@ struct Worker {
     counters: CountersFile,
     /// The counts last written to the file.
     written: Option<BTreeMap<u64, Dropped>>,
+    /// Why cookie SYN guards fall back to a per-source rate, as last reported (said once).
+    cookie_fallback: Option<String>,
 }
 
 impl Worker {
@@ -445,9 +441,16 @@ impl Worker {
         match &mut self.enforcer {
             Enforcer::Xdp(filter) => {
                 let boot = boot_now_ns().map_err(|e| format!("reading /proc/uptime: {e}"))?;
-                filter
+                let report = filter
                     .reconcile(&p, now, boot)
                     .map_err(|e| format!("updating the XDP maps: {}", chain(&e)))?;
+                // A delta reconcile (sources only) leaves the guards as they were: no news.
+                if report.syn_guards > 0 && report.syn_cookie_fallback != self.cookie_fallback {
+                    if let Some(why) = &report.syn_cookie_fallback {
+                        eprintln!("rampart: filter: {why}");
+                    }
+                    self.cookie_fallback = report.syn_cookie_fallback;
+                }
             }
             Enforcer::Nft(nft) => {
                 nft.apply(&p, now)

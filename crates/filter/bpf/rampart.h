@@ -17,6 +17,15 @@
 #define V6_FILTER_WORDS (1 << (V6_FILTER_BITS_LOG2 - 6))
 #define V6_FILTER_MULTIPLIER 0x9E3779B1u
 
+/* IPv6 length masks: per slot (hash of the /32), bit len - 32 set for each length of /32 and
+ * longer that a prefix under a /32 of the slot has. */
+#define V6_MASK_SLOTS_LOG2 18
+#define V6_MASK_MULTIPLIER 0x85EBCA77u
+
+struct len_mask {
+	__u64 w[2];
+};
+
 #define ACTION_NONE 0
 #define ACTION_DROP 1
 #define ACTION_RATE_PACKETS 2
@@ -98,7 +107,8 @@ struct dst_entry {
 	__u32 count;                  /* signatures in sig[] */
 	__u32 sig[MAX_SIGS_PER_DST];  /* indexes into sig_matches */
 	__u32 syn_rule;               /* 0: no SYN guard; else the rule counting its drops */
-	__u32 pad;                    /* the SYN rate per source is the rule's rate */
+	__u32 syn_cookies;            /* 1: answer SYNs with cookies from XDP; 0: the SYN rate
+				       * per source is the rule's rate */
 };
 
 /* Per-source token bucket key: rule id (or SYN guard rule), source address. */

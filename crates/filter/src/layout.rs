@@ -37,6 +37,17 @@ pub fn v6_filter_bit(top32: u32) -> u32 {
     top32.wrapping_mul(0x9E37_79B1) >> 8
 }
 
+/// Slots of the IPv6 length masks (`V6_MASK_SLOTS`), two words each.
+pub const V6_MASK_SLOTS: usize = 1 << 18;
+
+/// The word (of the masks array, two per slot) and bit of IPv6 prefix length `len` (/32 or
+/// longer) under the /32 `top32`, as the program computes them.
+pub fn v6_mask_bit(top32: u32, len: u8) -> (usize, u32) {
+    let slot = (top32.wrapping_mul(0x85EB_CA77) >> (32 - 18)) as usize;
+    let bit = u32::from(len.saturating_sub(V6_LONG_FROM)).min(127);
+    (2 * slot + (bit / 64) as usize, bit % 64)
+}
+
 /// The IPv6 source lengths searched always (below /32) and behind the Bloom filter.
 pub const V6_LONG_FROM: u8 = 32;
 
@@ -203,8 +214,8 @@ pub fn sig_match(rule: u32, m: &Match) -> [u8; SIG_MATCH_SIZE] {
 }
 
 /// `struct dst_entry`: signature slots (at most [`MAX_SIGNATURES_PER_DESTINATION`]) and the
-/// SYN guard's rule (0: none).
-pub fn dst_entry(sigs: &[u32], syn_rule: u32) -> [u8; DST_ENTRY_SIZE] {
+/// SYN guard's rule (0: none), answering SYNs with cookies or not.
+pub fn dst_entry(sigs: &[u32], syn_rule: u32, syn_cookies: bool) -> [u8; DST_ENTRY_SIZE] {
     let sigs = &sigs[..sigs.len().min(MAX_SIGNATURES_PER_DESTINATION)];
     let mut b = [0u8; DST_ENTRY_SIZE];
     b[0..4].copy_from_slice(&(sigs.len() as u32).to_ne_bytes());
@@ -212,6 +223,7 @@ pub fn dst_entry(sigs: &[u32], syn_rule: u32) -> [u8; DST_ENTRY_SIZE] {
         b[4 + 4 * i..8 + 4 * i].copy_from_slice(&s.to_ne_bytes());
     }
     b[36..40].copy_from_slice(&syn_rule.to_ne_bytes());
+    b[40..44].copy_from_slice(&u32::from(syn_cookies).to_ne_bytes());
     b
 }
 
@@ -261,7 +273,7 @@ mod tests {
             let _ = sig_match(1, &m);
             let _ = lengths(bytes.iter().copied().chain([len]));
             let _ = Counters::sum(std::slice::from_ref(&bytes));
-            let _ = dst_entry(&ports.iter().map(|p| u32::from(p.0)).collect::<Vec<_>>(), 1);
+            let _ = dst_entry(&ports.iter().map(|p| u32::from(p.0)).collect::<Vec<_>>(), 1, len % 2 == 0);
         }
     }
 
@@ -295,8 +307,13 @@ mod tests {
         assert_eq!(&key[..8], &[4, 24, 0, 0, 203, 0, 113, 0]);
         let l = lengths([64, 128, 64, 48]);
         assert_eq!(&l[..7], &[3, 0, 0, 0, 128, 64, 48]);
-        assert_eq!(dst_entry(&[1, 2], 9)[36], 9);
+        assert_eq!(dst_entry(&[1, 2], 9, false)[36..44], [9, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(dst_entry(&[], 9, true)[40], 1);
         assert_eq!(lpm_key("2001:db8::/32".parse().unwrap()).len(), LPM_V6_KEY_SIZE);
+        let (w32, b32) = v6_mask_bit(0x2001_0db8, 32);
+        assert_eq!((w32 % 2, b32), (0, 0));
+        assert_eq!(v6_mask_bit(0x2001_0db8, 128), (w32 + 1, 32));
+        assert_eq!(v6_mask_bit(0x2001_0db8, 95), (w32, 63));
         let two = [
             [1u8, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0],
             [2, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0],

@@ -87,13 +87,46 @@ pub struct SignatureRule {
     pub rule: RuleSpec,
 }
 
-/// SYN-flood mode for a protected destination: at most `per_source_pps` SYNs (without ACK)
-/// per second from each source. From the configuration, not from a decision.
+/// How a SYN guard protects its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynMode {
+    /// At most `per_source_pps` SYNs (without ACK) per second from each source.
+    #[default]
+    RateLimit,
+    /// Every SYN answered from XDP with a SYN cookie (nothing reaches the stack before the
+    /// handshake completes); ACKs without a valid cookie or a connection dropped. Where the
+    /// kernel lacks the cookie helpers, or net.ipv4.tcp_syncookies is 0, the guard falls back
+    /// to [`SynMode::RateLimit`] at `per_source_pps`.
+    Cookies,
+}
+
+/// SYN-flood mode for a protected destination. From the configuration, not from a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynGuard {
     pub destination: IpNet,
+    /// The per-source SYN rate (of the cookie mode's fallback too).
     pub per_source_pps: u32,
+    pub mode: SynMode,
     pub expires: Option<EventTime>,
+}
+
+impl SynGuard {
+    /// `PREFIX=PPS` or `PREFIX=PPS,cookies` (an address is its own /32 or /128); the error
+    /// says what is wrong with `s`.
+    pub fn parse(s: &str) -> Result<SynGuard, String> {
+        let (net, rest) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PREFIX=PPS[,cookies]"))?;
+        let destination: IpNet = net
+            .parse()
+            .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("{s:?}: {net:?} is not an address or prefix"))?;
+        let (pps, mode) = match rest.split_once(',') {
+            None => (rest, SynMode::RateLimit),
+            Some((pps, "cookies")) => (pps, SynMode::Cookies),
+            Some((_, other)) => return Err(format!("{s:?}: {other:?} is not a SYN mode (cookies)")),
+        };
+        let per_source_pps = pps.parse().map_err(|_| format!("{s:?}: {pps:?} is not a rate"))?;
+        Ok(SynGuard { destination, per_source_pps, mode, expires: None })
+    }
 }
 
 /// Why a decision is not in the plan.
@@ -298,6 +331,29 @@ mod tests {
         let later = plan(&decisions, &[], EventTime::from_unix_secs(200));
         assert!(later.rules().next().is_none());
         assert_eq!(later.skipped.len(), decisions.len());
+    }
+
+    #[test]
+    fn syn_guards_parse_with_their_mode() {
+        let g = SynGuard::parse("198.51.100.0/24=100").unwrap();
+        assert_eq!((g.per_source_pps, g.mode), (100, SynMode::RateLimit));
+        let g = SynGuard::parse("2001:db8::1=5,cookies").unwrap();
+        assert_eq!(g.destination, "2001:db8::1/128".parse::<IpNet>().unwrap());
+        assert_eq!((g.per_source_pps, g.mode), (5, SynMode::Cookies));
+        for bad in ["198.51.100.0/24", "x=1", "192.0.2.1=fast", "192.0.2.1=1,proxy"] {
+            assert!(SynGuard::parse(bad).unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn syn_guard_parsing_never_panics_and_round_trips(s in "\\PC{0,40}", pps: u32, cookies: bool) {
+            let _ = SynGuard::parse(&s);
+            let text = format!("192.0.2.0/24={pps}{}", if cookies { ",cookies" } else { "" });
+            let g = SynGuard::parse(&text).unwrap();
+            proptest::prop_assert_eq!(g.per_source_pps, pps);
+            proptest::prop_assert_eq!(g.mode == SynMode::Cookies, cookies);
+        }
     }
 
     #[test]

@@ -11,14 +11,15 @@ use rampart_contract::{
     Action, Decision, DecisionId, EventTime, FragmentMatch, LengthRange, Origin, PortRange, Scope, Signature,
     TcpFlags,
 };
-use rampart_filter::plan::{SynGuard, plan};
+use rampart_filter::plan::{SynGuard, SynMode, plan};
 use rampart_filter::xdp::ids::RuleKey;
 use rampart_filter::xdp::time::boot_now_ns;
 use rampart_filter::xdp::{Capacity, Options, XdpError, XdpFilter};
-use support::{ACK, Pkt, SYN, TCP, UDP};
+use support::{ACK, Pkt, SYN, TCP, UDP, checksum};
 
 const DROP: u32 = 1;
 const PASS: u32 = 2;
+const TX: u32 = 3;
 
 fn small() -> Capacity {
     Capacity {
@@ -35,12 +36,16 @@ fn small() -> Capacity {
 }
 
 fn open(pin_dir: Option<PathBuf>) -> Option<XdpFilter> {
+    open_with(pin_dir, true)
+}
+
+fn open_with(pin_dir: Option<PathBuf>, syn_cookies: bool) -> Option<XdpFilter> {
     if !support::is_root() {
         support::skip("BPF_PROG_TEST_RUN needs root");
         return None;
     }
     support::ensure_bpffs();
-    match XdpFilter::open(Options { pin_dir, capacity: small() }) {
+    match XdpFilter::open(Options { pin_dir, capacity: small(), syn_cookies }) {
         Ok(f) => Some(f),
         Err(e @ XdpError::Unavailable(_)) => {
             support::skip(&e.to_string());
@@ -221,8 +226,12 @@ fn per_source_token_buckets_and_the_syn_guard() {
         decision(1, prefix("198.51.100.0/24"), Action::RateLimitPackets { packets_per_sec: 2 }, now, 60_000),
         decision(2, prefix("2001:db8:7::/48"), Action::RateLimitBytes { bytes_per_sec: 200 }, now, 60_000),
     ];
-    let guards =
-        [SynGuard { destination: "192.0.2.0/24".parse().unwrap(), per_source_pps: 2, expires: None }];
+    let guards = [SynGuard {
+        destination: "192.0.2.0/24".parse().unwrap(),
+        per_source_pps: 2,
+        mode: SynMode::RateLimit,
+        expires: None,
+    }];
     apply(&mut f, &ds, &guards);
     let dst = "192.0.2.1";
     // Each source of the prefix has its own bucket.
@@ -401,4 +410,138 @@ fn ipv4_deltas_keep_the_program_equal_to_a_longest_prefix_search() {
             assert_eq!(f.decision_counters(DecisionId(*id)).unwrap().packets, before + 1, "step {n}");
         }
     }
+}
+
+fn cookie_guards(pps: u32) -> [SynGuard; 2] {
+    ["192.0.2.0/24", "2001:db8:5::/48"].map(|d| SynGuard {
+        destination: d.parse().unwrap(),
+        per_source_pps: pps,
+        mode: SynMode::Cookies,
+        expires: None,
+    })
+}
+
+fn reconcile_guards(f: &mut XdpFilter, guards: &[SynGuard]) -> Option<String> {
+    let now = wall_now();
+    f.reconcile(&plan(&[], guards, now), now, boot_now_ns().unwrap()).unwrap().syn_cookie_fallback
+}
+
+/// A SYN to a cookie-guarded destination comes back as a SYN-ACK built in place (addresses,
+/// ports and MACs swapped, checksums right, the cookie as its sequence number), every time,
+/// whatever the per-source rate; the ACK carrying the cookie back passes, forged ones (another
+/// number, another port) are dropped, for both families.
+#[test]
+fn syn_cookies_answer_syns_from_xdp_and_only_a_valid_cookie_ack_passes() {
+    // A network namespace of this test's thread, where net.ipv4.tcp_syncookies can be 2
+    // without touching the host's.
+    support::own_netns_with_syncookies(2);
+    let Some(mut f) = open(None) else { return };
+    if let Err(why) = f.syn_cookies() {
+        support::skip(why);
+        return;
+    }
+    assert_eq!(reconcile_guards(&mut f, &cookie_guards(1)), None);
+    let mut answered = 0;
+    for (client, server) in [("203.0.113.1", "192.0.2.9"), ("2001:db8:9::1", "2001:db8:5::9")] {
+        let v4 = client.contains('.');
+        let syn = Pkt { seq: 0x1234_5678, ..Pkt::tcp(client, server, 40_000, 443, SYN) };
+        let frame = syn.frame();
+        // The first SYN a second to a port goes to the stack (which answers it with a cookie of
+        // its own at tcp_syncookies=2, and so accepts the filter's).
+        assert_eq!(verdict(&f, &syn), PASS, "{client}: the stack's SYN");
+        let mut cookies = Vec::new();
+        for _ in 0..3 {
+            let (verdict, out) = f.test_run_output(&frame).unwrap();
+            assert_eq!(verdict, TX, "{client}: the SYN is answered, not passed");
+            answered += 1;
+            let l4 = if v4 { 34 } else { 54 };
+            assert_eq!(out.len(), l4 + 24, "{client}: IP + TCP with the MSS option");
+            assert_eq!((&out[..6], &out[6..12]), (&frame[6..12], &frame[..6]), "MACs swapped");
+            let ip = &out[14..l4];
+            let tcp = &out[l4..];
+            let mut pseudo = Vec::new();
+            if v4 {
+                assert_eq!(ip[0], 0x45);
+                assert_eq!(checksum(ip), 0, "IPv4 header checksum");
+                assert_eq!((&ip[12..16], &ip[16..20]), (&frame[30..34], &frame[26..30]), "addresses swapped");
+                assert_eq!(ip[9], TCP);
+                pseudo.extend_from_slice(&ip[12..20]);
+                pseudo.extend_from_slice(&[0, TCP, 0, 24]);
+            } else {
+                assert_eq!((ip[0] >> 4, ip[6], &ip[4..6]), (6, TCP, &[0u8, 24][..]));
+                assert_eq!((&ip[8..24], &ip[24..40]), (&frame[38..54], &frame[22..38]), "addresses swapped");
+                pseudo.extend_from_slice(&ip[8..40]);
+                pseudo.extend_from_slice(&[0, 0, 0, 24, 0, 0, 0, TCP]);
+            }
+            pseudo.extend_from_slice(tcp);
+            assert_eq!(checksum(&pseudo), 0, "TCP checksum");
+            let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
+            assert_eq!(
+                (u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]])),
+                (443, 40_000)
+            );
+            assert_eq!(be(&tcp[8..12]), 0x1234_5679, "acknowledges the SYN");
+            assert_eq!((tcp[12], tcp[13]), (0x60, SYN | ACK));
+            assert_eq!(&tcp[20..22], &[2, 4], "MSS option");
+            cookies.push(be(&tcp[4..8]));
+        }
+        let cookie = cookies[0];
+        let ack =
+            |ack: u32, port: u16| Pkt { seq: 0x1234_5679, ack, ..Pkt::tcp(client, server, port, 443, ACK) };
+        assert_eq!(verdict(&f, &ack(cookie.wrapping_add(1), 40_000)), PASS, "{client}: the cookie's ACK");
+        // (The cookie's lowest bits are the MSS index, so a neighbouring number can still be
+        // valid; a change in the hashed bits is not.)
+        assert_eq!(
+            verdict(&f, &ack(cookie.wrapping_add(1 + (1 << 20)), 40_000)),
+            DROP,
+            "{client}: another number"
+        );
+        assert_eq!(verdict(&f, &ack(0xdead_beef, 40_000)), DROP, "{client}: a forged ACK");
+        assert_eq!(verdict(&f, &ack(cookie.wrapping_add(1), 40_001)), DROP, "{client}: another port");
+        // Unguarded destinations are not touched.
+        let other = if v4 { "192.0.3.9" } else { "2001:db8:6::9" };
+        assert_eq!(verdict(&f, &Pkt::tcp(client, other, 40_000, 443, SYN)), PASS);
+        assert_eq!(verdict(&f, &Pkt::tcp(client, other, 40_000, 443, ACK)), PASS);
+    }
+    // The guard's counters: SYNs kept from the stack and forged ACKs (one rule per guard).
+    let counters = f.counters().unwrap();
+    let kept: u64 =
+        counters.iter().filter(|(k, _)| matches!(k, RuleKey::SynGuard(_))).map(|(_, c)| c.packets).sum();
+    assert_eq!(kept, answered + 6);
+}
+
+/// At net.ipv4.tcp_syncookies 1 the stack would reset the handshakes: the guard falls back to
+/// the per-source rate and says why.
+#[test]
+fn a_cookie_guard_needs_tcp_syncookies_2() {
+    support::own_netns_with_syncookies(1);
+    let Some(mut f) = open(None) else { return };
+    if f.syn_cookies().is_err() {
+        support::skip("no SYN cookie helpers in this kernel");
+        return;
+    }
+    let why = reconcile_guards(&mut f, &cookie_guards(1)).expect("the fallback is reported");
+    assert!(why.contains("net.ipv4.tcp_syncookies is 1, not 2"), "{why}");
+    let v: Vec<u32> =
+        (0..2).map(|_| verdict(&f, &Pkt::tcp("203.0.113.1", "192.0.2.9", 1, 443, SYN))).collect();
+    assert_eq!(v, vec![PASS, DROP]);
+}
+
+/// Without the helpers (turned off here as on a kernel that lacks them), a cookie guard falls
+/// back to its per-source SYN rate, and says so.
+#[test]
+fn without_cookie_helpers_a_cookie_guard_limits_syns_per_source() {
+    let Some(mut f) = open_with(None, false) else { return };
+    assert!(f.syn_cookies().is_err());
+    let why = reconcile_guards(&mut f, &cookie_guards(2)).expect("the fallback is reported");
+    assert!(why.contains("limit SYNs per source"), "{why}");
+    for src in ["203.0.113.1", "203.0.113.2"] {
+        let v: Vec<u32> =
+            (0..3).map(|_| verdict(&f, &Pkt::tcp(src, "192.0.2.9", 40_000, 443, SYN))).collect();
+        assert_eq!(v, vec![PASS, PASS, DROP], "{src}");
+    }
+    let v: Vec<u32> =
+        (0..3).map(|_| verdict(&f, &Pkt::tcp("2001:db8:9::1", "2001:db8:5::9", 1, 443, SYN))).collect();
+    assert_eq!(v, vec![PASS, PASS, DROP]);
+    assert_eq!(verdict(&f, &Pkt { ack: 7, ..Pkt::tcp("203.0.113.1", "192.0.2.9", 40_000, 443, ACK) }), PASS);
 }

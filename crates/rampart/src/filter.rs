@@ -6,12 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use ipnet::IpNet;
 use rampart_contract::{Decision, EventTime};
 use rampart_filter::nft::NftFilter;
 use rampart_filter::plan::{FilterPlan, SynGuard, plan};
 use rampart_filter::xdp::time::boot_now_ns;
-use rampart_filter::xdp::{self, AttachMode, Capacity, Options, XdpError, XdpFilter};
+use rampart_filter::xdp::{self, AttachMode, Options, XdpError, XdpFilter};
 
 #[derive(Debug, Args)]
 pub struct FilterArgs {
@@ -43,8 +42,10 @@ pub enum FilterCommand {
         /// Where XDP maps and the program are pinned (on bpffs).
         #[arg(long, value_name = "DIR", default_value = xdp::DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
-        /// SYN-flood mode for a protected destination: at most PPS SYNs per second per source.
-        #[arg(long = "syn-guard", value_name = "PREFIX=PPS")]
+        /// SYN-flood mode for a protected destination: at most PPS SYNs per second per source;
+        /// with `,cookies`, every SYN answered with a SYN cookie from XDP (needs
+        /// net.ipv4.tcp_syncookies=2; PPS per source where the kernel lacks the helpers).
+        #[arg(long = "syn-guard", value_name = "PREFIX=PPS[,cookies]")]
         syn_guards: Vec<String>,
         #[arg(long, value_enum, default_value = "auto")]
         backend: Backend,
@@ -119,13 +120,7 @@ pub fn run(args: FilterArgs) -> Result<()> {
 }
 
 fn parse_guard(s: &str) -> Result<SynGuard> {
-    let (net, pps) = s.split_once('=').with_context(|| format!("--syn-guard {s:?}: expected PREFIX=PPS"))?;
-    let destination: IpNet = net
-        .parse()
-        .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from))
-        .with_context(|| format!("--syn-guard {s:?}: {net:?} is not an address or prefix"))?;
-    let per_source_pps = pps.parse().with_context(|| format!("--syn-guard {s:?}: {pps:?} is not a rate"))?;
-    Ok(SynGuard { destination, per_source_pps, expires: None })
+    SynGuard::parse(s).map_err(|e| anyhow::anyhow!("--syn-guard {e}"))
 }
 
 fn parse_interface(s: &str) -> Result<(String, AttachMode)> {
@@ -190,9 +185,8 @@ fn load_xdp(interfaces: &[(String, AttachMode)], pin_dir: &Path) -> Result<XdpFi
     if interfaces.is_empty() {
         bail!("XDP needs at least one --interface");
     }
-    let filter =
-        XdpFilter::open(Options { pin_dir: Some(pin_dir.to_owned()), capacity: Capacity::default() })
-            .with_context(|| format!("loading the XDP filter (pinned at {})", pin_dir.display()))?;
+    let filter = XdpFilter::open(Options { pin_dir: Some(pin_dir.to_owned()), ..Options::default() })
+        .with_context(|| format!("loading the XDP filter (pinned at {})", pin_dir.display()))?;
     for (name, mode) in interfaces {
         let used = filter.attach(name, *mode).with_context(|| format!("attaching XDP to {name}"))?;
         println!("xdp: attached to {name} ({used})");
@@ -217,6 +211,9 @@ fn enforce(enforcer: &mut Enforcer, p: &FilterPlan, now: EventTime) -> Result<()
                 r.released,
                 skipped
             );
+            if let Some(why) = &r.syn_cookie_fallback {
+                eprintln!("xdp: {why}");
+            }
         }
         Enforcer::Nft(n) => {
             let r = n.apply(p, now).context("updating nftables table inet rampart")?;

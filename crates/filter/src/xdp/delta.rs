@@ -80,6 +80,8 @@ impl XdpFilter {
             v6_prefixes: plan.v6.len(),
             signatures: plan.signatures.len(),
             syn_guards: plan.syn_guards.len(),
+            // The guards are as the last full reconcile wrote them.
+            syn_cookie_fallback: self.cookie_fallback.clone(),
             ..ReconcileReport::default()
         };
 

@@ -16,13 +16,14 @@ use rampart_contract::EventTime;
 use super::ids::{RuleKey, SlotIds};
 use super::maps::{BATCH, bpf_error, delete_all, update_all};
 use super::status::{attached_here, interface_index, program_name};
+use super::syncookies::{set_rodata_u32, syncookie_helpers};
 use super::time::boot_deadline;
 use super::{Options, ReconcileReport, XdpError};
 use crate::dir248::{BLOCKS, Dir248};
 use crate::layout::{
     self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
 };
-use crate::plan::{FilterPlan, RuleAction};
+use crate::plan::{FilterPlan, RuleAction, SynMode};
 
 /// An IPv4 prefix and its rule slot.
 type Ipv4Rule = (Ipv4Net, u32);
@@ -37,11 +38,15 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 mod delta;
 #[path = "readback.rs"]
 mod readback;
+#[path = "v6.rs"]
+mod v6;
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";
 /// The benchmark's comparison over the kernel LPM trie.
 const LPM_PROGRAM: &str = "xdp_lpm";
+/// The benchmark's zero (BPF_PROG_TEST_RUN's own cost).
+const NOOP_PROGRAM: &str = "xdp_noop";
 
 /// What was last written to the maps, so a reconcile writes only differences.
 #[derive(Default)]
@@ -58,6 +63,8 @@ struct Written {
     v6_lengths: [BTreeSet<u8>; 2],
     /// The Bloom filter words as written (`None`: unknown, rewritten whole).
     v6_filter: Option<Vec<u64>>,
+    /// The length masks (two words a slot) as written (`None`: unknown, rewritten whole).
+    v6_masks: Option<Vec<u64>>,
     dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
     dst_lengths: [BTreeSet<u8>; 2],
     sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
@@ -74,6 +81,10 @@ pub struct XdpFilter {
     /// The plan last written in full or by a delta (`None` after a failure: the next
     /// reconcile is a full one).
     last_plan: Option<FilterPlan>,
+    /// Whether the program was loaded with the SYN cookie helpers, or why not.
+    syn_cookies: Result<(), &'static str>,
+    /// Why cookie guards fell back to a per-source rate at the last full reconcile.
+    cookie_fallback: Option<String>,
 }
 
 impl std::fmt::Debug for XdpFilter {
@@ -96,8 +107,22 @@ impl XdpFilter {
             }
             std::fs::create_dir_all(dir).map_err(|source| XdpError::Io { path: dir.clone(), source })?;
         }
+        let syn_cookies = if !options.syn_cookies {
+            Err("turned off in the loader's options")
+        } else if syncookie_helpers() {
+            Ok(())
+        } else {
+            Err("this kernel has no bpf_tcp_raw_gen_syncookie helpers for XDP")
+        };
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
+            if name.ends_with(".rodata") {
+                // The program's constants: set per load, never pinned.
+                if syn_cookies.is_ok() {
+                    set_rodata_u32(&mut map, 1)?;
+                }
+                continue;
+            }
             let size = match name.as_str() {
                 "rules" | "rule_stats" => Some(caps.rules),
                 "v4_tbl8" => Some(caps.v4_groups),
@@ -145,6 +170,8 @@ impl XdpFilter {
             written: Written::default(),
             cpus,
             last_plan: None,
+            syn_cookies,
+            cookie_fallback: None,
         };
         if reused {
             filter.restore()?;
@@ -343,7 +370,7 @@ impl XdpFilter {
 
         // 5. Signatures and SYN guards per destination.
         let mut sig_writes = Vec::new();
-        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32)> = HashMap::default();
+        let mut dst_sigs: HashMap<IpNet, (Vec<u32>, u32, bool)> = HashMap::default();
         let mut live_sigs = BTreeSet::new();
         for s in &plan.signatures {
             let sig_slot = self.sig_ids.get(&s.rule.decision).unwrap_or(0);
@@ -358,16 +385,24 @@ impl XdpFilter {
             }
         }
         self.written.sigs.retain(|s, _| live_sigs.contains(s));
+        let cookies = if plan.syn_guards.iter().any(|g| g.mode == SynMode::Cookies) {
+            report.syn_cookie_fallback = super::syn_cookie_problem(self.syn_cookies);
+            report.syn_cookie_fallback.is_none()
+        } else {
+            false
+        };
+        self.cookie_fallback.clone_from(&report.syn_cookie_fallback);
         for g in &plan.syn_guards {
-            dst_sigs.entry(g.destination).or_default().1 =
-                slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
+            let entry = dst_sigs.entry(g.destination).or_default();
+            entry.1 = slot(&self.rule_ids, RuleKey::SynGuard(g.destination));
+            entry.2 = cookies && g.mode == SynMode::Cookies;
         }
         report.elements_written += update_all(&find_map(&self.object, "sig_matches")?, &sig_writes)?;
         let mut by_family: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2] = Default::default();
         let mut lengths: [BTreeSet<u8>; 2] = Default::default();
-        for (net, (sigs, syn)) in &dst_sigs {
+        for (net, (sigs, syn, cookies)) in &dst_sigs {
             let family = usize::from(net.addr().is_ipv6());
-            by_family[family].insert(layout::prefix_key(*net), layout::dst_entry(sigs, *syn));
+            by_family[family].insert(layout::prefix_key(*net), layout::dst_entry(sigs, *syn, *cookies));
             lengths[family].insert(net.prefix_len());
         }
         for family in 0..2 {
@@ -412,43 +447,6 @@ impl XdpFilter {
         for (s, v) in rules {
             self.written.rules.insert(s, v);
         }
-        Ok(())
-    }
-
-    fn write_v6(&mut self, plan: &FilterPlan, report: &mut ReconcileReport) -> Result<(), XdpError> {
-        let slot = |ids: &SlotIds<RuleKey>, key: RuleKey| ids.get(&key).unwrap_or(0);
-        // 4. IPv6 sources: lengths widened to old and new while entries change; the Bloom
-        // filter gains bits before entries are added and loses them after they are deleted.
-        let mut v6: [HashMap<[u8; PREFIX_KEY_SIZE], u32>; 2] = Default::default();
-        let mut v6_lengths: [BTreeSet<u8>; 2] = Default::default();
-        let mut filter = vec![0u64; layout::V6_FILTER_WORDS];
-        for p in &plan.v6 {
-            let set = usize::from(p.source.prefix_len() >= layout::V6_LONG_FROM);
-            v6[set].insert(
-                layout::prefix_key(p.source),
-                slot(&self.rule_ids, RuleKey::Decision(p.rule.decision)),
-            );
-            v6_lengths[set].insert(p.source.prefix_len());
-            if let (1, IpNet::V6(n)) = (set, p.source) {
-                let bit = layout::v6_filter_bit((u128::from(n.network()) >> 96) as u32) as usize;
-                filter[bit / 64] |= 1 << (bit % 64);
-            }
-        }
-        let held_filter = self.written.v6_filter.take();
-        let union: Vec<u64> = match &held_filter {
-            Some(h) => h.iter().zip(&filter).map(|(a, b)| a | b).collect(),
-            None => vec![u64::MAX; layout::V6_FILTER_WORDS],
-        };
-        report.elements_written += self.write_filter(held_filter.as_deref(), &union)?;
-        for set in 0..2 {
-            let wanted = std::mem::take(&mut v6_lengths[set]);
-            report.elements_written +=
-                self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
-                    (&mut w.v6[set], &mut w.v6_lengths[set])
-                })?;
-        }
-        report.elements_written += self.write_filter(Some(&union), &filter)?;
-        self.written.v6_filter = Some(filter);
         Ok(())
     }
 
@@ -499,17 +497,6 @@ impl XdpFilter {
         merged.extend(fresh);
         self.written.v4_input = merged;
         self.write_v4_changes(changes.groups, changes.blocks, report)
-    }
-
-    /// Writes the Bloom filter words that differ from `held` (all when unknown).
-    fn write_filter(&self, held: Option<&[u64]>, words: &[u64]) -> Result<usize, XdpError> {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = words
-            .iter()
-            .enumerate()
-            .filter(|(i, w)| held.is_none_or(|h| h.get(*i) != Some(w)))
-            .map(|(i, w)| ((i as u32).to_ne_bytes().to_vec(), w.to_ne_bytes().to_vec()))
-            .collect();
-        update_all(&find_map(&self.object, "v6_filter")?, &entries)
     }
 
     /// Brings the IPv4 host hash to `wanted`.
@@ -641,6 +628,12 @@ impl XdpFilter {
     /// The pin directory, if any.
     pub fn pin_dir(&self) -> Option<&Path> {
         self.options.pin_dir.as_deref()
+    }
+
+    /// Whether the loaded program answers SYNs with cookies where a guard asks for them, or
+    /// why not.
+    pub fn syn_cookies(&self) -> Result<(), &'static str> {
+        self.syn_cookies
     }
 }
 

@@ -18,6 +18,8 @@ mod maps;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 mod status;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
+mod syncookies;
+#[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 pub use driver::XdpFilter;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 pub use status::{detach, status};
@@ -100,11 +102,43 @@ pub struct Options {
     /// filter lives as long as the process (tests, benchmarks).
     pub pin_dir: Option<PathBuf>,
     pub capacity: Capacity,
+    /// Use the kernel's SYN cookie helpers where it has them (probed at load); `false`: SYN
+    /// guards in cookie mode use their per-source rate, as on a kernel without them.
+    pub syn_cookies: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)), capacity: Capacity::default() }
+        Options {
+            pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)),
+            capacity: Capacity::default(),
+            syn_cookies: true,
+        }
+    }
+}
+
+/// Why SYN guards in cookie mode cannot answer with cookies on this host (`None`: they can),
+/// given whether the loaded program has the kernel's cookie helpers. The stack accepts the
+/// ACK of a cookie it did not send itself only on a listener that sent cookies of its own in
+/// the last two minutes or so: the program lets one SYN a second per destination port through,
+/// which the stack answers with a cookie only at net.ipv4.tcp_syncookies=2 (read from /proc
+/// in the caller's network namespace).
+pub fn syn_cookie_problem(helpers: Result<(), &'static str>) -> Option<String> {
+    if let Err(why) = helpers {
+        return Some(format!("SYN cookies unavailable ({why}): cookie guards limit SYNs per source instead"));
+    }
+    let path = "/proc/sys/net/ipv4/tcp_syncookies";
+    match std::fs::read_to_string(path).map(|s| s.trim().to_owned()) {
+        Ok(v) if v == "2" => None,
+        Ok(v) => Some(format!(
+            "net.ipv4.tcp_syncookies is {v}, not 2: the stack would reset the handshakes the XDP \
+             filter answers with cookies (it accepts a cookie only on a listener that sends cookies \
+             itself); set it with sysctl -w net.ipv4.tcp_syncookies=2. Until then cookie guards \
+             limit SYNs per source instead"
+        )),
+        Err(e) => Some(format!(
+            "{path}: {e} (no SYN cookie support in this kernel?): cookie guards limit SYNs per source instead"
+        )),
     }
 }
 
@@ -143,6 +177,9 @@ pub struct ReconcileReport {
     pub elements_written: usize,
     /// Rules released (no longer wanted).
     pub released: usize,
+    /// Why SYN guards in cookie mode limit SYNs per source instead (`None`: none asked for
+    /// cookies, or they answer with them).
+    pub syn_cookie_fallback: Option<String>,
 }
 
 /// What `rampart filter status` shows.

@@ -45,9 +45,27 @@ impl XdpFilter {
         run(&find_program(&self.object, PROGRAM)?, packet, repeat)
     }
 
+    /// Runs the program once over `packet`: its verdict and the frame as the program left it
+    /// (rewritten for `XDP_TX`).
+    pub fn test_run_output(&self, packet: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        let prog = find_program(&self.object, PROGRAM)?;
+        let mut out = vec![0u8; packet.len() + 256];
+        let input =
+            ProgramInput { data_in: Some(packet), data_out: Some(&mut out), ..ProgramInput::default() };
+        let result = prog.test_run(input).map_err(bpf_error("BPF_PROG_TEST_RUN"))?;
+        let (verdict, len) = (result.return_value, result.data.map_or(0, |d| d.len()));
+        out.truncate(len);
+        Ok((verdict, out))
+    }
+
     /// The same through the LPM-trie comparison program.
     pub fn test_run_lpm(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
         run(&find_program(&self.object, LPM_PROGRAM)?, packet, repeat)
+    }
+
+    /// The same through a program that only returns `XDP_PASS` (the harness's own cost).
+    pub fn test_run_noop(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
+        run(&find_program(&self.object, NOOP_PROGRAM)?, packet, repeat)
     }
 
     /// Fills the comparison's LPM tries (benchmark only; rule slots as given).

@@ -65,6 +65,10 @@ impl XdpFilter {
         match self.never {}
     }
 
+    pub fn test_run_noop(&self, _packet: &[u8], _repeat: u32) -> Result<(u32, Duration), XdpError> {
+        match self.never {}
+    }
+
     pub fn load_lpm(&self, _prefixes: &[(ipnet::IpNet, u32)]) -> Result<(), XdpError> {
         match self.never {}
     }
@@ -74,6 +78,14 @@ impl XdpFilter {
     }
 
     pub fn pin_dir(&self) -> Option<&Path> {
+        match self.never {}
+    }
+
+    pub fn syn_cookies(&self) -> Result<(), &'static str> {
+        match self.never {}
+    }
+
+    pub fn test_run_output(&self, _packet: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
         match self.never {}
     }
 }

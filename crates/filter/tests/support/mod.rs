@@ -31,6 +31,20 @@ pub fn ensure_bpffs() {
     }
 }
 
+/// Moves the calling thread (a test's own) into a fresh network namespace and sets
+/// net.ipv4.tcp_syncookies there (the host's stays as it is; /proc/sys/net follows the
+/// reading thread's namespace). Needs root.
+pub fn own_netns_with_syncookies(value: u8) {
+    if !is_root() {
+        return; // the test skips (or fails where required) when it loads the program
+    }
+    // SAFETY: unshare takes a flag word and changes only the calling thread's namespaces.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+    std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", value.to_string())
+        .expect("writing tcp_syncookies in the test's namespace");
+}
+
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 pub const SYN: u8 = 0x02;
@@ -48,6 +62,9 @@ pub struct Pkt {
     pub payload: usize,
     /// IPv4 fragment offset in 8-byte units (non-zero: a non-initial fragment).
     pub frag_offset: u16,
+    /// TCP sequence and acknowledgement numbers.
+    pub seq: u32,
+    pub ack: u32,
 }
 
 impl Pkt {
@@ -61,6 +78,8 @@ impl Pkt {
             flags: 0,
             payload: 32,
             frag_offset: 0,
+            seq: 1,
+            ack: 0,
         }
     }
 
@@ -75,7 +94,9 @@ impl Pkt {
                 TCP => {
                     l4.extend_from_slice(&self.sport.to_be_bytes());
                     l4.extend_from_slice(&self.dport.to_be_bytes());
-                    l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, self.flags, 0xff, 0xff, 0, 0, 0, 0]);
+                    l4.extend_from_slice(&self.seq.to_be_bytes());
+                    l4.extend_from_slice(&self.ack.to_be_bytes());
+                    l4.extend_from_slice(&[0x50, self.flags, 0xff, 0xff, 0, 0, 0, 0]);
                 }
                 UDP => {
                     l4.extend_from_slice(&self.sport.to_be_bytes());
@@ -130,7 +151,8 @@ impl Pkt {
     }
 }
 
-fn checksum(b: &[u8]) -> u16 {
+/// The ones' complement sum of `b` folded (0 over a header whose checksum is right).
+pub fn checksum(b: &[u8]) -> u16 {
     let mut sum: u32 =
         b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
     while sum > 0xffff {
