@@ -23,6 +23,11 @@ struct Bird {
     port: u16,
 }
 
+/// The first routes wait for the session: a connect refused while BIRD starts its protocol
+/// backs off 1, 2, 4, 8 s, so on a loaded machine the session can come up after 15 s (seen
+/// once in CI).
+const SESSION_UP_SECS: u64 = 40;
+
 impl Bird {
     /// BIRD listening on `local:port` for Rampart at `rampart`; `validate` turns on FlowSpec
     /// validation (RFC 8955 section 6) for IPv4.
@@ -220,7 +225,7 @@ fn bird_holds_exactly_the_announced_routes_and_nothing_after_withdrawal() {
     let decisions = fixture();
     assert!(speaker.set_active(&decisions).is_empty());
     let all: Vec<u64> = (1..=8).collect();
-    bird.wait_for(&expected(&all), "all fixture routes in BIRD", Duration::from_secs(15));
+    bird.wait_for(&expected(&all), "all fixture routes in BIRD", Duration::from_secs(SESSION_UP_SECS));
 
     // Withdrawal of one decision, then reconciliation to a subset, then to nothing.
     speaker.withdraw(DecisionId(1));
@@ -300,7 +305,7 @@ fn bird_restart_gets_the_routes_back() {
     let speaker = in_process_speaker(&rt, rampart, &bird, "");
     speaker.set_active(&fixture());
     let all: Vec<u64> = (1..=8).collect();
-    bird.wait_for(&expected(&all), "fixture in BIRD", Duration::from_secs(15));
+    bird.wait_for(&expected(&all), "fixture in BIRD", Duration::from_secs(SESSION_UP_SECS));
     bird.restart();
     bird.wait_for(&expected(&all), "routes back after BIRD restarted", Duration::from_secs(15));
 }
@@ -416,7 +421,7 @@ fn bird_reloading_its_import_gets_the_routes_again_by_route_refresh() {
     let speaker = in_process_speaker(&rt, rampart, &bird, "");
     speaker.set_active(&fixture());
     let all: Vec<u64> = (1..=8).collect();
-    bird.wait_for(&expected(&all), "fixture in BIRD", Duration::from_secs(15));
+    bird.wait_for(&expected(&all), "fixture in BIRD", Duration::from_secs(SESSION_UP_SECS));
     let text = std::fs::read_to_string(&bird.config).unwrap();
     let reconfigure = |from: &str, to: &str| {
         std::fs::write(&bird.config, text.replace(from, to)).unwrap();
