@@ -84,13 +84,7 @@ impl std::fmt::Display for RouteKey {
                 Component::Numeric(kind, ops) => {
                     write!(f, " {}", format!("{kind:?}").to_lowercase())?;
                     for (i, op) in ops.iter().enumerate() {
-                        let join = if op.and {
-                            "&"
-                        } else if i > 0 {
-                            ","
-                        } else {
-                            " "
-                        };
+                        let join = op_join(op.and, i);
                         let lt = if op.lt { "<" } else { "" };
                         let gt = if op.gt { ">" } else { "" };
                         let eq = if op.eq { "=" } else { "" };
@@ -100,13 +94,7 @@ impl std::fmt::Display for RouteKey {
                 Component::Bitmask(kind, ops) => {
                     write!(f, " {}", format!("{kind:?}").to_lowercase())?;
                     for (i, op) in ops.iter().enumerate() {
-                        let join = if op.and {
-                            "&"
-                        } else if i > 0 {
-                            ","
-                        } else {
-                            " "
-                        };
+                        let join = op_join(op.and, i);
                         let not = if op.not { "!" } else { "" };
                         let all = if op.matches { "=" } else { "" };
                         write!(f, "{join}{not}{all}0x{:x}", op.value)?;
@@ -453,4 +441,16 @@ fn key_size(k: &RouteKey) -> Result<usize, RouteError> {
             v.len()
         }
     })
+}
+
+/// What precedes a FlowSpec operator in the route's text: `&` for AND, `,` for OR, a space
+/// before the first.
+fn op_join(and: bool, index: usize) -> &'static str {
+    if and {
+        "&"
+    } else if index > 0 {
+        ","
+    } else {
+        " "
+    }
 }

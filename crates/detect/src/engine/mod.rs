@@ -316,14 +316,15 @@ impl Engine {
         let new_flows = self.flows.count(record, first);
         if record.end.secs() <= first {
             let (p, b) = (record.scaled_packets(), record.scaled_bytes());
-            self.add(first, host, direction, record, p, b, new_flows);
+            self.add(first, host, direction, record, (p, record.packets), b, new_flows);
         } else {
             let mut flows = new_flows;
             for share in spread_per_second(record) {
                 if share.packets > 0 || share.bytes > 0 {
                     let (p, b) = (share.packets.saturating_mul(rate), share.bytes.saturating_mul(rate));
                     // A flow is new once, in its first second.
-                    self.add(share.second, host, direction, record, p, b, std::mem::take(&mut flows));
+                    let packets = (p, share.packets);
+                    self.add(share.second, host, direction, record, packets, b, std::mem::take(&mut flows));
                 }
             }
         }
@@ -337,7 +338,7 @@ impl Engine {
         host: u128,
         direction: Direction,
         record: &TrafficRecord,
-        packets: u64,
+        (packets, observed): (u64, u64),
         bytes: u64,
         flows: u64,
     ) {
@@ -407,7 +408,6 @@ impl Engine {
         entry.first_ns = entry.first_ns.min(first_ns);
         entry.last_ns = entry.last_ns.max(last_ns);
         let counters = if outbound { &mut entry.outbound } else { &mut entry.inbound };
-        let observed = packets / u64::from(record.sampling_rate.max(1));
         counters.add(class, evidence, remote, packets, observed, bytes, flows);
         let d = usize::from(outbound);
         let slots = entry.slots;
