@@ -181,6 +181,7 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         (Some(settings), Some(bans)) => Some(shield::bind(settings, bans).await?),
         _ => None,
     };
+    let shield_reload = shield.as_ref().zip(daemon.shield.as_ref()).map(|(bound, s)| bound.reload_handle(s));
 
     let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
     let capture_stop = Arc::new(AtomicBool::new(false));
@@ -288,6 +289,8 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // Without a handler SIGHUP would end the daemon; with one it re-reads what can change live.
+    let mut hangups = Hangups::install()?;
     let mut inputs_open = true;
     loop {
         tokio::select! {
@@ -328,6 +331,9 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
                         eprintln!("rampart: cannot save baselines in {}: {e}", dir.display());
                     }
                 });
+            }
+            _ = hangups.next() => {
+                eprintln!("SIGHUP: {}", reload_on_hangup(shield_reload.as_ref()).await);
             }
             signal = &mut shutdown => {
                 eprintln!("{signal}: stopping");
@@ -424,6 +430,49 @@ pub fn inputs_notice(inputs: &rampart_ingest::InputConfig) -> String {
         )
     } else {
         inputs.notice()
+    }
+}
+
+/// What a SIGHUP re-reads: the shield's own file (the daemon's file is read once, at start).
+async fn reload_on_hangup(shield: Option<&shield::Reload>) -> String {
+    let Some(reload) = shield.cloned() else {
+        return "nothing to reload: SIGHUP re-reads only the file named by [shield] config; other changes need a restart".into();
+    };
+    match tokio::task::spawn_blocking(move || reload.apply()).await {
+        Ok(Ok(done)) => format!("{done} (other tables of the daemon's file need a restart)"),
+        Ok(Err(kept)) => kept,
+        Err(e) => format!("shield reload failed: {e}"),
+    }
+}
+
+/// SIGHUPs as a stream (never ready off Unix).
+struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    fn install() -> Result<Hangups, DaemonError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .map_err(|source| DaemonError::Start { what: "the SIGHUP handler", source })?;
+            Ok(Hangups { signal })
+        }
+        #[cfg(not(unix))]
+        Ok(Hangups {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.signal.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
     }
 }
 

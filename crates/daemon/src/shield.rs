@@ -125,6 +125,32 @@ impl Bound {
     pub fn drain(&self) -> Duration {
         self.drain
     }
+
+    /// What re-reads the shield's file on SIGHUP (`Reload`), taken before the shield starts.
+    pub fn reload_handle(&self, settings: &ShieldSettings) -> Reload {
+        Reload { reloader: self.shield.reloader(), config: settings.config.clone() }
+    }
+}
+
+/// The shield's file re-read and applied while it runs: routes, upstreams, rate limits,
+/// challenges and the access log change at once; listeners, `[limits]` and `[flood]` need a
+/// restart, and a file that does not parse leaves the running configuration in place.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    reloader: rampart_shield::Reloader,
+    config: PathBuf,
+}
+
+impl Reload {
+    /// Re-read the file and apply it; the message says what happened, naming the file.
+    pub fn apply(&self) -> Result<String, String> {
+        let config = rampart_shield::Config::from_file(&self.config)
+            .map_err(|e| format!("shield: kept the running configuration, {}: {e}", self.config.display()))?;
+        self.reloader
+            .reload(config)
+            .map(|()| format!("shield: reloaded {}", self.config.display()))
+            .map_err(|e| format!("shield: kept the running configuration of {}: {e}", self.config.display()))
+    }
 }
 
 #[cfg(test)]

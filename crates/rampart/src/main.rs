@@ -46,7 +46,8 @@ enum Command {
     /// timestamps, to one or more collectors.
     Replay(replay::ReplayArgs),
     /// Run the detection daemon: listen for flow exports, detect attacks, store them and
-    /// report them (JSON lines on stdout, webhook, Prometheus metrics).
+    /// report them (JSON lines on stdout, webhook, Prometheus metrics). SIGTERM or Ctrl-C
+    /// stops it cleanly; SIGHUP re-reads the file of its `[shield]`.
     Run(run::RunArgs),
     /// List or show the attacks `rampart run` recorded.
     Attacks(attacks::AttacksArgs),

@@ -1,6 +1,7 @@
 //! The shield inside `rampart run` (`[shield]`): the mitigator pushes decisions into its ban
 //! table, so `rampart ban` against the running daemon refuses the address at the shield within
-//! a second (no store poll), other clients are served, and `rampart unban` lets it in again.
+//! a second (no store poll), other clients are served, and `rampart unban` lets it in again;
+//! SIGHUP re-reads the shield's file without stopping the daemon.
 
 mod support;
 
@@ -20,6 +21,11 @@ impl Drop for Guard {
 
 /// A one-thread origin answering `origin says hi`, for at most `requests` connections.
 fn origin(requests: usize) -> std::net::SocketAddr {
+    origin_saying(requests, "origin says hi")
+}
+
+/// A one-thread origin answering `body`, for at most `requests` connections.
+fn origin_saying(requests: usize, body: &'static str) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -30,9 +36,11 @@ fn origin(requests: usize) -> std::net::SocketAddr {
             while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
                 head.push(byte[0]);
             }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\nconnection: close\r\n\r\norigin says hi",
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
             );
+            let _ = stream.write_all(answer.as_bytes());
         }
     });
     address
@@ -51,20 +59,21 @@ fn get_from(source: &str, shield: &str) -> Option<String> {
     (!answer.is_empty()).then_some(answer)
 }
 
-#[test]
-fn a_ban_against_rampart_run_reaches_its_shield_within_a_second() {
-    let dir = tempfile::Builder::new().prefix("rampart-run-shield-").tempdir().unwrap();
-    let data = dir.path().join("data");
-    let origin = origin(256);
-    let shield_config = dir.path().join("shield.toml");
-    std::fs::write(
-        &shield_config,
-        format!(
-            "[[listener]]\naddress = \"127.0.0.1:0\"\n[upstream.web]\nservers = [\"http://{origin}\"]\n[[route]]\nupstream = \"web\"\n"
-        ),
+/// A shield file routing everything to `origin`.
+fn shield_file(origin: std::net::SocketAddr) -> String {
+    format!(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n[upstream.web]\nservers = [\"http://{origin}\"]\n[[route]]\nupstream = \"web\"\n"
     )
-    .unwrap();
-    let config = dir.path().join("rampart.toml");
+}
+
+/// `rampart run` with `[mitigation]` and `[shield]` reading `shield_config`; returns the
+/// daemon, its stderr lines and the shield's address once the control socket is up.
+fn start_daemon(
+    dir: &std::path::Path,
+    shield_config: &std::path::Path,
+) -> (Guard, std::sync::mpsc::Receiver<String>, String, std::path::PathBuf) {
+    let data = dir.join("data");
+    let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
         format!(
@@ -93,7 +102,16 @@ fn a_ban_against_rampart_run_reaches_its_shield_within_a_second() {
             control = true;
         }
     }
-    let shield = shield.unwrap();
+    (guard, stderr, shield.unwrap(), config)
+}
+
+#[test]
+fn a_ban_against_rampart_run_reaches_its_shield_within_a_second() {
+    let dir = tempfile::Builder::new().prefix("rampart-run-shield-").tempdir().unwrap();
+    let data = dir.path().join("data");
+    let shield_config = dir.path().join("shield.toml");
+    std::fs::write(&shield_config, shield_file(origin(256))).unwrap();
+    let (mut guard, stderr, shield, config) = start_daemon(dir.path(), &shield_config);
     let (banned, other) = ("127.0.0.87:0", "127.0.0.88:0");
     assert!(get_from(banned, &shield).is_some_and(|a| a.starts_with("HTTP/1.1 200")));
 
@@ -152,4 +170,39 @@ fn a_ban_against_rampart_run_reaches_its_shield_within_a_second() {
     }
     assert!(saw_stop, "the daemon says its shield stopped");
     assert!(guard.0.wait().unwrap().success());
+}
+
+/// The next stderr line starting with `SIGHUP: `.
+fn hangup_answer(stderr: &std::sync::mpsc::Receiver<String>) -> String {
+    loop {
+        let line = stderr.recv_timeout(Duration::from_secs(10)).expect("a SIGHUP line");
+        if let Some(rest) = line.strip_prefix("SIGHUP: ") {
+            return rest.to_owned();
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_the_shield_inside_rampart_run_and_a_bad_file_keeps_the_running_one() {
+    let dir = tempfile::Builder::new().prefix("rampart-run-shield-hup-").tempdir().unwrap();
+    let shield_config = dir.path().join("shield.toml");
+    std::fs::write(&shield_config, shield_file(origin_saying(64, "first origin"))).unwrap();
+    let (mut guard, stderr, shield, _) = start_daemon(dir.path(), &shield_config);
+    let client = "127.0.0.89:0";
+    assert!(get_from(client, &shield).is_some_and(|a| a.ends_with("first origin")));
+    let pid = guard.0.id().to_string();
+    let hangup = || assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+
+    std::fs::write(&shield_config, shield_file(origin_saying(64, "second origin"))).unwrap();
+    hangup();
+    let answer = hangup_answer(&stderr);
+    assert!(answer.contains("reloaded"), "{answer}");
+    assert!(get_from(client, &shield).is_some_and(|a| a.ends_with("second origin")), "the new route is used");
+
+    std::fs::write(&shield_config, "[[route]]\nupstream = \"nowhere\"\n").unwrap();
+    hangup();
+    let answer = hangup_answer(&stderr);
+    assert!(answer.contains("kept the running configuration") && answer.contains("shield.toml"), "{answer}");
+    assert!(get_from(client, &shield).is_some_and(|a| a.ends_with("second origin")), "still serving");
+    assert!(guard.0.try_wait().unwrap().is_none(), "SIGHUP ended the daemon");
 }
