@@ -435,7 +435,7 @@ impl Engine {
             && match bucket.provisional.get_mut(..used).and_then(|v| v.get_mut(entry.provisional[d] as usize))
             {
                 Some(p) => {
-                    p.add(record, class, packets, bytes, outbound, &self.hasher);
+                    p.add(record, class, (packets, observed), bytes, outbound, &self.hasher);
                     true
                 }
                 None => false,
@@ -463,7 +463,7 @@ impl Engine {
                 && let Some(p) =
                     bucket.provisional.get_mut(..used).and_then(|v| v.get_mut(ps.provisional as usize))
             {
-                p.add(record, class, packets, bytes, outbound, &self.hasher);
+                p.add(record, class, (packets, observed), bytes, outbound, &self.hasher);
             }
         }
         let profiled = if outbound { &slots[SLOT_OUTBOUND..] } else { &slots[..SLOT_OUTBOUND] };
@@ -471,7 +471,7 @@ impl Engine {
             if slot != NO_SLOT
                 && let Some(Some(profile)) = self.profiles.get_mut(slot as usize)
             {
-                profile.staged.add(record, class, packets, bytes, outbound, &self.hasher);
+                profile.staged.add(record, class, (packets, observed), bytes, outbound, &self.hasher);
             }
         }
     }

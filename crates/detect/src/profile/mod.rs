@@ -323,14 +323,15 @@ fn sample_of(record: &TrafficRecord) -> PacketSample {
 pub const SIGNATURE_COVERAGE: f64 = 0.99;
 
 impl Profile {
-    /// Adds `packets` and `bytes` of `record`, of traffic class `class`; `outbound` when the
-    /// protected side is its source (the remote side is then the destination).
+    /// Adds `packets` (scaled by the sampling rate) and `bytes` of `record`, of which `observed`
+    /// were seen before scaling, of traffic class `class`; `outbound` when the protected side is
+    /// its source (the remote side is then the destination).
     #[inline]
     pub fn add(
         &mut self,
         record: &TrafficRecord,
         class: Class,
-        packets: u64,
+        (packets, observed): (u64, u64),
         bytes: u64,
         outbound: bool,
         hasher: &impl BuildHasher,
@@ -351,7 +352,7 @@ impl Profile {
         }
         let part = &mut self.classes[class.index() % Class::COUNT];
         part.packets = part.packets.saturating_add(packets);
-        part.observed = part.observed.saturating_add(packets / u64::from(record.sampling_rate.max(1)));
+        part.observed = part.observed.saturating_add(observed);
         if let Some(port) = record.src_port {
             part.src_ports.add(port, packets);
         }
@@ -689,11 +690,11 @@ mod tests {
                 ..TrafficRecord::EMPTY
             };
             if i % 2 == 0 {
-                a.add(&r, classify(&r).0, 1, 100, false, &h)
+                a.add(&r, classify(&r).0, (1, 1), 100, false, &h)
             } else {
-                b.add(&r, classify(&r).0, 1, 100, false, &h)
+                b.add(&r, classify(&r).0, (1, 1), 100, false, &h)
             }
-            whole.add(&r, classify(&r).0, 1, 100, false, &h);
+            whole.add(&r, classify(&r).0, (1, 1), 100, false, &h);
         }
         a.merge(&b);
         assert_eq!((a.packets, a.bytes), (whole.packets, whole.bytes));
@@ -721,7 +722,7 @@ mod tests {
                 packet_len: Some(40 + i % 20),
                 ..TrafficRecord::EMPTY
             };
-            p.add(&r, classify(&r).0, 1, 60, false, &h);
+            p.add(&r, classify(&r).0, (1, 1), 60, false, &h);
         }
         let s = p.signature("198.51.100.10/32".parse().unwrap(), false);
         assert_eq!(
@@ -757,9 +758,9 @@ mod tests {
                 bytes: 60,
                 ..TrafficRecord::EMPTY
             };
-            syn_acks.add(&r, classify(&r).0, 1, 60, false, &h);
+            syn_acks.add(&r, classify(&r).0, (1, 1), 60, false, &h);
             let rst = TrafficRecord { tcp_flags: if i % 3 == 0 { 0x14 } else { 0x04 }, ..r };
-            rsts.add(&rst, classify(&rst).0, 1, 40, false, &h);
+            rsts.add(&rst, classify(&rst).0, (1, 1), 40, false, &h);
         }
         let t = "198.51.100.10/32".parse().unwrap();
         let s = syn_acks.signature(t, false);

@@ -196,7 +196,7 @@ mod tests {
                     ..base
                 },
             };
-            p.add(&r, classify(&r).0, 1, u64::from(r.packet_len.unwrap_or(0)), false, &h);
+            p.add(&r, classify(&r).0, (1, 1), u64::from(r.packet_len.unwrap_or(0)), false, &h);
         }
         let whole = p.signature("198.51.100.10/32".parse().unwrap(), false);
         assert_eq!(whole.protocol, None, "{whole:#?}");
