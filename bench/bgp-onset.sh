@@ -69,7 +69,7 @@ flow4 table flowtab4;
 protocol bgp rampart {
   local 127.0.0.1 port $bgp_port as 64513;
   neighbor 127.0.0.1 as 64512;
-  multihop; passive on; hold time 30;
+  multihop; passive on; hold time 30; error wait time 1, 5;
   flow4 { table flowtab4; import all; export none; };
 }
 CONF

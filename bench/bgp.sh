@@ -110,13 +110,13 @@ flow4 table flowx;
 protocol bgp rampart {
   local $bird_addr port $port as 64513;
   neighbor $rampart_addr as 64512;
-  multihop; passive on; hold time 30;
+  multihop; passive on; hold time 30; error wait time 1, 5;
   flow4 { table flowr; import all; export none; };
 }
 protocol bgp exabgp {
   local $bird_addr port $port as 64513;
   neighbor $exa_addr as 64514;
-  multihop; passive on; hold time 30;
+  multihop; passive on; hold time 30; error wait time 1, 5;
   flow4 { table flowx; import all; export none; };
 }
 CONF

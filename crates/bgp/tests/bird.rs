@@ -58,6 +58,9 @@ protocol bgp rampart {{
   multihop;
   {passive}
   hold time 9;
+  # After a failed session BIRD waits `error wait time` before it accepts or opens another
+  # (60 s by default): on a loaded machine one early failure outlasted the test's wait.
+  error wait time 1, 5;
   graceful restart on;
   ipv4 {{ import all; export none; }};
   ipv6 {{ import all; export none; }};
@@ -150,7 +153,19 @@ protocol bgp rampart {{
     fn wait_for(&self, want: &BTreeMap<String, Vec<String>>, what: &str, timeout: Duration) {
         wait_until(timeout, what, || {
             let got = self.routes()?;
-            if &got == want { Ok(()) } else { Err(format!("BIRD holds {got:#?}\nwanted {want:#?}")) }
+            if &got == want {
+                Ok(())
+            } else {
+                // What the session went through, for a failure on a machine we cannot watch.
+                let protocol = self.birdc("show protocols all rampart").unwrap_or_else(|e| e);
+                let log = std::fs::read_to_string(self.dir.path().join("bird.log")).unwrap_or_default();
+                let tail: Vec<&str> =
+                    log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                Err(format!(
+                    "BIRD holds {got:#?}\nwanted {want:#?}\n{protocol}\nbird.log (last lines):\n{}",
+                    tail.join("\n")
+                ))
+            }
         });
     }
 }

@@ -534,6 +534,7 @@ protocol bgp rampart {{
   multihop;
   passive on;
   hold time 9;
+  error wait time 1, 5;
   flow4 {{ table flowtab4; import all; export none; }};
 }}
 "#,
