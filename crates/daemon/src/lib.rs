@@ -15,14 +15,16 @@ pub mod metrics;
 pub mod mitigation;
 pub mod shield;
 pub mod sink;
+pub mod threat;
 pub mod webhook;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_bgp::driver::Speaker;
-use rampart_detect::{AttackEvent, DetectConfig, Engine};
+use rampart_detect::{AttackEvent, DetectConfig, Engine, ThreatLevel};
 use rampart_ingest::{Inputs, InterfaceCapture};
 use rampart_store::Store;
 use rampart_telemetry::{DatagramDecoder, TrafficRecord, UnixNanos};
@@ -178,10 +180,13 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
         None => None,
     };
     let shield = match (&daemon.shield, shield_bans) {
-        (Some(settings), Some(bans)) => Some(shield::bind(settings, bans).await?),
+        (Some(settings), Some(bans)) => Some(shield::bind(settings, bans, &daemon.data_dir).await?),
         _ => None,
     };
-    let shield_reload = shield.as_ref().zip(daemon.shield.as_ref()).map(|(bound, s)| bound.reload_handle(s));
+    let shield_reload = shield
+        .as_ref()
+        .zip(daemon.shield.as_ref())
+        .map(|(bound, s)| bound.reload_handle(s, &daemon.data_dir));
 
     let (sink, mut batches) = mpsc::channel::<Vec<TrafficRecord>>(4096);
     let capture_stop = Arc::new(AtomicBool::new(false));
@@ -292,6 +297,7 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
     // Without a handler SIGHUP would end the daemon; with one it re-reads what can change live.
     let mut hangups = Hangups::install()?;
     let mut inputs_open = true;
+    let mut threat_published = threat::Published::default();
     loop {
         tokio::select! {
             batch = batches.recv(), if inputs_open => match batch {
@@ -305,6 +311,10 @@ pub async fn serve(daemon: DaemonConfig, detect: DetectConfig, store: Store) -> 
             },
             _ = tick.tick() => {
                 let now = wall_clock();
+                let (level, _) = engine.config().threat.level_at(now.0 / 1_000_000_000);
+                if let Some(level) = threat_published.change(level) {
+                    publish_threat_level(&daemon.data_dir, level, &mut threat_published).await;
+                }
                 let events = engine.advance(now);
                 if !events.is_empty() {
                     let _ = events_tx.send(events);
@@ -430,6 +440,26 @@ pub fn inputs_notice(inputs: &rampart_ingest::InputConfig) -> String {
         )
     } else {
         inputs.notice()
+    }
+}
+
+/// Write the threat file off the engine task; a failure is reported and retried next tick.
+async fn publish_threat_level(data_dir: &Path, level: ThreatLevel, published: &mut threat::Published) {
+    let path = threat::path(data_dir);
+    let written = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || threat::write(&path, level)).await
+    };
+    match written {
+        Ok(Ok(())) => eprintln!("threat level {level} (written to {})", path.display()),
+        Ok(Err(e)) => {
+            eprintln!("rampart: cannot write the threat level to {}: {e}", path.display());
+            published.forget();
+        }
+        Err(e) => {
+            eprintln!("rampart: threat level writer: {e}");
+            published.forget();
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! or request, without the once-a-second store poll of a standalone `rampart shield
 //! --decisions DIR`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +88,16 @@ impl Actuator for ShieldActuator {
     }
 }
 
+/// The shield's file, following the daemon's threat level (`<data dir>/threat-level`, written
+/// by the daemon) unless its `[origin] threat_file` names another file.
+fn read(file: &Path, data_dir: &Path) -> Result<rampart_shield::Config, rampart_shield::ConfigError> {
+    let mut config = rampart_shield::Config::from_file(file)?;
+    if config.protection.threat_file.is_none() {
+        config.protection.threat_file = Some(crate::threat::path(data_dir));
+    }
+    Ok(config)
+}
+
 /// A shield bound and ready: its listeners are taken, its task not yet started.
 #[derive(Debug)]
 pub struct Bound {
@@ -97,8 +107,12 @@ pub struct Bound {
 
 /// Read the shield's configuration and bind its listeners (a bad file or a busy port is an
 /// error at start, naming the file or the address).
-pub async fn bind(settings: &ShieldSettings, bans: Arc<BanTable>) -> Result<Bound, DaemonError> {
-    let config = rampart_shield::Config::from_file(&settings.config).map_err(|e| setup!("shield: {e}"))?;
+pub async fn bind(
+    settings: &ShieldSettings,
+    bans: Arc<BanTable>,
+    data_dir: &Path,
+) -> Result<Bound, DaemonError> {
+    let config = read(&settings.config, data_dir).map_err(|e| setup!("shield: {e}"))?;
     let shield = Shield::bind(config, bans).await.map_err(|e| setup!("shield: {e}"))?;
     Ok(Bound { shield, drain: settings.drain })
 }
@@ -127,8 +141,12 @@ impl Bound {
     }
 
     /// What re-reads the shield's file on SIGHUP (`Reload`), taken before the shield starts.
-    pub fn reload_handle(&self, settings: &ShieldSettings) -> Reload {
-        Reload { reloader: self.shield.reloader(), config: settings.config.clone() }
+    pub fn reload_handle(&self, settings: &ShieldSettings, data_dir: &Path) -> Reload {
+        Reload {
+            reloader: self.shield.reloader(),
+            config: settings.config.clone(),
+            data_dir: data_dir.to_owned(),
+        }
     }
 }
 
@@ -139,12 +157,13 @@ impl Bound {
 pub struct Reload {
     reloader: rampart_shield::Reloader,
     config: PathBuf,
+    data_dir: PathBuf,
 }
 
 impl Reload {
     /// Re-read the file and apply it; the message says what happened, naming the file.
     pub fn apply(&self) -> Result<String, String> {
-        let config = rampart_shield::Config::from_file(&self.config)
+        let config = read(&self.config, &self.data_dir)
             .map_err(|e| format!("shield: kept the running configuration, {}: {e}", self.config.display()))?;
         self.reloader
             .reload(config)

@@ -72,12 +72,21 @@ fn start_daemon(
     dir: &std::path::Path,
     shield_config: &std::path::Path,
 ) -> (Guard, std::sync::mpsc::Receiver<String>, String, std::path::PathBuf) {
+    start_daemon_with(dir, shield_config, "")
+}
+
+/// The same, with `detection` (detection keys and tables) at the end of the daemon's file.
+fn start_daemon_with(
+    dir: &std::path::Path,
+    shield_config: &std::path::Path,
+    detection: &str,
+) -> (Guard, std::sync::mpsc::Receiver<String>, String, std::path::PathBuf) {
     let data = dir.join("data");
     let config = dir.join("rampart.toml");
     std::fs::write(
         &config,
         format!(
-            "protected = [\"198.51.100.0/24\"]\n[mitigation]\n[shield]\nconfig = \"{}\"\ndrain_secs = 1\n",
+            "protected = [\"198.51.100.0/24\"]\n[mitigation]\n[shield]\nconfig = \"{}\"\ndrain_secs = 1\n{detection}",
             shield_config.display()
         ),
     )
@@ -205,4 +214,46 @@ fn sighup_reloads_the_shield_inside_rampart_run_and_a_bad_file_keeps_the_running
     assert!(answer.contains("kept the running configuration") && answer.contains("shield.toml"), "{answer}");
     assert!(get_from(client, &shield).is_some_and(|a| a.ends_with("second origin")), "still serving");
     assert!(guard.0.try_wait().unwrap().is_none(), "SIGHUP ended the daemon");
+}
+
+#[test]
+fn the_detection_layers_threat_level_tightens_the_shield_inside_rampart_run() {
+    // A scheduled window at `high` now: the daemon publishes the level, its shield reads it
+    // within a second and, with `[snapshot] at_level = "high"`, answers GETs from the snapshot.
+    let dir = tempfile::Builder::new().prefix("rampart-run-shield-threat-").tempdir().unwrap();
+    let snapshot = dir.path().join("snapshot");
+    std::fs::create_dir(&snapshot).unwrap();
+    std::fs::write(snapshot.join("index.html"), "snapshot page").unwrap();
+    let shield_config = dir.path().join("shield.toml");
+    std::fs::write(
+        &shield_config,
+        format!(
+            "{}[snapshot]\ndir = \"{}\"\nat_level = \"high\"\n",
+            shield_file(origin_saying(64, "live origin")),
+            snapshot.display()
+        ),
+    )
+    .unwrap();
+    let window = "[[threat.window]]\nlevel = \"high\"\nfrom = \"2026-01-01T00:00:00Z\"\nuntil = \"2100-01-01T00:00:00Z\"\nreason = \"vote\"\n";
+    let (_guard, stderr, shield, _) = start_daemon_with(dir.path(), &shield_config, window);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut said = false;
+    while !said && Instant::now() < deadline {
+        said = stderr.recv_timeout(Duration::from_secs(10)).is_ok_and(|l| l.starts_with("threat level high"));
+    }
+    assert!(said, "the daemon says it published the level");
+    let file = dir.path().join("data").join("threat-level");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "high\n");
+    // Bounded: the shield re-reads the file every second.
+    let mut answer = None;
+    for _ in 0..30 {
+        answer = get_from("127.0.0.90:0", &shield);
+        if answer.as_deref().is_some_and(|a| a.ends_with("snapshot page")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = answer.expect("an answer");
+    assert!(answer.ends_with("snapshot page"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("x-rampart-snapshot"), "{answer}");
 }
