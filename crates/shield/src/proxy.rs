@@ -128,8 +128,6 @@ pub struct ConnectionInfo {
     pub activity: Arc<Activity>,
     /// Fingerprints of the client's TLS and HTTP/2 stacks.
     pub fingerprints: ClientFingerprints,
-    /// The connection is served with HTTP/1.1 upgrades (WebSocket) enabled.
-    pub upgrades: bool,
 }
 
 /// Counts a request in flight; a request dropped before its answer (its stream reset or its
@@ -408,10 +406,9 @@ async fn route_request(
         );
     };
 
-    // Only HTTP/1.1 GET upgrades to WebSocket, on connections served with upgrades; anything
-    // else loses its Upgrade header with the other hop-by-hop headers.
-    let websocket = conn.upgrades
-        && request.version() == Version::HTTP_11
+    // Only HTTP/1.1 GET upgrades to WebSocket; anything else loses its Upgrade header with the
+    // other hop-by-hop headers.
+    let websocket = request.version() == Version::HTTP_11
         && request.method() == http::Method::GET
         && crate::tunnel::wants_websocket(request.headers());
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));

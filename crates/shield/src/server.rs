@@ -281,6 +281,18 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// hyper's HTTP/1 server, set up as `http_builder`'s HTTP/1 side (for HTTP/1-only listeners).
+fn http1_builder(h: &crate::hardening::Hardening) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(h.header_timeout())
+        .max_buf_size(h.max_header_bytes)
+        .max_headers(h.max_headers)
+        .keep_alive(true);
+    builder
+}
+
 async fn accept_loop(
     bound: Bound,
     shared: Arc<Shared>,
@@ -382,7 +394,6 @@ async fn serve(
         internal_listener: internal,
         activity,
         fingerprints: ClientFingerprints::default(),
-        upgrades: false,
     };
     match tls {
         Some(acceptor) => {
@@ -428,8 +439,6 @@ async fn drive<I>(
 {
     let hardening = &shared.config.hardening;
     let activity = Arc::clone(&info.activity);
-    let mut info = info;
-    info.upgrades = allow_h2;
     let service = {
         // Each request takes the configuration current when it arrives (SIGHUP reloads).
         let current = current.clone();
@@ -448,21 +457,18 @@ async fn drive<I>(
         hardening.h2_frame_budgets(),
         Arc::clone(&shared.metrics),
     ));
-    // Upgrades (WebSocket) where HTTP/2 is allowed too: hyper-util serves upgrades only in its
-    // auto-detecting mode, which ignores `http1_only`, so an HTTP/1-only listener stays
-    // without them (an Upgrade header is then dropped as hop-by-hop).
-    let h1_only;
+    // Upgrades (WebSocket) either way: hyper-util's auto-detecting mode ignores `http1_only`,
+    // so an HTTP/1-only listener is served by hyper's own HTTP/1 connection, set up alike.
     let mut connection = if allow_h2 {
-        Serving::Upgrades(Box::pin(builder.serve_connection_with_upgrades(io, service)))
+        Serving::Auto(Box::pin(builder.serve_connection_with_upgrades(io, service)))
     } else {
-        h1_only = builder.clone().http1_only();
-        Serving::Plain(Box::pin(h1_only.serve_connection(io, service)))
+        Serving::Http1(Box::pin(http1_builder(hardening).serve_connection(io, service).with_upgrades()))
     };
     macro_rules! graceful_shutdown {
         () => {
             match &mut connection {
-                Serving::Upgrades(c) => c.as_mut().graceful_shutdown(),
-                Serving::Plain(c) => c.as_mut().graceful_shutdown(),
+                Serving::Auto(c) => c.as_mut().graceful_shutdown(),
+                Serving::Http1(c) => c.as_mut().graceful_shutdown(),
             }
         };
     }
@@ -514,21 +520,23 @@ async fn drive<I>(
     }
 }
 
-/// A client connection served with upgrades, or HTTP/1-only without them.
+/// A client connection: HTTP/1.1 or HTTP/2 by detection, or HTTP/1 only; upgrades in both.
 enum Serving<A, B> {
-    Upgrades(std::pin::Pin<Box<A>>),
-    Plain(std::pin::Pin<Box<B>>),
+    Auto(std::pin::Pin<Box<A>>),
+    Http1(std::pin::Pin<Box<B>>),
 }
 
-impl<A, B, R> Serving<A, B>
+type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<A, B> Serving<A, B>
 where
-    A: Future<Output = R>,
-    B: Future<Output = R>,
+    A: Future<Output = Result<(), ConnectionError>>,
+    B: Future<Output = Result<(), hyper::Error>>,
 {
-    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ConnectionError>> {
         match self {
-            Serving::Upgrades(a) => a.as_mut().poll(cx),
-            Serving::Plain(b) => b.as_mut().poll(cx),
+            Serving::Auto(a) => a.as_mut().poll(cx),
+            Serving::Http1(b) => b.as_mut().poll(cx).map(|r| r.map_err(Into::into)),
         }
     }
 }

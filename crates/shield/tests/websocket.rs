@@ -79,10 +79,21 @@ async fn read_head(stream: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_are_tunnelled_and_closed_when_idle() {
+    websocket_through(true).await;
+}
+
+#[tokio::test]
+async fn websocket_upgrades_work_on_an_http1_only_listener_too() {
+    websocket_through(false).await;
+}
+
+/// A WebSocket session through a listener that also takes h2c, or HTTP/1 only.
+async fn websocket_through(h2c: bool) {
     let origin = echo_origin().await;
     let mut config =
         rampart_shield::Config::quick("127.0.0.1:0".parse().unwrap(), &format!("http://{origin}")).unwrap();
     config.hardening.idle_timeout_secs = 1.0;
+    config.listeners[0].h2c = h2c;
     let shield = shield(config).await;
     let mut stream = TcpStream::connect(shield.address).await.unwrap();
     stream
