@@ -1,44 +1,18 @@
 //! `rampart shield` as a user runs it: the quick start proxies to an origin and drains on
 //! SIGTERM; a bad configuration is a short message naming the key, and a non-zero exit.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A one-thread origin answering every request with `origin says hi`, for `requests`
-/// connections.
-fn origin(requests: usize) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\nconnection: close\r\n\r\norigin says hi",
-            );
-        }
-    });
-    address
-}
+use support::http::{Guard, get_from, origin};
 
 #[test]
 fn quick_start_proxies_and_drains_on_sigterm() {
-    let origin = origin(1);
+    let origin = origin(1, "origin says hi");
     let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}")])
         .stderr(Stdio::piped())
@@ -88,7 +62,7 @@ fn bad_configuration_names_the_key() {
 
 #[test]
 fn audit_reports_an_internal_target_that_answers() {
-    let origin = origin(200);
+    let origin = origin(200, "origin says hi");
     let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}")])
         .stderr(Stdio::piped())
@@ -131,20 +105,6 @@ fn audit_reports_an_internal_target_that_answers() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
-/// One request from `source` (a 127.x address of its own); `None` when the shield closed the
-/// connection without answering (a banned address).
-fn get_from(source: &str, shield: &str) -> Option<String> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&source.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
-    socket.connect(&shield.parse::<std::net::SocketAddr>().unwrap().into()).ok()?;
-    let mut stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    (!answer.is_empty()).then_some(answer)
-}
-
 /// `--decisions DIR`: an operator's `rampart ban` of an address is refused by the shield
 /// within about a second, other clients are not, and `rampart unban` lets it in again.
 #[test]
@@ -153,7 +113,7 @@ fn decisions_from_the_store_ban_and_unban_within_a_second() {
     let data = dir.path().join("data");
     let config = dir.path().join("rampart.toml");
     std::fs::write(&config, "protected = [\"198.51.100.0/24\"]\n[mitigation]\n").unwrap();
-    let origin = origin(64);
+    let origin = origin(64, "origin says hi");
     let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["shield", "--listen", "127.0.0.1:0", "--upstream", &format!("http://{origin}"), "--decisions"])
         .arg(&data)

@@ -5,59 +5,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A one-thread origin answering `origin says hi`, for at most `requests` connections.
-fn origin(requests: usize) -> std::net::SocketAddr {
-    origin_saying(requests, "origin says hi")
-}
-
-/// A one-thread origin answering `body`, for at most `requests` connections.
-fn origin_saying(requests: usize, body: &'static str) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    address
-}
-
-/// One request from `source`; `None` when the shield closed the connection unanswered.
-fn get_from(source: &str, shield: &str) -> Option<String> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&source.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
-    socket.connect(&shield.parse::<std::net::SocketAddr>().unwrap().into()).ok()?;
-    let mut stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    (!answer.is_empty()).then_some(answer)
-}
+use support::http::{Guard, get_from, origin};
 
 /// A shield file routing everything to `origin`.
 fn shield_file(origin: std::net::SocketAddr) -> String {
@@ -119,7 +70,7 @@ fn a_ban_against_rampart_run_reaches_its_shield_within_a_second() {
     let dir = tempfile::Builder::new().prefix("rampart-run-shield-").tempdir().unwrap();
     let data = dir.path().join("data");
     let shield_config = dir.path().join("shield.toml");
-    std::fs::write(&shield_config, shield_file(origin(256))).unwrap();
+    std::fs::write(&shield_config, shield_file(origin(256, "origin says hi"))).unwrap();
     let (mut guard, stderr, shield, config) = start_daemon(dir.path(), &shield_config);
     let (banned, other) = ("127.0.0.87:0", "127.0.0.88:0");
     assert!(get_from(banned, &shield).is_some_and(|a| a.starts_with("HTTP/1.1 200")));
@@ -195,14 +146,14 @@ fn hangup_answer(stderr: &std::sync::mpsc::Receiver<String>) -> String {
 fn sighup_reloads_the_shield_inside_rampart_run_and_a_bad_file_keeps_the_running_one() {
     let dir = tempfile::Builder::new().prefix("rampart-run-shield-hup-").tempdir().unwrap();
     let shield_config = dir.path().join("shield.toml");
-    std::fs::write(&shield_config, shield_file(origin_saying(64, "first origin"))).unwrap();
+    std::fs::write(&shield_config, shield_file(origin(64, "first origin"))).unwrap();
     let (mut guard, stderr, shield, _) = start_daemon(dir.path(), &shield_config);
     let client = "127.0.0.89:0";
     assert!(get_from(client, &shield).is_some_and(|a| a.ends_with("first origin")));
     let pid = guard.0.id().to_string();
     let hangup = || assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
 
-    std::fs::write(&shield_config, shield_file(origin_saying(64, "second origin"))).unwrap();
+    std::fs::write(&shield_config, shield_file(origin(64, "second origin"))).unwrap();
     hangup();
     let answer = hangup_answer(&stderr);
     assert!(answer.contains("reloaded"), "{answer}");
@@ -229,7 +180,7 @@ fn the_detection_layers_threat_level_tightens_the_shield_inside_rampart_run() {
         &shield_config,
         format!(
             "{}[snapshot]\ndir = \"{}\"\nat_level = \"high\"\n",
-            shield_file(origin_saying(64, "live origin")),
+            shield_file(origin(64, "live origin")),
             snapshot.display()
         ),
     )
