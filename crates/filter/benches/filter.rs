@@ -196,7 +196,12 @@ mod bench {
             lpm_v6: 1 << 17,
         };
         let started = Instant::now();
-        let mut filter = match XdpFilter::open(Options { pin_dir: None, capacity, syn_cookies: true }) {
+        let mut filter = match XdpFilter::open(Options {
+            pin_dir: None,
+            capacity,
+            syn_cookies: true,
+            ..Options::default()
+        }) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("cannot load the XDP program (root needed): {e}");

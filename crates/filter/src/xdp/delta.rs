@@ -7,7 +7,7 @@ use foldhash::HashSet;
 use ipnet::{IpNet, Ipv4Net};
 use rampart_contract::EventTime;
 
-use super::{XdpFilter, find_map};
+use super::XdpFilter;
 use crate::layout::RuleValue;
 use crate::plan::{FilterPlan, PrefixRule};
 use crate::xdp::ids::RuleKey;
@@ -49,6 +49,26 @@ fn diff_rules<'a>(
         }
     }
     (gone, fresh)
+}
+
+/// Whether going from `last` to `plan` changes so many source prefixes (at least
+/// `min_changes`, and a quarter of the larger set) that a new generation of the source tables
+/// costs less than changing the live one in place. Lists out of order count as large.
+pub(super) fn large_source_change(last: &FilterPlan, plan: &FilterPlan, min_changes: usize) -> bool {
+    if ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l)) {
+        return true;
+    }
+    let count = |old: &[PrefixRule], new: &[PrefixRule]| {
+        let (gone, fresh) = diff_rules(old, new);
+        gone.len() + fresh.len()
+    };
+    let changes = count(&last.v4, &plan.v4) + count(&last.v6, &plan.v6);
+    crate::xdp::swap::large_change(
+        changes,
+        last.v4.len() + last.v6.len(),
+        plan.v4.len() + plan.v6.len(),
+        min_changes,
+    )
 }
 
 fn sorted_unique(rules: &[PrefixRule]) -> bool {
@@ -131,19 +151,19 @@ impl XdpFilter {
             .map(|n| n.addr().octets().to_vec())
             .collect();
         {
-            let hosts = find_map(&self.object, "v4_hosts")?;
+            let hosts = self.map_named("v4_hosts")?;
             report.elements_written +=
                 update_all(&hosts, &host_upserts)? + delete_all(&hosts, &host_deletes)?;
         }
         for p in &gone4 {
             if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32 && !re_added.contains(n)) {
-                self.written.v4_hosts.remove(&n.addr().octets());
+                self.written.src.v4_hosts.remove(&n.addr().octets());
             }
         }
         for p in &new4 {
             if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32) {
                 let s = slot(self, p);
-                self.written.v4_hosts.insert(n.addr().octets(), s);
+                self.written.src.v4_hosts.insert(n.addr().octets(), s);
             }
         }
         let removed: Vec<Ipv4Net> = gone4

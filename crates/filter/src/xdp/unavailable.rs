@@ -45,6 +45,19 @@ impl XdpFilter {
         match self.never {}
     }
 
+    pub fn reload(
+        &mut self,
+        _plan: &FilterPlan,
+        _now: EventTime,
+        _boot_now_ns: u64,
+    ) -> Result<ReconcileReport, XdpError> {
+        match self.never {}
+    }
+
+    pub fn source_generation(&self) -> Option<(u32, Vec<u32>)> {
+        match self.never {}
+    }
+
     pub fn counters(&self) -> Result<Vec<(RuleKey, Counters)>, XdpError> {
         match self.never {}
     }
