@@ -25,11 +25,13 @@ mod syncookies;
 pub use driver::{TestRunner, XdpFilter};
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 pub use status::{detach, status};
+#[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
+pub use swap::map_id_exists;
 
 #[cfg(not(all(feature = "xdp", not(rampart_no_bpf))))]
 mod unavailable;
 #[cfg(not(all(feature = "xdp", not(rampart_no_bpf))))]
-pub use unavailable::{XdpFilter, detach, status};
+pub use unavailable::{XdpFilter, detach, map_id_exists, status};
 
 /// [`Options::swap_min_changes`]'s default.
 pub const SWAP_MIN_CHANGES: usize = 65_536;

@@ -167,6 +167,11 @@ pub fn install(object: &Object, new: &Generation) -> Result<SwapTimes, XdpError>
     Ok(SwapTimes { flip, release: t.elapsed(), ..SwapTimes::default() })
 }
 
+/// Whether the kernel still has a map of id `id` (it goes with the map's last reference).
+pub fn map_id_exists(id: u32) -> bool {
+    MapHandle::from_map_id(id).is_ok()
+}
+
 /// Whether going from `old` to `new` prefixes by `changes` is a full reload.
 pub fn large_change(changes: usize, old: usize, new: usize, min_changes: usize) -> bool {
     changes >= min_changes && changes.saturating_mul(4) >= old.max(new)

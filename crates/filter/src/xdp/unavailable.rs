@@ -103,6 +103,11 @@ impl XdpFilter {
     }
 }
 
+/// Always `false`: no maps without the program.
+pub fn map_id_exists(_id: u32) -> bool {
+    false
+}
+
 /// Always [`XdpError::Unavailable`].
 pub fn status(_pin_dir: &Path, _boot_now_ns: u64) -> Result<Status, XdpError> {
     Err(unavailable())
