@@ -11,6 +11,10 @@
 //! Needs root. Run with `bench/filter.sh` (or `cargo bench -p rampart-filter --features xdp`).
 
 #[cfg(feature = "xdp")]
+#[path = "support/stall.rs"]
+mod stall;
+
+#[cfg(feature = "xdp")]
 fn main() {
     bench::main();
 }
@@ -32,7 +36,8 @@ mod bench {
     use rampart_filter::nft::NftFilter;
     use rampart_filter::plan::{FilterPlan, PrefixRule, RuleAction, RuleSpec};
     use rampart_filter::xdp::time::boot_now_ns;
-    use rampart_filter::xdp::{Capacity, Options, XdpFilter};
+    use rampart_filter::xdp::{Capacity, LpmTries, Options, TestRunner, XdpFilter};
+    use super::stall;
 
     const V4: usize = 1_000_000;
     const V6: usize = 100_000;
@@ -185,7 +190,9 @@ mod bench {
         plan.v4.sort_by_key(|p| p.source);
         plan.v6.sort_by_key(|p| p.source);
         let capacity = Capacity {
-            rules: 1 << 21,
+            // Two whole sets at once: a full reload releases the old set's rules after the
+            // swap.
+            rules: 1 << 22,
             v4_groups: 1 << 16,
             v4_hosts: 1 << 19,
             v6_prefixes: 1 << 17,
@@ -338,8 +345,96 @@ mod bench {
                 trie_net / ours_net
             );
         }
+        println!();
+        stalls(&mut filter, &plan, now, boot);
         // The filter's maps are freed when it goes out of scope here.
         println!();
+    }
+
+    /// A full reload of a whole new set (1M IPv4 + 100k IPv6 prefixes, one /24 shared with
+    /// the old set) while watchers run the program on every CPU, then the kernel LPM trie
+    /// filled with the same set and freed, watched the same way; a quiet baseline first.
+    fn stalls(filter: &mut XdpFilter, plan: &FilterPlan, now: EventTime, boot: u64) {
+        let mut rng = Rng(0x5707_a11e_d00d_f00d);
+        let mut v4: Vec<IpNet> = v4_prefixes(&mut rng).into_iter().map(IpNet::V4).collect();
+        let v6: Vec<IpNet> = v6_prefixes(&mut rng).into_iter().map(IpNet::V6).collect();
+        let Some(shared) = plan.v4.iter().map(|p| p.source).find(|n| n.prefix_len() == 24) else { return };
+        if !v4.contains(&shared) {
+            v4[0] = shared;
+        }
+        let first_id = (V4 + V6 + 100_000) as u64;
+        let rule = |i: usize| RuleSpec {
+            decision: DecisionId(first_id + i as u64),
+            action: RuleAction::Drop,
+            expires: None,
+        };
+        let mut next = FilterPlan {
+            v4: v4.iter().enumerate().map(|(i, n)| PrefixRule { source: *n, rule: rule(i) }).collect(),
+            v6: v6.iter().enumerate().map(|(i, n)| PrefixRule { source: *n, rule: rule(V4 + i) }).collect(),
+            ..FilterPlan::default()
+        };
+        next.v4.sort_by_key(|p| p.source);
+        next.v6.sort_by_key(|p| p.source);
+        let mut r = Rng(7);
+        let probe = frame(host_in(shared, &mut r));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut phases: Vec<Vec<TestRunner>> = (0..3)
+            .map(|_| (0..cpus).map(|_| filter.test_runner().unwrap_or_else(|e| panic!("test runner: {e}"))).collect())
+            .collect();
+        let mut take = || phases.pop().unwrap_or_default();
+        println!(
+            "stalls: a watcher per CPU (SCHED_FIFO, pinned) runs the program every {} µs over a source both sets drop; worst gap between two runs:",
+            stall::PERIOD.as_micros()
+        );
+
+        let w = stall::Watchers::start(take(), &probe, 1);
+        std::thread::sleep(Duration::from_secs(2));
+        stall::report("quiet baseline (2 s)", &w.stop());
+
+        let w = stall::Watchers::start(take(), &probe, 1);
+        let t = Instant::now();
+        let report = filter.reload(&next, now, boot);
+        let reload = t.elapsed();
+        std::thread::sleep(Duration::from_secs(2));
+        let watched = w.stop();
+        match report {
+            Ok(r) => {
+                let times = r.swap.unwrap_or_default();
+                println!(
+                    "  rampart full reload of {} IPv4 + {} IPv6 prefixes (a new generation): {:.3} s in all: {:.0} prefixes/s; fill {:.3} s, swap (outer slots + source_gen) {:.3} ms, old generation released (slots deleted, handles closed) {:.3} ms",
+                    next.v4.len(),
+                    next.v6.len(),
+                    reload.as_secs_f64(),
+                    (next.v4.len() + next.v6.len()) as f64 / reload.as_secs_f64(),
+                    times.fill.as_secs_f64(),
+                    times.flip.as_secs_f64() * 1e3,
+                    times.release.as_secs_f64() * 1e3,
+                );
+            }
+            Err(e) => println!("  rampart full reload failed: {e}"),
+        }
+        stall::report("during the reload and 2 s after", &watched);
+
+        let pairs: Vec<(IpNet, u32)> =
+            next.v4.iter().chain(&next.v6).enumerate().map(|(i, p)| (p.source, i as u32 + 1)).collect();
+        let w = stall::Watchers::start(take(), &probe, 1);
+        let t = Instant::now();
+        let tries = LpmTries::fill(&pairs);
+        let fill = t.elapsed();
+        let t = Instant::now();
+        let held = tries.as_ref().map(|t| t.max_entries()).unwrap_or_default();
+        drop(tries);
+        let free = t.elapsed();
+        std::thread::sleep(Duration::from_secs(2));
+        let watched = w.stop();
+        println!(
+            "  kernel LPM trie anchor: {} prefixes ({held:?} entries) filled in {:.3} s ({:.0}/s), closed (the kernel frees it after) in {:.3} ms",
+            pairs.len(),
+            fill.as_secs_f64(),
+            pairs.len() as f64 / fill.as_secs_f64(),
+            free.as_secs_f64() * 1e3
+        );
+        stall::report("during the LPM fill, free and 2 s after", &watched);
     }
 
     fn nftables() {

@@ -43,7 +43,7 @@ mod readback;
 mod testrun;
 #[path = "v6.rs"]
 mod v6;
-pub use testrun::TestRunner;
+pub use testrun::{LpmTries, TestRunner};
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";

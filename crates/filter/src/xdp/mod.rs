@@ -22,7 +22,7 @@ pub mod swap;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 mod syncookies;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
-pub use driver::{TestRunner, XdpFilter};
+pub use driver::{LpmTries, TestRunner, XdpFilter};
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 pub use status::{detach, status};
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
@@ -31,7 +31,7 @@ pub use swap::map_id_exists;
 #[cfg(not(all(feature = "xdp", not(rampart_no_bpf))))]
 mod unavailable;
 #[cfg(not(all(feature = "xdp", not(rampart_no_bpf))))]
-pub use unavailable::{XdpFilter, detach, map_id_exists, status};
+pub use unavailable::{LpmTries, TestRunner, XdpFilter, detach, map_id_exists, status};
 
 /// [`Options::swap_min_changes`]'s default.
 pub const SWAP_MIN_CHANGES: usize = 65_536;

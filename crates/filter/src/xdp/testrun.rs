@@ -48,3 +48,46 @@ impl TestRunner {
         Ok((opts.retval, Duration::from_nanos(u64::from(opts.duration))))
     }
 }
+
+/// Kernel LPM tries filled apart from the program (the benchmark's anchor for filling and
+/// freeing a large table): the kernel frees them when this is dropped.
+#[derive(Debug)]
+pub struct LpmTries {
+    maps: Vec<libbpf_rs::MapHandle>,
+}
+
+impl LpmTries {
+    /// Two tries (IPv4, IPv6) sized for and filled with `prefixes`, in batches.
+    pub fn fill(prefixes: &[(ipnet::IpNet, u32)]) -> Result<Self, XdpError> {
+        use crate::layout::{LPM_V4_KEY_SIZE, LPM_V6_KEY_SIZE, lpm_key};
+        let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(n, _)| n.addr().is_ipv4());
+        let mut maps = Vec::new();
+        for (name, key_size, list) in [("lpm_anchor_v4", LPM_V4_KEY_SIZE, v4), ("lpm_anchor_v6", LPM_V6_KEY_SIZE, v6)] {
+            let opts = libbpf_sys::bpf_map_create_opts {
+                sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as libbpf_sys::size_t,
+                map_flags: libbpf_sys::BPF_F_NO_PREALLOC,
+                ..Default::default()
+            };
+            let map = libbpf_rs::MapHandle::create(
+                libbpf_rs::MapType::LpmTrie,
+                Some(name),
+                key_size as u32,
+                4,
+                (list.len() as u32).max(1),
+                &opts,
+            )
+            .map_err(bpf_error(format!("creating {name}")))?;
+            let entries: Vec<(Vec<u8>, Vec<u8>)> =
+                list.iter().map(|(n, r)| (lpm_key(*n), r.to_ne_bytes().to_vec())).collect();
+            crate::xdp::maps::update_all(&map, &entries)?;
+            maps.push(map);
+        }
+        Ok(LpmTries { maps })
+    }
+
+    /// Entries held (IPv4, IPv6), as the kernel's map info says.
+    pub fn max_entries(&self) -> Vec<u32> {
+        use libbpf_rs::MapCore;
+        self.maps.iter().map(|m| m.max_entries()).collect()
+    }
+}
