@@ -31,13 +31,13 @@ mod bench {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
+    use super::stall;
     use ipnet::{IpNet, Ipv4Net, Ipv6Net};
     use rampart_contract::{DecisionId, EventTime};
     use rampart_filter::nft::NftFilter;
     use rampart_filter::plan::{FilterPlan, PrefixRule, RuleAction, RuleSpec};
     use rampart_filter::xdp::time::boot_now_ns;
-    use rampart_filter::xdp::{Capacity, LpmTries, Options, TestRunner, XdpFilter};
-    use super::stall;
+    use rampart_filter::xdp::{Capacity, LpmTries, Options, XdpFilter};
 
     const V4: usize = 1_000_000;
     const V6: usize = 100_000;
@@ -158,8 +158,13 @@ mod bench {
     }
 
     pub fn main() {
+        if let Ok(spec) = std::env::var("FILTER_WATCH") {
+            return stall::child_main(&spec);
+        }
         xdp();
-        nftables();
+        if std::env::var_os("FILTER_STALLS_ONLY").is_none() {
+            nftables();
+        }
     }
 
     fn xdp() {
@@ -323,6 +328,10 @@ mod bench {
             ("IPv6, any (drop)", pick(&mut rng, &v6_nets, None), 1),
         ];
         println!();
+        if std::env::var_os("FILTER_STALLS_ONLY").is_some() {
+            stalls(&mut filter, &plan, now, boot);
+            return;
+        }
         println!(
             "ns per packet (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each), 1M IPv4 + 100k IPv6 prefixes loaded:"
         );
@@ -345,16 +354,15 @@ mod bench {
                 trie_net / ours_net
             );
         }
-        println!();
         stalls(&mut filter, &plan, now, boot);
         // The filter's maps are freed when it goes out of scope here.
-        println!();
     }
 
     /// A full reload of a whole new set (1M IPv4 + 100k IPv6 prefixes, one /24 shared with
     /// the old set) while watchers run the program on every CPU, then the kernel LPM trie
     /// filled with the same set and freed, watched the same way; a quiet baseline first.
     fn stalls(filter: &mut XdpFilter, plan: &FilterPlan, now: EventTime, boot: u64) {
+        println!();
         let mut rng = Rng(0x5707_a11e_d00d_f00d);
         let mut v4: Vec<IpNet> = v4_prefixes(&mut rng).into_iter().map(IpNet::V4).collect();
         let v6: Vec<IpNet> = v6_prefixes(&mut rng).into_iter().map(IpNet::V6).collect();
@@ -377,26 +385,21 @@ mod bench {
         next.v6.sort_by_key(|p| p.source);
         let mut r = Rng(7);
         let probe = frame(host_in(shared, &mut r));
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut phases: Vec<Vec<TestRunner>> = (0..3)
-            .map(|_| (0..cpus).map(|_| filter.test_runner().unwrap_or_else(|e| panic!("test runner: {e}"))).collect())
-            .collect();
-        let mut take = || phases.pop().unwrap_or_default();
+        let prog =
+            filter.test_runner().and_then(|r| r.program_id()).unwrap_or_else(|e| panic!("program id: {e}"));
         println!(
-            "stalls: a watcher per CPU (SCHED_FIFO, pinned) runs the program every {} µs over a source both sets drop; worst gap between two runs:",
+            "stalls: a watcher process, one thread per CPU (SCHED_FIFO, pinned), runs the program every {} µs over a source both sets drop; worst gap between two runs:",
             stall::PERIOD.as_micros()
         );
+        if let Some(c) = stall::Child::start(prog, 2.0, &probe) {
+            c.finish("quiet baseline (2 s)");
+        }
 
-        let w = stall::Watchers::start(take(), &probe, 1);
-        std::thread::sleep(Duration::from_secs(2));
-        stall::report("quiet baseline (2 s)", &w.stop());
-
-        let w = stall::Watchers::start(take(), &probe, 1);
+        // Long enough for the reload (about 10 s on the loaded 2-core machine) and 2 s after.
+        let watch = stall::Child::start(prog, 16.0, &probe);
         let t = Instant::now();
         let report = filter.reload(&next, now, boot);
         let reload = t.elapsed();
-        std::thread::sleep(Duration::from_secs(2));
-        let watched = w.stop();
         match report {
             Ok(r) => {
                 let times = r.swap.unwrap_or_default();
@@ -413,11 +416,13 @@ mod bench {
             }
             Err(e) => println!("  rampart full reload failed: {e}"),
         }
-        stall::report("during the reload and 2 s after", &watched);
+        if let Some(c) = watch {
+            c.finish(&format!("the reload ({:.1} s) and after (16 s)", reload.as_secs_f64()));
+        }
 
         let pairs: Vec<(IpNet, u32)> =
             next.v4.iter().chain(&next.v6).enumerate().map(|(i, p)| (p.source, i as u32 + 1)).collect();
-        let w = stall::Watchers::start(take(), &probe, 1);
+        let watch = stall::Child::start(prog, 8.0, &probe);
         let t = Instant::now();
         let tries = LpmTries::fill(&pairs);
         let fill = t.elapsed();
@@ -425,8 +430,6 @@ mod bench {
         let held = tries.as_ref().map(|t| t.max_entries()).unwrap_or_default();
         drop(tries);
         let free = t.elapsed();
-        std::thread::sleep(Duration::from_secs(2));
-        let watched = w.stop();
         println!(
             "  kernel LPM trie anchor: {} prefixes ({held:?} entries) filled in {:.3} s ({:.0}/s), closed (the kernel frees it after) in {:.3} ms",
             pairs.len(),
@@ -434,7 +437,9 @@ mod bench {
             pairs.len() as f64 / fill.as_secs_f64(),
             free.as_secs_f64() * 1e3
         );
-        stall::report("during the LPM fill, free and 2 s after", &watched);
+        if let Some(c) = watch {
+            c.finish("the LPM fill, free and after (8 s)");
+        }
     }
 
     fn nftables() {

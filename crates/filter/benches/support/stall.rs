@@ -102,7 +102,7 @@ impl Watchers {
 pub fn report(phase: &str, watches: &[Watch]) {
     for w in watches {
         println!(
-            "  {phase:<44} cpu {}: {:>7} runs, worst gap {:>7.2} ms (at {:>6.2} s), gaps > 1 ms: {:>4}, > 10 ms: {:>3}, wrong verdicts: {}{}",
+            "  {phase:<44}cpu {}: {:>7} runs, worst gap {:>7.2} ms (at {:>6.2} s), gaps > 1 ms: {:>4}, > 10 ms: {:>3}, wrong verdicts: {}{}",
             w.cpu,
             w.runs,
             w.worst_gap.as_secs_f64() * 1e3,
@@ -112,5 +112,53 @@ pub fn report(phase: &str, watches: &[Watch]) {
             w.wrong,
             if w.realtime { "" } else { " (no real-time priority: gaps include scheduling)" }
         );
+    }
+}
+
+/// The watcher process: `FILTER_WATCH=PROGRAM_ID,SECONDS,HEX_FRAME` runs watchers on every
+/// CPU over the program of that id for that long and prints their lines. Watching from a
+/// process of its own keeps the loader's own locks (its memory map, its allocator) out of
+/// the figures: what remains is the CPUs.
+pub fn child_main(spec: &str) {
+    let mut parts = spec.split(',');
+    let id: u32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let secs: f64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let hex = parts.next().unwrap_or("");
+    let frame: Vec<u8> =
+        (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runners = (0..cpus).filter_map(|_| TestRunner::from_program_id(id).ok()).collect();
+    let w = Watchers::start(runners, &frame, 1);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    report("", &w.stop());
+}
+
+/// Watchers in a process of their own for `secs` over `frame` (expecting a drop).
+pub struct Child(std::process::Child);
+
+impl Child {
+    pub fn start(program_id: u32, secs: f64, frame: &[u8]) -> Option<Self> {
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        let exe = std::env::current_exe().ok()?;
+        let child = std::process::Command::new(exe)
+            .env("FILTER_WATCH", format!("{program_id},{secs},{hex}"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        // Time for it to start its threads before the work begins.
+        std::thread::sleep(Duration::from_millis(300));
+        Some(Child(child))
+    }
+
+    /// Waits for it and prints its lines under `phase`.
+    pub fn finish(self, phase: &str) {
+        match self.0.wait_with_output() {
+            Ok(out) => {
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    println!("  {phase:<44}{}", line.trim_start());
+                }
+            }
+            Err(e) => println!("  {phase}: the watcher process failed: {e}"),
+        }
     }
 }

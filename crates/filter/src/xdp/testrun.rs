@@ -28,6 +28,17 @@ impl XdpFilter {
 }
 
 impl TestRunner {
+    /// The kernel's id of the program (another process with the rights can run it by id).
+    pub fn program_id(&self) -> Result<u32, XdpError> {
+        libbpf_rs::Program::id_from_fd(self.prog.as_fd()).map_err(bpf_error("the program's id"))
+    }
+
+    /// A runner for the program of id `id` (loaded by another process).
+    pub fn from_program_id(id: u32) -> Result<Self, XdpError> {
+        let prog = libbpf_rs::Program::fd_from_id(id).map_err(bpf_error(format!("program {id}")))?;
+        Ok(TestRunner { prog })
+    }
+
     /// Runs the program `repeat` times over `packet`: its verdict and the kernel's average
     /// time per run.
     pub fn run(&self, packet: &[u8], repeat: u32) -> Result<(u32, Duration), XdpError> {
@@ -62,7 +73,9 @@ impl LpmTries {
         use crate::layout::{LPM_V4_KEY_SIZE, LPM_V6_KEY_SIZE, lpm_key};
         let (v4, v6): (Vec<_>, Vec<_>) = prefixes.iter().partition(|(n, _)| n.addr().is_ipv4());
         let mut maps = Vec::new();
-        for (name, key_size, list) in [("lpm_anchor_v4", LPM_V4_KEY_SIZE, v4), ("lpm_anchor_v6", LPM_V6_KEY_SIZE, v6)] {
+        for (name, key_size, list) in
+            [("lpm_anchor_v4", LPM_V4_KEY_SIZE, v4), ("lpm_anchor_v6", LPM_V6_KEY_SIZE, v6)]
+        {
             let opts = libbpf_sys::bpf_map_create_opts {
                 sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as libbpf_sys::size_t,
                 map_flags: libbpf_sys::BPF_F_NO_PREALLOC,

@@ -114,6 +114,15 @@ pub struct TestRunner {
 }
 
 impl TestRunner {
+    pub fn program_id(&self) -> Result<u32, XdpError> {
+        match self.never {}
+    }
+
+    /// Always [`XdpError::Unavailable`].
+    pub fn from_program_id(_id: u32) -> Result<Self, XdpError> {
+        Err(unavailable())
+    }
+
     pub fn run(&self, _packet: &[u8], _repeat: u32) -> Result<(u32, Duration), XdpError> {
         match self.never {}
     }
