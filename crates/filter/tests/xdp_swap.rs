@@ -283,3 +283,28 @@ fn small_deltas_change_the_live_tables_in_place_and_large_ones_swap() {
     assert_eq!(verdict(&f, &Pkt::udp("192.0.2.139", "192.0.2.1", 1, 2)), PASS);
     assert_eq!(verdict(&f, &Pkt::udp("192.0.2.138", "192.0.2.1", 1, 2)), DROP);
 }
+
+/// A slot given up by one decision and taken by another (in a later delta) starts the new
+/// decision's counters at zero (reset in one batch for all reused slots).
+#[test]
+fn a_reused_rule_slot_starts_its_counters_at_zero() {
+    let Some(mut f) = open(None, usize::MAX) else { return };
+    let now = wall_now();
+    let first = bans(1, &["198.51.100.0/24", "203.0.113.0/24"], now);
+    reconcile(&mut f, &first, false);
+    let p = Pkt::udp("198.51.100.1", "192.0.2.1", 1, 2);
+    for _ in 0..3 {
+        assert_eq!(verdict(&f, &p), DROP);
+    }
+    let slot = f.slot_of(DecisionId(1)).unwrap();
+    assert_eq!(f.decision_counters(DecisionId(1)).unwrap().packets, 3);
+    // Withdrawn (its slot released), then another decision on the same prefix: in place.
+    assert_eq!(reconcile(&mut f, &first[1..], false).swap, None);
+    let mut next = first[1..].to_vec();
+    next.push(ban(7, "198.51.100.0/24", now));
+    assert_eq!(reconcile(&mut f, &next, false).swap, None);
+    assert_eq!(f.slot_of(DecisionId(7)), Some(slot), "the released slot is taken again");
+    assert_eq!(f.decision_counters(DecisionId(7)).unwrap().packets, 0);
+    assert_eq!(verdict(&f, &p), DROP);
+    assert_eq!(f.decision_counters(DecisionId(7)).unwrap().packets, 1);
+}

@@ -51,24 +51,15 @@ fn diff_rules<'a>(
     (gone, fresh)
 }
 
-/// Whether going from `last` to `plan` changes so many source prefixes (at least
-/// `min_changes`, and a quarter of the larger set) that a new generation of the source tables
-/// costs less than changing the live one in place. Lists out of order count as large.
-pub(super) fn large_source_change(last: &FilterPlan, plan: &FilterPlan, min_changes: usize) -> bool {
-    if ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l)) {
-        return true;
-    }
-    let count = |old: &[PrefixRule], new: &[PrefixRule]| {
-        let (gone, fresh) = diff_rules(old, new);
-        gone.len() + fresh.len()
-    };
-    let changes = count(&last.v4, &plan.v4) + count(&last.v6, &plan.v6);
-    crate::xdp::swap::large_change(
-        changes,
-        last.v4.len() + last.v6.len(),
-        plan.v4.len() + plan.v6.len(),
-        min_changes,
-    )
+/// What [`XdpFilter::source_delta`] did.
+pub(super) enum Delta {
+    /// The delta is in the maps.
+    Applied(ReconcileReport),
+    /// More than source prefixes changed, or too many of them: a full reconcile is needed,
+    /// as a new generation of the source tables when `large` (at least `swap_min_changes`
+    /// changes and a quarter of the larger set: filling new tables then costs less than
+    /// changing the live ones in place; lists out of order count as large).
+    Full { large: bool },
 }
 
 fn sorted_unique(rules: &[PrefixRule]) -> bool {
@@ -77,23 +68,32 @@ fn sorted_unique(rules: &[PrefixRule]) -> bool {
 
 impl XdpFilter {
     /// Applies `plan` as a delta of source prefixes over the last plan written, when that is
-    /// all that changed; `None`: a full reconcile is needed.
+    /// all that changed and not too much of it.
     pub(super) fn source_delta(
         &mut self,
         last: &FilterPlan,
         plan: &FilterPlan,
         now: EventTime,
         boot_now_ns: u64,
-    ) -> Result<Option<ReconcileReport>, XdpError> {
-        if last.signatures != plan.signatures
-            || last.syn_guards != plan.syn_guards
-            || ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l))
-            || !self.v4_table_known()
-        {
-            return Ok(None);
+    ) -> Result<Delta, XdpError> {
+        if ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l)) {
+            return Ok(Delta::Full { large: true });
         }
         let (gone4, new4) = diff_rules(&last.v4, &plan.v4);
         let (gone6, new6) = diff_rules(&last.v6, &plan.v6);
+        let large = crate::xdp::swap::large_change(
+            gone4.len() + new4.len() + gone6.len() + new6.len(),
+            last.v4.len() + last.v6.len(),
+            plan.v4.len() + plan.v6.len(),
+            self.options.swap_min_changes,
+        );
+        if large
+            || last.signatures != plan.signatures
+            || last.syn_guards != plan.syn_guards
+            || !self.v4_table_known()
+        {
+            return Ok(Delta::Full { large });
+        }
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
             v4_prefixes: plan.v4.len(),
@@ -185,6 +185,6 @@ impl XdpFilter {
 
         // 5. Released rules match nothing once no table points at them.
         self.release_rules(&assignment.released, &mut report)?;
-        Ok(Some(report))
+        Ok(Delta::Applied(report))
     }
 }

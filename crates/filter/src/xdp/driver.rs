@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use rampart_contract::DecisionId;
 use rampart_contract::EventTime;
 
 use super::ids::{RuleKey, SlotIds};
-use super::maps::{BATCH, bpf_error, delete_all, update_all};
+use super::maps::{BATCH, bpf_error, delete_all, update_all, zero_percpu};
 use super::status::{attached_here, interface_index, program_name};
 use super::swap::{self, Generation, TABLES};
 use super::syncookies::{set_rodata_u32, syncookie_helpers};
@@ -339,26 +339,23 @@ impl XdpFilter {
         let last = self.last_plan.take();
         // A new generation when the live one is unknown (first reconcile, a restart, a failed
         // write) or when most of it changes.
-        let swap = force_swap
-            || self.live.is_none()
-            || !self.v4_table_known()
-            || last
-                .as_ref()
-                .is_none_or(|last| delta::large_source_change(last, plan, self.options.swap_min_changes));
-        if !swap
-            && let Some(mut last) = last
-            && let Some(report) = self.source_delta(&last, plan, now, boot_now_ns)?
-        {
-            // Into the last plan's allocations: a fresh copy of a million rules costs more
-            // than the delta.
-            let FilterPlan { v4, v6, signatures, syn_guards, skipped } = &mut last;
-            v4.clone_from(&plan.v4);
-            v6.clone_from(&plan.v6);
-            signatures.clone_from(&plan.signatures);
-            syn_guards.clone_from(&plan.syn_guards);
-            skipped.clone_from(&plan.skipped);
-            self.last_plan = Some(last);
-            return Ok(report);
+        let mut swap = force_swap || self.live.is_none() || !self.v4_table_known() || last.is_none();
+        if !swap && let Some(mut last) = last {
+            match self.source_delta(&last, plan, now, boot_now_ns)? {
+                delta::Delta::Applied(report) => {
+                    // Into the last plan's allocations: a fresh copy of a million rules costs
+                    // more than the delta.
+                    let FilterPlan { v4, v6, signatures, syn_guards, skipped } = &mut last;
+                    v4.clone_from(&plan.v4);
+                    v6.clone_from(&plan.v6);
+                    signatures.clone_from(&plan.signatures);
+                    syn_guards.clone_from(&plan.syn_guards);
+                    skipped.clone_from(&plan.skipped);
+                    self.last_plan = Some(last);
+                    return Ok(report);
+                }
+                delta::Delta::Full { large } => swap = large,
+            }
         }
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
@@ -487,13 +484,7 @@ impl XdpFilter {
         let writes: Vec<(Vec<u8>, Vec<u8>)> =
             rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
         let stats = find_map(&self.object, "rule_stats")?;
-        let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
-        for s in reused {
-            stats
-                .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
-                .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
-        }
-        report.elements_written += reused.len();
+        report.elements_written += zero_percpu(&stats, reused, COUNTERS_SIZE, self.cpus)?;
         report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
         let high = u64::from(self.rule_ids.high_water());
         find_map(&self.object, "meta")?
@@ -589,13 +580,19 @@ impl XdpFilter {
         }
         let Some(dir) = self.written.src.dir.as_mut() else { return Ok(()) };
         let changes = dir.update(removed, added)?;
-        let (gone, mut fresh): (HashSet<Ipv4Net>, Vec<Ipv4Rule>) =
-            (removed.iter().chain(added.iter().map(|(n, _)| n)).copied().collect(), added.to_vec());
+        let mut gone: Vec<Ipv4Net> = removed.iter().chain(added.iter().map(|(n, _)| n)).copied().collect();
+        gone.sort_unstable();
+        let mut fresh = added.to_vec();
         fresh.sort_unstable_by_key(|(n, _)| *n);
-        // The input list, kept sorted: the old one without what changed, merged with the new.
-        let kept =
-            std::mem::take(&mut self.written.src.v4_input).into_iter().filter(|(n, _)| !gone.contains(n));
-        let mut merged = Vec::with_capacity(kept.size_hint().0 + fresh.len());
+        // The input list, kept sorted: the old one without what changed (a walk beside the
+        // sorted changes, not a hash lookup per prefix held), merged with the new.
+        let held = std::mem::take(&mut self.written.src.v4_input);
+        let mut merged = Vec::with_capacity(held.len() + fresh.len());
+        let mut gone = gone.into_iter().peekable();
+        let kept = held.into_iter().filter(|(n, _)| {
+            while gone.next_if(|g| g < n).is_some() {}
+            gone.peek() != Some(n)
+        });
         let mut fresh = fresh.into_iter().peekable();
         for item in kept {
             while let Some(f) = fresh.next_if(|f| f.0 < item.0) {
