@@ -57,7 +57,7 @@ pub fn zero_percpu<M: MapCore>(
         let opts = libbpf_sys::bpf_map_batch_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_map_batch_opts>() as libbpf_sys::size_t,
             elem_flags: MapFlags::ANY.bits(),
-            flags: 0,
+            // `flags` 0, and any padding fields of other platforms zeroed.
             ..Default::default()
         };
         // SAFETY: `flat` holds `count` keys of 4 bytes (the map's key size) and `zeros` at
