@@ -7,7 +7,8 @@
 # fed 10,000 decisions and a range, at its default 10 s poll and at 1 s, beside `rampart filter
 # apply --backend nftables` with the same decisions.
 # Needs root, clang, libbpf-dev, libelf-dev, zlib1g-dev, nftables and iproute2.
-# FILTER_SKIP_CROWDSEC=1 skips the CrowdSec part, FILTER_ONLY_CROWDSEC=1 runs only it;
+# FILTER_SKIP_CROWDSEC=1 skips the CrowdSec part, FILTER_ONLY_CROWDSEC=1 runs only it,
+# FILTER_STALLS_ONLY=1 (with FILTER_SKIP_CROWDSEC=1) only the loads and the stall watch;
 # RAMPART_BIN=path uses that rampart instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,6 +11,10 @@
 //! Needs root. Run with `bench/filter.sh` (or `cargo bench -p rampart-filter --features xdp`).
 
 #[cfg(feature = "xdp")]
+#[path = "support/stall.rs"]
+mod stall;
+
+#[cfg(feature = "xdp")]
 fn main() {
     bench::main();
 }
@@ -27,12 +31,13 @@ mod bench {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
+    use super::stall;
     use ipnet::{IpNet, Ipv4Net, Ipv6Net};
     use rampart_contract::{DecisionId, EventTime};
     use rampart_filter::nft::NftFilter;
     use rampart_filter::plan::{FilterPlan, PrefixRule, RuleAction, RuleSpec};
     use rampart_filter::xdp::time::boot_now_ns;
-    use rampart_filter::xdp::{Capacity, Options, XdpFilter};
+    use rampart_filter::xdp::{Capacity, LpmTries, Options, XdpFilter};
 
     const V4: usize = 1_000_000;
     const V6: usize = 100_000;
@@ -153,8 +158,13 @@ mod bench {
     }
 
     pub fn main() {
+        if let Ok(spec) = std::env::var("FILTER_WATCH") {
+            return stall::child_main(&spec);
+        }
         xdp();
-        nftables();
+        if std::env::var_os("FILTER_STALLS_ONLY").is_none() {
+            nftables();
+        }
     }
 
     fn xdp() {
@@ -185,7 +195,9 @@ mod bench {
         plan.v4.sort_by_key(|p| p.source);
         plan.v6.sort_by_key(|p| p.source);
         let capacity = Capacity {
-            rules: 1 << 21,
+            // Two whole sets at once: a full reload releases the old set's rules after the
+            // swap.
+            rules: 1 << 22,
             v4_groups: 1 << 16,
             v4_hosts: 1 << 19,
             v6_prefixes: 1 << 17,
@@ -196,7 +208,12 @@ mod bench {
             lpm_v6: 1 << 17,
         };
         let started = Instant::now();
-        let mut filter = match XdpFilter::open(Options { pin_dir: None, capacity, syn_cookies: true }) {
+        let mut filter = match XdpFilter::open(Options {
+            pin_dir: None,
+            capacity,
+            syn_cookies: true,
+            ..Options::default()
+        }) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("cannot load the XDP program (root needed): {e}");
@@ -311,6 +328,10 @@ mod bench {
             ("IPv6, any (drop)", pick(&mut rng, &v6_nets, None), 1),
         ];
         println!();
+        if std::env::var_os("FILTER_STALLS_ONLY").is_some() {
+            stalls(&mut filter, &plan, now, boot);
+            return;
+        }
         println!(
             "ns per packet (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each), 1M IPv4 + 100k IPv6 prefixes loaded:"
         );
@@ -333,8 +354,92 @@ mod bench {
                 trie_net / ours_net
             );
         }
+        stalls(&mut filter, &plan, now, boot);
         // The filter's maps are freed when it goes out of scope here.
+    }
+
+    /// A full reload of a whole new set (1M IPv4 + 100k IPv6 prefixes, one /24 shared with
+    /// the old set) while watchers run the program on every CPU, then the kernel LPM trie
+    /// filled with the same set and freed, watched the same way; a quiet baseline first.
+    fn stalls(filter: &mut XdpFilter, plan: &FilterPlan, now: EventTime, boot: u64) {
         println!();
+        let mut rng = Rng(0x5707_a11e_d00d_f00d);
+        let mut v4: Vec<IpNet> = v4_prefixes(&mut rng).into_iter().map(IpNet::V4).collect();
+        let v6: Vec<IpNet> = v6_prefixes(&mut rng).into_iter().map(IpNet::V6).collect();
+        let Some(shared) = plan.v4.iter().map(|p| p.source).find(|n| n.prefix_len() == 24) else { return };
+        if !v4.contains(&shared) {
+            v4[0] = shared;
+        }
+        let first_id = (V4 + V6 + 100_000) as u64;
+        let rule = |i: usize| RuleSpec {
+            decision: DecisionId(first_id + i as u64),
+            action: RuleAction::Drop,
+            expires: None,
+        };
+        let mut next = FilterPlan {
+            v4: v4.iter().enumerate().map(|(i, n)| PrefixRule { source: *n, rule: rule(i) }).collect(),
+            v6: v6.iter().enumerate().map(|(i, n)| PrefixRule { source: *n, rule: rule(V4 + i) }).collect(),
+            ..FilterPlan::default()
+        };
+        next.v4.sort_by_key(|p| p.source);
+        next.v6.sort_by_key(|p| p.source);
+        let mut r = Rng(7);
+        let probe = frame(host_in(shared, &mut r));
+        let prog =
+            filter.test_runner().and_then(|r| r.program_id()).unwrap_or_else(|e| panic!("program id: {e}"));
+        println!(
+            "stalls: a watcher process, one thread per CPU (SCHED_FIFO, pinned), runs the program every {} µs over a source both sets drop; worst gap between two runs:",
+            stall::PERIOD.as_micros()
+        );
+        if let Some(c) = stall::Child::start(prog, 2.0, &probe) {
+            c.finish("quiet baseline (2 s)");
+        }
+
+        // Long enough for the reload (about 10 s on the loaded 2-core machine) and 2 s after.
+        let watch = stall::Child::start(prog, 16.0, &probe);
+        let t = Instant::now();
+        let report = filter.reload(&next, now, boot);
+        let reload = t.elapsed();
+        match report {
+            Ok(r) => {
+                let times = r.swap.unwrap_or_default();
+                println!(
+                    "  rampart full reload of {} IPv4 + {} IPv6 prefixes (a new generation): {:.3} s in all: {:.0} prefixes/s; fill {:.3} s, swap (outer slots + source_gen) {:.3} ms, old generation released (slots deleted, handles closed) {:.3} ms",
+                    next.v4.len(),
+                    next.v6.len(),
+                    reload.as_secs_f64(),
+                    (next.v4.len() + next.v6.len()) as f64 / reload.as_secs_f64(),
+                    times.fill.as_secs_f64(),
+                    times.flip.as_secs_f64() * 1e3,
+                    times.release.as_secs_f64() * 1e3,
+                );
+            }
+            Err(e) => println!("  rampart full reload failed: {e}"),
+        }
+        if let Some(c) = watch {
+            c.finish(&format!("the reload ({:.1} s) and after (16 s)", reload.as_secs_f64()));
+        }
+
+        let pairs: Vec<(IpNet, u32)> =
+            next.v4.iter().chain(&next.v6).enumerate().map(|(i, p)| (p.source, i as u32 + 1)).collect();
+        let watch = stall::Child::start(prog, 8.0, &probe);
+        let t = Instant::now();
+        let tries = LpmTries::fill(&pairs);
+        let fill = t.elapsed();
+        let t = Instant::now();
+        let held = tries.as_ref().map(|t| t.max_entries()).unwrap_or_default();
+        drop(tries);
+        let free = t.elapsed();
+        println!(
+            "  kernel LPM trie anchor: {} prefixes ({held:?} entries) filled in {:.3} s ({:.0}/s), closed (the kernel frees it after) in {:.3} ms",
+            pairs.len(),
+            fill.as_secs_f64(),
+            pairs.len() as f64 / fill.as_secs_f64(),
+            free.as_secs_f64() * 1e3
+        );
+        if let Some(c) = watch {
+            c.finish("the LPM fill, free and after (8 s)");
+        }
     }
 
     fn nftables() {

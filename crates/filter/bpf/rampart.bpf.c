@@ -34,63 +34,96 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * kernel without them and SYN guards use the per-source rate instead. */
 const volatile __u32 have_syncookies = 0;
 
-struct {
+/* The source tables come in generations: each table is an outer array of SOURCE_GENS slots
+ * holding inner maps, and source_gen names the live generation. A full reload fills a new
+ * generation off to the side, puts it in the other slots, flips source_gen in one update and
+ * then deletes the old slots (the kernel frees those maps once no program holds them): a
+ * packet sees one whole generation, never a half-filled table, and no large map is emptied
+ * in place. A lookup that finds a slot of its generation empty (deleted just after the flip)
+ * takes the other generation, whole. The inner maps are sized by the loader (these
+ * templates hold the defaults; sizes rather than BTF types: libbpf cannot size a value type
+ * that is reachable only through an inner map's definition). */
+struct tbl24_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, TBL24_BLOCKS);
-	__type(key, __u32);
-	__type(value, struct tbl24_block);
-} v4_tbl24 SEC(".maps");
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct tbl24_block));
+};
 
-struct {
+struct tbl8_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct tbl8_group);
-} v4_tbl8 SEC(".maps");
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct tbl8_group));
+};
 
 /* IPv4 /32s: a ban list of single hosts would need one tbl8 group per /24 it touches, so
  * hosts live in a hash tried first (the longest match there is). Key in network order. */
-struct {
+struct hosts_inner {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1048576);
-	__type(key, __u32);
-	__type(value, __u32);
-} v4_hosts SEC(".maps");
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+};
 
-struct {
+struct v6_prefixes_inner {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 131072);
-	__type(key, struct prefix_key);
-	__type(value, __u32);
-} v6_prefixes SEC(".maps");
+	__uint(key_size, sizeof(struct prefix_key));
+	__uint(value_size, sizeof(__u32));
+};
 
 /* Index 0: IPv6 source lengths below /32 (always searched); 1: /32 and longer, searched only
  * when v6_filter has the bit of the source's /32. */
-struct {
+struct v6_lengths_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct lengths);
-} v6_lengths SEC(".maps");
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct lengths));
+};
 
 /* A one-hash Bloom filter over the /32s of IPv6 source prefixes of /32 and longer: most
  * sources match nothing, and this turns their per-length search into one array read. Not
  * keyed: a source crafted to hit a set bit only takes the full search, still exact. */
-struct {
+struct v6_filter_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, V6_FILTER_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} v6_filter SEC(".maps");
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u64));
+};
 
 /* Behind a set filter bit: which lengths the source's /32 (or one sharing its slot) has, so
  * the search tries those only. */
-struct {
+struct v6_len_masks_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << V6_MASK_SLOTS_LOG2);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct len_mask));
+};
+
+#define OUTER(name, inner)                              \
+	struct {                                        \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); \
+		__uint(max_entries, SOURCE_GENS);        \
+		__type(key, __u32);                      \
+		__array(values, struct inner);           \
+	} name SEC(".maps")
+
+OUTER(v4_tbl24, tbl24_inner);
+OUTER(v4_tbl8, tbl8_inner);
+OUTER(v4_hosts, hosts_inner);
+OUTER(v6_prefixes, v6_prefixes_inner);
+OUTER(v6_lengths, v6_lengths_inner);
+OUTER(v6_filter, v6_filter_inner);
+OUTER(v6_len_masks, v6_len_masks_inner);
+
+/* Index 0: the live generation of the source tables (0 or 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct len_mask);
-} v6_len_masks SEC(".maps");
+	__type(value, __u32);
+} source_gen SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -311,8 +344,8 @@ static __always_inline void *lookup_by_length(void *map, const struct lengths *l
 }
 
 /* Longest-first search of the IPv6 hash over the lengths (all /32 or longer) in `mask`. */
-static __always_inline __u32 *lookup_masked(const struct lengths *lens, const struct len_mask *mask,
-					    const __u32 *addr)
+static __always_inline __u32 *lookup_masked(void *prefixes, const struct lengths *lens,
+					    const struct len_mask *mask, const __u32 *addr)
 {
 	struct prefix_key key = {};
 	key.family = 6;
@@ -326,7 +359,7 @@ static __always_inline __u32 *lookup_masked(const struct lengths *lens, const st
 			continue;
 		key.len = len;
 		mask_into(&key, addr, len);
-		__u32 *v = bpf_map_lookup_elem(&v6_prefixes, &key);
+		__u32 *v = bpf_map_lookup_elem(prefixes, &key);
 		if (v)
 			return v;
 	}
@@ -338,49 +371,89 @@ static __always_inline __u32 v6_filter_bit(__u32 top32)
 	return (top32 * V6_FILTER_MULTIPLIER) >> (32 - V6_FILTER_BITS_LOG2);
 }
 
-static __always_inline __u32 source_rule(const struct pkt *p)
+static __always_inline __u32 v4_rule(void *hosts, void *tbl24, void *tbl8, const struct pkt *p)
 {
-	if (p->family == 4) {
-		__u32 *host = bpf_map_lookup_elem(&v4_hosts, &p->src[0]);
-		if (host)
-			return *host;
-		__u32 s = bpf_ntohl(p->src[0]);
-		__u32 slot24 = s >> 8;
-		__u32 block = slot24 / TBL24_SLOTS_PER_BLOCK;
-		struct tbl24_block *b = bpf_map_lookup_elem(&v4_tbl24, &block);
-		if (!b)
+	__u32 *host = bpf_map_lookup_elem(hosts, &p->src[0]);
+	if (host)
+		return *host;
+	__u32 s = bpf_ntohl(p->src[0]);
+	__u32 slot24 = s >> 8;
+	__u32 block = slot24 / TBL24_SLOTS_PER_BLOCK;
+	struct tbl24_block *b = bpf_map_lookup_elem(tbl24, &block);
+	if (!b)
+		return 0;
+	__u32 v = b->slot[slot24 & (TBL24_SLOTS_PER_BLOCK - 1)];
+	if (v & TBL8_FLAG) {
+		__u32 group = v & ~TBL8_FLAG;
+		struct tbl8_group *g = bpf_map_lookup_elem(tbl8, &group);
+		if (!g)
 			return 0;
-		__u32 v = b->slot[slot24 & (TBL24_SLOTS_PER_BLOCK - 1)];
-		if (v & TBL8_FLAG) {
-			__u32 group = v & ~TBL8_FLAG;
-			struct tbl8_group *g = bpf_map_lookup_elem(&v4_tbl8, &group);
-			if (!g)
-				return 0;
-			v = g->slot[s & 0xff];
-		}
-		return v;
+		v = g->slot[s & 0xff];
 	}
+	return v;
+}
+
+static __always_inline __u32 v6_rule(void *prefixes, void *lengths, void *filter, void *masks,
+				     const struct pkt *p)
+{
 	__u32 index = 1;
-	struct lengths *lens = bpf_map_lookup_elem(&v6_lengths, &index);
+	struct lengths *lens = bpf_map_lookup_elem(lengths, &index);
 	if (lens && lens->count) {
 		__u32 bit = v6_filter_bit(bpf_ntohl(p->src[0]));
 		__u32 word = bit / 64;
-		__u64 *w = bpf_map_lookup_elem(&v6_filter, &word);
+		__u64 *w = bpf_map_lookup_elem(filter, &word);
 		if (w && (*w >> (bit % 64)) & 1) {
 			__u32 top = bpf_ntohl(p->src[0]);
 			__u32 slot = (top * V6_MASK_MULTIPLIER) >> (32 - V6_MASK_SLOTS_LOG2);
-			struct len_mask *m = bpf_map_lookup_elem(&v6_len_masks, &slot);
-			__u32 *rule = m ? lookup_masked(lens, m, p->src) : 0;
+			struct len_mask *m = bpf_map_lookup_elem(masks, &slot);
+			__u32 *rule = m ? lookup_masked(prefixes, lens, m, p->src) : 0;
 			if (rule)
 				return *rule;
 		}
 	}
 	index = 0;
-	lens = bpf_map_lookup_elem(&v6_lengths, &index);
+	lens = bpf_map_lookup_elem(lengths, &index);
 	if (!lens || !lens->count)
 		return 0;
-	__u32 *rule = lookup_by_length(&v6_prefixes, lens, 6, p->src);
+	__u32 *rule = lookup_by_length(prefixes, lens, 6, p->src);
 	return rule ? *rule : 0;
+}
+
+/* The source's rule in the live generation of the tables (or, if one of its tables was just
+ * deleted, in the other one, whole). */
+static __always_inline __u32 source_rule(const struct pkt *p)
+{
+	__u32 zero = 0;
+	__u32 *live = bpf_map_lookup_elem(&source_gen, &zero);
+	__u32 gen = live ? *live & (SOURCE_GENS - 1) : 0;
+	if (p->family == 4) {
+		void *hosts = bpf_map_lookup_elem(&v4_hosts, &gen);
+		void *tbl24 = bpf_map_lookup_elem(&v4_tbl24, &gen);
+		void *tbl8 = bpf_map_lookup_elem(&v4_tbl8, &gen);
+		if (!hosts || !tbl24 || !tbl8) {
+			gen ^= 1;
+			hosts = bpf_map_lookup_elem(&v4_hosts, &gen);
+			tbl24 = bpf_map_lookup_elem(&v4_tbl24, &gen);
+			tbl8 = bpf_map_lookup_elem(&v4_tbl8, &gen);
+			if (!hosts || !tbl24 || !tbl8)
+				return 0;
+		}
+		return v4_rule(hosts, tbl24, tbl8, p);
+	}
+	void *prefixes = bpf_map_lookup_elem(&v6_prefixes, &gen);
+	void *lengths = bpf_map_lookup_elem(&v6_lengths, &gen);
+	void *filter = bpf_map_lookup_elem(&v6_filter, &gen);
+	void *masks = bpf_map_lookup_elem(&v6_len_masks, &gen);
+	if (!prefixes || !lengths || !filter || !masks) {
+		gen ^= 1;
+		prefixes = bpf_map_lookup_elem(&v6_prefixes, &gen);
+		lengths = bpf_map_lookup_elem(&v6_lengths, &gen);
+		filter = bpf_map_lookup_elem(&v6_filter, &gen);
+		masks = bpf_map_lookup_elem(&v6_len_masks, &gen);
+		if (!prefixes || !lengths || !filter || !masks)
+			return 0;
+	}
+	return v6_rule(prefixes, lengths, filter, masks, p);
 }
 
 static __always_inline __u64 now_ns(__u64 *now)

@@ -12,6 +12,9 @@
 #define TBL24_BLOCKS (1 << 20)
 #define TBL8_FLAG 0x80000000u
 
+/* Generations of the source tables (see source_gen in rampart.bpf.c). */
+#define SOURCE_GENS 2
+
 /* IPv6 /32 Bloom filter: 2^24 bits, bit = (top 32 bits * multiplier) >> 8. */
 #define V6_FILTER_BITS_LOG2 24
 #define V6_FILTER_WORDS (1 << (V6_FILTER_BITS_LOG2 - 6))

@@ -45,7 +45,7 @@ fn open_with(pin_dir: Option<PathBuf>, syn_cookies: bool) -> Option<XdpFilter> {
         return None;
     }
     support::ensure_bpffs();
-    match XdpFilter::open(Options { pin_dir, capacity: small(), syn_cookies }) {
+    match XdpFilter::open(Options { pin_dir, capacity: small(), syn_cookies, ..Options::default() }) {
         Ok(f) => Some(f),
         Err(e @ XdpError::Unavailable(_)) => {
             support::skip(&e.to_string());

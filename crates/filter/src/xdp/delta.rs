@@ -7,7 +7,7 @@ use foldhash::HashSet;
 use ipnet::{IpNet, Ipv4Net};
 use rampart_contract::EventTime;
 
-use super::{XdpFilter, find_map};
+use super::XdpFilter;
 use crate::layout::RuleValue;
 use crate::plan::{FilterPlan, PrefixRule};
 use crate::xdp::ids::RuleKey;
@@ -51,29 +51,49 @@ fn diff_rules<'a>(
     (gone, fresh)
 }
 
+/// What [`XdpFilter::source_delta`] did.
+pub(super) enum Delta {
+    /// The delta is in the maps.
+    Applied(ReconcileReport),
+    /// More than source prefixes changed, or too many of them: a full reconcile is needed,
+    /// as a new generation of the source tables when `large` (at least `swap_min_changes`
+    /// changes and a quarter of the larger set: filling new tables then costs less than
+    /// changing the live ones in place; lists out of order count as large).
+    Full { large: bool },
+}
+
 fn sorted_unique(rules: &[PrefixRule]) -> bool {
     rules.windows(2).all(|w| w[0].source < w[1].source)
 }
 
 impl XdpFilter {
     /// Applies `plan` as a delta of source prefixes over the last plan written, when that is
-    /// all that changed; `None`: a full reconcile is needed.
+    /// all that changed and not too much of it.
     pub(super) fn source_delta(
         &mut self,
         last: &FilterPlan,
         plan: &FilterPlan,
         now: EventTime,
         boot_now_ns: u64,
-    ) -> Result<Option<ReconcileReport>, XdpError> {
-        if last.signatures != plan.signatures
-            || last.syn_guards != plan.syn_guards
-            || ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l))
-            || !self.v4_table_known()
-        {
-            return Ok(None);
+    ) -> Result<Delta, XdpError> {
+        if ![&plan.v4, &plan.v6, &last.v4, &last.v6].iter().all(|l| sorted_unique(l)) {
+            return Ok(Delta::Full { large: true });
         }
         let (gone4, new4) = diff_rules(&last.v4, &plan.v4);
         let (gone6, new6) = diff_rules(&last.v6, &plan.v6);
+        let large = crate::xdp::swap::large_change(
+            gone4.len() + new4.len() + gone6.len() + new6.len(),
+            last.v4.len() + last.v6.len(),
+            plan.v4.len() + plan.v6.len(),
+            self.options.swap_min_changes,
+        );
+        if large
+            || last.signatures != plan.signatures
+            || last.syn_guards != plan.syn_guards
+            || !self.v4_table_known()
+        {
+            return Ok(Delta::Full { large });
+        }
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
             v4_prefixes: plan.v4.len(),
@@ -131,19 +151,19 @@ impl XdpFilter {
             .map(|n| n.addr().octets().to_vec())
             .collect();
         {
-            let hosts = find_map(&self.object, "v4_hosts")?;
+            let hosts = self.map_named("v4_hosts")?;
             report.elements_written +=
                 update_all(&hosts, &host_upserts)? + delete_all(&hosts, &host_deletes)?;
         }
         for p in &gone4 {
             if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32 && !re_added.contains(n)) {
-                self.written.v4_hosts.remove(&n.addr().octets());
+                self.written.src.v4_hosts.remove(&n.addr().octets());
             }
         }
         for p in &new4 {
             if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32) {
                 let s = slot(self, p);
-                self.written.v4_hosts.insert(n.addr().octets(), s);
+                self.written.src.v4_hosts.insert(n.addr().octets(), s);
             }
         }
         let removed: Vec<Ipv4Net> = gone4
@@ -165,6 +185,6 @@ impl XdpFilter {
 
         // 5. Released rules match nothing once no table points at them.
         self.release_rules(&assignment.released, &mut report)?;
-        Ok(Some(report))
+        Ok(Delta::Applied(report))
     }
 }

@@ -3,22 +3,23 @@
 
 use std::collections::BTreeSet;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
-use libbpf_rs::{Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramInput, Xdp, XdpFlags};
+use libbpf_rs::{Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, ProgramInput, Xdp, XdpFlags};
 use rampart_contract::DecisionId;
 use rampart_contract::EventTime;
 
 use super::ids::{RuleKey, SlotIds};
-use super::maps::{BATCH, bpf_error, delete_all, update_all};
+use super::maps::{BATCH, bpf_error, delete_all, update_all, zero_percpu};
 use super::status::{attached_here, interface_index, program_name};
+use super::swap::{self, Generation, TABLES};
 use super::syncookies::{set_rodata_u32, syncookie_helpers};
 use super::time::boot_deadline;
-use super::{Options, ReconcileReport, XdpError};
+use super::{Options, ReconcileReport, SwapTimes, XdpError};
 use crate::dir248::{BLOCKS, Dir248};
 use crate::layout::{
     self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
@@ -38,8 +39,11 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 mod delta;
 #[path = "readback.rs"]
 mod readback;
+#[path = "testrun.rs"]
+mod testrun;
 #[path = "v6.rs"]
 mod v6;
+pub use testrun::{LpmTries, TestRunner};
 
 /// The main program's name in the object (and its pin file).
 pub const PROGRAM: &str = "xdp_rampart";
@@ -52,6 +56,16 @@ const NOOP_PROGRAM: &str = "xdp_noop";
 #[derive(Default)]
 struct Written {
     rules: HashMap<u32, RuleValue>,
+    /// The live generation's source tables.
+    src: SourceWritten,
+    dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
+    dst_lengths: [BTreeSet<u8>; 2],
+    sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
+}
+
+/// What the source tables of one generation hold.
+#[derive(Default)]
+struct SourceWritten {
     dir: Option<Dir248>,
     /// The IPv4 prefixes `dir` was built from (an unchanged list skips the rebuild).
     v4_input: Vec<(Ipv4Net, u32)>,
@@ -65,9 +79,17 @@ struct Written {
     v6_filter: Option<Vec<u64>>,
     /// The length masks (two words a slot) as written (`None`: unknown, rewritten whole).
     v6_masks: Option<Vec<u64>>,
-    dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
-    dst_lengths: [BTreeSet<u8>; 2],
-    sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
+}
+
+impl SourceWritten {
+    /// What a new generation's maps hold: nothing (arrays zeroed, hashes empty).
+    fn empty() -> Self {
+        SourceWritten {
+            v6_filter: Some(vec![0; layout::V6_FILTER_WORDS]),
+            v6_masks: Some(vec![0; 2 * layout::V6_MASK_SLOTS]),
+            ..SourceWritten::default()
+        }
+    }
 }
 
 /// A loaded XDP filter.
@@ -77,6 +99,9 @@ pub struct XdpFilter {
     rule_ids: SlotIds<RuleKey>,
     sig_ids: SlotIds<DecisionId>,
     written: Written,
+    /// The live generation of the source tables (`None` before the first reconcile, or when
+    /// the pinned outer maps held none).
+    live: Option<Generation>,
     cpus: usize,
     /// The plan last written in full or by a delta (`None` after a failure: the next
     /// reconcile is a full one).
@@ -114,8 +139,16 @@ impl XdpFilter {
         } else {
             Err("this kernel has no bpf_tcp_raw_gen_syncookie helpers for XDP")
         };
+        // The source tables' inner map templates, sized here (kept until the outer maps exist).
+        let mut templates = Vec::new();
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
+            if let Some(table) = TABLES.iter().find(|t| t.name() == name) {
+                let template = table.create(&caps)?;
+                map.set_inner_map_fd(template.as_fd())
+                    .map_err(bpf_error(format!("inner map template of {name}")))?;
+                templates.push(template);
+            }
             if name.ends_with(".rodata") {
                 // The program's constants: set per load, never pinned.
                 if syn_cookies.is_ok() {
@@ -125,9 +158,6 @@ impl XdpFilter {
             }
             let size = match name.as_str() {
                 "rules" | "rule_stats" => Some(caps.rules),
-                "v4_tbl8" => Some(caps.v4_groups),
-                "v4_hosts" => Some(caps.v4_hosts),
-                "v6_prefixes" => Some(caps.v6_prefixes),
                 "dsts" => Some(caps.destinations),
                 "sig_matches" => Some(caps.signatures),
                 "buckets" => Some(caps.buckets),
@@ -148,6 +178,7 @@ impl XdpFilter {
             "loading the XDP program (a pinned map of another size or layout cannot be reused: \
              `rampart filter detach --purge` removes them)",
         ))?;
+        drop(templates);
         if let Some(dir) = &options.pin_dir {
             for mut prog in object.progs_mut() {
                 if prog.name() != PROGRAM {
@@ -172,6 +203,7 @@ impl XdpFilter {
             last_plan: None,
             syn_cookies,
             cookie_fallback: None,
+            live: None,
         };
         if reused {
             filter.restore()?;
@@ -219,23 +251,16 @@ impl XdpFilter {
             }
         }
         self.sig_ids.finish_restore();
-        for key in find_map(&self.object, "v4_hosts")?.keys() {
-            let Ok(k) = <[u8; 4]>::try_from(key.as_slice()) else { continue };
-            self.written.v4_hosts.insert(k, u32::MAX); // value unknown: rewritten
-        }
-        for key in find_map(&self.object, "v6_prefixes")?.keys() {
-            let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
-            let set = usize::from(k[1] >= layout::V6_LONG_FROM);
-            self.written.v6[set].insert(k, u32::MAX); // value unknown: rewritten
-            self.written.v6_lengths[set].insert(k[1]);
-        }
+        // The source tables keep dropping as they are; the first reconcile replaces them with
+        // a new generation (their content is not read back), then frees these.
+        self.live = Generation::open_live(&self.object)?;
         for key in find_map(&self.object, "dsts")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
             let family = usize::from(k[0] == 6);
             self.written.dsts[family].insert(k, [0xff; DST_ENTRY_SIZE]);
             self.written.dst_lengths[family].insert(k[1]);
         }
-        self.written.tbl24_unknown = true;
+        self.written.src.tbl24_unknown = true;
         Ok(())
     }
 
@@ -290,19 +315,47 @@ impl XdpFilter {
         now: EventTime,
         boot_now_ns: u64,
     ) -> Result<ReconcileReport, XdpError> {
-        if let Some(mut last) = self.last_plan.take()
-            && let Some(report) = self.source_delta(&last, plan, now, boot_now_ns)?
-        {
-            // Into the last plan's allocations: a fresh copy of a million rules costs more
-            // than the delta.
-            let FilterPlan { v4, v6, signatures, syn_guards, skipped } = &mut last;
-            v4.clone_from(&plan.v4);
-            v6.clone_from(&plan.v6);
-            signatures.clone_from(&plan.signatures);
-            syn_guards.clone_from(&plan.syn_guards);
-            skipped.clone_from(&plan.skipped);
-            self.last_plan = Some(last);
-            return Ok(report);
+        self.reconcile_with(plan, now, boot_now_ns, false)
+    }
+
+    /// [`Self::reconcile`] as a full reload whatever changed: the source tables are filled
+    /// anew off to the side and swapped in (`rampart filter apply` of a whole new set).
+    pub fn reload(
+        &mut self,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+    ) -> Result<ReconcileReport, XdpError> {
+        self.reconcile_with(plan, now, boot_now_ns, true)
+    }
+
+    fn reconcile_with(
+        &mut self,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+        force_swap: bool,
+    ) -> Result<ReconcileReport, XdpError> {
+        let last = self.last_plan.take();
+        // A new generation when the live one is unknown (first reconcile, a restart, a failed
+        // write) or when most of it changes.
+        let mut swap = force_swap || self.live.is_none() || !self.v4_table_known() || last.is_none();
+        if !swap && let Some(mut last) = last {
+            match self.source_delta(&last, plan, now, boot_now_ns)? {
+                delta::Delta::Applied(report) => {
+                    // Into the last plan's allocations: a fresh copy of a million rules costs
+                    // more than the delta.
+                    let FilterPlan { v4, v6, signatures, syn_guards, skipped } = &mut last;
+                    v4.clone_from(&plan.v4);
+                    v6.clone_from(&plan.v6);
+                    signatures.clone_from(&plan.signatures);
+                    syn_guards.clone_from(&plan.syn_guards);
+                    skipped.clone_from(&plan.skipped);
+                    self.last_plan = Some(last);
+                    return Ok(report);
+                }
+                delta::Delta::Full { large } => swap = large,
+            }
         }
         let mut report = ReconcileReport {
             rules: plan.rules().count() + plan.syn_guards.len(),
@@ -361,12 +414,11 @@ impl XdpFilter {
             })
             .partition(|(n, _)| n.prefix_len() == 32);
         let hosts: HashMap<[u8; 4], u32> = hosts.into_iter().map(|(n, s)| (n.addr().octets(), s)).collect();
-        report.elements_written += self.sync_hosts(&hosts)?;
-        if self.written.dir.is_none() || self.written.tbl24_unknown || v4 != self.written.v4_input {
-            self.write_v4(&v4, &mut report)?;
+        if swap {
+            self.swap_sources(&hosts, &v4, plan, &mut report)?;
+        } else {
+            self.write_sources(&hosts, &v4, plan, &mut report)?;
         }
-
-        self.write_v6(plan, &mut report)?;
 
         // 5. Signatures and SYN guards per destination.
         let mut sig_writes = Vec::new();
@@ -432,13 +484,7 @@ impl XdpFilter {
         let writes: Vec<(Vec<u8>, Vec<u8>)> =
             rules.iter().map(|(s, v)| (s.to_ne_bytes().to_vec(), v.encode().to_vec())).collect();
         let stats = find_map(&self.object, "rule_stats")?;
-        let zeros = vec![vec![0u8; COUNTERS_SIZE]; self.cpus];
-        for s in reused {
-            stats
-                .update_percpu(&s.to_ne_bytes(), &zeros, MapFlags::ANY)
-                .map_err(bpf_error(format!("resetting counters of rule {s}")))?;
-        }
-        report.elements_written += reused.len();
+        report.elements_written += zero_percpu(&stats, reused, COUNTERS_SIZE, self.cpus)?;
         report.elements_written += update_all(&find_map(&self.object, "rules")?, &writes)?;
         let high = u64::from(self.rule_ids.high_water());
         find_map(&self.object, "meta")?
@@ -464,9 +510,62 @@ impl XdpFilter {
         Ok(())
     }
 
+    /// Brings the live source tables to `hosts`, `v4` and `plan`'s IPv6 prefixes in place.
+    fn write_sources(
+        &mut self,
+        hosts: &HashMap<[u8; 4], u32>,
+        v4: &[Ipv4Rule],
+        plan: &FilterPlan,
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
+        report.elements_written += self.sync_hosts(hosts)?;
+        if self.written.src.dir.is_none() || self.written.src.tbl24_unknown || v4 != self.written.src.v4_input
+        {
+            self.write_v4(v4, report)?;
+        }
+        self.write_v6(plan, report)
+    }
+
+    /// Fills a new generation of source tables off to the side with the same writes (into
+    /// empty maps), then makes it live and releases the old one. On a failure the live
+    /// generation is left as it was, still dropping.
+    fn swap_sources(
+        &mut self,
+        hosts: &HashMap<[u8; 4], u32>,
+        v4: &[Ipv4Rule],
+        plan: &FilterPlan,
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
+        let started = Instant::now();
+        let slot = (swap::read_gen(&self.object)? + 1) % swap::GENS;
+        let fresh = Generation::create(&self.options.capacity, slot)?;
+        let old_live = self.live.replace(fresh);
+        let old_written = std::mem::replace(&mut self.written.src, SourceWritten::empty());
+        let filled = self.write_sources(hosts, v4, plan, report);
+        let fill = started.elapsed();
+        let installed = filled.and_then(|()| match &self.live {
+            Some(new) => swap::install(&self.object, new),
+            None => Ok(SwapTimes::default()),
+        });
+        match installed {
+            Ok(times) => {
+                // The old generation's handles close here, after its slots were deleted.
+                let closing = Instant::now();
+                drop(old_live);
+                report.swap = Some(SwapTimes { fill, release: times.release + closing.elapsed(), ..times });
+                Ok(())
+            }
+            Err(e) => {
+                self.live = old_live;
+                self.written.src = old_written;
+                Err(e)
+            }
+        }
+    }
+
     /// Whether the IPv4 table's image is what the maps hold (a delta can apply to it).
     fn v4_table_known(&self) -> bool {
-        self.written.dir.is_some() && !self.written.tbl24_unknown
+        self.written.src.dir.is_some() && !self.written.src.tbl24_unknown
     }
 
     /// Applies a delta to the IPv4 table image and writes what changed.
@@ -479,14 +578,21 @@ impl XdpFilter {
         if removed.is_empty() && added.is_empty() {
             return Ok(());
         }
-        let Some(dir) = self.written.dir.as_mut() else { return Ok(()) };
+        let Some(dir) = self.written.src.dir.as_mut() else { return Ok(()) };
         let changes = dir.update(removed, added)?;
-        let (gone, mut fresh): (HashSet<Ipv4Net>, Vec<Ipv4Rule>) =
-            (removed.iter().chain(added.iter().map(|(n, _)| n)).copied().collect(), added.to_vec());
+        let mut gone: Vec<Ipv4Net> = removed.iter().chain(added.iter().map(|(n, _)| n)).copied().collect();
+        gone.sort_unstable();
+        let mut fresh = added.to_vec();
         fresh.sort_unstable_by_key(|(n, _)| *n);
-        // The input list, kept sorted: the old one without what changed, merged with the new.
-        let kept = std::mem::take(&mut self.written.v4_input).into_iter().filter(|(n, _)| !gone.contains(n));
-        let mut merged = Vec::with_capacity(kept.size_hint().0 + fresh.len());
+        // The input list, kept sorted: the old one without what changed (a walk beside the
+        // sorted changes, not a hash lookup per prefix held), merged with the new.
+        let held = std::mem::take(&mut self.written.src.v4_input);
+        let mut merged = Vec::with_capacity(held.len() + fresh.len());
+        let mut gone = gone.into_iter().peekable();
+        let kept = held.into_iter().filter(|(n, _)| {
+            while gone.next_if(|g| g < n).is_some() {}
+            gone.peek() != Some(n)
+        });
         let mut fresh = fresh.into_iter().peekable();
         for item in kept {
             while let Some(f) = fresh.next_if(|f| f.0 < item.0) {
@@ -495,13 +601,13 @@ impl XdpFilter {
             merged.push(item);
         }
         merged.extend(fresh);
-        self.written.v4_input = merged;
+        self.written.src.v4_input = merged;
         self.write_v4_changes(changes.groups, changes.blocks, report)
     }
 
     /// Brings the IPv4 host hash to `wanted`.
     fn sync_hosts(&mut self, wanted: &HashMap<[u8; 4], u32>) -> Result<usize, XdpError> {
-        let held = &self.written.v4_hosts;
+        let held = &self.written.src.v4_hosts;
         let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
             .iter()
             .filter(|(k, v)| held.get(*k) != Some(v))
@@ -509,9 +615,9 @@ impl XdpFilter {
             .collect();
         let stale: Vec<Vec<u8>> =
             held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
-        let map = find_map(&self.object, "v4_hosts")?;
+        let map = self.map_named("v4_hosts")?;
         let written = update_all(&map, &upserts)? + delete_all(&map, &stale)?;
-        self.written.v4_hosts = wanted.clone();
+        self.written.src.v4_hosts = wanted.clone();
         Ok(written)
     }
 
@@ -520,28 +626,32 @@ impl XdpFilter {
     fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
         let mut v4 = v4.to_vec();
         v4.sort_unstable_by_key(|(n, _)| *n);
-        let (groups, blocks) = match (self.written.dir.as_mut(), self.written.tbl24_unknown) {
+        let (groups, blocks) = match (self.written.src.dir.as_mut(), self.written.src.tbl24_unknown) {
             // A delta: only the ranges of the changed prefixes are recomputed and written.
             (Some(dir), false) => {
-                let (removed, added) = sorted_diff(&self.written.v4_input, &v4);
+                let (removed, added) = sorted_diff(&self.written.src.v4_input, &v4);
                 let changes = dir.update(&removed, &added)?;
                 (changes.groups, changes.blocks)
             }
             _ => {
-                let dir =
-                    Dir248::build(&v4, self.options.capacity.v4_groups as usize, self.written.dir.as_ref())?;
-                let previous = if self.written.tbl24_unknown { None } else { self.written.dir.as_ref() };
+                let dir = Dir248::build(
+                    &v4,
+                    self.options.capacity.v4_groups as usize,
+                    self.written.src.dir.as_ref(),
+                )?;
+                let previous =
+                    if self.written.src.tbl24_unknown { None } else { self.written.src.dir.as_ref() };
                 let groups = dir.changed_groups(previous);
-                let blocks = if self.written.tbl24_unknown {
+                let blocks = if self.written.src.tbl24_unknown {
                     (0..BLOCKS).collect()
                 } else {
                     dir.changed_blocks(previous)
                 };
-                self.written.dir = Some(dir);
+                self.written.src.dir = Some(dir);
                 (groups, blocks)
             }
         };
-        self.written.v4_input = v4;
+        self.written.src.v4_input = v4;
         self.write_v4_changes(groups, blocks, report)
     }
 
@@ -553,7 +663,7 @@ impl XdpFilter {
         blocks: Vec<usize>,
         report: &mut ReconcileReport,
     ) -> Result<(), XdpError> {
-        let Some(dir) = self.written.dir.as_ref() else { return Ok(()) };
+        let Some(dir) = self.written.src.dir.as_ref() else { return Ok(()) };
         let groups: Vec<(Vec<u8>, Vec<u8>)> = groups
             .into_iter()
             .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
@@ -562,18 +672,19 @@ impl XdpFilter {
             .into_iter()
             .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
             .collect();
-        let written = find_map(&self.object, "v4_tbl8")
+        let written = self
+            .map_named("v4_tbl8")
             .and_then(|map| update_all(&map, &groups))
-            .and_then(|n| Ok(n + update_all(&find_map(&self.object, "v4_tbl24")?, &blocks)?));
+            .and_then(|n| Ok(n + update_all(&self.map_named("v4_tbl24")?, &blocks)?));
         match written {
             Ok(n) => report.elements_written += n,
             Err(e) => {
                 // The image is ahead of the maps now: the next reconcile rewrites them whole.
-                self.written.tbl24_unknown = true;
+                self.written.src.tbl24_unknown = true;
                 return Err(e);
             }
         }
-        self.written.tbl24_unknown = false;
+        self.written.src.tbl24_unknown = false;
         Ok(())
     }
 
@@ -589,6 +700,7 @@ impl XdpFilter {
         state: impl Fn(&mut Written) -> (&mut HashMap<[u8; PREFIX_KEY_SIZE], V>, &mut BTreeSet<u8>),
     ) -> Result<usize, XdpError> {
         let mut written = 0;
+        let (lengths, hash) = (self.map_named(lengths_map)?, self.map_named(map)?);
         let (held, held_lengths) = state(&mut self.written);
         let union: BTreeSet<u8> = held_lengths.union(&wanted_lengths).copied().collect();
         let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
@@ -602,8 +714,6 @@ impl XdpFilter {
         let narrow = union != wanted_lengths;
         let index = lengths_index.to_ne_bytes();
         {
-            let lengths = find_map(&self.object, lengths_map)?;
-            let hash = find_map(&self.object, map)?;
             if widen {
                 lengths
                     .update(&index, &layout::lengths(union.iter().copied()), MapFlags::ANY)
@@ -637,7 +747,28 @@ impl XdpFilter {
     }
 }
 
-fn find_map<'a>(object: &'a Object, name: &str) -> Result<Map<'a>, XdpError> {
+impl XdpFilter {
+    /// Map `name` as a handle of its own: a source table's inner map of the live generation,
+    /// or one of the object's maps.
+    fn map_named(&self, name: &str) -> Result<MapHandle, XdpError> {
+        if let Some(t) = TABLES.iter().find(|t| t.name() == name) {
+            let live = self.live.as_ref().ok_or_else(|| XdpError::Bpf {
+                what: format!("map {name}"),
+                source: "no source tables in place yet".into(),
+            })?;
+            return MapHandle::try_from(live.map(*t)).map_err(bpf_error(format!("map {name}")));
+        }
+        MapHandle::try_from(&find_map(&self.object, name)?).map_err(bpf_error(format!("map {name}")))
+    }
+
+    /// The slot and the kernel's map ids of the live generation of source tables (`None`:
+    /// none in place yet).
+    pub fn source_generation(&self) -> Option<(u32, Vec<u32>)> {
+        self.live.as_ref().map(|g| (g.slot, g.ids()))
+    }
+}
+
+pub(super) fn find_map<'a>(object: &'a Object, name: &str) -> Result<Map<'a>, XdpError> {
     object.maps().find(|m| m.name() == name).ok_or_else(|| XdpError::Bpf {
         what: format!("map {name}"),
         source: "missing from the XDP object".into(),

@@ -18,16 +18,23 @@ mod maps;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 mod status;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
+pub mod swap;
+#[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 mod syncookies;
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
-pub use driver::XdpFilter;
+pub use driver::{LpmTries, TestRunner, XdpFilter};
 #[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
 pub use status::{detach, status};
+#[cfg(all(feature = "xdp", not(rampart_no_bpf)))]
+pub use swap::map_id_exists;
 
 #[cfg(not(all(feature = "xdp", not(rampart_no_bpf))))]
 mod unavailable;
 #[cfg(not(all(feature = "xdp", not(rampart_no_bpf))))]
-pub use unavailable::{XdpFilter, detach, status};
+pub use unavailable::{LpmTries, TestRunner, XdpFilter, detach, map_id_exists, status};
+
+/// [`Options::swap_min_changes`]'s default.
+pub const SWAP_MIN_CHANGES: usize = 65_536;
 
 /// Where pinned maps and the program live unless configured otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rampart";
@@ -105,6 +112,10 @@ pub struct Options {
     /// Use the kernel's SYN cookie helpers where it has them (probed at load); `false`: SYN
     /// guards in cookie mode use their per-source rate, as on a kernel without them.
     pub syn_cookies: bool,
+    /// A change of at least this many source prefixes (and a quarter of the set) is a full
+    /// reload: a new generation of the source tables filled off to the side and swapped in,
+    /// instead of in-place writes to the live one.
+    pub swap_min_changes: usize,
 }
 
 impl Default for Options {
@@ -113,6 +124,7 @@ impl Default for Options {
             pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)),
             capacity: Capacity::default(),
             syn_cookies: true,
+            swap_min_changes: SWAP_MIN_CHANGES,
         }
     }
 }
@@ -180,6 +192,22 @@ pub struct ReconcileReport {
     /// Why SYN guards in cookie mode limit SYNs per source instead (`None`: none asked for
     /// cookies, or they answer with them).
     pub syn_cookie_fallback: Option<String>,
+    /// The source tables were replaced by a new generation (a full reload), with how long
+    /// its steps took; `None`: changed in place.
+    pub swap: Option<SwapTimes>,
+}
+
+/// How long a full reload's steps took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwapTimes {
+    /// Creating the new generation's maps and filling them.
+    pub fill: std::time::Duration,
+    /// Putting them in the outer maps' slots and flipping `source_gen` (packets move to the
+    /// new set at its last update).
+    pub flip: std::time::Duration,
+    /// Deleting the old slots and closing the loader's handles to the old maps (the kernel
+    /// frees them after that, off the caller's thread).
+    pub release: std::time::Duration,
 }
 
 /// What `rampart filter status` shows.

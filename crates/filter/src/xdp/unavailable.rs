@@ -45,6 +45,23 @@ impl XdpFilter {
         match self.never {}
     }
 
+    pub fn reload(
+        &mut self,
+        _plan: &FilterPlan,
+        _now: EventTime,
+        _boot_now_ns: u64,
+    ) -> Result<ReconcileReport, XdpError> {
+        match self.never {}
+    }
+
+    pub fn source_generation(&self) -> Option<(u32, Vec<u32>)> {
+        match self.never {}
+    }
+
+    pub fn test_runner(&self) -> Result<TestRunner, XdpError> {
+        match self.never {}
+    }
+
     pub fn counters(&self) -> Result<Vec<(RuleKey, Counters)>, XdpError> {
         match self.never {}
     }
@@ -88,6 +105,49 @@ impl XdpFilter {
     pub fn test_run_output(&self, _packet: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
         match self.never {}
     }
+}
+
+/// Stands in for the program's test runner; it cannot be constructed.
+#[derive(Debug)]
+pub struct TestRunner {
+    never: Infallible,
+}
+
+impl TestRunner {
+    pub fn program_id(&self) -> Result<u32, XdpError> {
+        match self.never {}
+    }
+
+    /// Always [`XdpError::Unavailable`].
+    pub fn from_program_id(_id: u32) -> Result<Self, XdpError> {
+        Err(unavailable())
+    }
+
+    pub fn run(&self, _packet: &[u8], _repeat: u32) -> Result<(u32, Duration), XdpError> {
+        match self.never {}
+    }
+}
+
+/// Stands in for the benchmark's LPM tries.
+#[derive(Debug)]
+pub struct LpmTries {
+    never: Infallible,
+}
+
+impl LpmTries {
+    /// Always [`XdpError::Unavailable`].
+    pub fn fill(_prefixes: &[(ipnet::IpNet, u32)]) -> Result<Self, XdpError> {
+        Err(unavailable())
+    }
+
+    pub fn max_entries(&self) -> Vec<u32> {
+        match self.never {}
+    }
+}
+
+/// Always `false`: no maps without the program.
+pub fn map_id_exists(_id: u32) -> bool {
+    false
 }
 
 /// Always [`XdpError::Unavailable`].

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use foldhash::HashMap;
 use ipnet::IpNet;
 
-use super::{XdpFilter, find_map};
+use super::XdpFilter;
 use crate::layout::{self, PREFIX_KEY_SIZE};
 use crate::plan::FilterPlan;
 use crate::xdp::ids::{RuleKey, SlotIds};
@@ -50,8 +50,8 @@ impl XdpFilter {
                 None => vec![u64::MAX; new.len()],
             }
         };
-        let held_filter = self.written.v6_filter.take();
-        let held_masks = self.written.v6_masks.take();
+        let held_filter = self.written.src.v6_filter.take();
+        let held_masks = self.written.src.v6_masks.take();
         let (filter_union, masks_union) = (union(&held_filter, &filter), union(&held_masks, &masks));
         // Masks before the filter: a source the filter lets through finds its lengths.
         report.elements_written +=
@@ -61,13 +61,13 @@ impl XdpFilter {
             let wanted = std::mem::take(&mut v6_lengths[set]);
             report.elements_written +=
                 self.sync_hash("v6_prefixes", "v6_lengths", set as u32, &v6[set], wanted, |w| {
-                    (&mut w.v6[set], &mut w.v6_lengths[set])
+                    (&mut w.src.v6[set], &mut w.src.v6_lengths[set])
                 })?;
         }
         report.elements_written += self.write_words("v6_filter", 1, Some(&filter_union), &filter)?;
         report.elements_written += self.write_words("v6_len_masks", 2, Some(&masks_union), &masks)?;
-        self.written.v6_filter = Some(filter);
-        self.written.v6_masks = Some(masks);
+        self.written.src.v6_filter = Some(filter);
+        self.written.src.v6_masks = Some(masks);
         Ok(())
     }
 
@@ -88,6 +88,6 @@ impl XdpFilter {
                 ((i as u32).to_ne_bytes().to_vec(), w.iter().flat_map(|x| x.to_ne_bytes()).collect())
             })
             .collect();
-        update_all(&find_map(&self.object, map)?, &entries)
+        update_all(&self.map_named(map)?, &entries)
     }
 }

@@ -1,0 +1,198 @@
+//! The source tables' generations (map-in-map): each of the seven source tables is an outer
+//! `BPF_MAP_TYPE_ARRAY_OF_MAPS` of two slots, and `source_gen` names the live one. Small
+//! changes go into the live inner maps in place; a full reload fills a new set of inner maps
+//! off to the side, puts them in the other slots, flips `source_gen` in one update, then
+//! deletes the old slots, whose maps the kernel frees once no program holds them. No large
+//! map is emptied in place, and a packet sees one whole generation (see `source_rule` in
+//! `bpf/rampart.bpf.c` for the reader's side).
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, Object};
+
+use super::driver::find_map;
+use crate::dir248::BLOCKS;
+use crate::layout::{self, BLOCK_SIZE, GROUP_SIZE, LENGTHS_SIZE, PREFIX_KEY_SIZE};
+use crate::xdp::maps::bpf_error;
+use crate::xdp::{Capacity, SwapTimes, XdpError};
+
+/// Slots of each outer map (`SOURCE_GENS` in `bpf/rampart.h`).
+pub const GENS: u32 = 2;
+
+/// One source table: the outer map's name, and its inner maps' layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Tbl24,
+    Tbl8,
+    Hosts,
+    V6Prefixes,
+    V6Lengths,
+    V6Filter,
+    V6Masks,
+}
+
+pub const TABLES: [Table; 7] = [
+    Table::Tbl24,
+    Table::Tbl8,
+    Table::Hosts,
+    Table::V6Prefixes,
+    Table::V6Lengths,
+    Table::V6Filter,
+    Table::V6Masks,
+];
+
+impl Table {
+    /// The outer map's name in the object (and its pin file).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Tbl24 => "v4_tbl24",
+            Table::Tbl8 => "v4_tbl8",
+            Table::Hosts => "v4_hosts",
+            Table::V6Prefixes => "v6_prefixes",
+            Table::V6Lengths => "v6_lengths",
+            Table::V6Filter => "v6_filter",
+            Table::V6Masks => "v6_len_masks",
+        }
+    }
+
+    /// Type, key size, value size and entries of the inner maps, as the program's templates
+    /// declare them (sized by `caps`).
+    fn layout(self, caps: &Capacity) -> (MapType, u32, u32, u32) {
+        match self {
+            Table::Tbl24 => (MapType::Array, 4, BLOCK_SIZE as u32, BLOCKS as u32),
+            Table::Tbl8 => (MapType::Array, 4, GROUP_SIZE as u32, caps.v4_groups.max(1)),
+            Table::Hosts => (MapType::Hash, 4, 4, caps.v4_hosts.max(1)),
+            Table::V6Prefixes => (MapType::Hash, PREFIX_KEY_SIZE as u32, 4, caps.v6_prefixes.max(1)),
+            Table::V6Lengths => (MapType::Array, 4, LENGTHS_SIZE as u32, 2),
+            Table::V6Filter => (MapType::Array, 4, 8, layout::V6_FILTER_WORDS as u32),
+            Table::V6Masks => (MapType::Array, 4, 16, layout::V6_MASK_SLOTS as u32),
+        }
+    }
+
+    /// A new, empty inner map (arrays zeroed, hashes empty).
+    pub fn create(self, caps: &Capacity) -> Result<MapHandle, XdpError> {
+        let (ty, key, value, entries) = self.layout(caps);
+        // Hashes preallocated (the kernel's default): a hash that allocates its elements as
+        // they are written is freed by one kernel loop over them that does not yield (a
+        // million elements stalled a CPU for 122 ms in the benchmark's probe); a preallocated
+        // one is freed in one piece.
+        let opts = libbpf_sys::bpf_map_create_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as libbpf_sys::size_t,
+            ..Default::default()
+        };
+        MapHandle::create(ty, Some(self.name()), key, value, entries, &opts)
+            .map_err(bpf_error(format!("creating a {} table ({entries} entries)", self.name())))
+    }
+}
+
+/// The inner maps of one generation, in [`TABLES`] order.
+#[derive(Debug)]
+pub struct Generation {
+    pub slot: u32,
+    maps: Vec<MapHandle>,
+}
+
+impl Generation {
+    /// A new empty generation in slot `slot`.
+    pub fn create(caps: &Capacity, slot: u32) -> Result<Self, XdpError> {
+        let maps = TABLES.iter().map(|t| t.create(caps)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Generation { slot, maps })
+    }
+
+    /// The live generation the pinned outer maps hold, if it is whole.
+    pub fn open_live(object: &Object) -> Result<Option<Self>, XdpError> {
+        let slot = read_gen(object)?;
+        let mut maps = Vec::with_capacity(TABLES.len());
+        for t in TABLES {
+            let outer = find_map(object, t.name())?;
+            let Some(id) = outer
+                .lookup(&slot.to_ne_bytes(), MapFlags::ANY)
+                .map_err(bpf_error(format!("reading {}", t.name())))?
+                .and_then(|v| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)))
+            else {
+                return Ok(None);
+            };
+            maps.push(
+                MapHandle::from_map_id(id)
+                    .map_err(bpf_error(format!("opening {} (map id {id})", t.name())))?,
+            );
+        }
+        Ok(Some(Generation { slot, maps }))
+    }
+
+    pub fn map(&self, t: Table) -> &MapHandle {
+        &self.maps[t as usize]
+    }
+
+    /// The kernel's ids of this generation's maps (in [`TABLES`] order).
+    pub fn ids(&self) -> Vec<u32> {
+        self.maps.iter().map(|m| m.info().map_or(0, |i| i.info.id)).collect()
+    }
+}
+
+/// The live generation's slot (0 when never written).
+pub fn read_gen(object: &Object) -> Result<u32, XdpError> {
+    let v = find_map(object, "source_gen")?
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(bpf_error("reading source_gen"))?
+        .unwrap_or_default();
+    Ok(v.get(..4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_ne_bytes) % GENS)
+}
+
+/// Makes `new` live: its maps into its slots, `source_gen` flipped to it, then the other
+/// slots deleted (the caller then closes its handles to the old generation).
+pub fn install(object: &Object, new: &Generation) -> Result<SwapTimes, XdpError> {
+    let t = Instant::now();
+    let key = new.slot.to_ne_bytes();
+    for tbl in TABLES {
+        let fd = new.map(tbl).as_fd().as_raw_fd() as u32;
+        find_map(object, tbl.name())?.update(&key, &fd.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error(
+            format!(
+                "putting the new {} table in place (a pinned map of another size cannot take it: \
+                 `rampart filter detach --purge` removes them)",
+                tbl.name()
+            ),
+        ))?;
+    }
+    find_map(object, "source_gen")?
+        .update(&0u32.to_ne_bytes(), &key, MapFlags::ANY)
+        .map_err(bpf_error("flipping source_gen"))?;
+    let flip = t.elapsed();
+    let t = Instant::now();
+    let other = ((new.slot + 1) % GENS).to_ne_bytes();
+    for tbl in TABLES {
+        let outer = find_map(object, tbl.name())?;
+        // Empty already when the old generation was never installed there.
+        if outer.lookup(&other, MapFlags::ANY).ok().flatten().is_some() {
+            outer.delete(&other).map_err(bpf_error(format!("releasing the old {} table", tbl.name())))?;
+        }
+    }
+    Ok(SwapTimes { flip, release: t.elapsed(), ..SwapTimes::default() })
+}
+
+/// Whether the kernel still has a map of id `id` (it goes with the map's last reference).
+pub fn map_id_exists(id: u32) -> bool {
+    MapHandle::from_map_id(id).is_ok()
+}
+
+/// Whether going from `old` to `new` prefixes by `changes` is a full reload.
+pub fn large_change(changes: usize, old: usize, new: usize, min_changes: usize) -> bool {
+    changes >= min_changes && changes.saturating_mul(4) >= old.max(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xdp::SWAP_MIN_CHANGES;
+
+    #[test]
+    fn only_a_large_share_of_the_set_is_a_full_reload() {
+        assert!(!large_change(1000, 1_000_000, 1_000_000, SWAP_MIN_CHANGES));
+        assert!(!large_change(100_000, 1_000_000, 1_000_000, SWAP_MIN_CHANGES));
+        assert!(large_change(250_000, 1_000_000, 900_000, SWAP_MIN_CHANGES));
+        assert!(!large_change(10, 10, 10, SWAP_MIN_CHANGES), "small sets always go in place");
+        assert!(large_change(10, 10, 10, 1));
+        assert_eq!(TABLES.iter().enumerate().filter(|(i, t)| **t as usize != *i).count(), 0);
+    }
+}
