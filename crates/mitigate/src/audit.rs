@@ -135,6 +135,10 @@ pub struct Evidence {
     /// The ladder's rung this change is at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rung: Option<Rung>,
+    /// The vector this rule is for, when the attack is filtered one rule per vector
+    /// (`signature` is then that vector's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vector>,
 }
 
 /// One audit record (the `record` of a line of `audit.jsonl`).
