@@ -125,11 +125,12 @@ impl Mitigator {
     /// Takes the store, reconciles it at `now` (expired decisions closed) and hands every
     /// actuator the set in force.
     pub fn start(
-        store: DecisionStore,
+        mut store: DecisionStore,
         config: MitigationConfig,
         actuators: Vec<Box<dyn Actuator>>,
         now: EventTime,
     ) -> Result<Mitigator, StoreError> {
+        store.rotate_audit_at(config.audit_rotate_bytes);
         let mut mitigator = Mitigator {
             store,
             planner: Planner::new(config),
@@ -606,6 +607,30 @@ mod tests {
             "dry run: actuators see nothing"
         );
         audit::verify(&live_dir.path().join(audit::FILE_NAME), None).unwrap();
+    }
+
+    #[test]
+    fn a_rotated_audit_log_verifies_across_its_files_and_a_restart_continues_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(false);
+        c.audit_rotate_bytes = Some(2_048);
+        let store = DecisionStore::open(dir.path()).unwrap();
+        let mut m = Mitigator::start(store, c.clone(), Vec::new(), t(0)).unwrap();
+        for i in 0..12 {
+            let scope = Scope::Address(format!("203.0.113.{}", i + 1).parse().unwrap());
+            m.ban(scope, Action::Discard, Some(t(600)), "alice", "scanner", t(i)).unwrap();
+        }
+        drop(m);
+        let rotated = audit::rotated_files(&dir.path().join(audit::FILE_NAME)).unwrap();
+        assert!(rotated.len() >= 2, "{rotated:?}");
+        let store = DecisionStore::open(dir.path()).unwrap();
+        let mut m = Mitigator::start(store, c, Vec::new(), t(20)).unwrap();
+        m.unban(&Unban::Id(DecisionId(1)), "bob", "done", t(21)).unwrap();
+        drop(m);
+        let reader = crate::store::DecisionReader::open(dir.path()).unwrap().unwrap();
+        let verified = reader.verify_audit().unwrap().unwrap();
+        assert_eq!(verified.records, 13);
+        assert_eq!(verified.beyond_anchor, 0);
     }
 
     #[test]
