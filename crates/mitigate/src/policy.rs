@@ -191,10 +191,13 @@ impl Planner {
                 }
                 // A vector newly backed by evidence: the signature rung in force is planned again,
                 // so it gets its own rule, without waiting for the next step.
+                let backed: Vec<Vector> = backed_vectors(attack).iter().map(|v| v.vector).collect();
                 if let Some(index) = tracked.rung
                     && matches!(tracked.ladder[index], Rung::RateLimit | Rung::Discard)
-                    && backed_vectors(attack).iter().any(|v| !tracked.planned_vectors.contains(&v.vector))
+                    && backed.iter().any(|v| !tracked.planned_vectors.contains(v))
                 {
+                    // Once per new vector, even when its rule is refused.
+                    tracked.planned_vectors = backed;
                     return self.replan(attack.id, index, now);
                 }
                 Vec::new()
@@ -821,6 +824,28 @@ mod tests {
                 (30, "discard [syn_flood, dns_amplification]".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_vector_backed_later_but_refused_is_audited_once_and_changes_nothing() {
+        let mut c = config();
+        c.default_policy.ladder = vec![Rung::RateLimit, Rung::Discard];
+        let mut a = two_vectors(1, "198.51.100.10");
+        a.vector_shares[1].signature = a.vector_shares[1].signature.clone().with_samples(10);
+        let mut p = Planner::new(c);
+        let steps = p.on_event(&event(EventKind::Onset, &a), at(0));
+        assert_eq!(names(&steps), ["refused rate_limit (not_specific)", "rate_limit [syn_flood]"]);
+        a.vector_shares[1].signature = Signature {
+            collateral: Some(Collateral { baseline_pps: 100.0, matching_pps: 50.0, percent: 50.0 }),
+            ..a.vector_shares[1].signature.clone().with_samples(300)
+        };
+        let steps = p.on_event(&event(EventKind::Update, &a), at(5));
+        assert_eq!(
+            names(&steps),
+            ["refused rate_limit (not_specific)", "refused rate_limit of dns_amplification (collateral)"],
+            "the SYN rule in force stays: no replacement"
+        );
+        assert!(p.on_event(&event(EventKind::Update, &a), at(6)).is_empty(), "said once");
     }
 
     #[test]
