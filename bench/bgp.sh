@@ -19,7 +19,9 @@
 #
 # Prints a Markdown table and writes it to bench/results/bgp-<date>.md.
 #
-# Usage: bench/bgp.sh [--rules 10000] [--no-exabgp]
+# Usage: bench/bgp.sh [--rules 10000] [--no-exabgp] [--md5]
+#        --md5: the Rampart-BIRD session TCP-MD5 signed (RFC 2385, `password` on both sides);
+#        compare with a run without it on the same machine state
 #        bench/bgp.sh --onset [--runs 40] [--fastnetmon-runs 3]: onset to route in BIRD, p50/p99,
 #        with fastnetmon's ban on the same replay (bench/bgp-onset.sh)
 # Every loop is bounded (60 s per wait). Traffic goes to 127.0.77.0/24 only.
@@ -32,10 +34,12 @@ if [[ "${1:-}" == --onset ]]; then
 fi
 rules=10000
 exabgp=1
+md5=0
 while (($#)); do
   case "$1" in
     --rules) rules="$2"; shift 2 ;;
     --no-exabgp) exabgp=0; shift ;;
+    --md5) md5=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -111,6 +115,7 @@ protocol bgp rampart {
   local $bird_addr port $port as 64513;
   neighbor $rampart_addr as 64512;
   multihop; passive on; hold time 30; error wait time 1, 5;
+  $(if ((md5)); then echo 'password "rampart-bench-md5";'; fi)
   flow4 { table flowr; import all; export none; };
 }
 protocol bgp exabgp {
@@ -138,6 +143,7 @@ local_address = "$rampart_addr"
 families = ["ipv4_flowspec"]
 hold_time = 30
 rule_budget = $((rules + 1))
+$(if ((md5)); then echo 'password = "rampart-bench-md5"'; fi)
 CONF
 
 # --- rampart hot: established, then N decisions at once ---
@@ -253,9 +259,11 @@ fi
 
 rate() { python3 -c "print(f'{$rules / $1:,.0f}')"; }
 mkdir -p bench/results
-out="bench/results/bgp-$(date -u +%Y-%m-%d).md"
+signed=""; suffix=""
+if ((md5)); then signed=", TCP-MD5 signed session"; suffix="-md5"; fi
+out="bench/results/bgp-$(date -u +%Y-%m-%dT%H%M%SZ)$suffix.md"
 {
-  echo "### BGP: $rules FlowSpec rules to BIRD $(bird --version 2>&1 | awk '{print $3}') on loopback ($(nproc) cores, shared)"
+  echo "### BGP: $rules FlowSpec rules to BIRD $(bird --version 2>&1 | awk '{print $3}') on loopback ($(nproc) cores, shared, load average $(cut -d' ' -f1-3 /proc/loadavg)$signed)"
   echo
   echo "| what | seconds | rules/s |"
   echo "|---|---:|---:|"

@@ -8,6 +8,13 @@
 //! the guard allows the wider destination. The daemon's guard is mitigation's own
 //! (`guard::check` on the wider prefix as a destination: inside the protected networks, no
 //! allowlisted address, not shorter than the minimum). Without a guard nothing is widened.
+//!
+//! A wider FlowSpec rule also matches the signature's traffic to the hosts between the
+//! attacked ones, so its collateral is re-estimated conservatively: the sum of the merged
+//! rules' estimates (each a share of its own target's normal traffic; the sum bounds the
+//! share of the merged targets' traffic, and a host in between is covered by no estimate).
+//! A merge whose sum would exceed the guard's collateral limit is not made.
+//!
 //! What still does not fit is dropped from the lowest priority up.
 
 use std::collections::{HashMap, HashSet};
@@ -20,24 +27,52 @@ use crate::flowspec::{Component, FlowPrefix, FlowRule};
 use crate::rib::{Refusal, Refused};
 use crate::route::{FlowAction, Route, RouteKey};
 
-/// Whether a route's destination may be widened to a prefix (the guard every decision passed).
+/// Whether a route's destination may be widened to a prefix (the guard every decision passed),
+/// and how much collateral a widened rule may carry.
 #[derive(Clone)]
-pub struct WidenGuard(Arc<dyn Fn(&IpNet) -> bool + Send + Sync>);
+pub struct WidenGuard {
+    allows: Arc<dyn Fn(&IpNet) -> bool + Send + Sync>,
+    max_collateral_ppm: Option<u32>,
+}
 
 impl WidenGuard {
+    /// A guard on destinations only: merged rules' collateral is not limited.
     pub fn new(allows: impl Fn(&IpNet) -> bool + Send + Sync + 'static) -> Self {
-        WidenGuard(Arc::new(allows))
+        WidenGuard { allows: Arc::new(allows), max_collateral_ppm: None }
+    }
+
+    /// Refuses merges whose summed collateral estimate exceeds `percent` of normal traffic
+    /// (mitigation's `max_collateral_percent`; NaN allows no merge of estimated rules).
+    pub fn with_collateral_limit(self, percent: f64) -> Self {
+        let ppm = if percent.is_nan() { 0 } else { (percent * 10_000.0).floor() as u32 };
+        WidenGuard { max_collateral_ppm: Some(ppm), ..self }
     }
 
     pub fn allows(&self, prefix: &IpNet) -> bool {
-        (self.0)(prefix)
+        (self.allows)(prefix)
+    }
+
+    /// Whether a merged rule with this collateral estimate may be held.
+    pub fn allows_collateral(&self, collateral_ppm: Option<u32>) -> bool {
+        match (collateral_ppm, self.max_collateral_ppm) {
+            (Some(c), Some(max)) => c <= max,
+            _ => true,
+        }
     }
 }
 
 impl fmt::Debug for WidenGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WidenGuard")
+        f.debug_struct("WidenGuard")
+            .field("max_collateral_ppm", &self.max_collateral_ppm)
+            .finish_non_exhaustive()
     }
+}
+
+/// The collateral of routes merged into one: the sum of the known estimates (saturating),
+/// `None` when none is known.
+fn merged_collateral(estimates: impl IntoIterator<Item = Option<u32>>) -> Option<u32> {
+    estimates.into_iter().flatten().reduce(|a, b| a.saturating_add(b))
 }
 
 /// What fits, and what was left out.
@@ -98,7 +133,7 @@ fn widened(route: &Route, dst: IpNet) -> Route {
                 .collect(),
         }),
     };
-    Route { decision: route.decision, key, action: route.action }
+    Route { decision: route.decision, key, action: route.action, collateral_ppm: route.collateral_ppm }
 }
 
 /// A route to hold, with its priority and the input routes it stands for.
@@ -195,7 +230,14 @@ fn aggregate(
                 continue;
             }
             let best = members.iter().copied().min_by_key(|&i| slots[i].rank).unwrap_or(members[0]);
-            let merged = widened(&slots[best].route, supernet);
+            let mut merged = widened(&slots[best].route, supernet);
+            // Each slot's route already carries the sum of what it absorbed.
+            merged.collateral_ppm = merged_collateral(members.iter().map(|&i| slots[i].route.collateral_ppm));
+            if !guard.allows_collateral(merged.collateral_ppm) {
+                // Too much of the targets' normal traffic for one rule: these stay apart, and
+                // what does not fit is dropped by priority.
+                continue;
+            }
             // The wider NLRI already held by a route of another shape: leave both as they are.
             if by_key.get(&merged.key).is_some_and(|i| !members.contains(i)) {
                 continue;
@@ -229,7 +271,12 @@ mod tests {
     use rampart_contract::DecisionId;
 
     fn bh(id: u64, prefix: &str) -> Route {
-        Route { decision: DecisionId(id), key: RouteKey::Blackhole(prefix.parse().unwrap()), action: None }
+        Route {
+            decision: DecisionId(id),
+            key: RouteKey::Blackhole(prefix.parse().unwrap()),
+            action: None,
+            collateral_ppm: None,
+        }
     }
 
     fn inside(net: &'static str) -> WidenGuard {
@@ -267,6 +314,75 @@ mod tests {
         assert_eq!(dropped, vec![2, 3]);
         // Without a guard: never widened.
         assert_eq!(fit(routes, 2, None).routes, vec![bh(1, "198.51.100.1/32"), bh(2, "198.51.100.2/32")]);
+    }
+
+    /// A FlowSpec discard of UDP from port 53 to `host`, with a collateral estimate.
+    fn dns_rule(id: u64, host: &str, percent: f64) -> Route {
+        let signature = rampart_contract::Signature {
+            dst_prefixes: vec![format!("{host}/32").parse().unwrap()],
+            protocol: Some(17),
+            src_ports: vec![rampart_contract::PortRange::single(53)],
+            collateral: Some(rampart_contract::Collateral {
+                baseline_pps: 100.0,
+                matching_pps: percent,
+                percent,
+            }),
+            ..rampart_contract::Signature::default()
+        };
+        let decision = rampart_contract::Decision {
+            id: DecisionId(id),
+            scope: rampart_contract::Scope::Signature(Box::new(signature)),
+            action: rampart_contract::Action::Discard,
+            origin: rampart_contract::Origin::Operator { name: "t".into() },
+            created: rampart_contract::EventTime::from_unix_secs(1),
+            expires: None,
+            reason: "test".into(),
+        };
+        Route::from_decision(&decision).unwrap().remove(0)
+    }
+
+    fn dst(route: &Route) -> IpNet {
+        shape(route).unwrap().1
+    }
+
+    #[test]
+    fn a_widened_rule_carries_the_sum_of_the_collateral_and_stays_within_the_limit() {
+        let routes = vec![
+            dns_rule(1, "198.51.100.1", 2.0),
+            dns_rule(2, "198.51.100.2", 2.0),
+            dns_rule(3, "198.51.100.3", 2.5),
+        ];
+        assert_eq!(routes[0].collateral_ppm, Some(20_000));
+        let guard = inside("198.51.100.0/24");
+        // Without a limit: one /30 rule carrying all three estimates.
+        let fitted = fit(routes.clone(), 1, Some(&guard));
+        assert_eq!(fitted.routes.len(), 1);
+        assert_eq!(dst(&fitted.routes[0]), "198.51.100.0/30".parse::<IpNet>().unwrap());
+        assert_eq!(fitted.routes[0].collateral_ppm, Some(65_000));
+        // Limit 5 %: .2 and .3 (4.5 %) share a /31; adding .1 would make 6.5 %: refused, so
+        // the lowest priority (the /31 holding 2 and 3) is dropped from a budget of one.
+        let limited = guard.clone().with_collateral_limit(5.0);
+        let fitted = fit(routes.clone(), 1, Some(&limited));
+        assert_eq!(fitted.routes, vec![routes[0].clone()]);
+        let dropped: Vec<u64> = fitted
+            .left_out
+            .iter()
+            .filter(|r| r.why == Refusal::OverBudget)
+            .map(|r| r.route.decision.0)
+            .collect();
+        assert_eq!(dropped, vec![2, 3]);
+        let two = fit(routes.clone(), 2, Some(&limited));
+        assert_eq!(two.routes[0], routes[0]);
+        assert_eq!(dst(&two.routes[1]), "198.51.100.2/31".parse::<IpNet>().unwrap());
+        assert_eq!(two.routes[1].collateral_ppm, Some(45_000));
+        // Unknown estimates add nothing; a NaN limit merges no estimated rule.
+        let mut unknown = routes.clone();
+        unknown[0].collateral_ppm = None;
+        assert_eq!(fit(unknown, 1, Some(&guard)).routes[0].collateral_ppm, Some(45_000));
+        let nan = guard.with_collateral_limit(f64::NAN);
+        assert_eq!(fit(routes.clone(), 1, Some(&nan)).routes, vec![routes[0].clone()]);
+        assert_eq!(crate::route::collateral_ppm(f64::NAN), u32::MAX);
+        assert_eq!(crate::route::collateral_ppm(-1.0), 0);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The speaker's configuration: the local AS and router id, an optional listening address
 //! for passive peers, and each peer's address, ASN, families, communities, next hops, rule
-//! budget and redirect-to-IP encoding. Deserializes from the daemon's TOML.
+//! budget, redirect-to-IP encoding and TCP-MD5 password. Deserializes from the daemon's TOML.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -81,6 +83,91 @@ pub struct PeerConfig {
     pub rule_budget: usize,
     #[serde(default)]
     pub redirect_ip: RedirectIpEncoding,
+    /// TCP-MD5 (RFC 2385) password, written in the configuration itself; `password_file` is
+    /// the better form (a file only root can read). Never logged: `Debug` shows its length.
+    #[serde(default)]
+    pub password: Option<Md5Key>,
+    /// A file holding the TCP-MD5 password (one trailing newline removed), readable by its
+    /// owner only.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// A TCP-MD5 key: 1 to 80 bytes (`TCP_MD5SIG_MAXKEYLEN`). Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub struct Md5Key(Vec<u8>);
+
+impl From<String> for Md5Key {
+    fn from(text: String) -> Self {
+        Md5Key(text.into_bytes())
+    }
+}
+
+impl Md5Key {
+    /// The longest key the kernel takes.
+    pub const MAX_LEN: usize = 80;
+
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Md5Key(bytes)
+    }
+
+    /// The key itself, for the socket option only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Md5Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Md5Key(redacted, {} bytes)", self.0.len())
+    }
+}
+
+/// The most a password file may hold: a key is at most 80 bytes, so anything much larger is
+/// the wrong file.
+const MAX_PASSWORD_FILE: u64 = 1024;
+
+/// Reads a password file: a regular file, readable by its owner only, of at most 1 KiB.
+fn read_password_file(peer: &str, path: &Path) -> Result<Md5Key, String> {
+    let shown = path.display();
+    let key = |what: String| format!("peer {peer}: `password_file` {shown}: {what}");
+    let meta = std::fs::metadata(path).map_err(|e| key(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(key("not a regular file".into()));
+    }
+    if meta.len() > MAX_PASSWORD_FILE {
+        return Err(key(format!("{} bytes; a password file holds at most {MAX_PASSWORD_FILE}", meta.len())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(key(format!(
+                "readable by others (mode {mode:03o}); make it private with `chmod 600 {shown}`"
+            )));
+        }
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| key(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_PASSWORD_FILE {
+        return Err(key(format!("holds more than {MAX_PASSWORD_FILE} bytes")));
+    }
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(Md5Key(bytes))
 }
 
 impl PeerConfig {
@@ -109,6 +196,85 @@ impl PeerConfig {
         if self.families.is_empty() {
             return Err(format!("peer {}: no families", self.name));
         }
-        Ok(())
+        self.md5_key().map(|_| ())
+    }
+
+    /// The TCP-MD5 key, from `password` or `password_file` (read now); `None` without either.
+    /// Both at once, an empty key or one over 80 bytes are refused, naming the peer and key.
+    pub fn md5_key(&self) -> Result<Option<Md5Key>, String> {
+        let (key, name) = match (&self.password, &self.password_file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "peer {}: `password` and `password_file` both given: keep one (the file is better)",
+                    self.name
+                ));
+            }
+            (Some(key), None) => (key.clone(), "password"),
+            (None, Some(path)) => (read_password_file(&self.name, path)?, "password_file"),
+        };
+        if key.is_empty() {
+            return Err(format!("peer {}: `{name}` is empty", self.name));
+        }
+        if key.len() > Md5Key::MAX_LEN {
+            return Err(format!(
+                "peer {}: `{name}` is {} bytes; TCP-MD5 keys hold at most {} (TCP_MD5SIG_MAXKEYLEN)",
+                self.name,
+                key.len(),
+                Md5Key::MAX_LEN
+            ));
+        }
+        Ok(Some(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(extra: &str) -> PeerConfig {
+        let text = format!("name = \"edge1\"\naddress = \"192.0.2.9\"\npeer_as = 64500\n{extra}");
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_password_never_shows_in_debug_output() {
+        let p = peer("password = \"hunter2-secret\"");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Md5Key(redacted, 14 bytes)"), "{shown}");
+        assert_eq!(p.md5_key().unwrap().unwrap().expose(), b"hunter2-secret");
+        assert_eq!(peer("").md5_key().unwrap(), None);
+    }
+
+    #[test]
+    fn bad_passwords_are_refused_naming_the_peer_and_key() {
+        let long = "k".repeat(81);
+        let e = peer(&format!("password = \"{long}\"")).check().unwrap_err();
+        assert!(e.contains("peer edge1") && e.contains("`password`") && e.contains("81 bytes"), "{e}");
+        assert!(peer(&format!("password = \"{}\"", "k".repeat(80))).check().is_ok());
+        let e = peer("password = \"\"").check().unwrap_err();
+        assert!(e.contains("`password` is empty"), "{e}");
+        let e = peer("password = \"a\"\npassword_file = \"/nonexistent\"").check().unwrap_err();
+        assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn a_password_file_must_be_private_and_short() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("md5");
+        std::fs::write(&path, "from a file\n").unwrap();
+        let with_file = peer(&format!("password_file = \"{}\"", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = with_file.md5_key().unwrap_err();
+        assert!(e.contains("peer edge1") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(with_file.md5_key().unwrap().unwrap().expose(), b"from a file");
+        std::fs::write(&path, "k".repeat(90)).unwrap();
+        let e = with_file.md5_key().unwrap_err();
+        assert!(e.contains("`password_file`") && e.contains("90 bytes"), "{e}");
+        let e = peer("password_file = \"/nonexistent/md5\"").md5_key().unwrap_err();
+        assert!(e.contains("/nonexistent/md5"), "{e}");
     }
 }

@@ -5,7 +5,8 @@
 //! the audit log.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::budget::WidenGuard;
-use crate::config::{ConnectMode, PeerConfig, SpeakerConfig};
+use crate::config::{ConnectMode, Md5Key, PeerConfig, SpeakerConfig};
 use crate::rib::{RefusalCounts, Refused};
 use crate::route::{Route, RouteError};
 use crate::session::{Event, Session, State};
@@ -156,8 +157,10 @@ impl Speaker {
         config: SpeakerConfig,
         widen: Option<WidenGuard>,
     ) -> Result<Speaker, DriverError> {
+        let mut keys = Vec::with_capacity(config.peers.len());
         for peer in &config.peers {
             peer.check().map_err(DriverError::Config)?;
+            keys.push(peer.md5_key().map_err(DriverError::Config)?);
         }
         let (generation, _) = watch::channel(0u64);
         let (refusals, refusals_rx) = mpsc::channel(REFUSAL_QUEUE);
@@ -173,7 +176,7 @@ impl Speaker {
         let mut tasks = Vec::new();
         let mut status = Vec::new();
         let mut inbound = Vec::new();
-        for peer in &config.peers {
+        for (peer, md5) in config.peers.iter().zip(&keys) {
             let (tx, rx) = mpsc::channel::<TcpStream>(1);
             inbound.push((peer.address, tx));
             let s = Arc::new(Mutex::new(PeerStatus {
@@ -190,6 +193,7 @@ impl Speaker {
             let task = PeerTask {
                 session: Session::new(peer.session(&config)),
                 peer: peer.clone(),
+                md5: md5.clone(),
                 shared: shared.clone(),
                 desired: shared.generation.subscribe(),
                 stop: stop.subscribe(),
@@ -200,8 +204,13 @@ impl Speaker {
         }
         let keep: Vec<_> = inbound.iter().map(|(_, tx)| tx.clone()).collect();
         if let Some(addr) = config.listen {
-            let listener =
-                TcpListener::bind(addr).await.map_err(|source| DriverError::Bind { addr, source })?;
+            let peer_keys: Vec<(IpAddr, &Md5Key)> = config
+                .peers
+                .iter()
+                .zip(&keys)
+                .filter_map(|(p, k)| k.as_ref().map(|k| (p.address, k)))
+                .collect();
+            let listener = listen(addr, &peer_keys)?;
             let mut stop_rx = stop.subscribe();
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -327,6 +336,8 @@ impl Speaker {
 struct PeerTask {
     session: Session,
     peer: PeerConfig,
+    /// The TCP-MD5 key of the peer's connections, read once at start.
+    md5: Option<Md5Key>,
     shared: Arc<Shared>,
     desired: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
@@ -349,7 +360,7 @@ impl PeerTask {
             self.session.connecting(self.peer.mode == ConnectMode::Active);
             self.update_status(None);
             let stream = tokio::select! {
-                s = connect(&self.peer), if self.peer.mode == ConnectMode::Active => s,
+                s = connect(&self.peer, self.md5.as_ref()), if self.peer.mode == ConnectMode::Active => s,
                 s = self.inbound.recv() => s.ok_or_else(|| "listener gone".to_string()),
                 _ = self.stop.changed() => return,
             };
@@ -481,16 +492,45 @@ impl PeerTask {
     }
 }
 
-async fn connect(peer: &PeerConfig) -> Result<TcpStream, String> {
+/// The listening socket for passive (and inbound) connections, keyed for every peer with a
+/// TCP-MD5 password before it listens, so no SYN of such a peer is taken unsigned.
+fn listen(addr: SocketAddr, keys: &[(IpAddr, &Md5Key)]) -> Result<TcpListener, DriverError> {
+    let bind = |source| DriverError::Bind { addr, source };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(bind)?;
+    socket.set_reuseaddr(true).map_err(bind)?;
+    socket.bind(addr).map_err(bind)?;
+    for (peer, key) in keys {
+        if addr.is_ipv4() && peer.is_ipv6() {
+            return Err(DriverError::Config(format!(
+                "peer {peer} is IPv6 but `listen` ({addr}) is IPv4: its TCP-MD5 key cannot be set"
+            )));
+        }
+        rampart_filter::sockopt::set_tcp_md5sig(socket.as_fd(), *peer, key.expose()).map_err(|e| {
+            DriverError::Config(format!("TCP-MD5 key for {peer} on the listener {addr}: {e}"))
+        })?;
+    }
+    socket.listen(1024).map_err(bind)
+}
+
+async fn connect(peer: &PeerConfig, md5: Option<&Md5Key>) -> Result<TcpStream, String> {
     let remote = SocketAddr::new(peer.address, peer.port);
     let socket = if remote.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
         .map_err(|e| format!("socket for {remote}: {e}"))?;
     if let Some(local) = peer.local_address {
         socket.bind(SocketAddr::new(local, 0)).map_err(|e| format!("bind {local}: {e}"))?;
     }
+    // Before connect: the SYN itself must be signed, or the peer's kernel drops it.
+    if let Some(key) = md5 {
+        rampart_filter::sockopt::set_tcp_md5sig(socket.as_fd(), peer.address, key.expose())
+            .map_err(|e| format!("TCP-MD5 key for {remote}: {e}"))?;
+    }
     match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!("connect {remote}: {e}")),
-        Err(_) => Err(format!("connect {remote}: timed out")),
+        // No answer at all: the peer is down or filtered, or its kernel dropped the SYN for
+        // a TCP-MD5 password that is missing, extra or wrong on one side.
+        Err(_) => Err(format!(
+            "connect {remote}: timed out (no answer; with TCP-MD5, check the password on both sides)"
+        )),
     }
 }

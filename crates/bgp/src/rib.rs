@@ -219,6 +219,7 @@ mod tests {
             decision: DecisionId(id),
             key: RouteKey::Blackhole(prefix.parse::<IpNet>().unwrap()),
             action: None,
+            collateral_ppm: None,
         }
     }
 

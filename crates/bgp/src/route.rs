@@ -124,6 +124,20 @@ pub struct Route {
     pub key: RouteKey,
     /// `None` for blackhole routes.
     pub action: Option<FlowAction>,
+    /// The signature's collateral estimate (the share of its target's normal traffic the rule
+    /// would also match), in millionths, rounded up; `None` when unknown (no baseline, not a
+    /// signature). A rule widened over several routes carries the sum of theirs.
+    pub collateral_ppm: Option<u32>,
+}
+
+/// A collateral percentage in millionths, rounded up (an estimate that is not a number counts
+/// as everything).
+pub fn collateral_ppm(percent: f64) -> u32 {
+    if percent.is_nan() {
+        return u32::MAX;
+    }
+    // Saturating float-to-int conversion: negative to 0, huge to u32::MAX.
+    (percent * 10_000.0).ceil() as u32
 }
 
 impl Route {
@@ -147,7 +161,12 @@ impl Route {
                     .into_iter()
                     .map(|p| {
                         refuse_default(p)?;
-                        Ok(Route { decision: id, key: RouteKey::Blackhole(p), action: None })
+                        Ok(Route {
+                            decision: id,
+                            key: RouteKey::Blackhole(p),
+                            action: None,
+                            collateral_ppm: None,
+                        })
                     })
                     .collect();
             }
@@ -159,6 +178,10 @@ impl Route {
             Action::Mark { dscp } if *dscp > 63 => return Err(RouteError::BadDscp(*dscp)),
             Action::Mark { dscp } => FlowAction::Mark(*dscp),
             _ => return Ok(Vec::new()),
+        };
+        let collateral = match &decision.scope {
+            Scope::Signature(s) => s.collateral.as_ref().map(|c| collateral_ppm(c.percent)),
+            _ => None,
         };
         let rules = match &decision.scope {
             Scope::Address(a) => vec![flow_rule(Some(IpNet::from(*a)), None, &Signature::default())],
@@ -177,7 +200,12 @@ impl Route {
                 return Err(RouteError::FamilyMismatch(ip));
             }
             rule.encode(&mut Vec::new())?;
-            routes.push(Route { decision: id, key: RouteKey::Flow(rule), action: Some(action) });
+            routes.push(Route {
+                decision: id,
+                key: RouteKey::Flow(rule),
+                action: Some(action),
+                collateral_ppm: collateral,
+            });
         }
         Ok(routes)
     }

@@ -1,7 +1,8 @@
 //! Property tests of the rule budget: random decisions (as mitigation's guards let them through),
 //! budgets and allowlists; the widening guard is mitigation's own `guard::check`. Never more
 //! routes than the budget, no route covers an allowlisted address or leaves the protected
-//! networks, and every decision's route is held, aggregated into a held one, or reported.
+//! networks, and every decision's route is held, aggregated into a held one, or reported; a
+//! widened rule carries the sum of its members' collateral estimates, within the limit.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -11,7 +12,9 @@ use rampart_bgp::budget::{WidenGuard, fit};
 use rampart_bgp::flowspec::{Component, FlowPrefix};
 use rampart_bgp::rib::{AdjRibOut, Refusal};
 use rampart_bgp::route::{Route, RouteKey};
-use rampart_contract::{Action, Decision, DecisionId, EventTime, Origin, PortRange, Scope, Signature};
+use rampart_contract::{
+    Action, Collateral, Decision, DecisionId, EventTime, Origin, PortRange, Scope, Signature,
+};
 use rampart_mitigate::guard::{self, GuardConfig};
 
 fn net(text: &str) -> IpNet {
@@ -29,22 +32,25 @@ fn host() -> impl Strategy<Value = IpAddr> {
 }
 
 fn guards() -> impl Strategy<Value = GuardConfig> {
-    (prop::collection::vec(host(), 0..6), 20u8..=30, 40u8..=120).prop_map(|(allow, v4, v6)| GuardConfig {
-        protected: vec![net("198.51.100.0/24"), net("198.51.113.0/24"), net("2001:db8:1::/48")],
-        allowlist: allow.into_iter().map(IpNet::from).collect(),
-        min_prefix_v4: v4,
-        min_prefix_v6: v6,
-        ..GuardConfig::default()
-    })
+    (prop::collection::vec(host(), 0..6), 20u8..=30, 40u8..=120, 0.0f64..10.0).prop_map(
+        |(allow, v4, v6, collateral)| GuardConfig {
+            protected: vec![net("198.51.100.0/24"), net("198.51.113.0/24"), net("2001:db8:1::/48")],
+            allowlist: allow.into_iter().map(IpNet::from).collect(),
+            min_prefix_v4: v4,
+            min_prefix_v6: v6,
+            max_collateral_percent: collateral,
+        },
+    )
 }
 
 /// A decision as policy or an operator would propose it: a blackhole of a host, or a
-/// FlowSpec discard or rate limit of a UDP signature on a host.
-fn decision() -> impl Strategy<Value = (IpAddr, u8, u16)> {
-    (host(), 0u8..3, prop_oneof![Just(53u16), Just(123), Just(443)])
+/// FlowSpec discard or rate limit of a UDP signature on a host, with or without a collateral
+/// estimate.
+fn decision() -> impl Strategy<Value = (IpAddr, u8, u16, Option<f64>)> {
+    (host(), 0u8..3, prop_oneof![Just(53u16), Just(123), Just(443)], prop::option::of(0.0f64..4.0))
 }
 
-fn to_decision(id: u64, (dst, kind, port): (IpAddr, u8, u16)) -> Decision {
+fn to_decision(id: u64, (dst, kind, port, collateral): (IpAddr, u8, u16, Option<f64>)) -> Decision {
     let (scope, action) = match kind {
         0 => (Scope::Address(dst), Action::Blackhole),
         k => (
@@ -52,6 +58,11 @@ fn to_decision(id: u64, (dst, kind, port): (IpAddr, u8, u16)) -> Decision {
                 dst_prefixes: vec![IpNet::from(dst)],
                 protocol: Some(17),
                 src_ports: vec![PortRange::single(port)],
+                collateral: collateral.map(|percent| Collateral {
+                    baseline_pps: 100.0,
+                    matching_pps: percent,
+                    percent,
+                }),
                 ..Signature::default()
             })),
             if k == 1 { Action::Discard } else { Action::RateLimitBytes { bytes_per_sec: 1_000_000 } },
@@ -81,8 +92,10 @@ fn dst_of(key: &RouteKey) -> Option<IpNet> {
 
 /// The daemon's widening guard: mitigation's guards on the wider prefix as a destination.
 fn widen(config: &GuardConfig) -> WidenGuard {
+    let limit = config.max_collateral_percent;
     let config = config.clone();
     WidenGuard::new(move |p| guard::check(&Scope::Prefix(*p), &Action::Blackhole, &config).is_ok())
+        .with_collateral_limit(limit)
 }
 
 proptest! {
@@ -129,6 +142,23 @@ proptest! {
                 }
             }
         }
+        // A held rule's collateral is the sum of the estimates of the routes it stands for, and a
+        // widened one stays within the limit.
+        let limit_ppm = (config.max_collateral_percent * 10_000.0).floor() as u32;
+        for held in &fitted.routes {
+            let aggregated: Vec<&Route> = fitted
+                .left_out
+                .iter()
+                .filter(|r| matches!(&r.why, Refusal::Aggregated { into } if *into == held.key))
+                .map(|r| &r.route)
+                .collect();
+            let members: Vec<&Route> = if aggregated.is_empty() { vec![held] } else { aggregated.clone() };
+            let sum = members.iter().filter_map(|r| r.collateral_ppm).reduce(|a, b| a.saturating_add(b));
+            prop_assert_eq!(held.collateral_ppm, sum, "{:?} for {:?}", held, members);
+            if !aggregated.is_empty() && let Some(c) = held.collateral_ppm {
+                prop_assert!(c <= limit_ppm, "widened rule with {c} ppm over {limit_ppm}");
+            }
+        }
         // Aggregation only when needed, and budgets that fit keep every route as given.
         let distinct: std::collections::HashSet<&RouteKey> = routes.iter().map(|r| &r.key).collect();
         if distinct.len() <= budget {
@@ -159,7 +189,7 @@ fn hosts_of_a_protected_network_share_one_rule_unless_an_allowlisted_address_is_
         .flat_map(|(i, h)| {
             Route::from_decision(&to_decision(
                 i as u64 + 1,
-                (IpAddr::V4(Ipv4Addr::new(198, 51, 100, *h)), 1, 53),
+                (IpAddr::V4(Ipv4Addr::new(198, 51, 100, *h)), 1, 53, None),
             ))
             .unwrap()
         })

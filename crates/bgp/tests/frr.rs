@@ -25,6 +25,11 @@ struct Frr {
 
 impl Frr {
     fn start(local: Ipv4Addr, rampart: Ipv4Addr) -> Frr {
+        Frr::start_with(local, rampart, None)
+    }
+
+    /// With `password`, the session is TCP-MD5 signed (RFC 2385; `neighbor X password`).
+    fn start_with(local: Ipv4Addr, rampart: Ipv4Addr, password: Option<&str>) -> Frr {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port(local);
         let families = ["ipv4 unicast", "ipv6 unicast", "ipv4 flowspec", "ipv6 flowspec"]
@@ -32,7 +37,8 @@ impl Frr {
             .map(|f| format!(" address-family {f}\n  neighbor {rampart} activate\n exit-address-family\n"))
             .collect::<String>();
         let text = format!(
-            "frr defaults traditional\nhostname rampart-test\n!\nrouter bgp 64513\n bgp router-id 192.0.2.252\n no bgp ebgp-requires-policy\n neighbor {rampart} remote-as 64512\n neighbor {rampart} ebgp-multihop 5\n neighbor {rampart} passive\n neighbor {rampart} timers 3 9\n{families}!\n"
+            "frr defaults traditional\nhostname rampart-test\n!\nrouter bgp 64513\n bgp router-id 192.0.2.252\n no bgp ebgp-requires-policy\n neighbor {rampart} remote-as 64512\n neighbor {rampart} ebgp-multihop 5\n neighbor {rampart} passive\n neighbor {rampart} timers 3 9\n{password}{families}!\n",
+            password = password.map(|p| format!(" neighbor {rampart} password {p}\n")).unwrap_or_default(),
         );
         std::fs::write(dir.path().join("bgpd.conf"), text).unwrap();
         let guard = Frr::spawn(&dir, local, port);
@@ -278,4 +284,40 @@ fn frr_reads_both_redirect_to_ip_encodings() {
         wait_for(&frr, &want, &format!("redirect encoded as {encoding}"), Duration::from_secs(15));
         rt.block_on(speaker.shutdown(Duration::from_secs(5)));
     }
+}
+
+/// TCP-MD5 against FRR's `neighbor X password`: the right password gets the routes in; a wrong
+/// one or none never gets a session (bgpd's kernel drops the SYNs).
+#[test]
+fn a_tcp_md5_session_with_frr_comes_up_only_with_the_right_password() {
+    if !peer_available(BGPD) || !peer_available("vtysh") {
+        return;
+    }
+    const PASSWORD: &str = "frr-md5-test-key";
+    let (rampart, router) = loopback_pair();
+    let frr = Frr::start_with(router, rampart, Some(PASSWORD));
+    let rt = runtime();
+    let speaker_with = |extra: &str| {
+        let config: SpeakerConfig =
+            toml::from_str(&speaker_toml(rampart, frr.local, frr.port, 64513, extra)).unwrap();
+        rt.block_on(Speaker::start(config)).unwrap()
+    };
+    let started = std::time::Instant::now();
+    let right = speaker_with(&format!("password = \"{PASSWORD}\""));
+    right.set_active(&fixture()[..2]);
+    wait_for(&frr, &expected(&[1, 2]), "routes over the signed session", Duration::from_secs(15));
+    eprintln!("right password: routes in FRR after {:?}", started.elapsed());
+    rt.block_on(right.shutdown(Duration::from_secs(5)));
+    wait_for(&frr, &BTreeMap::new(), "clean shutdown withdrew the routes", Duration::from_secs(10));
+
+    let wrong = speaker_with("password = \"not the key\"");
+    let none = speaker_with("");
+    wrong.set_active(&fixture()[..2]);
+    none.set_active(&fixture()[..2]);
+    let watched = wait_for_dropped_connects(&wrong, "wrong password: SYN dropped")
+        + wait_for_dropped_connects(&none, "no password: SYN dropped");
+    eprintln!("wrong and missing password: sessions down, watched {watched:?}");
+    let summary = frr.vtysh("show bgp neighbors").unwrap();
+    assert!(!summary.contains("BGP state = Established"), "{summary}");
+    assert!(frr.routes().unwrap().is_empty(), "no route without the right key");
 }

@@ -24,6 +24,11 @@ struct GoBgp {
 
 impl GoBgp {
     fn start(local: Ipv4Addr, rampart: Ipv4Addr) -> GoBgp {
+        GoBgp::start_with(local, rampart, None)
+    }
+
+    /// With `password`, the session is TCP-MD5 signed (RFC 2385; GoBGP's `auth-password`).
+    fn start_with(local: Ipv4Addr, rampart: Ipv4Addr, password: Option<&str>) -> GoBgp {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port(local);
         let api_port = free_port(local);
@@ -41,7 +46,7 @@ impl GoBgp {
   [neighbors.config]
     neighbor-address = "{rampart}"
     peer-as = 64512
-  [neighbors.transport.config]
+{password}  [neighbors.transport.config]
     passive-mode = true
     local-address = "{local}"
   [neighbors.ebgp-multihop.config]
@@ -50,7 +55,8 @@ impl GoBgp {
   [neighbors.timers.config]
     hold-time = 9
     keepalive-interval = 3
-{families}"#
+{families}"#,
+            password = password.map(|p| format!("    auth-password = \"{p}\"\n")).unwrap_or_default(),
         );
         std::fs::write(dir.path().join("gobgpd.toml"), text).unwrap();
         let guard = GoBgp::spawn(&dir, local, api_port);
@@ -229,4 +235,40 @@ fn gobgp_ends_with_exactly_the_active_set_after_speaker_kill_and_restart() {
     write(&[2, 3, 4]);
     let _second = start();
     gobgp.wait_for(&expected(&[2, 3, 4]), "exactly the new active set", Duration::from_secs(20));
+}
+
+/// TCP-MD5 against GoBGP's `auth-password`: the right password gets the routes in; a wrong one
+/// or none never gets a session (GoBGP's kernel drops the SYNs).
+#[test]
+fn a_tcp_md5_session_with_gobgp_comes_up_only_with_the_right_password() {
+    if !peer_available("gobgpd") || !peer_available("gobgp") {
+        return;
+    }
+    const PASSWORD: &str = "gobgp md5 test key";
+    let (rampart, router) = loopback_pair();
+    let gobgp = GoBgp::start_with(router, rampart, Some(PASSWORD));
+    let rt = runtime();
+    let speaker_with = |extra: &str| {
+        let config: SpeakerConfig =
+            toml::from_str(&speaker_toml(rampart, gobgp.local, gobgp.port, 64513, extra)).unwrap();
+        rt.block_on(Speaker::start(config)).unwrap()
+    };
+    let started = std::time::Instant::now();
+    let right = speaker_with(&format!("password = \"{PASSWORD}\""));
+    right.set_active(&fixture()[..2]);
+    gobgp.wait_for(&expected(&[1, 2]), "routes over the signed session", Duration::from_secs(15));
+    eprintln!("right password: routes in GoBGP after {:?}", started.elapsed());
+    rt.block_on(right.shutdown(Duration::from_secs(5)));
+    gobgp.wait_for(&BTreeMap::new(), "clean shutdown withdrew the routes", Duration::from_secs(10));
+
+    let wrong = speaker_with("password = \"not the key\"");
+    let none = speaker_with("");
+    wrong.set_active(&fixture()[..2]);
+    none.set_active(&fixture()[..2]);
+    let watched = wait_for_dropped_connects(&wrong, "wrong password: SYN dropped")
+        + wait_for_dropped_connects(&none, "no password: SYN dropped");
+    eprintln!("wrong and missing password: sessions down, watched {watched:?}");
+    let neighbor = gobgp.gobgp(&["neighbor"]).unwrap();
+    assert!(!neighbor.contains("Establ"), "{neighbor}");
+    assert!(gobgp.routes().unwrap().is_empty(), "no route without the right key");
 }

@@ -262,10 +262,13 @@ impl EventSink for MitigationSink {
 
 /// The speaker's widening guard: a route's destination may grow (to fit a peer's budget) only
 /// to a prefix mitigation's own guards would let a blackhole name: inside the protected
-/// networks, clear of every allowlisted address, not shorter than the minimum.
+/// networks, clear of every allowlisted address, not shorter than the minimum; and a widened
+/// rule's summed collateral estimate stays within `max_collateral_percent`.
 pub fn widen_guard(config: &MitigationConfig) -> WidenGuard {
     let guards = config.guards.clone();
+    let limit = guards.max_collateral_percent;
     WidenGuard::new(move |prefix| guard::check(&Scope::Prefix(*prefix), &Action::Blackhole, &guards).is_ok())
+        .with_collateral_limit(limit)
 }
 
 /// What the audit log says of a route left out.

@@ -13,6 +13,7 @@
 //!   nftables JSON batch. The drivers are thin: [`xdp`] loads, pins, attaches and reconciles
 //!   the program's maps (feature `xdp`), [`nft::driver`] runs the batches through
 //!   `nft -j -f -` and reads the sets back.
+//! * [`sockopt`]: TCP-MD5 signatures (RFC 2385) on a socket, for the BGP speaker's sessions.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -21,4 +22,5 @@ pub mod dir248;
 pub mod layout;
 pub mod nft;
 pub mod plan;
+pub mod sockopt;
 pub mod xdp;

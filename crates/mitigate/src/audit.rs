@@ -8,6 +8,12 @@
 //! number and hash of the last record it committed (the anchor), so cutting records off the
 //! end is detected too. Whoever can rewrite the whole file and the store can forge a chain:
 //! copy the head hash [`verify`] prints somewhere else to be sure of the past.
+//!
+//! With a size limit ([`AuditLog::rotate_at`]), a record that would take the file past it
+//! first moves the file aside as `audit.jsonl.N` (N = 1 for the oldest, then 2, ...) and starts
+//! a new `audit.jsonl`; the chain goes on across files (the new file's first record carries the
+//! hash of the previous file's last), and [`verify`] reads every rotated file in order, then
+//! the current one. Rotated files are never deleted: the chain starts at the first.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -135,6 +141,10 @@ pub struct Evidence {
     /// The ladder's rung this change is at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rung: Option<Rung>,
+    /// The vector this rule is for, when the attack is filtered one rule per vector
+    /// (`signature` is then that vector's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vector>,
 }
 
 /// One audit record (the `record` of a line of `audit.jsonl`).
@@ -218,11 +228,86 @@ fn read_line(line: &[u8]) -> Result<(AuditRecord, Hash), String> {
     Ok((record, hash))
 }
 
+/// `audit.jsonl.N` beside `path`, by N (oldest first): the rotated files of the log.
+pub fn rotated_files(path: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return Ok(Vec::new()) };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!("{name}.");
+    let mut files = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(number) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        if !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = number.parse::<u64>()
+        {
+            files.push((n, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The last line of `file` (complete lines only) and how many bytes follow it, from the last
+/// [`MAX_LINE_BYTES`] + 1 bytes.
+fn last_line(file: &mut File, len: u64, path: &Path) -> Result<(Option<Vec<u8>>, u64), AuditError> {
+    let io_error = |reason| AuditError::Io { path: path.to_owned(), reason };
+    let from = len.saturating_sub(MAX_LINE_BYTES as u64 + 1);
+    file.seek(SeekFrom::Start(from)).map_err(io_error)?;
+    let mut tail = Vec::new();
+    file.take(MAX_LINE_BYTES as u64 + 1).read_to_end(&mut tail).map_err(io_error)?;
+    let complete = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(end) => end + 1,
+        None if from == 0 => 0,
+        None => {
+            let reason = "no line end in its last megabyte".to_owned();
+            return Err(AuditError::Tail { path: path.to_owned(), reason });
+        }
+    };
+    let torn = (tail.len() - complete) as u64;
+    tail.truncate(complete);
+    let last = tail[..complete.saturating_sub(1)]
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec);
+    Ok((last, torn))
+}
+
+/// Sequence number and hash of the last record of the newest rotated file, when there is one.
+fn rotated_head(path: &Path) -> Result<Option<(u64, Hash)>, AuditError> {
+    let rotated = rotated_files(path).map_err(|reason| AuditError::Io { path: path.to_owned(), reason })?;
+    let Some((_, newest)) = rotated.last() else { return Ok(None) };
+    let io_error = |reason| AuditError::Io { path: newest.clone(), reason };
+    let mut file = File::open(newest).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    let (Some(last), _) = last_line(&mut file, len, newest)? else {
+        let reason = "a rotated file holds no complete record".to_owned();
+        return Err(AuditError::Tail { path: newest.clone(), reason });
+    };
+    let (record, hash) =
+        read_line(&last).map_err(|reason| AuditError::Tail { path: newest.clone(), reason })?;
+    Ok(Some((record.seq, hash)))
+}
+
 /// The append side of the log. Appends are written and synced before they return.
 #[derive(Debug)]
 pub struct AuditLog {
     file: File,
     path: PathBuf,
+    /// Bytes in the current file.
+    len: u64,
+    /// Rotate before a record would take the file past this many bytes; `None`: never.
+    rotate_at: Option<u64>,
     seq: u64,
     head: Hash,
     /// Appends wait for [`AuditLog::sync`] instead of syncing each.
@@ -243,40 +328,67 @@ impl AuditLog {
             .open(path)
             .map_err(io_error)?;
         let mut warnings: Vec<String> = rampart_store::files::private_file(path).into_iter().collect();
-        let len = file.metadata().map_err(io_error)?.len();
-        // The last line is within the last MAX_LINE_BYTES + 1 bytes.
-        let from = len.saturating_sub(MAX_LINE_BYTES as u64 + 1);
-        file.seek(SeekFrom::Start(from)).map_err(io_error)?;
-        let mut tail = Vec::new();
-        (&mut file).take(MAX_LINE_BYTES as u64 + 1).read_to_end(&mut tail).map_err(io_error)?;
-        let complete = match tail.iter().rposition(|&b| b == b'\n') {
-            Some(end) => end + 1,
-            None if from == 0 => 0,
-            None => {
-                let reason = "no line end in its last megabyte".to_owned();
-                return Err(AuditError::Tail { path: path.to_owned(), reason });
-            }
-        };
-        if complete < tail.len() {
-            let keep = from + complete as u64;
-            file.set_len(keep).map_err(io_error)?;
+        let mut len = file.metadata().map_err(io_error)?.len();
+        let (last, torn) = last_line(&mut file, len, path)?;
+        if torn > 0 {
+            len -= torn;
+            file.set_len(len).map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
             warnings.push(format!(
-                "audit log {}: cut off {} bytes of a record torn by a crash",
-                path.display(),
-                tail.len() - complete
+                "audit log {}: cut off {torn} bytes of a record torn by a crash",
+                path.display()
             ));
-            tail.truncate(complete);
         }
-        let (seq, head) = match tail[..complete.saturating_sub(1)].rsplit(|&b| b == b'\n').next() {
-            Some(last) if !last.is_empty() => {
+        let (seq, head) = match last {
+            Some(last) => {
                 let (record, hash) =
-                    read_line(last).map_err(|reason| AuditError::Tail { path: path.to_owned(), reason })?;
+                    read_line(&last).map_err(|reason| AuditError::Tail { path: path.to_owned(), reason })?;
                 (record.seq, hash)
             }
-            _ => (0, GENESIS),
+            // A fresh file after a rotation: the chain goes on from the last rotated file.
+            None => rotated_head(path)?.unwrap_or((0, GENESIS)),
         };
-        Ok((AuditLog { file, path: path.to_owned(), seq, head, deferred: false, unsynced: false }, warnings))
+        let log = AuditLog {
+            file,
+            path: path.to_owned(),
+            len,
+            rotate_at: None,
+            seq,
+            head,
+            deferred: false,
+            unsynced: false,
+        };
+        Ok((log, warnings))
+    }
+
+    /// Rotates the file before a record would take it past `bytes` (`None`: never). A record
+    /// longer than the limit still goes in, alone in its file.
+    pub fn rotate_at(&mut self, bytes: Option<u64>) {
+        self.rotate_at = bytes;
+    }
+
+    /// Moves the current file aside as the next `audit.jsonl.N` (synced first) and starts an
+    /// empty one.
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        let io_error = |reason| AuditError::Io { path: self.path.clone(), reason };
+        self.file.sync_data().map_err(io_error)?;
+        self.unsynced = false;
+        let next = rotated_files(&self.path).map_err(io_error)?.last().map_or(1, |(n, _)| n + 1);
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(format!(".{next}"));
+        std::fs::rename(&self.path, &aside).map_err(io_error)?;
+        self.file = rampart_store::files::private_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(io_error)?;
+        // The rename and the new file reach the disk before records go into it.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io_error)?;
+        }
+        self.len = 0;
+        Ok(())
     }
 
     /// Sequence number and hash of the last record (0 and [`GENESIS`] when empty).
@@ -310,10 +422,10 @@ impl AuditLog {
     /// Appends `record` (its `seq` and `prev` set here), synced to disk unless syncs are
     /// deferred; returns it as written.
     pub fn append(&mut self, mut record: AuditRecord) -> Result<AuditRecord, AuditError> {
-        let io_error = |reason| AuditError::Io { path: self.path.clone(), reason };
         record.seq = self.seq + 1;
         record.prev = hex(&self.head);
-        let body = serde_json::to_vec(&record).map_err(|e| io_error(io::Error::other(e)))?;
+        let body = serde_json::to_vec(&record)
+            .map_err(|e| AuditError::Io { path: self.path.clone(), reason: io::Error::other(e) })?;
         let hash: Hash = Sha256::digest(&body).into();
         let mut line = Vec::with_capacity(body.len() + 96);
         line.extend_from_slice(LINE_HEAD);
@@ -321,7 +433,15 @@ impl AuditLog {
         line.extend_from_slice(LINE_MID);
         line.extend_from_slice(&body);
         line.extend_from_slice(b"}\n");
+        if let Some(limit) = self.rotate_at
+            && self.len > 0
+            && self.len + line.len() as u64 > limit
+        {
+            self.rotate()?;
+        }
+        let io_error = |reason| AuditError::Io { path: self.path.clone(), reason };
         self.file.write_all(&line).map_err(io_error)?;
+        self.len += line.len() as u64;
         if self.deferred {
             self.unsynced = true;
         } else {
@@ -348,8 +468,10 @@ pub struct Verified {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Broken {
     /// A line is malformed or its hash does not match its contents.
-    #[error("line {line}: {reason}")]
+    #[error("{file} line {line}: {reason}")]
     Line {
+        /// The file's name (`audit.jsonl`, or a rotated `audit.jsonl.N`).
+        file: String,
         /// 1-based line number.
         line: u64,
         /// What is wrong with it.
@@ -357,9 +479,11 @@ pub enum Broken {
     },
     /// A record does not follow the one before (removed, inserted or reordered lines).
     #[error(
-        "line {line}: record {seq} does not follow record {previous} (a record was removed, inserted or moved)"
+        "{file} line {line}: record {seq} does not follow record {previous} (a record was removed, inserted or moved)"
     )]
     Chain {
+        /// The file's name.
+        file: String,
         /// 1-based line number.
         line: u64,
         /// Its sequence number.
@@ -381,46 +505,21 @@ pub enum Broken {
     Io(String),
 }
 
-/// Reads the whole log at `path`, checking every hash and link, and the store's `anchor`
-/// (sequence number and hash of the last committed record) when given. Reads line by line,
-/// each at most [`MAX_LINE_BYTES`].
+/// Reads the whole log at `path` (its rotated files first, oldest first), checking every hash
+/// and link, across files too, and the store's `anchor` (sequence number and hash of the last
+/// committed record) when given. Reads line by line, each at most [`MAX_LINE_BYTES`].
 pub fn verify(path: &Path, anchor: Option<(u64, Hash)>) -> Result<Verified, Broken> {
-    let file = File::open(path).map_err(|e| Broken::Io(format!("cannot read {}: {e}", path.display())))?;
-    let mut reader = BufReader::new(file);
-    let (mut seq, mut head) = (0u64, GENESIS);
-    let mut anchored = anchor.is_none_or(|(s, _)| s == 0);
-    let mut line_no = 0u64;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Broken::Io(format!("cannot read {}: {e}", path.display())))?;
-        if read == 0 {
-            break;
-        }
-        line_no += 1;
-        let Some(text) = line.strip_suffix(b"\n") else {
-            let reason = if line.len() > MAX_LINE_BYTES { "longer than 1 MiB" } else { "no line end (torn)" };
-            return Err(Broken::Line { line: line_no, reason: reason.into() });
-        };
-        let (record, hash) = read_line(text).map_err(|reason| Broken::Line { line: line_no, reason })?;
-        if record.seq != seq + 1 || unhex(&record.prev) != Some(head) {
-            return Err(Broken::Chain { line: line_no, seq: record.seq, previous: seq });
-        }
-        seq = record.seq;
-        head = hash;
-        if let Some((anchor_seq, anchor_hash)) = anchor
-            && anchor_seq == seq
-        {
-            if anchor_hash != hash {
-                let found = format!("the log's record {seq} has another hash (the log was replaced)");
-                return Err(Broken::Anchor { seq: anchor_seq, found });
-            }
-            anchored = true;
-        }
+    let rotated = rotated_files(path)
+        .map_err(|e| Broken::Io(format!("cannot list the rotated files of {}: {e}", path.display())))?;
+    let mut chain = Chain { seq: 0, head: GENESIS, anchor, anchored: anchor.is_none_or(|(s, _)| s == 0) };
+    for (_, file) in &rotated {
+        chain.read(file)?;
     }
+    // A writer that died between moving the file aside and creating the next leaves none.
+    if rotated.is_empty() || path.exists() {
+        chain.read(path)?;
+    }
+    let Chain { seq, head, anchored, .. } = chain;
     if !anchored {
         let anchor_seq = anchor.map_or(0, |(s, _)| s);
         return Err(Broken::Anchor {
@@ -430,6 +529,63 @@ pub fn verify(path: &Path, anchor: Option<(u64, Hash)>) -> Result<Verified, Brok
     }
     let beyond_anchor = anchor.map_or(0, |(s, _)| seq - s.min(seq));
     Ok(Verified { records: seq, head, beyond_anchor })
+}
+
+/// Where [`verify`] is in the chain.
+struct Chain {
+    seq: u64,
+    head: Hash,
+    anchor: Option<(u64, Hash)>,
+    anchored: bool,
+}
+
+impl Chain {
+    /// Follows the chain through one file.
+    fn read(&mut self, path: &Path) -> Result<(), Broken> {
+        let name =
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let file =
+            File::open(path).map_err(|e| Broken::Io(format!("cannot read {}: {e}", path.display())))?;
+        let mut reader = BufReader::new(file);
+        let mut line_no = 0u64;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Broken::Io(format!("cannot read {}: {e}", path.display())))?;
+            if read == 0 {
+                return Ok(());
+            }
+            line_no += 1;
+            let Some(text) = line.strip_suffix(b"\n") else {
+                let reason =
+                    if line.len() > MAX_LINE_BYTES { "longer than 1 MiB" } else { "no line end (torn)" };
+                return Err(Broken::Line { file: name, line: line_no, reason: reason.into() });
+            };
+            let (record, hash) = read_line(text).map_err(|reason| Broken::Line {
+                file: name.clone(),
+                line: line_no,
+                reason,
+            })?;
+            if record.seq != self.seq + 1 || unhex(&record.prev) != Some(self.head) {
+                return Err(Broken::Chain { file: name, line: line_no, seq: record.seq, previous: self.seq });
+            }
+            self.seq = record.seq;
+            self.head = hash;
+            if let Some((anchor_seq, anchor_hash)) = self.anchor
+                && anchor_seq == self.seq
+            {
+                if anchor_hash != hash {
+                    let found =
+                        format!("the log's record {} has another hash (the log was replaced)", self.seq);
+                    return Err(Broken::Anchor { seq: anchor_seq, found });
+                }
+                self.anchored = true;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -533,6 +689,75 @@ mod tests {
             }
             let _ = AuditLog::open(&path);
         }
+    }
+
+    #[test]
+    fn rotated_files_chain_on_and_verify_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let limit = 700;
+        let append = |n: usize, from: usize| {
+            let (mut log, _) = AuditLog::open(&path).unwrap();
+            log.rotate_at(Some(limit));
+            for i in from..from + n {
+                log.append(record(&format!("change {i}"))).unwrap();
+            }
+            log.head()
+        };
+        append(6, 0);
+        // Reopened (a restart): the chain goes on, rotation too.
+        let head = append(6, 6);
+        assert_eq!(head.0, 12);
+        let rotated = rotated_files(&path).unwrap();
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        assert_eq!(
+            rotated.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            (1..=rotated.len() as u64).collect::<Vec<_>>()
+        );
+        for (_, file) in &rotated {
+            let len = std::fs::metadata(file).unwrap().len();
+            assert!(len <= limit, "{} is {len} bytes", file.display());
+        }
+        let verified = verify(&path, Some(head)).unwrap();
+        assert_eq!((verified.records, verified.head), (12, head.1));
+        // The first record of each file chains to the last of the one before.
+        let second = std::fs::read_to_string(&rotated[1].1).unwrap();
+        let (first_of_second, _) = read_line(second.lines().next().unwrap().as_bytes()).unwrap();
+        let first = std::fs::read_to_string(&rotated[0].1).unwrap();
+        let (_, last_hash) = read_line(first.lines().last().unwrap().as_bytes()).unwrap();
+        assert_eq!(first_of_second.prev, hex(&last_hash));
+
+        // A writer killed between moving the file aside and creating the next one.
+        let next = rotated.len() + 1;
+        std::fs::rename(&path, dir.path().join(format!("{FILE_NAME}.{next}"))).unwrap();
+        assert_eq!(verify(&path, Some(head)).unwrap().records, 12);
+        let head = append(1, 12);
+        assert_eq!(head.0, 13);
+        verify(&path, Some(head)).unwrap();
+
+        // A rotated file removed, or two swapped: the chain breaks at the file after the gap.
+        let kept = std::fs::read(&rotated[1].1).unwrap();
+        std::fs::remove_file(&rotated[1].1).unwrap();
+        let broken = verify(&path, Some(head)).unwrap_err();
+        assert!(
+            matches!(&broken, Broken::Chain { file, line: 1, .. } if file == &format!("{FILE_NAME}.3")),
+            "{broken}"
+        );
+        std::fs::write(&rotated[1].1, &kept).unwrap();
+        let first_bytes = std::fs::read(&rotated[0].1).unwrap();
+        std::fs::write(&rotated[0].1, &kept).unwrap();
+        std::fs::write(&rotated[1].1, &first_bytes).unwrap();
+        assert!(verify(&path, Some(head)).is_err());
+        std::fs::write(&rotated[0].1, &first_bytes).unwrap();
+        std::fs::write(&rotated[1].1, &kept).unwrap();
+        // A byte changed in a rotated file.
+        let mut changed = first_bytes.clone();
+        changed[100] ^= 1;
+        std::fs::write(&rotated[0].1, &changed).unwrap();
+        let broken = verify(&path, Some(head)).unwrap_err();
+        assert!(broken.to_string().starts_with(&format!("{FILE_NAME}.1 line ")), "{broken}");
+        std::fs::write(&rotated[0].1, &first_bytes).unwrap();
+        verify(&path, Some(head)).unwrap();
     }
 
     #[test]

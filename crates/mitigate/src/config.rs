@@ -134,6 +134,9 @@ pub struct MitigationConfig {
     /// Where the control socket is (default `control.sock` in the data directory, which is
     /// 0700: a control group needs a directory of its own it can reach, e.g. /run/rampart).
     pub control_socket: Option<PathBuf>,
+    /// The audit log moves aside (`audit.jsonl.N`) before a record would take it past this
+    /// many bytes; `None`: one file forever.
+    pub audit_rotate_bytes: Option<u64>,
 }
 
 impl Default for MitigationConfig {
@@ -149,6 +152,7 @@ impl Default for MitigationConfig {
             control_group: None,
             webhook: false,
             control_socket: None,
+            audit_rotate_bytes: None,
         }
     }
 }
@@ -195,6 +199,7 @@ pub struct MitigationToml {
     pub control_group: Option<String>,
     pub webhook: Option<bool>,
     pub control_socket: Option<PathBuf>,
+    pub audit_rotate_mb: Option<u64>,
     pub default: Option<GroupToml>,
     pub group: Option<BTreeMap<String, GroupToml>>,
 }
@@ -346,6 +351,15 @@ impl MitigationToml {
         }
         config.control_group = self.control_group.clone();
         config.webhook = self.webhook.unwrap_or(false);
+        if let Some(mb) = self.audit_rotate_mb {
+            if !(1..=1_048_576).contains(&mb) {
+                return Err(error(
+                    "audit_rotate_mb",
+                    format!("{mb} is not 1 to 1048576 (MiB per audit file)"),
+                ));
+            }
+            config.audit_rotate_bytes = Some(mb << 20);
+        }
         config.control_socket = self.control_socket.clone();
         if let Some(default) = &self.default {
             config.default_policy = default.resolve("default", &GroupPolicy::default())?;
@@ -406,5 +420,8 @@ mod tests {
         assert!(e(r#"{"max_collateral_percent": 200}"#).contains("0 to 100"));
         assert!(e(r#"{"script_timeout_ms": 10}"#).starts_with("`mitigation.script`"));
         assert!(serde_json::from_str::<MitigationToml>(r#"{"bogus": 1}"#).is_err());
+        assert_eq!(parse(r#"{"audit_rotate_mb": 64}"#).unwrap().audit_rotate_bytes, Some(64 << 20));
+        assert_eq!(parse("{}").unwrap().audit_rotate_bytes, None);
+        assert!(e(r#"{"audit_rotate_mb": 0}"#).starts_with("`mitigation.audit_rotate_mb`"));
     }
 }

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use proptest::prelude::*;
 use rampart_contract::{
     Action, Attack, AttackEvent, AttackId, Collateral, Direction, EventKind, EventTime, Level, Metric,
-    Policy, PortRange, Scope, Signature, Target, Trigger,
+    Policy, PortRange, Scope, Signature, Target, Trigger, Vector, VectorShare,
 };
 
 use crate::config::{MitigationConfig, Rung};
@@ -69,19 +69,39 @@ fn signature() -> impl Strategy<Value = Signature> {
         prop::option::of(any::<u8>()),
         prop::option::of(any::<u16>()),
         prop::option::of(prop_oneof![Just(f64::NAN), Just(f64::INFINITY), -10.0f64..200.0]),
+        prop_oneof![Just(0u64), Just(40), Just(1_000)],
     )
-        .prop_map(|(dst, src, protocol, port, collateral)| Signature {
-            dst_prefixes: dst,
-            src_prefixes: src,
-            protocol,
-            dst_ports: port.map(PortRange::single).into_iter().collect(),
-            collateral: collateral.map(|percent| Collateral {
-                baseline_pps: 100.0,
-                matching_pps: percent,
-                percent,
-            }),
-            ..Signature::default()
+        .prop_map(|(dst, src, protocol, port, collateral, samples)| {
+            Signature {
+                dst_prefixes: dst,
+                src_prefixes: src,
+                protocol,
+                dst_ports: port.map(PortRange::single).into_iter().collect(),
+                collateral: collateral.map(|percent| Collateral {
+                    baseline_pps: 100.0,
+                    matching_pps: percent,
+                    percent,
+                }),
+                ..Signature::default()
+            }
+            .with_samples(samples)
         })
+}
+
+/// Vectors with signatures of their own, as wide or narrow, backed or not, as any.
+fn vector_shares() -> impl Strategy<Value = Vec<VectorShare>> {
+    let vectors = [Vector::SynFlood, Vector::DnsAmplification, Vector::UdpFlood, Vector::IcmpFlood];
+    prop::collection::vec((0usize..4, signature(), 0u64..2_000), 0..4).prop_map(move |shares| {
+        shares
+            .into_iter()
+            .map(|(v, signature, packets)| VectorShare {
+                vector: vectors[v],
+                packets,
+                percent: 25.0,
+                signature,
+            })
+            .collect()
+    })
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -111,12 +131,13 @@ fn target() -> impl Strategy<Value = Target> {
 }
 
 fn attack() -> impl Strategy<Value = Attack> {
-    (target(), signature(), any::<u64>(), any::<bool>(), 0u8..3).prop_map(
-        |(target, signature, bps, outbound, policy)| {
+    (target(), signature(), vector_shares(), any::<u64>(), any::<bool>(), 0u8..3).prop_map(
+        |(target, signature, vector_shares, bps, outbound, policy)| {
             let trigger = Trigger::new(Level::Host, Metric::Bps, bps, 1, EventTime::from_unix_secs(1));
             let direction = if outbound { Direction::Outbound } else { Direction::Inbound };
             let mut attack = Attack::new(AttackId(0), target, direction, trigger);
             attack.signature = signature;
+            attack.vector_shares = vector_shares;
             attack.current_bps = bps;
             attack.peak_bps = bps;
             attack.policy = [Policy::Mitigate, Policy::Alert, Policy::Ignore][policy as usize];
@@ -193,8 +214,10 @@ proptest! {
             steps.extend(planner.tick(EventTime::from_unix_secs(now)));
         }
         for step in &steps {
-            if let Step::Enact { proposal, .. } = step {
-                assert_safe(&proposal.scope, &proposal.action, &config)?;
+            if let Step::Enact { proposals, .. } = step {
+                for proposal in proposals {
+                    assert_safe(&proposal.scope, &proposal.action, &config)?;
+                }
             }
         }
     }

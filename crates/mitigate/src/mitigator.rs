@@ -125,11 +125,12 @@ impl Mitigator {
     /// Takes the store, reconciles it at `now` (expired decisions closed) and hands every
     /// actuator the set in force.
     pub fn start(
-        store: DecisionStore,
+        mut store: DecisionStore,
         config: MitigationConfig,
         actuators: Vec<Box<dyn Actuator>>,
         now: EventTime,
     ) -> Result<Mitigator, StoreError> {
+        store.rotate_audit_at(config.audit_rotate_bytes);
         let mut mitigator = Mitigator {
             store,
             planner: Planner::new(config),
@@ -271,38 +272,47 @@ impl Mitigator {
         let dry_run = self.dry_run();
         for step in steps {
             match step {
-                Step::Enact { attack, proposal, evidence } => {
+                Step::Enact { attack, proposals } => {
                     let previous = self.of_attack(attack, now).unwrap_or_default();
-                    let new = NewDecision {
-                        scope: proposal.scope,
-                        action: proposal.action,
-                        origin: Origin::Attack { attack },
-                        created: now,
-                        expires: Some(proposal.expires),
-                        reason: proposal.reason,
-                        dry_run,
-                        evidence: Some(*evidence),
-                    };
-                    match self.store.enact(new, now) {
-                        Ok((stored, _)) => {
-                            MitigationStats::count(
-                                &self.stats.enacted,
-                                guard::action_name(&stored.decision.action),
-                            );
-                            self.notify_apply(&stored);
-                            // The new rung is in force before the old one goes: no gap.
-                            for old in previous {
-                                let reason = format!("replaced by decision {}", stored.decision.id.0);
-                                self.close(
-                                    old.decision.id,
-                                    Closing::Withdrawn,
-                                    Actor::Attack { attack },
-                                    &reason,
-                                    now,
+                    let mut enacted = Vec::new();
+                    for proposal in proposals {
+                        let new = NewDecision {
+                            scope: proposal.scope,
+                            action: proposal.action,
+                            origin: Origin::Attack { attack },
+                            created: now,
+                            expires: Some(proposal.expires),
+                            reason: proposal.reason,
+                            dry_run,
+                            evidence: Some(*proposal.evidence),
+                        };
+                        match self.store.enact(new, now) {
+                            Ok((stored, _)) => {
+                                MitigationStats::count(
+                                    &self.stats.enacted,
+                                    guard::action_name(&stored.decision.action),
                                 );
+                                self.notify_apply(&stored);
+                                enacted.push(stored.decision.id.0.to_string());
                             }
+                            Err(e) => self.store_failed(&e),
                         }
-                        Err(e) => self.store_failed(&e),
+                    }
+                    if enacted.is_empty() {
+                        // Nothing new in force: the old rules stay rather than leave a gap.
+                        continue;
+                    }
+                    // The new rules are in force before the old ones go: no gap.
+                    let noun = if enacted.len() == 1 { "decision" } else { "decisions" };
+                    let reason = format!("replaced by {noun} {}", enacted.join(", "));
+                    for old in previous {
+                        self.close(
+                            old.decision.id,
+                            Closing::Withdrawn,
+                            Actor::Attack { attack },
+                            &reason,
+                            now,
+                        );
                     }
                 }
                 Step::Extend { attack, expires, reason } => {
@@ -600,6 +610,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_audit_log_verifies_across_its_files_and_a_restart_continues_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(false);
+        c.audit_rotate_bytes = Some(2_048);
+        let store = DecisionStore::open(dir.path()).unwrap();
+        let mut m = Mitigator::start(store, c.clone(), Vec::new(), t(0)).unwrap();
+        for i in 0..12 {
+            let scope = Scope::Address(format!("203.0.113.{}", i + 1).parse().unwrap());
+            m.ban(scope, Action::Discard, Some(t(600)), "alice", "scanner", t(i)).unwrap();
+        }
+        drop(m);
+        let rotated = audit::rotated_files(&dir.path().join(audit::FILE_NAME)).unwrap();
+        assert!(rotated.len() >= 2, "{rotated:?}");
+        let store = DecisionStore::open(dir.path()).unwrap();
+        let mut m = Mitigator::start(store, c, Vec::new(), t(20)).unwrap();
+        m.unban(&Unban::Id(DecisionId(1)), "bob", "done", t(21)).unwrap();
+        drop(m);
+        let reader = crate::store::DecisionReader::open(dir.path()).unwrap().unwrap();
+        let verified = reader.verify_audit().unwrap().unwrap();
+        assert_eq!(verified.records, 13);
+        assert_eq!(verified.beyond_anchor, 0);
+    }
+
+    #[test]
     fn unbanning_a_victim_lifts_its_automatic_rules() {
         let dir = tempfile::tempdir().unwrap();
         let store = DecisionStore::open(dir.path()).unwrap();
@@ -652,5 +686,81 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(audit::FILE_NAME)).unwrap();
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert!(first["record"]["reason"].as_str().unwrap().contains("allowlisted"), "{first}");
+    }
+
+    #[test]
+    fn per_vector_rules_are_enacted_audited_and_withdrawn_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::default();
+        let store = DecisionStore::open(dir.path()).unwrap();
+        let mut m = Mitigator::start(store, config(false), vec![Box::new(recorder.clone())], t(0)).unwrap();
+        let mut onset = attack(7);
+        let whole = onset.attack.signature.clone();
+        let dst = whole.dst_prefixes.clone();
+        onset.attack.vectors = vec![Vector::SynFlood, Vector::DnsAmplification];
+        onset.attack.signature =
+            Signature { dst_prefixes: dst.clone(), ..Signature::default() }.with_samples(900);
+        let share = |vector, signature: Signature| rampart_contract::VectorShare {
+            vector,
+            packets: signature.samples,
+            percent: 50.0,
+            signature,
+        };
+        let syn = Signature {
+            dst_prefixes: dst.clone(),
+            protocol: Some(6),
+            dst_ports: vec![PortRange::single(443)],
+            ..Signature::default()
+        }
+        .with_samples(500);
+        let dns = Signature {
+            dst_prefixes: dst,
+            protocol: Some(17),
+            src_ports: vec![PortRange::single(53)],
+            ..Signature::default()
+        }
+        .with_samples(400);
+        onset.attack.vector_shares =
+            vec![share(Vector::SynFlood, syn.clone()), share(Vector::DnsAmplification, dns.clone())];
+        m.on_events(std::slice::from_ref(&onset), t(0));
+        for s in 1..=40 {
+            m.tick(t(s));
+        }
+        let active = m.store().active(t(40)).unwrap();
+        let scopes: Vec<&Scope> = active.iter().map(|d| &d.decision.scope).collect();
+        assert_eq!(scopes, [&Scope::Signature(Box::new(syn)), &Scope::Signature(Box::new(dns))]);
+        let end = AttackEvent { kind: EventKind::End, ..onset };
+        m.on_events(&[end], t(40));
+        for s in 41..=400 {
+            m.tick(t(s));
+        }
+        assert!(m.store().active(t(400)).unwrap().is_empty());
+        assert_eq!(
+            recorder.0.lock().unwrap().clone(),
+            [
+                "reconcile []",
+                "apply 1 notify",
+                "apply 2 rate_limit_bytes",
+                "apply 3 rate_limit_bytes",
+                "withdraw 1",
+                "withdraw 2",
+                "withdraw 3"
+            ]
+        );
+        let kinds: Vec<String> = audit_changes(dir.path()).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds,
+            ["enact", "refuse", "enact", "enact", "withdraw", "extend", "extend", "expire", "expire"]
+        );
+        // Each rule is audited with its vector and that vector's signature.
+        let text = std::fs::read_to_string(dir.path().join(audit::FILE_NAME)).unwrap();
+        let vectors: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["record"]["change"]["enact"].is_object())
+            .map(|v| v["record"]["evidence"]["vector"].as_str().unwrap_or("-").to_owned())
+            .collect();
+        assert_eq!(vectors, ["-", "syn_flood", "dns_amplification"]);
+        audit::verify(&dir.path().join(audit::FILE_NAME), None).unwrap();
     }
 }

@@ -8,13 +8,21 @@
 //! decision's expiry becomes the end plus the hold. A repeat offender (a target attacked again
 //! while its score has not decayed) escalates faster and is held longer.
 //!
+//! The signature rungs (rate limit, discard) write one rule on the attack's signature, or one
+//! rule per vector: when a guard refuses the whole signature as too wide (it restricts nothing
+//! beyond its prefixes, or its collateral is over the limit), or when it leaves the protocol
+//! open while several vectors have signatures of their own, each vector whose signature is
+//! backed by enough evidence and passes the guards gets its own rule, all enacted together (and
+//! withdrawn together with the attack). A vector backed later re-plans the rung in force.
+//!
 //! Outbound attacks and targets whose policy is `alert` only ever notify; `ignore` does nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use rampart_contract::{
-    Action, Attack, AttackEvent, AttackId, Confidence, Direction, EventKind, EventTime, Policy, Scope, Target,
+    Action, Attack, AttackEvent, AttackId, Confidence, Direction, EventKind, EventTime, Policy, Scope,
+    Signature, Target, Vector, VectorShare,
 };
 
 use crate::audit::Evidence;
@@ -29,16 +37,22 @@ pub struct Proposal {
     pub expires: EventTime,
     pub rung: Rung,
     pub reason: String,
+    /// The vector this rule filters, when the attack gets one rule per vector.
+    pub vector: Option<Vector>,
+    /// What the audit log records with it.
+    pub evidence: Box<Evidence>,
 }
 
 /// What the driver is to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// Put `proposal` in force for `attack`, withdrawing what the attack had in force before.
-    Enact { attack: AttackId, proposal: Proposal, evidence: Box<Evidence> },
+    /// Put every one of `proposals` in force for `attack` (one rule, or one per vector), then
+    /// withdraw what the attack had in force before.
+    Enact { attack: AttackId, proposals: Vec<Proposal> },
     /// Move the expiry of the attack's decision.
     Extend { attack: AttackId, expires: EventTime, reason: String },
-    /// A guard refused a rung; nothing changes for it.
+    /// A guard refused a rung (or one vector's rule of it: `evidence.vector`); nothing changes
+    /// for it.
     Refuse {
         attack: AttackId,
         scope: Scope,
@@ -67,6 +81,10 @@ struct Tracked {
     /// The rung that waits for a signature backed by enough evidence: tried as soon as an
     /// update brings one, not a whole step later.
     awaiting_evidence: Option<usize>,
+    /// The backed vectors the signature rung in force was planned with: one more re-plans it.
+    planned_vectors: Vec<Vector>,
+    /// The vectors of the rules in force (`None`: the whole signature's rule).
+    vectors_in_force: Vec<Option<Vector>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +123,16 @@ pub fn evidence(attack: &Attack, rung: Option<Rung>) -> Evidence {
         peak_pps: attack.peak_pps,
         signature: attack.signature.clone(),
         rung,
+        vector: None,
+    }
+}
+
+/// The evidence of a rule for one vector of `attack`: that vector's signature.
+fn vector_evidence(attack: &Attack, rung: Rung, share: &VectorShare) -> Evidence {
+    Evidence {
+        signature: share.signature.clone(),
+        vector: Some(share.vector),
+        ..evidence(attack, Some(rung))
     }
 }
 
@@ -161,6 +189,17 @@ impl Planner {
                 {
                     return self.climb(attack.id, rung, now);
                 }
+                // A vector newly backed by evidence: the signature rung in force is planned again,
+                // so it gets its own rule, without waiting for the next step.
+                let backed: Vec<Vector> = backed_vectors(attack).iter().map(|v| v.vector).collect();
+                if let Some(index) = tracked.rung
+                    && matches!(tracked.ladder[index], Rung::RateLimit | Rung::Discard)
+                    && backed.iter().any(|v| !tracked.planned_vectors.contains(v))
+                {
+                    // Once per new vector, even when its rule is refused.
+                    tracked.planned_vectors = backed;
+                    return self.replan(attack.id, index, now);
+                }
                 Vec::new()
             }
             EventKind::End => {
@@ -201,6 +240,8 @@ impl Planner {
             expires: None,
             exhausted: false,
             awaiting_evidence: None,
+            planned_vectors: Vec::new(),
+            vectors_in_force: Vec::new(),
         };
         self.attacks.insert(attack.id, tracked);
         self.climb(attack.id, 0, now)
@@ -227,6 +268,16 @@ impl Planner {
 
     /// Tries the rungs from `from` up for `id`; the first the guards accept is enacted.
     fn climb(&mut self, id: AttackId, from: usize, now: EventTime) -> Vec<Step> {
+        self.climb_from(id, from, now, false)
+    }
+
+    /// Plans the signature rung in force again (a vector became backed): its rules are replaced
+    /// when they change, and the rung keeps its time (escalation is not delayed).
+    fn replan(&mut self, id: AttackId, index: usize, now: EventTime) -> Vec<Step> {
+        self.climb_from(id, index, now, true)
+    }
+
+    fn climb_from(&mut self, id: AttackId, from: usize, now: EventTime, replanning: bool) -> Vec<Step> {
         let lease = self.config.lease;
         let guards = self.config.guards.clone();
         let Some(tracked) = self.attacks.get_mut(&id) else { return Vec::new() };
@@ -246,44 +297,83 @@ impl Planner {
                 // Not applicable (no host to blackhole, under the link share): not a refusal.
                 continue;
             };
-            match guard::check(&scope, &action, &guards) {
-                Ok(()) => {
-                    let expires = after(now, lease);
-                    let reason = match tracked.rung {
-                        None => format!("{}: {} at onset", describe(&tracked.attack), rung.name()),
-                        Some(previous) => format!(
-                            "{}: {} after {:.0} s at {}",
-                            describe(&tracked.attack),
-                            rung.name(),
-                            now.secs_since(tracked.since),
-                            tracked.ladder[previous].name()
-                        ),
-                    };
-                    tracked.rung = Some(index);
-                    tracked.since = now;
-                    tracked.expires = Some(expires);
-                    let proposal = Proposal { scope, action, expires, rung, reason };
-                    steps.push(Step::Enact {
-                        attack: id,
-                        proposal,
-                        evidence: Box::new(evidence(&tracked.attack, Some(rung))),
-                    });
-                    return steps;
+            let plan = if matches!(rung, Rung::RateLimit | Rung::Discard) {
+                signature_plan(&tracked.attack, rung, &action, &guards)
+            } else {
+                let evidence = evidence(&tracked.attack, Some(rung));
+                match guard::check(&scope, &action, &guards) {
+                    Ok(()) => Plan { rules: vec![(scope, None, evidence)], ..Plan::default() },
+                    Err(refusal) => Plan { refused: vec![(scope, refusal, evidence)], ..Plan::default() },
                 }
-                Err(refusal) => {
-                    steps.push(Step::Refuse {
-                        attack: id,
-                        scope,
-                        action,
-                        refusal,
-                        rung,
-                        evidence: Box::new(evidence(&tracked.attack, Some(rung))),
-                    });
-                    if !tracked.policy.fallback {
-                        break;
-                    }
-                }
+            };
+            for (scope, refusal, evidence) in plan.refused {
+                steps.push(Step::Refuse {
+                    attack: id,
+                    scope,
+                    action: action.clone(),
+                    refusal,
+                    rung,
+                    evidence: Box::new(evidence),
+                });
             }
+            if plan.rules.is_empty() {
+                if !tracked.policy.fallback {
+                    break;
+                }
+                continue;
+            }
+            let vectors: Vec<Option<Vector>> = plan.rules.iter().map(|(_, v, _)| *v).collect();
+            tracked.planned_vectors = plan.backed;
+            if replanning && tracked.rung == Some(index) && vectors == tracked.vectors_in_force {
+                // The same rules as in force: nothing to replace.
+                return steps;
+            }
+            let expires = after(now, lease);
+            let what = match (tracked.rung, replanning) {
+                (_, true) => format!("{} again", rung.name()),
+                (None, false) => format!("{} at onset", rung.name()),
+                (Some(previous), false) => format!(
+                    "{} after {:.0} s at {}",
+                    rung.name(),
+                    now.secs_since(tracked.since),
+                    tracked.ladder[previous].name()
+                ),
+            };
+            let count = plan.rules.len();
+            let proposals = plan
+                .rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, (scope, vector, evidence))| {
+                    let reason = match vector {
+                        None => format!("{}: {what}", describe(&tracked.attack)),
+                        Some(v) => {
+                            format!(
+                                "{}: {what}, rule {} of {count}: the {v} vector",
+                                describe(&tracked.attack),
+                                i + 1
+                            )
+                        }
+                    };
+                    Proposal {
+                        scope,
+                        action: action.clone(),
+                        expires,
+                        rung,
+                        reason,
+                        vector,
+                        evidence: Box::new(evidence),
+                    }
+                })
+                .collect();
+            if !(replanning && tracked.rung == Some(index)) {
+                tracked.since = now;
+            }
+            tracked.rung = Some(index);
+            tracked.expires = Some(expires);
+            tracked.vectors_in_force = vectors;
+            steps.push(Step::Enact { attack: id, proposals });
+            return steps;
         }
         tracked.exhausted = true;
         steps
@@ -345,6 +435,78 @@ fn rung_decision(rung: Rung, attack: &Attack, policy: &GroupPolicy) -> Option<(S
     }
 }
 
+/// What a signature rung can put in force for an attack: the rules that pass the guards (with
+/// their vector and evidence), the ones refused, and the backed vectors it was planned with.
+#[derive(Debug, Default)]
+struct Plan {
+    rules: Vec<(Scope, Option<Vector>, Evidence)>,
+    refused: Vec<(Scope, Refusal, Evidence)>,
+    backed: Vec<Vector>,
+}
+
+/// A refusal that says the signature is too wide for a rule of its own, which narrower vector
+/// signatures may avoid (the other guards judge prefixes, which the vectors share).
+fn too_wide(refusal: &Refusal) -> bool {
+    matches!(refusal, Refusal::NotSpecific | Refusal::Collateral { .. })
+}
+
+/// The vectors of `attack` whose signatures are backed by enough observed packets and narrower
+/// than the whole signature, first of equal signatures only.
+fn backed_vectors(attack: &Attack) -> Vec<&VectorShare> {
+    let mut backed: Vec<&VectorShare> = Vec::new();
+    for share in &attack.vector_shares {
+        let narrower = share.packets > 0 && share.signature != attack.signature;
+        let fresh = !backed.iter().any(|b| signature_eq(&b.signature, &share.signature));
+        if narrower && share.signature.confidence > Confidence::Insufficient && fresh {
+            backed.push(share);
+        }
+    }
+    backed
+}
+
+/// The same filter (the counts behind two signatures may differ).
+fn signature_eq(a: &Signature, b: &Signature) -> bool {
+    let filter = |s: &Signature| Signature {
+        sampled_packets: 0,
+        samples: 0,
+        confidence: Confidence::Insufficient,
+        collateral: None,
+        ..s.clone()
+    };
+    filter(a) == filter(b)
+}
+
+/// The rules of a signature rung: the whole signature's, or one per backed vector when the
+/// whole one is too wide (refused as such, or leaving the protocol open over several vectors);
+/// the whole one again when no vector's rule passes but it does.
+fn signature_plan(attack: &Attack, rung: Rung, action: &Action, guards: &guard::GuardConfig) -> Plan {
+    let whole = Scope::Signature(Box::new(attack.signature.clone()));
+    let checked = guard::check(&whole, action, guards);
+    let vectors = backed_vectors(attack);
+    let split = match &checked {
+        Ok(()) => attack.signature.protocol.is_none() && vectors.len() >= 2,
+        Err(refusal) => too_wide(refusal),
+    };
+    let mut plan = Plan { backed: vectors.iter().map(|v| v.vector).collect(), ..Plan::default() };
+    if let Err(refusal) = &checked {
+        plan.refused.push((whole.clone(), refusal.clone(), evidence(attack, Some(rung))));
+    }
+    if split {
+        for share in vectors {
+            let scope = Scope::Signature(Box::new(share.signature.clone()));
+            let evidence = vector_evidence(attack, rung, share);
+            match guard::check(&scope, action, guards) {
+                Ok(()) => plan.rules.push((scope, Some(share.vector), evidence)),
+                Err(refusal) => plan.refused.push((scope, refusal, evidence)),
+            }
+        }
+    }
+    if plan.rules.is_empty() && checked.is_ok() {
+        plan.rules.push((whole, None, evidence(attack, Some(rung))));
+    }
+    plan
+}
+
 fn offender_key(target: &Target, direction: Direction) -> String {
     format!("{direction} {target}")
 }
@@ -352,7 +514,7 @@ fn offender_key(target: &Target, direction: Direction) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_contract::{Collateral, Level, Metric, PortRange, Signature, Trigger, Vector};
+    use rampart_contract::{Collateral, Level, Metric, PortRange, Trigger};
 
     const T0: u64 = 1_800_000_000;
 
@@ -396,9 +558,21 @@ mod tests {
         steps
             .iter()
             .map(|s| match s {
-                Step::Enact { proposal, .. } => proposal.rung.name().to_owned(),
+                Step::Enact { proposals, .. } => {
+                    let rung = proposals[0].rung.name();
+                    let vectors: Vec<String> =
+                        proposals.iter().filter_map(|p| p.vector.map(|v| v.to_string())).collect();
+                    if vectors.is_empty() {
+                        rung.to_owned()
+                    } else {
+                        format!("{rung} [{}]", vectors.join(", "))
+                    }
+                }
                 Step::Extend { .. } => "extend".to_owned(),
-                Step::Refuse { refusal, rung, .. } => format!("refused {} ({})", rung.name(), refusal.name()),
+                Step::Refuse { refusal, rung, evidence, .. } => match evidence.vector {
+                    None => format!("refused {} ({})", rung.name(), refusal.name()),
+                    Some(v) => format!("refused {} of {v} ({})", rung.name(), refusal.name()),
+                },
             })
             .collect()
     }
@@ -526,5 +700,199 @@ mod tests {
         p.on_event(&event(EventKind::Onset, &attack(1, "198.51.100.10", 1)), at(0));
         let steps = run(&mut p, 1, 120);
         assert_eq!(steps, [(31, "extend".into()), (62, "extend".into()), (93, "extend".into())]);
+    }
+
+    /// A SYN flood to 443 and DNS reflection on one host: the whole signature leaves the
+    /// protocol open; each vector has a backed signature of its own.
+    fn two_vectors(id: u64, host: &str) -> Attack {
+        let mut a = attack(id, host, 1_000_000_000);
+        let dst = a.signature.dst_prefixes.clone();
+        a.vectors = vec![Vector::SynFlood, Vector::DnsAmplification];
+        a.signature = Signature { dst_prefixes: dst.clone(), ..Signature::default() }.with_samples(1_000);
+        let syn = Signature {
+            dst_prefixes: dst.clone(),
+            protocol: Some(6),
+            dst_ports: vec![PortRange::single(443)],
+            tcp_flags: Some(rampart_contract::TcpFlags { value: 0x02, mask: 0x12 }),
+            ..Signature::default()
+        }
+        .with_samples(600);
+        let dns = Signature {
+            dst_prefixes: dst,
+            protocol: Some(17),
+            src_ports: vec![PortRange::single(53)],
+            ..Signature::default()
+        }
+        .with_samples(400);
+        a.vector_shares = vec![
+            VectorShare { vector: Vector::SynFlood, packets: 600, percent: 60.0, signature: syn },
+            VectorShare { vector: Vector::DnsAmplification, packets: 400, percent: 40.0, signature: dns },
+        ];
+        a
+    }
+
+    fn enacted(steps: &[Step]) -> Vec<&Proposal> {
+        steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Enact { proposals, .. } => proposals.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_multi_vector_attack_gets_one_rule_per_vector_when_its_signature_is_too_wide() {
+        let mut p = Planner::new(config());
+        let a = two_vectors(1, "198.51.100.10");
+        assert_eq!(names(&p.on_event(&event(EventKind::Onset, &a), at(0))), ["notify"]);
+        let steps = p.tick(at(30));
+        assert_eq!(
+            names(&steps),
+            ["refused rate_limit (not_specific)", "rate_limit [syn_flood, dns_amplification]"],
+            "the whole signature refused, then one rule per vector"
+        );
+        let rules = enacted(&steps);
+        for (rule, share) in rules.iter().zip(&a.vector_shares) {
+            assert_eq!(rule.scope, Scope::Signature(Box::new(share.signature.clone())));
+            assert_eq!(rule.vector, Some(share.vector));
+            assert_eq!(rule.evidence.vector, Some(share.vector), "audited with its vector");
+            assert_eq!(rule.evidence.signature, share.signature);
+            assert!(rule.reason.contains(&format!("the {} vector", share.vector)), "{}", rule.reason);
+            assert!(matches!(rule.action, Action::RateLimitBytes { .. }));
+        }
+        assert_eq!(rules[0].expires, rules[1].expires, "one lease for both");
+        // The next rung: both vectors again, as discards.
+        assert_eq!(
+            names(&p.tick(at(60))),
+            ["refused discard (not_specific)", "discard [syn_flood, dns_amplification]"]
+        );
+        // The end holds them together: one Extend for the attack's decisions.
+        let end = p.on_event(&event(EventKind::End, &a), at(70));
+        assert_eq!(names(&end), ["extend"]);
+    }
+
+    #[test]
+    fn each_vector_passes_the_guards_on_its_own_and_a_vector_backed_later_is_added() {
+        let mut c = config();
+        c.default_policy.ladder = vec![Rung::RateLimit, Rung::Discard];
+        let mut a = two_vectors(1, "198.51.100.10");
+        // The whole signature would match 90 % of the host's normal traffic, DNS answers 20 %:
+        // both over the 5 % limit; the SYNs to 443 only 1 %.
+        let collateral =
+            |percent: f64| Some(Collateral { baseline_pps: 100.0, matching_pps: percent, percent });
+        a.signature.protocol = Some(6);
+        a.signature.collateral = collateral(90.0);
+        a.vector_shares[0].signature.collateral = collateral(1.0);
+        a.vector_shares[1].signature.collateral = collateral(20.0);
+        let mut p = Planner::new(c.clone());
+        let steps = p.on_event(&event(EventKind::Onset, &a), at(0));
+        assert_eq!(
+            names(&steps),
+            [
+                "refused rate_limit (collateral)",
+                "refused rate_limit of dns_amplification (collateral)",
+                "rate_limit [syn_flood]"
+            ]
+        );
+        let Step::Refuse { evidence, .. } = &steps[1] else { panic!("{steps:?}") };
+        assert_eq!(evidence.signature, a.vector_shares[1].signature);
+
+        // DNS seen from too few packets at onset: no rule from noise, not a refusal either.
+        let mut thin = two_vectors(2, "198.51.100.11");
+        thin.vector_shares[1].signature = thin.vector_shares[1].signature.clone().with_samples(10);
+        let mut p = Planner::new(c);
+        let steps = p.on_event(&event(EventKind::Onset, &thin), at(0));
+        assert_eq!(names(&steps), ["refused rate_limit (not_specific)", "rate_limit [syn_flood]"]);
+        // Backed by the next update: the rung is planned again with both, at once, and its
+        // step is kept (discard still 30 s after onset).
+        thin.vector_shares[1].signature = thin.vector_shares[1].signature.clone().with_samples(200);
+        let steps = p.on_event(&event(EventKind::Update, &thin), at(10));
+        assert_eq!(
+            names(&steps),
+            ["refused rate_limit (not_specific)", "rate_limit [syn_flood, dns_amplification]"]
+        );
+        assert!(enacted(&steps)[0].reason.contains("rate_limit again"), "{steps:?}");
+        // The same vectors again: nothing changes.
+        assert!(p.on_event(&event(EventKind::Update, &thin), at(11)).is_empty());
+        let later: Vec<(u64, String)> =
+            run(&mut p, 12, 40).into_iter().filter(|(_, n)| n != "extend").collect();
+        assert_eq!(
+            later,
+            [
+                (30, "refused discard (not_specific)".into()),
+                (30, "discard [syn_flood, dns_amplification]".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vector_backed_later_but_refused_is_audited_once_and_changes_nothing() {
+        let mut c = config();
+        c.default_policy.ladder = vec![Rung::RateLimit, Rung::Discard];
+        let mut a = two_vectors(1, "198.51.100.10");
+        a.vector_shares[1].signature = a.vector_shares[1].signature.clone().with_samples(10);
+        let mut p = Planner::new(c);
+        let steps = p.on_event(&event(EventKind::Onset, &a), at(0));
+        assert_eq!(names(&steps), ["refused rate_limit (not_specific)", "rate_limit [syn_flood]"]);
+        a.vector_shares[1].signature = Signature {
+            collateral: Some(Collateral { baseline_pps: 100.0, matching_pps: 50.0, percent: 50.0 }),
+            ..a.vector_shares[1].signature.clone().with_samples(300)
+        };
+        let steps = p.on_event(&event(EventKind::Update, &a), at(5));
+        assert_eq!(
+            names(&steps),
+            ["refused rate_limit (not_specific)", "refused rate_limit of dns_amplification (collateral)"],
+            "the SYN rule in force stays: no replacement"
+        );
+        assert!(p.on_event(&event(EventKind::Update, &a), at(6)).is_empty(), "said once");
+    }
+
+    #[test]
+    fn a_whole_signature_open_in_protocol_is_split_even_when_it_passes() {
+        let mut c = config();
+        c.default_policy.ladder = vec![Rung::RateLimit];
+        let mut a = two_vectors(1, "198.51.100.10");
+        // Specific through its length range, so the guards would take it; still, no protocol.
+        a.signature.packet_len = Some(rampart_contract::LengthRange { min: 40, max: 1500 });
+        let mut p = Planner::new(c.clone());
+        let steps = p.on_event(&event(EventKind::Onset, &a), at(0));
+        assert_eq!(names(&steps), ["rate_limit [syn_flood, dns_amplification]"], "no refusal: a choice");
+        // One vector only: the whole signature's rule, as before.
+        a.vector_shares.truncate(1);
+        let mut p = Planner::new(c.clone());
+        assert_eq!(names(&p.on_event(&event(EventKind::Onset, &a), at(0))), ["rate_limit"]);
+        // Every vector refused, the whole allowed: the whole rule.
+        let mut a = two_vectors(2, "198.51.100.10");
+        a.signature.packet_len = Some(rampart_contract::LengthRange { min: 40, max: 1500 });
+        for share in &mut a.vector_shares {
+            share.signature.collateral =
+                Some(Collateral { baseline_pps: 10.0, matching_pps: 9.0, percent: 90.0 });
+        }
+        let mut p = Planner::new(c);
+        assert_eq!(
+            names(&p.on_event(&event(EventKind::Onset, &a), at(0))),
+            [
+                "refused rate_limit of syn_flood (collateral)",
+                "refused rate_limit of dns_amplification (collateral)",
+                "rate_limit"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_backed_vector_the_too_wide_signature_falls_back_as_before() {
+        let mut c = config();
+        c.default_policy.ladder = vec![Rung::RateLimit, Rung::Discard, Rung::Blackhole];
+        let mut a = two_vectors(1, "198.51.100.10");
+        a.current_bps = 9_000_000_000;
+        for share in &mut a.vector_shares {
+            share.signature = share.signature.clone().with_samples(5);
+        }
+        let mut p = Planner::new(c);
+        assert_eq!(
+            names(&p.on_event(&event(EventKind::Onset, &a), at(0))),
+            ["refused rate_limit (not_specific)", "refused discard (not_specific)", "blackhole"]
+        );
     }
 }

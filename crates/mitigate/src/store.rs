@@ -209,6 +209,11 @@ impl DecisionStore {
         &self.path
     }
 
+    /// Rotates the audit log before a record would take its file past `bytes` (`None`: never).
+    pub fn rotate_audit_at(&mut self, bytes: Option<u64>) {
+        self.audit.rotate_at(bytes);
+    }
+
     /// Warnings of the open (permissions tightened, a torn audit record cut off).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

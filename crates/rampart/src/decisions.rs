@@ -120,8 +120,9 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain and the decision store's anchor: any changed, removed,
-    /// reordered or cut-off record is reported (exit status 1).
+    /// Check the audit log's hash chain (its rotated files audit.jsonl.1, .2, ... first, then
+    /// audit.jsonl) and the decision store's anchor: any changed, removed, reordered or cut-off
+    /// record is reported (exit status 1).
     Verify {
         #[command(flatten)]
         store: StoreArgs,

@@ -170,6 +170,17 @@ fn bans_unbans_and_a_tampered_audit_log_without_a_daemon() {
     assert!(error.contains("cut off"), "{error}");
     std::fs::write(&path, &original).unwrap();
     ok(&rampart(&["audit", "verify"], &dir));
+    // Rotated as `audit_rotate_mb` leaves it: the first three records in audit.jsonl.1, the
+    // rest chained on in audit.jsonl. Verify reads both, in order; without the first, the chain
+    // breaks at the current file's first line.
+    let split = original.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).unwrap().0 + 1;
+    std::fs::write(dir.join("audit.jsonl.1"), &original[..split]).unwrap();
+    std::fs::write(&path, &original[split..]).unwrap();
+    let out = ok(&rampart(&["audit", "verify"], &dir));
+    assert!(out.starts_with("audit log intact: 6 records, head "), "{out}");
+    std::fs::remove_file(dir.join("audit.jsonl.1")).unwrap();
+    let error = failed(&rampart(&["audit", "verify"], &dir));
+    assert!(error.contains("audit.jsonl line 1: record 4 does not follow record 0"), "{error}");
 }
 
 /// One sFlow v5 datagram of `samples` flow samples: 200-byte UDP packets from varying

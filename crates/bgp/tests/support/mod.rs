@@ -193,3 +193,32 @@ blackhole_next_hop_v6 = "2001:db8::66"
 "#
     )
 }
+
+/// A TCP-MD5 password file (mode 0600, as the speaker requires) in `dir`.
+pub fn password_file(dir: &Path, password: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("bgp-password");
+    std::fs::write(&path, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Waits until every peer of `speaker` has had a connection attempt time out, which is what a
+/// TCP-MD5 mismatch looks like from the connecting side (the peer's kernel drops the SYN
+/// unanswered: no refusal, no BGP error), and checks no session ever came up meanwhile.
+/// Returns how long the session was watched staying down.
+pub fn wait_for_dropped_connects(speaker: &rampart_bgp::driver::Speaker, what: &str) -> Duration {
+    let started = Instant::now();
+    wait_until(Duration::from_secs(20), what, || {
+        let status = speaker.status();
+        for peer in &status {
+            assert_eq!(peer.established_count, 0, "{what}: the session came up: {peer:?}");
+        }
+        if status.iter().all(|p| p.last_error.as_deref().is_some_and(|e| e.contains("timed out"))) {
+            Ok(())
+        } else {
+            Err(format!("{status:#?}"))
+        }
+    });
+    started.elapsed()
+}
