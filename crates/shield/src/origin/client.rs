@@ -75,8 +75,14 @@ pub fn connector(upstream: &Upstream) -> OriginConnector {
     }
 }
 
-/// The client of `upstream`, pooling kept-alive connections.
-pub fn client(upstream: &Upstream) -> OriginClient {
+/// The client of `upstream`, pooling kept-alive connections (`B`: [`GuardedBody`] in the
+/// proxy).
+pub fn client<B>(upstream: &Upstream) -> Client<OriginConnector, B>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
