@@ -168,6 +168,53 @@ impl FloodEngine {
         }
     }
 
+    /// Take over the rules a previous run left (`flood-rules.json`, written at `written_ms`):
+    /// those still in force after counting the time down as quiet ([`Rule::resume`]) are
+    /// enforced again (their per-client limiters start empty), the others join the recent
+    /// ones. Rule numbers go on after the highest seen.
+    pub fn restore_rules(&mut self, active: Vec<Rule>, recent: Vec<Rule>, written_ms: u64, now_ms: u64) {
+        let ladder = self.config.ladder.clone();
+        let rate = Rate { per_second: self.config.rule_rate.per_second, burst: self.config.rule_rate.burst };
+        for rule in &recent {
+            self.next_id = self.next_id.max(rule.id + 1);
+        }
+        self.recent.extend(recent);
+        for mut rule in active {
+            self.next_id = self.next_id.max(rule.id + 1);
+            if self.active.iter().any(|a| a.rule.id == rule.id) {
+                continue;
+            }
+            if rule.resume(written_ms, now_ms, &ladder) && self.active.len() < MAX_ACTIVE_RULES {
+                self.events.push(RuleEvent {
+                    event: "restored",
+                    time_ms: now_ms,
+                    route: rule.route.clone(),
+                    rule: Some(rule.id),
+                    rung: Some(rule.rung),
+                    why: format!(
+                        "kept across a restart (the shield was down {} ms)",
+                        now_ms.saturating_sub(written_ms)
+                    ),
+                    impacted_baseline: Some(rule.impacted_baseline),
+                    matched: Some(rule.matched),
+                });
+                self.active.push(ActiveRule {
+                    rule,
+                    limiter: Limiter::new(rate, RULE_LIMITER_KEYS),
+                    second_matched: 0,
+                    second_passed: 0,
+                });
+            } else {
+                rule.expired_ms.get_or_insert(now_ms);
+                self.recent.push_back(rule);
+            }
+        }
+        self.recent.make_contiguous().sort_by_key(|r| r.expired_ms);
+        while self.recent.len() > self.config.recent_rules {
+            self.recent.pop_front();
+        }
+    }
+
     /// The learned baselines.
     pub fn book(&self) -> &BaselineBook {
         &self.book
@@ -512,6 +559,7 @@ impl FloodEngine {
                         .max(self.config.min_persist_rps),
                     quiet_since_ms: None,
                     expired_ms: None,
+                    restored_ms: None,
                     signature: mined.signature,
                 };
                 let rate =
