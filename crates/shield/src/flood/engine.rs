@@ -106,6 +106,8 @@ struct RouteState {
     last_no_rule_event_ms: u64,
     /// The trigger limit and the second it was computed for.
     limit: Option<(u64, f64)>,
+    /// The remainder trigger's limit and its second (see [`super::remainder`]).
+    remainder_limit: Option<(u64, f64)>,
 }
 
 #[derive(Debug, Default)]
@@ -274,6 +276,7 @@ impl FloodEngine {
                     last_mine_ms: 0,
                     last_no_rule_event_ms: 0,
                     limit: None,
+                    remainder_limit: None,
                 },
             );
         }
@@ -482,7 +485,8 @@ impl FloodEngine {
         let unhealthy = state.unhealthy_until > second;
         let limit = self.cached_limit(route, second);
         let over = unmatched as f64 > limit;
-        if !over && !unhealthy {
+        let remainder = !over && !unhealthy && self.remainder_over(route, second, unmatched, limit);
+        if !over && !unhealthy && !remainder {
             let max_pending = self.config.max_window;
             let state = self.route_state(route, second);
             if !route_flooded && state.pending.len() < max_pending {
@@ -498,6 +502,10 @@ impl FloodEngine {
                 state.last_mine_ms = now_ms;
                 let why = if over {
                     format!("{unmatched} requests in one second, over the limit of {limit:.0}/s")
+                } else if remainder {
+                    format!(
+                        "{unmatched} requests in one second that no rule matched, a flood of their own while the route is over its limit of {limit:.0}/s"
+                    )
                 } else {
                     "origin errors or latency over their limit".to_owned()
                 };
@@ -511,7 +519,9 @@ impl FloodEngine {
         let (_, floor) = self.config.route_limits(route);
         let baseline_rate = self.levels(route, second).map_or(floor / self.config.factor, |l| l.rate);
         let mine_config = self.config.mine.clone();
+        let per_route = self.config.max_rules_per_route;
         let full = self.active.len() >= MAX_ACTIVE_RULES;
+        let route_full = self.active.iter().filter(|a| a.rule.route == route).count() >= per_route;
         let state = self.route_state(route, second);
         let window: Vec<Features> = state.window.iter().map(|(_, f)| *f).collect();
         // The time the window covers (less than window_secs when it is capped by max_window).
@@ -520,7 +530,9 @@ impl FloodEngine {
             .front()
             .map_or(0.001, |(t, _)| (now_ms.saturating_sub(*t) as f64 / 1000.0).max(0.001));
         let expected = baseline_rate * span_secs;
-        let result = if full {
+        let result = if route_full {
+            Err(NoRule::TooManyRules)
+        } else if full {
             Err(NoRule::NoSafeRule)
         } else {
             mine(&window, expected, state.reservoir.samples(), &mine_config)
@@ -593,6 +605,7 @@ impl FloodEngine {
                         }
                         NoRule::NoExcess => "too little excess traffic to tell the flood apart",
                         NoRule::NoSafeRule => "every candidate rule would touch too much of the baseline",
+                        NoRule::TooManyRules => "the route has max_rules_per_route rules in force already",
                     };
                     self.events.push(RuleEvent {
                         event: "no_safe_rule",
@@ -607,6 +620,41 @@ impl FloodEngine {
                 }
             }
         }
+    }
+
+    /// Whether the requests of `route` no rule matched (`unmatched` this second) are a flood of
+    /// their own while its rules hold another ([`super::remainder`]).
+    fn remainder_over(&mut self, route: &str, second: u64, unmatched: u64, limit: f64) -> bool {
+        let requests = self.route_state(route, second).counts.requests;
+        // The cheap test first: a route under its limit needs nothing more.
+        if requests as f64 <= limit {
+            return false;
+        }
+        let rules = self.active.iter().filter(|a| a.rule.route == route).count();
+        if rules == 0 {
+            return false;
+        }
+        if let Some((at, threshold)) = self.route_state(route, second).remainder_limit
+            && at == second
+        {
+            return unmatched as f64 > threshold;
+        }
+        let Some(levels) = self.levels(route, second) else { return false };
+        let input = super::remainder::RemainderInput {
+            requests,
+            unmatched,
+            limit,
+            baseline_rate: levels.rate,
+            rules,
+        };
+        let threshold = super::remainder::remainder_limit(
+            &input,
+            self.config.remainder_factor,
+            self.config.mine.min_flood_requests,
+        )
+        .unwrap_or(f64::INFINITY);
+        self.route_state(route, second).remainder_limit = Some((second, threshold));
+        unmatched as f64 > threshold
     }
 
     /// Learn one past request (access-log replay): counted into the baselines and offered to

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod features;
 pub mod mine;
 pub mod persist;
+pub mod remainder;
 pub mod replay;
 pub mod reservoir;
 pub mod rules;
@@ -101,6 +102,12 @@ pub struct FloodConfig {
     /// Matched requests per second at or above which a rule's flood counts as going on
     /// (escalation; below it the rule steps down after `ladder.hold_secs`).
     pub min_persist_rps: f64,
+    /// Rules in force on one route at most (the first for a flood, more for what it left).
+    pub max_rules_per_route: usize,
+    /// While a route's rules hold a flood and the route is still over its limit, the requests
+    /// no rule matched are a flood of their own over this many times the learned rate: a
+    /// further rule is mined from them (see [`remainder`]).
+    pub remainder_factor: f64,
     /// How baselines are learned.
     pub learn: baseline::LearnConfig,
     /// How signatures are mined.
@@ -132,6 +139,8 @@ impl Default for FloodConfig {
             recent_rules: 64,
             rule_rate: RuleRate { per_second: 2.0, burst: 10 },
             min_persist_rps: 5.0,
+            max_rules_per_route: 4,
+            remainder_factor: 1.5,
             learn: baseline::LearnConfig::default(),
             mine: mine::MineConfig::default(),
             ladder: rules::LadderConfig::default(),
@@ -167,6 +176,12 @@ impl FloodConfig {
         }
         if !(self.min_persist_rps.is_finite() && self.min_persist_rps > 0.0) {
             return bad("min_persist_rps", "must be positive");
+        }
+        if self.max_rules_per_route == 0 {
+            return bad("max_rules_per_route", "must be at least 1");
+        }
+        if !(self.remainder_factor.is_finite() && self.remainder_factor > 1.0) {
+            return bad("remainder_factor", "must be finite and above 1");
         }
         if self.ladder.hold_secs == 0 {
             return bad("ladder.hold_secs", "must be at least 1");
