@@ -20,7 +20,8 @@ pub struct ShieldArgs {
     /// hardening and rate limits.
     #[arg(long, value_name = "ADDR", requires = "upstream", conflicts_with = "config")]
     pub listen: Option<SocketAddr>,
-    /// The origin server: http://HOST:PORT.
+    /// The origin server: http://HOST:PORT, or https://HOST[:PORT] (verified against the
+    /// system's CAs, SNI HOST; a private CA needs --config with `ca_file`).
     #[arg(long, value_name = "URL", requires = "listen")]
     pub upstream: Option<String>,
     /// Serve TLS on --listen with this PEM certificate chain (needs --tls-key).

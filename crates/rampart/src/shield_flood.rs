@@ -1,9 +1,10 @@
 //! `rampart shield rules` and `rampart shield baseline`: the automatic flood defense's rules
 //! and baselines, read from (and, for `baseline --replay`, written into) its data directory.
 //!
-//! `rules` reads `flood-rules.json`, which the running shield rewrites atomically every second:
-//! it works without a metrics listener, needs no endpoint that anyone could reach, and still
-//! shows the recent rules after the shield stopped.
+//! `rules` reads `flood-rules.json`, which the running shield rewrites atomically when a rule
+//! changes (at most every second, and at once when one is made, moves or expires) and reads
+//! back at start: it works without a metrics listener, needs no endpoint that anyone could
+//! reach, and still shows the rules after the shield stopped.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -58,6 +59,9 @@ fn print_rule(rule: &Rule, now_ms: u64) {
         rule.impacted_baseline * 100.0,
         rule.baseline_samples,
     );
+    if let Some(at) = rule.restored_ms {
+        println!("    kept across a restart of the shield {}", age(now_ms, at));
+    }
     println!("    matches: {}", describe(rule));
     println!("    why: {}", rule.why);
 }

@@ -127,6 +127,9 @@ fn default_rise() -> u32 {
 struct UpstreamFile {
     servers: Vec<String>,
     health_check: Option<HealthCheck>,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    http2: bool,
     #[serde(default)]
     internal: bool,
     #[serde(default)]
@@ -279,13 +282,26 @@ struct ConfigFile {
     access_log: Option<crate::access_log::AccessLogSettings>,
 }
 
+/// How the shield talks TLS to an `https://` upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The PEM file whose certificates alone are trusted; none: the system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Its certificates, read when the configuration is loaded (a reload reads it again).
+    pub ca_certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// Offer HTTP/2 by ALPN (HTTP/1.1 when the origin does not pick it).
+    pub http2: bool,
+}
+
 /// An upstream pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// The pool's name.
     pub name: String,
-    /// `host:port` of each server (plain HTTP/1.1 to the origin).
+    /// `host:port` of each server.
     pub servers: Vec<String>,
+    /// TLS to every server (`https://` servers), or none: plain HTTP/1.1.
+    pub tls: Option<UpstreamTls>,
     /// Active health checks, if any.
     pub health_check: Option<HealthCheck>,
     /// Only routes marked internal may use it.
@@ -372,7 +388,7 @@ impl Config {
     /// The quick start: one listener, one upstream server, one route for everything, default
     /// hardening and rate limits.
     pub fn quick(listen: SocketAddr, upstream: &str) -> Result<Config, ConfigError> {
-        let server = parse_server(upstream).map_err(|m| invalid("--upstream", m))?;
+        let (https, server) = parse_server(upstream).map_err(|m| invalid("--upstream", m))?;
         let config = Config {
             listeners: vec![Listener {
                 address: listen,
@@ -384,6 +400,7 @@ impl Config {
             upstreams: vec![Upstream {
                 name: "default".into(),
                 servers: vec![server],
+                tls: https.then(|| UpstreamTls { ca_file: None, ca_certs: Vec::new(), http2: false }),
                 health_check: None,
                 internal: false,
                 origin: OriginSettings::default(),
@@ -430,11 +447,16 @@ impl Config {
                 return Err(invalid(format!("upstream.{name}.servers"), "needs at least one server"));
             }
             let mut servers = Vec::new();
+            let mut https = None;
             for (i, server) in pool.servers.iter().enumerate() {
-                servers.push(
-                    parse_server(server).map_err(|m| invalid(format!("upstream.{name}.servers[{i}]"), m))?,
-                );
+                let key = format!("upstream.{name}.servers[{i}]");
+                let (tls, server) = parse_server(server).map_err(|m| invalid(&key, m))?;
+                if *https.get_or_insert(tls) != tls {
+                    return Err(invalid(key, "every server of a pool must be http:// or every one https://"));
+                }
+                servers.push(server);
             }
+            let tls = upstream_tls(name, pool, https.unwrap_or(false))?;
             if let Some(check) = &pool.health_check {
                 let key = format!("upstream.{name}.health_check");
                 if !check.path.starts_with('/') {
@@ -449,6 +471,7 @@ impl Config {
             upstreams.push(Upstream {
                 name: name.clone(),
                 servers,
+                tls,
                 health_check: pool.health_check.clone(),
                 internal: pool.internal,
                 origin: origin_settings(&format!("upstream.{name}.origin"), &pool.origin)?,
@@ -583,23 +606,53 @@ fn pick_rate(key: &str, given: Option<RateFile>, default: Option<Rate>) -> Resul
     }
 }
 
-/// `http://host:port[/]` or `host:port` to `host:port`.
-fn parse_server(text: &str) -> Result<String, String> {
+/// The TLS settings of upstream `name` (`https`: its servers are `https://`), its CA file read.
+fn upstream_tls(name: &str, pool: &UpstreamFile, https: bool) -> Result<Option<UpstreamTls>, ConfigError> {
+    if !https {
+        if pool.ca_file.is_some() || pool.http2 {
+            let key = if pool.ca_file.is_some() { "ca_file" } else { "http2" };
+            return Err(invalid(format!("upstream.{name}.{key}"), "needs https:// servers"));
+        }
+        return Ok(None);
+    }
+    let ca_certs = match &pool.ca_file {
+        None => Vec::new(),
+        Some(path) => read_ca_file(path).map_err(|m| invalid(format!("upstream.{name}.ca_file"), m))?,
+    };
+    Ok(Some(UpstreamTls { ca_file: pool.ca_file.clone(), ca_certs, http2: pool.http2 }))
+}
+
+/// The certificates of a PEM bundle (at least one).
+fn read_ca_file(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// `http://host:port[/]`, `https://host:port[/]` or `host:port` to (`https`, `host:port`).
+fn parse_server(text: &str) -> Result<(bool, String), String> {
     let uri: http::Uri = if text.contains("://") { text.parse() } else { format!("http://{text}").parse() }
         .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => {
-            return Err(format!("{text:?}: scheme {other} is not supported (plain http to the origin)"));
+            return Err(format!("{text:?}: scheme {other} is not supported (http or https to the origin)"));
         }
         None => return Err(format!("{text:?} has no scheme")),
-    }
+    };
     if uri.path() != "/" && !uri.path().is_empty() {
         return Err(format!("{text:?}: a server is host:port, without a path"));
     }
     let authority = uri.authority().ok_or_else(|| format!("{text:?} has no host"))?;
-    let port = authority.port_u16().unwrap_or(80);
-    Ok(format!("{}:{port}", authority.host()))
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Ok((https, format!("{}:{port}", authority.host())))
 }
 
 #[cfg(test)]
@@ -610,7 +663,11 @@ mod tests {
     fn quick_start() {
         let config = Config::quick("127.0.0.1:8080".parse().unwrap(), "http://127.0.0.1:9000").unwrap();
         assert_eq!(config.upstreams[0].servers, ["127.0.0.1:9000"]);
-        assert!(Config::quick("127.0.0.1:8080".parse().unwrap(), "https://x:1").is_err());
+        assert!(config.upstreams[0].tls.is_none());
+        let https = Config::quick("127.0.0.1:8080".parse().unwrap(), "https://origin.example").unwrap();
+        assert_eq!(https.upstreams[0].servers, ["origin.example:443"]);
+        assert!(https.upstreams[0].tls.as_ref().is_some_and(|t| t.ca_file.is_none()));
+        assert!(Config::quick("127.0.0.1:8080".parse().unwrap(), "ftp://x:1").is_err());
         assert!(Config::quick("127.0.0.1:8080".parse().unwrap(), "http://x:1/path").is_err());
     }
 
@@ -737,5 +794,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("bogus"), "{message}");
+    }
+
+    #[test]
+    fn https_upstreams_and_their_ca_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["origin.example".into()]).unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+        let not_pem = dir.path().join("empty.pem");
+        std::fs::write(&not_pem, "nothing here\n").unwrap();
+        let file = |servers: &str, extra: &str| {
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.web]\nservers = [{servers}]\n{extra}\n[[route]]\nupstream = \"web\"\n"
+            )
+        };
+        let config = Config::from_toml(&file(
+            "\"https://origin.example\"",
+            &format!("ca_file = {:?}\nhttp2 = true", ca_path.display().to_string()),
+        ))
+        .unwrap();
+        let tls = config.upstreams[0].tls.as_ref().unwrap();
+        assert_eq!(config.upstreams[0].servers, ["origin.example:443"]);
+        assert_eq!((tls.ca_certs.len(), tls.http2), (1, true));
+        for (servers, extra, key) in [
+            ("\"https://a:1\", \"http://b:1\"", String::new(), "upstream.web.servers[1]"),
+            (
+                "\"http://a:1\"",
+                format!("ca_file = {:?}", ca_path.display().to_string()),
+                "upstream.web.ca_file",
+            ),
+            ("\"a:1\"", "http2 = true".into(), "upstream.web.http2"),
+            ("\"https://a:1\"", "ca_file = \"/nonexistent/ca.pem\"".into(), "cannot read"),
+            (
+                "\"https://a:1\"",
+                format!("ca_file = {:?}", not_pem.display().to_string()),
+                "holds no certificate",
+            ),
+        ] {
+            let message = Config::from_toml(&file(servers, &extra)).unwrap_err().to_string();
+            assert!(message.contains(key), "{message} should name {key}");
+        }
     }
 }

@@ -13,8 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use ipnet::IpNet;
 
 use crate::access_log::{LoggedBody, Pending, Rejected, RouteName};
@@ -93,8 +91,8 @@ pub struct Shared {
     pub config: Config,
     /// Upstream pools, as `config.upstreams`.
     pub pools: Vec<Arc<Pool>>,
-    /// Connection pool to the origins.
-    pub client: Client<HttpConnector, GuardedBody>,
+    /// The client of each upstream, as `config.upstreams` (HTTP or HTTPS, its own trust).
+    pub clients: Vec<crate::origin::OriginClient>,
     /// Rate limiters.
     pub limiters: Mutex<Limiters>,
     /// Bans.
@@ -431,7 +429,7 @@ async fn route_request(
         }
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let Ok(uri) = format!("http://{}{}", server.authority, path_and_query).parse::<Uri>() else {
+    let Ok(uri) = format!("{}://{}{}", pool.scheme, server.authority, path_and_query).parse::<Uri>() else {
         return refuse(shared, Reason::SuspiciousPath, StatusCode::BAD_REQUEST, "bad request target\n");
     };
     let original_host = parts
@@ -466,7 +464,9 @@ async fn route_request(
     let upstream_request = Request::from_parts(parts, body);
 
     let sent = std::time::Instant::now();
-    let response = match shared.protection.forward(&shared.client, &context, upstream_request).await {
+    let (forwarded, origin_saw) =
+        shared.protection.forward(&shared.clients[route.upstream], &context, upstream_request).await;
+    let response = match forwarded {
         Forwarded::Origin(response) => {
             shared
                 .metrics
@@ -513,14 +513,20 @@ async fn route_request(
         Forwarded::Timeout => {
             refuse(shared, Reason::OriginTimeout, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
         }
-        Forwarded::Failed(_) => {
+        Forwarded::Failed(error) => {
+            // An untrusted certificate or a refused connection: say why, for the operator.
+            crate::origin::client::report_failure(&pool.name, &server.authority, &error);
             refuse(shared, Reason::UpstreamUnavailable, StatusCode::BAD_GATEWAY, "upstream failed\n")
         }
     };
+    // The origin's health is what the origin did: the shield's own 503s (admission refused,
+    // queue timeout) and stale copies served instead of asking are not origin errors, and a
+    // request body the client sent too slowly is the client's fault.
     if let Some(flood) = &shared.flood
+        && let Some(saw) = origin_saw
         && !tripped.load(Ordering::Relaxed)
     {
-        flood.observe_response(&route.name, response.status().as_u16(), sent.elapsed(), SystemTime::now());
+        flood.observe_response(&route.name, saw.status, saw.latency, SystemTime::now());
     }
     let class = format!("{}xx", response.status().as_u16() / 100);
     shared.metrics.requests.get_or_create(&RouteLabel { route: route.name.clone(), class }).inc();

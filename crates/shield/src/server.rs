@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -154,6 +153,11 @@ impl Shield {
     /// The challenge ladder, to drive its pressure (`Challenger::set_pressure`).
     pub fn challenger(&self) -> Option<Arc<dyn Challenger>> {
         self.shared.challenger.clone()
+    }
+
+    /// The automatic flood defense, unless `[flood] enabled = false`.
+    pub fn flood(&self) -> Option<Arc<crate::flood::FloodDefense>> {
+        self.shared.flood.clone()
     }
 
     /// The counters.
@@ -609,12 +613,6 @@ fn new_shared(
     metrics: Arc<Metrics>,
     challenger: Option<Arc<dyn Challenger>>,
 ) -> Shared {
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build_http();
     let threat = Arc::new(crate::origin::Threat::new(
         config.protection.threat_level,
         config.protection.threat_file.clone(),
@@ -627,8 +625,8 @@ fn new_shared(
         protection,
         pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
         limiters: Mutex::new(Limiters::new(&config.rate_limits, &config)),
+        clients: config.upstreams.iter().map(crate::origin::client::client).collect(),
         config,
-        client,
         bans,
         metrics,
         epoch: Instant::now(),

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{HealthCheck, Upstream};
@@ -27,9 +26,13 @@ pub struct Server {
 pub struct Pool {
     /// The pool's name.
     pub name: String,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     /// Its servers.
     pub servers: Vec<Server>,
     health_check: Option<HealthCheck>,
+    /// The connector health checks use (the upstream's TLS, if any).
+    connector: crate::origin::client::OriginConnector,
     next: AtomicUsize,
 }
 
@@ -38,6 +41,8 @@ impl Pool {
     pub fn new(upstream: &Upstream) -> Pool {
         Pool {
             name: upstream.name.clone(),
+            scheme: if upstream.tls.is_some() { "https" } else { "http" },
+            connector: crate::origin::client::connector(upstream),
             servers: upstream
                 .servers
                 .iter()
@@ -85,14 +90,14 @@ impl Pool {
     pub async fn run_health_checks(self: Arc<Self>, metrics: Arc<Metrics>) {
         let Some(check) = self.health_check.clone() else { return };
         let timeout = Duration::from_secs_f64(check.timeout_secs);
-        let client: Client<HttpConnector, Empty<bytes::Bytes>> =
-            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
+        let client: Client<_, Empty<bytes::Bytes>> =
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build(self.connector.clone());
         let mut tick = tokio::time::interval(Duration::from_secs_f64(check.interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             for (index, server) in self.servers.iter().enumerate() {
-                let uri = format!("http://{}{}", server.authority, check.path);
+                let uri = format!("{}://{}{}", self.scheme, server.authority, check.path);
                 let passed = match uri.parse::<http::Uri>() {
                     Ok(uri) => matches!(
                         tokio::time::timeout(timeout, client.get(uri)).await,
@@ -118,6 +123,7 @@ mod tests {
         let pool = Pool::new(&Upstream {
             name: "web".into(),
             servers: vec!["a:1".into(), "b:1".into()],
+            tls: None,
             health_check: Some(check.clone()),
             internal: false,
             origin: crate::origin::OriginSettings::default(),

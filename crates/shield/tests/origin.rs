@@ -456,3 +456,45 @@ async fn clearance_holders_are_served_before_anonymous_waiters() {
     assert!(after >= 6, "only {after} of 8 anonymous requests finished after the cleared one");
     assert_eq!(origin.peak.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shields_own_503s_are_not_origin_errors_but_the_origins_500s_are() {
+    let origin = slow_origin(Duration::from_millis(20)).await;
+    let shield = shield(config(
+        origin.address,
+        "max_concurrency = 2\nmin_concurrency = 1\ninitial_concurrency = 2\nqueue_size = 0\ncache = false",
+        "",
+    ))
+    .await;
+    let flood = shield.flood.clone().expect("the flood defense is on by default");
+    let client = client();
+    // 60 at once against room for 2: the shield refuses most with its own 503.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let (client, url) = (client.clone(), format!("http://{}/item/{i}", shield.address));
+        tasks.spawn(async move { get(&client, url, None).await.0 });
+    }
+    let mut refused = 0;
+    while let Some(status) = tasks.join_next().await {
+        refused += usize::from(status.unwrap() == StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert!(refused >= 40, "only {refused} of 60 refused by admission");
+    let health = flood.route_health("route0", std::time::SystemTime::now());
+    assert!(!health.origin_unhealthy, "{refused} admission refusals counted as origin errors");
+    // The origin's own 500s do count: the same shield sees the origin unhealthy.
+    origin.failing.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let mut unhealthy = false;
+    while !unhealthy && started.elapsed() < Duration::from_secs(5) {
+        let mut batch = tokio::task::JoinSet::new();
+        for i in 0..2 {
+            let (client, url) = (client.clone(), format!("http://{}/fail/{i}", shield.address));
+            batch.spawn(async move { get(&client, url, None).await.0 });
+        }
+        while let Some(status) = batch.join_next().await {
+            assert_eq!(status.unwrap(), StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        unhealthy = flood.route_health("route0", std::time::SystemTime::now()).origin_unhealthy;
+    }
+    assert!(unhealthy, "the origin's 500s made no difference");
+}

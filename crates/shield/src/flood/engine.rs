@@ -106,6 +106,8 @@ struct RouteState {
     last_no_rule_event_ms: u64,
     /// The trigger limit and the second it was computed for.
     limit: Option<(u64, f64)>,
+    /// The remainder trigger's limit and its second (see [`super::remainder`]).
+    remainder_limit: Option<(u64, f64)>,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +170,53 @@ impl FloodEngine {
         }
     }
 
+    /// Take over the rules a previous run left (`flood-rules.json`, written at `written_ms`):
+    /// those still in force after counting the time down as quiet ([`Rule::resume`]) are
+    /// enforced again (their per-client limiters start empty), the others join the recent
+    /// ones. Rule numbers go on after the highest seen.
+    pub fn restore_rules(&mut self, active: Vec<Rule>, recent: Vec<Rule>, written_ms: u64, now_ms: u64) {
+        let ladder = self.config.ladder.clone();
+        let rate = Rate { per_second: self.config.rule_rate.per_second, burst: self.config.rule_rate.burst };
+        for rule in &recent {
+            self.next_id = self.next_id.max(rule.id + 1);
+        }
+        self.recent.extend(recent);
+        for mut rule in active {
+            self.next_id = self.next_id.max(rule.id + 1);
+            if self.active.iter().any(|a| a.rule.id == rule.id) {
+                continue;
+            }
+            if rule.resume(written_ms, now_ms, &ladder) && self.active.len() < MAX_ACTIVE_RULES {
+                self.events.push(RuleEvent {
+                    event: "restored",
+                    time_ms: now_ms,
+                    route: rule.route.clone(),
+                    rule: Some(rule.id),
+                    rung: Some(rule.rung),
+                    why: format!(
+                        "kept across a restart (the shield was down {} ms)",
+                        now_ms.saturating_sub(written_ms)
+                    ),
+                    impacted_baseline: Some(rule.impacted_baseline),
+                    matched: Some(rule.matched),
+                });
+                self.active.push(ActiveRule {
+                    rule,
+                    limiter: Limiter::new(rate, RULE_LIMITER_KEYS),
+                    second_matched: 0,
+                    second_passed: 0,
+                });
+            } else {
+                rule.expired_ms.get_or_insert(now_ms);
+                self.recent.push_back(rule);
+            }
+        }
+        self.recent.make_contiguous().sort_by_key(|r| r.expired_ms);
+        while self.recent.len() > self.config.recent_rules {
+            self.recent.pop_front();
+        }
+    }
+
     /// The learned baselines.
     pub fn book(&self) -> &BaselineBook {
         &self.book
@@ -227,6 +276,7 @@ impl FloodEngine {
                     last_mine_ms: 0,
                     last_no_rule_event_ms: 0,
                     limit: None,
+                    remainder_limit: None,
                 },
             );
         }
@@ -435,7 +485,8 @@ impl FloodEngine {
         let unhealthy = state.unhealthy_until > second;
         let limit = self.cached_limit(route, second);
         let over = unmatched as f64 > limit;
-        if !over && !unhealthy {
+        let remainder = !over && !unhealthy && self.remainder_over(route, second, unmatched, limit);
+        if !over && !unhealthy && !remainder {
             let max_pending = self.config.max_window;
             let state = self.route_state(route, second);
             if !route_flooded && state.pending.len() < max_pending {
@@ -451,6 +502,10 @@ impl FloodEngine {
                 state.last_mine_ms = now_ms;
                 let why = if over {
                     format!("{unmatched} requests in one second, over the limit of {limit:.0}/s")
+                } else if remainder {
+                    format!(
+                        "{unmatched} requests in one second that no rule matched, a flood of their own while the route is over its limit of {limit:.0}/s"
+                    )
                 } else {
                     "origin errors or latency over their limit".to_owned()
                 };
@@ -464,7 +519,9 @@ impl FloodEngine {
         let (_, floor) = self.config.route_limits(route);
         let baseline_rate = self.levels(route, second).map_or(floor / self.config.factor, |l| l.rate);
         let mine_config = self.config.mine.clone();
+        let per_route = self.config.max_rules_per_route;
         let full = self.active.len() >= MAX_ACTIVE_RULES;
+        let route_full = self.active.iter().filter(|a| a.rule.route == route).count() >= per_route;
         let state = self.route_state(route, second);
         let window: Vec<Features> = state.window.iter().map(|(_, f)| *f).collect();
         // The time the window covers (less than window_secs when it is capped by max_window).
@@ -473,7 +530,9 @@ impl FloodEngine {
             .front()
             .map_or(0.001, |(t, _)| (now_ms.saturating_sub(*t) as f64 / 1000.0).max(0.001));
         let expected = baseline_rate * span_secs;
-        let result = if full {
+        let result = if route_full {
+            Err(NoRule::TooManyRules)
+        } else if full {
             Err(NoRule::NoSafeRule)
         } else {
             mine(&window, expected, state.reservoir.samples(), &mine_config)
@@ -512,6 +571,7 @@ impl FloodEngine {
                         .max(self.config.min_persist_rps),
                     quiet_since_ms: None,
                     expired_ms: None,
+                    restored_ms: None,
                     signature: mined.signature,
                 };
                 let rate =
@@ -545,6 +605,7 @@ impl FloodEngine {
                         }
                         NoRule::NoExcess => "too little excess traffic to tell the flood apart",
                         NoRule::NoSafeRule => "every candidate rule would touch too much of the baseline",
+                        NoRule::TooManyRules => "the route has max_rules_per_route rules in force already",
                     };
                     self.events.push(RuleEvent {
                         event: "no_safe_rule",
@@ -559,6 +620,41 @@ impl FloodEngine {
                 }
             }
         }
+    }
+
+    /// Whether the requests of `route` no rule matched (`unmatched` this second) are a flood of
+    /// their own while its rules hold another ([`super::remainder`]).
+    fn remainder_over(&mut self, route: &str, second: u64, unmatched: u64, limit: f64) -> bool {
+        let requests = self.route_state(route, second).counts.requests;
+        // The cheap test first: a route under its limit needs nothing more.
+        if requests as f64 <= limit {
+            return false;
+        }
+        let rules = self.active.iter().filter(|a| a.rule.route == route).count();
+        if rules == 0 {
+            return false;
+        }
+        if let Some((at, threshold)) = self.route_state(route, second).remainder_limit
+            && at == second
+        {
+            return unmatched as f64 > threshold;
+        }
+        let Some(levels) = self.levels(route, second) else { return false };
+        let input = super::remainder::RemainderInput {
+            requests,
+            unmatched,
+            limit,
+            baseline_rate: levels.rate,
+            rules,
+        };
+        let threshold = super::remainder::remainder_limit(
+            &input,
+            self.config.remainder_factor,
+            self.config.mine.min_flood_requests,
+        )
+        .unwrap_or(f64::INFINITY);
+        self.route_state(route, second).remainder_limit = Some((second, threshold));
+        unmatched as f64 > threshold
     }
 
     /// Learn one past request (access-log replay): counted into the baselines and offered to

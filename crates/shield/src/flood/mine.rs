@@ -160,6 +160,8 @@ pub enum NoRule {
     NoExcess,
     /// Every candidate matched too much of the baseline.
     NoSafeRule,
+    /// The route has `max_rules_per_route` rules in force already.
+    TooManyRules,
 }
 
 /// A space-saving heavy-hitter summary (Metwally et al.): `k` counters; a new value takes the

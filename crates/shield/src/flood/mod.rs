@@ -16,6 +16,7 @@ pub mod engine;
 pub mod features;
 pub mod mine;
 pub mod persist;
+pub mod remainder;
 pub mod replay;
 pub mod reservoir;
 pub mod rules;
@@ -101,6 +102,12 @@ pub struct FloodConfig {
     /// Matched requests per second at or above which a rule's flood counts as going on
     /// (escalation; below it the rule steps down after `ladder.hold_secs`).
     pub min_persist_rps: f64,
+    /// Rules in force on one route at most (the first for a flood, more for what it left).
+    pub max_rules_per_route: usize,
+    /// While a route's rules hold a flood and the route is still over its limit, the requests
+    /// no rule matched are a flood of their own over this many times the learned rate: a
+    /// further rule is mined from them (see [`remainder`]).
+    pub remainder_factor: f64,
     /// How baselines are learned.
     pub learn: baseline::LearnConfig,
     /// How signatures are mined.
@@ -132,6 +139,8 @@ impl Default for FloodConfig {
             recent_rules: 64,
             rule_rate: RuleRate { per_second: 2.0, burst: 10 },
             min_persist_rps: 5.0,
+            max_rules_per_route: 4,
+            remainder_factor: 1.5,
             learn: baseline::LearnConfig::default(),
             mine: mine::MineConfig::default(),
             ladder: rules::LadderConfig::default(),
@@ -167,6 +176,12 @@ impl FloodConfig {
         }
         if !(self.min_persist_rps.is_finite() && self.min_persist_rps > 0.0) {
             return bad("min_persist_rps", "must be positive");
+        }
+        if self.max_rules_per_route == 0 {
+            return bad("max_rules_per_route", "must be at least 1");
+        }
+        if !(self.remainder_factor.is_finite() && self.remainder_factor > 1.0) {
+            return bad("remainder_factor", "must be finite and above 1");
         }
         if self.ladder.hold_secs == 0 {
             return bad("ladder.hold_secs", "must be at least 1");
@@ -227,12 +242,23 @@ pub struct FloodDefense {
     data_dir: Option<PathBuf>,
     metrics: std::sync::OnceLock<Arc<Metrics>>,
     no_safe_counted: std::sync::atomic::AtomicU64,
+    /// The rules file as last written (its time zeroed): it is written again only on change.
+    rules_written: Mutex<Option<persist::RulesSnapshot>>,
+    /// A rule changed (made, moved, expired): write the rules file now, not at the next tick,
+    /// so a restart right after keeps it.
+    rules_changed: tokio::sync::Notify,
 }
 
 impl FloodDefense {
     /// A defense for `config`, its baselines reloaded from the data directory (a corrupt file
-    /// is reported on stderr and ignored), or else warmed up from `config.replay`.
+    /// is reported on stderr and ignored), or else warmed up from `config.replay`; the rules
+    /// a previous run left there are enforced again unless they expired meanwhile.
     pub fn new(config: FloodConfig, routes: &[crate::config::Route]) -> FloodDefense {
+        FloodDefense::new_at(config, routes, SystemTime::now())
+    }
+
+    /// [`FloodDefense::new`] starting at `now`.
+    pub fn new_at(config: FloodConfig, routes: &[crate::config::Route], now: SystemTime) -> FloodDefense {
         let data_dir = config.data_dir.clone();
         let replay = config.replay.clone();
         let mut engine = FloodEngine::new(config);
@@ -258,12 +284,26 @@ impl FloodDefense {
                 Err(error) => eprintln!("rampart shield: cannot replay {}: {error}", log.display()),
             }
         }
-        FloodDefense {
+        if let Some(dir) = &data_dir {
+            match persist::read_rules(dir) {
+                Ok(Some(rules)) => {
+                    engine.restore_rules(rules.active, rules.recent, rules.written_ms, unix_ms(now))
+                }
+                Ok(None) => {}
+                Err(error) => eprintln!("rampart shield: flood rules ignored: {error}"),
+            }
+        }
+        let events = engine.take_events();
+        let defense = FloodDefense {
             engine: Mutex::new(engine),
             data_dir,
             metrics: std::sync::OnceLock::new(),
             no_safe_counted: std::sync::atomic::AtomicU64::new(0),
-        }
+            rules_written: Mutex::new(None),
+            rules_changed: tokio::sync::Notify::new(),
+        };
+        defense.emit(events);
+        defense
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FloodEngine> {
@@ -331,10 +371,34 @@ impl FloodDefense {
     }
 
     fn emit(&self, events: Vec<RuleEvent>) {
+        if !events.is_empty() {
+            self.rules_changed.notify_one();
+        }
         for event in events {
             if let Ok(line) = serde_json::to_string(&event) {
                 eprintln!("{line}");
             }
+        }
+    }
+
+    /// Write the rules file if the rules changed since it was last written.
+    pub fn write_rules(&self, now: SystemTime) {
+        if self.data_dir.is_some() {
+            let snapshot = self.rules(now);
+            self.write_rules_snapshot(&snapshot);
+        }
+    }
+
+    fn write_rules_snapshot(&self, snapshot: &persist::RulesSnapshot) {
+        let Some(dir) = &self.data_dir else { return };
+        let unchanged = persist::RulesSnapshot { written_ms: 0, ..snapshot.clone() };
+        let mut written = self.rules_written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.as_ref() == Some(&unchanged) {
+            return;
+        }
+        match persist::write_rules(dir, snapshot) {
+            Ok(()) => *written = Some(unchanged),
+            Err(error) => eprintln!("rampart shield: {error}"),
         }
     }
 
@@ -358,11 +422,7 @@ impl FloodDefense {
                 self.no_safe_counted.swap(snapshot.no_safe_rule, std::sync::atomic::Ordering::Relaxed);
             metrics.flood_no_safe_rule.inc_by(snapshot.no_safe_rule.saturating_sub(before));
         }
-        if let Some(dir) = &self.data_dir
-            && let Err(error) = persist::write_rules(dir, &snapshot)
-        {
-            eprintln!("rampart shield: {error}");
-        }
+        self.write_rules_snapshot(&snapshot);
     }
 
     /// Save the baselines into the data directory (if any).
@@ -381,16 +441,22 @@ impl FloodDefense {
     }
 
     /// Tick every second and save every `save_secs` until `stop` turns true; save at the end.
+    /// A rule change writes the rules file at once.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let save_every = self.lock().config().save_secs;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut since_save = 0;
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
+            let ticked = tokio::select! {
+                _ = tick.tick() => true,
+                _ = self.rules_changed.notified() => false,
                 _ = stop.changed() => break,
-            }
+            };
             let this = Arc::clone(&self);
+            if !ticked {
+                let _ = tokio::task::spawn_blocking(move || this.write_rules(SystemTime::now())).await;
+                continue;
+            }
             since_save += 1;
             let save = since_save >= save_every;
             if save {
@@ -406,6 +472,7 @@ impl FloodDefense {
         }
         let this = Arc::clone(&self);
         let _ = tokio::task::spawn_blocking(move || {
+            this.write_rules(SystemTime::now());
             if let Err(error) = this.save() {
                 eprintln!("rampart shield: {error}");
             }

@@ -135,6 +135,9 @@ pub struct Rule {
     pub quiet_since_ms: Option<u64>,
     /// When it expired (Unix ms).
     pub expired_ms: Option<u64>,
+    /// When a restart of the shield last took it over from the data directory (Unix ms).
+    #[serde(default)]
+    pub restored_ms: Option<u64>,
 }
 
 impl Rule {
@@ -185,6 +188,38 @@ impl Rule {
         }
     }
 
+    /// Take the rule over after a restart: the shield was down from `down_ms` (the rules file's
+    /// time) to `now_ms`. Nothing is known of that time, so it counts as quiet: the rule steps
+    /// down a rung per `hold_secs` of it and expires after a quiet hold at the bottom, as if
+    /// the shield had run. A rung above what `config` allows now comes down to it. Returns
+    /// whether the rule is still in force.
+    pub fn resume(&mut self, down_ms: u64, now_ms: u64, config: &LadderConfig) -> bool {
+        if self.expired_ms.is_some() {
+            return false;
+        }
+        self.restored_ms = Some(now_ms);
+        self.rung = self.rung.min(self.ceiling(config));
+        let hold_ms = config.hold_secs * 1000;
+        let mut quiet_since = self.quiet_since_ms.unwrap_or(down_ms).min(now_ms);
+        while now_ms.saturating_sub(quiet_since) >= hold_ms {
+            let at = quiet_since + hold_ms;
+            match self.rung.down() {
+                Some(lower) => {
+                    self.rung = lower;
+                    self.rung_since_ms = at;
+                    quiet_since = at;
+                }
+                None => {
+                    self.expired_ms = Some(at);
+                    self.quiet_since_ms = Some(quiet_since);
+                    return false;
+                }
+            }
+        }
+        self.quiet_since_ms = Some(quiet_since);
+        true
+    }
+
     /// Count one matched request at the current rung.
     pub fn count(&mut self, refused: bool) {
         self.matched += 1;
@@ -219,6 +254,7 @@ mod tests {
             persist_rps: 10.0,
             quiet_since_ms: None,
             expired_ms: None,
+            restored_ms: None,
         }
     }
 
@@ -260,6 +296,40 @@ mod tests {
             assert_eq!(holding.tick(1000, 9, second * 1000, &config), None);
         }
         assert_eq!(holding.tick(1000, 9, 5000, &config), Some(Change::Escalated(Rung::Challenge)));
+    }
+
+    #[test]
+    fn a_restart_counts_as_quiet_time() {
+        let config = LadderConfig { hold_secs: 10, ..Default::default() };
+        let blocking = Rule { rung: Rung::Block, rung_since_ms: 5_000, ..rule() };
+        // Down for 3 s mid-flood: the same rung, its hold counted from the file's time.
+        let mut short = blocking.clone();
+        assert!(short.resume(20_000, 23_000, &config));
+        assert_eq!(
+            (short.rung, short.quiet_since_ms, short.restored_ms),
+            (Rung::Block, Some(20_000), Some(23_000))
+        );
+        // 10 s later without a match it steps down as if the shield had run all along.
+        assert_eq!(short.tick(0, 0, 30_000, &config), Some(Change::SteppedDown(Rung::Challenge)));
+        // Down for 25 s: two holds, two rungs down.
+        let mut long = blocking.clone();
+        assert!(long.resume(20_000, 45_000, &config));
+        assert_eq!(
+            (long.rung, long.rung_since_ms, long.quiet_since_ms),
+            (Rung::RateLimit, 40_000, Some(40_000))
+        );
+        // Down for longer than three holds: expired when the last one ended.
+        let mut gone = blocking.clone();
+        assert!(!gone.resume(20_000, 90_000, &config));
+        assert_eq!(gone.expired_ms, Some(50_000));
+        // A quiet spell that began before the restart counts too.
+        let mut quiet = Rule { quiet_since_ms: Some(15_000), ..blocking.clone() };
+        assert!(quiet.resume(20_000, 26_000, &config));
+        assert_eq!(quiet.rung, Rung::Challenge);
+        // A ceiling lowered meanwhile brings the rung down to it.
+        let mut capped = blocking;
+        assert!(capped.resume(20_000, 21_000, &LadderConfig { max: Rung::Challenge, ..config }));
+        assert_eq!(capped.rung, Rung::Challenge);
     }
 
     #[test]

@@ -117,10 +117,14 @@ enum Flood {
     DistributedOneHeaderOrder,
     LoginPost,
     CacheBusting,
+    /// 93 % the GET bot, 7 % the login POST tool: the first rule can cover the bot only.
+    TwoFamilies,
 }
 
 fn flood_request(kind: Flood, rng: &mut Rng) -> Req {
     match kind {
+        Flood::TwoFamilies if rng.below(100) < 93 => flood_request(Flood::RandomQueryOneBot, rng),
+        Flood::TwoFamilies => flood_request(Flood::LoginPost, rng),
         Flood::RandomQueryOneBot => Req {
             method: "GET",
             path: "/search".into(),
@@ -381,4 +385,171 @@ fn a_flood_starting_late_in_a_calm_second_stays_out_of_the_baseline_sample() {
     );
     let events = engine.take_events();
     assert!(events.iter().any(|e| e.event == "rule_created"), "{events:?}");
+}
+
+/// Drive `defense` (the driver, with its data directory) through `seconds` of traffic from
+/// `from_ms`: `legit_rps` browsers and, when `flood` is set, `flood_rps` of it. The flood's
+/// verdicts, in order.
+fn drive(
+    defense: &super::FloodDefense,
+    rng: &mut Rng,
+    from_ms: u64,
+    seconds: u64,
+    flood: Option<(Flood, u64)>,
+) -> Vec<FloodVerdict> {
+    use std::time::{Duration, UNIX_EPOCH};
+    let fingerprints = ClientFingerprints::default();
+    let mut verdicts = Vec::new();
+    for second in 0..seconds {
+        let base = from_ms + second * 1000;
+        let mut arrivals: Vec<(u64, bool)> = (0..40).map(|_| (base + rng.below(1000), false)).collect();
+        if let Some((_, rps)) = flood {
+            arrivals.extend((0..rps).map(|_| (base + rng.below(1000), true)));
+        }
+        arrivals.sort_unstable();
+        for (now_ms, is_flood) in arrivals {
+            let req = match flood {
+                Some((kind, _)) if is_flood => flood_request(kind, rng),
+                _ => legit(rng),
+            };
+            let now = UNIX_EPOCH + Duration::from_millis(now_ms);
+            let verdict = defense.check("web", None, &request_view(&req, &fingerprints), now);
+            if is_flood {
+                verdicts.push(verdict);
+            }
+        }
+        defense.tick(UNIX_EPOCH + Duration::from_millis(base + 1000));
+    }
+    verdicts
+}
+
+#[test]
+fn a_restart_mid_flood_keeps_the_rule() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = FloodConfig::default();
+    config.learn.warmup_secs = 300;
+    config.data_dir = Some(dir.path().to_owned());
+    let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+    let start: u64 = 1_796_000_000_000;
+    let mut rng = Rng(11);
+    let defense = super::FloodDefense::new_at(config.clone(), &[], at(start));
+    drive(&defense, &mut rng, start, 400, None);
+    let flood = Some((Flood::RandomQueryOneBot, 800));
+    drive(&defense, &mut rng, start + 400_000, 8, flood);
+    let stopped_ms = start + 408_000;
+    let before = defense.rules(at(stopped_ms));
+    assert_eq!(before.active.len(), 1, "{before:?}");
+    let rule = before.active[0].clone();
+    assert!(rule.rung > super::Rung::RateLimit, "escalated during the flood: {:?}", rule.rung);
+    defense.save().unwrap();
+    drop(defense);
+
+    // Back 2 s later, the flood still on: the same rule, same rung, refusing from the first
+    // request, no new rule mined.
+    let again = super::FloodDefense::new_at(config, &[], at(stopped_ms + 2000));
+    let restored = again.rules(at(stopped_ms + 2000));
+    assert_eq!(restored.active.len(), 1);
+    let kept = &restored.active[0];
+    assert_eq!((kept.id, kept.rung, &kept.signature), (rule.id, rule.rung, &rule.signature));
+    assert_eq!(kept.restored_ms, Some(stopped_ms + 2000));
+    let verdicts = drive(&again, &mut rng, stopped_ms + 2000, 3, flood);
+    let passed = verdicts.iter().filter(|v| **v == FloodVerdict::Pass).count();
+    assert!(
+        passed * 100 <= verdicts.len(),
+        "{passed} of {} flood requests passed after the restart",
+        verdicts.len()
+    );
+    let after = again.rules(at(stopped_ms + 5000));
+    assert_eq!(after.rules_made, 0, "no new rule needed: {after:?}");
+    assert!(after.active[0].matched > rule.matched, "its match count goes on");
+    // `rampart shield rules` reads the file: it shows the rule, restored.
+    let file = super::persist::read_rules(dir.path()).unwrap().unwrap();
+    assert_eq!(file.active[0].restored_ms, Some(stopped_ms + 2000));
+
+    // Down past its holds (three rungs x 60 s of quiet), it comes back as a recent rule only.
+    let late = super::FloodDefense::new_at(
+        FloodConfig { data_dir: Some(dir.path().to_owned()), ..FloodConfig::default() },
+        &[],
+        at(stopped_ms + 600_000),
+    );
+    let late_rules = late.rules(at(stopped_ms + 600_000));
+    assert!(late_rules.active.is_empty(), "{late_rules:?}");
+    assert!(late_rules.recent.iter().any(|r| r.id == rule.id && r.expired_ms.is_some()));
+}
+
+#[test]
+fn a_mixed_flood_gets_a_rule_per_family_legit_traffic_untouched() {
+    let mut config = FloodConfig::default();
+    config.learn.warmup_secs = 300;
+    let mut engine = FloodEngine::new(config);
+    let mut rng = Rng(0x5eed);
+    let fingerprints = ClientFingerprints::default();
+    let start_ms: u64 = 1_796_000_000_000;
+    let (warm_secs, flood_secs, flood_rps) = (420, 12, 1000);
+    let flood_start = start_ms + warm_secs * 1000;
+    let mut flood = Vec::new();
+    let (mut legit_refused, mut legit_during) = (0, 0);
+    for second in 0..warm_secs + flood_secs {
+        let base = start_ms + second * 1000;
+        let flooding = base >= flood_start;
+        let mut arrivals: Vec<(u64, bool)> =
+            (0..40 + rng.below(10)).map(|_| (base + rng.below(1000), false)).collect();
+        if flooding {
+            arrivals.extend((0..flood_rps).map(|_| (base + rng.below(1000), true)));
+        }
+        arrivals.sort_unstable();
+        for (now_ms, is_flood) in arrivals {
+            let req = if is_flood { flood_request(Flood::TwoFamilies, &mut rng) } else { legit(&mut rng) };
+            let features = view(&req, &fingerprints);
+            let outcome = engine.check("web", None, &features, req.client, now_ms);
+            if let Some((id, true)) = outcome.rule {
+                engine.show(id, &labels(&request_view(&req, &fingerprints)));
+            }
+            if is_flood {
+                flood.push((req.method, now_ms, features));
+            } else if flooding {
+                legit_during += 1;
+                legit_refused += usize::from(outcome.verdict != FloodVerdict::Pass);
+            }
+        }
+        engine.tick(base + 1000);
+    }
+    let mut rules: Vec<_> = engine.active_rules().chain(engine.recent_rules()).cloned().collect();
+    rules.sort_by_key(|r| r.id);
+    for rule in &rules {
+        eprintln!(
+            "rule {} after {} ms: {:?}, impacted baseline {:.4} %, matched {}; {}",
+            rule.id,
+            rule.created_ms - flood_start,
+            rule.shown,
+            rule.impacted_baseline * 100.0,
+            rule.matched,
+            rule.why
+        );
+    }
+    assert!(rules.len() >= 2, "one rule per family: {rules:?}");
+    assert!(rules.len() <= 4, "bounded per route");
+    assert!(rules.iter().all(|r| r.impacted_baseline <= 0.001));
+    let family_share = |method: &str, rule: &super::Rule| {
+        let family: Vec<_> = flood.iter().filter(|(m, _, _)| *m == method).collect();
+        family.iter().filter(|(_, _, f)| rule.signature.matches(f)).count() as f64 / family.len() as f64
+    };
+    let (first, second) = (&rules[0], &rules[1]);
+    assert!(family_share("GET", first) >= 0.99, "the first rule covers the bot");
+    assert!(family_share("POST", second) >= 0.99, "the second covers what the first left");
+    assert!(
+        second.created_ms - flood_start <= 5000,
+        "second rule after {} ms",
+        second.created_ms - flood_start
+    );
+    assert!(second.why.contains("no rule matched"), "{}", second.why);
+    // Once the second rule is in force, all but a sliver of the flood is matched.
+    let after: Vec<_> = flood.iter().filter(|(_, t, _)| *t > second.created_ms).collect();
+    let unmatched = after.iter().filter(|(_, _, f)| !rules.iter().any(|r| r.signature.matches(f))).count();
+    assert!(unmatched * 100 <= after.len(), "{unmatched} of {} flood requests unmatched", after.len());
+    assert!(
+        legit_refused * 1000 <= legit_during,
+        "{legit_refused} of {legit_during} legitimate requests refused"
+    );
 }

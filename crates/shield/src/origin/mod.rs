@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod cache;
+pub mod client;
 pub mod guard;
 pub mod limit;
 pub mod queue;
@@ -23,8 +24,6 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::body::GuardedBody;
 use crate::defense::Challenger;
@@ -33,6 +32,7 @@ use crate::proxy::{ProxyBody, strip_hop_by_hop};
 
 pub use body::OriginBody;
 pub use cache::{CacheSettings, StaleReason};
+pub use client::OriginClient;
 pub use guard::{OriginGuard, Permit, Refusal};
 pub use limit::LimitSettings;
 pub use queue::Priority;
@@ -127,6 +127,19 @@ pub struct RequestContext {
     /// The request has a body: its latency includes the client's upload, so it does not
     /// teach the limit (slow uploads must not shrink the origin's limit).
     has_body: bool,
+}
+
+/// What the origin itself did with a request, for its health (the flood defense's error and
+/// latency baselines): its status (502 when the request failed, 504 when it timed out) and
+/// the time from asking it to its answer's head, the queue wait left out. The shield's own
+/// answers (admission refusals, queue timeouts, stale copies or snapshots served instead of
+/// asking) are not the origin's: they have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginSaw {
+    /// The origin's status, or 502 / 504 for a failure / timeout.
+    pub status: u16,
+    /// How long the origin took.
+    pub latency: Duration,
 }
 
 /// The outcome of sending a request through the protection.
@@ -263,17 +276,17 @@ impl Protection {
     /// cacheable answer as it streams.
     pub async fn forward(
         &self,
-        client: &Client<HttpConnector, GuardedBody>,
+        client: &OriginClient,
         context: &RequestContext,
         request: Request<GuardedBody>,
-    ) -> Forwarded {
+    ) -> (Forwarded, Option<OriginSaw>) {
         let Some(protected) = self.upstreams.get(context.upstream) else {
-            return Forwarded::Overloaded(Refusal::QueueFull);
+            return (Forwarded::Overloaded(Refusal::QueueFull), None);
         };
         if self.snapshot_forced()
             && let Some(answer) = self.snapshot_file(context, "operator").await
         {
-            return Forwarded::Substitute(answer);
+            return (Forwarded::Substitute(answer), None);
         }
         let tightening = self.threat.tightening();
         protected.guard.tighten(tightening.concurrency);
@@ -281,7 +294,7 @@ impl Protection {
             && protected.guard.would_wait()
             && let Some(answer) = self.stale_copy(protected, context, StaleReason::Overloaded)
         {
-            return Forwarded::Substitute(answer);
+            return (Forwarded::Substitute(answer), None);
         }
         let deadline = protected.settings.queue_timeout.mul_f64(tightening.queue_deadline);
         let acquired = protected.guard.acquire(context.priority, deadline).await;
@@ -291,16 +304,19 @@ impl Protection {
         let mut permit = match acquired {
             Ok(permit) => permit,
             Err(refusal) => {
-                return match self.fallback(protected, context, StaleReason::Overloaded).await {
+                let forwarded = match self.fallback(protected, context, StaleReason::Overloaded).await {
                     Some(answer) => Forwarded::Substitute(answer),
                     None => Forwarded::Overloaded(refusal),
                 };
+                return (forwarded, None);
             }
         };
         if !context.has_body {
             permit.sent();
         }
+        let asked = Instant::now();
         let sent = tokio::time::timeout(protected.settings.timeout, client.request(request)).await;
+        let saw = |status: u16| Some(OriginSaw { status, latency: asked.elapsed() });
         let response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
@@ -308,21 +324,26 @@ impl Protection {
                 // broke later may have been broken by its client.
                 permit.answered(error.is_connect());
                 drop(permit);
-                return match self.fallback(protected, context, StaleReason::Failing).await {
+                let saw = saw(502);
+                let forwarded = match self.fallback(protected, context, StaleReason::Failing).await {
                     Some(answer) => Forwarded::Substitute(answer),
                     None => Forwarded::Failed(error),
                 };
+                return (forwarded, saw);
             }
             Err(_) => {
                 permit.answered(true);
                 drop(permit);
-                return match self.fallback(protected, context, StaleReason::Failing).await {
+                let saw = saw(504);
+                let forwarded = match self.fallback(protected, context, StaleReason::Failing).await {
                     Some(answer) => Forwarded::Substitute(answer),
                     None => Forwarded::Timeout,
                 };
+                return (forwarded, saw);
             }
         };
         let status = response.status();
+        let saw = saw(status.as_u16());
         // Only the answers that say "too much" teach the limit to back off; a 500 from a bug
         // on one page does not.
         permit.answered(matches!(status.as_u16(), 502..=504));
@@ -334,7 +355,7 @@ impl Protection {
             && status != StatusCode::NOT_IMPLEMENTED
             && let Some(answer) = self.fallback(protected, context, StaleReason::Failing).await
         {
-            return Forwarded::Substitute(answer);
+            return (Forwarded::Substitute(answer), saw);
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -368,7 +389,7 @@ impl Protection {
             }
             _ => None,
         };
-        Forwarded::Origin(Response::from_parts(parts, OriginBody::new(body, tee)))
+        (Forwarded::Origin(Response::from_parts(parts, OriginBody::new(body, tee))), saw)
     }
 
     /// An answer in the origin's place: a stale copy, else a snapshot file.

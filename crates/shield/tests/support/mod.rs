@@ -94,6 +94,7 @@ pub struct Running {
     pub bans: Arc<BanTable>,
     pub challenger: Option<Arc<dyn rampart_shield::defense::Challenger>>,
     pub reloader: rampart_shield::Reloader,
+    pub flood: Option<Arc<rampart_shield::flood::FloodDefense>>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -126,6 +127,7 @@ pub async fn shield(config: Config) -> Running {
     let metrics_addr = shield.metrics_addr();
     let challenger = shield.challenger();
     let reloader = shield.reloader();
+    let flood = shield.flood();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(shield.run(
         async move {
@@ -141,6 +143,7 @@ pub async fn shield(config: Config) -> Running {
         bans,
         challenger,
         reloader,
+        flood,
         stop: Some(stop),
         task: Some(task),
     }
