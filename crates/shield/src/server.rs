@@ -29,11 +29,13 @@ use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
 use crate::defense::{Challenger, ClientFingerprints};
 use crate::fingerprint::{Tap, TapKind, TapResult};
+use crate::h2_frames::FrameGuard;
 use crate::metrics::{Metrics, Reason};
+use crate::observe::Observed;
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
 use crate::tls::{TlsError, server_config};
 use crate::upstream::Pool;
-use crate::watch::{Activity, SendLimits, Watched};
+use crate::watch::{Activity, SendLimits, Watch};
 
 /// Why the shield could not start.
 #[derive(Debug, thiserror::Error)]
@@ -375,7 +377,8 @@ async fn serve(
     let hardening = &shared.config.hardening;
     let activity = Arc::new(Activity::new());
     let limits = SendLimits { min_rate: hardening.send_min_rate, window: hardening.send_grace() };
-    let watched = Watched::new(stream, Arc::clone(&activity), limits, Arc::clone(&shared.metrics));
+    let watch = Watch::new(Arc::clone(&activity), limits, Arc::clone(&shared.metrics));
+    let frames = || FrameGuard::new(hardening.h2_frame_budgets(), Arc::clone(&shared.metrics));
     let info = ConnectionInfo {
         peer,
         tls: tls.is_some(),
@@ -384,29 +387,33 @@ async fn serve(
         fingerprints: ClientFingerprints::default(),
         upgrades: false,
     };
+    // One observer per byte stream: the socket's, and over TLS the decrypted one's.
     match tls {
         Some(acceptor) => {
             // The tap copies the ClientHello as rustls reads it (JA4).
-            let tapped = Tap::new(watched, TapKind::Tls);
-            let hello = tapped.result();
+            let hello = Tap::new(TapKind::Tls);
+            let hello_fingerprint = hello.result();
+            let socket = Observed::new(stream, (watch, hello));
             let handshake =
-                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(tapped)).await;
+                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(socket)).await;
             match handshake {
                 Ok(Ok(stream)) => {
                     let mut info = info;
-                    info.fingerprints.tls = hello.get().cloned().flatten();
-                    let tapped = Tap::new(stream, TapKind::Http2);
-                    let frames = tapped.result();
-                    drive(tapped, info, frames, true, shared, current, builder, stop).await
+                    info.fingerprints.tls = hello_fingerprint.get().cloned().flatten();
+                    let tap = Tap::new(TapKind::Http2);
+                    let http2_fingerprint = tap.result();
+                    let io = Observed::new(stream, (tap, frames()));
+                    drive(io, info, http2_fingerprint, true, shared, current, builder, stop).await
                 }
                 Ok(Err(_)) => shared.metrics.reject(Reason::TlsHandshakeFailed),
                 Err(_) => shared.metrics.reject(Reason::TlsHandshakeTimeout),
             }
         }
         None => {
-            let tapped = Tap::new(watched, TapKind::Http2);
-            let frames = tapped.result();
-            drive(tapped, info, frames, h2c, shared, current, builder, stop).await
+            let tap = Tap::new(TapKind::Http2);
+            let http2_fingerprint = tap.result();
+            let io = Observed::new(stream, (watch, (tap, frames())));
+            drive(io, info, http2_fingerprint, h2c, shared, current, builder, stop).await
         }
     }
 }
@@ -443,11 +450,7 @@ async fn drive<I>(
             handle(current.get(), info, request)
         })
     };
-    let io = TokioIo::new(crate::h2_frames::Metered::new(
-        io,
-        hardening.h2_frame_budgets(),
-        Arc::clone(&shared.metrics),
-    ));
+    let io = TokioIo::new(io);
     // Upgrades (WebSocket) where HTTP/2 is allowed too: hyper-util serves upgrades only in its
     // auto-detecting mode, which ignores `http1_only`, so an HTTP/1-only listener stays
     // without them (an Upgrade header is then dropped as hop-by-hop).
