@@ -477,18 +477,9 @@ async fn drive<I>(
     let mut window_start = Instant::now();
     let mut cancelled_at_start = 0u32;
     let mut draining = false;
-    loop {
+    let result = loop {
         tokio::select! {
-            result = std::future::poll_fn(|cx| connection.poll(cx)) => {
-                if let Err(error) = result {
-                    count_connection_error(shared, &*error);
-                }
-                // A WebSocket tunnel holds the connection's slot until it ends.
-                while activity.inflight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                return;
-            }
+            result = std::future::poll_fn(|cx| connection.poll(cx)) => break result,
             _ = stop.changed(), if !draining => {
                 draining = true;
                 graceful_shutdown!();
@@ -514,6 +505,17 @@ async fn drive<I>(
                 }
             }
         }
+    };
+    if let Err(error) = result {
+        count_connection_error(shared, &*error);
+    }
+    // hyper may end a connection whose client left with a request still being answered; the
+    // request's future lives in the connection (holding its in-flight count and maybe an
+    // origin permit) until the connection is dropped, so drop it before waiting.
+    drop(connection);
+    // A WebSocket tunnel holds the connection's slot until it ends.
+    while activity.inflight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
