@@ -30,7 +30,7 @@ use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
 use crate::defense::{Challenger, ClientFingerprints};
 use crate::fingerprint::{Tap, TapKind, TapResult};
 use crate::h2_frames::FrameGuard;
-use crate::metrics::{Metrics, Reason};
+use crate::metrics::{Metrics, Reason, RouteMetrics};
 use crate::observe::Observed;
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
 use crate::tls::{TlsError, server_config};
@@ -620,6 +620,7 @@ fn new_shared(
     let upstreams: Vec<_> = config.upstreams.iter().map(|u| (u.name.clone(), u.origin.clone())).collect();
     let protection =
         crate::origin::Protection::new(&upstreams, &config.protection, threat, Arc::clone(&metrics));
+    let route_metrics = config.routes.iter().map(|r| RouteMetrics::new(&r.name)).collect();
     Shared {
         protection,
         pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
@@ -632,6 +633,7 @@ fn new_shared(
         challenger,
         flood: None,
         access_log: None,
+        route_metrics,
     }
 }
 
