@@ -18,7 +18,8 @@
 # `timeout http-request`). Slowloris runs against the defaults only.
 #
 # Prints a Markdown table and writes it to bench/results/shield-<date>.md.
-# Usage: bench/shield.sh [--seconds 10] [--slow-connections 5000] [--no-slowloris]
+# Usage: bench/shield.sh [--seconds 10] [--slow-connections 5000] [--no-slowloris] [--rampart BIN]
+# (--rampart: measure that binary instead of building this tree's, e.g. to compare two builds)
 # Every load is bounded in time; everything listens on and sends to 127.0.0.0/8 only; every
 # process started here is stopped by its PID at the end.
 set -euo pipefail
@@ -27,11 +28,13 @@ cd "$(dirname "$0")/.."
 seconds=10
 slow_connections=5000
 slowloris=1
+rampart=
 while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --slow-connections) slow_connections="$2"; shift 2 ;;
     --no-slowloris) slowloris=0; shift ;;
+    --rampart) rampart="$(realpath "$2")"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +43,10 @@ for tool in nginx haproxy wrk h2load slowhttptest curl taskset; do
   command -v "$tool" >/dev/null || { echo "bench/shield.sh needs $tool" >&2; exit 1; }
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p rampart
-rampart="$PWD/target/release/rampart"
+if [ -z "$rampart" ]; then
+  cargo build --release -q -p rampart
+  rampart="$PWD/target/release/rampart"
+fi
 
 work=$(mktemp -d /tmp/rampart-shield-bench.XXXXXX)
 pids=()

@@ -124,10 +124,16 @@ pub fn run(args: ShieldArgs) -> Result<()> {
     if args.data.is_some() {
         config.flood.data_dir = args.data.clone();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    // One core (its CPU affinity allows one): a single-threaded runtime, which saves the
+    // work-stealing scheduler's cross-thread bookkeeping on every wake-up; blocking work
+    // (files, mining) still goes to the blocking pool.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut runtime = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = runtime.enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
         // Signal handlers first: a SIGTERM right after "listening on" must drain, not kill.
         let shutdown = shutdown_signal()?;

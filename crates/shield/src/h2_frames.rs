@@ -4,7 +4,7 @@
 //! frames; it keeps at most one acknowledgement pending, so memory is bounded, but a client
 //! may make it do that work as fast as it can send (Ping Flood CVE-2019-9512, Settings Flood
 //! CVE-2019-9515, Empty Frames CVE-2019-9518) and h2 has no setting to stop it. So the
-//! connection's byte stream passes through [`FrameMeter`], which parses only frame headers (and
+//! connection's byte stream passes through [`FrameMeter`] (a [`FrameGuard`] observing it), which parses only frame headers (and
 //! the pad length of padded DATA) and counts, per one-second window: PINGs and SETTINGS that
 //! are not acknowledgements, and frames that carry nothing and end nothing. Past a budget the
 //! read fails, before h2 has seen the frame that broke it, and the connection closes with the
@@ -13,14 +13,11 @@
 //! The meter holds a fixed few bytes whatever the input: a 9-byte header buffer and counters.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
 use crate::metrics::{Metrics, Reason};
+use crate::observe::Observer;
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -211,71 +208,31 @@ fn skip(len: u32) -> State {
     if len == 0 { State::Head(0) } else { State::Skip(len) }
 }
 
-/// A client connection's stream read through a [`FrameMeter`].
+/// The observer (see [`crate::observe`]) that reads a client connection's stream through a
+/// [`FrameMeter`] and fails the read that breaks a budget.
 #[derive(Debug)]
-pub struct Metered<T> {
-    inner: T,
+pub struct FrameGuard {
     meter: FrameMeter,
     metrics: Arc<Metrics>,
 }
 
-impl<T> Metered<T> {
-    /// Meter what is read from `inner`; a broken budget is counted in `metrics`.
-    pub fn new(inner: T, budgets: FrameBudgets, metrics: Arc<Metrics>) -> Metered<T> {
-        Metered { inner, meter: FrameMeter::new(budgets), metrics }
+impl FrameGuard {
+    /// Meter what is read; a broken budget is counted in `metrics`.
+    pub fn new(budgets: FrameBudgets, metrics: Arc<Metrics>) -> FrameGuard {
+        FrameGuard { meter: FrameMeter::new(budgets), metrics }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        if this.meter.is_off() {
-            return Poll::Ready(Ok(()));
+impl Observer for FrameGuard {
+    fn on_read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.meter.is_off() {
+            return Ok(());
         }
-        match this.meter.feed(&buf.filled()[before..], Instant::now()) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(flood) => {
-                // Not a byte of this read reaches h2.
-                buf.set_filled(before);
-                this.metrics.reject(flood.reason());
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("HTTP/2 frame budget broken: {flood:?} flood"),
-                )))
-            }
-        }
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.meter.feed(bytes, Instant::now()).map_err(|flood| {
+            // Not a byte of this read reaches h2.
+            self.metrics.reject(flood.reason());
+            io::Error::new(io::ErrorKind::InvalidData, format!("HTTP/2 frame budget broken: {flood:?} flood"))
+        })
     }
 }
 

@@ -21,6 +21,7 @@ pub mod h2_frames;
 pub mod hardening;
 pub mod metrics;
 mod metrics_server;
+pub mod observe;
 pub mod origin;
 pub mod proxy;
 pub mod proxy_protocol;

@@ -199,6 +199,41 @@ pub struct Metrics {
     pub access_log_dropped: Counter,
 }
 
+/// One route's request counters (by status class) and latency histogram, looked up once each
+/// instead of on every request (a label lookup hashes and clones the route's name). Lazily, so
+/// a series still appears only once it has something to count.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    route: String,
+    /// 1xx to 5xx.
+    requests: [std::sync::OnceLock<Counter>; 5],
+    latency: std::sync::OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    /// The handles of `route`, none resolved yet.
+    pub fn new(route: &str) -> RouteMetrics {
+        RouteMetrics { route: route.to_owned(), requests: Default::default(), latency: Default::default() }
+    }
+
+    /// Count one answer with `status`.
+    pub fn answered(&self, metrics: &Metrics, status: u16) {
+        let class = status / 100;
+        let label = || RouteLabel { route: self.route.clone(), class: format!("{class}xx") };
+        match self.requests.get(usize::from(class).wrapping_sub(1)) {
+            Some(cell) => cell.get_or_init(|| metrics.requests.get_or_create(&label()).clone()).inc(),
+            None => metrics.requests.get_or_create(&label()).inc(),
+        };
+    }
+
+    /// Observe one origin latency.
+    pub fn origin_latency(&self, metrics: &Metrics, seconds: f64) {
+        self.latency
+            .get_or_init(|| metrics.latency.get_or_create(&RouteOnly { route: self.route.clone() }).clone())
+            .observe(seconds);
+    }
+}
+
 /// Label set for flood rule rungs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RungLabel {

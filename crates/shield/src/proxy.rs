@@ -22,7 +22,7 @@ use crate::config::{Config, RateLimits};
 use crate::defense::{Challenger, ClientFingerprints, FloodVerdict};
 use crate::forwarded::{client_address, set_forwarding_headers};
 use crate::gcra::{Key, Limiter, Verdict};
-use crate::metrics::{Metrics, Reason, RouteLabel};
+use crate::metrics::{Metrics, Reason, RouteMetrics};
 use crate::origin::{Forwarded, OriginBody, Protection};
 use crate::routing::{check_path, find_route, normalize_host};
 use crate::upstream::Pool;
@@ -111,6 +111,14 @@ pub struct Shared {
     pub protection: Protection,
     /// The access log, when configured.
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// Each route's metric handles, as `config.routes`.
+    pub route_metrics: Vec<RouteMetrics>,
+}
+
+impl Shared {
+    fn lock_limiters(&self) -> std::sync::MutexGuard<'_, Limiters> {
+        self.limiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The connection a request came on.
@@ -334,37 +342,31 @@ async fn route_request(
         );
     };
     let now = (shared.epoch.elapsed().as_nanos() as u64).max(1);
-    let route_hit = {
-        let mut limiters = shared.limiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((reason, retry)) = limiters.check_global(client, now) {
-            drop(limiters);
-            return too_many(shared, reason, retry);
-        }
-        let found = find_route(&shared.config.routes, host.as_deref(), &path);
-        match found {
-            None => None,
-            Some((index, route)) => {
-                let internal_ok = !route.internal
-                    || conn.internal_listener
-                    || in_networks(client, &shared.config.internal_networks);
-                // The flood rules see every request of the route, before its own rate limit.
-                let flood = match &shared.flood {
-                    Some(flood) if internal_ok => {
-                        flood_check(flood, &route.name, host.as_deref(), &request, conn, client)
-                    }
-                    _ => FloodVerdict::Pass,
-                };
-                if !internal_ok {
-                    Some(Err(()))
-                } else if let Some(response) = flood_refusal(shared, flood) {
-                    drop(limiters);
-                    return response;
-                } else if let Some(retry) = limiters.check_route(index, client, now) {
-                    drop(limiters);
-                    return too_many(shared, Reason::RateRoute, retry);
-                } else {
-                    Some(Ok((index, flood)))
+    if let Some((reason, retry)) = shared.lock_limiters().check_global(client, now) {
+        return too_many(shared, reason, retry);
+    }
+    let route_hit = match find_route(&shared.config.routes, host.as_deref(), &path) {
+        None => None,
+        Some((index, route)) => {
+            let internal_ok = !route.internal
+                || conn.internal_listener
+                || in_networks(client, &shared.config.internal_networks);
+            // The flood rules see every request of the route, before its own rate limit (and
+            // outside the limiters' lock: they have their own).
+            let flood = match &shared.flood {
+                Some(flood) if internal_ok => {
+                    flood_check(flood, &route.name, host.as_deref(), &request, conn, client)
                 }
+                _ => FloodVerdict::Pass,
+            };
+            if !internal_ok {
+                Some(Err(()))
+            } else if let Some(response) = flood_refusal(shared, flood) {
+                return response;
+            } else if let Some(retry) = shared.lock_limiters().check_route(index, client, now) {
+                return too_many(shared, Reason::RateRoute, retry);
+            } else {
+                Some(Ok((index, flood)))
             }
         }
     };
@@ -384,9 +386,18 @@ async fn route_request(
     let (index, flood_verdict) = index;
     let route = &shared.config.routes[index];
     let pool = &shared.pools[route.upstream];
+    // Only HTTP/1.1 GET upgrades to WebSocket; anything else loses its Upgrade header with the
+    // other hop-by-hop headers.
+    let websocket = request.version() == Version::HTTP_11
+        && request.method() == http::Method::GET
+        && crate::tunnel::wants_websocket(request.headers());
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
+    let has_body = !hyper::body::Body::is_end_stream(request.body());
+    let (mut parts, body) = request.into_parts();
     let context = shared.protection.context(
         route.upstream,
-        &request,
+        &parts,
+        has_body,
         host.as_deref(),
         client,
         shared.challenger.as_deref(),
@@ -403,14 +414,6 @@ async fn route_request(
             "no healthy upstream\n",
         );
     };
-
-    // Only HTTP/1.1 GET upgrades to WebSocket; anything else loses its Upgrade header with the
-    // other hop-by-hop headers.
-    let websocket = request.version() == Version::HTTP_11
-        && request.method() == http::Method::GET
-        && crate::tunnel::wants_websocket(request.headers());
-    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
-    let (mut parts, body) = request.into_parts();
     if flood_verdict == FloodVerdict::Challenge
         && let Some(challenger) = &shared.challenger
         && !challenger.is_cleared(&parts, client, SystemTime::now())
@@ -468,11 +471,7 @@ async fn route_request(
         shared.protection.forward(&shared.clients[route.upstream], &context, upstream_request).await;
     let response = match forwarded {
         Forwarded::Origin(response) => {
-            shared
-                .metrics
-                .latency
-                .get_or_create(&crate::metrics::RouteOnly { route: route.name.clone() })
-                .observe(sent.elapsed().as_secs_f64());
+            shared.route_metrics[index].origin_latency(&shared.metrics, sent.elapsed().as_secs_f64());
             let mut response = response;
             if let Some(client_upgrade) = client_upgrade
                 && response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -528,8 +527,7 @@ async fn route_request(
     {
         flood.observe_response(&route.name, saw.status, saw.latency, SystemTime::now());
     }
-    let class = format!("{}xx", response.status().as_u16() / 100);
-    shared.metrics.requests.get_or_create(&RouteLabel { route: route.name.clone(), class }).inc();
+    shared.route_metrics[index].answered(&shared.metrics, response.status().as_u16());
     let mut response = response;
     if shared.access_log.is_some() {
         response.extensions_mut().insert(RouteName(route.name.clone()));

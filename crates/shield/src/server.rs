@@ -28,11 +28,13 @@ use crate::config::ConfigError;
 use crate::connections::{ConnectionCaps, ConnectionSlot, ConnectionTable};
 use crate::defense::{Challenger, ClientFingerprints};
 use crate::fingerprint::{Tap, TapKind, TapResult};
-use crate::metrics::{Metrics, Reason};
+use crate::h2_frames::FrameGuard;
+use crate::metrics::{Metrics, Reason, RouteMetrics};
+use crate::observe::Observed;
 use crate::proxy::{ConnectionInfo, Limiters, Shared, handle};
 use crate::tls::{TlsError, server_config};
 use crate::upstream::Pool;
-use crate::watch::{Activity, SendLimits, Watched};
+use crate::watch::{Activity, SendLimits, Watch};
 
 /// Why the shield could not start.
 #[derive(Debug, thiserror::Error)]
@@ -391,7 +393,8 @@ async fn serve(
     let hardening = &shared.config.hardening;
     let activity = Arc::new(Activity::new());
     let limits = SendLimits { min_rate: hardening.send_min_rate, window: hardening.send_grace() };
-    let watched = Watched::new(stream, Arc::clone(&activity), limits, Arc::clone(&shared.metrics));
+    let watch = Watch::new(Arc::clone(&activity), limits, Arc::clone(&shared.metrics));
+    let frames = || FrameGuard::new(hardening.h2_frame_budgets(), Arc::clone(&shared.metrics));
     let info = ConnectionInfo {
         peer,
         tls: tls.is_some(),
@@ -399,29 +402,33 @@ async fn serve(
         activity,
         fingerprints: ClientFingerprints::default(),
     };
+    // One observer per byte stream: the socket's, and over TLS the decrypted one's.
     match tls {
         Some(acceptor) => {
             // The tap copies the ClientHello as rustls reads it (JA4).
-            let tapped = Tap::new(watched, TapKind::Tls);
-            let hello = tapped.result();
+            let hello = Tap::new(TapKind::Tls);
+            let hello_fingerprint = hello.result();
+            let socket = Observed::new(stream, (watch, hello));
             let handshake =
-                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(tapped)).await;
+                tokio::time::timeout(hardening.tls_handshake_timeout(), acceptor.accept(socket)).await;
             match handshake {
                 Ok(Ok(stream)) => {
                     let mut info = info;
-                    info.fingerprints.tls = hello.get().cloned().flatten();
-                    let tapped = Tap::new(stream, TapKind::Http2);
-                    let frames = tapped.result();
-                    drive(tapped, info, frames, true, shared, current, builder, stop).await
+                    info.fingerprints.tls = hello_fingerprint.get().cloned().flatten();
+                    let tap = Tap::new(TapKind::Http2);
+                    let http2_fingerprint = tap.result();
+                    let io = Observed::new(stream, (tap, frames()));
+                    drive(io, info, http2_fingerprint, true, shared, current, builder, stop).await
                 }
                 Ok(Err(_)) => shared.metrics.reject(Reason::TlsHandshakeFailed),
                 Err(_) => shared.metrics.reject(Reason::TlsHandshakeTimeout),
             }
         }
         None => {
-            let tapped = Tap::new(watched, TapKind::Http2);
-            let frames = tapped.result();
-            drive(tapped, info, frames, h2c, shared, current, builder, stop).await
+            let tap = Tap::new(TapKind::Http2);
+            let http2_fingerprint = tap.result();
+            let io = Observed::new(stream, (watch, (tap, frames())));
+            drive(io, info, http2_fingerprint, h2c, shared, current, builder, stop).await
         }
     }
 }
@@ -456,11 +463,7 @@ async fn drive<I>(
             handle(current.get(), info, request)
         })
     };
-    let io = TokioIo::new(crate::h2_frames::Metered::new(
-        io,
-        hardening.h2_frame_budgets(),
-        Arc::clone(&shared.metrics),
-    ));
+    let io = TokioIo::new(io);
     // Upgrades (WebSocket) either way: hyper-util's auto-detecting mode ignores `http1_only`,
     // so an HTTP/1-only listener is served by hyper's own HTTP/1 connection, set up alike.
     let mut connection = if allow_h2 {
@@ -484,18 +487,9 @@ async fn drive<I>(
     let mut window_start = Instant::now();
     let mut cancelled_at_start = 0u32;
     let mut draining = false;
-    loop {
+    let result = loop {
         tokio::select! {
-            result = std::future::poll_fn(|cx| connection.poll(cx)) => {
-                if let Err(error) = result {
-                    count_connection_error(shared, &*error);
-                }
-                // A WebSocket tunnel holds the connection's slot until it ends.
-                while activity.inflight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                return;
-            }
+            result = std::future::poll_fn(|cx| connection.poll(cx)) => break result,
             _ = stop.changed(), if !draining => {
                 draining = true;
                 graceful_shutdown!();
@@ -521,6 +515,17 @@ async fn drive<I>(
                 }
             }
         }
+    };
+    if let Err(error) = result {
+        count_connection_error(shared, &*error);
+    }
+    // hyper may end a connection whose client left with a request still being answered; the
+    // request's future lives in the connection (holding its in-flight count and maybe an
+    // origin permit) until the connection is dropped, so drop it before waiting.
+    drop(connection);
+    // A WebSocket tunnel holds the connection's slot until it ends.
+    while activity.inflight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -621,6 +626,7 @@ fn new_shared(
     let upstreams: Vec<_> = config.upstreams.iter().map(|u| (u.name.clone(), u.origin.clone())).collect();
     let protection =
         crate::origin::Protection::new(&upstreams, &config.protection, threat, Arc::clone(&metrics));
+    let route_metrics = config.routes.iter().map(|r| RouteMetrics::new(&r.name)).collect();
     Shared {
         protection,
         pools: config.upstreams.iter().map(|u| Arc::new(Pool::new(u))).collect(),
@@ -633,6 +639,7 @@ fn new_shared(
         challenger,
         flood: None,
         access_log: None,
+        route_metrics,
     }
 }
 

@@ -5,20 +5,18 @@
 //! overall caps while it lasts, and a draining shield waits for it (up to the drain time).
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::metrics::{Metrics, Reason};
+use crate::observe::{Observed, Observer};
 use crate::watch::Activity;
 
 /// Whether `headers` ask to switch to WebSocket: `Upgrade: websocket` and `upgrade` among the
@@ -46,49 +44,31 @@ pub fn set_upgrade_headers(headers: &mut HeaderMap) {
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
-/// A stream that notes when bytes last moved through it.
-struct Touched<T> {
-    inner: T,
+/// The observer (see [`crate::observe`]) that notes when bytes last moved through a stream.
+struct Touch {
     base: Instant,
     last_ms: Arc<AtomicU64>,
 }
 
-impl<T> Touched<T> {
+impl Touch {
     fn touch(&self) {
         self.last_ms.store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Touched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if buf.filled().len() > before {
+impl Observer for Touch {
+    fn on_read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !bytes.is_empty() {
             self.touch();
         }
-        Poll::Ready(Ok(()))
+        Ok(())
     }
-}
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Touched<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+    fn on_written(&mut self, n: usize) -> io::Result<()> {
         if n > 0 {
             self.touch();
         }
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        Ok(())
     }
 }
 
@@ -122,8 +102,8 @@ pub fn spawn(
         let (Ok(client), Ok(origin)) = (client, origin) else { return };
         let base = Instant::now();
         let last_ms = Arc::new(AtomicU64::new(0));
-        let mut client = Touched { inner: TokioIo::new(client), base, last_ms: Arc::clone(&last_ms) };
-        let mut origin = Touched { inner: TokioIo::new(origin), base, last_ms: Arc::clone(&last_ms) };
+        let mut client = Observed::new(TokioIo::new(client), Touch { base, last_ms: Arc::clone(&last_ms) });
+        let mut origin = Observed::new(TokioIo::new(origin), Touch { base, last_ms: Arc::clone(&last_ms) });
         let watch = async {
             loop {
                 let last = base + Duration::from_millis(last_ms.load(Ordering::Relaxed));

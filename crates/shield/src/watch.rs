@@ -6,17 +6,18 @@
 //! nearly shut is. Once writes have been blocked for `window` in total, they must have moved
 //! `min_rate` bytes a second over it, or the connection fails with `TimedOut`.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::Context;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::{Metrics, Reason};
+use crate::observe::Observer;
 
 /// What one connection is doing, shared between its socket, its requests and its task.
 #[derive(Debug)]
@@ -91,10 +92,10 @@ pub struct SendLimits {
     pub window: Duration,
 }
 
-/// A socket under [`SendLimits`] that reports its [`Activity`].
+/// The observer of a client socket (see [`crate::observe`]): it reports the socket's
+/// [`Activity`] and holds the client to [`SendLimits`].
 #[derive(Debug)]
-pub struct Watched<T> {
-    inner: T,
+pub struct Watch {
     activity: Arc<Activity>,
     limits: SendLimits,
     metrics: Arc<Metrics>,
@@ -107,11 +108,10 @@ pub struct Watched<T> {
     timer: Pin<Box<Sleep>>,
 }
 
-impl<T> Watched<T> {
-    /// Watch `inner`.
-    pub fn new(inner: T, activity: Arc<Activity>, limits: SendLimits, metrics: Arc<Metrics>) -> Watched<T> {
-        Watched {
-            inner,
+impl Watch {
+    /// Watch a socket for `activity`.
+    pub fn new(activity: Arc<Activity>, limits: SendLimits, metrics: Arc<Metrics>) -> Watch {
+        Watch {
             activity,
             limits,
             metrics,
@@ -142,66 +142,44 @@ impl<T> Watched<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if polled.is_pending() {
-            self.activity.drains.fetch_add(1, Ordering::Release);
-            self.activity.drained.notify_waiters();
-        }
-        ready!(polled)?;
-        if buf.filled().len() > before {
+impl Observer for Watch {
+    fn on_read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !bytes.is_empty() {
             self.activity.touch();
         }
-        Poll::Ready(Ok(()))
+        Ok(())
     }
-}
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                let now = Instant::now();
-                if let Some(since) = this.pending_since.take() {
-                    this.blocked += now - since;
-                }
-                this.bytes += n as u64;
-                this.activity.touch();
-                this.judge(now)?;
-                Poll::Ready(Ok(n))
+    fn on_read_pending(&mut self) {
+        self.activity.drains.fetch_add(1, Ordering::Release);
+        self.activity.drained.notify_waiters();
+    }
+
+    fn on_written(&mut self, n: usize) -> io::Result<()> {
+        let now = Instant::now();
+        if let Some(since) = self.pending_since.take() {
+            self.blocked += now - since;
+        }
+        self.bytes += n as u64;
+        self.activity.touch();
+        self.judge(now)
+    }
+
+    fn on_write_blocked(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        // At most twice: the timer may fire as soon as it is set.
+        for _ in 0..2 {
+            let now = Instant::now();
+            let since = *self.pending_since.get_or_insert(now);
+            self.judge(now)?;
+            let since = self.pending_since.unwrap_or(since);
+            let wake = since + self.limits.window.saturating_sub(self.blocked);
+            if self.timer.deadline() != wake {
+                self.timer.as_mut().reset(wake);
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => {
-                // At most twice: the timer may fire as soon as it is set.
-                for _ in 0..2 {
-                    let now = Instant::now();
-                    let since = *this.pending_since.get_or_insert(now);
-                    this.judge(now)?;
-                    let since = this.pending_since.unwrap_or(since);
-                    let wake = since + this.limits.window.saturating_sub(this.blocked);
-                    if this.timer.deadline() != wake {
-                        this.timer.as_mut().reset(wake);
-                    }
-                    if this.timer.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-                Poll::Pending
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
             }
         }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        Ok(())
     }
 }

@@ -498,3 +498,34 @@ async fn the_shields_own_503s_are_not_origin_errors_but_the_origins_500s_are() {
     }
     assert!(unhealthy, "the origin's 500s made no difference");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_request_gives_back_its_connection_and_its_origin_place() {
+    use tokio::io::AsyncWriteExt;
+    // One place at the origin, and a short wait for it: a place kept by a client that left
+    // would turn every later request into a refusal or a stale copy.
+    let origin = slow_origin(Duration::from_millis(300)).await;
+    let shield = shield(config(
+        origin.address,
+        "max_concurrency = 1\nmin_concurrency = 1\nqueue_size = 10\nqueue_timeout_secs = 2",
+        "",
+    ))
+    .await;
+    for i in 0..3 {
+        let mut gone = tokio::net::TcpStream::connect(shield.address).await.unwrap();
+        gone.write_all(format!("GET /gone/{i} HTTP/1.1\r\nhost: www.example\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        // At the origin by now; then the client closes without waiting for the answer.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(gone);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shield.metrics.open.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shield.metrics.open.get(), 0, "connections whose client left are closed");
+    let (status, headers, body) = get(&client(), format!("http://{}/next", shield.address), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "page /next", "the origin answered: {headers:?}");
+}

@@ -8,13 +8,10 @@
 //! when the first request is dispatched (HTTP/2, whose HEADERS frame hyper has just read).
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::fingerprint::{http2, tls};
+use crate::observe::Observer;
 
 /// Which fingerprint a tap computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,19 +25,18 @@ pub enum TapKind {
 /// The tap's result: set once, `None` when the bytes were not what the tap looks for.
 pub type TapResult = Arc<OnceLock<Option<Arc<str>>>>;
 
-/// A connection with a tap.
+/// A tap: the observer (see [`crate::observe`]) that copies what it needs of the first bytes.
 #[derive(Debug)]
-pub struct Tap<T> {
-    inner: T,
+pub struct Tap {
     kind: TapKind,
     seen: Vec<u8>,
     result: TapResult,
 }
 
-impl<T> Tap<T> {
-    /// Tap `inner` for `kind`.
-    pub fn new(inner: T, kind: TapKind) -> Tap<T> {
-        Tap { inner, kind, seen: Vec::new(), result: Arc::new(OnceLock::new()) }
+impl Tap {
+    /// A tap for `kind`.
+    pub fn new(kind: TapKind) -> Tap {
+        Tap { kind, seen: Vec::new(), result: Arc::new(OnceLock::new()) }
     }
 
     /// The result cell, readable while the connection runs.
@@ -82,63 +78,28 @@ impl<T> Tap<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tap<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            let this = &mut *self;
-            let filled = &buf.filled()[before..];
-            if filled.is_empty() && this.result.get().is_none() {
-                // The client closed before a fingerprint could be taken.
-                let _ = this.result.set(None);
-            }
-            this.observe(filled);
+impl Observer for Tap {
+    fn on_read(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() && self.result.get().is_none() {
+            // The client closed before a fingerprint could be taken.
+            let _ = self.result.set(None);
         }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tap<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.observe(bytes);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::Observed;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn passes_bytes_through_and_fingerprints_them_in_small_reads() {
         let hello = crate::fingerprint::tls::tests::foxio_example();
         let (mut client, server) = tokio::io::duplex(64);
-        let mut tap = Tap::new(server, TapKind::Tls);
+        let mut tap = Observed::new(server, Tap::new(TapKind::Tls));
         let sent = hello.clone();
         let writer = tokio::spawn(async move {
             for chunk in sent.chunks(7) {
@@ -157,11 +118,15 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(received, hello);
-        assert_eq!(tap.fingerprint().as_deref(), Some("t13d1516h2_8daaf6152771_e5627efa2ab1"));
+        assert_eq!(tap.observer().fingerprint().as_deref(), Some("t13d1516h2_8daaf6152771_e5627efa2ab1"));
         let (mut client, server) = tokio::io::duplex(64);
-        let mut tap = Tap::new(server, TapKind::Http2);
+        let mut tap = Observed::new(server, Tap::new(TapKind::Http2));
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let _ = tap.read(&mut buf).await.unwrap();
-        assert_eq!(tap.result().get(), Some(&None), "an HTTP/1 client: no fingerprint, no more copying");
+        assert_eq!(
+            tap.observer().result().get(),
+            Some(&None),
+            "an HTTP/1 client: no fingerprint, no more copying"
+        );
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::FloodConfig;
 use super::baseline::{BaselineBook, Levels, SecondCounts};
 use super::features::{Attr, Features};
-use super::mine::{NoRule, RuleKind, mine};
+use super::mine::{MineConfig, Mined, NoRule, RuleKind, mine};
 use super::reservoir::Reservoir;
 use super::rules::{Change, Rule, Rung, ShownCondition};
 use crate::defense::FloodVerdict;
@@ -103,6 +103,8 @@ struct RouteState {
     /// samples, `max_impact` lets a rule match none).
     held: Vec<Features>,
     last_mine_ms: u64,
+    /// A mining job of this route is out (deferred mining): no second one until it is back.
+    mining: bool,
     last_no_rule_event_ms: u64,
     /// The trigger limit and the second it was computed for.
     limit: Option<(u64, f64)>,
@@ -129,6 +131,51 @@ pub struct FloodEngine {
     next_id: u64,
     stats: EngineStats,
     events: Vec<RuleEvent>,
+    /// Mining is handed out as [`MiningJob`]s instead of run inside [`FloodEngine::check`].
+    defer_mining: bool,
+    jobs: Vec<MiningJob>,
+}
+
+/// One mining attempt, taken off the request path: a copy of what [`mine`] reads, to be run
+/// without the engine ([`MiningJob::run`]) and handed back ([`FloodEngine::apply_mined`]).
+#[derive(Debug)]
+pub struct MiningJob {
+    route: String,
+    second: u64,
+    now_ms: u64,
+    why: String,
+    window: Vec<Features>,
+    expected: f64,
+    baseline: Vec<Features>,
+    config: MineConfig,
+    /// No room for another rule (on the route, or at all): nothing to mine.
+    refused: Option<NoRule>,
+}
+
+impl MiningJob {
+    /// The route it mines for.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Mine: the costly part, which needs no engine.
+    pub fn run(self) -> MinedJob {
+        let result = match self.refused {
+            Some(refused) => Err(refused),
+            None => mine(&self.window, self.expected, &self.baseline, &self.config),
+        };
+        MinedJob { route: self.route, second: self.second, now_ms: self.now_ms, why: self.why, result }
+    }
+}
+
+/// A mining job's result, for [`FloodEngine::apply_mined`].
+#[derive(Debug)]
+pub struct MinedJob {
+    route: String,
+    second: u64,
+    now_ms: u64,
+    why: String,
+    result: Result<Mined, NoRule>,
 }
 
 fn route_key(route: &str) -> String {
@@ -152,6 +199,26 @@ impl FloodEngine {
             next_id: 1,
             stats: EngineStats::default(),
             events: Vec::new(),
+            defer_mining: false,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// Hand mining out as jobs ([`FloodEngine::take_mining_jobs`]) instead of running it in
+    /// [`FloodEngine::check`], so no request waits for it.
+    pub fn set_defer_mining(&mut self, defer: bool) {
+        self.defer_mining = defer;
+    }
+
+    /// Mining jobs made since the last call (deferred mining only).
+    pub fn take_mining_jobs(&mut self) -> Vec<MiningJob> {
+        std::mem::take(&mut self.jobs)
+    }
+
+    /// A job of `route` was dropped unrun (its queue was full): the route may mine again.
+    pub fn mining_dropped(&mut self, route: &str) {
+        if let Some(state) = self.routes.get_mut(route) {
+            state.mining = false;
         }
     }
 
@@ -274,6 +341,7 @@ impl FloodEngine {
                     pending: Vec::new(),
                     held: Vec::new(),
                     last_mine_ms: 0,
+                    mining: false,
                     last_no_rule_event_ms: 0,
                     limit: None,
                     remainder_limit: None,
@@ -498,7 +566,7 @@ impl FloodEngine {
             let interval = self.config.mine_interval_ms;
             let state = self.route_state(route, second);
             state.flooded = true;
-            if now_ms.saturating_sub(state.last_mine_ms) >= interval {
+            if now_ms.saturating_sub(state.last_mine_ms) >= interval && !state.mining {
                 state.last_mine_ms = now_ms;
                 let why = if over {
                     format!("{unmatched} requests in one second, over the limit of {limit:.0}/s")
@@ -516,26 +584,69 @@ impl FloodEngine {
     }
 
     fn mine_route(&mut self, route: &str, second: u64, now_ms: u64, why: String) {
+        let job = self.mining_job(route, second, now_ms, why);
+        if self.defer_mining {
+            self.route_state(route, second).mining = true;
+            self.jobs.push(job);
+        } else {
+            let mined = job.run();
+            self.apply_mined(mined);
+        }
+    }
+
+    fn mining_job(&mut self, route: &str, second: u64, now_ms: u64, why: String) -> MiningJob {
         let (_, floor) = self.config.route_limits(route);
         let baseline_rate = self.levels(route, second).map_or(floor / self.config.factor, |l| l.rate);
-        let mine_config = self.config.mine.clone();
+        let config = self.config.mine.clone();
         let per_route = self.config.max_rules_per_route;
         let full = self.active.len() >= MAX_ACTIVE_RULES;
         let route_full = self.active.iter().filter(|a| a.rule.route == route).count() >= per_route;
+        let refused = if route_full {
+            Some(NoRule::TooManyRules)
+        } else if full {
+            Some(NoRule::NoSafeRule)
+        } else {
+            None
+        };
+        let full = refused.is_some();
         let state = self.route_state(route, second);
-        let window: Vec<Features> = state.window.iter().map(|(_, f)| *f).collect();
+        let window: Vec<Features> =
+            if full { Vec::new() } else { state.window.iter().map(|(_, f)| *f).collect() };
         // The time the window covers (less than window_secs when it is capped by max_window).
         let span_secs = state
             .window
             .front()
             .map_or(0.001, |(t, _)| (now_ms.saturating_sub(*t) as f64 / 1000.0).max(0.001));
-        let expected = baseline_rate * span_secs;
-        let result = if route_full {
+        let baseline = if full { Vec::new() } else { state.reservoir.samples().to_vec() };
+        MiningJob {
+            route: route.to_owned(),
+            second,
+            now_ms,
+            why,
+            window,
+            expected: baseline_rate * span_secs,
+            baseline,
+            config,
+            refused,
+        }
+    }
+
+    /// Take in a mining job's result: a new rule on the route's ladder, or a `no_safe_rule`
+    /// event.
+    pub fn apply_mined(&mut self, mined: MinedJob) {
+        let MinedJob { route, second, now_ms, why, result } = mined;
+        let route = route.as_str();
+        let (_, floor) = self.config.route_limits(route);
+        let baseline_rate = self.levels(route, second).map_or(floor / self.config.factor, |l| l.rate);
+        self.route_state(route, second).mining = false;
+        // Rules made while the job was out may have filled the table or the route's share.
+        let on_route = self.active.iter().filter(|a| a.rule.route == route).count();
+        let result = if on_route >= self.config.max_rules_per_route {
             Err(NoRule::TooManyRules)
-        } else if full {
+        } else if self.active.len() >= MAX_ACTIVE_RULES {
             Err(NoRule::NoSafeRule)
         } else {
-            mine(&window, expected, state.reservoir.samples(), &mine_config)
+            result
         };
         match result {
             Ok(mined) => {

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::{EngineStats, FloodEngine, Outcome, RouteHealth, RuleEvent};
+pub use engine::{EngineStats, FloodEngine, MinedJob, MiningJob, Outcome, RouteHealth, RuleEvent};
 pub use features::{Attr, Features, RequestView};
 pub use rules::{Rule, Rung};
 
@@ -233,12 +233,19 @@ pub struct ReplayStats {
     pub unrouted: u64,
 }
 
+/// Mining jobs waiting for the miner at most; a flood that makes more loses the extra ones
+/// (its route mines again at its next interval).
+const MINING_QUEUE: usize = 8;
+
 /// The driver: one engine behind a lock, the wall clock, the data directory, the event log and
 /// the metrics. Shared by every configuration the shield reloads to (state is keyed by route
-/// name).
+/// name). Mining runs off the request path: requests hand jobs to [`FloodDefense::run`]'s
+/// miner through a bounded queue, and only the result is applied under the lock.
 #[derive(Debug)]
 pub struct FloodDefense {
     engine: Mutex<FloodEngine>,
+    jobs: tokio::sync::mpsc::Sender<MiningJob>,
+    miner: Mutex<Option<tokio::sync::mpsc::Receiver<MiningJob>>>,
     data_dir: Option<PathBuf>,
     metrics: std::sync::OnceLock<Arc<Metrics>>,
     no_safe_counted: std::sync::atomic::AtomicU64,
@@ -294,8 +301,12 @@ impl FloodDefense {
             }
         }
         let events = engine.take_events();
+        engine.set_defer_mining(true);
+        let (jobs, miner) = tokio::sync::mpsc::channel(MINING_QUEUE);
         let defense = FloodDefense {
             engine: Mutex::new(engine),
+            jobs,
+            miner: Mutex::new(Some(miner)),
             data_dir,
             metrics: std::sync::OnceLock::new(),
             no_safe_counted: std::sync::atomic::AtomicU64::new(0),
@@ -326,15 +337,24 @@ impl FloodDefense {
     ) -> FloodVerdict {
         let features = features::extract(view);
         let now_ms = unix_ms(now);
-        let (outcome, events) = {
+        let (outcome, events, jobs) = {
             let mut engine = self.lock();
             let outcome = engine.check(route, host, &features, view.client, now_ms);
             if let Some((id, true)) = outcome.rule {
                 engine.show(id, &features::labels(view));
             }
-            (outcome, engine.take_events())
+            (outcome, engine.take_events(), engine.take_mining_jobs())
         };
         self.emit(events);
+        for job in jobs {
+            if let Err(error) = self.jobs.try_send(job) {
+                let job = match error {
+                    tokio::sync::mpsc::error::TrySendError::Full(job)
+                    | tokio::sync::mpsc::error::TrySendError::Closed(job) => job,
+                };
+                self.lock().mining_dropped(job.route());
+            }
+        }
         if let Some(metrics) = self.metrics.get()
             && outcome.rule.is_some()
         {
@@ -440,9 +460,29 @@ impl FloodDefense {
         persist::write_baseline(dir, &snapshot)
     }
 
+    /// Run the mining jobs requests hand out, one at a time on a blocking thread, applying each
+    /// result under the lock.
+    async fn mine_jobs(self: Arc<Self>, mut jobs: tokio::sync::mpsc::Receiver<MiningJob>) {
+        while let Some(job) = jobs.recv().await {
+            let this = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || {
+                let mined = job.run();
+                let events = {
+                    let mut engine = this.lock();
+                    engine.apply_mined(mined);
+                    engine.take_events()
+                };
+                this.emit(events);
+            })
+            .await;
+        }
+    }
+
     /// Tick every second and save every `save_secs` until `stop` turns true; save at the end.
-    /// A rule change writes the rules file at once.
+    /// A rule change writes the rules file at once. It also runs the miner (the first call only).
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let miner = self.miner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let miner = miner.map(|jobs| tokio::spawn(Arc::clone(&self).mine_jobs(jobs)));
         let save_every = self.lock().config().save_secs;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut since_save = 0;
@@ -469,6 +509,9 @@ impl FloodDefense {
                 }
             })
             .await;
+        }
+        if let Some(miner) = miner {
+            miner.abort();
         }
         let this = Arc::clone(&self);
         let _ = tokio::task::spawn_blocking(move || {

@@ -203,9 +203,16 @@ struct Result {
 }
 
 fn run(kind: Flood, flood_rps: u64, slow_origin: bool) -> Result {
+    run_mining(kind, flood_rps, slow_origin, false)
+}
+
+/// `deferred`: mining handed out as jobs, each run and applied right after the request that
+/// made it (as the shield's miner does a moment later).
+fn run_mining(kind: Flood, flood_rps: u64, slow_origin: bool, deferred: bool) -> Result {
     let mut config = FloodConfig::default();
     config.learn.warmup_secs = 300;
     let mut engine = FloodEngine::new(config);
+    engine.set_defer_mining(deferred);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ kind as u64);
     let fingerprints = ClientFingerprints::default();
     let start_ms: u64 = 1_796_000_000_000;
@@ -230,6 +237,9 @@ fn run(kind: Flood, flood_rps: u64, slow_origin: bool) -> Result {
             let outcome = engine.check("web", Some("www.example"), &features, req.client, now_ms);
             if let Some((id, true)) = outcome.rule {
                 engine.show(id, &labels(&request_view(&req, &fingerprints)));
+            }
+            for job in engine.take_mining_jobs() {
+                engine.apply_mined(job.run());
             }
             if is_flood {
                 flood_features.push(features);
@@ -292,6 +302,16 @@ fn get_flood_with_random_queries_and_one_bot() {
 #[test]
 fn distributed_flood_with_browser_agents_and_one_header_order() {
     check(Flood::DistributedOneHeaderOrder, 1500, false);
+}
+
+#[test]
+fn deferred_mining_makes_the_same_rule_as_mining_in_the_request() {
+    let inline = run_mining(Flood::LoginPost, 400, false, false);
+    let deferred = run_mining(Flood::LoginPost, 400, false, true);
+    assert_eq!(deferred.first_rule_after_ms, inline.first_rule_after_ms);
+    assert_eq!(deferred.impacted_baseline, inline.impacted_baseline);
+    assert_eq!(deferred.flood_matched_share, inline.flood_matched_share);
+    assert_eq!(deferred.legit_refused, inline.legit_refused);
 }
 
 #[test]

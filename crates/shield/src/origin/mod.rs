@@ -218,31 +218,23 @@ impl Protection {
         self.upstreams.get(index).map(|p| &p.guard)
     }
 
-    /// What to remember of `request` for upstream `upstream`: its class (clearance, session,
-    /// anonymous) and its cache key. `internal`: the route is internal (never a snapshot).
+    /// What to remember of a request (its head `request`; `has_body`: a body follows) for
+    /// upstream `upstream`: its class (clearance, session, anonymous) and its cache key.
+    /// `internal`: the route is internal (never a snapshot).
     #[allow(clippy::too_many_arguments)]
-    pub fn context<B: hyper::body::Body>(
+    pub fn context(
         &self,
         upstream: usize,
-        request: &Request<B>,
+        request: &http::request::Parts,
+        has_body: bool,
         host: Option<&str>,
         client: IpAddr,
         challenger: Option<&dyn Challenger>,
         internal: bool,
     ) -> RequestContext {
-        let headers = request.headers();
+        let headers = &request.headers;
         let names = self.upstreams.get(upstream).map_or(&[][..], |p| &p.settings.session_cookies[..]);
-        let cleared = || {
-            challenger.is_some_and(|c| {
-                // `is_cleared` reads the head only; a body-less copy of it is enough.
-                let mut parts = Request::new(()).into_parts().0;
-                parts.method = request.method().clone();
-                parts.uri = request.uri().clone();
-                parts.version = request.version();
-                parts.headers = headers.clone();
-                c.is_cleared(&parts, client, SystemTime::now())
-            })
-        };
+        let cleared = || challenger.is_some_and(|c| c.is_cleared(request, client, SystemTime::now()));
         let priority = if has_cookie(headers, names) {
             // A session outranks a clearance only when it is there: check the cheap one first.
             if cleared() { Priority::Cleared } else { Priority::Session }
@@ -251,17 +243,17 @@ impl Protection {
         } else {
             Priority::Anonymous
         };
-        let cacheable = cache::request_is_cacheable(request.method(), headers);
-        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let cacheable = cache::request_is_cacheable(&request.method, headers);
+        let path_and_query = request.uri.path_and_query().map_or("/", |p| p.as_str());
         RequestContext {
             upstream,
             priority,
             key: cacheable.then(|| cache::key(host, path_and_query)),
-            head: request.method() == Method::HEAD,
+            head: request.method == Method::HEAD,
             headers: if cacheable { headers.clone() } else { HeaderMap::new() },
-            path: request.uri().path().to_owned(),
+            path: request.uri.path().to_owned(),
             internal,
-            has_body: !request.body().is_end_stream(),
+            has_body,
         }
     }
 
@@ -511,10 +503,10 @@ mod tests {
             for (name, value) in headers {
                 builder = builder.header(*name, *value);
             }
-            builder.body(http_body_util::Empty::<Bytes>::new()).unwrap()
+            builder.body(()).unwrap().into_parts().0
         };
-        let class = |r: &Request<http_body_util::Empty<Bytes>>, c: Option<&dyn Challenger>| {
-            protection.context(0, r, Some("www.example"), client, c, false).priority
+        let class = |r: &http::request::Parts, c: Option<&dyn Challenger>| {
+            protection.context(0, r, false, Some("www.example"), client, c, false).priority
         };
         let anonymous = request(&[], Method::GET);
         assert_eq!(class(&anonymous, Some(&challenger)), Priority::Anonymous);
@@ -525,10 +517,10 @@ mod tests {
         assert_eq!(class(&cleared, None), Priority::Anonymous);
         let both = request(&[("x-cleared", "yes"), ("cookie", "sessionid=1")], Method::GET);
         assert_eq!(class(&both, Some(&challenger)), Priority::Cleared);
-        let context = protection.context(0, &anonymous, Some("www.example"), client, None, false);
+        let context = protection.context(0, &anonymous, false, Some("www.example"), client, None, false);
         assert_eq!(context.key.as_deref(), Some("www.example\u{0}/a?b=1"));
         let post = request(&[], Method::POST);
-        assert!(protection.context(0, &post, None, client, None, false).key.is_none());
+        assert!(protection.context(0, &post, false, None, client, None, false).key.is_none());
     }
 
     #[test]
