@@ -133,4 +133,23 @@ fn rules_lists_what_the_shield_wrote() {
     let output = rampart(&["shield", "rules", "--data", data, "--json"]);
     let parsed: RulesSnapshot = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(parsed, snapshot);
+
+    // A shield restarted 3 s later takes the rule over and says so.
+    let mut again = FloodEngine::new(FloodConfig::default());
+    again.restore_rules(
+        snapshot.active.clone(),
+        snapshot.recent.clone(),
+        snapshot.written_ms,
+        start + 63_000,
+    );
+    let restored = RulesSnapshot::new(
+        again.active_rules().cloned().collect(),
+        again.recent_rules().cloned().collect(),
+        again.stats(),
+        start + 63_000,
+    );
+    assert_eq!(restored.active.len(), 1);
+    persist::write_rules(dir.path(), &restored).unwrap();
+    let said = text(&rampart(&["shield", "rules", "--data", data]));
+    assert!(said.contains("kept across a restart of the shield") && said.contains("FloodBot/1.0"), "{said}");
 }
