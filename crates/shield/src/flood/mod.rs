@@ -460,6 +460,23 @@ impl FloodDefense {
         persist::write_baseline(dir, &snapshot)
     }
 
+    /// Mine the queued jobs now, on this thread, while no [`FloodDefense::run`] took the queue
+    /// (tests drive the defense in simulated time without a runtime).
+    #[cfg(test)]
+    pub(crate) fn mine_queued(&self) {
+        let mut miner = self.miner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(jobs) = miner.as_mut() else { return };
+        while let Ok(job) = jobs.try_recv() {
+            let mined = job.run();
+            let events = {
+                let mut engine = self.lock();
+                engine.apply_mined(mined);
+                engine.take_events()
+            };
+            self.emit(events);
+        }
+    }
+
     /// Run the mining jobs requests hand out, one at a time on a blocking thread, applying each
     /// result under the lock.
     async fn mine_jobs(self: Arc<Self>, mut jobs: tokio::sync::mpsc::Receiver<MiningJob>) {

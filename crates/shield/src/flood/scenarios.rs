@@ -434,6 +434,8 @@ fn drive(
             };
             let now = UNIX_EPOCH + Duration::from_millis(now_ms);
             let verdict = defense.check("web", None, &request_view(&req, &fingerprints), now);
+            // The miner's thread would take a queued job within milliseconds.
+            defense.mine_queued();
             if is_flood {
                 verdicts.push(verdict);
             }
