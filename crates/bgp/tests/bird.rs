@@ -308,7 +308,11 @@ fn bird_validates_flowspec_when_the_unicast_route_is_present() {
             "BGP.large_community: (64512, 1, 2)".into(),
         ],
     );
-    bird.wait_for(&want, "the covered rule valid, the uncovered one not", Duration::from_secs(15));
+    bird.wait_for(
+        &want,
+        "the covered rule valid, the uncovered one not",
+        Duration::from_secs(SESSION_UP_SECS),
+    );
     // Without the unicast route the rule is no longer valid.
     speaker.withdraw(DecisionId(1));
     want.remove("203.0.113.0/24 unreachable");
@@ -331,7 +335,7 @@ fn bird_restart_gets_the_routes_back() {
     let all: Vec<u64> = (1..=8).collect();
     bird.wait_for(&expected(&all), "fixture in BIRD", Duration::from_secs(SESSION_UP_SECS));
     bird.restart();
-    bird.wait_for(&expected(&all), "routes back after BIRD restarted", Duration::from_secs(15));
+    bird.wait_for(&expected(&all), "routes back after BIRD restarted", Duration::from_secs(SESSION_UP_SECS));
 }
 
 #[test]
@@ -354,7 +358,7 @@ fn speaker_killed_and_restarted_leaves_exactly_the_active_set() {
         || ChildGuard::spawn("speaker", Command::new(speaker_example()).arg(&config).arg(&decisions_path));
     write(&[1, 2, 3, 4]);
     let mut first = start();
-    bird.wait_for(&expected(&[1, 2, 3, 4]), "first speaker's routes", Duration::from_secs(15));
+    bird.wait_for(&expected(&[1, 2, 3, 4]), "first speaker's routes", Duration::from_secs(SESSION_UP_SECS));
     first.kill();
     // While Rampart is down, graceful restart keeps its routes at the router.
     std::thread::sleep(Duration::from_millis(500));
@@ -423,7 +427,7 @@ fn a_full_budget_keeps_the_first_decisions_and_reports_the_rest() {
     let f = fixture();
     // Priority order: 5, then 1, then 2 (refused: the budget holds two rules).
     speaker.set_active(&[f[4].clone(), f[0].clone(), f[1].clone()]);
-    bird.wait_for(&expected(&[5, 1]), "the first two decisions", Duration::from_secs(15));
+    bird.wait_for(&expected(&[5, 1]), "the first two decisions", Duration::from_secs(SESSION_UP_SECS));
     let status = &speaker.status()[0];
     assert!(status.refused_total >= 1, "refusals are counted");
     assert_eq!(status.last_refused.len(), 1);
@@ -486,7 +490,7 @@ fn bird_accepts_a_rule_in_the_two_byte_length_form() {
     rule.encode(&mut wire).unwrap();
     assert!(wire[0] >= 0xf0 && wire.len() > 240, "two-byte length form, {} bytes", wire.len());
     speaker.set_active(&[d]);
-    let header = wait_until(Duration::from_secs(15), "the long rule in BIRD", || {
+    let header = wait_until(Duration::from_secs(SESSION_UP_SECS), "the long rule in BIRD", || {
         let routes = bird.routes()?;
         routes
             .keys()
