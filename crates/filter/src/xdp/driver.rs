@@ -207,8 +207,26 @@ impl XdpFilter {
         };
         if reused {
             filter.restore()?;
+        } else {
+            filter.install_empty()?;
         }
         Ok(filter)
+    }
+
+    /// Puts an empty generation of source tables in place at load, known to be empty, so the
+    /// first decisions go into it in place instead of waiting for a new generation's maps to
+    /// be created (a first reconcile that changes most of nothing, a large set, still swaps).
+    fn install_empty(&mut self) -> Result<(), XdpError> {
+        let slot = (swap::read_gen(&self.object)? + 1) % swap::GENS;
+        let fresh = Generation::create(&self.options.capacity, slot)?;
+        swap::install(&self.object, &fresh)?;
+        self.live = Some(fresh);
+        self.written.src = SourceWritten {
+            dir: Some(Dir248::build(&[], self.options.capacity.v4_groups as usize, None)?),
+            ..SourceWritten::empty()
+        };
+        self.last_plan = Some(FilterPlan::default());
+        Ok(())
     }
 
     /// Reads back what pinned maps hold: which decision owns which rule slot and signature
