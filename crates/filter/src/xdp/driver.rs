@@ -6,20 +6,20 @@ use std::collections::BTreeSet;
 use foldhash::HashMap;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
-use libbpf_rs::{Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, ProgramInput, Xdp, XdpFlags};
+use libbpf_rs::{Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramInput, Xdp, XdpFlags};
 use rampart_contract::DecisionId;
 use rampart_contract::EventTime;
 
 use super::ids::{RuleKey, SlotIds};
 use super::maps::{BATCH, bpf_error, delete_all, update_all, zero_percpu};
 use super::status::{attached_here, interface_index, program_name};
-use super::swap::{self, Generation, TABLES};
+use super::swap::{Generation, TABLES};
 use super::syncookies::{set_rodata_u32, syncookie_helpers};
 use super::time::boot_deadline;
-use super::{Options, ReconcileReport, SwapTimes, XdpError};
+use super::{Options, ReconcileReport, XdpError};
 use crate::dir248::{BLOCKS, Dir248};
 use crate::layout::{
     self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
@@ -39,6 +39,8 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 mod delta;
 #[path = "readback.rs"]
 mod readback;
+#[path = "sources.rs"]
+mod sources;
 #[path = "testrun.rs"]
 mod testrun;
 #[path = "v6.rs"]
@@ -207,6 +209,8 @@ impl XdpFilter {
         };
         if reused {
             filter.restore()?;
+        } else {
+            filter.install_empty()?;
         }
         Ok(filter)
     }
@@ -510,59 +514,6 @@ impl XdpFilter {
         Ok(())
     }
 
-    /// Brings the live source tables to `hosts`, `v4` and `plan`'s IPv6 prefixes in place.
-    fn write_sources(
-        &mut self,
-        hosts: &HashMap<[u8; 4], u32>,
-        v4: &[Ipv4Rule],
-        plan: &FilterPlan,
-        report: &mut ReconcileReport,
-    ) -> Result<(), XdpError> {
-        report.elements_written += self.sync_hosts(hosts)?;
-        if self.written.src.dir.is_none() || self.written.src.tbl24_unknown || v4 != self.written.src.v4_input
-        {
-            self.write_v4(v4, report)?;
-        }
-        self.write_v6(plan, report)
-    }
-
-    /// Fills a new generation of source tables off to the side with the same writes (into
-    /// empty maps), then makes it live and releases the old one. On a failure the live
-    /// generation is left as it was, still dropping.
-    fn swap_sources(
-        &mut self,
-        hosts: &HashMap<[u8; 4], u32>,
-        v4: &[Ipv4Rule],
-        plan: &FilterPlan,
-        report: &mut ReconcileReport,
-    ) -> Result<(), XdpError> {
-        let started = Instant::now();
-        let slot = (swap::read_gen(&self.object)? + 1) % swap::GENS;
-        let fresh = Generation::create(&self.options.capacity, slot)?;
-        let old_live = self.live.replace(fresh);
-        let old_written = std::mem::replace(&mut self.written.src, SourceWritten::empty());
-        let filled = self.write_sources(hosts, v4, plan, report);
-        let fill = started.elapsed();
-        let installed = filled.and_then(|()| match &self.live {
-            Some(new) => swap::install(&self.object, new),
-            None => Ok(SwapTimes::default()),
-        });
-        match installed {
-            Ok(times) => {
-                // The old generation's handles close here, after its slots were deleted.
-                let closing = Instant::now();
-                drop(old_live);
-                report.swap = Some(SwapTimes { fill, release: times.release + closing.elapsed(), ..times });
-                Ok(())
-            }
-            Err(e) => {
-                self.live = old_live;
-                self.written.src = old_written;
-                Err(e)
-            }
-        }
-    }
-
     /// Whether the IPv4 table's image is what the maps hold (a delta can apply to it).
     fn v4_table_known(&self) -> bool {
         self.written.src.dir.is_some() && !self.written.src.tbl24_unknown
@@ -744,27 +695,6 @@ impl XdpFilter {
     /// why not.
     pub fn syn_cookies(&self) -> Result<(), &'static str> {
         self.syn_cookies
-    }
-}
-
-impl XdpFilter {
-    /// Map `name` as a handle of its own: a source table's inner map of the live generation,
-    /// or one of the object's maps.
-    fn map_named(&self, name: &str) -> Result<MapHandle, XdpError> {
-        if let Some(t) = TABLES.iter().find(|t| t.name() == name) {
-            let live = self.live.as_ref().ok_or_else(|| XdpError::Bpf {
-                what: format!("map {name}"),
-                source: "no source tables in place yet".into(),
-            })?;
-            return MapHandle::try_from(live.map(*t)).map_err(bpf_error(format!("map {name}")));
-        }
-        MapHandle::try_from(&find_map(&self.object, name)?).map_err(bpf_error(format!("map {name}")))
-    }
-
-    /// The slot and the kernel's map ids of the live generation of source tables (`None`:
-    /// none in place yet).
-    pub fn source_generation(&self) -> Option<(u32, Vec<u32>)> {
-        self.live.as_ref().map(|g| (g.slot, g.ids()))
     }
 }
 

@@ -162,10 +162,14 @@ pub fn install(object: &Object, new: &Generation) -> Result<SwapTimes, XdpError>
     let t = Instant::now();
     let other = ((new.slot + 1) % GENS).to_ne_bytes();
     for tbl in TABLES {
-        let outer = find_map(object, tbl.name())?;
+        // Past the flip `new` is live whatever happens here: a slot that cannot be deleted
+        // keeps its old map until the next swap replaces it (an update of the slot), so
+        // this is best effort and never an error that would have the caller think the old
+        // generation is still the live one.
+        let Ok(outer) = find_map(object, tbl.name()) else { continue };
         // Empty already when the old generation was never installed there.
         if outer.lookup(&other, MapFlags::ANY).ok().flatten().is_some() {
-            outer.delete(&other).map_err(bpf_error(format!("releasing the old {} table", tbl.name())))?;
+            let _ = outer.delete(&other);
         }
     }
     Ok(SwapTimes { flip, release: t.elapsed(), ..SwapTimes::default() })
