@@ -7,7 +7,7 @@ use foldhash::HashSet;
 use ipnet::{IpNet, Ipv4Net};
 use rampart_contract::EventTime;
 
-use super::XdpFilter;
+use super::{Ipv4Rule, XdpFilter};
 use crate::layout::RuleValue;
 use crate::plan::{FilterPlan, PrefixRule};
 use crate::xdp::ids::RuleKey;
@@ -187,4 +187,36 @@ impl XdpFilter {
         self.release_rules(&assignment.released, &mut report)?;
         Ok(Delta::Applied(report))
     }
+}
+
+/// What changed from `old` to `new` (both sorted by prefix, each prefix once): prefixes gone,
+/// and prefixes new or with another rule.
+pub(super) fn sorted_diff(old: &[Ipv4Rule], new: &[Ipv4Rule]) -> (Vec<Ipv4Net>, Vec<Ipv4Rule>) {
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    added.push(*b);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                removed.push(a.0);
+                i += 1;
+            }
+            (Some(a), None) => {
+                removed.push(a.0);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                added.push(*b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (removed, added)
 }

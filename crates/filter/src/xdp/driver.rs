@@ -27,7 +27,7 @@ use crate::layout::{
 use crate::plan::{FilterPlan, RuleAction, SynMode};
 
 /// An IPv4 prefix and its rule slot.
-type Ipv4Rule = (Ipv4Net, u32);
+pub(super) type Ipv4Rule = (Ipv4Net, u32);
 
 /// The compiled program (built by build.rs with clang).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rampart.bpf.o"));
@@ -37,6 +37,7 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 
 #[path = "delta.rs"]
 mod delta;
+use delta::sorted_diff;
 #[path = "readback.rs"]
 mod readback;
 #[path = "sources.rs"]
@@ -773,36 +774,4 @@ impl AsBytes for [u8; DST_ENTRY_SIZE] {
     fn as_bytes(&self) -> Vec<u8> {
         self.to_vec()
     }
-}
-
-/// What changed from `old` to `new` (both sorted by prefix, each prefix once): prefixes gone,
-/// and prefixes new or with another rule.
-fn sorted_diff(old: &[Ipv4Rule], new: &[Ipv4Rule]) -> (Vec<Ipv4Net>, Vec<Ipv4Rule>) {
-    let (mut removed, mut added) = (Vec::new(), Vec::new());
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() || j < new.len() {
-        match (old.get(i), new.get(j)) {
-            (Some(a), Some(b)) if a.0 == b.0 => {
-                if a.1 != b.1 {
-                    added.push(*b);
-                }
-                i += 1;
-                j += 1;
-            }
-            (Some(a), Some(b)) if a.0 < b.0 => {
-                removed.push(a.0);
-                i += 1;
-            }
-            (Some(a), None) => {
-                removed.push(a.0);
-                i += 1;
-            }
-            (_, Some(b)) => {
-                added.push(*b);
-                j += 1;
-            }
-            (None, None) => break,
-        }
-    }
-    (removed, added)
 }
