@@ -289,14 +289,8 @@ fn pinned_maps_keep_rules_and_counters_across_loaders() {
         support::skip("pinning needs root");
         return;
     }
-    struct Unpin(PathBuf);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
     let dir = PathBuf::from(format!("/sys/fs/bpf/rampart-test-{}-pin", std::process::id()));
-    let _unpin = Unpin(dir.clone());
+    let _unpin = support::Unpin(dir.clone());
     let now = wall_now();
     let ds = vec![
         decision(11, prefix("198.51.100.0/24"), Action::Discard, now, 60_000),

@@ -193,14 +193,8 @@ fn a_restarted_loader_finds_the_swapped_generation_and_replaces_it() {
         support::skip("pinning needs root");
         return;
     }
-    struct Unpin(PathBuf);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
     let dir = PathBuf::from(format!("/sys/fs/bpf/rampart-test-{}-swap", std::process::id()));
-    let _unpin = Unpin(dir.clone());
+    let _unpin = support::Unpin(dir.clone());
     let now = wall_now();
     let ds = bans(1, &["198.51.100.0/24", "198.51.100.129/32", "2001:db8:7::/48"], now);
     let frames = [

@@ -160,3 +160,12 @@ pub fn checksum(b: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+/// A bpffs pin directory of a test's own, removed when the test ends, passed or not.
+pub struct Unpin(pub std::path::PathBuf);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
