@@ -70,6 +70,11 @@ enum Command {
     Shield(shield::ShieldArgs),
 }
 
+/// mimalloc instead of glibc malloc: the shield allocates per request (header maps, buffers),
+/// and glibc's malloc and free were ~11 % of the proxy's CPU at full load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

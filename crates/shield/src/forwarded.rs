@@ -86,60 +86,104 @@ pub fn set_forwarding_headers(
     let peer = canonical(peer);
     let keep = trusted(peer, proxies);
     let proto = if https { "https" } else { "http" };
-    let prior_xff: Vec<String> = if keep {
-        headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect()
-    } else {
-        Vec::new()
-    };
-    let prior_forwarded: Vec<String> = if keep {
-        headers
-            .get_all(http::header::FORWARDED)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut xff = prior_xff.join(", ");
+    // Built in place, without `format!`: this runs on every request.
+    let mut address = String::with_capacity(40);
+    push_address(&mut address, peer);
+    let mut xff = String::with_capacity(64);
+    let mut forwarded = String::with_capacity(96);
+    if keep {
+        join_values(&mut xff, headers.get_all(&X_FORWARDED_FOR));
+        join_values(&mut forwarded, headers.get_all(http::header::FORWARDED));
+    }
     if !xff.is_empty() {
         xff.push_str(", ");
     }
-    xff.push_str(&peer.to_string());
-    let node = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
-        element.push_str(&format!(";host=\"{host}\""));
-    }
-    let mut forwarded = prior_forwarded.join(", ");
+    xff.push_str(&address);
     if !forwarded.is_empty() {
         forwarded.push_str(", ");
     }
-    forwarded.push_str(&element);
-    headers.remove(&X_FORWARDED_FOR);
-    headers.remove(http::header::FORWARDED);
-    if !keep {
-        headers.remove(&X_FORWARDED_PROTO);
-        headers.remove(&X_FORWARDED_HOST);
+    forwarded.push_str("for=");
+    if peer.is_ipv6() {
+        forwarded.push_str("\"[");
+        forwarded.push_str(&address);
+        forwarded.push_str("]\"");
+    } else {
+        forwarded.push_str(&address);
     }
+    forwarded.push_str(";proto=");
+    forwarded.push_str(proto);
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(host);
+        forwarded.push('"');
+    }
+    // `insert` replaces every earlier value; a value that cannot be a header (it always can:
+    // addresses and visible ASCII) removes the field rather than keep the client's.
     for (name, value) in [(&X_FORWARDED_FOR, xff), (&http::header::FORWARDED, forwarded)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name.clone(), value);
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+            Ok(value) => {
+                headers.insert(name.clone(), value);
+            }
+            Err(_) => {
+                headers.remove(name);
+            }
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(
-            X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(if https { "https" } else { "http" }),
-        );
+    let host_value = host.and_then(|h| HeaderValue::from_str(h).ok());
+    if keep {
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        }
+        if let Some(value) = host_value
+            && !headers.contains_key(&X_FORWARDED_HOST)
+        {
+            headers.insert(X_FORWARDED_HOST.clone(), value);
+        }
+    } else {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        match host_value {
+            Some(value) => {
+                headers.insert(X_FORWARDED_HOST.clone(), value);
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
     }
-    if let Some(host) = host
-        && !headers.contains_key(&X_FORWARDED_HOST)
-        && let Ok(value) = HeaderValue::from_str(host)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), value);
+}
+
+/// The text values of one field, joined by ", " (values that are not text are left out).
+fn join_values<'a>(out: &mut String, values: impl IntoIterator<Item = &'a HeaderValue>) {
+    for value in values.into_iter().filter_map(|v| v.to_str().ok()) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(value);
+    }
+}
+
+/// `address` as text: IPv4 dotted decimal without the formatting machinery, IPv6 as
+/// `Display` writes it.
+fn push_address(out: &mut String, address: IpAddr) {
+    match address {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -191,6 +235,18 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_FOR], "198.51.100.1, 10.0.0.2");
         set_forwarding_headers(&mut h, "2001:db8::1".parse().unwrap(), &[], false, None);
         assert_eq!(h[http::header::FORWARDED], "for=\"[2001:db8::1]\";proto=http");
+    }
+
+    proptest! {
+        /// The hand-written address text is what `Display` writes.
+        #[test]
+        fn address_text_matches_display(v4 in any::<u32>(), v6 in any::<u128>()) {
+            for address in [IpAddr::from(std::net::Ipv4Addr::from(v4)), IpAddr::from(std::net::Ipv6Addr::from(v6))] {
+                let mut text = String::new();
+                push_address(&mut text, address);
+                prop_assert_eq!(text, address.to_string());
+            }
+        }
     }
 
     proptest! {

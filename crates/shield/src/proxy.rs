@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -161,30 +162,60 @@ impl Drop for InFlight {
 
 /// Headers that describe one hop and never travel through a proxy (RFC 9110 7.6.1), besides
 /// those the `Connection` header names.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-];
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authorization"
+    )
+}
+
+/// `Keep-Alive` and `Proxy-Connection`, which `http` has no constants for.
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Remove hop-by-hop headers (and those listed in `Connection`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
+    // Most requests carry none: one pass over the names (a `Connection` header is one of
+    // them) instead of a lookup per name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    // What `Connection` lists besides its usual `close` and `keep-alive` (no allocation for
+    // those, which is nearly every message).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(text) = value.to_str() else { continue };
+        for token in text.split(',').map(str::trim) {
+            if token.is_empty() || token.eq_ignore_ascii_case("close") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && !is_hop_by_hop(&name)
+            {
+                named.push(name);
+            }
+        }
+    }
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+        &header::PROXY_AUTHORIZATION,
+    ] {
         headers.remove(name);
     }
 }
@@ -431,15 +462,22 @@ async fn route_request(
             return challenge_answer(challenger.challenge(&parts, client, now));
         }
     }
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let Ok(uri) = format!("{}://{}{}", pool.scheme, server.authority, path_and_query).parse::<Uri>() else {
+    // The origin's URI from parts parsed once (no text formatted and parsed again).
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(pool.uri_scheme.clone());
+    target.authority = server.uri_authority.clone();
+    target.path_and_query =
+        Some(parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    let Ok(uri) = Uri::from_parts(target) else {
         return refuse(shared, Reason::SuspiciousPath, StatusCode::BAD_REQUEST, "bad request target\n");
     };
-    let original_host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+    // The Host the client asked for: the target's authority (HTTP/2, absolute form) is set as
+    // the origin's Host; a Host header alone stays as it came.
+    let authority_host = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let original_host = match &authority_host {
+        Some(value) => Some(value.clone()),
+        None => parts.headers.get(header::HOST).cloned(),
+    };
     strip_hop_by_hop(&mut parts.headers);
     if websocket {
         crate::tunnel::set_upgrade_headers(&mut parts.headers);
@@ -449,10 +487,10 @@ async fn route_request(
         peer,
         &shared.config.trusted_proxies,
         conn.tls,
-        original_host.as_deref(),
+        original_host.as_ref().and_then(|h| h.to_str().ok()),
     );
     crate::fingerprint::set_headers(&mut parts.headers, &conn.fingerprints);
-    if let Some(host) = original_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(host) = authority_host {
         parts.headers.insert(header::HOST, host);
     }
     parts.uri = uri;
@@ -551,6 +589,38 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::ACCEPT));
+    }
+
+    proptest::proptest! {
+        /// Whatever the headers and whatever `Connection` lists: every hop-by-hop header and
+        /// every listed one goes, every other stays.
+        #[test]
+        fn hop_by_hop_strip_keeps_exactly_the_end_to_end_headers(
+            present in proptest::collection::vec(0usize..12, 0..12),
+            listed in proptest::collection::vec(0usize..12, 0..4),
+        ) {
+            let names = [
+                "connection", "keep-alive", "te", "trailer", "upgrade", "transfer-encoding",
+                "proxy-connection", "proxy-authorization", "accept", "x-secret", "cookie", "host",
+            ];
+            let mut h = HeaderMap::new();
+            for i in &present {
+                if names[*i] != "connection" {
+                    h.append(names[*i], HeaderValue::from_static("v"));
+                }
+            }
+            let list: Vec<&str> = listed.iter().map(|i| names[*i]).chain(["close"]).collect();
+            if present.contains(&0) || !listed.is_empty() {
+                h.insert(header::CONNECTION, HeaderValue::from_str(&list.join(", ")).unwrap());
+            }
+            let before = h.clone();
+            strip_hop_by_hop(&mut h);
+            for (name, _) in &before {
+                let hop = is_hop_by_hop(name)
+                    || (before.contains_key(header::CONNECTION) && list.contains(&name.as_str()));
+                proptest::prop_assert_eq!(h.contains_key(name), !hop, "{}", name);
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::metrics::{Metrics, ServerLabel};
 pub struct Server {
     /// `host:port`.
     pub authority: String,
+    /// The same, parsed once for the requests' URIs (`None` if it is not a URI authority:
+    /// such a server's requests are refused as bad targets).
+    pub uri_authority: Option<http::uri::Authority>,
     healthy: AtomicBool,
     /// Consecutive check results in the direction opposite to the current state.
     streak: AtomicU32,
@@ -28,6 +31,8 @@ pub struct Pool {
     pub name: String,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// The same as a URI scheme.
+    pub uri_scheme: http::uri::Scheme,
     /// Its servers.
     pub servers: Vec<Server>,
     health_check: Option<HealthCheck>,
@@ -42,12 +47,18 @@ impl Pool {
         Pool {
             name: upstream.name.clone(),
             scheme: if upstream.tls.is_some() { "https" } else { "http" },
+            uri_scheme: if upstream.tls.is_some() {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
             connector: crate::origin::client::connector(upstream),
             servers: upstream
                 .servers
                 .iter()
                 .map(|a| Server {
                     authority: a.clone(),
+                    uri_authority: a.parse().ok(),
                     healthy: AtomicBool::new(true),
                     streak: AtomicU32::new(0),
                 })

@@ -205,6 +205,10 @@ struct Slot {
     cost: usize,
 }
 
+/// How old a kept copy gets before an answer replaces it: a copy served in place of the
+/// origin is at most this much older than the origin's latest answer.
+pub const REFRESH: Duration = Duration::from_secs(1);
+
 /// The kept answers, bounded in memory, least recently used out first.
 #[derive(Debug)]
 pub struct StaleCache {
@@ -260,6 +264,13 @@ impl StaleCache {
         self.order.insert(self.tick, key.clone());
         self.bytes += cost;
         self.slots.insert(key, Slot { stored, stored_at: now, used_at: self.tick, cost });
+    }
+
+    /// Whether an answer under `key` at `now` should be copied: there is no copy yet, or the
+    /// one kept is older than [`REFRESH`]. A hot page answered thousands of times a second
+    /// is copied about once a second instead of on every answer.
+    pub fn wants_copy(&self, key: &str, now: Duration) -> bool {
+        self.slots.get(key).is_none_or(|slot| now.saturating_sub(slot.stored_at) >= REFRESH)
     }
 
     /// Forget the copy under `key`.

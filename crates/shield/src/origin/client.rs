@@ -8,9 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::body::GuardedBody;
@@ -20,7 +18,7 @@ use crate::config::{Upstream, UpstreamTls};
 pub type OriginConnector = HttpsConnector<HttpConnector>;
 
 /// The client requests go to an upstream with.
-pub type OriginClient = Client<OriginConnector, GuardedBody>;
+pub type OriginClient = super::pool::OriginClient<GuardedBody>;
 
 /// The system's trust store, read once (it is a few hundred files).
 fn system_roots() -> Arc<RootCertStore> {
@@ -65,6 +63,8 @@ pub fn tls_config(tls: &UpstreamTls) -> ClientConfig {
 pub fn connector(upstream: &Upstream) -> OriginConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
+    // Requests and answers are whole messages written at once; Nagle would only delay them.
+    http.set_nodelay(true);
     let tls = upstream.tls.as_ref();
     let config = tls.map_or_else(|| with_roots(Arc::new(RootCertStore::empty())), tls_config);
     let builder = HttpsConnectorBuilder::new().with_tls_config(config).https_or_http();
@@ -77,18 +77,13 @@ pub fn connector(upstream: &Upstream) -> OriginConnector {
 
 /// The client of `upstream`, pooling kept-alive connections (`B`: [`GuardedBody`] in the
 /// proxy).
-pub fn client<B>(upstream: &Upstream) -> Client<OriginConnector, B>
+pub fn client<B>(upstream: &Upstream) -> super::pool::OriginClient<B>
 where
     B: hyper::body::Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector(upstream))
+    super::pool::OriginClient::new(connector(upstream))
 }
 
 /// Every message in `error`'s chain, outermost first (hyper's own says only "client error

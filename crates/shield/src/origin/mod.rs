@@ -11,6 +11,7 @@ pub mod cache;
 pub mod client;
 pub mod guard;
 pub mod limit;
+pub mod pool;
 pub mod queue;
 pub mod snapshot;
 pub mod threat;
@@ -154,7 +155,7 @@ pub enum Forwarded {
     /// The origin did not answer within its timeout.
     Timeout,
     /// The request could not be sent or the origin's answer failed.
-    Failed(hyper_util::client::legacy::Error),
+    Failed(pool::OriginError),
 }
 
 fn has_cookie(headers: &HeaderMap, names: &[String]) -> bool {
@@ -352,7 +353,13 @@ impl Protection {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let tee = match (&protected.cache, &context.key) {
-            (Some(cache), Some(key)) if !context.head => {
+            (Some(cache), Some(key))
+                if !context.head
+                    && cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .wants_copy(key, self.epoch.elapsed()) =>
+            {
                 cache::storable(&context.headers, parts.status, &parts.headers).and_then(|policy| {
                     let max = protected.settings.cache.map_or(0, |c| c.max_entry_bytes);
                     // Known too big from its length: do not even start the copy.
