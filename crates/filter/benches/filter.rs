@@ -221,6 +221,9 @@ mod bench {
             }
         };
         println!("loaded the program and allocated maps in {:.2} s", started.elapsed().as_secs_f64());
+        if std::env::var_os("FILTER_PROBE_MAPS").is_some() {
+            return probe_maps(&filter, &capacity);
+        }
         let boot = boot_now_ns().unwrap_or(1);
         let t = Instant::now();
         let report = match filter.reconcile(&plan, now, boot) {
@@ -439,6 +442,36 @@ mod bench {
         );
         if let Some(c) = watch {
             c.finish("the LPM fill, free and after (8 s)");
+        }
+    }
+
+    /// Creates and frees each source table's inner map alone, 0.4 s apart, while the watcher
+    /// process runs, printing when each step began and ended (CLOCK_MONOTONIC) so the
+    /// watcher's long gaps can be matched to one of them.
+    fn probe_maps(filter: &XdpFilter, caps: &Capacity) {
+        use rampart_filter::xdp::swap::TABLES;
+        let prog =
+            filter.test_runner().and_then(|r| r.program_id()).unwrap_or_else(|e| panic!("program id: {e}"));
+        let probe = frame(IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1)));
+        let watch = stall::Child::start(prog, 2.0 + TABLES.len() as f64 * 0.9, &probe);
+        let step = |what: &str, f: &mut dyn FnMut()| {
+            let (a, t) = (stall::monotonic(), Instant::now());
+            f();
+            println!(
+                "  {what:<40} {:>9.3} ms, monotonic {:.3}..{:.3} s",
+                t.elapsed().as_secs_f64() * 1e3,
+                a.as_secs_f64(),
+                stall::monotonic().as_secs_f64()
+            );
+            std::thread::sleep(Duration::from_millis(400));
+        };
+        for t in TABLES {
+            let mut map = None;
+            step(&format!("create {}", t.name()), &mut || map = Some(t.create(caps)));
+            step(&format!("close {}", t.name()), &mut || drop(map.take()));
+        }
+        if let Some(c) = watch {
+            c.finish("map probe");
         }
     }
 
