@@ -61,6 +61,8 @@ struct Written {
     rules: HashMap<u32, RuleValue>,
     /// The live generation's source tables.
     src: SourceWritten,
+    /// The standby generation's (what the next full reload finds there).
+    standby: SourceWritten,
     dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
     dst_lengths: [BTreeSet<u8>; 2],
     sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
@@ -69,6 +71,9 @@ struct Written {
 /// What the source tables of one generation hold.
 #[derive(Default)]
 struct SourceWritten {
+    /// What the maps hold is not known (found pinned, or a write to them failed): read back
+    /// before the generation is filled by a full reload, never changed in place.
+    unknown: bool,
     dir: Option<Dir248>,
     /// The IPv4 prefixes `dir` was built from (an unchanged list skips the rebuild).
     v4_input: Vec<(Ipv4Net, u32)>,
@@ -93,6 +98,11 @@ impl SourceWritten {
             ..SourceWritten::default()
         }
     }
+
+    /// What maps of unknown content hold.
+    fn unknown() -> Self {
+        SourceWritten { unknown: true, tbl24_unknown: true, ..SourceWritten::default() }
+    }
 }
 
 /// A loaded XDP filter.
@@ -102,9 +112,10 @@ pub struct XdpFilter {
     rule_ids: SlotIds<RuleKey>,
     sig_ids: SlotIds<DecisionId>,
     written: Written,
-    /// The live generation of the source tables (`None` before the first reconcile, or when
-    /// the pinned outer maps held none).
-    live: Option<Generation>,
+    /// The live generation of the source tables, and the standby one (both for as long as
+    /// the filter runs: a full reload fills the standby and flips them).
+    live: Generation,
+    standby: Generation,
     cpus: usize,
     /// The plan last written in full or by a delta (`None` after a failure: the next
     /// reconcile is a full one).
@@ -182,6 +193,7 @@ impl XdpFilter {
              `rampart filter detach --purge` removes them)",
         ))?;
         drop(templates);
+        let (live, standby) = sources::generations(&object, &caps)?;
         if let Some(dir) = &options.pin_dir {
             for mut prog in object.progs_mut() {
                 if prog.name() != PROGRAM {
@@ -206,12 +218,13 @@ impl XdpFilter {
             last_plan: None,
             syn_cookies,
             cookie_fallback: None,
-            live: None,
+            live,
+            standby,
         };
         if reused {
             filter.restore()?;
         } else {
-            filter.install_empty()?;
+            filter.start_empty()?;
         }
         Ok(filter)
     }
@@ -256,16 +269,17 @@ impl XdpFilter {
             }
         }
         self.sig_ids.finish_restore();
-        // The source tables keep dropping as they are; the first reconcile replaces them with
-        // a new generation (their content is not read back), then frees these.
-        self.live = Generation::open_live(&self.object)?;
+        // The source tables keep dropping as they are; the first reconcile fills the standby
+        // generation (read back first: an interrupted reload may have left entries in it)
+        // and flips to it.
+        self.written.src = SourceWritten::unknown();
+        self.written.standby = SourceWritten::unknown();
         for key in find_map(&self.object, "dsts")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
             let family = usize::from(k[0] == 6);
             self.written.dsts[family].insert(k, [0xff; DST_ENTRY_SIZE]);
             self.written.dst_lengths[family].insert(k[1]);
         }
-        self.written.src.tbl24_unknown = true;
         Ok(())
     }
 
@@ -341,10 +355,25 @@ impl XdpFilter {
         boot_now_ns: u64,
         force_swap: bool,
     ) -> Result<ReconcileReport, XdpError> {
+        let result = self.reconcile_plan(plan, now, boot_now_ns, force_swap);
+        if result.is_err() {
+            // A write in place may have stopped half way: the live record is no longer sure.
+            self.written.src.unknown = true;
+        }
+        result
+    }
+
+    fn reconcile_plan(
+        &mut self,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+        force_swap: bool,
+    ) -> Result<ReconcileReport, XdpError> {
         let last = self.last_plan.take();
-        // A new generation when the live one is unknown (first reconcile, a restart, a failed
-        // write) or when most of it changes.
-        let mut swap = force_swap || self.live.is_none() || !self.v4_table_known() || last.is_none();
+        // The standby generation filled and flipped when the live one is unknown (a restart, a
+        // failed write) or when most of it changes.
+        let mut swap = force_swap || !self.v4_table_known() || last.is_none();
         if !swap && let Some(mut last) = last {
             match self.source_delta(&last, plan, now, boot_now_ns)? {
                 delta::Delta::Applied(report) => {
@@ -422,7 +451,7 @@ impl XdpFilter {
         if swap {
             self.swap_sources(&hosts, &v4, plan, &mut report)?;
         } else {
-            self.write_sources(&hosts, &v4, plan, &mut report)?;
+            self.write_sources(&hosts, &v4, plan, false, &mut report)?;
         }
 
         // 5. Signatures and SYN guards per destination.
@@ -517,7 +546,7 @@ impl XdpFilter {
 
     /// Whether the IPv4 table's image is what the maps hold (a delta can apply to it).
     fn v4_table_known(&self) -> bool {
-        self.written.src.dir.is_some() && !self.written.src.tbl24_unknown
+        self.written.src.dir.is_some() && !self.written.src.tbl24_unknown && !self.written.src.unknown
     }
 
     /// Applies a delta to the IPv4 table image and writes what changed.
@@ -573,14 +602,20 @@ impl XdpFilter {
         Ok(written)
     }
 
-    /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that
-    /// point at them.
-    fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
+    /// Brings the IPv4 table to `v4` and writes what changed: groups before the /24 slots that
+    /// point at them. `rebuild`: the image built anew and compared with the one held (a full
+    /// reload, where a delta would walk two whole sets' ranges).
+    fn write_v4(
+        &mut self,
+        v4: &[(Ipv4Net, u32)],
+        rebuild: bool,
+        report: &mut ReconcileReport,
+    ) -> Result<(), XdpError> {
         let mut v4 = v4.to_vec();
         v4.sort_unstable_by_key(|(n, _)| *n);
         let (groups, blocks) = match (self.written.src.dir.as_mut(), self.written.src.tbl24_unknown) {
             // A delta: only the ranges of the changed prefixes are recomputed and written.
-            (Some(dir), false) => {
+            (Some(dir), false) if !rebuild => {
                 let (removed, added) = sorted_diff(&self.written.src.v4_input, &v4);
                 let changes = dir.update(&removed, &added)?;
                 (changes.groups, changes.blocks)
