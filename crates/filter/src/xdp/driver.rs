@@ -597,7 +597,9 @@ impl XdpFilter {
         let stale: Vec<Vec<u8>> =
             held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
         let map = self.map_named("v4_hosts")?;
-        let written = update_all(&map, &upserts)? + delete_all(&map, &stale)?;
+        // Stale ones first: a full hash has room for the new ones only then (a standby holding
+        // a whole other set), and a key deleted is never one wanted.
+        let written = delete_all(&map, &stale)? + update_all(&map, &upserts)?;
         self.written.src.v4_hosts = wanted.clone();
         Ok(written)
     }
@@ -676,7 +678,7 @@ impl XdpFilter {
     }
 
     /// Brings a per-length hash (and its lengths entry `lengths_index`) to `wanted`: lengths
-    /// widened first, entries written, stale ones deleted, lengths narrowed.
+    /// widened first, stale entries deleted, the others written, lengths narrowed.
     fn sync_hash<V: Copy + PartialEq + AsBytes>(
         &mut self,
         map: &str,
@@ -707,8 +709,9 @@ impl XdpFilter {
                     .map_err(bpf_error(format!("writing {lengths_map}")))?;
                 written += 1;
             }
-            written += update_all(&hash, &upserts)?;
+            // Stale ones first, as for the hosts: room in a full hash for the new ones.
             written += delete_all(&hash, &stale)?;
+            written += update_all(&hash, &upserts)?;
             if narrow || widen {
                 lengths
                     .update(&index, &layout::lengths(wanted_lengths.iter().copied()), MapFlags::ANY)
