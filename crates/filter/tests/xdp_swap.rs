@@ -246,6 +246,26 @@ fn reloads_reuse_the_same_two_generations_and_leave_nothing_stale() {
     assert!(all.iter().all(|&id| map_id_exists(id)), "no map freed");
 }
 
+/// A standby holding a whole set takes another one as large as its hash's capacity allows (the
+/// old entries go before the new ones come): 600 hosts in a hash of 1024, three times over.
+#[test]
+fn a_standby_holding_a_full_set_takes_another_as_large() {
+    let Some(mut f) = open(None, usize::MAX) else { return };
+    let now = wall_now();
+    let set = |net: u32| -> Vec<Decision> {
+        let hosts: Vec<String> =
+            (0..600u32).map(|i| format!("10.{net}.{}.{}/32", i / 250, i % 250 + 1)).collect();
+        bans(1, &names(&hosts), now)
+    };
+    for net in 0..3 {
+        assert!(reconcile(&mut f, &set(net), true).swap.is_some());
+        for other in 0..3 {
+            let want = if other == net { DROP } else { PASS };
+            assert_eq!(verdict(&f, &Pkt::udp(&format!("10.{other}.1.7"), "192.0.2.1", 1, 2)), want);
+        }
+    }
+}
+
 /// A reload that fails half way (here: more /24s with longer prefixes than the group array
 /// holds, found after the hosts were written) leaves the live set dropping, and what it wrote
 /// into the standby is deleted by the next reload's fill instead of going live with it.
