@@ -66,7 +66,9 @@ pub fn on_bpffs(path: &std::path::Path) -> bool {
 }
 
 /// Map sizes, fixed when the program is loaded (and part of a pinned map's identity: a
-/// different size cannot reuse it).
+/// different size cannot reuse it). The source tables exist twice, a live and a standby
+/// generation (the `swap` module), each hash holding one whole set: about 2 × 178 MiB of kernel
+/// memory at the default sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     /// Rules (prefix, signature and SYN guard) with their counters.
