@@ -158,7 +158,7 @@ impl XdpFilter {
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
             if let Some(table) = TABLES.iter().find(|t| t.name() == name) {
-                let template = table.create(&caps)?;
+                let template = table.template(&caps)?;
                 map.set_inner_map_fd(template.as_fd())
                     .map_err(bpf_error(format!("inner map template of {name}")))?;
                 templates.push(template);

@@ -76,7 +76,23 @@ impl Table {
     /// A new, empty inner map (arrays zeroed, hashes empty). Only at load: the kernel zeroes
     /// a large map's whole area in one go, a stall of the CPU doing it.
     pub fn create(self, caps: &Capacity) -> Result<MapHandle, XdpError> {
+        self.create_sized(self.layout(caps))
+    }
+
+    /// The outer map's inner map template, handed to libbpf at load and closed after it. The
+    /// kernel holds an inner hash to the template's type, key and value sizes and flags but
+    /// not its size, so a hash's template is one entry (a full-size one would zero its whole
+    /// area once more); an array's must be full size (the verifier bounds its lookups by the
+    /// template's entries).
+    pub fn template(self, caps: &Capacity) -> Result<MapHandle, XdpError> {
         let (ty, key, value, entries) = self.layout(caps);
+        self.create_sized((ty, key, value, if ty == MapType::Hash { 1 } else { entries }))
+    }
+
+    fn create_sized(
+        self,
+        (ty, key, value, entries): (MapType, u32, u32, u32),
+    ) -> Result<MapHandle, XdpError> {
         // Hashes preallocated (the kernel's default): a hash that allocates its elements as
         // they are written is freed by one kernel loop over them that does not yield (a
         // million elements stalled a CPU for 122 ms in the benchmark's probe); a preallocated
