@@ -20,7 +20,7 @@ use super::swap::{Generation, TABLES};
 use super::syncookies::{set_rodata_u32, syncookie_helpers};
 use super::time::boot_deadline;
 use super::{Options, ReconcileReport, XdpError};
-use crate::dir248::{BLOCKS, Dir248};
+use crate::dir248::Dir248;
 use crate::layout::{
     self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
 };
@@ -37,7 +37,6 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 
 #[path = "delta.rs"]
 mod delta;
-use delta::sorted_diff;
 #[path = "readback.rs"]
 mod readback;
 #[path = "sources.rs"]
@@ -584,97 +583,6 @@ impl XdpFilter {
         merged.extend(fresh);
         self.written.src.v4_input = merged;
         self.write_v4_changes(changes.groups, changes.blocks, report)
-    }
-
-    /// Brings the IPv4 host hash to `wanted`.
-    fn sync_hosts(&mut self, wanted: &HashMap<[u8; 4], u32>) -> Result<usize, XdpError> {
-        let held = &self.written.src.v4_hosts;
-        let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
-            .iter()
-            .filter(|(k, v)| held.get(*k) != Some(v))
-            .map(|(k, v)| (k.to_vec(), v.to_ne_bytes().to_vec()))
-            .collect();
-        let stale: Vec<Vec<u8>> =
-            held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
-        let map = self.map_named("v4_hosts")?;
-        // Stale ones first: a full hash has room for the new ones only then (a standby holding
-        // a whole other set), and a key deleted is never one wanted.
-        let written = delete_all(&map, &stale)? + update_all(&map, &upserts)?;
-        self.written.src.v4_hosts = wanted.clone();
-        Ok(written)
-    }
-
-    /// Brings the IPv4 table to `v4` and writes what changed: groups before the /24 slots that
-    /// point at them. `rebuild`: the image built anew and compared with the one held (a full
-    /// reload, where a delta would walk two whole sets' ranges).
-    fn write_v4(
-        &mut self,
-        v4: &[(Ipv4Net, u32)],
-        rebuild: bool,
-        report: &mut ReconcileReport,
-    ) -> Result<(), XdpError> {
-        let mut v4 = v4.to_vec();
-        v4.sort_unstable_by_key(|(n, _)| *n);
-        let (groups, blocks) = match (self.written.src.dir.as_mut(), self.written.src.tbl24_unknown) {
-            // A delta: only the ranges of the changed prefixes are recomputed and written.
-            (Some(dir), false) if !rebuild => {
-                let (removed, added) = sorted_diff(&self.written.src.v4_input, &v4);
-                let changes = dir.update(&removed, &added)?;
-                (changes.groups, changes.blocks)
-            }
-            _ => {
-                let dir = Dir248::build(
-                    &v4,
-                    self.options.capacity.v4_groups as usize,
-                    self.written.src.dir.as_ref(),
-                )?;
-                let previous =
-                    if self.written.src.tbl24_unknown { None } else { self.written.src.dir.as_ref() };
-                let groups = dir.changed_groups(previous);
-                let blocks = if self.written.src.tbl24_unknown {
-                    (0..BLOCKS).collect()
-                } else {
-                    dir.changed_blocks(previous)
-                };
-                self.written.src.dir = Some(dir);
-                (groups, blocks)
-            }
-        };
-        self.written.src.v4_input = v4;
-        self.write_v4_changes(groups, blocks, report)
-    }
-
-    /// Writes the table image's `groups`, then its `blocks`; a failure leaves the table
-    /// unknown (rewritten whole by the next reconcile).
-    fn write_v4_changes(
-        &mut self,
-        groups: Vec<usize>,
-        blocks: Vec<usize>,
-        report: &mut ReconcileReport,
-    ) -> Result<(), XdpError> {
-        let Some(dir) = self.written.src.dir.as_ref() else { return Ok(()) };
-        let groups: Vec<(Vec<u8>, Vec<u8>)> = groups
-            .into_iter()
-            .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
-            .collect();
-        let blocks: Vec<(Vec<u8>, Vec<u8>)> = blocks
-            .into_iter()
-            .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
-            .collect();
-        let written = self
-            .map_named("v4_tbl8")
-            .and_then(|map| update_all(&map, &groups))
-            .and_then(|n| Ok(n + update_all(&self.map_named("v4_tbl24")?, &blocks)?));
-        match written {
-            Ok(n) => report.elements_written += n,
-            Err(e) => {
-                // The image is ahead of the maps now: the next reconcile rewrites them whole.
-                self.written.src.tbl24_unknown = true;
-                return Err(e);
-            }
-        }
-        self.written.src.tbl24_unknown = false;
-        Ok(())
     }
 
     /// Brings a per-length hash (and its lengths entry `lengths_index`) to `wanted`: lengths
