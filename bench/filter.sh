@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The XDP filter and nftables fallback figures (README performance table): ns per packet with
 # 1M IPv4 + 100k IPv6 prefixes, Rampart's lookup vs the kernel LPM trie in the same run, raw and
-# net of a no-op XDP program's ns over the same frames (the TEST_RUN harness's own cost); map
+# net of a no-op XDP program's ns over the same frames (the TEST_RUN harness's own cost), hot
+# (64 sources x 20,000 runs each) and over random traffic (100,000 distinct sources per family,
+# one run each); the stall watch through two full reloads and the LPM trie's fill and free; map
 # updates per second (full load, and deltas); nftables decisions per second vs `nft add element`
 # one by one; then CrowdSec's firewall bouncer (Debian's crowdsec + crowdsec-firewall-bouncer)
 # fed 10,000 decisions and a range, at its default 10 s poll and at 1 s, beside `rampart filter
@@ -9,6 +11,8 @@
 # Needs root, clang, libbpf-dev, libelf-dev, zlib1g-dev, nftables and iproute2.
 # FILTER_SKIP_CROWDSEC=1 skips the CrowdSec part, FILTER_ONLY_CROWDSEC=1 runs only it,
 # FILTER_STALLS_ONLY=1 (with FILTER_SKIP_CROWDSEC=1) only the loads and the stall watch;
+# FILTER_PROBE_MAPS=1 (with FILTER_SKIP_CROWDSEC=1) only creates and closes each source table
+# alone, timed, under the stall watchers (whose gaps over 5 ms are listed with their end time);
 # RAMPART_BIN=path uses that rampart instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -44,6 +44,10 @@ mod bench {
     /// Distinct sources per measurement (so lookups do not all hit one cache line).
     const SOURCES: usize = 64;
     const REPEAT: u32 = 20_000;
+    /// Distinct sources of the random-traffic measurement, each run once.
+    const RANDOM_SOURCES: usize = 100_000;
+    /// Of them, drawn from the loaded prefixes (the rest miss), in percent.
+    const RANDOM_HITS: u64 = 80;
 
     /// xorshift64*: deterministic, no dependency.
     struct Rng(u64);
@@ -221,6 +225,9 @@ mod bench {
             }
         };
         println!("loaded the program and allocated maps in {:.2} s", started.elapsed().as_secs_f64());
+        if std::env::var_os("FILTER_PROBE_MAPS").is_some() {
+            return probe_maps(&filter, &capacity);
+        }
         let boot = boot_now_ns().unwrap_or(1);
         let t = Instant::now();
         let report = match filter.reconcile(&plan, now, boot) {
@@ -333,7 +340,7 @@ mod bench {
             return;
         }
         println!(
-            "ns per packet (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each), 1M IPv4 + 100k IPv6 prefixes loaded:"
+            "ns per packet, hot (BPF_PROG_TEST_RUN, {SOURCES} sources x {REPEAT} runs each in a row: one source's lookup path stays in the caches), 1M IPv4 + 100k IPv6 prefixes loaded:"
         );
         println!(
             "(raw: as TEST_RUN reports it; net: less a no-op XDP program's ns over the same frames, \
@@ -354,23 +361,81 @@ mod bench {
                 trie_net / ours_net
             );
         }
+        println!();
+        random_traffic(&filter, &v4_nets, &v6_nets);
         stalls(&mut filter, &plan, now, boot);
         // The filter's maps are freed when it goes out of scope here.
     }
 
-    /// A full reload of a whole new set (1M IPv4 + 100k IPv6 prefixes, one /24 shared with
-    /// the old set) while watchers run the program on every CPU, then the kernel LPM trie
-    /// filled with the same set and freed, watched the same way; a quiet baseline first.
-    fn stalls(filter: &mut XdpFilter, plan: &FilterPlan, now: EventTime, boot: u64) {
-        println!();
-        let mut rng = Rng(0x5707_a11e_d00d_f00d);
+    /// Per-packet cost over random traffic: [`RANDOM_SOURCES`] distinct sources per family
+    /// ([`RANDOM_HITS`] % in the loaded prefixes, the rest misses), each frame run once
+    /// (BPF_PROG_TEST_RUN with repeat 1: the kernel's duration is one run plus one clock
+    /// read), as blocks over the same frames: all through Rampart's program, all through the
+    /// trie's, all through the no-op, twice; the second pass is the figure (the first warms
+    /// what can be warmed). Unlike the hot figures (one source's path run 20,000 times in a
+    /// row), each lookup here starts from whatever the last 100,000 left in the caches.
+    fn random_traffic(filter: &XdpFilter, v4_nets: &[IpNet], v6_nets: &[IpNet]) {
+        let mut rng = Rng(0x0c01_dcac_4e00_0001);
+        let draw = |rng: &mut Rng, nets: &[IpNet], miss: IpNet| -> Vec<(Vec<u8>, u32)> {
+            let mut seen = HashSet::with_capacity(RANDOM_SOURCES);
+            let mut out = Vec::with_capacity(RANDOM_SOURCES);
+            while out.len() < RANDOM_SOURCES {
+                let hit = rng.next() % 100 < RANDOM_HITS;
+                let net = if hit { nets[(rng.next() % nets.len() as u64) as usize] } else { miss };
+                let src = host_in(net, rng);
+                if seen.insert(src) {
+                    out.push((frame(src), if hit { 1 } else { 2 }));
+                }
+            }
+            out
+        };
+        let v4_miss: IpNet = "100.64.0.0/10".parse().unwrap_or(IpNet::V4(Ipv4Net::default()));
+        let v6_miss: IpNet = "2001:db8::/32".parse().unwrap_or(IpNet::V6(Ipv6Net::default()));
+        let cases = [
+            ("IPv4, random", draw(&mut rng, v4_nets, v4_miss)),
+            ("IPv6, random", draw(&mut rng, v6_nets, v6_miss)),
+        ];
+        println!(
+            "ns per packet over random traffic: {RANDOM_SOURCES} distinct sources per family ({RANDOM_HITS} % in the loaded prefixes, the rest misses), one BPF_PROG_TEST_RUN each (repeat 1), as blocks (all through rampart, then all through the trie, then all through the no-op, over the same frames), two passes:"
+        );
+        println!(
+            "{:<26} {:>4} {:>11} {:>11} {:>9} {:>11} {:>11} {:>9} {:>9}",
+            "packet", "pass", "rampart", "LPM trie", "no-op", "rampart net", "trie net", "raw x", "net x"
+        );
+        // Mean ns per frame of `run` over `frames`, checking each verdict (the no-op passes all).
+        let block = |frames: &[(Vec<u8>, u32)], run: &dyn Fn(&[u8]) -> (u32, Duration), noop: bool| {
+            let mut total = Duration::ZERO;
+            for (f, want) in frames {
+                let (verdict, d) = run(f);
+                assert_eq!(verdict, if noop { 2 } else { *want }, "random traffic verdict");
+                total += d;
+            }
+            total.as_nanos() as f64 / frames.len() as f64
+        };
+        for (name, frames) in &cases {
+            for pass in 1..=2 {
+                let ours = block(frames, &|f| filter.test_run(f, 1).unwrap_or_default(), false);
+                let trie = block(frames, &|f| filter.test_run_lpm(f, 1).unwrap_or_default(), false);
+                let noop = block(frames, &|f| filter.test_run_noop(f, 1).unwrap_or_default(), true);
+                let (ours_net, trie_net) = ((ours - noop).max(0.1), (trie - noop).max(0.1));
+                println!(
+                    "{name:<26} {pass:>4} {ours:>11.1} {trie:>11.1} {noop:>9.1} {ours_net:>11.1} {trie_net:>11.1} {:>8.1}x {:>8.1}x",
+                    trie / ours,
+                    trie_net / ours_net
+                );
+            }
+        }
+    }
+
+    /// A whole new set of 1M IPv4 + 100k IPv6 prefixes with decisions from `first_id` on,
+    /// drawn from `seed`, holding `shared` (so one probe drops in every set).
+    fn another_set(seed: u64, shared: IpNet, first_id: u64) -> FilterPlan {
+        let mut rng = Rng(seed);
         let mut v4: Vec<IpNet> = v4_prefixes(&mut rng).into_iter().map(IpNet::V4).collect();
         let v6: Vec<IpNet> = v6_prefixes(&mut rng).into_iter().map(IpNet::V6).collect();
-        let Some(shared) = plan.v4.iter().map(|p| p.source).find(|n| n.prefix_len() == 24) else { return };
         if !v4.contains(&shared) {
             v4[0] = shared;
         }
-        let first_id = (V4 + V6 + 100_000) as u64;
         let rule = |i: usize| RuleSpec {
             decision: DecisionId(first_id + i as u64),
             action: RuleAction::Drop,
@@ -383,42 +448,66 @@ mod bench {
         };
         next.v4.sort_by_key(|p| p.source);
         next.v6.sort_by_key(|p| p.source);
+        next
+    }
+
+    /// Two full reloads of a whole new set (1M IPv4 + 100k IPv6 prefixes, one /24 shared with
+    /// the others) while watchers run the program on every CPU: the first into the standby
+    /// generation left empty at load, the second into the one holding the first load's set
+    /// (all of it deleted, the new one written); then the kernel LPM trie filled with the same
+    /// set and freed, watched the same way; a quiet baseline first.
+    fn stalls(filter: &mut XdpFilter, plan: &FilterPlan, now: EventTime, boot: u64) {
+        println!();
+        let Some(shared) = plan.v4.iter().map(|p| p.source).find(|n| n.prefix_len() == 24) else { return };
+        let first_id = (V4 + V6 + 100_000) as u64;
+        let next = another_set(0x5707_a11e_d00d_f00d, shared, first_id);
+        let third = another_set(0x7417_d5e7_0000_0003, shared, first_id + 2 * (V4 + V6) as u64);
         let mut r = Rng(7);
         let probe = frame(host_in(shared, &mut r));
         let prog =
             filter.test_runner().and_then(|r| r.program_id()).unwrap_or_else(|e| panic!("program id: {e}"));
         println!(
-            "stalls: a watcher process, one thread per CPU (SCHED_FIFO, pinned), runs the program every {} µs over a source both sets drop; worst gap between two runs:",
-            stall::PERIOD.as_micros()
+            "stalls: a watcher process, one thread per CPU (SCHED_FIFO, pinned), runs the program every {} µs over a source every set drops; worst gap between two runs (and every gap over {} ms, with when it ended):",
+            stall::PERIOD.as_micros(),
+            stall::LISTED.as_millis()
         );
         if let Some(c) = stall::Child::start(prog, 2.0, &probe) {
             c.finish("quiet baseline (2 s)");
         }
 
-        // Long enough for the reload (about 10 s on the loaded 2-core machine) and 2 s after.
-        let watch = stall::Child::start(prog, 16.0, &probe);
-        let t = Instant::now();
-        let report = filter.reload(&next, now, boot);
-        let reload = t.elapsed();
-        match report {
-            Ok(r) => {
-                let times = r.swap.unwrap_or_default();
-                println!(
-                    "  rampart full reload of {} IPv4 + {} IPv6 prefixes (a new generation): {:.3} s in all: {:.0} prefixes/s; fill {:.3} s, swap (outer slots + source_gen) {:.3} ms, old generation released (slots deleted, handles closed) {:.3} ms",
-                    next.v4.len(),
-                    next.v6.len(),
-                    reload.as_secs_f64(),
-                    (next.v4.len() + next.v6.len()) as f64 / reload.as_secs_f64(),
-                    times.fill.as_secs_f64(),
-                    times.flip.as_secs_f64() * 1e3,
-                    times.release.as_secs_f64() * 1e3,
-                );
+        for (what, set) in
+            [("into the empty standby", &next), ("into the standby holding the first set", &third)]
+        {
+            // Long enough for the reload (about 5 s on the loaded 2-core machine) and 2 s after.
+            let secs = 10.0;
+            let watch = stall::Child::start(prog, secs, &probe);
+            let (t, began) = (Instant::now(), stall::monotonic());
+            let report = filter.reload(set, now, boot);
+            let reload = t.elapsed();
+            match report {
+                Ok(r) => {
+                    let times = r.swap.unwrap_or_default();
+                    println!(
+                        "  rampart full reload {what}, {} IPv4 + {} IPv6 prefixes ({} map elements): {:.3} s in all (monotonic {:.3}..{:.3} s): {:.0} prefixes/s; fill {:.3} s, flip (source_gen) {:.3} ms, wait for readers of the old generation {:.3} ms",
+                        set.v4.len(),
+                        set.v6.len(),
+                        r.elements_written,
+                        reload.as_secs_f64(),
+                        began.as_secs_f64(),
+                        stall::monotonic().as_secs_f64(),
+                        (set.v4.len() + set.v6.len()) as f64 / reload.as_secs_f64(),
+                        times.fill.as_secs_f64(),
+                        times.flip.as_secs_f64() * 1e3,
+                        times.release.as_secs_f64() * 1e3,
+                    );
+                }
+                Err(e) => println!("  rampart full reload {what} failed: {e}"),
             }
-            Err(e) => println!("  rampart full reload failed: {e}"),
+            if let Some(c) = watch {
+                c.finish(&format!("reload {what} ({:.1} s) and after ({secs} s)", reload.as_secs_f64()));
+            }
         }
-        if let Some(c) = watch {
-            c.finish(&format!("the reload ({:.1} s) and after (16 s)", reload.as_secs_f64()));
-        }
+        let next = third;
 
         let pairs: Vec<(IpNet, u32)> =
             next.v4.iter().chain(&next.v6).enumerate().map(|(i, p)| (p.source, i as u32 + 1)).collect();
@@ -439,6 +528,36 @@ mod bench {
         );
         if let Some(c) = watch {
             c.finish("the LPM fill, free and after (8 s)");
+        }
+    }
+
+    /// Creates and frees each source table's inner map alone, 0.4 s apart, while the watcher
+    /// process runs, printing when each step began and ended (CLOCK_MONOTONIC) so the
+    /// watcher's long gaps can be matched to one of them.
+    fn probe_maps(filter: &XdpFilter, caps: &Capacity) {
+        use rampart_filter::xdp::swap::TABLES;
+        let prog =
+            filter.test_runner().and_then(|r| r.program_id()).unwrap_or_else(|e| panic!("program id: {e}"));
+        let probe = frame(IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1)));
+        let watch = stall::Child::start(prog, 2.0 + TABLES.len() as f64 * 0.9, &probe);
+        let step = |what: &str, f: &mut dyn FnMut()| {
+            let (a, t) = (stall::monotonic(), Instant::now());
+            f();
+            println!(
+                "  {what:<40} {:>9.3} ms, monotonic {:.3}..{:.3} s",
+                t.elapsed().as_secs_f64() * 1e3,
+                a.as_secs_f64(),
+                stall::monotonic().as_secs_f64()
+            );
+            std::thread::sleep(Duration::from_millis(400));
+        };
+        for t in TABLES {
+            let mut map = None;
+            step(&format!("create {}", t.name()), &mut || map = Some(t.create(caps)));
+            step(&format!("close {}", t.name()), &mut || drop(map.take()));
+        }
+        if let Some(c) = watch {
+            c.finish("map probe");
         }
     }
 

@@ -419,8 +419,9 @@ static __always_inline __u32 v6_rule(void *prefixes, void *lengths, void *filter
 	return rule ? *rule : 0;
 }
 
-/* The source's rule in the live generation of the tables (or, if one of its tables was just
- * deleted, in the other one, whole). */
+/* The source's rule in the live generation of the tables (or, should a slot of it be empty, in
+ * the other one, whole: the loader keeps both slots filled, but pins of an older one may hold
+ * a single generation). */
 static __always_inline __u32 source_rule(const struct pkt *p)
 {
 	__u32 zero = 0;

@@ -1,8 +1,10 @@
-//! Full reloads of the XDP source tables (a new generation filled off to the side, swapped in
-//! with one update) through BPF_PROG_TEST_RUN: packets run from another thread throughout a
-//! swap see the old set until it and the new set after it, never neither; a restarted loader
-//! finds the swapped generation through the pinned outer maps and replaces it; small deltas
-//! stay in place, large ones swap. Needs root (CI runs as root).
+//! Full reloads of the XDP source tables (the standby generation filled off to the side, made
+//! live with one update) through BPF_PROG_TEST_RUN: packets run from another thread throughout
+//! a swap see the old set until it and the new set after it, never neither; reloads reuse the
+//! same two generations' maps, and what a standby held before (or was left holding by an
+//! interrupted reload, in this loader or a previous one) never drops after the next reload; a
+//! restarted loader finds both generations through the pinned outer maps; small deltas stay in
+//! place, large ones swap. Needs root (CI runs as root).
 #![cfg(feature = "xdp")]
 
 mod support;
@@ -10,7 +12,7 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rampart_contract::{Action, Decision, DecisionId, EventTime, Origin, Scope};
 use rampart_filter::plan::plan;
@@ -174,21 +176,131 @@ fn a_swap_drops_the_old_set_until_it_and_the_new_set_after_it() {
     }
 }
 
-/// The maps of generation `ids` are gone from the kernel (polled: a map's id goes once its
-/// last reference does).
-fn freed(ids: &[u32]) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if ids.iter().all(|&id| !map_id_exists(id)) {
-            return true;
+fn both(f: &XdpFilter) -> ((u32, Vec<u32>), (u32, Vec<u32>)) {
+    (f.source_generation().unwrap(), f.standby_generation().unwrap())
+}
+
+/// Every reload fills the standby generation and keeps the old live one as the next standby:
+/// the same fourteen maps throughout, none created or freed; and a standby's old content never
+/// applies after it is live again (what it held and the new set lacks is deleted).
+#[test]
+fn reloads_reuse_the_same_two_generations_and_leave_nothing_stale() {
+    let Some(mut f) = open(None, usize::MAX) else { return };
+    let now = wall_now();
+    let (live, standby) = both(&f);
+    assert_ne!(live.0, standby.0);
+    let mut all: Vec<u32> = live.1.iter().chain(&standby.1).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 14, "two generations of seven maps: {live:?} {standby:?}");
+    // The same decision ids on other prefixes in each set: their rules stay in force, so an
+    // entry a standby kept from an old set would drop.
+    let sets: [Vec<Decision>; 3] = [
+        bans(
+            1,
+            &["198.51.100.7/32", "198.51.100.64/28", "10.1.0.0/16", "2001:db8:1::/48", "2001:db8:1:2::5/128"],
+            now,
+        ),
+        bans(
+            1,
+            &["203.0.113.9/32", "203.0.113.128/25", "2001:db8:2::/48", "10.3.0.0/16", "10.4.0.0/16"],
+            now,
+        ),
+        bans(1, &["192.0.2.200/32", "10.2.0.0/16", "2001:db8:3::/64", "10.5.0.0/16", "2001:db8:5::/64"], now),
+    ];
+    let probes: [Vec<Pkt>; 3] = [
+        vec![
+            Pkt::udp("198.51.100.7", "192.0.2.1", 1, 2),
+            Pkt::udp("198.51.100.70", "192.0.2.1", 1, 2),
+            Pkt::udp("10.1.9.9", "192.0.2.1", 1, 2),
+            Pkt::udp("2001:db8:1::1", "2001:db8:ffff::1", 1, 2),
+            Pkt::udp("2001:db8:1:2::5", "2001:db8:ffff::1", 1, 2),
+        ],
+        vec![
+            Pkt::udp("203.0.113.9", "192.0.2.1", 1, 2),
+            Pkt::udp("203.0.113.200", "192.0.2.1", 1, 2),
+            Pkt::udp("2001:db8:2::1", "2001:db8:ffff::1", 1, 2),
+        ],
+        vec![
+            Pkt::udp("192.0.2.200", "192.0.2.1", 1, 2),
+            Pkt::udp("10.2.3.4", "192.0.2.1", 1, 2),
+            Pkt::udp("2001:db8:3::1", "2001:db8:ffff::1", 1, 2),
+        ],
+    ];
+    // Set 0 into the first standby, set 1 into the other (empty) one, then set 2 into the one
+    // holding set 0, and round again: every fill after the second replaces a set.
+    let mut expected = (live, standby);
+    for round in 0..6 {
+        let i = round % 3;
+        let report = reconcile(&mut f, &sets[i], true);
+        assert!(report.swap.is_some(), "round {round}: a reload swaps");
+        expected = (expected.1, expected.0);
+        assert_eq!(both(&f), expected, "round {round}: the standby is live, the old live the standby");
+        for (j, set) in probes.iter().enumerate() {
+            let want = if i == j { DROP } else { PASS };
+            for p in set {
+                assert_eq!(verdict(&f, p), want, "round {round} (set {i} live): {p:?} of set {j}");
+            }
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    false
+    assert!(all.iter().all(|&id| map_id_exists(id)), "no map freed");
+}
+
+/// A standby holding a whole set takes another one as large as its hash's capacity allows (the
+/// old entries go before the new ones come): 600 hosts in a hash of 1024, three times over.
+#[test]
+fn a_standby_holding_a_full_set_takes_another_as_large() {
+    let Some(mut f) = open(None, usize::MAX) else { return };
+    let now = wall_now();
+    let set = |net: u32| -> Vec<Decision> {
+        let hosts: Vec<String> =
+            (0..600u32).map(|i| format!("10.{net}.{}.{}/32", i / 250, i % 250 + 1)).collect();
+        bans(1, &names(&hosts), now)
+    };
+    for net in 0..3 {
+        assert!(reconcile(&mut f, &set(net), true).swap.is_some());
+        for other in 0..3 {
+            let want = if other == net { DROP } else { PASS };
+            assert_eq!(verdict(&f, &Pkt::udp(&format!("10.{other}.1.7"), "192.0.2.1", 1, 2)), want);
+        }
+    }
+}
+
+/// A reload that fails half way (here: more /24s with longer prefixes than the group array
+/// holds, found after the hosts were written) leaves the live set dropping, and what it wrote
+/// into the standby is deleted by the next reload's fill instead of going live with it.
+#[test]
+fn an_interrupted_reload_leaves_nothing_in_the_standby_for_the_next() {
+    let Some(mut f) = open(None, usize::MAX) else { return };
+    let now = wall_now();
+    let first = bans(1, &["203.0.113.0/24", "2001:db8:1::/48"], now);
+    reconcile(&mut f, &first, true);
+    let before = both(&f);
+    // A host and a v6 prefix, then 65 /28s in as many /24s (room for 64 groups).
+    let mut broken = bans(100, &["198.51.100.200/32", "2001:db8:9::/48"], now);
+    let nets: Vec<String> = (0..65).map(|i| format!("10.0.{i}.16/28")).collect();
+    broken.extend(bans(200, &names(&nets), now));
+    let p = plan(&broken, &[], now);
+    let err = f.reload(&p, now, boot_now_ns().unwrap()).expect_err("too many groups");
+    assert!(err.to_string().contains("group") || format!("{err:?}").contains("Group"), "{err:?}");
+    assert_eq!(both(&f), before, "nothing flipped");
+    let host = Pkt::udp("198.51.100.200", "192.0.2.1", 1, 2);
+    let v6 = Pkt::udp("2001:db8:9::1", "2001:db8:ffff::1", 1, 2);
+    assert_eq!(verdict(&f, &Pkt::udp("203.0.113.5", "192.0.2.1", 1, 2)), DROP, "the live set still drops");
+    assert_eq!(verdict(&f, &host), PASS);
+    // The next reload fills the same standby: the host and prefix written there are gone
+    // (their decisions in force on other prefixes, so an entry left would drop).
+    let next = bans(100, &["192.0.2.99/32", "192.0.2.98/32"], now);
+    assert!(reconcile(&mut f, &next, true).swap.is_some());
+    assert_eq!(both(&f), (before.1.clone(), before.0.clone()));
+    assert_eq!(verdict(&f, &Pkt::udp("192.0.2.99", "192.0.2.1", 1, 2)), DROP);
+    assert_eq!(verdict(&f, &host), PASS, "a host left by the failed reload drops");
+    assert_eq!(verdict(&f, &v6), PASS, "a prefix left by the failed reload drops");
+    assert_eq!(verdict(&f, &Pkt::udp("203.0.113.5", "192.0.2.1", 1, 2)), PASS, "the old set is gone");
 }
 
 #[test]
-fn a_restarted_loader_finds_the_swapped_generation_and_replaces_it() {
+fn a_restarted_loader_finds_both_generations_and_empties_the_standby_before_filling_it() {
     if !support::is_root() {
         support::skip("pinning needs root");
         return;
@@ -202,35 +314,48 @@ fn a_restarted_loader_finds_the_swapped_generation_and_replaces_it() {
         Pkt::udp("198.51.100.129", "192.0.2.1", 1, 2),
         Pkt::udp("2001:db8:7::1", "2001:db8:ffff::1", 1, 2),
     ];
-    // A fresh loader puts an empty generation in place, the first decisions go into it;
-    // then a reload swaps in another.
-    let (slot, ids) = {
+    let leftover = Pkt::udp("203.0.113.77", "192.0.2.1", 1, 2);
+    // A fresh loader creates both generations, the first decisions go into the live one in
+    // place; a reload fills the other and flips.
+    let (live, standby) = {
         let Some(mut first) = open(Some(dir.clone()), 1_000) else { return };
-        let (_, empty) = first.source_generation().expect("an empty generation from the start");
+        let (empty, other) = both(&first);
         assert_eq!(reconcile(&mut first, &ds, false).swap, None, "the first decisions go in place");
-        assert_eq!(first.source_generation().unwrap().1, empty);
+        assert_eq!(both(&first), (empty.clone(), other.clone()));
         assert!(reconcile(&mut first, &ds, true).swap.is_some());
-        assert!(freed(&empty), "the first generation's maps are freed after the swap");
-        first.source_generation().unwrap()
+        assert_eq!(both(&first), (other.clone(), empty.clone()));
+        // The loader dies half way through its next reload (as after `kill -9`): the standby
+        // holds an entry of a set that never went live (written here directly).
+        let hosts = libbpf_rs::MapHandle::from_map_id(empty.1[2]).unwrap();
+        let rule = first.slot_of(DecisionId(1)).unwrap();
+        libbpf_rs::MapCore::update(&hosts, &[203, 0, 113, 77], &rule.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+            .unwrap();
+        both(&first)
     };
-    // The loader is gone (as a daemon that died would be); its pins stay. A new one finds
-    // the live generation through the pinned outer maps, and it keeps dropping.
+    // The loader is gone; its pins stay. A new one finds both generations through the pinned
+    // outer maps, and the live one keeps dropping.
     let Some(mut second) = open(Some(dir.clone()), 1_000) else { return };
-    assert_eq!(second.source_generation(), Some((slot, ids.clone())));
+    assert_eq!(both(&second), (live.clone(), standby.clone()));
     for p in &frames {
         assert_eq!(verdict(&second, p), DROP, "before any reconcile");
     }
-    // Its first reconcile (the tables' content is not read back) swaps in a new generation
-    // and frees the found one.
+    assert_eq!(verdict(&second, &leftover), PASS, "the standby is not live");
+    // Its first reconcile (the tables' content is unknown) fills the standby, read back and
+    // emptied of what the new set lacks first, and flips to it; no map is created or freed.
     let report = reconcile(&mut second, &ds[..2], false);
     assert!(report.swap.is_some());
-    let (new_slot, new_ids) = second.source_generation().unwrap();
-    assert_ne!(new_slot, slot);
-    assert!(new_ids.iter().all(|id| !ids.contains(id)));
-    assert!(freed(&ids), "the found generation's maps are freed");
+    assert_eq!(both(&second), (standby.clone(), live.clone()));
+    assert!(live.1.iter().chain(&standby.1).all(|&id| map_id_exists(id)));
     assert_eq!(verdict(&second, &frames[0]), DROP);
     assert_eq!(verdict(&second, &frames[1]), DROP);
     assert_eq!(verdict(&second, &frames[2]), PASS, "withdrawn");
+    assert_eq!(verdict(&second, &leftover), PASS, "the interrupted reload's entry was deleted");
+    // And the next reload fills the generation found live (unknown too) the same way.
+    assert!(reconcile(&mut second, &ds[1..2], true).swap.is_some());
+    assert_eq!(both(&second), (live, standby));
+    assert_eq!(verdict(&second, &frames[0]), PASS);
+    assert_eq!(verdict(&second, &frames[1]), DROP);
+    assert_eq!(verdict(&second, &frames[2]), PASS);
 }
 
 #[test]

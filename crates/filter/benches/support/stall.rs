@@ -33,6 +33,20 @@ pub struct Watch {
     /// Whether the thread got real-time priority (without it, gaps include ordinary
     /// scheduling).
     pub realtime: bool,
+    /// Gaps over [`LISTED`]: when each ended (CLOCK_MONOTONIC, the same clock in every
+    /// process, so the loader's steps can be matched to them) and how long it was.
+    pub long: Vec<(Duration, Duration)>,
+}
+
+/// Gaps at least this long are listed with when they ended.
+pub const LISTED: Duration = Duration::from_millis(5);
+
+/// CLOCK_MONOTONIC now (what `Instant` reads, as a value another process can compare).
+pub fn monotonic() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec the call writes; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Watchers running until [`Watchers::stop`].
@@ -80,6 +94,9 @@ impl Watchers {
                         w.wrong += u64::from(!ok);
                         w.over_1ms += u64::from(gap > Duration::from_millis(1));
                         w.over_10ms += u64::from(gap > Duration::from_millis(10));
+                        if gap >= LISTED && w.long.len() < 64 {
+                            w.long.push((monotonic(), gap));
+                        }
                         if gap > w.worst_gap {
                             w.worst_gap = gap;
                             w.worst_at = now - start;
@@ -112,6 +129,14 @@ pub fn report(phase: &str, watches: &[Watch]) {
             w.wrong,
             if w.realtime { "" } else { " (no real-time priority: gaps include scheduling)" }
         );
+        for (end, gap) in &w.long {
+            println!(
+                "  {phase:<44}  cpu {}: gap {:>7.2} ms ending at monotonic {:.3} s",
+                w.cpu,
+                gap.as_secs_f64() * 1e3,
+                end.as_secs_f64()
+            );
+        }
     }
 }
 

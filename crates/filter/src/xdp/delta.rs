@@ -152,8 +152,9 @@ impl XdpFilter {
             .collect();
         {
             let hosts = self.map_named("v4_hosts")?;
+            // Deletes first: room in a nearly full hash (none is a key upserted).
             report.elements_written +=
-                update_all(&hosts, &host_upserts)? + delete_all(&hosts, &host_deletes)?;
+                delete_all(&hosts, &host_deletes)? + update_all(&hosts, &host_upserts)?;
         }
         for p in &gone4 {
             if let Some(n) = v4(p).filter(|n| n.prefix_len() == 32 && !re_added.contains(n)) {

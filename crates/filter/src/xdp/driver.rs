@@ -20,7 +20,7 @@ use super::swap::{Generation, TABLES};
 use super::syncookies::{set_rodata_u32, syncookie_helpers};
 use super::time::boot_deadline;
 use super::{Options, ReconcileReport, XdpError};
-use crate::dir248::{BLOCKS, Dir248};
+use crate::dir248::Dir248;
 use crate::layout::{
     self, COUNTERS_SIZE, Counters, DST_ENTRY_SIZE, PREFIX_KEY_SIZE, RuleValue, SIG_MATCH_SIZE,
 };
@@ -37,7 +37,6 @@ const DEADLINE_SLACK_NS: u64 = 100_000_000;
 
 #[path = "delta.rs"]
 mod delta;
-use delta::sorted_diff;
 #[path = "readback.rs"]
 mod readback;
 #[path = "sources.rs"]
@@ -61,6 +60,8 @@ struct Written {
     rules: HashMap<u32, RuleValue>,
     /// The live generation's source tables.
     src: SourceWritten,
+    /// The standby generation's (what the next full reload finds there).
+    standby: SourceWritten,
     dsts: [HashMap<[u8; PREFIX_KEY_SIZE], [u8; DST_ENTRY_SIZE]>; 2],
     dst_lengths: [BTreeSet<u8>; 2],
     sigs: HashMap<u32, [u8; SIG_MATCH_SIZE]>,
@@ -69,6 +70,9 @@ struct Written {
 /// What the source tables of one generation hold.
 #[derive(Default)]
 struct SourceWritten {
+    /// What the maps hold is not known (found pinned, or a write to them failed): read back
+    /// before the generation is filled by a full reload, never changed in place.
+    unknown: bool,
     dir: Option<Dir248>,
     /// The IPv4 prefixes `dir` was built from (an unchanged list skips the rebuild).
     v4_input: Vec<(Ipv4Net, u32)>,
@@ -93,6 +97,11 @@ impl SourceWritten {
             ..SourceWritten::default()
         }
     }
+
+    /// What maps of unknown content hold.
+    fn unknown() -> Self {
+        SourceWritten { unknown: true, tbl24_unknown: true, ..SourceWritten::default() }
+    }
 }
 
 /// A loaded XDP filter.
@@ -102,9 +111,10 @@ pub struct XdpFilter {
     rule_ids: SlotIds<RuleKey>,
     sig_ids: SlotIds<DecisionId>,
     written: Written,
-    /// The live generation of the source tables (`None` before the first reconcile, or when
-    /// the pinned outer maps held none).
-    live: Option<Generation>,
+    /// The live generation of the source tables, and the standby one (both for as long as
+    /// the filter runs: a full reload fills the standby and flips them).
+    live: Generation,
+    standby: Generation,
     cpus: usize,
     /// The plan last written in full or by a delta (`None` after a failure: the next
     /// reconcile is a full one).
@@ -147,7 +157,7 @@ impl XdpFilter {
         for mut map in open.maps_mut() {
             let name = map.name().to_string_lossy().into_owned();
             if let Some(table) = TABLES.iter().find(|t| t.name() == name) {
-                let template = table.create(&caps)?;
+                let template = table.template(&caps)?;
                 map.set_inner_map_fd(template.as_fd())
                     .map_err(bpf_error(format!("inner map template of {name}")))?;
                 templates.push(template);
@@ -182,6 +192,7 @@ impl XdpFilter {
              `rampart filter detach --purge` removes them)",
         ))?;
         drop(templates);
+        let (live, standby) = sources::generations(&object, &caps)?;
         if let Some(dir) = &options.pin_dir {
             for mut prog in object.progs_mut() {
                 if prog.name() != PROGRAM {
@@ -206,12 +217,13 @@ impl XdpFilter {
             last_plan: None,
             syn_cookies,
             cookie_fallback: None,
-            live: None,
+            live,
+            standby,
         };
         if reused {
             filter.restore()?;
         } else {
-            filter.install_empty()?;
+            filter.start_empty()?;
         }
         Ok(filter)
     }
@@ -256,16 +268,17 @@ impl XdpFilter {
             }
         }
         self.sig_ids.finish_restore();
-        // The source tables keep dropping as they are; the first reconcile replaces them with
-        // a new generation (their content is not read back), then frees these.
-        self.live = Generation::open_live(&self.object)?;
+        // The source tables keep dropping as they are; the first reconcile fills the standby
+        // generation (read back first: an interrupted reload may have left entries in it)
+        // and flips to it.
+        self.written.src = SourceWritten::unknown();
+        self.written.standby = SourceWritten::unknown();
         for key in find_map(&self.object, "dsts")?.keys() {
             let Ok(k) = <[u8; PREFIX_KEY_SIZE]>::try_from(key.as_slice()) else { continue };
             let family = usize::from(k[0] == 6);
             self.written.dsts[family].insert(k, [0xff; DST_ENTRY_SIZE]);
             self.written.dst_lengths[family].insert(k[1]);
         }
-        self.written.src.tbl24_unknown = true;
         Ok(())
     }
 
@@ -341,10 +354,25 @@ impl XdpFilter {
         boot_now_ns: u64,
         force_swap: bool,
     ) -> Result<ReconcileReport, XdpError> {
+        let result = self.reconcile_plan(plan, now, boot_now_ns, force_swap);
+        if result.is_err() {
+            // A write in place may have stopped half way: the live record is no longer sure.
+            self.written.src.unknown = true;
+        }
+        result
+    }
+
+    fn reconcile_plan(
+        &mut self,
+        plan: &FilterPlan,
+        now: EventTime,
+        boot_now_ns: u64,
+        force_swap: bool,
+    ) -> Result<ReconcileReport, XdpError> {
         let last = self.last_plan.take();
-        // A new generation when the live one is unknown (first reconcile, a restart, a failed
-        // write) or when most of it changes.
-        let mut swap = force_swap || self.live.is_none() || !self.v4_table_known() || last.is_none();
+        // The standby generation filled and flipped when the live one is unknown (a restart, a
+        // failed write) or when most of it changes.
+        let mut swap = force_swap || !self.v4_table_known() || last.is_none();
         if !swap && let Some(mut last) = last {
             match self.source_delta(&last, plan, now, boot_now_ns)? {
                 delta::Delta::Applied(report) => {
@@ -422,7 +450,7 @@ impl XdpFilter {
         if swap {
             self.swap_sources(&hosts, &v4, plan, &mut report)?;
         } else {
-            self.write_sources(&hosts, &v4, plan, &mut report)?;
+            self.write_sources(&hosts, &v4, plan, false, &mut report)?;
         }
 
         // 5. Signatures and SYN guards per destination.
@@ -517,7 +545,7 @@ impl XdpFilter {
 
     /// Whether the IPv4 table's image is what the maps hold (a delta can apply to it).
     fn v4_table_known(&self) -> bool {
-        self.written.src.dir.is_some() && !self.written.src.tbl24_unknown
+        self.written.src.dir.is_some() && !self.written.src.tbl24_unknown && !self.written.src.unknown
     }
 
     /// Applies a delta to the IPv4 table image and writes what changed.
@@ -557,91 +585,8 @@ impl XdpFilter {
         self.write_v4_changes(changes.groups, changes.blocks, report)
     }
 
-    /// Brings the IPv4 host hash to `wanted`.
-    fn sync_hosts(&mut self, wanted: &HashMap<[u8; 4], u32>) -> Result<usize, XdpError> {
-        let held = &self.written.src.v4_hosts;
-        let upserts: Vec<(Vec<u8>, Vec<u8>)> = wanted
-            .iter()
-            .filter(|(k, v)| held.get(*k) != Some(v))
-            .map(|(k, v)| (k.to_vec(), v.to_ne_bytes().to_vec()))
-            .collect();
-        let stale: Vec<Vec<u8>> =
-            held.keys().filter(|k| !wanted.contains_key(*k)).map(|k| k.to_vec()).collect();
-        let map = self.map_named("v4_hosts")?;
-        let written = update_all(&map, &upserts)? + delete_all(&map, &stale)?;
-        self.written.src.v4_hosts = wanted.clone();
-        Ok(written)
-    }
-
-    /// Rebuilds the IPv4 table and writes what changed: groups before the /24 slots that
-    /// point at them.
-    fn write_v4(&mut self, v4: &[(Ipv4Net, u32)], report: &mut ReconcileReport) -> Result<(), XdpError> {
-        let mut v4 = v4.to_vec();
-        v4.sort_unstable_by_key(|(n, _)| *n);
-        let (groups, blocks) = match (self.written.src.dir.as_mut(), self.written.src.tbl24_unknown) {
-            // A delta: only the ranges of the changed prefixes are recomputed and written.
-            (Some(dir), false) => {
-                let (removed, added) = sorted_diff(&self.written.src.v4_input, &v4);
-                let changes = dir.update(&removed, &added)?;
-                (changes.groups, changes.blocks)
-            }
-            _ => {
-                let dir = Dir248::build(
-                    &v4,
-                    self.options.capacity.v4_groups as usize,
-                    self.written.src.dir.as_ref(),
-                )?;
-                let previous =
-                    if self.written.src.tbl24_unknown { None } else { self.written.src.dir.as_ref() };
-                let groups = dir.changed_groups(previous);
-                let blocks = if self.written.src.tbl24_unknown {
-                    (0..BLOCKS).collect()
-                } else {
-                    dir.changed_blocks(previous)
-                };
-                self.written.src.dir = Some(dir);
-                (groups, blocks)
-            }
-        };
-        self.written.src.v4_input = v4;
-        self.write_v4_changes(groups, blocks, report)
-    }
-
-    /// Writes the table image's `groups`, then its `blocks`; a failure leaves the table
-    /// unknown (rewritten whole by the next reconcile).
-    fn write_v4_changes(
-        &mut self,
-        groups: Vec<usize>,
-        blocks: Vec<usize>,
-        report: &mut ReconcileReport,
-    ) -> Result<(), XdpError> {
-        let Some(dir) = self.written.src.dir.as_ref() else { return Ok(()) };
-        let groups: Vec<(Vec<u8>, Vec<u8>)> = groups
-            .into_iter()
-            .map(|g| ((g as u32).to_ne_bytes().to_vec(), layout::slots(dir.group(g))))
-            .collect();
-        let blocks: Vec<(Vec<u8>, Vec<u8>)> = blocks
-            .into_iter()
-            .map(|b| ((b as u32).to_ne_bytes().to_vec(), layout::slots(dir.block(b))))
-            .collect();
-        let written = self
-            .map_named("v4_tbl8")
-            .and_then(|map| update_all(&map, &groups))
-            .and_then(|n| Ok(n + update_all(&self.map_named("v4_tbl24")?, &blocks)?));
-        match written {
-            Ok(n) => report.elements_written += n,
-            Err(e) => {
-                // The image is ahead of the maps now: the next reconcile rewrites them whole.
-                self.written.src.tbl24_unknown = true;
-                return Err(e);
-            }
-        }
-        self.written.src.tbl24_unknown = false;
-        Ok(())
-    }
-
     /// Brings a per-length hash (and its lengths entry `lengths_index`) to `wanted`: lengths
-    /// widened first, entries written, stale ones deleted, lengths narrowed.
+    /// widened first, stale entries deleted, the others written, lengths narrowed.
     fn sync_hash<V: Copy + PartialEq + AsBytes>(
         &mut self,
         map: &str,
@@ -672,8 +617,9 @@ impl XdpFilter {
                     .map_err(bpf_error(format!("writing {lengths_map}")))?;
                 written += 1;
             }
-            written += update_all(&hash, &upserts)?;
+            // Stale ones first, as for the hosts: room in a full hash for the new ones.
             written += delete_all(&hash, &stale)?;
+            written += update_all(&hash, &upserts)?;
             if narrow || widen {
                 lengths
                     .update(&index, &layout::lengths(wanted_lengths.iter().copied()), MapFlags::ANY)

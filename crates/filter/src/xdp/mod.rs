@@ -66,7 +66,9 @@ pub fn on_bpffs(path: &std::path::Path) -> bool {
 }
 
 /// Map sizes, fixed when the program is loaded (and part of a pinned map's identity: a
-/// different size cannot reuse it).
+/// different size cannot reuse it). The source tables exist twice, a live and a standby
+/// generation (the `swap` module), each hash holding one whole set: about 2 × 178 MiB of kernel
+/// memory at the default sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     /// Rules (prefix, signature and SYN guard) with their counters.
@@ -113,8 +115,8 @@ pub struct Options {
     /// guards in cookie mode use their per-source rate, as on a kernel without them.
     pub syn_cookies: bool,
     /// A change of at least this many source prefixes (and a quarter of the set) is a full
-    /// reload: a new generation of the source tables filled off to the side and swapped in,
-    /// instead of in-place writes to the live one.
+    /// reload: the standby generation of the source tables filled off to the side and flipped
+    /// live, instead of in-place writes to the live one.
     pub swap_min_changes: usize,
 }
 
@@ -192,21 +194,21 @@ pub struct ReconcileReport {
     /// Why SYN guards in cookie mode limit SYNs per source instead (`None`: none asked for
     /// cookies, or they answer with them).
     pub syn_cookie_fallback: Option<String>,
-    /// The source tables were replaced by a new generation (a full reload), with how long
-    /// its steps took; `None`: changed in place.
+    /// The source tables were replaced by the standby generation (a full reload), with how
+    /// long its steps took; `None`: changed in place.
     pub swap: Option<SwapTimes>,
 }
 
 /// How long a full reload's steps took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SwapTimes {
-    /// Creating the new generation's maps and filling them.
+    /// Bringing the standby generation to the new set: read back when its content was
+    /// unknown, what it held and the new set lacks deleted, the rest written.
     pub fill: std::time::Duration,
-    /// Putting them in the outer maps' slots and flipping `source_gen` (packets move to the
-    /// new set at its last update).
+    /// Flipping `source_gen` (packets move to the new set at that one update).
     pub flip: std::time::Duration,
-    /// Deleting the old slots and closing the loader's handles to the old maps (the kernel
-    /// frees them after that, off the caller's thread).
+    /// Waiting until no program reads the old generation any more (one grace period), which
+    /// then becomes the standby; nothing is freed.
     pub release: std::time::Duration,
 }
 

@@ -1,10 +1,13 @@
 //! The source tables' generations (map-in-map): each of the seven source tables is an outer
-//! `BPF_MAP_TYPE_ARRAY_OF_MAPS` of two slots, and `source_gen` names the live one. Small
-//! changes go into the live inner maps in place; a full reload fills a new set of inner maps
-//! off to the side, puts them in the other slots, flips `source_gen` in one update, then
-//! deletes the old slots, whose maps the kernel frees once no program holds them. No large
-//! map is emptied in place, and a packet sees one whole generation (see `source_rule` in
-//! `bpf/rampart.bpf.c` for the reader's side).
+//! `BPF_MAP_TYPE_ARRAY_OF_MAPS` of two slots, and `source_gen` names the live one. Both slots'
+//! inner maps are created once, when a loader starts (or found again through the pinned outer
+//! maps), and stay for as long as the filter runs: small changes go into the live generation
+//! in place; a full reload brings the standby one to the new set (deleting what it held that
+//! the new set lacks, in batches), flips `source_gen` in one update, and keeps the old live one
+//! as the next standby. No map is created or freed during a reload: creating one zeroes its
+//! whole area in the kernel without a break (the 64 MiB /24 table stalled a CPU for 116–169 ms
+//! in the benchmark, `clear_page_erms` under `__bpf_map_area_alloc` per `perf`). A packet sees
+//! one whole generation (see `source_rule` in `bpf/rampart.bpf.c` for the reader's side).
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
@@ -70,9 +73,26 @@ impl Table {
         }
     }
 
-    /// A new, empty inner map (arrays zeroed, hashes empty).
+    /// A new, empty inner map (arrays zeroed, hashes empty). Only at load: the kernel zeroes
+    /// a large map's whole area in one go, a stall of the CPU doing it.
     pub fn create(self, caps: &Capacity) -> Result<MapHandle, XdpError> {
+        self.create_sized(self.layout(caps))
+    }
+
+    /// The outer map's inner map template, handed to libbpf at load and closed after it. The
+    /// kernel holds an inner hash to the template's type, key and value sizes and flags but
+    /// not its size, so a hash's template is one entry (a full-size one would zero its whole
+    /// area once more); an array's must be full size (the verifier bounds its lookups by the
+    /// template's entries).
+    pub fn template(self, caps: &Capacity) -> Result<MapHandle, XdpError> {
         let (ty, key, value, entries) = self.layout(caps);
+        self.create_sized((ty, key, value, if ty == MapType::Hash { 1 } else { entries }))
+    }
+
+    fn create_sized(
+        self,
+        (ty, key, value, entries): (MapType, u32, u32, u32),
+    ) -> Result<MapHandle, XdpError> {
         // Hashes preallocated (the kernel's default): a hash that allocates its elements as
         // they are written is freed by one kernel loop over them that does not yield (a
         // million elements stalled a CPU for 122 ms in the benchmark's probe); a preallocated
@@ -94,15 +114,15 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// A new empty generation in slot `slot`.
+    /// A new empty generation in slot `slot` (not yet in the outer maps: see [`place`]).
     pub fn create(caps: &Capacity, slot: u32) -> Result<Self, XdpError> {
         let maps = TABLES.iter().map(|t| t.create(caps)).collect::<Result<Vec<_>, _>>()?;
         Ok(Generation { slot, maps })
     }
 
-    /// The live generation the pinned outer maps hold, if it is whole.
-    pub fn open_live(object: &Object) -> Result<Option<Self>, XdpError> {
-        let slot = read_gen(object)?;
+    /// The generation the pinned outer maps hold in `slot`, if it is whole. Maps of other
+    /// sizes than `caps` (pinned by a loader configured otherwise) are an error.
+    pub fn open(object: &Object, slot: u32, caps: &Capacity) -> Result<Option<Self>, XdpError> {
         let mut maps = Vec::with_capacity(TABLES.len());
         for t in TABLES {
             let outer = find_map(object, t.name())?;
@@ -113,10 +133,22 @@ impl Generation {
             else {
                 return Ok(None);
             };
-            maps.push(
-                MapHandle::from_map_id(id)
-                    .map_err(bpf_error(format!("opening {} (map id {id})", t.name())))?,
-            );
+            let map = MapHandle::from_map_id(id)
+                .map_err(bpf_error(format!("opening {} (map id {id})", t.name())))?;
+            let (_, key, value, entries) = t.layout(caps);
+            if (map.key_size(), map.value_size(), map.max_entries()) != (key, value, entries) {
+                return Err(XdpError::Bpf {
+                    what: format!("reusing the pinned {} table of slot {slot}", t.name()),
+                    source: format!(
+                        "it holds {} entries of {} bytes, this configuration wants {entries} of \
+                         {value}: `rampart filter detach --purge` removes the pinned maps",
+                        map.max_entries(),
+                        map.value_size()
+                    )
+                    .into(),
+                });
+            }
+            maps.push(map);
         }
         Ok(Some(Generation { slot, maps }))
     }
@@ -140,37 +172,41 @@ pub fn read_gen(object: &Object) -> Result<u32, XdpError> {
     Ok(v.get(..4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_ne_bytes) % GENS)
 }
 
-/// Makes `new` live: its maps into its slots, `source_gen` flipped to it, then the other
-/// slots deleted (the caller then closes its handles to the old generation).
-pub fn install(object: &Object, new: &Generation) -> Result<SwapTimes, XdpError> {
-    let t = Instant::now();
-    let key = new.slot.to_ne_bytes();
+/// Puts `generation`'s maps in its slots of the outer maps (at load, for a slot found empty).
+pub fn place(object: &Object, generation: &Generation) -> Result<(), XdpError> {
+    let key = generation.slot.to_ne_bytes();
     for tbl in TABLES {
-        let fd = new.map(tbl).as_fd().as_raw_fd() as u32;
+        let fd = generation.map(tbl).as_fd().as_raw_fd() as u32;
         find_map(object, tbl.name())?.update(&key, &fd.to_ne_bytes(), MapFlags::ANY).map_err(bpf_error(
             format!(
-                "putting the new {} table in place (a pinned map of another size cannot take it: \
+                "putting the {} table in place (a pinned map of another size cannot take it: \
                  `rampart filter detach --purge` removes them)",
                 tbl.name()
             ),
         ))?;
     }
+    Ok(())
+}
+
+/// Makes `new` live by flipping `source_gen` to its slot (one update: a packet reads the slot
+/// once and sees one whole generation), then waits until no program still reads `old`, so the
+/// next reload can write into it: the kernel answers an update of a map-in-map outer map only
+/// after a grace period (`maybe_wait_bpf_programs`), and re-putting `old`'s first map in its
+/// own slot is such an update that changes nothing.
+pub fn flip(object: &Object, new: &Generation, old: &Generation) -> Result<SwapTimes, XdpError> {
+    let t = Instant::now();
     find_map(object, "source_gen")?
-        .update(&0u32.to_ne_bytes(), &key, MapFlags::ANY)
+        .update(&0u32.to_ne_bytes(), &new.slot.to_ne_bytes(), MapFlags::ANY)
         .map_err(bpf_error("flipping source_gen"))?;
     let flip = t.elapsed();
     let t = Instant::now();
-    let other = ((new.slot + 1) % GENS).to_ne_bytes();
-    for tbl in TABLES {
-        // Past the flip `new` is live whatever happens here: a slot that cannot be deleted
-        // keeps its old map until the next swap replaces it (an update of the slot), so
-        // this is best effort and never an error that would have the caller think the old
-        // generation is still the live one.
-        let Ok(outer) = find_map(object, tbl.name()) else { continue };
-        // Empty already when the old generation was never installed there.
-        if outer.lookup(&other, MapFlags::ANY).ok().flatten().is_some() {
-            let _ = outer.delete(&other);
-        }
+    // Past the flip `new` is live whatever happens here, so this is never an error that would
+    // have the caller think `old` still is: should the wait fail, the next reload comes far
+    // later than any program run over `old` (well under a millisecond) anyway.
+    let first = TABLES[0];
+    if let Ok(outer) = find_map(object, first.name()) {
+        let fd = old.map(first).as_fd().as_raw_fd() as u32;
+        let _ = outer.update(&old.slot.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY);
     }
     Ok(SwapTimes { flip, release: t.elapsed(), ..SwapTimes::default() })
 }

@@ -58,6 +58,10 @@ impl XdpFilter {
         match self.never {}
     }
 
+    pub fn standby_generation(&self) -> Option<(u32, Vec<u32>)> {
+        match self.never {}
+    }
+
     pub fn test_runner(&self) -> Result<TestRunner, XdpError> {
         match self.never {}
     }
