@@ -176,19 +176,23 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// `Keep-Alive` and `Proxy-Connection`, which `http` has no constants for.
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
 /// Remove hop-by-hop headers (and those listed in `Connection`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none: one pass over the names (a `Connection` header is one of
-    // them) instead of a lookup per name.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the names finds the hop-by-hop ones present (most requests carry none;
+    // most answers only `Connection: keep-alive`), and only those are removed.
+    let mut present: [Option<HeaderName>; 8] = Default::default();
+    let mut found = 0;
+    for name in headers.keys() {
+        if is_hop_by_hop(name) && found < present.len() {
+            present[found] = Some(name.clone());
+            found += 1;
+        }
+    }
+    if found == 0 {
         return;
     }
-    // What `Connection` lists besides its usual `close` and `keep-alive` (no allocation for
-    // those, which is nearly every message).
+    // What `Connection` lists besides its usual `close` and hop-by-hop names such as
+    // `keep-alive` (no allocation for those, which is nearly every message).
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
         let Ok(text) = value.to_str() else { continue };
@@ -203,19 +207,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             }
         }
     }
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-        &header::PROXY_AUTHORIZATION,
-    ] {
+    for name in named.into_iter().chain(present.into_iter().flatten()) {
         headers.remove(name);
     }
 }

@@ -103,10 +103,7 @@ fn origin_protection_keys() {
             "upstream.web.origin.min_concurrency",
         ),
         ("[upstream.web.origin]\nqueue_timeout_secs = 0\n", "upstream.web.origin.queue_timeout_secs"),
-        (
-            "[upstream.web.origin]\nsession_cookies = [\"a=b\"]\n",
-            "upstream.web.origin.session_cookies[0]",
-        ),
+        ("[upstream.web.origin]\nsession_cookies = [\"a=b\"]\n", "upstream.web.origin.session_cookies[0]"),
         ("[origin]\nthreat_level = \"severe\"\n", "severe"),
     ] {
         let message = Config::from_toml(&format!("{base}{extra}")).unwrap_err().to_string();
@@ -162,18 +159,10 @@ fn https_upstreams_and_their_ca_file() {
     assert_eq!((tls.ca_certs.len(), tls.http2), (1, true));
     for (servers, extra, key) in [
         ("\"https://a:1\", \"http://b:1\"", String::new(), "upstream.web.servers[1]"),
-        (
-            "\"http://a:1\"",
-            format!("ca_file = {:?}", ca_path.display().to_string()),
-            "upstream.web.ca_file",
-        ),
+        ("\"http://a:1\"", format!("ca_file = {:?}", ca_path.display().to_string()), "upstream.web.ca_file"),
         ("\"a:1\"", "http2 = true".into(), "upstream.web.http2"),
         ("\"https://a:1\"", "ca_file = \"/nonexistent/ca.pem\"".into(), "cannot read"),
-        (
-            "\"https://a:1\"",
-            format!("ca_file = {:?}", not_pem.display().to_string()),
-            "holds no certificate",
-        ),
+        ("\"https://a:1\"", format!("ca_file = {:?}", not_pem.display().to_string()), "holds no certificate"),
     ] {
         let message = Config::from_toml(&file(servers, &extra)).unwrap_err().to_string();
         assert!(message.contains(key), "{message} should name {key}");
