@@ -322,7 +322,9 @@ pub async fn handle(
             client_address(canonical(conn.peer.ip()), request.headers(), &shared.config.trusted_proxies);
         Pending::start(Arc::clone(log), &request, client)
     });
-    let response = route_request(&shared, &conn, request).await;
+    // Boxed: the request's future is a few kB (the origin call's state), and hyper moves the
+    // service future several times as it spawns an HTTP/2 stream; a pointer moves cheaply.
+    let response = Box::pin(route_request(&shared, &conn, request)).await;
     in_flight.done = true;
     Ok(match pending {
         Some(pending) => pending.finish(response),

@@ -32,18 +32,42 @@ pub fn check_path(path: &str) -> Result<(), PathProblem> {
     if path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
         return Err(PathProblem::AmbiguousEncoding);
     }
-    let lower = path.to_ascii_lowercase();
+    // No allocation: this runs on every request.
+    let bytes = path.as_bytes();
     // %2f and %5c are slashes, %25 would encode a second round (%252e).
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%25") || lower.contains("%00") {
-        return Err(PathProblem::AmbiguousEncoding);
-    }
-    for segment in lower.split('/') {
-        let decoded = segment.replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
-            return Err(PathProblem::DotSegment);
+    for (i, _) in path.match_indices('%') {
+        if let Some(&[a, b]) = bytes.get(i + 1..i + 3)
+            && matches!(
+                [a, b.to_ascii_lowercase()],
+                [b'2', b'f'] | [b'5', b'c'] | [b'2', b'5'] | [b'0', b'0']
+            )
+        {
+            return Err(PathProblem::AmbiguousEncoding);
         }
     }
+    if bytes.split(|b| *b == b'/').any(is_dot_segment) {
+        return Err(PathProblem::DotSegment);
+    }
     Ok(())
+}
+
+/// `.` or `..`, each dot possibly written `%2e` (any case).
+fn is_dot_segment(segment: &[u8]) -> bool {
+    let (mut dots, mut i) = (0, 0);
+    while i < segment.len() {
+        if segment[i] == b'.' {
+            i += 1;
+        } else if segment.get(i..i + 3).is_some_and(|p| p.eq_ignore_ascii_case(b"%2e")) {
+            i += 3;
+        } else {
+            return false;
+        }
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 /// The host of a request, lower case, without port.
@@ -127,7 +151,37 @@ mod tests {
         assert!(find_route(&routes[..1], Some("intra"), "/").is_none());
     }
 
+    /// The check as first written (allocating), kept as the reference for the one in use.
+    fn check_path_reference(path: &str) -> Result<(), PathProblem> {
+        if !path.starts_with('/') {
+            return Err(PathProblem::NotAbsolute);
+        }
+        if path.contains(';') {
+            return Err(PathProblem::Parameter);
+        }
+        if path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+            return Err(PathProblem::AmbiguousEncoding);
+        }
+        let lower = path.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%25") || lower.contains("%00") {
+            return Err(PathProblem::AmbiguousEncoding);
+        }
+        for segment in lower.split('/') {
+            let decoded = segment.replace("%2e", ".");
+            if decoded == "." || decoded == ".." {
+                return Err(PathProblem::DotSegment);
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
+        /// The allocation-free check decides as the reference does.
+        #[test]
+        fn path_check_matches_the_reference(path in "/?[a-fA-F0-9%./;\\\\]{0,24}") {
+            prop_assert_eq!(check_path(&path), check_path_reference(&path));
+        }
+
         /// Any path: no panic; an accepted path has no dot segment in any decoding we refuse.
         #[test]
         fn any_path(path in "/[a-zA-Z0-9%./;\\\\]{0,40}") {

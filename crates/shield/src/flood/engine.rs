@@ -128,8 +128,8 @@ pub struct FloodEngine {
     config: FloodConfig,
     /// By route name; foldhash: the request path looks a route up several times per request,
     /// and SipHash of the name was ~4 % of the proxy's instructions.
-    routes: foldhash::HashMap<String, RouteState>,
-    hosts: foldhash::HashMap<String, HostState>,
+    routes: hashbrown::HashMap<String, RouteState, foldhash::fast::RandomState>,
+    hosts: hashbrown::HashMap<String, HostState, foldhash::fast::RandomState>,
     book: BaselineBook,
     active: Vec<ActiveRule>,
     recent: VecDeque<Rule>,
@@ -154,8 +154,8 @@ impl FloodEngine {
     pub fn new(config: FloodConfig) -> FloodEngine {
         FloodEngine {
             config,
-            routes: foldhash::HashMap::default(),
-            hosts: foldhash::HashMap::default(),
+            routes: hashbrown::HashMap::default(),
+            hosts: hashbrown::HashMap::default(),
             book: BaselineBook::default(),
             active: Vec::new(),
             recent: VecDeque::new(),
@@ -270,31 +270,24 @@ impl FloodEngine {
     }
 
     fn route_state(&mut self, route: &str, second: u64) -> &mut RouteState {
-        // Look up before inserting: `entry` would allocate the key on every request.
-        if !self.routes.contains_key(route) {
-            let capacity = self.config.reservoir;
-            self.routes.insert(
-                route.to_owned(),
-                RouteState {
-                    second,
-                    counts: SecondCounts::default(),
-                    unmatched: 0,
-                    flooded: false,
-                    unhealthy_until: 0,
-                    window: VecDeque::new(),
-                    reservoir: Reservoir::new(capacity, seed_of(route)),
-                    pending: Vec::new(),
-                    held: Vec::new(),
-                    last_mine_ms: 0,
-                    mining: false,
-                    last_no_rule_event_ms: 0,
-                    limit: None,
-                    remainder_limit: None,
-                },
-            );
-        }
-        // Just inserted if it was missing.
-        self.routes.get_mut(route).unwrap_or_else(|| unreachable!())
+        // One probe, and the key allocated only when the route is new.
+        let capacity = self.config.reservoir;
+        self.routes.entry_ref(route).or_insert_with(|| RouteState {
+            second,
+            counts: SecondCounts::default(),
+            unmatched: 0,
+            flooded: false,
+            unhealthy_until: 0,
+            window: VecDeque::new(),
+            reservoir: Reservoir::new(capacity, seed_of(route)),
+            pending: Vec::new(),
+            held: Vec::new(),
+            last_mine_ms: 0,
+            mining: false,
+            last_no_rule_event_ms: 0,
+            limit: None,
+            remainder_limit: None,
+        })
     }
 
     /// The route's limit for its current second, computed once a second.
@@ -443,10 +436,17 @@ impl FloodEngine {
         let second = now_ms / 1000;
         let route_flooded = self.route_state(route, second).flooded;
         if let Some(host) = host {
-            if !self.hosts.contains_key(host) && self.hosts.len() < self.config.learn.max_keys {
-                self.hosts.insert(host.to_owned(), HostState { second, ..HostState::default() });
-            }
-            if let Some(state) = self.hosts.get_mut(host)
+            // One probe; a new host is learned only while there is room.
+            let state = if self.hosts.len() < self.config.learn.max_keys {
+                Some(
+                    self.hosts
+                        .entry_ref(host)
+                        .or_insert_with(|| HostState { second, ..HostState::default() }),
+                )
+            } else {
+                self.hosts.get_mut(host)
+            };
+            if let Some(state) = state
                 && state.second == second
             {
                 state.counts.requests += 1;

@@ -66,7 +66,12 @@ impl StaleReason {
 /// The cache key: host and request target. Vary is checked against the stored request
 /// headers on lookup.
 pub fn key(host: Option<&str>, path_and_query: &str) -> String {
-    format!("{}\u{0}{}", host.unwrap_or(""), path_and_query)
+    let host = host.unwrap_or("");
+    let mut key = String::with_capacity(host.len() + 1 + path_and_query.len());
+    key.push_str(host);
+    key.push('\u{0}');
+    key.push_str(path_and_query);
+    key
 }
 
 /// Whether a request may be answered from, and its answer stored in, the cache.
