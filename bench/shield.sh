@@ -19,7 +19,11 @@
 #
 # Prints a Markdown table and writes it to bench/results/shield-<date>.md.
 # Usage: bench/shield.sh [--seconds 10] [--slow-connections 5000] [--no-slowloris] [--rampart BIN]
-# (--rampart: measure that binary instead of building this tree's, e.g. to compare two builds)
+#                        [--rounds N [--only-rounds]]
+# (--rampart: measure that binary instead of building this tree's, e.g. to compare two builds;
+# --rounds N: afterwards, N interleaved rounds of rampart and tuned nginx at full load, HTTP/1.1
+# and h2c, 5 s each, with each round's ratio and the median: the proxies measured one after the
+# other above drift apart on a shared machine, two measured in turn much less)
 # Every load is bounded in time; everything listens on and sends to 127.0.0.0/8 only; every
 # process started here is stopped by its PID at the end.
 set -euo pipefail
@@ -29,12 +33,16 @@ seconds=10
 slow_connections=5000
 slowloris=1
 rampart=
+rounds=0
+only_rounds=0
 while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --slow-connections) slow_connections="$2"; shift 2 ;;
     --no-slowloris) slowloris=0; shift ;;
     --rampart) rampart="$(realpath "$2")"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --only-rounds) only_rounds=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -295,20 +303,58 @@ measure() {
   wait "$proxy_pid" 2>/dev/null || true
 }
 
-measure rampart start_rampart
-measure nginx-default start_nginx_default
-measure nginx-tuned start_nginx_tuned
-measure haproxy-default start_haproxy_default
-measure haproxy-tuned start_haproxy_tuned
+if ((!only_rounds)); then
+  measure rampart start_rampart
+  measure nginx-default start_nginx_default
+  measure nginx-tuned start_nginx_tuned
+  measure haproxy-default start_haproxy_default
+  measure haproxy-tuned start_haproxy_tuned
+fi
+
+# Interleaved rounds: rampart and tuned nginx in turn, requests per CPU-second at full load.
+full_load_per_cpu() {
+  local name=$1 starter=$2 port h2_port before after
+  port=$(free_port)
+  h2_port=$port
+  if [[ $name != rampart* ]]; then h2_port=$(free_port); fi
+  "$starter" "$port" "$h2_port"
+  pids+=("$proxy_pid")
+  wait_port "$port"
+  taskset -c 1 wrk -t1 -c50 -d1s "http://127.0.0.1:$port/" >/dev/null
+  before=$(cpu_ticks "$proxy_pid")
+  taskset -c 1 wrk -t1 -c50 -d5s "http://127.0.0.1:$port/" >"$work/round.txt"
+  after=$(cpu_ticks "$proxy_pid")
+  round_h1=$(awk -v r="$(wrk_rate "$work/round.txt")" -v t=$((after - before)) -v hz="$hz" 'BEGIN {if (t > 0) printf "%.0f", r * 5 / (t / hz); else print 0}')
+  before=$(cpu_ticks "$proxy_pid")
+  taskset -c 1 h2load -c10 -m10 -D 5 "http://127.0.0.1:$h2_port/" >"$work/round-h2.txt" 2>&1 || true
+  after=$(cpu_ticks "$proxy_pid")
+  round_h2=$(awk -v t=$((after - before)) -v hz="$hz" '/^finished in/ {gsub(",", "", $4); r = $4} END {if (t > 0) printf "%.0f", r * 5 / (t / hz); else print 0}' "$work/round-h2.txt")
+  kill "$proxy_pid" 2>/dev/null || true
+  wait "$proxy_pid" 2>/dev/null || true
+}
+round_rows=()
+if ((rounds > 0)); then
+  for r in $(seq "$rounds"); do
+    full_load_per_cpu rampart start_rampart
+    ours_h1=$round_h1 ours_h2=$round_h2
+    full_load_per_cpu nginx-tuned start_nginx_tuned
+    theirs_h1=$round_h1 theirs_h2=$round_h2
+    round_rows+=("| $r | $ours_h1 | $theirs_h1 | $(awk -v a="$ours_h1" -v b="$theirs_h1" 'BEGIN {printf "%.2f", a / b}') | $ours_h2 | $theirs_h2 | $(awk -v a="$ours_h2" -v b="$theirs_h2" 'BEGIN {printf "%.2f", a / b}') |")
+    echo "${round_rows[-1]}" >&2
+  done
+fi
+median_col() { printf '%s\n' "${round_rows[@]}" | awk -F'|' -v c="$1" '{print $(c + 1) + 0}' | sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]}'; }
 
 mkdir -p bench/results
 out="bench/results/shield-$(date -u +%Y%m%d-%H%M).md"
 {
   echo "# Shield benchmark, $(date -u +%Y-%m-%dT%H:%MZ), ${seconds}s runs, proxy on core 0, clients and origin on core 1"
-  echo
-  echo "| proxy | HTTP/1.1 req/s | req per CPU-s | p99 ms (full load) | paced req/s | p99 ms (paced) | h2c req/s | h2c req per CPU-s | h2c ok | wrk errors |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
-  printf '%s\n' "${rows[@]}"
+  if ((${#rows[@]})); then
+    echo
+    echo "| proxy | HTTP/1.1 req/s | req per CPU-s | p99 ms (full load) | paced req/s | p99 ms (paced) | h2c req/s | h2c req per CPU-s | h2c ok | wrk errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+  fi
   if ((${#slow_rows[@]})); then
     echo
     echo "Under a slowloris of $slow_connections connections (slowhttptest -H from 127.0.0.1), a legitimate client from 127.0.1.1:"
@@ -316,5 +362,14 @@ out="bench/results/shield-$(date -u +%Y%m%d-%H%M).md"
     echo "| proxy | attack connections established after 10 s | legitimate answers (ok/200, p50 ms, p99 ms) |"
     echo "|---|---|---|"
     printf '%s\n' "${slow_rows[@]}"
+  fi
+  if ((${#round_rows[@]})); then
+    echo
+    echo "Interleaved rounds, requests per CPU-second at full load (wrk -c50 / h2load -c10 -m10, 5 s each), rampart then tuned nginx:"
+    echo
+    echo "| round | rampart HTTP/1.1 | nginx tuned HTTP/1.1 | ratio | rampart h2c | nginx tuned h2c | ratio |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${round_rows[@]}"
+    echo "| median | $(median_col 2) | $(median_col 3) | $(median_col 4) | $(median_col 5) | $(median_col 6) | $(median_col 7) |"
   fi
 } | tee "$out"
