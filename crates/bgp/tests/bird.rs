@@ -61,6 +61,10 @@ flow4 table flowtab4;
 flow6 table flowtab6;
 protocol bgp rampart {{
   local {local} port {port} as 64513;
+  # The listening socket on `local` only: on the wildcard address (BIRD's default) its port
+  # can collide with any connection's ephemeral port on the machine (seen once in CI while
+  # load tools ran beside it: "bind: Address already in use").
+  strict bind on;
   neighbor {rampart} {neighbor_port} as 64512;
   multihop;
   {passive}

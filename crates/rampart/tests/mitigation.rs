@@ -541,6 +541,7 @@ protocol device {{}}
 flow4 table flowtab4;
 protocol bgp rampart {{
   local 127.0.0.1 port {port} as 64513;
+  strict bind on;
   neighbor 127.0.0.1 as 64512;
   multihop;
   passive on;

@@ -81,14 +81,14 @@ pub fn set_forwarding_headers(
     peer: IpAddr,
     proxies: &[IpNet],
     https: bool,
-    host: Option<&str>,
+    host: Option<&HeaderValue>,
 ) {
     let peer = canonical(peer);
     let keep = trusted(peer, proxies);
     let proto = if https { "https" } else { "http" };
+    // A Host that is not visible text is neither quoted in `Forwarded` nor forwarded.
+    let host = host.and_then(|h| Some((h, h.to_str().ok()?)));
     // Built in place, without `format!`: this runs on every request.
-    let mut address = String::with_capacity(40);
-    push_address(&mut address, peer);
     let mut xff = String::with_capacity(64);
     let mut forwarded = String::with_capacity(96);
     if keep {
@@ -98,21 +98,23 @@ pub fn set_forwarding_headers(
     if !xff.is_empty() {
         xff.push_str(", ");
     }
-    xff.push_str(&address);
+    push_address(&mut xff, peer);
     if !forwarded.is_empty() {
         forwarded.push_str(", ");
     }
     forwarded.push_str("for=");
     if peer.is_ipv6() {
         forwarded.push_str("\"[");
-        forwarded.push_str(&address);
+        push_address(&mut forwarded, peer);
         forwarded.push_str("]\"");
     } else {
-        forwarded.push_str(&address);
+        push_address(&mut forwarded, peer);
     }
     forwarded.push_str(";proto=");
     forwarded.push_str(proto);
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')) {
+    if let Some((_, host)) =
+        host.filter(|(_, h)| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+    {
         forwarded.push_str(";host=\"");
         forwarded.push_str(host);
         forwarded.push('"');
@@ -129,7 +131,7 @@ pub fn set_forwarding_headers(
             }
         }
     }
-    let host_value = host.and_then(|h| HeaderValue::from_str(h).ok());
+    let host_value = host.map(|(value, _)| value.clone());
     if keep {
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
@@ -226,7 +228,13 @@ mod tests {
     fn untrusted_headers_are_replaced() {
         let mut h = headers("1.2.3.4");
         h.insert(http::header::FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
-        set_forwarding_headers(&mut h, "192.0.2.1".parse().unwrap(), &[], true, Some("example.org"));
+        set_forwarding_headers(
+            &mut h,
+            "192.0.2.1".parse().unwrap(),
+            &[],
+            true,
+            Some(&HeaderValue::from_static("example.org")),
+        );
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.1");
         assert_eq!(h[http::header::FORWARDED], "for=192.0.2.1;proto=https;host=\"example.org\"");
         let mut h = headers("198.51.100.1");
@@ -261,7 +269,8 @@ mod tests {
                 let peer: IpAddr = "10.0.0.1".parse().unwrap();
                 let client = client_address(peer, &h, &proxies);
                 prop_assert!(client == peer || forwarded_for(&h).unwrap_or_default().contains(&client));
-                set_forwarding_headers(&mut h, peer, &proxies, false, Some(&text));
+                let host = HeaderValue::from_str(&text).ok();
+                set_forwarding_headers(&mut h, peer, &proxies, false, host.as_ref());
             }
         }
     }

@@ -163,18 +163,20 @@ impl Drop for InFlight {
 /// Headers that describe one hop and never travel through a proxy (RFC 9110 7.6.1), besides
 /// those the `Connection` header names.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authorization"
-    )
+    HOP_BY_HOP.contains(&name.as_str())
 }
+
+/// The hop-by-hop header names, lower case.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
 
 /// Remove hop-by-hop headers (and those listed in `Connection`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -197,7 +199,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for value in headers.get_all(header::CONNECTION) {
         let Ok(text) = value.to_str() else { continue };
         for token in text.split(',').map(str::trim) {
-            if token.is_empty() || token.eq_ignore_ascii_case("close") {
+            // Checked as text first: parsing a name allocates for names `http` has no
+            // constant for, such as `keep-alive`.
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || HOP_BY_HOP.iter().any(|h| token.eq_ignore_ascii_case(h))
+            {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
@@ -481,7 +488,7 @@ async fn route_request(
         peer,
         &shared.config.trusted_proxies,
         conn.tls,
-        original_host.as_ref().and_then(|h| h.to_str().ok()),
+        original_host.as_ref(),
     );
     crate::fingerprint::set_headers(&mut parts.headers, &conn.fingerprints);
     if let Some(host) = authority_host {

@@ -113,6 +113,9 @@ struct RouteState {
     limit: Option<(u64, f64)>,
     /// The remainder trigger's limit and its second (see [`super::remainder`]).
     remainder_limit: Option<(u64, f64)>,
+    /// The route's baseline levels and the second they were read for (they change when a
+    /// second rolls, not per answer).
+    levels: Option<(u64, Option<Levels>)>,
 }
 
 #[derive(Debug, Default)]
@@ -287,6 +290,7 @@ impl FloodEngine {
             last_no_rule_event_ms: 0,
             limit: None,
             remainder_limit: None,
+            levels: None,
         })
     }
 
@@ -600,7 +604,14 @@ impl FloodEngine {
     pub fn observe_response(&mut self, route: &str, status: u16, latency_ms: f64, now_ms: u64) {
         self.roll(route, now_ms);
         let second = now_ms / 1000;
-        let levels = self.levels(route, second);
+        let levels = match self.route_state(route, second).levels {
+            Some((at, levels)) if at == second => levels,
+            _ => {
+                let levels = self.levels(route, second);
+                self.route_state(route, second).levels = Some((second, levels));
+                levels
+            }
+        };
         let config = &self.config;
         let (min_responses, error_factor, min_error, latency_factor, min_latency) = (
             config.min_responses,
