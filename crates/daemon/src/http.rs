@@ -412,14 +412,22 @@ mod tests {
         let stats = Arc::new(ConnectionStats::default());
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         // A slow render keeps its connection busy (it blocks one worker; the other accepts).
-        let render: Render = Arc::new(|| {
+        let rendering = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = Arc::clone(&rendering);
+        let render: Render = Arc::new(move || {
+            started.store(true, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(600));
             Ok("# EOF\n".to_owned())
         });
         let limits = Limits { max_connections: 1, ..Limits::default() };
         tokio::spawn(serve_metrics(listener, limits, stats.clone(), render, stop));
         let busy = tokio::spawn(get(addr, "/metrics"));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The slot is taken once the render has begun (a fixed 200 ms wait was sometimes too
+        // short on the loaded 2-core machine).
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !rendering.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let mut refused = TcpStream::connect(addr).await.unwrap();
         let took = time_to_close(&mut refused, Duration::from_secs(2)).await;
         assert!(took.is_some_and(|t| t < Duration::from_millis(300)), "{took:?}");
