@@ -24,6 +24,9 @@ use serde::Serialize;
 
 use crate::record::{LinkType, UnixNanos};
 
+mod source;
+use source::{ReadSource, SliceSource, Source};
+
 /// Largest pcapng block or pcap record the reader accepts; anything larger is corrupt framing
 /// and is refused rather than buffered.
 pub const MAX_RECORD_LEN: usize = 16 << 20;
@@ -239,120 +242,6 @@ impl FrameMeta {
     fn frame<'a>(&self, backing: &'a [u8]) -> Frame<'a> {
         let data = backing.get(self.start..self.start.saturating_add(self.len)).unwrap_or_default();
         Frame { time: self.time, link: self.link, interface: self.interface, data, wire_len: self.wire_len }
-    }
-}
-
-/// Bytes the parser reads from: a buffer refilled from a [`Read`], or a whole slice.
-trait Source {
-    /// Bytes not consumed yet.
-    fn buffered(&self) -> &[u8];
-    /// Index of `buffered()[0]` within `backing()`.
-    fn pos(&self) -> usize;
-    /// The storage frames borrow from; stays valid until the next `fill`.
-    fn backing(&self) -> &[u8];
-    /// Tries to make at least `need` bytes buffered; fewer only at the end of the input.
-    fn fill(&mut self, need: usize) -> io::Result<()>;
-    /// Drops the first `n` buffered bytes.
-    fn consume(&mut self, n: usize);
-}
-
-#[derive(Debug)]
-struct ReadSource<R> {
-    reader: R,
-    buf: Vec<u8>,
-    pos: usize,
-    end: usize,
-    eof: bool,
-}
-
-impl<R: Read> Source for ReadSource<R> {
-    #[inline]
-    fn buffered(&self) -> &[u8] {
-        self.buf.get(self.pos..self.end).unwrap_or_default()
-    }
-
-    #[inline]
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    #[inline]
-    fn backing(&self) -> &[u8] {
-        &self.buf
-    }
-
-    fn fill(&mut self, need: usize) -> io::Result<()> {
-        if self.end - self.pos >= need || self.eof {
-            return Ok(());
-        }
-        if self.pos > 0 && self.pos.saturating_add(need) > self.buf.len() {
-            // Move the partial record to the front; frames handed out earlier are dead by now
-            // (they borrow the reader, which this call borrows mutably).
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
-        while self.end - self.pos < need {
-            if self.end == self.buf.len() {
-                // Grow only as data actually arrives, so a length field alone cannot make the
-                // reader allocate. Callers cap `need` at a record header plus
-                // MAX_RECORD_LEN.
-                let target = self.pos.saturating_add(need);
-                let grown = self.buf.len().saturating_mul(2).min(target).max(self.buf.len() + 1);
-                self.buf.resize(grown, 0);
-            }
-            let Some(space) = self.buf.get_mut(self.end..) else { break };
-            let room = space.len();
-            match self.reader.read(space) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                // min(): a misbehaving reader must not move `end` past the buffer.
-                Ok(read) => self.end += read.min(room),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn consume(&mut self, n: usize) {
-        self.pos = self.pos.saturating_add(n).min(self.end);
-    }
-}
-
-#[derive(Debug)]
-struct SliceSource<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Source for SliceSource<'_> {
-    #[inline]
-    fn buffered(&self) -> &[u8] {
-        self.data.get(self.pos..).unwrap_or_default()
-    }
-
-    #[inline]
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    #[inline]
-    fn backing(&self) -> &[u8] {
-        self.data
-    }
-
-    #[inline]
-    fn fill(&mut self, _need: usize) -> io::Result<()> {
-        Ok(())
-    }
-
-    #[inline]
-    fn consume(&mut self, n: usize) {
-        self.pos = self.pos.saturating_add(n).min(self.data.len());
     }
 }
 
@@ -787,7 +676,7 @@ impl<R: Read> CaptureReader<R> {
     /// [`MAX_RECORD_LEN`]); the buffer still grows for a larger record.
     pub fn with_buffer_size(reader: R, size: usize) -> Result<Self, CaptureError> {
         let size = size.clamp(64, MAX_RECORD_LEN);
-        let mut src = ReadSource { reader, buf: vec![0; size], pos: 0, end: 0, eof: false };
+        let mut src = ReadSource::new(reader, size);
         let parser = Parser::open(&mut src)?;
         Ok(CaptureReader { src, parser })
     }
@@ -818,7 +707,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// Gives the underlying reader back (buffered, unread bytes are lost).
     pub fn into_inner(self) -> R {
-        self.src.reader
+        self.src.into_inner()
     }
 }
 
@@ -832,7 +721,7 @@ pub struct CaptureSliceReader<'a> {
 
 impl<'a> CaptureSliceReader<'a> {
     pub fn new(bytes: &'a [u8]) -> Result<Self, CaptureError> {
-        let mut src = SliceSource { data: bytes, pos: 0 };
+        let mut src = SliceSource::new(bytes);
         let parser = Parser::open(&mut src)?;
         Ok(CaptureSliceReader { src, parser })
     }
@@ -850,7 +739,7 @@ impl<'a> CaptureSliceReader<'a> {
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'a>>, CaptureError> {
         match self.parser.next(&mut self.src)? {
-            Some(meta) => Ok(Some(meta.frame(self.src.data))),
+            Some(meta) => Ok(Some(meta.frame(self.src.data()))),
             None => Ok(None),
         }
     }

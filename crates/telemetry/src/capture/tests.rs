@@ -630,7 +630,7 @@ fn pcapng_large_block_grows_the_stream_buffer() {
     let mut reader = CaptureReader::with_buffer_size(&ng.out[..], 4096).unwrap();
     assert!(reader.next_frame().unwrap().is_none());
     assert!(reader.stats().truncated);
-    assert_eq!(reader.src.buf.len(), 4096);
+    assert_eq!(reader.src.buffer_len(), 4096);
     assert_eq!(outcome.frames[0].data.len(), 3 << 20);
     assert!(outcome.frames[0].data.iter().all(|&b| b == 0x55));
     assert_eq!(outcome.frames[1].data, vec![1; 60]);

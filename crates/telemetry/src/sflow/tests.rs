@@ -1,6 +1,12 @@
 //! Tests of the parent module.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::wire::{
+    GENERIC_INTERFACE_LEN, HEADER_ETHERNET, HEADER_IPV4, HEADER_IPV6, interface_compact, interface_expanded,
+};
 use super::*;
+use crate::record::Fragment;
 
 const AGENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
